@@ -1,1 +1,3 @@
-//! Switchyard
+//! Switchyard: a thread-per-core WAMP v2 router, its client library and codecs.
+
+pub mod codec;

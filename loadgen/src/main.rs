@@ -1,1 +1,3 @@
-fn main() { println!("loadgen: not yet"); }
+fn main() {
+    println!("loadgen: not yet");
+}

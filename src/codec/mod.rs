@@ -1,0 +1,181 @@
+//! WAMP messages and their serializers.
+//!
+//! Data flows `frame bytes → decode → Message → (router) → encode → frame bytes`. Decoding
+//! happens once per received frame; the payload stays encoded (see [`payload`]) so the common
+//! case of forwarding between peers using the same serializer never re-encodes it.
+//!
+//! - [`value`]: the generic value ([`Value`], [`Dict`]).
+//! - [`message`]: one struct per message, [`Message`] over all of them.
+//! - [`options`]: typed options/details with an `extra` map for unknown keys.
+//! - [`payload`]: arguments kept as encoded bytes or as values.
+//! - [`json`], [`msgpack`]: the serializers; [`uri`]: URI rules.
+
+pub mod error;
+pub mod json;
+pub mod message;
+pub mod msgpack;
+pub mod options;
+pub mod payload;
+pub mod uri;
+pub mod value;
+mod wire;
+
+pub use error::DecodeError;
+pub use message::*;
+pub use options::*;
+pub use payload::{EncodedPayload, Payload};
+pub use value::{Dict, Value};
+
+use bytes::Bytes;
+use std::fmt;
+use std::sync::Arc;
+
+/// The largest valid WAMP ID: 2^53.
+pub const MAX_ID: u64 = 1 << 53;
+
+/// A WAMP serializer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Serializer {
+    Json,
+    MsgPack,
+}
+
+impl Serializer {
+    /// The WebSocket subprotocol name (`wamp.2.json`, `wamp.2.msgpack`).
+    pub fn subprotocol(self) -> &'static str {
+        match self {
+            Serializer::Json => "wamp.2.json",
+            Serializer::MsgPack => "wamp.2.msgpack",
+        }
+    }
+
+    /// The serializer for a WebSocket subprotocol name.
+    pub fn from_subprotocol(s: &str) -> Option<Self> {
+        match s {
+            "wamp.2.json" => Some(Serializer::Json),
+            "wamp.2.msgpack" => Some(Serializer::MsgPack),
+            _ => None,
+        }
+    }
+
+    /// Whether frames of this serializer are binary (WebSocket opcode).
+    pub fn is_binary(self) -> bool {
+        matches!(self, Serializer::MsgPack)
+    }
+
+    /// Both serializers, in a fixed order (for per-serializer caches).
+    pub const ALL: [Serializer; 2] = [Serializer::Json, Serializer::MsgPack];
+
+    /// A small index for per-serializer arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A URI (realm, topic, procedure, error, reason). Cheap to clone: routing tables and
+/// cross-shard messages share one allocation.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Uri(Arc<str>);
+
+impl Uri {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Uri {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for Uri {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Uri {
+    fn from(s: &str) -> Self {
+        Uri(Arc::from(s))
+    }
+}
+
+impl From<String> for Uri {
+    fn from(s: String) -> Self {
+        Uri(Arc::from(s))
+    }
+}
+
+impl fmt::Debug for Uri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for Uri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Decodes one frame. The payload of the returned message borrows the frame's buffer (no copy).
+pub fn decode(serializer: Serializer, frame: &Bytes) -> Result<Message, DecodeError> {
+    match serializer {
+        Serializer::Json => json::decode(frame),
+        Serializer::MsgPack => msgpack::decode(frame),
+    }
+}
+
+/// Appends the encoding of `message` to `out`.
+pub fn encode_into(serializer: Serializer, message: &Message, out: &mut Vec<u8>) {
+    match serializer {
+        Serializer::Json => json::encode_into(message, out),
+        Serializer::MsgPack => msgpack::encode_into(message, out),
+    }
+}
+
+/// Encodes `message` into a new shareable buffer.
+pub fn encode(serializer: Serializer, message: &Message) -> Bytes {
+    let mut out = Vec::with_capacity(64 + payload_hint(message));
+    encode_into(serializer, message, &mut out);
+    Bytes::from(out)
+}
+
+fn payload_hint(m: &Message) -> usize {
+    match m {
+        Message::Publish(x) => x.payload.encoded_len_hint(),
+        Message::Event(x) => x.payload.encoded_len_hint(),
+        Message::Call(x) => x.payload.encoded_len_hint(),
+        Message::Invocation(x) => x.payload.encoded_len_hint(),
+        Message::Yield(x) => x.payload.encoded_len_hint(),
+        Message::Result(x) => x.payload.encoded_len_hint(),
+        Message::Error(x) => x.payload.encoded_len_hint(),
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod smoke {
+    use super::*;
+
+    #[test]
+    fn publish_roundtrip_both() {
+        let j = Bytes::from_static(br#"[16, 239714735, {"acknowledge":true,"foo":1}, "com.myapp.mytopic1", ["Hello, world!", "\u0000AQI="], {"a":1}]"#);
+        let m = decode(Serializer::Json, &j).unwrap();
+        let mp = encode(Serializer::MsgPack, &m);
+        let m2 = decode(Serializer::MsgPack, &mp).unwrap();
+        let back = encode(Serializer::Json, &m2);
+        let m3 = decode(Serializer::Json, &back).unwrap();
+        assert_eq!(m.clone(), m3.clone());
+        if let Message::Publish(p) = &m2 {
+            let a = p.payload.args_values().unwrap().unwrap();
+            assert_eq!(a[1], Value::Bin(Bytes::from_static(&[1, 2])));
+            assert_eq!(p.options.acknowledge, Some(true));
+        } else {
+            panic!()
+        }
+        eprintln!("{}", String::from_utf8_lossy(&back));
+    }
+}
