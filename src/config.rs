@@ -1,0 +1,346 @@
+//! Router configuration: the typed [`RouterConfig`] the library runs from, and the optional
+//! config file (TOML) that the `switchyard` binary merges with its flags.
+//!
+//! The file is parsed into serde structs with `deny_unknown_fields`, then validated into
+//! [`RouterConfig`]; every error names the key that is wrong.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What to do when a session's outbound queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SlowConsumerPolicy {
+    /// Drop the events that do not fit and count them; RPC traffic still closes the session.
+    Drop,
+    /// Close the session.
+    Disconnect,
+}
+
+/// A transport protocol served on a listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenerKind {
+    /// WebSocket, upgrade accepted on `path`.
+    WebSocket { path: String },
+    /// WAMP RawSocket.
+    RawSocket,
+}
+
+/// Where a listener accepts connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+/// One listening endpoint.
+#[derive(Clone)]
+pub struct ListenerConfig {
+    pub kind: ListenerKind,
+    pub addr: ListenAddr,
+    /// TLS server configuration, when this endpoint is encrypted.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl std::fmt::Debug for ListenerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerConfig")
+            .field("kind", &self.kind)
+            .field("addr", &self.addr)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+impl ListenerConfig {
+    /// A human-readable URL for start-up messages (`ws://127.0.0.1:8080/ws`, `rs://…`).
+    pub fn url(&self, bound: &ListenAddr) -> String {
+        let tls = self.tls.is_some();
+        match (&self.kind, bound) {
+            (ListenerKind::WebSocket { path }, ListenAddr::Tcp(a)) => {
+                format!("{}://{}{}", if tls { "wss" } else { "ws" }, a, path)
+            }
+            (ListenerKind::RawSocket, ListenAddr::Tcp(a)) => {
+                format!("{}://{}", if tls { "rss" } else { "rs" }, a)
+            }
+            (ListenerKind::WebSocket { path }, ListenAddr::Unix(p)) => {
+                format!("ws+unix://{}:{}", p.display(), path)
+            }
+            (ListenerKind::RawSocket, ListenAddr::Unix(p)) => format!("unix://{}", p.display()),
+        }
+    }
+}
+
+/// A realm served by the router.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RealmConfig {
+    pub name: String,
+    /// Whether sessions may join without authentication.
+    pub anonymous: bool,
+}
+
+/// Limits protecting the router from peers.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest WebSocket message accepted (after decompression).
+    pub max_message_size_ws: usize,
+    /// Largest RawSocket message accepted (what the handshake announces, rounded to 2^n).
+    pub max_message_size_rs: usize,
+    /// Outbound queue limit per session, in bytes.
+    pub outbound_queue_bytes: usize,
+    pub slow_consumer: SlowConsumerPolicy,
+    /// Time from transport open to HELLO.
+    pub hello_timeout: Duration,
+    /// Time allowed for the TLS + transport handshake.
+    pub handshake_timeout: Duration,
+    /// Connections per process.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_size_ws: 16 * 1024 * 1024,
+            max_message_size_rs: 16 * 1024 * 1024,
+            outbound_queue_bytes: 4 * 1024 * 1024,
+            slow_consumer: SlowConsumerPolicy::Drop,
+            hello_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(5),
+            max_connections: 100_000,
+        }
+    }
+}
+
+/// Everything a [`crate::Router`] runs from.
+#[derive(Debug, Clone)]
+pub struct RouterConfig {
+    /// Number of shards (executors); 0 means one per available CPU.
+    pub shards: usize,
+    /// CPUs to pin shards to, in order; empty means CPUs 0..shards.
+    pub cpus: Vec<usize>,
+    pub listeners: Vec<ListenerConfig>,
+    pub realms: Vec<RealmConfig>,
+    pub limits: Limits,
+    /// How long an idle shard spins before parking (lower cross-shard latency, more CPU).
+    pub spin_before_park: Option<Duration>,
+    /// Offer permessage-deflate on WebSocket.
+    pub ws_compression: bool,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        RouterConfig {
+            shards: 0,
+            cpus: Vec::new(),
+            listeners: Vec::new(),
+            realms: vec![RealmConfig {
+                name: "realm1".into(),
+                anonymous: true,
+            }],
+            limits: Limits::default(),
+            spin_before_park: None,
+            ws_compression: true,
+        }
+    }
+}
+
+impl RouterConfig {
+    /// The shard count after resolving 0 to the number of CPUs.
+    pub fn shard_count(&self) -> usize {
+        if self.shards > 0 {
+            self.shards
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+}
+
+/// A configuration error, naming the key or flag at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{key}: {message}")]
+    Invalid { key: String, message: String },
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+/// The config file (TOML). Every section and key is optional; flags override the file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(default)]
+    pub router: RouterSection,
+    /// `[[realm]]` tables.
+    #[serde(default, rename = "realm")]
+    pub realms: Vec<RealmSection>,
+}
+
+/// `[router]`: the same settings as the flags.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouterSection {
+    pub shards: Option<usize>,
+    pub cpus: Option<String>,
+    pub ws: Option<Vec<String>>,
+    pub ws_path: Option<String>,
+    pub rawsocket: Option<Vec<String>>,
+    pub unix: Option<Vec<PathBuf>>,
+    pub wss: Option<Vec<String>>,
+    pub rss: Option<Vec<String>>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub max_message_size_ws: Option<usize>,
+    pub max_message_size_rs: Option<usize>,
+    pub outbound_queue_bytes: Option<usize>,
+    pub slow_consumer: Option<SlowConsumerPolicy>,
+    pub hello_timeout_ms: Option<u64>,
+    pub handshake_timeout_ms: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub spin_before_park_us: Option<u64>,
+    pub ws_compression: Option<bool>,
+}
+
+/// `[[realm]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RealmSection {
+    pub name: String,
+    #[serde(default = "yes")]
+    pub anonymous: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl ConfigFile {
+    /// Reads and parses a config file; unknown keys are errors naming the key.
+    pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    /// Parses config text.
+    pub fn parse(text: &str) -> Result<ConfigFile, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+}
+
+/// Parses a CPU list such as `0,2,4-7`.
+pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>, String> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if let Some((a, b)) = part.split_once('-') {
+            let a: usize = a.trim().parse().map_err(|_| format!("bad CPU number {a:?}"))?;
+            let b: usize = b.trim().parse().map_err(|_| format!("bad CPU number {b:?}"))?;
+            if a > b {
+                return Err(format!("bad CPU range {part:?}"));
+            }
+            out.extend(a..=b);
+        } else {
+            out.push(part.parse().map_err(|_| format!("bad CPU number {part:?}"))?);
+        }
+    }
+    if out.is_empty() {
+        return Err("empty CPU list".into());
+    }
+    Ok(out)
+}
+
+/// Parses a listen address `HOST:PORT`.
+pub fn parse_socket_addr(key: &str, s: &str) -> Result<SocketAddr, ConfigError> {
+    use std::net::ToSocketAddrs;
+    s.to_socket_addrs()
+        .ok()
+        .and_then(|mut it| it.next())
+        .ok_or_else(|| ConfigError::Invalid {
+            key: key.into(),
+            message: format!("{s:?} is not a HOST:PORT address"),
+        })
+}
+
+/// Loads a PEM certificate chain and private key into a rustls server config (ring provider).
+pub fn load_tls(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, ConfigError> {
+    let read = |p: &Path| {
+        std::fs::read(p).map_err(|source| ConfigError::Read {
+            path: p.to_owned(),
+            source,
+        })
+    };
+    let cert_pem = read(cert)?;
+    let key_pem = read(key)?;
+    let certs: Vec<_> = rustls_pemfile::certs(&mut cert_pem.as_slice())
+        .collect::<Result<_, _>>()
+        .map_err(|e| ConfigError::Tls(format!("{}: {e}", cert.display())))?;
+    if certs.is_empty() {
+        return Err(ConfigError::Tls(format!("{}: no certificate found", cert.display())));
+    }
+    let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
+        .map_err(|e| ConfigError::Tls(format!("{}: {e}", key.display())))?
+        .ok_or_else(|| ConfigError::Tls(format!("{}: no private key found", key.display())))?;
+    tls_server_config(certs, key)
+}
+
+/// Builds a rustls server config from DER parts (ring provider).
+pub fn tls_server_config(
+    certs: Vec<rustls::pki_types::CertificateDer<'static>>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+) -> Result<Arc<rustls::ServerConfig>, ConfigError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ConfigError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| ConfigError::Tls(e.to_string()))?;
+    Ok(Arc::new(cfg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpu_list("0,2,4-6").unwrap(), vec![0, 2, 4, 5, 6]);
+        assert!(parse_cpu_list("3-1").is_err());
+        assert!(parse_cpu_list("x").is_err());
+        assert!(parse_cpu_list("").is_err());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = ConfigFile::parse("[router]\nshardz = 2\n").unwrap_err();
+        assert!(e.contains("shardz"), "{e}");
+        let e = ConfigFile::parse("[[realm]]\nname = \"a\"\nanonymus = true\n").unwrap_err();
+        assert!(e.contains("anonymus"), "{e}");
+    }
+
+    #[test]
+    fn parses_sections() {
+        let f = ConfigFile::parse(
+            "[router]\nshards = 2\nslow_consumer = \"disconnect\"\n[[realm]]\nname = \"r\"\n",
+        )
+        .unwrap();
+        assert_eq!(f.router.shards, Some(2));
+        assert_eq!(f.router.slow_consumer, Some(SlowConsumerPolicy::Disconnect));
+        assert_eq!(f.realms[0].name, "r");
+        assert!(f.realms[0].anonymous);
+    }
+}

@@ -1,0 +1,207 @@
+//! The outbound queue of one session.
+//!
+//! Every producer (the session's own replies, the broker fanning out an event, a cross-shard
+//! delivery) pushes frames here and moves on: nothing on a shard ever awaits a slow client. The
+//! queue is bounded in bytes; one writer task per session drains it, many frames per write
+//! call. Frames are `Bytes`, so one encoded EVENT is shared by every subscriber using the same
+//! serializer.
+
+use bytes::Bytes;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::task::{Context, Poll, Waker};
+
+/// One unit of outbound traffic, before transport framing.
+#[derive(Debug, Clone)]
+pub enum OutFrame {
+    /// A WAMP message, already encoded for the session's serializer.
+    Message(Bytes),
+    /// Transport keep-alive request (RawSocket PING / WebSocket ping).
+    Ping(Bytes),
+    /// Transport keep-alive answer.
+    Pong(Bytes),
+}
+
+impl OutFrame {
+    fn len(&self) -> usize {
+        match self {
+            OutFrame::Message(b) | OutFrame::Ping(b) | OutFrame::Pong(b) => b.len(),
+        }
+    }
+}
+
+/// Why a frame was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushError {
+    /// The queue is at its byte limit.
+    Full,
+    /// The session is closing; nothing more is sent.
+    Closed,
+}
+
+/// How the writer should end the transport once the queue is drained.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseRequest {
+    /// WebSocket close code (RawSocket just closes).
+    pub code: u16,
+    pub reason: String,
+}
+
+#[derive(Default)]
+struct Inner {
+    queue: VecDeque<OutFrame>,
+    bytes: usize,
+    close: Option<CloseRequest>,
+}
+
+/// A session's bounded outbound queue. Lives on one shard (`Rc`), never crosses threads.
+pub struct Outbound {
+    inner: RefCell<Inner>,
+    /// The writer task parks here when the queue is empty.
+    waker: Cell<Option<Waker>>,
+    /// Byte limit for queued frames (control frames and the closing message may exceed it).
+    limit: usize,
+    /// Events dropped because the queue was full (slow-consumer policy `drop`).
+    pub dropped: Cell<u64>,
+}
+
+impl Outbound {
+    pub fn new(limit: usize) -> Self {
+        Outbound {
+            inner: RefCell::new(Inner::default()),
+            waker: Cell::new(None),
+            limit,
+            dropped: Cell::new(0),
+        }
+    }
+
+    fn wake(&self) {
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+
+    /// Queues a frame if it fits under the byte limit.
+    pub fn push(&self, frame: OutFrame) -> Result<(), PushError> {
+        let mut inner = self.inner.borrow_mut();
+        if inner.close.is_some() {
+            return Err(PushError::Closed);
+        }
+        let len = frame.len();
+        if inner.bytes > 0 && inner.bytes + len > self.limit {
+            return Err(PushError::Full);
+        }
+        inner.bytes += len;
+        inner.queue.push_back(frame);
+        drop(inner);
+        self.wake();
+        Ok(())
+    }
+
+    /// Queues a frame regardless of the limit (small control replies, the final ABORT/GOODBYE).
+    pub fn push_unbounded(&self, frame: OutFrame) -> Result<(), PushError> {
+        let mut inner = self.inner.borrow_mut();
+        if inner.close.is_some() {
+            return Err(PushError::Closed);
+        }
+        inner.bytes += frame.len();
+        inner.queue.push_back(frame);
+        drop(inner);
+        self.wake();
+        Ok(())
+    }
+
+    /// Asks the writer to flush what is queued, then close the transport. Idempotent.
+    pub fn close(&self, code: u16, reason: &str) {
+        let mut inner = self.inner.borrow_mut();
+        if inner.close.is_none() {
+            inner.close = Some(CloseRequest {
+                code,
+                reason: reason.to_owned(),
+            });
+        }
+        drop(inner);
+        self.wake();
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.inner.borrow().close.is_some()
+    }
+
+    /// Bytes currently queued.
+    pub fn queued_bytes(&self) -> usize {
+        self.inner.borrow().bytes
+    }
+
+    /// Takes queued frames (up to about `max_bytes`) into `batch`. Ready(None) when frames were
+    /// taken; Ready(Some(close)) when the queue is empty and a close was requested; Pending
+    /// when there is nothing to do.
+    pub fn poll_take(
+        &self,
+        cx: &mut Context<'_>,
+        batch: &mut Vec<OutFrame>,
+        max_bytes: usize,
+    ) -> Poll<Option<CloseRequest>> {
+        let mut inner = self.inner.borrow_mut();
+        if !inner.queue.is_empty() {
+            let mut taken = 0;
+            while let Some(f) = inner.queue.pop_front() {
+                taken += f.len();
+                batch.push(f);
+                if taken >= max_bytes {
+                    break;
+                }
+            }
+            inner.bytes -= taken.min(inner.bytes);
+            return Poll::Ready(None);
+        }
+        if let Some(c) = &inner.close {
+            return Poll::Ready(Some(c.clone()));
+        }
+        self.waker.set(Some(cx.waker().clone()));
+        Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::task::Waker;
+
+    fn cx() -> Context<'static> {
+        Context::from_waker(Waker::noop())
+    }
+
+    #[test]
+    fn bounded_in_bytes() {
+        let q = Outbound::new(100);
+        assert!(q.push(OutFrame::Message(Bytes::from(vec![0; 60]))).is_ok());
+        assert_eq!(q.push(OutFrame::Message(Bytes::from(vec![0; 60]))), Err(PushError::Full));
+        assert!(q.push_unbounded(OutFrame::Pong(Bytes::from(vec![0; 60]))).is_ok());
+        assert_eq!(q.queued_bytes(), 120);
+        let mut batch = Vec::new();
+        assert_eq!(q.poll_take(&mut cx(), &mut batch, 1 << 20), Poll::Ready(None));
+        assert_eq!(batch.len(), 2);
+        assert_eq!(q.queued_bytes(), 0);
+    }
+
+    #[test]
+    fn oversized_single_frame_fits_empty_queue() {
+        let q = Outbound::new(10);
+        assert!(q.push(OutFrame::Message(Bytes::from(vec![0; 60]))).is_ok());
+    }
+
+    #[test]
+    fn close_after_drain() {
+        let q = Outbound::new(100);
+        q.push(OutFrame::Message(Bytes::from_static(b"x"))).unwrap();
+        q.close(1000, "bye");
+        assert_eq!(q.push(OutFrame::Message(Bytes::from_static(b"y"))), Err(PushError::Closed));
+        let mut batch = Vec::new();
+        assert_eq!(q.poll_take(&mut cx(), &mut batch, 1 << 20), Poll::Ready(None));
+        match q.poll_take(&mut cx(), &mut batch, 1 << 20) {
+            Poll::Ready(Some(c)) => assert_eq!(c.code, 1000),
+            other => panic!("{other:?}"),
+        }
+    }
+}
