@@ -1,1 +1,2 @@
 //! Switchyard
+pub mod net;
