@@ -1,2 +1,3 @@
 //! Switchyard
+pub mod codec;
 pub mod net;
