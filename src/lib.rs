@@ -1,3 +1,4 @@
 //! Switchyard
 pub mod codec;
 pub mod net;
+pub mod routing;
