@@ -54,10 +54,18 @@ impl ClientHandshake {
     }
 
     /// Same as [`ClientHandshake::new`] with a given key (tests, reproducible runs).
-    pub fn with_key(config: &ClientConfig, key: [u8; 16]) -> Result<(Self, Vec<u8>), HandshakeError> {
+    pub fn with_key(
+        config: &ClientConfig,
+        key: [u8; 16],
+    ) -> Result<(Self, Vec<u8>), HandshakeError> {
         let key = BASE64.encode(key);
         check_writable("Host", &config.host)?;
-        if config.path.is_empty() || config.path.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+        if config.path.is_empty()
+            || config
+                .path
+                .bytes()
+                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        {
             return Err(HandshakeError::UnwritableHeader("request path".into()));
         }
         let mut out = format!(
@@ -72,7 +80,10 @@ impl ClientHandshake {
         }
         let deflate = config.deflate.as_ref().filter(|d| d.enabled);
         if let Some(deflate) = deflate {
-            out.push_str(&format!("Sec-WebSocket-Extensions: {}\r\n", deflate.offer_header_value()));
+            out.push_str(&format!(
+                "Sec-WebSocket-Extensions: {}\r\n",
+                deflate.offer_header_value()
+            ));
         }
         for (name, value) in &config.extra_headers {
             check_writable(name, value)?;
@@ -90,7 +101,10 @@ impl ClientHandshake {
     /// Parses and validates the server's response at the start of `buf`. `Ok(None)`:
     /// incomplete. Fails on any status but 101, a wrong accept key, a subprotocol we did not
     /// offer, or extensions that do not answer our offer (RFC 6455 4.1).
-    pub fn parse_response(&self, buf: &[u8]) -> Result<Option<(ClientHandshakeResult, usize)>, HandshakeError> {
+    pub fn parse_response(
+        &self,
+        buf: &[u8],
+    ) -> Result<Option<(ClientHandshakeResult, usize)>, HandshakeError> {
         let window = buf.get(..MAX_HEAD_BYTES).unwrap_or(buf);
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut response = httparse::Response::new(&mut headers);
@@ -110,8 +124,11 @@ impl ClientHandshake {
         if response.version != Some(1) {
             return Err(HandshakeError::NotHttp11);
         }
-        let headers: Vec<(String, Vec<u8>)> =
-            response.headers.iter().map(|h| (h.name.to_owned(), h.value.to_vec())).collect();
+        let headers: Vec<(String, Vec<u8>)> = response
+            .headers
+            .iter()
+            .map(|h| (h.name.to_owned(), h.value.to_vec()))
+            .collect();
         check_upgrade_headers(&headers)?;
         match values(&headers, "sec-websocket-accept").collect::<Vec<_>>()[..] {
             [accept] if accept.trim_ascii() == self.expected_accept.as_bytes() => {}
@@ -129,11 +146,21 @@ impl ClientHandshake {
             _ => return Err(HandshakeError::UnexpectedSubprotocol("several".into())),
         };
         let deflate = self.check_extensions(&headers)?;
-        Ok(Some((ClientHandshakeResult { subprotocol, deflate, headers }, consumed)))
+        Ok(Some((
+            ClientHandshakeResult {
+                subprotocol,
+                deflate,
+                headers,
+            },
+            consumed,
+        )))
     }
 
     /// The response may only accept our single permessage-deflate offer.
-    fn check_extensions(&self, headers: &[(String, Vec<u8>)]) -> Result<Option<DeflateParams>, HandshakeError> {
+    fn check_extensions(
+        &self,
+        headers: &[(String, Vec<u8>)],
+    ) -> Result<Option<DeflateParams>, HandshakeError> {
         let bad = |why: &str| HandshakeError::UnexpectedExtensions(why.to_owned());
         let mut extensions = Vec::new();
         for value in values(headers, "sec-websocket-extensions") {
@@ -142,8 +169,12 @@ impl ClientHandshake {
         }
         match &extensions[..] {
             [] => Ok(None),
-            [ext] if self.offered_deflate && ext.name.eq_ignore_ascii_case("permessage-deflate") => {
-                DeflateParams::from_response(&ext.params).map(Some).map_err(|why| bad(&why))
+            [ext]
+                if self.offered_deflate && ext.name.eq_ignore_ascii_case("permessage-deflate") =>
+            {
+                DeflateParams::from_response(&ext.params)
+                    .map(Some)
+                    .map_err(|why| bad(&why))
             }
             [_] => Err(bad("extension not offered")),
             _ => Err(bad("more than one extension")),
@@ -162,7 +193,10 @@ mod tests {
             host: "example.com:8080".into(),
             path: "/ws?ticket=abc".into(),
             subprotocols: vec!["wamp.2.msgpack".into(), "wamp.2.json".into()],
-            deflate: Some(DeflateConfig { client_no_context_takeover: true, ..Default::default() }),
+            deflate: Some(DeflateConfig {
+                client_no_context_takeover: true,
+                ..Default::default()
+            }),
             extra_headers: vec![("Cookie".into(), "cbtid=xyz".into())],
         }
     }
@@ -190,8 +224,13 @@ mod tests {
         let agreed = negotiate_deflate(&upgrade.deflate_offers, &DeflateConfig::default());
         assert_eq!(agreed.map(|p| p.client_no_context_takeover), Some(true));
         let protocol = upgrade.choose_subprotocol(&["wamp.2.json", "wamp.2.cbor"]);
-        let answer =
-            accept_response(&upgrade.key, protocol, agreed.as_ref(), &[("Set-Cookie", "a=b")]).unwrap();
+        let answer = accept_response(
+            &upgrade.key,
+            protocol,
+            agreed.as_ref(),
+            &[("Set-Cookie", "a=b")],
+        )
+        .unwrap();
         let mut bytes = answer.clone();
         bytes.extend_from_slice(&[0x81, 0x00]);
         let (result, used) = client.parse_response(&bytes).unwrap().unwrap();
@@ -199,7 +238,11 @@ mod tests {
         assert_eq!(result.subprotocol.as_deref(), Some("wamp.2.json"));
         assert_eq!(result.deflate, agreed);
         for cut in 0..answer.len() {
-            assert_eq!(client.parse_response(&answer[..cut]), Ok(None), "cut at {cut}");
+            assert_eq!(
+                client.parse_response(&answer[..cut]),
+                Ok(None),
+                "cut at {cut}"
+            );
         }
     }
 
@@ -227,11 +270,24 @@ mod tests {
         };
         assert!(matches!(with(&[]), Ok(Some(_))));
         let forbidden = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n";
-        assert_eq!(client.parse_response(forbidden), Err(HandshakeError::UnexpectedStatus(403)));
-        let wrong_accept = response(&["Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Accept: x"]);
-        assert_eq!(client.parse_response(&wrong_accept), Err(HandshakeError::AcceptMismatch));
+        assert_eq!(
+            client.parse_response(forbidden),
+            Err(HandshakeError::UnexpectedStatus(403))
+        );
+        let wrong_accept = response(&[
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            "Sec-WebSocket-Accept: x",
+        ]);
+        assert_eq!(
+            client.parse_response(&wrong_accept),
+            Err(HandshakeError::AcceptMismatch)
+        );
         let no_upgrade = response(&["Connection: Upgrade", accept.as_str()]);
-        assert_eq!(client.parse_response(&no_upgrade), Err(HandshakeError::InvalidHeader("Upgrade")));
+        assert_eq!(
+            client.parse_response(&no_upgrade),
+            Err(HandshakeError::InvalidHeader("Upgrade"))
+        );
         assert_eq!(
             with(&["Sec-WebSocket-Protocol: chat"]),
             Err(HandshakeError::UnexpectedSubprotocol("chat".into()))
@@ -249,8 +305,15 @@ mod tests {
         let accept = format!("Sec-WebSocket-Accept: {}", accept_key(&upgrade.key));
         let with = |ext: &str| {
             let header = format!("Sec-WebSocket-Extensions: {ext}");
-            let lines = ["Upgrade: websocket", "Connection: Upgrade", accept.as_str(), header.as_str()];
-            client.parse_response(&response(&lines)).map(|r| r.and_then(|(res, _)| res.deflate))
+            let lines = [
+                "Upgrade: websocket",
+                "Connection: Upgrade",
+                accept.as_str(),
+                header.as_str(),
+            ];
+            client
+                .parse_response(&response(&lines))
+                .map(|r| r.and_then(|(res, _)| res.deflate))
         };
         assert_eq!(
             with("permessage-deflate; server_max_window_bits=10; server_no_context_takeover"),
@@ -267,7 +330,10 @@ mod tests {
             "x-webkit-deflate-frame",
             "permessage-deflate; server_max_window_bits=\"7\"",
         ] {
-            assert!(matches!(with(bad), Err(HandshakeError::UnexpectedExtensions(_))), "{bad}");
+            assert!(
+                matches!(with(bad), Err(HandshakeError::UnexpectedExtensions(_))),
+                "{bad}"
+            );
         }
     }
 

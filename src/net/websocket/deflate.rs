@@ -198,7 +198,9 @@ impl DeflateOffer {
                 (0 | 1, Some(_)) => return None,
                 (0, None) => offer.server_no_context_takeover = true,
                 (1, None) => offer.client_no_context_takeover = true,
-                (2, value) => offer.server_max_window_bits = Some(parse_window_bits(value.as_deref()?)?),
+                (2, value) => {
+                    offer.server_max_window_bits = Some(parse_window_bits(value.as_deref()?)?)
+                }
                 (_, None) => offer.client_max_window_bits = Some(None),
                 (_, Some(v)) => offer.client_max_window_bits = Some(Some(parse_window_bits(v)?)),
             }
@@ -224,7 +226,11 @@ pub fn negotiate_deflate(offers: &[DeflateOffer], config: &DeflateConfig) -> Opt
     }
     offers
         .iter()
-        .find(|offer| offer.server_max_window_bits.is_none_or(|bits| bits >= OUR_WINDOW_BITS))
+        .find(|offer| {
+            offer
+                .server_max_window_bits
+                .is_none_or(|bits| bits >= OUR_WINDOW_BITS)
+        })
         .map(|offer| DeflateParams {
             server_no_context_takeover: offer.server_no_context_takeover
                 || config.server_no_context_takeover,
@@ -338,7 +344,12 @@ impl Inflater {
     /// Inflates one frame's compressed payload, appending to `out`, which holds the message
     /// decompressed so far. Fails with [`WsError::MessageTooBig`] as soon as `out` would pass
     /// `limit` bytes.
-    pub fn inflate(&mut self, input: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), WsError> {
+    pub fn inflate(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> Result<(), WsError> {
         let mut pos = 0;
         while !self.stream_ended {
             if out.len() > limit {
@@ -390,10 +401,16 @@ mod tests {
     use super::*;
 
     fn params(list: &[(&str, Option<&str>)]) -> Vec<(String, Option<String>)> {
-        list.iter().map(|(n, v)| (n.to_string(), v.map(str::to_string))).collect()
+        list.iter()
+            .map(|(n, v)| (n.to_string(), v.map(str::to_string)))
+            .collect()
     }
 
-    fn inflate_all(inflater: &mut Inflater, input: &[u8], limit: usize) -> Result<Vec<u8>, WsError> {
+    fn inflate_all(
+        inflater: &mut Inflater,
+        input: &[u8],
+        limit: usize,
+    ) -> Result<Vec<u8>, WsError> {
         let mut out = Vec::new();
         inflater.inflate(input, &mut out, limit)?;
         inflater.finish_message(&mut out, limit)?;
@@ -421,7 +438,10 @@ mod tests {
         assert_eq!(offer.and_then(|o| o.client_max_window_bits), Some(Some(8)));
         for bad in [
             params(&[("unknown", None)]),
-            params(&[("server_no_context_takeover", None), ("server_no_context_takeover", None)]),
+            params(&[
+                ("server_no_context_takeover", None),
+                ("server_no_context_takeover", None),
+            ]),
             params(&[("server_no_context_takeover", Some("1"))]),
             params(&[("server_max_window_bits", None)]),
             params(&[("server_max_window_bits", Some("16"))]),
@@ -435,19 +455,34 @@ mod tests {
 
     #[test]
     fn negotiation_declines_small_server_window_and_takes_next_offer() {
-        let small = DeflateOffer { server_max_window_bits: Some(10), ..Default::default() };
-        let plain = DeflateOffer { client_no_context_takeover: true, ..Default::default() };
+        let small = DeflateOffer {
+            server_max_window_bits: Some(10),
+            ..Default::default()
+        };
+        let plain = DeflateOffer {
+            client_no_context_takeover: true,
+            ..Default::default()
+        };
         let config = DeflateConfig::default();
         let agreed = negotiate_deflate(&[small, plain], &config);
         assert_eq!(
             agreed,
-            Some(DeflateParams { client_no_context_takeover: true, ..Default::default() })
+            Some(DeflateParams {
+                client_no_context_takeover: true,
+                ..Default::default()
+            })
         );
         assert_eq!(negotiate_deflate(&[small], &config), None);
-        let full = DeflateOffer { server_max_window_bits: Some(15), ..Default::default() };
+        let full = DeflateOffer {
+            server_max_window_bits: Some(15),
+            ..Default::default()
+        };
         let agreed = negotiate_deflate(&[full], &config);
         assert_eq!(agreed.and_then(|p| p.server_max_window_bits), Some(15));
-        let disabled = DeflateConfig { enabled: false, ..Default::default() };
+        let disabled = DeflateConfig {
+            enabled: false,
+            ..Default::default()
+        };
         assert_eq!(negotiate_deflate(&[plain], &disabled), None);
     }
 
@@ -480,40 +515,71 @@ mod tests {
                 ..Default::default()
             })
         );
-        assert!(DeflateParams::from_response(&params(&[("client_max_window_bits", Some("9"))])).is_err());
+        assert!(
+            DeflateParams::from_response(&params(&[("client_max_window_bits", Some("9"))]))
+                .is_err()
+        );
         assert!(DeflateParams::from_response(&params(&[("x", None)])).is_err());
-        assert!(DeflateParams::from_response(&params(&[("server_max_window_bits", None)])).is_err());
+        assert!(
+            DeflateParams::from_response(&params(&[("server_max_window_bits", None)])).is_err()
+        );
     }
 
     #[test]
     fn rfc7692_hello_examples_inflate() {
         let mut inflater = Inflater::new(&DeflateParams::default(), Role::Client);
         // 7.2.3.1: one compressed message.
-        let out = inflate_all(&mut inflater, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], 100);
+        let out = inflate_all(
+            &mut inflater,
+            &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00],
+            100,
+        );
         assert_eq!(out.as_deref(), Ok(&b"Hello"[..]));
         // 7.2.3.2: the second "Hello" refers back to the first one (context takeover).
         let out = inflate_all(&mut inflater, &[0xf2, 0x00, 0x11, 0x00, 0x00], 100);
         assert_eq!(out.as_deref(), Ok(&b"Hello"[..]));
         // 7.2.3.3: a stored (uncompressed) DEFLATE block.
-        let stored = [0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00];
-        assert_eq!(inflate_all(&mut inflater, &stored, 100).as_deref(), Ok(&b"Hello"[..]));
+        let stored = [
+            0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00,
+        ];
+        assert_eq!(
+            inflate_all(&mut inflater, &stored, 100).as_deref(),
+            Ok(&b"Hello"[..])
+        );
         // 7.2.3.4: BFINAL set, then a new stream starts with the next message.
         let last = [0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00];
-        assert_eq!(inflate_all(&mut inflater, &last, 100).as_deref(), Ok(&b"Hello"[..]));
+        assert_eq!(
+            inflate_all(&mut inflater, &last, 100).as_deref(),
+            Ok(&b"Hello"[..])
+        );
         let again = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
-        assert_eq!(inflate_all(&mut inflater, &again, 100).as_deref(), Ok(&b"Hello"[..]));
+        assert_eq!(
+            inflate_all(&mut inflater, &again, 100).as_deref(),
+            Ok(&b"Hello"[..])
+        );
         // 7.2.3.5: two DEFLATE blocks in one message.
         let mut fresh = Inflater::new(&DeflateParams::default(), Role::Client);
-        let two = [0xf2, 0x48, 0x05, 0x00, 0x00, 0x00, 0xff, 0xff, 0xca, 0xc9, 0xc9, 0x07, 0x00];
-        assert_eq!(inflate_all(&mut fresh, &two, 100).as_deref(), Ok(&b"Hello"[..]));
+        let two = [
+            0xf2, 0x48, 0x05, 0x00, 0x00, 0x00, 0xff, 0xff, 0xca, 0xc9, 0xc9, 0x07, 0x00,
+        ];
+        assert_eq!(
+            inflate_all(&mut fresh, &two, 100).as_deref(),
+            Ok(&b"Hello"[..])
+        );
     }
 
     #[test]
     fn no_context_takeover_resets_inflater() {
-        let params = DeflateParams { server_no_context_takeover: true, ..Default::default() };
+        let params = DeflateParams {
+            server_no_context_takeover: true,
+            ..Default::default()
+        };
         let mut inflater = Inflater::new(&params, Role::Client);
         let first = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
-        assert_eq!(inflate_all(&mut inflater, &first, 100).as_deref(), Ok(&b"Hello"[..]));
+        assert_eq!(
+            inflate_all(&mut inflater, &first, 100).as_deref(),
+            Ok(&b"Hello"[..])
+        );
         // The back-reference of 7.2.3.2 is invalid in a fresh window.
         let second = inflate_all(&mut inflater, &[0xf2, 0x00, 0x11, 0x00, 0x00], 100);
         assert_ne!(second.as_deref(), Ok(&b"Hello"[..]));
@@ -522,7 +588,10 @@ mod tests {
     #[test]
     fn deflater_strips_trailer_and_round_trips_with_context() {
         for reset in [false, true] {
-            let params = DeflateParams { server_no_context_takeover: reset, ..Default::default() };
+            let params = DeflateParams {
+                server_no_context_takeover: reset,
+                ..Default::default()
+            };
             let config = DeflateConfig::default();
             let mut deflater = Deflater::new(&params, Role::Server, &config);
             let mut inflater = Inflater::new(&params, Role::Client);
@@ -533,7 +602,10 @@ mod tests {
                 assert_eq!(deflater.compress(&msg, &mut wire), Ok(()));
                 assert!(!wire.ends_with(&SYNC_TRAILER));
                 sizes.push(wire.len());
-                assert_eq!(inflate_all(&mut inflater, &wire, 1 << 20).as_deref(), Ok(&msg[..]));
+                assert_eq!(
+                    inflate_all(&mut inflater, &wire, 1 << 20).as_deref(),
+                    Ok(&msg[..])
+                );
             }
             // With context takeover the repeated message compresses to a back-reference.
             assert_eq!(sizes[1] < sizes[0], !reset, "{sizes:?}");
@@ -554,7 +626,11 @@ mod tests {
         let mut out = Vec::new();
         let result = inflater.inflate(&bomb, &mut out, limit);
         assert_eq!(result, Err(WsError::MessageTooBig { limit }));
-        assert!(out.capacity() <= limit + 2 * INFLATE_STEP, "capacity {}", out.capacity());
+        assert!(
+            out.capacity() <= limit + 2 * INFLATE_STEP,
+            "capacity {}",
+            out.capacity()
+        );
     }
 
     #[test]

@@ -162,7 +162,9 @@ pub fn is_valid_close_code(code: u16) -> bool {
 /// XORs `data` with the 4-byte masking `key` (RFC 6455 5.3), 8 bytes per step. The data must
 /// start at a frame payload's first byte (mask phase 0).
 pub fn apply_mask(data: &mut [u8], key: [u8; 4]) {
-    let wide = u64::from_ne_bytes([key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]]);
+    let wide = u64::from_ne_bytes([
+        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
+    ]);
     let mut chunks = data.chunks_exact_mut(8);
     for chunk in &mut chunks {
         let mut word = [0u8; 8];
@@ -237,7 +239,14 @@ fn parse_header(buf: &[u8]) -> Result<Option<Header>, WsError> {
     } else {
         None
     };
-    Ok(Some(Header { fin, rsv1: b0 & RSV1 != 0, opcode, mask, payload_len, header_len }))
+    Ok(Some(Header {
+        fin,
+        rsv1: b0 & RSV1 != 0,
+        opcode,
+        mask,
+        payload_len,
+        header_len,
+    }))
 }
 
 /// A fragmented or compressed data message being reassembled.
@@ -272,7 +281,14 @@ impl FrameDecoder {
     /// A decoder for the `role` end, rejecting messages over `max_message_size` bytes (on the
     /// wire and, when compressed, after inflating) with [`WsError::MessageTooBig`].
     pub fn new(role: Role, max_message_size: usize) -> Self {
-        Self { role, max_message_size, inflater: None, message: None, closed: false, failed: None }
+        Self {
+            role,
+            max_message_size,
+            inflater: None,
+            message: None,
+            closed: false,
+            failed: None,
+        }
     }
 
     /// Enables permessage-deflate (RSV1) with this connection's inflater.
@@ -370,7 +386,10 @@ impl FrameDecoder {
                 if !binary && std::str::from_utf8(&payload).is_err() {
                     return Err(WsError::InvalidUtf8);
                 }
-                return Ok(Some(WsEvent::Message { binary, data: payload.freeze() }));
+                return Ok(Some(WsEvent::Message {
+                    binary,
+                    data: payload.freeze(),
+                }));
             }
             OpCode::Text | OpCode::Binary => PartialMessage {
                 binary: header.opcode == OpCode::Binary,
@@ -399,7 +418,10 @@ impl FrameDecoder {
         }
         if header.fin {
             let PartialMessage { binary, data, .. } = message;
-            return Ok(Some(WsEvent::Message { binary, data: Bytes::from(data) }));
+            return Ok(Some(WsEvent::Message {
+                binary,
+                data: Bytes::from(data),
+            }));
         }
         self.message = Some(message);
         Ok(None)
@@ -426,7 +448,10 @@ fn check_utf8(data: &[u8], checked: &mut usize, complete: bool) -> Result<(), Ws
 /// Parses a close frame payload (RFC 6455 5.5.1, 7.4).
 fn parse_close(payload: &[u8]) -> Result<WsEvent, WsError> {
     match payload {
-        [] => Ok(WsEvent::Close { code: None, reason: String::new() }),
+        [] => Ok(WsEvent::Close {
+            code: None,
+            reason: String::new(),
+        }),
         [_] => Err(WsError::InvalidClosePayload),
         [hi, lo, reason @ ..] => {
             let code = u16::from_be_bytes([*hi, *lo]);
@@ -434,8 +459,13 @@ fn parse_close(payload: &[u8]) -> Result<WsEvent, WsError> {
                 return Err(WsError::InvalidCloseCode(code));
             }
             let reason = std::str::from_utf8(reason).map_err(|_| WsError::InvalidUtf8)?;
-            Ok(WsEvent::Close { code: Some(code), reason: reason.to_owned() })
+            Ok(WsEvent::Close {
+                code: Some(code),
+                reason: reason.to_owned(),
+            })
         }
     }
 }
 
+#[cfg(test)]
+mod tests;

@@ -35,6 +35,8 @@
 //!
 //! Nothing here panics on peer input and nothing here performs I/O; time is not used.
 
+#![warn(missing_docs)]
+
 pub mod client;
 pub mod deflate;
 pub mod encode;
@@ -42,7 +44,9 @@ pub mod frame;
 pub mod handshake;
 
 pub use client::{ClientConfig, ClientHandshake, ClientHandshakeResult};
-pub use deflate::{negotiate_deflate, DeflateConfig, DeflateOffer, DeflateParams, Deflater, Inflater};
+pub use deflate::{
+    negotiate_deflate, DeflateConfig, DeflateOffer, DeflateParams, Deflater, Inflater,
+};
 pub use encode::{
     encode_close, encode_frame, encode_frame_parts, encode_ping, encode_pong, header_for,
     FrameEncoder, HeaderBytes,
