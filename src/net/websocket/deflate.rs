@@ -355,7 +355,7 @@ impl Inflater {
             if out.len() > limit {
                 return Err(WsError::MessageTooBig { limit });
             }
-            let room = INFLATE_STEP.min(limit - out.len() + 1);
+            let room = INFLATE_STEP.min((limit - out.len()).saturating_add(1));
             if out.capacity() - out.len() < room {
                 out.reserve_exact(room);
             }
@@ -609,6 +609,26 @@ mod tests {
             }
             // With context takeover the repeated message compresses to a back-reference.
             assert_eq!(sizes[1] < sizes[0], !reset, "{sizes:?}");
+        }
+    }
+
+    #[test]
+    fn incompressible_and_empty_inputs_round_trip() {
+        use rand::{rngs::StdRng, Rng, SeedableRng};
+        let mut rng = StdRng::seed_from_u64(7692);
+        let params = DeflateParams::default();
+        let config = DeflateConfig {
+            level: 9,
+            ..Default::default()
+        };
+        let mut deflater = Deflater::new(&params, Role::Server, &config);
+        let mut inflater = Inflater::new(&params, Role::Client);
+        for len in (0..3000).step_by(37).chain([0, 1, 65_536, 200_000]) {
+            let msg: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
+            let mut wire = Vec::new();
+            assert_eq!(deflater.compress(&msg, &mut wire), Ok(()));
+            let out = inflate_all(&mut inflater, &wire, usize::MAX);
+            assert_eq!(out.as_deref(), Ok(&msg[..]), "len {len}");
         }
     }
 
