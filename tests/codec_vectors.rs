@@ -44,7 +44,7 @@ fn vector_files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn unhex(s: &str) -> Result<Vec<u8>, String> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err(format!("odd-length hex {s:?}"));
     }
     (0..s.len())
