@@ -13,6 +13,7 @@ use super::value::{Dict, Value};
 use super::wire::{self, ArgsElement, ElementReader, ElementWriter};
 use super::Serializer;
 use bytes::Bytes;
+use std::borrow::Cow;
 
 /// Deepest nesting of lists and dicts accepted.
 pub const MAX_DEPTH: usize = 128;
@@ -247,8 +248,21 @@ impl ElementReader for Reader<'_> {
     }
 
     fn read_int(&mut self, msg: &'static str, field: &'static str) -> Result<u64, DecodeError> {
+        // Fast path: a positive fixint (message types, small IDs).
+        if let Some(b @ 0x00..=0x7f) = self.c.peek() {
+            self.c.pos += 1;
+            return Ok(u64::from(b));
+        }
         match head(&mut self.c)? {
             Head::UInt(u) => Ok(u),
+            // Encoders may write a non-negative value with a signed marker (int8..int64).
+            Head::Int(i) if i >= 0 => Ok(i as u64),
+            Head::Int(_) => Err(DecodeError::wrong_type(
+                msg,
+                field,
+                "integer",
+                "negative integer",
+            )),
             Head::Float(f) => Value::Float(f)
                 .as_u64()
                 .ok_or_else(|| DecodeError::wrong_type(msg, field, "integer", "float")),
@@ -261,9 +275,13 @@ impl ElementReader for Reader<'_> {
         }
     }
 
-    fn read_str(&mut self, msg: &'static str, field: &'static str) -> Result<String, DecodeError> {
+    fn read_str(
+        &mut self,
+        msg: &'static str,
+        field: &'static str,
+    ) -> Result<Cow<'_, str>, DecodeError> {
         match head(&mut self.c)? {
-            Head::Str(n) => Ok(self.c.str(n)?.to_owned()),
+            Head::Str(n) => Ok(Cow::Borrowed(self.c.str(n)?)),
             h => Err(DecodeError::wrong_type(
                 msg,
                 field,
@@ -482,8 +500,12 @@ impl ElementWriter for Writer<'_> {
                     Ok(v) => self.payload(&v),
                     Err(_) => {
                         // Unreachable for payloads produced by `decode` (validated there).
+                        // Still write as many elements as `begin` announced.
                         debug_assert!(false, "undecodable encoded payload");
                         w_array_len(self.out, 0);
+                        if p.element_count() == 2 {
+                            w_map_len(self.out, 0);
+                        }
                     }
                 }
             }
