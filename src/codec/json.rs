@@ -23,7 +23,8 @@ use std::fmt;
 fn json_err(e: serde_json::Error) -> DecodeError {
     let text = e.to_string();
     if text.starts_with("recursion limit exceeded") {
-        // serde_json's own limit (128 levels) guards the stack; report it like MessagePack does.
+        // serde_json's own recursion limit guards the stack; report it like MessagePack does
+        // (`msgpack::MAX_DEPTH` is the same limit).
         DecodeError::TooDeep(super::msgpack::MAX_DEPTH)
     } else {
         DecodeError::Json(text)

@@ -15,8 +15,13 @@ use super::Serializer;
 use bytes::Bytes;
 use std::borrow::Cow;
 
-/// Deepest nesting of lists and dicts accepted.
-pub const MAX_DEPTH: usize = 128;
+/// Deepest nesting of lists and dicts accepted within one message element (an options dict,
+/// the arguments list, …), counting the element itself.
+///
+/// It is the limit serde_json enforces for JSON (its recursion limit of 128 admits 127 levels),
+/// so a payload accepted from a peer of either serializer can be forwarded to a peer of the
+/// other and decoded there.
+pub const MAX_DEPTH: usize = 127;
 
 fn err(msg: &str) -> DecodeError {
     DecodeError::MsgPack(msg.to_owned())
