@@ -56,9 +56,17 @@ impl<'a> Cursor<'a> {
         Ok(s)
     }
 
+    /// A big-endian unsigned integer of `n` bytes (1, 2, 4 or 8).
+    #[inline]
     fn be(&mut self, n: usize) -> Result<u64, DecodeError> {
         let s = self.take(n)?;
-        Ok(s.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+        Ok(match *s {
+            [a] => u64::from(a),
+            [a, b] => u64::from(u16::from_be_bytes([a, b])),
+            [a, b, c, d] => u64::from(u32::from_be_bytes([a, b, c, d])),
+            [a, b, c, d, e, f, g, h] => u64::from_be_bytes([a, b, c, d, e, f, g, h]),
+            _ => s.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)),
+        })
     }
 
     fn peek(&self) -> Option<u8> {
@@ -356,6 +364,7 @@ impl ElementReader for Reader<'_> {
 }
 
 /// Decodes one MessagePack frame.
+#[inline]
 pub fn decode(frame: &Bytes) -> Result<Message, DecodeError> {
     let mut c = Cursor {
         buf: frame,

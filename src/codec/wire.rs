@@ -112,6 +112,7 @@ fn reason_uri<R: ElementReader>(
     Ok(Uri::from(&*s))
 }
 
+#[inline(always)]
 fn opts<R: ElementReader, O: Options>(
     r: &mut R,
     msg: &'static str,
@@ -157,6 +158,10 @@ fn payload<R: ElementReader>(
 }
 
 /// Decodes one message from a reader positioned at the first element.
+///
+/// Inlined into each serializer's `decode` so the (large) message is built in its final place
+/// instead of being copied through several return slots.
+#[inline(always)]
 pub(crate) fn decode_message<R: ElementReader>(r: &mut R) -> Result<Message, DecodeError> {
     let n = r.len();
     if n == 0 {
