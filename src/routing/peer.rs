@@ -103,18 +103,16 @@ pub enum PeerMsg {
     Invoke(Box<Invoke>),
     /// A continuation of a progressive call invocation (same caller request).
     InvokeMore {
-        caller: SessionId,
-        request: Id,
+        call: CallRef,
         progress: bool,
         payload: Payload,
     },
     /// Cancel mode `kill`: send INTERRUPT, keep waiting for the callee's answer.
-    Interrupt { caller: SessionId, request: Id },
+    Interrupt { call: CallRef },
     /// The caller no longer waits (skip / killnowait cancel, timeout, caller left): forget the
     /// invocation; with `interrupt`, send INTERRUPT (mode killnowait) if the callee can take it.
     CallGone {
-        caller: SessionId,
-        request: Id,
+        call: CallRef,
         interrupt: Option<GoneReason>,
     },
     /// Callee's shard to caller's shard: a (progressive or final) result.
@@ -132,6 +130,17 @@ pub enum PeerMsg {
         error: Uri,
         payload: Payload,
     },
+}
+
+/// Names a routed call on the callee's shard: by the caller's request, and by the callee and
+/// registration it went to (so an invocation still queued behind a pending REGISTERED can be
+/// found too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallRef {
+    pub caller: SessionId,
+    pub request: Id,
+    pub callee: SessionId,
+    pub registration: Id,
 }
 
 /// Why the caller stopped waiting; becomes `INTERRUPT.Options.reason`.

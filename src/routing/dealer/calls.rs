@@ -32,13 +32,13 @@ use std::time::Duration;
 use crate::codec::uri::{self, MatchPolicy};
 use crate::codec::{
     code, Call, CallResult, Cancel, CancelMode, Id, IdField, Interrupt, InterruptOptions,
-    Invocation as InvocationMsg, InvocationDetails, Message, ResultDetails, Yield,
+    Invocation as InvocationMsg, InvocationDetails, Message, Payload, ResultDetails, Yield,
 };
 
-use super::super::peer::{GoneReason, Invoke, PeerMsg};
+use super::super::peer::{CallRef, GoneReason, Invoke, PeerMsg};
 use super::super::realm::{errors, Ctx};
 use super::super::session::SessionRef;
-use super::{fail_invoke, Dealer, Invocation, OutCall};
+use super::{fail_invoke, Dealer, Invocation, OutCall, Queued};
 use crate::routing::ids::SessionId;
 
 impl Dealer {
@@ -62,12 +62,11 @@ impl Dealer {
             // Continuation of a progressive call invocation: options are frozen, only
             // `progress` counts.
             out.streaming = progress;
-            let shard = out.callee_shard;
+            let (shard, call) = (out.callee_shard, call_ref(key, out));
             ctx.peer(
                 shard,
                 PeerMsg::InvokeMore {
-                    caller: caller.id,
-                    request: msg.request,
+                    call,
                     progress,
                     payload: msg.payload,
                 },
@@ -142,14 +141,17 @@ impl Dealer {
 
         let timeout =
             (timeout_ms > 0 && !callee_times_out).then(|| Duration::from_millis(timeout_ms));
-        let deadline = timeout.map(|t| ctx.now + t);
+        // A timeout too large for the clock is no timeout at all.
+        let deadline = timeout.and_then(|t| ctx.now.checked_add(t));
         if let Some(d) = deadline {
             self.timers.insert((d, caller.id, msg.request));
         }
         self.calls.insert(
             key,
             OutCall {
+                callee: callee.session,
                 callee_shard: callee.shard,
+                registration,
                 callee_cancels: callee.features.callee_call_canceling,
                 receive_progress,
                 timeout,
@@ -194,14 +196,8 @@ impl Dealer {
                 if !out.killed {
                     out.killed = true;
                     out.streaming = false;
-                    let shard = out.callee_shard;
-                    ctx.peer(
-                        shard,
-                        PeerMsg::Interrupt {
-                            caller: caller.id,
-                            request: msg.request,
-                        },
-                    );
+                    let (shard, call) = (out.callee_shard, call_ref(key, out));
+                    ctx.peer(shard, PeerMsg::Interrupt { call });
                 }
             }
             CancelMode::Skip | CancelMode::KillNoWait => {
@@ -230,10 +226,6 @@ impl Dealer {
             self.abandon((caller, request), interrupt, ctx);
             ctx.error(caller, code::CALL, request, errors::TIMEOUT);
         }
-        let now = ctx.now;
-        if self.finished_streams.len() > 1024 {
-            self.finished_streams.retain(|_, until| *until > now);
-        }
     }
 
     pub(crate) fn next_deadline(&self) -> Option<std::time::Instant> {
@@ -261,8 +253,7 @@ impl Dealer {
         ctx.peer(
             out.callee_shard,
             PeerMsg::CallGone {
-                caller: key.0,
-                request: key.1,
+                call: call_ref(key, &out),
                 interrupt: interrupt.filter(|_| out.callee_cancels),
             },
         );
@@ -287,8 +278,12 @@ impl Dealer {
     }
 
     fn remember_stream(&mut self, key: (SessionId, Id), ctx: &Ctx<'_>) {
-        self.finished_streams
-            .insert(key, ctx.now + ctx.config.progressive_grace);
+        let now = ctx.now;
+        if self.finished_streams.len() >= 1024 {
+            self.finished_streams.retain(|_, until| *until > now);
+        }
+        let until = now.checked_add(ctx.config.progressive_grace).unwrap_or(now);
+        self.finished_streams.insert(key, until);
     }
 
     // ---- callee side -----------------------------------------------------------------------
@@ -408,7 +403,7 @@ impl Dealer {
             );
         };
         if !reg.active {
-            reg.queued.push(invoke);
+            reg.queued.push(Queued::Invoke(Box::new(invoke)));
             return;
         }
         state.last_invocation += 1;
@@ -448,6 +443,80 @@ impl Dealer {
         );
     }
 
+    /// A progressive-invocation chunk: INVOCATION with the same ID and the initial details.
+    pub(super) fn on_more(
+        &mut self,
+        call: CallRef,
+        progress: bool,
+        payload: Payload,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let Some(&(callee, id)) = self.by_call.get(&(call.caller, call.request)) else {
+            // Still queued behind REGISTERED: queue behind it, in order.
+            if let Some(reg) = self.queue_of(&call) {
+                let queued_invoke = reg.queued.iter().any(|q| {
+                    matches!(q, Queued::Invoke(i) if i.caller == call.caller && i.request == call.request)
+                });
+                if queued_invoke {
+                    reg.queued.push(Queued::More {
+                        call,
+                        progress,
+                        payload,
+                    });
+                }
+            }
+            return; // otherwise completed meanwhile: discard (spec)
+        };
+        let Some(inv) = self.invocations.get_mut(&(callee, id)) else {
+            return;
+        };
+        let Some(details) = inv.streaming.as_ref() else {
+            return;
+        };
+        let mut details = details.clone();
+        details.progress = progress.then_some(true);
+        if !progress {
+            inv.streaming = None;
+        }
+        ctx.send(
+            callee,
+            Message::Invocation(InvocationMsg {
+                request: id,
+                registration: inv.registration,
+                details,
+                payload,
+            }),
+        );
+    }
+
+    /// The queue of the (pending) local registration a call went to.
+    fn queue_of(&mut self, call: &CallRef) -> Option<&mut super::LocalRegistration> {
+        self.callees
+            .get_mut(&call.callee)?
+            .regs
+            .get_mut(&call.registration)
+            .filter(|r| !r.active)
+    }
+
+    /// Removes a call still queued behind REGISTERED; returns its Invoke.
+    fn unqueue(&mut self, call: &CallRef) -> Option<Invoke> {
+        let reg = self.queue_of(call)?;
+        let mut found = None;
+        let mut kept = Vec::with_capacity(reg.queued.len());
+        for q in reg.queued.drain(..) {
+            match q {
+                Queued::Invoke(i) if i.caller == call.caller && i.request == call.request => {
+                    found = Some(*i)
+                }
+                Queued::More { call: c, .. }
+                    if c.caller == call.caller && c.request == call.request => {}
+                other => kept.push(other),
+            }
+        }
+        reg.queued = kept;
+        found
+    }
+
     fn interrupt(request: Id, mode: CancelMode, why: GoneReason) -> Message {
         Message::Interrupt(Interrupt {
             request,
@@ -465,47 +534,23 @@ impl Dealer {
             // callee side
             PeerMsg::Invoke(invoke) => self.on_invoke(*invoke, ctx),
             PeerMsg::InvokeMore {
-                caller,
-                request,
+                call,
                 progress,
                 payload,
-            } => {
-                let Some(&(callee, id)) = self.by_call.get(&(caller, request)) else {
-                    return; // completed meanwhile: discard (spec)
-                };
-                let Some(inv) = self.invocations.get_mut(&(callee, id)) else {
-                    return;
-                };
-                let Some(details) = inv.streaming.as_ref() else {
-                    return;
-                };
-                let mut details = details.clone();
-                details.progress = progress.then_some(true);
-                if !progress {
-                    inv.streaming = None;
-                }
-                ctx.send(
-                    callee,
-                    Message::Invocation(InvocationMsg {
-                        request: id,
-                        registration: inv.registration,
-                        details,
-                        payload,
-                    }),
-                );
-            }
-            PeerMsg::Interrupt { caller, request } => {
-                if let Some(&(callee, id)) = self.by_call.get(&(caller, request)) {
+            } => self.on_more(call, progress, payload, ctx),
+            PeerMsg::Interrupt { call } => {
+                if let Some(&(callee, id)) = self.by_call.get(&(call.caller, call.request)) {
                     let msg = Self::interrupt(id, CancelMode::Kill, GoneReason::Canceled);
                     ctx.send(callee, msg);
+                } else if let Some(invoke) = self.unqueue(&call) {
+                    // The callee never saw it: answer the kill as the callee would.
+                    fail_invoke(&invoke, errors::CANCELED, "canceled", ctx);
                 }
             }
-            PeerMsg::CallGone {
-                caller,
-                request,
-                interrupt,
-            } => {
-                let Some((callee, id)) = self.by_call.get(&(caller, request)).copied() else {
+            PeerMsg::CallGone { call, interrupt } => {
+                let Some((callee, id)) = self.by_call.get(&(call.caller, call.request)).copied()
+                else {
+                    self.unqueue(&call);
                     return;
                 };
                 self.end_invocation(callee, id);
@@ -534,8 +579,8 @@ impl Dealer {
                     if !out.receive_progress {
                         return;
                     }
-                    if let (Some(t), Some(old)) = (out.timeout, out.deadline) {
-                        let new = ctx.now + t;
+                    let next = out.timeout.and_then(|t| ctx.now.checked_add(t));
+                    if let (Some(new), Some(old)) = (next, out.deadline) {
                         out.deadline = Some(new);
                         self.timers.remove(&(old, caller, request));
                         self.timers.insert((new, caller, request));
@@ -575,5 +620,14 @@ impl Dealer {
             }
             _ => {}
         }
+    }
+}
+
+fn call_ref(key: (SessionId, Id), out: &OutCall) -> CallRef {
+    CallRef {
+        caller: key.0,
+        request: key.1,
+        callee: out.callee,
+        registration: out.registration,
     }
 }

@@ -30,7 +30,7 @@ use crate::codec::{
 use crate::routing::matcher::UriIndex;
 
 use super::ids::{IdAllocator, SessionId, ShardId};
-use super::peer::{CalleeRef, CalleeRemoval, Invoke, PeerMsg, RegistrationChange};
+use super::peer::{CallRef, CalleeRef, CalleeRemoval, Invoke, PeerMsg, RegistrationChange};
 use super::realm::{errors, Ctx};
 use super::session::{Features, SessionRef};
 
@@ -82,7 +82,19 @@ struct LocalRegistration {
     procedure: Uri,
     /// REGISTERED sent. Before that, invocations are queued.
     active: bool,
-    queued: Vec<Invoke>,
+    queued: Vec<Queued>,
+}
+
+/// Something for a callee that must wait for its REGISTERED.
+#[derive(Debug)]
+enum Queued {
+    Invoke(Box<Invoke>),
+    /// A progressive-invocation chunk for a queued Invoke.
+    More {
+        call: CallRef,
+        progress: bool,
+        payload: Payload,
+    },
 }
 
 /// An invocation in flight, on the callee's shard.
@@ -100,7 +112,9 @@ struct Invocation {
 /// A call in flight, on the caller's shard.
 #[derive(Debug)]
 struct OutCall {
+    callee: SessionId,
     callee_shard: ShardId,
+    registration: Id,
     /// The callee can be interrupted (else every cancel is `skip`).
     callee_cancels: bool,
     receive_progress: bool,
@@ -272,8 +286,10 @@ impl Dealer {
             }
         }
         for (id, reg) in state.regs {
-            for invoke in reg.queued {
-                fail_invoke(&invoke, errors::NO_SUCH_PROCEDURE, "callee left", ctx);
+            for queued in reg.queued {
+                if let Queued::Invoke(invoke) = queued {
+                    fail_invoke(&invoke, errors::NO_SUCH_PROCEDURE, "callee left", ctx);
+                }
             }
             Self::request_removal(session, id, reg.policy, reg.procedure, ctx);
         }
@@ -480,8 +496,15 @@ impl Dealer {
                 registration,
             }),
         );
-        for invoke in queued {
-            self.on_invoke(invoke, ctx);
+        for queued in queued {
+            match queued {
+                Queued::Invoke(invoke) => self.on_invoke(*invoke, ctx),
+                Queued::More {
+                    call,
+                    progress,
+                    payload,
+                } => self.on_more(call, progress, payload, ctx),
+            }
         }
     }
 

@@ -719,3 +719,55 @@ fn client_error_for_a_non_invocation_is_a_protocol_violation() {
     );
     assert_eq!(c.aborts.len(), 2);
 }
+
+/// Three shards: the callee's shard `s`, the home `h` of the procedure, and `x`. Holding h→s
+/// keeps the registration pending on `s` after `x` acked, so calls routed by `x` queue on `s`.
+fn pending_registration_setup(c: &mut Cluster, p: &str) -> (usize, usize, usize) {
+    let h = c.home(Exact, p);
+    let (s, x) = ((h + 1) % 3, (h + 2) % 3);
+    c.join(1, x);
+    c.join(2, s);
+    c.hold(h, s);
+    c.run(2, register(1, p, single(Exact)));
+    assert!(c.take(2).is_empty());
+    (h, s, x)
+}
+
+#[test]
+fn invocations_and_chunks_queue_behind_a_pending_registered() {
+    let mut c = Cluster::new(3);
+    let p = "com.pending";
+    let (h, s, _) = pending_registration_setup(&mut c, p);
+    let chunk = |progress: bool| CallOptions {
+        progress: progress.then_some(true),
+        ..Default::default()
+    };
+    c.run(1, call(1, p, chunk(true), args(&[1])));
+    c.run(1, call(1, p, chunk(false), args(&[2])));
+    assert!(c.take(2).is_empty(), "nothing before REGISTERED");
+    c.release(h, s);
+    c.settle();
+    let msgs = c.take(2);
+    assert_eq!(msgs.len(), 3, "{msgs:?}");
+    let id = registered_id(&msgs[0]);
+    let (a, b) = (invocation(&msgs[1]), invocation(&msgs[2]));
+    assert_eq!((a.registration, a.request, b.request), (id, 1, 1));
+    assert_eq!((a.details.progress, b.details.progress), (Some(true), None));
+}
+
+#[test]
+fn canceling_a_queued_invocation() {
+    let mut c = Cluster::new(3);
+    let p = "com.pending";
+    let (h, s, _) = pending_registration_setup(&mut c, p);
+    c.run(1, call(1, p, plain(), args(&[])));
+    c.run(1, cancel(1, Some(CancelMode::Kill)));
+    assert_eq!(error(&c.one(1)), (code::CALL, 1, "wamp.error.canceled"));
+    c.run(1, call(2, p, plain(), args(&[])));
+    c.run(1, cancel(2, Some(CancelMode::Skip)));
+    assert_eq!(error(&c.one(1)).2, "wamp.error.canceled");
+    c.release(h, s);
+    c.settle();
+    registered_id(&c.one(2)); // and no INVOCATION
+    assert_eq!(c.shards[s].dealer().pending_invocations(), 0);
+}

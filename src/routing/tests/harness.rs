@@ -154,6 +154,37 @@ impl Cluster {
         panic!("peer messages never settle");
     }
 
+    /// Delivers one message from a random non-held, non-empty channel (random interleavings
+    /// across channels; each channel stays FIFO). Returns false when there was none.
+    pub fn step_random(&mut self, rng: &mut impl rand::Rng) -> bool {
+        let ready: Vec<_> = self
+            .queues
+            .iter()
+            .filter(|(k, q)| !q.is_empty() && !self.held.contains(k))
+            .map(|(k, _)| *k)
+            .collect();
+        if ready.is_empty() {
+            return false;
+        }
+        let (from, to) = ready[rng.gen_range(0..ready.len())];
+        let Some(msg) = self
+            .queues
+            .get_mut(&(from, to))
+            .and_then(VecDeque::pop_front)
+        else {
+            return false;
+        };
+        self.peer_log.push((from, to, kind(&msg)));
+        let mut out = Vec::new();
+        self.shards[to].on_peer(from, msg, self.now, &mut out);
+        self.collect(to, out);
+        true
+    }
+
+    pub fn is_joined(&self, session: SessionId) -> bool {
+        self.sessions.contains_key(&session)
+    }
+
     fn collect(&mut self, shard: ShardId, out: Vec<Action>) {
         for a in out {
             match a {

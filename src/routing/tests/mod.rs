@@ -3,4 +3,5 @@
 
 mod broker;
 mod dealer;
+mod fuzz;
 mod harness;
