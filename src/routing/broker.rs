@@ -154,8 +154,43 @@ impl Broker {
             options: msg.options,
             payload: msg.payload,
         });
-        self.deliver_local(&publication, ctx);
+        self.dispatch(&publication, ctx);
+        if ack {
+            ctx.send(
+                publisher.id,
+                Message::Published(Published {
+                    request: msg.request,
+                    publication: publication.id,
+                }),
+            );
+        }
+    }
 
+    /// A publication by the router itself (meta events such as `wamp.session.on_join`): no
+    /// publisher session (ID 0, which no session has), no URI policy. Returns the publication ID.
+    pub(crate) fn publish_from_router(
+        &mut self,
+        topic: Uri,
+        payload: crate::codec::Payload,
+        ctx: &mut Ctx<'_>,
+    ) -> Id {
+        let publication = Arc::new(Publication {
+            id: random_global_id(ctx.rng),
+            topic,
+            publisher: 0,
+            publisher_authid: Arc::from(""),
+            publisher_authrole: Arc::from(""),
+            options: Default::default(),
+            payload,
+        });
+        self.dispatch(&publication, ctx);
+        publication.id
+    }
+
+    /// Local delivery, then one message to each other shard with interest in any matching
+    /// subscription.
+    fn dispatch(&mut self, publication: &Arc<Publication>, ctx: &mut Ctx<'_>) {
+        self.deliver_local(publication, ctx);
         self.fanout.iter_mut().for_each(|f| *f = false);
         let fanout = &mut self.fanout;
         self.interest
@@ -170,15 +205,6 @@ impl Broker {
             if shard != ctx.shard && self.fanout[shard] {
                 ctx.peer(shard, PeerMsg::Publish(publication.clone()));
             }
-        }
-        if ack {
-            ctx.send(
-                publisher.id,
-                Message::Published(Published {
-                    request: msg.request,
-                    publication: publication.id,
-                }),
-            );
         }
     }
 

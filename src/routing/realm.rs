@@ -318,6 +318,22 @@ impl RealmShard {
         self.with_ctx(now, out, |_, dealer, ctx| dealer.tick(ctx));
     }
 
+    /// Publishes an event from the router itself (the meta API's `wamp.session.on_join`, …) to
+    /// every matching subscriber on every shard. Returns the publication ID.
+    pub fn publish_from_router(
+        &mut self,
+        topic: Uri,
+        payload: Payload,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) -> codec::Id {
+        let mut id = 0;
+        self.with_ctx(now, out, |broker, _, ctx| {
+            id = broker.publish_from_router(topic, payload, ctx)
+        });
+        id
+    }
+
     /// When [`RealmShard::on_tick`] next has something to do.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.dealer.next_deadline()

@@ -1,4 +1,4 @@
-//! The dealer of one realm on one shard: registrations (this file) and calls ([`calls`]).
+//! The dealer of one realm on one shard: registrations (this file) and calls (`calls.rs`).
 //!
 //! **Registration table** (replicated on every shard): `(policy, procedure) → registration ID,
 //! invocation policy, callees [(session, shard, features)]`. The pattern's home shard is

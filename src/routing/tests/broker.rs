@@ -422,3 +422,19 @@ fn subscription_limit_answers_an_error() {
     // Re-subscribing to something held is not a new subscription.
     sub(&mut c, 1, 4, "a", Exact);
 }
+
+#[test]
+fn router_publishes_meta_events_to_every_shard() {
+    let mut c = Cluster::new(3);
+    c.join(1, 1);
+    c.join(2, 2);
+    sub(&mut c, 1, 1, "wamp.session.on_join", Exact);
+    sub(&mut c, 2, 1, "wamp.session", Prefix);
+    let id = c.publish_from_router(0, "wamp.session.on_join");
+    assert_eq!(event(&c.one(1)).publication, id);
+    let m = c.one(2);
+    assert_eq!(
+        event(&m).details.topic,
+        Some(Uri::from("wamp.session.on_join"))
+    );
+}

@@ -105,6 +105,19 @@ impl Cluster {
         self.settle();
     }
 
+    pub fn publish_from_router(&mut self, shard: ShardId, topic: &str) -> Id {
+        let mut out = Vec::new();
+        let id = self.shards[shard].publish_from_router(
+            Uri::from(topic),
+            Payload::Empty,
+            self.now,
+            &mut out,
+        );
+        self.collect(shard, out);
+        self.settle();
+        id
+    }
+
     pub fn leave(&mut self, session: SessionId) {
         let s = self.sessions.remove(&session).expect("test session");
         let mut out = Vec::new();
