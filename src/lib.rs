@@ -1,7 +1,10 @@
 //! Switchyard: a thread-per-core WAMP v2 router, its client library and codecs.
 
+pub mod cli;
 pub mod codec;
 pub mod config;
+pub mod logging;
+pub mod metrics;
 pub mod net;
 pub mod routing;
 pub mod shard;

@@ -12,6 +12,8 @@ use super::signal::Signal;
 use super::Shard;
 use crate::codec::{self, Id, Serializer};
 use crate::config::{ListenerConfig, ListenerKind};
+use crate::logging::SessionRealm;
+use crate::metrics::{local_shard, with_local};
 use crate::net::rawsocket::{self, RawFrame, RejectCode, SerializerId};
 use crate::net::websocket::{self, Role, WsEvent};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -66,6 +68,7 @@ async fn read_some<R: AsyncRead + Unpin>(
         match Pin::new(&mut *r).poll_read(cx, &mut scratch[..]) {
             Poll::Ready(Ok(n)) => {
                 buf.extend_from_slice(&scratch[..n]);
+                shard.metrics.bytes_in.add(n as u64);
                 Poll::Ready(Ok(n))
             }
             other => other,
@@ -329,7 +332,13 @@ async fn run_session<S>(
         peer_max: Cell::new(peer_max),
     });
     shard.sessions.borrow_mut().insert(id, handle.clone());
-    tracing::debug!(shard = shard.id, session = id, "transport open");
+    shard.metrics.connections.inc();
+    tracing::debug!(
+        shard = shard.id,
+        session = id,
+        realm = "-",
+        "transport open"
+    );
 
     let (mut reader, writer) = futures_lite::io::split(stream);
     glommio::spawn_local(writer_task(writer, handle.clone(), framer)).detach();
@@ -358,6 +367,9 @@ async fn run_session<S>(
             match next_input(&mut deframer, &mut buf) {
                 Ok(Some(Input::Message(frame))) => {
                     let decoded = codec::decode(serializer, &frame);
+                    if let Ok(m) = &decoded {
+                        shard.metrics.messages_in.inc(m.code());
+                    }
                     {
                         let mut core = handle.core.borrow_mut();
                         match decoded {
@@ -376,7 +388,12 @@ async fn run_session<S>(
                 }
                 Ok(None) => break,
                 Err((code, why)) => {
-                    tracing::debug!(shard = shard.id, session = id, "transport error: {why}");
+                    tracing::debug!(
+                        shard = shard.id,
+                        session = id,
+                        realm = %SessionRealm(&handle),
+                        "transport error: {why}"
+                    );
                     handle.core.borrow_mut().state = State::Closed;
                     handle.outbound.close(code, &why);
                     break 'read;
@@ -405,7 +422,13 @@ async fn run_session<S>(
     shard.session_gone(&handle);
     handle.outbound.close(1000, "");
     handle.done.wait().await;
-    tracing::debug!(shard = shard.id, session = id, "transport closed");
+    shard.metrics.connections.dec();
+    tracing::debug!(
+        shard = shard.id,
+        session = id,
+        realm = %SessionRealm(&handle),
+        "transport closed"
+    );
 }
 
 /// Drains the outbound queue into the transport until the session closes.
@@ -436,6 +459,7 @@ async fn writer_task<W: AsyncWrite + Unpin>(
             if !ok {
                 break;
             }
+            with_local(|m| m.bytes_out.add(out.len() as u64));
             out.clear();
             if out.capacity() > 64 * 1024 {
                 out = BytesMut::new();
@@ -466,7 +490,9 @@ fn frame_into(framer: &mut Framer, handle: &SessionHandle, f: OutFrame, out: &mu
             };
             if payload.len() > *peer_max {
                 tracing::warn!(
+                    shard = local_shard(),
                     session = handle.id,
+                    realm = %SessionRealm(&handle),
                     "message larger than the peer accepts; not sent"
                 );
                 return;
@@ -480,7 +506,12 @@ fn frame_into(framer: &mut Framer, handle: &SessionHandle, f: OutFrame, out: &mu
             OutFrame::Message(b) => {
                 let binary = handle.serializer.is_binary();
                 if enc.message(binary, &b, out).is_err() {
-                    tracing::warn!(session = handle.id, "WebSocket compression failed");
+                    tracing::warn!(
+                        shard = local_shard(),
+                        session = handle.id,
+                        realm = %SessionRealm(&handle),
+                        "WebSocket compression failed"
+                    );
                 }
             }
             OutFrame::Ping(b) => websocket::encode_ping(Role::Server, &b, out),

@@ -15,6 +15,7 @@ pub mod signal;
 
 use crate::codec::{self, Abort, Dict, Id, Message, Uri, Value};
 use crate::config::{ListenAddr, RouterConfig, SlowConsumerPolicy};
+use crate::metrics::{CallTimer, RouterMetrics, ShardMetrics, ShardState};
 use crate::routing::{Action, Features, PeerMsg, RealmShard, RoutingConfig, SessionRef};
 use conn::SessionHandle;
 use mesh::{MeshOutbox, MeshSenders};
@@ -85,10 +86,10 @@ pub struct Shard {
     /// Shared read buffer: an idle session holds none of its own (see `conn::read_some`).
     pub read_scratch: RefCell<Vec<u8>>,
     pub shutting_down: Cell<bool>,
-    /// Events dropped by the slow-consumer policy on this shard.
-    pub dropped_events: Cell<u64>,
-    /// Sessions disconnected by the slow-consumer policy on this shard.
-    pub slow_disconnects: Cell<u64>,
+    /// This shard's counters; only this thread writes them, the metrics thread reads them.
+    pub metrics: Arc<ShardMetrics>,
+    /// When each call in flight was sent, for the call latency histogram.
+    pub call_timer: CallTimer,
     /// Routing work produced while routing work is applied (processed iteratively).
     pending_local: RefCell<Vec<(Uri, PeerMsg)>>,
 }
@@ -152,20 +153,27 @@ impl Shard {
         SessionRef::new(h.id, self.id, &core.authid, &core.authrole, features)
     }
 
-    /// Encodes and queues one message for a session, applying the slow-consumer policy.
-    fn deliver(&self, h: &SessionHandle, frame: bytes::Bytes, is_event: bool) {
+    /// Queues one encoded message for a session, applying the slow-consumer policy. True when
+    /// the message was queued.
+    fn deliver(&self, h: &SessionHandle, frame: bytes::Bytes, message_code: u64) -> bool {
+        let is_event = message_code == codec::code::EVENT;
         match h.outbound.push(OutFrame::Message(frame)) {
-            Ok(()) | Err(PushError::Closed) => {}
+            Ok(()) => {
+                self.metrics.messages_out.inc(message_code);
+                return true;
+            }
+            Err(PushError::Closed) => {}
             Err(PushError::Full) => {
                 if is_event && self.cfg.limits.slow_consumer == SlowConsumerPolicy::Drop {
                     h.outbound.dropped.set(h.outbound.dropped.get() + 1);
-                    self.dropped_events.set(self.dropped_events.get() + 1);
+                    self.metrics.events_dropped.inc();
                 } else {
                     // RPC traffic is never dropped silently: the stuck session is closed.
-                    self.slow_disconnects.set(self.slow_disconnects.get() + 1);
+                    self.metrics.slow_consumer_disconnects.inc();
                     tracing::info!(
                         shard = self.id,
                         session = h.id,
+                        realm = %crate::logging::SessionRealm(h),
                         "slow consumer disconnected"
                     );
                     h.outbound.close(1008, "outbound queue full");
@@ -173,6 +181,7 @@ impl Shard {
                 }
             }
         }
+        false
     }
 
     /// Applies what the session state machine asked for.
@@ -181,10 +190,15 @@ impl Shard {
             match o {
                 SessionOutput::Reply(m) => {
                     let frame = codec::encode(h.serializer, &m);
-                    let _ = h.outbound.push_unbounded(OutFrame::Message(frame));
+                    if h.outbound.push_unbounded(OutFrame::Message(frame)).is_ok() {
+                        self.metrics.messages_out.inc(m.code());
+                    }
                 }
                 SessionOutput::Joined { realm } => {
                     tracing::debug!(shard = self.id, session = h.id, realm = %realm, "joined");
+                    if let Some(r) = self.metrics.realm(&realm) {
+                        r.sessions.inc();
+                    }
                     *h.realm.borrow_mut() = Some(realm);
                 }
                 SessionOutput::Route(m) => self.route(h, m),
@@ -200,6 +214,12 @@ impl Shard {
         let Some(realm) = h.realm.borrow().clone() else {
             return;
         };
+        if let Some(r) = self.metrics.realm(&realm) {
+            r.messages_in.inc();
+        }
+        if let Message::Call(c) = &m {
+            self.call_timer.on_call(h.id, c.request, Instant::now());
+        }
         let sref = self.session_ref(h);
         let mut actions = Vec::new();
         if let Some(r) = self.realms.borrow_mut().get_mut(&realm) {
@@ -215,6 +235,9 @@ impl Shard {
         }
         let realm = h.realm.borrow_mut().take();
         if let Some(realm) = realm {
+            if let Some(r) = self.metrics.realm(&realm) {
+                r.sessions.dec();
+            }
             let mut actions = Vec::new();
             if let Some(r) = self.realms.borrow_mut().get_mut(&realm) {
                 r.on_session_leave(h.id, Instant::now(), &mut actions);
@@ -231,25 +254,35 @@ impl Shard {
     /// Carries out routing actions; peer messages to this shard itself are processed here too.
     fn apply_actions(&self, realm: &Uri, actions: Vec<Action>) {
         let mut queue = actions;
+        let realm_metrics = self.metrics.realm(realm);
+        let count_out = || {
+            if let Some(r) = realm_metrics {
+                r.messages_out.inc();
+            }
+        };
         loop {
             for a in queue.drain(..) {
                 match a {
                     Action::Send { to, msg } => {
                         if let Some(h) = self.session(to) {
-                            let is_event = matches!(msg, Message::Event(_));
-                            self.deliver(&h, codec::encode(h.serializer, &msg), is_event);
+                            self.call_timer.on_reply(to, &msg, &self.metrics);
+                            if self.deliver(&h, codec::encode(h.serializer, &msg), msg.code()) {
+                                count_out();
+                            }
                         }
                     }
                     Action::SendMany { to, msg } => {
                         // Encode once per serializer, share the frame between recipients.
                         let mut frames: [Option<bytes::Bytes>; 2] = [None, None];
-                        let is_event = matches!(*msg, Message::Event(_));
+                        let message_code = msg.code();
                         for id in to {
                             if let Some(h) = self.session(id) {
                                 let frame = frames[h.serializer.index()]
                                     .get_or_insert_with(|| codec::encode(h.serializer, &msg))
                                     .clone();
-                                self.deliver(&h, frame, is_event);
+                                if self.deliver(&h, frame, message_code) {
+                                    count_out();
+                                }
                             }
                         }
                     }
@@ -257,6 +290,7 @@ impl Shard {
                         if shard == self.id {
                             self.pending_local.borrow_mut().push((realm.clone(), msg));
                         } else {
+                            self.metrics.mesh_sent.inc();
                             self.mesh.push(
                                 shard,
                                 ShardMsg::Peer {
@@ -276,10 +310,15 @@ impl Shard {
                             let mut details = Dict::new();
                             details.insert("message".into(), Value::Str(message));
                             let abort = Message::Abort(Abort { details, reason });
-                            let _ = h.outbound.push_unbounded(OutFrame::Message(codec::encode(
-                                h.serializer,
-                                &abort,
-                            )));
+                            if h.outbound
+                                .push_unbounded(OutFrame::Message(codec::encode(
+                                    h.serializer,
+                                    &abort,
+                                )))
+                                .is_ok()
+                            {
+                                self.metrics.messages_out.inc(codec::code::ABORT);
+                            }
                             h.core.borrow_mut().state = session::State::Closed;
                             h.outbound.close(1002, "protocol violation");
                             self.session_gone(&h);
@@ -342,7 +381,9 @@ impl Shard {
                 match o {
                     SessionOutput::Reply(m) => {
                         let frame = codec::encode(h.serializer, &m);
-                        let _ = h.outbound.push_unbounded(OutFrame::Message(frame));
+                        if h.outbound.push_unbounded(OutFrame::Message(frame)).is_ok() {
+                            self.metrics.messages_out.inc(m.code());
+                        }
                     }
                     SessionOutput::Close => h.outbound.close(1001, "shutdown"),
                     _ => {}
@@ -387,6 +428,7 @@ pub struct Router {
     handles: Vec<glommio::ExecutorJoinHandle<()>>,
     senders: MeshSenders<ShardMsg>,
     endpoints: Vec<String>,
+    metrics: Arc<RouterMetrics>,
 }
 
 fn bind_tcp(
@@ -468,6 +510,17 @@ impl Router {
         let cfg = Arc::new(cfg);
         let (senders, inboxes) = mesh::mesh::<ShardMsg>(n);
         let shared = Arc::new(SharedCounters::default());
+        let realm_names: Vec<&str> = cfg.realms.iter().map(|r| r.name.as_str()).collect();
+        let epoch = Instant::now();
+        let shard_metrics: Vec<Arc<ShardMetrics>> = (0..n)
+            .map(|i| Arc::new(ShardMetrics::new(i, &realm_names, epoch)))
+            .collect();
+        let backlog_senders = senders.clone();
+        let metrics = Arc::new(RouterMetrics {
+            shards: shard_metrics.clone(),
+            started: epoch,
+            mesh_backlog: Box::new(move |i| backlog_senders.backlog(i) as u64),
+        });
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
         let mut handles = Vec::with_capacity(n);
@@ -500,9 +553,10 @@ impl Router {
             let senders2 = senders.clone();
             let shared2 = shared.clone();
             let ready = ready_tx.clone();
+            let metrics2 = shard_metrics[i].clone();
             let h = builder
                 .spawn(move || async move {
-                    shard_main(i, n, cfg2, senders2, inbox, fds, shared2, ready).await;
+                    shard_main(i, n, cfg2, senders2, inbox, fds, shared2, metrics2, ready).await;
                 })
                 .map_err(|e| StartError::Shard {
                     shard: i,
@@ -532,7 +586,13 @@ impl Router {
             handles,
             senders,
             endpoints,
+            metrics,
         })
+    }
+
+    /// The counters of every shard, for a metrics endpoint (see [`crate::metrics`]).
+    pub fn metrics(&self) -> Arc<RouterMetrics> {
+        self.metrics.clone()
     }
 
     /// The URLs the router serves (`ws://127.0.0.1:8080/ws`, `rs://…`, …) with real ports.
@@ -578,8 +638,11 @@ async fn shard_main(
     inbox: mesh::Inbox<ShardMsg>,
     listeners: Vec<(usize, RawFd, bool)>,
     shared: Arc<SharedCounters>,
+    metrics: Arc<ShardMetrics>,
     ready: std::sync::mpsc::Sender<Result<(), String>>,
 ) {
+    crate::metrics::install_local(metrics.clone());
+    let _stopped = crate::metrics::StoppedOnDrop(metrics.clone());
     let mut realms = HashMap::new();
     for r in &cfg.realms {
         let uri = Uri::from(r.name.as_str());
@@ -599,8 +662,8 @@ async fn shard_main(
         welcome_roles: session::router_roles(BROKER_FEATURES, DEALER_FEATURES),
         read_scratch: RefCell::new(vec![0; 256 * 1024]),
         shutting_down: Cell::new(false),
-        dropped_events: Cell::new(0),
-        slow_disconnects: Cell::new(0),
+        metrics: metrics.clone(),
+        call_timer: CallTimer::default(),
         pending_local: RefCell::new(Vec::new()),
     });
     for (li, fd, is_unix) in listeners {
@@ -619,19 +682,31 @@ async fn shard_main(
     {
         let shard = shard.clone();
         glommio::spawn_local(async move {
+            let mut ticks = 0u64;
             loop {
                 glommio::timer::sleep(Duration::from_millis(10)).await;
                 shard.tick();
+                shard.metrics.heartbeat();
+                ticks = ticks.wrapping_add(1);
+                if ticks % 100 == 0 {
+                    shard.call_timer.sweep(Instant::now());
+                }
             }
         })
         .detach();
     }
+    metrics.heartbeat();
+    metrics.set_state(ShardState::Running);
     let _ = ready.send(Ok(()));
     while let Some(batch) = inbox.recv().await {
         let mut stop = false;
+        metrics.mesh_received.add(batch.len() as u64);
         for m in batch {
             match m {
-                ShardMsg::Shutdown => stop = true,
+                ShardMsg::Shutdown => {
+                    metrics.set_state(ShardState::Stopping);
+                    stop = true;
+                }
                 ShardMsg::UnixConn { fd, listener } => {
                     // SAFETY: the fd is an accepted, non-blocking Unix stream handed over whole.
                     let s = unsafe { glommio::net::UnixStream::from_raw_fd(fd.into_raw_fd()) };
@@ -682,6 +757,7 @@ async fn accept_unix(shard: Rc<Shard>, std_listener: std::os::unix::net::UnixLis
                     glommio::spawn_local(conn::serve(shard.clone(), g, li)).detach();
                 } else {
                     let fd = std::os::fd::OwnedFd::from(s);
+                    shard.metrics.mesh_sent.inc();
                     shard
                         .mesh
                         .push(target, ShardMsg::UnixConn { fd, listener: li });

@@ -6,6 +6,7 @@
 //! call. Frames are `Bytes`, so one encoded EVENT is shared by every subscriber using the same
 //! serializer.
 
+use crate::metrics::with_local;
 use bytes::Bytes;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -94,6 +95,7 @@ impl Outbound {
         inner.bytes += len;
         inner.queue.push_back(frame);
         drop(inner);
+        with_local(|m| m.outbound_queue_bytes.add(len as u64));
         self.wake();
         Ok(())
     }
@@ -104,9 +106,11 @@ impl Outbound {
         if inner.close.is_some() {
             return Err(PushError::Closed);
         }
-        inner.bytes += frame.len();
+        let len = frame.len();
+        inner.bytes += len;
         inner.queue.push_back(frame);
         drop(inner);
+        with_local(|m| m.outbound_queue_bytes.add(len as u64));
         self.wake();
         Ok(())
     }
@@ -152,7 +156,9 @@ impl Outbound {
                     break;
                 }
             }
-            inner.bytes -= taken.min(inner.bytes);
+            let taken = taken.min(inner.bytes);
+            inner.bytes -= taken;
+            with_local(|m| m.outbound_queue_bytes.sub(taken as u64));
             return Poll::Ready(None);
         }
         if let Some(c) = &inner.close {
@@ -160,6 +166,16 @@ impl Outbound {
         }
         self.waker.set(Some(cx.waker().clone()));
         Poll::Pending
+    }
+}
+
+impl Drop for Outbound {
+    /// Frames never written (the transport died) leave the shard's queue gauge.
+    fn drop(&mut self) {
+        let left = self.inner.get_mut().bytes;
+        if left > 0 {
+            with_local(|m| m.outbound_queue_bytes.sub(left as u64));
+        }
     }
 }
 

@@ -1,0 +1,547 @@
+//! Metrics: per-shard counters that the shards write without locks and a std thread reads.
+//!
+//! Each shard owns one [`ShardMetrics`] in an `Arc`. Only that shard's thread writes it, so a
+//! counter is a single-writer `AtomicU64`: `load` + `store` with `Relaxed` ordering, no locked
+//! read-modify-write instruction on the hot path. The metrics thread ([`http`]) reads every
+//! shard's struct when scraped and renders Prometheus text ([`prometheus`]). A scrape may see
+//! values a few increments old, never torn ones.
+//!
+//! Data flow: the connection driver counts bytes and decoded messages, the shard counts what
+//! it routes, delivers, drops and sends across the mesh; [`RouterMetrics`] gathers the shards'
+//! structs for the scraper and answers the health probe.
+//!
+//! The outbound queue and the writer task have no reference to their shard (a pointer per idle
+//! session is memory we do not want to spend), so they reach their shard's metrics through a
+//! thread-local set when the shard starts ([`install_local`], [`with_local`]): a shard is one
+//! thread, so the thread-local *is* the shard.
+
+pub mod http;
+pub mod prometheus;
+
+use crate::codec::{code, Id, Message};
+use std::cell::{OnceCell, RefCell};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A monotonically increasing count. Written by one thread only (its shard).
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds `n`. Single writer: a plain load and store, no atomic read-modify-write.
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.store(self.0.load(Relaxed).wrapping_add(n), Relaxed);
+    }
+
+    #[inline]
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
+/// A value that goes up and down. Written by one thread only (its shard).
+#[derive(Debug, Default)]
+pub struct Gauge(AtomicU64);
+
+impl Gauge {
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.store(self.0.load(Relaxed).wrapping_add(n), Relaxed);
+    }
+
+    /// Subtracts `n`, stopping at 0 (a gauge never wraps to 2^64 - 1 on a miscount).
+    #[inline]
+    pub fn sub(&self, n: u64) {
+        self.0
+            .store(self.0.load(Relaxed).saturating_sub(n), Relaxed);
+    }
+
+    #[inline]
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    #[inline]
+    pub fn dec(&self) {
+        self.sub(1);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
+/// Upper bounds of the call latency buckets, in microseconds (Prometheus `le`, inclusive).
+pub const LATENCY_BOUNDS_US: [u64; 17] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000, 2_500_000, 5_000_000, 10_000_000,
+];
+
+/// A fixed-bucket histogram of durations (single writer).
+#[derive(Debug, Default)]
+pub struct Histogram {
+    /// Non-cumulative counts; the last slot is `+Inf`. Rendered cumulatively.
+    buckets: [Counter; LATENCY_BOUNDS_US.len() + 1],
+    sum_ns: Counter,
+}
+
+impl Histogram {
+    pub fn observe(&self, d: Duration) {
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let slot = LATENCY_BOUNDS_US
+            .iter()
+            .position(|&b| ns <= b * 1_000)
+            .unwrap_or(LATENCY_BOUNDS_US.len());
+        self.buckets[slot].inc();
+        self.sum_ns.add(ns);
+    }
+
+    /// Cumulative counts per bound (the last one is `+Inf`, equal to the total count).
+    pub fn cumulative(&self) -> [u64; LATENCY_BOUNDS_US.len() + 1] {
+        let mut out = [0; LATENCY_BOUNDS_US.len() + 1];
+        let mut acc = 0;
+        for (o, b) in out.iter_mut().zip(&self.buckets) {
+            acc += b.get();
+            *o = acc;
+        }
+        out
+    }
+
+    /// Sum of the observed durations, in seconds.
+    pub fn sum_seconds(&self) -> f64 {
+        self.sum_ns.get() as f64 / 1e9
+    }
+}
+
+/// Every WAMP message type, in the order the metrics list them.
+pub const MESSAGE_TYPES: [u64; 25] = [
+    code::HELLO,
+    code::WELCOME,
+    code::ABORT,
+    code::CHALLENGE,
+    code::AUTHENTICATE,
+    code::GOODBYE,
+    code::ERROR,
+    code::PUBLISH,
+    code::PUBLISHED,
+    code::SUBSCRIBE,
+    code::SUBSCRIBED,
+    code::UNSUBSCRIBE,
+    code::UNSUBSCRIBED,
+    code::EVENT,
+    code::EVENT_RECEIVED,
+    code::CALL,
+    code::CANCEL,
+    code::RESULT,
+    code::REGISTER,
+    code::REGISTERED,
+    code::UNREGISTER,
+    code::UNREGISTERED,
+    code::INVOCATION,
+    code::INTERRUPT,
+    code::YIELD,
+];
+
+/// The slot of a message type in [`MESSAGE_TYPES`] (a jump table; unknown codes share the last
+/// slot, which is never rendered because the codec rejects them).
+#[inline]
+fn type_slot(c: u64) -> usize {
+    match c {
+        code::HELLO => 0,
+        code::WELCOME => 1,
+        code::ABORT => 2,
+        code::CHALLENGE => 3,
+        code::AUTHENTICATE => 4,
+        code::GOODBYE => 5,
+        code::ERROR => 6,
+        code::PUBLISH => 7,
+        code::PUBLISHED => 8,
+        code::SUBSCRIBE => 9,
+        code::SUBSCRIBED => 10,
+        code::UNSUBSCRIBE => 11,
+        code::UNSUBSCRIBED => 12,
+        code::EVENT => 13,
+        code::EVENT_RECEIVED => 14,
+        code::CALL => 15,
+        code::CANCEL => 16,
+        code::RESULT => 17,
+        code::REGISTER => 18,
+        code::REGISTERED => 19,
+        code::UNREGISTER => 20,
+        code::UNREGISTERED => 21,
+        code::INVOCATION => 22,
+        code::INTERRUPT => 23,
+        code::YIELD => 24,
+        _ => 25,
+    }
+}
+
+/// Counts per message type.
+#[derive(Debug, Default)]
+pub struct ByType([Counter; MESSAGE_TYPES.len() + 1]);
+
+impl ByType {
+    #[inline]
+    pub fn inc(&self, message_code: u64) {
+        self.0[type_slot(message_code)].inc();
+    }
+
+    /// The count for one message type.
+    pub fn get(&self, message_code: u64) -> u64 {
+        self.0[type_slot(message_code)].get()
+    }
+
+    /// The sum over all types.
+    pub fn total(&self) -> u64 {
+        self.0.iter().map(Counter::get).sum()
+    }
+}
+
+/// Counters of one realm on one shard.
+#[derive(Debug)]
+pub struct RealmMetrics {
+    pub name: String,
+    /// Sessions joined to this realm on this shard.
+    pub sessions: Gauge,
+    /// Messages from this realm's sessions handed to its broker or dealer.
+    pub messages_in: Counter,
+    /// Messages the broker or dealer of this realm queued for sessions of this shard.
+    pub messages_out: Counter,
+}
+
+/// Where a shard is in its life, for the health probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ShardState {
+    Starting = 0,
+    Running = 1,
+    Stopping = 2,
+    Stopped = 3,
+}
+
+/// One shard's counters. Written only by that shard's thread; read by the metrics thread.
+// Aligned to a cache line so that two shards' structs never share one.
+#[repr(align(64))]
+#[derive(Debug)]
+pub struct ShardMetrics {
+    pub shard: usize,
+    state: AtomicU8,
+    /// Milliseconds since `epoch` at the shard's last timer tick: a stalled shard stops it.
+    heartbeat_ms: AtomicU64,
+    epoch: Instant,
+    /// Open transports (after accept, before close), established or not.
+    pub connections: Gauge,
+    /// Decoded WAMP messages received, by type.
+    pub messages_in: ByType,
+    /// WAMP messages queued for sessions, by type (events dropped by the slow-consumer policy
+    /// are counted in `events_dropped`, not here).
+    pub messages_out: ByType,
+    /// Transport bytes read (handshakes and framing included).
+    pub bytes_in: Counter,
+    /// Transport bytes written (framing included).
+    pub bytes_out: Counter,
+    /// Events not queued because the subscriber's outbound queue was full (policy `drop`).
+    pub events_dropped: Counter,
+    /// Sessions closed because their outbound queue was full.
+    pub slow_consumer_disconnects: Counter,
+    /// Bytes queued in the outbound queues of this shard's sessions.
+    pub outbound_queue_bytes: Gauge,
+    /// Messages this shard pushed to other shards' inboxes.
+    pub mesh_sent: Counter,
+    /// Messages this shard took from its inbox (from shards and the control thread).
+    pub mesh_received: Counter,
+    /// Time from a session's CALL to the final RESULT or ERROR it receives.
+    pub call_latency: Histogram,
+    /// Failed authentications (no authenticator yet: stays 0; see [`ShardMetrics::auth_failure`]).
+    pub auth_failures: Counter,
+    pub realms: Box<[RealmMetrics]>,
+}
+
+impl ShardMetrics {
+    pub fn new(shard: usize, realms: &[&str], epoch: Instant) -> Self {
+        ShardMetrics {
+            shard,
+            state: AtomicU8::new(ShardState::Starting as u8),
+            heartbeat_ms: AtomicU64::new(0),
+            epoch,
+            connections: Gauge::default(),
+            messages_in: ByType::default(),
+            messages_out: ByType::default(),
+            bytes_in: Counter::default(),
+            bytes_out: Counter::default(),
+            events_dropped: Counter::default(),
+            slow_consumer_disconnects: Counter::default(),
+            outbound_queue_bytes: Gauge::default(),
+            mesh_sent: Counter::default(),
+            mesh_received: Counter::default(),
+            call_latency: Histogram::default(),
+            auth_failures: Counter::default(),
+            realms: realms
+                .iter()
+                .map(|n| RealmMetrics {
+                    name: (*n).to_owned(),
+                    sessions: Gauge::default(),
+                    messages_in: Counter::default(),
+                    messages_out: Counter::default(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The counters of a realm (a short linear scan: routers serve a handful of realms).
+    #[inline]
+    pub fn realm(&self, name: &str) -> Option<&RealmMetrics> {
+        self.realms.iter().find(|r| r.name == name)
+    }
+
+    /// The hook for the authenticator: one failed authentication on this shard.
+    pub fn auth_failure(&self) {
+        self.auth_failures.inc();
+    }
+
+    pub fn set_state(&self, s: ShardState) {
+        self.state.store(s as u8, Relaxed);
+    }
+
+    pub fn state(&self) -> ShardState {
+        match self.state.load(Relaxed) {
+            0 => ShardState::Starting,
+            1 => ShardState::Running,
+            2 => ShardState::Stopping,
+            _ => ShardState::Stopped,
+        }
+    }
+
+    /// Called from the shard's timer: proves the shard's loop still turns.
+    pub fn heartbeat(&self) {
+        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.heartbeat_ms.store(ms, Relaxed);
+    }
+
+    /// Time since the last heartbeat.
+    pub fn heartbeat_age(&self, now: Instant) -> Duration {
+        let now_ms = u64::try_from(now.saturating_duration_since(self.epoch).as_millis())
+            .unwrap_or(u64::MAX);
+        Duration::from_millis(now_ms.saturating_sub(self.heartbeat_ms.load(Relaxed)))
+    }
+}
+
+/// Marks its shard stopped when dropped (the shard's main future ended or unwound).
+pub struct StoppedOnDrop(pub Arc<ShardMetrics>);
+
+impl Drop for StoppedOnDrop {
+    fn drop(&mut self) {
+        self.0.set_state(ShardState::Stopped);
+    }
+}
+
+/// A shard whose heartbeat is older than this is reported unhealthy.
+pub const STALL_LIMIT: Duration = Duration::from_secs(5);
+
+/// What the metrics thread reads: every shard's counters, plus process-level readings.
+pub struct RouterMetrics {
+    pub shards: Vec<Arc<ShardMetrics>>,
+    pub started: Instant,
+    /// Messages queued in shard `i`'s inbox and not yet taken (read from the mesh).
+    pub mesh_backlog: Box<dyn Fn(usize) -> u64 + Send + Sync>,
+}
+
+impl RouterMetrics {
+    /// `Ok` while every shard runs and its loop turns; otherwise why not.
+    pub fn health(&self) -> Result<(), String> {
+        let now = Instant::now();
+        for s in &self.shards {
+            match s.state() {
+                ShardState::Running => {}
+                other => return Err(format!("shard {} is {:?}", s.shard, other)),
+            }
+            let age = s.heartbeat_age(now);
+            if age > STALL_LIMIT {
+                return Err(format!(
+                    "shard {} has not ticked for {} ms",
+                    s.shard,
+                    age.as_millis()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+thread_local! {
+    /// The metrics of the shard running on this thread (none outside shards, e.g. unit tests).
+    static LOCAL: OnceCell<Arc<ShardMetrics>> = const { OnceCell::new() };
+}
+
+/// Makes `m` this thread's shard metrics (called once when a shard starts).
+pub fn install_local(m: Arc<ShardMetrics>) {
+    LOCAL.with(|l| {
+        let _ = l.set(m);
+    });
+}
+
+/// Runs `f` with this thread's shard metrics, if the thread is a shard.
+#[inline]
+pub fn with_local(f: impl FnOnce(&ShardMetrics)) {
+    LOCAL.with(|l| {
+        if let Some(m) = l.get() {
+            f(m)
+        }
+    });
+}
+
+/// This thread's shard number, for log lines from code that has no shard at hand.
+pub fn local_shard() -> Option<usize> {
+    LOCAL.with(|l| l.get().map(|m| m.shard))
+}
+
+/// Calls in flight on one shard: when each session sent each CALL, so the final RESULT or
+/// ERROR delivered to it can be timed. Shard-local (no atomics); nothing per idle session.
+///
+/// Bounded: beyond [`CallTimer::MAX_TRACKED`] calls in flight the extra ones are not timed,
+/// and entries older than [`CallTimer::MAX_AGE`] (callers that left with calls pending) are
+/// swept by the shard's timer.
+#[derive(Default)]
+pub struct CallTimer {
+    started: RefCell<HashMap<(Id, Id), Instant>>,
+}
+
+impl CallTimer {
+    pub const MAX_TRACKED: usize = 65_536;
+    pub const MAX_AGE: Duration = Duration::from_secs(600);
+
+    /// A session sent CALL `request` (a progressive CALL's later chunks keep the first time).
+    pub fn on_call(&self, session: Id, request: Id, now: Instant) {
+        let mut m = self.started.borrow_mut();
+        if m.len() < Self::MAX_TRACKED {
+            m.entry((session, request)).or_insert(now);
+        }
+    }
+
+    /// A message is being queued for `session`: if it ends a call, record the latency.
+    #[inline]
+    pub fn on_reply(&self, session: Id, msg: &Message, metrics: &ShardMetrics) {
+        let request = match msg {
+            Message::Result(r) if r.details.progress != Some(true) => r.request,
+            Message::Error(e) if e.request_type == code::CALL => e.request,
+            _ => return,
+        };
+        if let Some(t) = self.started.borrow_mut().remove(&(session, request)) {
+            metrics.call_latency.observe(t.elapsed());
+        }
+    }
+
+    /// Forgets calls older than [`CallTimer::MAX_AGE`].
+    pub fn sweep(&self, now: Instant) {
+        let mut m = self.started.borrow_mut();
+        if !m.is_empty() {
+            m.retain(|_, t| now.saturating_duration_since(*t) < Self::MAX_AGE);
+        }
+    }
+
+    /// Calls being timed.
+    pub fn in_flight(&self) -> usize {
+        self.started.borrow().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{CallResult, Payload, ResultDetails};
+
+    #[test]
+    fn every_type_has_its_own_slot() {
+        let mut seen = std::collections::HashSet::new();
+        for c in MESSAGE_TYPES {
+            assert!(seen.insert(type_slot(c)), "code {c}");
+            assert!(type_slot(c) < MESSAGE_TYPES.len());
+        }
+        let b = ByType::default();
+        b.inc(code::CALL);
+        b.inc(code::CALL);
+        b.inc(code::EVENT);
+        assert_eq!(b.get(code::CALL), 2);
+        assert_eq!(b.total(), 3);
+    }
+
+    #[test]
+    fn histogram_buckets_are_inclusive_and_cumulative() {
+        let h = Histogram::default();
+        h.observe(Duration::from_micros(50));
+        h.observe(Duration::from_micros(51));
+        h.observe(Duration::from_secs(60));
+        let c = h.cumulative();
+        assert_eq!(c[0], 1);
+        assert_eq!(c[1], 2);
+        assert_eq!(c[LATENCY_BOUNDS_US.len() - 1], 2);
+        assert_eq!(c[LATENCY_BOUNDS_US.len()], 3);
+        assert!((h.sum_seconds() - 60.000101).abs() < 1e-6);
+    }
+
+    #[test]
+    fn gauge_does_not_wrap() {
+        let g = Gauge::default();
+        g.add(2);
+        g.sub(5);
+        assert_eq!(g.get(), 0);
+    }
+
+    #[test]
+    fn call_timer_times_final_result_only() {
+        let m = ShardMetrics::new(0, &["realm1"], Instant::now());
+        let t = CallTimer::default();
+        t.on_call(7, 1, Instant::now());
+        let progress = Message::Result(CallResult {
+            request: 1,
+            details: ResultDetails {
+                progress: Some(true),
+                ..Default::default()
+            },
+            payload: Payload::default(),
+        });
+        t.on_reply(7, &progress, &m);
+        assert_eq!(t.in_flight(), 1);
+        let last = Message::Result(CallResult {
+            request: 1,
+            details: ResultDetails::default(),
+            payload: Payload::default(),
+        });
+        t.on_reply(8, &last, &m);
+        assert_eq!(t.in_flight(), 1, "another session's request 1 is not ours");
+        t.on_reply(7, &last, &m);
+        assert_eq!(t.in_flight(), 0);
+        assert_eq!(m.call_latency.cumulative()[LATENCY_BOUNDS_US.len()], 1);
+        t.on_call(
+            7,
+            2,
+            Instant::now() - CallTimer::MAX_AGE - Duration::from_secs(1),
+        );
+        t.sweep(Instant::now());
+        assert_eq!(t.in_flight(), 0);
+    }
+
+    #[test]
+    fn health_needs_running_shards_that_tick() {
+        let epoch = Instant::now();
+        let s = Arc::new(ShardMetrics::new(0, &[], epoch));
+        let rm = RouterMetrics {
+            shards: vec![s.clone()],
+            started: epoch,
+            mesh_backlog: Box::new(|_| 0),
+        };
+        assert!(rm.health().is_err());
+        s.set_state(ShardState::Running);
+        s.heartbeat();
+        assert!(rm.health().is_ok());
+        drop(StoppedOnDrop(s.clone()));
+        assert!(rm.health().unwrap_err().contains("Stopped"));
+    }
+}

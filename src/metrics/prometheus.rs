@@ -1,0 +1,317 @@
+//! Renders [`RouterMetrics`] in the Prometheus text exposition format (version 0.0.4).
+//!
+//! Every series is labelled with its `shard`; per-realm series add `realm`, per-type series add
+//! `type` (the WAMP message name, e.g. `PUBLISH`). All series of a family are written even when
+//! zero, so dashboards and alerts never see a series appear from nowhere.
+
+use super::{RouterMetrics, ShardMetrics, ShardState, LATENCY_BOUNDS_US, MESSAGE_TYPES};
+use crate::codec::name_of;
+use std::fmt::Write;
+use std::time::Instant;
+
+/// The `Content-Type` of [`render`]'s output.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Escapes a label value (`\`, `"` and newline).
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// One family with one value per shard.
+fn per_shard(
+    out: &mut String,
+    m: &RouterMetrics,
+    name: &str,
+    kind: &str,
+    help: &str,
+    value: impl Fn(usize, &ShardMetrics) -> u64,
+) {
+    family(out, name, kind, help);
+    for (i, s) in m.shards.iter().enumerate() {
+        let _ = writeln!(out, "{name}{{shard=\"{}\"}} {}", s.shard, value(i, s));
+    }
+}
+
+/// The whole scrape.
+pub fn render(m: &RouterMetrics) -> String {
+    let mut out = String::with_capacity(16 * 1024);
+    let now = Instant::now();
+
+    family(
+        &mut out,
+        "switchyard_build_info",
+        "gauge",
+        "Build information; always 1.",
+    );
+    let _ = writeln!(
+        out,
+        "switchyard_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    family(
+        &mut out,
+        "switchyard_uptime_seconds",
+        "gauge",
+        "Seconds since the router started.",
+    );
+    let _ = writeln!(
+        out,
+        "switchyard_uptime_seconds {:.3}",
+        now.duration_since(m.started).as_secs_f64()
+    );
+    per_shard(
+        &mut out,
+        m,
+        "switchyard_shard_up",
+        "gauge",
+        "1 while the shard runs and its loop turns, else 0.",
+        |_, s| {
+            u64::from(
+                s.state() == ShardState::Running && s.heartbeat_age(now) <= super::STALL_LIMIT,
+            )
+        },
+    );
+    per_shard(
+        &mut out,
+        m,
+        "switchyard_connections",
+        "gauge",
+        "Open transports on the shard (established sessions or not).",
+        |_, s| s.connections.get(),
+    );
+
+    family(
+        &mut out,
+        "switchyard_sessions",
+        "gauge",
+        "Sessions joined to a realm.",
+    );
+    for s in &m.shards {
+        for r in s.realms.iter() {
+            let _ = writeln!(
+                out,
+                "switchyard_sessions{{shard=\"{}\",realm=\"{}\"}} {}",
+                s.shard,
+                escape(&r.name),
+                r.sessions.get()
+            );
+        }
+    }
+    for (name, help, pick) in [
+        (
+            "switchyard_realm_messages_received_total",
+            "Messages from a realm's sessions handed to its broker or dealer.",
+            (|r: &super::RealmMetrics| r.messages_in.get()) as fn(&super::RealmMetrics) -> u64,
+        ),
+        (
+            "switchyard_realm_messages_sent_total",
+            "Messages a realm's broker or dealer queued for sessions.",
+            |r: &super::RealmMetrics| r.messages_out.get(),
+        ),
+    ] {
+        family(&mut out, name, "counter", help);
+        for s in &m.shards {
+            for r in s.realms.iter() {
+                let _ = writeln!(
+                    out,
+                    "{name}{{shard=\"{}\",realm=\"{}\"}} {}",
+                    s.shard,
+                    escape(&r.name),
+                    pick(r)
+                );
+            }
+        }
+    }
+
+    for (name, help, inbound) in [
+        (
+            "switchyard_messages_received_total",
+            "WAMP messages received from sessions and decoded, by type.",
+            true,
+        ),
+        (
+            "switchyard_messages_sent_total",
+            "WAMP messages queued for sessions, by type.",
+            false,
+        ),
+    ] {
+        family(&mut out, name, "counter", help);
+        for s in &m.shards {
+            let by = if inbound {
+                &s.messages_in
+            } else {
+                &s.messages_out
+            };
+            for c in MESSAGE_TYPES {
+                let _ = writeln!(
+                    out,
+                    "{name}{{shard=\"{}\",type=\"{}\"}} {}",
+                    s.shard,
+                    name_of(c),
+                    by.get(c)
+                );
+            }
+        }
+    }
+
+    per_shard(
+        &mut out,
+        m,
+        "switchyard_received_bytes_total",
+        "counter",
+        "Transport bytes read.",
+        |_, s| s.bytes_in.get(),
+    );
+    per_shard(
+        &mut out,
+        m,
+        "switchyard_sent_bytes_total",
+        "counter",
+        "Transport bytes written.",
+        |_, s| s.bytes_out.get(),
+    );
+    per_shard(
+        &mut out,
+        m,
+        "switchyard_events_dropped_total",
+        "counter",
+        "Events dropped because the subscriber's outbound queue was full (slow-consumer policy drop).",
+        |_, s| s.events_dropped.get(),
+    );
+    per_shard(
+        &mut out,
+        m,
+        "switchyard_slow_consumer_disconnects_total",
+        "counter",
+        "Sessions closed because their outbound queue was full.",
+        |_, s| s.slow_consumer_disconnects.get(),
+    );
+    per_shard(
+        &mut out,
+        m,
+        "switchyard_outbound_queue_bytes",
+        "gauge",
+        "Bytes waiting in the outbound queues of the shard's sessions.",
+        |_, s| s.outbound_queue_bytes.get(),
+    );
+    per_shard(
+        &mut out,
+        m,
+        "switchyard_mesh_messages_sent_total",
+        "counter",
+        "Messages the shard sent to other shards.",
+        |_, s| s.mesh_sent.get(),
+    );
+    per_shard(
+        &mut out,
+        m,
+        "switchyard_mesh_messages_received_total",
+        "counter",
+        "Messages the shard took from its inbox.",
+        |_, s| s.mesh_received.get(),
+    );
+    per_shard(
+        &mut out,
+        m,
+        "switchyard_mesh_backlog",
+        "gauge",
+        "Messages waiting in the shard's inbox.",
+        |i, _| (m.mesh_backlog)(i),
+    );
+    per_shard(
+        &mut out,
+        m,
+        "switchyard_auth_failures_total",
+        "counter",
+        "Failed authentications.",
+        |_, s| s.auth_failures.get(),
+    );
+
+    let name = "switchyard_call_latency_seconds";
+    family(
+        &mut out,
+        name,
+        "histogram",
+        "Time from a session's CALL to the final RESULT or ERROR queued for it.",
+    );
+    for s in &m.shards {
+        let cum = s.call_latency.cumulative();
+        for (b, c) in LATENCY_BOUNDS_US.iter().zip(cum.iter()) {
+            let le = *b as f64 / 1e6;
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{shard=\"{}\",le=\"{le}\"}} {c}",
+                s.shard
+            );
+        }
+        let total = cum[LATENCY_BOUNDS_US.len()];
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{shard=\"{}\",le=\"+Inf\"}} {total}",
+            s.shard
+        );
+        let _ = writeln!(
+            out,
+            "{name}_sum{{shard=\"{}\"}} {}",
+            s.shard,
+            s.call_latency.sum_seconds()
+        );
+        let _ = writeln!(out, "{name}_count{{shard=\"{}\"}} {total}", s.shard);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::code;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn renders_every_family_with_labels() {
+        let epoch = Instant::now();
+        let s = Arc::new(ShardMetrics::new(0, &["realm\"1"], epoch));
+        s.messages_in.inc(code::PUBLISH);
+        s.bytes_in.add(42);
+        s.call_latency.observe(Duration::from_millis(3));
+        let m = RouterMetrics {
+            shards: vec![s],
+            started: epoch,
+            mesh_backlog: Box::new(|_| 7),
+        };
+        let text = render(&m);
+        assert!(text.contains("switchyard_messages_received_total{shard=\"0\",type=\"PUBLISH\"} 1"));
+        assert!(text.contains("switchyard_received_bytes_total{shard=\"0\"} 42"));
+        assert!(text.contains("switchyard_sessions{shard=\"0\",realm=\"realm\\\"1\"} 0"));
+        assert!(text.contains("switchyard_mesh_backlog{shard=\"0\"} 7"));
+        assert!(
+            text.contains("switchyard_call_latency_seconds_bucket{shard=\"0\",le=\"0.0025\"} 0")
+        );
+        assert!(text.contains("switchyard_call_latency_seconds_bucket{shard=\"0\",le=\"0.005\"} 1"));
+        assert!(text.contains("switchyard_call_latency_seconds_count{shard=\"0\"} 1"));
+        // Every sample line belongs to a family declared by a TYPE line.
+        let families: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        for l in text.lines().filter(|l| !l.starts_with('#')) {
+            let metric = l.split(['{', ' ']).next().unwrap();
+            assert!(
+                families.iter().any(|f| metric == *f
+                    || metric
+                        .strip_prefix(f)
+                        .is_some_and(|rest| { ["_bucket", "_sum", "_count"].contains(&rest) })),
+                "{l}"
+            );
+        }
+    }
+}
