@@ -208,6 +208,12 @@ pub struct RouterSection {
     pub max_connections: Option<usize>,
     pub spin_before_park_us: Option<u64>,
     pub ws_compression: Option<bool>,
+    /// Address of the Prometheus `/metrics` and `/health` HTTP endpoint.
+    pub metrics: Option<String>,
+    /// Log filter (same as `--log-level`).
+    pub log_level: Option<String>,
+    /// Log line format (same as `--log-format`).
+    pub log_format: Option<crate::logging::LogFormat>,
 }
 
 /// `[[realm]]`.
