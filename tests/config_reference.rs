@@ -1,0 +1,156 @@
+//! `docs/configuration.md` against the code: every flag (read from clap's `Command`) and every
+//! config key (read from the serde structs) is documented, and everything documented exists.
+//! Also `switchyard config example` / `config check` through the real binary.
+
+use clap::CommandFactory;
+use std::collections::BTreeSet;
+use std::process::Command;
+use switchyard::cli::{config_keys, config_sections, Args};
+
+const DOC: &str = include_str!("../docs/configuration.md");
+
+fn long_flags() -> BTreeSet<String> {
+    Args::command()
+        .get_arguments()
+        .filter_map(|a| a.get_long())
+        .map(|l| format!("--{l}"))
+        .collect()
+}
+
+/// Tokens in `text` that start with `prefix` followed by `[a-z0-9_-]+` (prefix included).
+fn tokens(text: &str, prefix: &str, word: fn(char) -> bool) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(prefix) {
+        let before = rest[..i].chars().next_back();
+        let after = &rest[i + prefix.len()..];
+        let len = after.find(|c: char| !word(c)).unwrap_or(after.len());
+        let boundary = before.is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        if boundary && len > 0 && after.starts_with(|c: char| c.is_ascii_lowercase()) {
+            out.insert(format!("{prefix}{}", &after[..len]));
+        }
+        rest = &rest[i + prefix.len()..];
+    }
+    out
+}
+
+#[test]
+fn every_flag_is_documented_and_every_documented_flag_exists() {
+    let flags = long_flags();
+    assert!(flags.contains("--metrics") && flags.contains("--log-format"));
+    let missing: Vec<_> = flags
+        .iter()
+        .filter(|f| !DOC.contains(&format!("`{f}")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "flags missing from docs/configuration.md: {missing:?}"
+    );
+    let documented = tokens(DOC, "--", |c| c.is_ascii_alphanumeric() || c == '-');
+    let unknown: Vec<_> = documented
+        .iter()
+        .filter(|f| !flags.contains(*f) && *f != "--help" && *f != "--version")
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "docs/configuration.md names flags that do not exist: {unknown:?}"
+    );
+}
+
+#[test]
+fn every_key_is_documented_and_every_documented_key_exists() {
+    let keys: BTreeSet<String> = config_keys().into_iter().collect();
+    assert!(keys.contains("router.metrics") && keys.contains("realm.name"));
+    let missing: Vec<_> = keys
+        .iter()
+        .filter(|k| !DOC.contains(&format!("`{k}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "config keys missing from docs/configuration.md: {missing:?}"
+    );
+    let mut unknown = Vec::new();
+    for section in config_sections() {
+        let prefix = format!("{section}.");
+        for t in tokens(DOC, &prefix, |c| c.is_ascii_alphanumeric() || c == '_') {
+            if !keys.contains(&t) {
+                unknown.push(t);
+            }
+        }
+    }
+    assert!(
+        unknown.is_empty(),
+        "docs/configuration.md names keys that do not exist: {unknown:?}"
+    );
+}
+
+#[test]
+fn subcommands_are_documented() {
+    let cmd = Args::command();
+    for sub in cmd.get_subcommands() {
+        for inner in sub.get_subcommands() {
+            let line = format!("config {}", inner.get_name());
+            assert!(
+                DOC.contains(&format!("{} {}", sub.get_name(), inner.get_name())),
+                "`switchyard {line}` is not documented"
+            );
+        }
+    }
+}
+
+fn switchyard(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(args)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("run switchyard")
+}
+
+#[test]
+fn config_example_passes_config_check() {
+    let out = switchyard(&["config", "example"]);
+    assert!(out.status.success());
+    let example = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(example, switchyard::cli::EXAMPLE_CONFIG);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("example.toml");
+    std::fs::write(&path, &example).unwrap();
+    let out = switchyard(&["config", "check", path.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(": ok; effective settings"), "{stdout}");
+    assert!(stdout.contains("metrics = \"127.0.0.1:9620\""), "{stdout}");
+    assert!(stdout.contains("\"ws://127.0.0.1:8080/ws\""), "{stdout}");
+    // Flags given before `config` are merged as when running.
+    let out = switchyard(&["--shards", "3", "config", "check", path.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("shards = 3\n"));
+}
+
+#[test]
+fn config_check_names_the_bad_key_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, expect) in [
+        ("[router]\nshardz = 2\n", "shardz"),
+        ("[router]\nslow_consumer = \"maybe\"\n", "slow_consumer"),
+        ("[router]\nmetrics = \"nowhere\"\n", "metrics:"),
+        ("[router]\ncpus = \"3-1\"\n", "cpus:"),
+        ("[router]\nlog_format = \"xml\"\n", "log_format"),
+        ("[[realm]]\nname = \"a..b\"\n", "realm[0].name"),
+        ("[routr]\n", "routr"),
+    ] {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, text).unwrap();
+        let out = switchyard(&["config", "check", path.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{text:?} was accepted");
+        assert!(stderr.contains(expect), "{text:?}: {stderr}");
+        assert!(!stderr.contains("backtrace"), "{stderr}");
+    }
+    let out = switchyard(&["config", "check", "/nonexistent/switchyard.toml"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/switchyard.toml"));
+}
