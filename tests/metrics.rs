@@ -434,3 +434,36 @@ fn json_log_lines_about_sessions_carry_shard_session_and_realm() {
     assert!(about_session >= 3, "{err}");
     assert!(err.contains("\"realm\":\"realm1\""), "{err}");
 }
+
+#[test]
+fn every_metric_family_is_documented_and_every_documented_one_exists() {
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+    use switchyard::metrics::{prometheus, RouterMetrics, ShardMetrics};
+    let epoch = Instant::now();
+    let m = RouterMetrics {
+        shards: vec![Arc::new(ShardMetrics::new(0, &["realm1"], epoch))],
+        started: epoch,
+        mesh_backlog: Box::new(|_| 0),
+    };
+    let text = prometheus::render(&m);
+    let rendered: BTreeSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    let doc = include_str!("../docs/operations.md");
+    let documented: BTreeSet<&str> = doc
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `switchyard_"))
+        .map(|l| &l[..l.find(['`', '{']).unwrap()])
+        .collect();
+    let rendered: BTreeSet<&str> = rendered
+        .iter()
+        .map(|f| f.strip_prefix("switchyard_").unwrap())
+        .collect();
+    assert_eq!(
+        rendered, documented,
+        "docs/operations.md's metric table and the scrape differ"
+    );
+}

@@ -492,7 +492,7 @@ fn frame_into(framer: &mut Framer, handle: &SessionHandle, f: OutFrame, out: &mu
                 tracing::warn!(
                     shard = local_shard(),
                     session = handle.id,
-                    realm = %SessionRealm(&handle),
+                    realm = %SessionRealm(handle),
                     "message larger than the peer accepts; not sent"
                 );
                 return;
@@ -509,7 +509,7 @@ fn frame_into(framer: &mut Framer, handle: &SessionHandle, f: OutFrame, out: &mu
                     tracing::warn!(
                         shard = local_shard(),
                         session = handle.id,
-                        realm = %SessionRealm(&handle),
+                        realm = %SessionRealm(handle),
                         "WebSocket compression failed"
                     );
                 }

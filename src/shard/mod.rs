@@ -688,7 +688,7 @@ async fn shard_main(
                 shard.tick();
                 shard.metrics.heartbeat();
                 ticks = ticks.wrapping_add(1);
-                if ticks % 100 == 0 {
+                if ticks.is_multiple_of(100) {
                     shard.call_timer.sweep(Instant::now());
                 }
             }
