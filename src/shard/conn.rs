@@ -383,6 +383,11 @@ async fn run_session<S>(
             // An idle session keeps no read buffer.
             buf = BytesMut::new();
         }
+        // Real backpressure on producers: while another shard's inbox is far behind, this
+        // session's input waits (the shard loop itself never blocks).
+        while shard.mesh_backlogged() && !handle.done.is_set() {
+            glommio::timer::sleep(Duration::from_micros(250)).await;
+        }
         let awaiting_hello = handle.core.borrow().state == State::AwaitingHello;
         let n = futures_lite::future::or(
             async { Some(read_some(&shard, &mut reader, &mut buf).await.ok()) },

@@ -46,6 +46,9 @@ pub const DEALER_FEATURES: &[&str] = &[
     "shared_registration",
 ];
 
+/// Messages waiting in a shard's inbox above which producers elsewhere pause reading.
+pub const MESH_BACKLOG_LIMIT: usize = 65_536;
+
 /// Messages between shards (and from the control thread).
 // Routing messages dominate the traffic and travel in batches (Vec<ShardMsg>); boxing them
 // would cost an allocation per message to save space in rare control messages.
@@ -135,6 +138,13 @@ impl Shard {
                 return id;
             }
         }
+    }
+
+    /// Whether some other shard has more than [`MESH_BACKLOG_LIMIT`] messages waiting from
+    /// the mesh: producers on this shard then pause reading until it catches up.
+    pub fn mesh_backlogged(&self) -> bool {
+        let s = self.mesh.senders();
+        (0..self.count).any(|d| d != self.id && s.backlog(d) > MESH_BACKLOG_LIMIT)
     }
 
     pub fn flush_mesh(&self) {
