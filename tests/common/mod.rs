@@ -99,6 +99,8 @@ pub struct RouterProcess {
     /// Stdout after `ready`, drained the same way.
     stdout: Arc<Mutex<Tail>>,
     status: Option<ExitStatus>,
+    /// Set once a panic message already carries the router's output, so Drop does not repeat it.
+    reported: bool,
 }
 
 fn spawn_line_reader<R: Read + Send + 'static>(
@@ -122,12 +124,20 @@ fn spawn_line_reader<R: Read + Send + 'static>(
     });
 }
 
+/// The router binary under test: `$SWITCHYARD_TEST_BIN` if set (to run these tests against
+/// another build), else the one cargo built for this test.
+pub fn router_binary() -> PathBuf {
+    std::env::var_os("SWITCHYARD_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_switchyard")))
+}
+
 impl RouterProcess {
     /// Starts `switchyard ARGS` and waits (at most [`READY_TIMEOUT`]) for its `ready` line.
     /// Panics with the router's stderr if it exits or stays silent instead.
     pub fn start(args: &[&str]) -> RouterProcess {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+        let mut cmd = Command::new(router_binary());
         cmd.args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -144,7 +154,7 @@ impl RouterProcess {
         }
         let mut child = cmd
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", env!("CARGO_BIN_EXE_switchyard")));
+            .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", router_binary().display()));
         let stderr = Arc::new(Mutex::new(Tail::default()));
         let stdout = Arc::new(Mutex::new(Tail::default()));
         let (tx, rx) = mpsc::channel();
@@ -166,6 +176,7 @@ impl RouterProcess {
             stderr,
             stdout,
             status: None,
+            reported: false,
         };
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
@@ -194,6 +205,7 @@ impl RouterProcess {
     }
 
     fn fail_start(&mut self, why: &str) -> ! {
+        self.reported = true;
         let _ = self.child.kill();
         let status = self.wait_exit(Duration::from_secs(5));
         // Give the reader threads a moment to take the last lines off the pipes.
@@ -273,7 +285,7 @@ impl Drop for RouterProcess {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
-        if thread::panicking() {
+        if thread::panicking() && !self.reported {
             eprintln!(
                 "--- switchyard {:?} stderr (last {TAIL_LINES} lines) ---\n{}",
                 self.args,
