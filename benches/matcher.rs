@@ -5,6 +5,7 @@
 //!
 //! - `matches/hit`: all matches for topics that hit a few subscriptions of each kind,
 //! - `matches/miss`: topics under an unsubscribed application (the trie walks stop early),
+//! - `only/{exact,prefix,wildcard}`: `matches/hit` against an index holding one policy only,
 //! - `best_match`: the dealer's single-winner lookup on the same hitting topics.
 //!
 //! Run: `cargo bench --bench matcher`.
@@ -24,12 +25,13 @@ const METRICS: [&str; 8] = [
 ];
 const UNITS: [&str; 3] = ["raw", "avg", "max"];
 
-fn build(rng: &mut StdRng) -> UriIndex<u32> {
+/// The index plus the list of its entries (to build per-policy copies from).
+fn build(rng: &mut StdRng) -> (UriIndex<u32>, Vec<(MatchPolicy, String)>) {
     let mut idx = UriIndex::new();
-    let mut id = 0u32;
+    let mut entries = Vec::new();
     let mut add = |idx: &mut UriIndex<u32>, p: MatchPolicy, pat: String| {
-        id += 1;
-        idx.insert(p, &pat, id);
+        idx.insert(p, &pat, entries.len() as u32);
+        entries.push((p, pat));
     };
     // 10,000 prefix subscriptions: per device, some per metric, some partial-component.
     let mut n = 0;
@@ -78,6 +80,16 @@ fn build(rng: &mut StdRng) -> UriIndex<u32> {
             format!("com.app{a}.dev{d}.{m}.{u}"),
         );
     }
+    (idx, entries)
+}
+
+fn only(entries: &[(MatchPolicy, String)], policy: MatchPolicy) -> UriIndex<u32> {
+    let mut idx = UriIndex::new();
+    for (i, (p, pat)) in entries.iter().enumerate() {
+        if *p == policy {
+            idx.insert(*p, pat, i as u32);
+        }
+    }
     idx
 }
 
@@ -95,7 +107,7 @@ fn topics(rng: &mut StdRng, app_base: u32, n: usize) -> Vec<String> {
 
 fn bench(c: &mut Criterion) {
     let mut rng = StdRng::seed_from_u64(7);
-    let idx = build(&mut rng);
+    let (idx, idx_entries) = build(&mut rng);
     let hits = topics(&mut rng, 0, 4096);
     let misses = topics(&mut rng, 10_000, 4096);
 
@@ -133,6 +145,27 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.finish();
+
+    // The same lookups against one policy at a time, to show where the time goes.
+    let mut g = c.benchmark_group("only");
+    for policy in [
+        MatchPolicy::Exact,
+        MatchPolicy::Prefix,
+        MatchPolicy::Wildcard,
+    ] {
+        let part = only(&idx_entries, policy);
+        let mut out = Vec::with_capacity(64);
+        g.bench_function(policy.as_str(), |b| {
+            b.iter(|| {
+                i = (i + 1) & 4095;
+                out.clear();
+                part.matches(black_box(&hits[i]), &mut out);
+                out.len()
+            })
+        });
+    }
+    g.finish();
+
     c.bench_function("best_match", |b| {
         b.iter(|| {
             i = (i + 1) & 4095;

@@ -17,10 +17,18 @@ use base64::Engine;
 use bytes::Bytes;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::fmt;
 
 fn json_err(e: serde_json::Error) -> DecodeError {
-    DecodeError::Json(e.to_string())
+    let text = e.to_string();
+    if text.starts_with("recursion limit exceeded") {
+        // serde_json's own recursion limit guards the stack; report it like MessagePack does
+        // (`msgpack::MAX_DEPTH` is the same limit).
+        DecodeError::TooDeep(super::msgpack::MAX_DEPTH)
+    } else {
+        DecodeError::Json(text)
+    }
 }
 
 impl<'de> Deserialize<'de> for Value {
@@ -98,9 +106,95 @@ pub fn decode_value(bytes: &[u8]) -> Result<Value, DecodeError> {
     serde_json::from_str(s).map_err(json_err)
 }
 
+/// Checks that an encoded payload element converts to values: strings are valid (no lone
+/// surrogate escapes), numbers are in range and nesting is within serde_json's recursion limit.
+/// Splitting the frame into raw elements checks none of that, and the router may have to convert
+/// the payload for a MessagePack peer later, when there is nobody left to report the error to.
+/// Allocates nothing for payloads without escaped strings.
+struct Checked;
+
+impl<'de> Deserialize<'de> for Checked {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Checked, D::Error> {
+        d.deserialize_any(CheckedVisitor)
+    }
+}
+
+struct CheckedVisitor;
+
+impl<'de> Visitor<'de> for CheckedVisitor {
+    type Value = Checked;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_unit<E>(self) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
+        while seq.next_element::<Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
+        while map.next_entry::<Checked, Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+}
+
+/// The most elements any WAMP message has is 7 (ERROR with a payload); one more slot lets an
+/// over-long message be reported with its real length without a heap allocation.
+const MAX_ELEMENTS: usize = 8;
+
+/// The top-level array of a frame, split into raw elements (borrowed from the frame).
+struct Elements<'a> {
+    raw: [Option<&'a RawValue>; MAX_ELEMENTS],
+    /// The number of elements in the array (may exceed `MAX_ELEMENTS`; the rest are skipped).
+    len: usize,
+}
+
+impl<'de> Deserialize<'de> for Elements<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Elements<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON array")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Elements<'de>, A::Error> {
+                let mut e = Elements {
+                    raw: [None; MAX_ELEMENTS],
+                    len: 0,
+                };
+                while let Some(r) = seq.next_element::<&'de RawValue>()? {
+                    if let Some(slot) = e.raw.get_mut(e.len) {
+                        *slot = Some(r);
+                    }
+                    e.len += 1;
+                }
+                Ok(e)
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
 struct Reader<'a> {
     frame: &'a Bytes,
-    elements: Vec<&'a RawValue>,
+    elements: Elements<'a>,
     next: usize,
 }
 
@@ -108,11 +202,19 @@ impl<'a> Reader<'a> {
     fn next_raw(&mut self) -> Result<&'a RawValue, DecodeError> {
         let r = self
             .elements
+            .raw
             .get(self.next)
             .copied()
+            .flatten()
             .ok_or(DecodeError::NotAnArray)?;
         self.next += 1;
         Ok(r)
+    }
+
+    /// A payload element as a zero-copy slice of the frame, once checked to be convertible.
+    fn checked_slice(&self, raw: &RawValue) -> Result<Bytes, DecodeError> {
+        serde_json::from_str::<Checked>(raw.get()).map_err(json_err)?;
+        Ok(self.slice(raw))
     }
 
     fn value(&mut self) -> Result<Value, DecodeError> {
@@ -128,7 +230,7 @@ impl<'a> Reader<'a> {
 
 impl ElementReader for Reader<'_> {
     fn len(&self) -> usize {
-        self.elements.len()
+        self.elements.len
     }
 
     fn read_int(&mut self, msg: &'static str, field: &'static str) -> Result<u64, DecodeError> {
@@ -141,13 +243,24 @@ impl ElementReader for Reader<'_> {
         }
         let v: Value = serde_json::from_str(raw).map_err(json_err)?;
         v.as_u64()
-            .ok_or_else(|| DecodeError::wrong_type(msg, field, "integer", v.type_name()))
+            .ok_or_else(|| DecodeError::wrong_type(msg, field, "integer", wire::int_type_name(&v)))
     }
 
-    fn read_str(&mut self, msg: &'static str, field: &'static str) -> Result<String, DecodeError> {
+    fn read_str(
+        &mut self,
+        msg: &'static str,
+        field: &'static str,
+    ) -> Result<Cow<'_, str>, DecodeError> {
         let raw = self.next_raw()?.get();
         if raw.starts_with('"') {
-            serde_json::from_str::<String>(raw).map_err(json_err)
+            // The raw element is a syntactically valid string (control characters rejected):
+            // without escapes its text is the value itself.
+            if !raw.contains('\\') {
+                return Ok(Cow::Borrowed(&raw[1..raw.len() - 1]));
+            }
+            serde_json::from_str::<String>(raw)
+                .map(Cow::Owned)
+                .map_err(json_err)
         } else {
             let v: Value = serde_json::from_str(raw).map_err(json_err)?;
             Err(DecodeError::wrong_type(msg, field, "string", v.type_name()))
@@ -164,7 +277,7 @@ impl ElementReader for Reader<'_> {
     fn read_args(&mut self, msg: &'static str) -> Result<ArgsElement, DecodeError> {
         let raw = self.next_raw()?;
         if raw.get().starts_with('[') {
-            return Ok(ArgsElement::List(self.slice(raw)));
+            return Ok(ArgsElement::List(self.checked_slice(raw)?));
         }
         match serde_json::from_str::<Value>(raw.get()).map_err(json_err)? {
             Value::Bin(b) => Ok(ArgsElement::Transparent(b)),
@@ -180,7 +293,7 @@ impl ElementReader for Reader<'_> {
     fn read_kwargs(&mut self, msg: &'static str) -> Result<Bytes, DecodeError> {
         let raw = self.next_raw()?;
         if raw.get().starts_with('{') {
-            return Ok(self.slice(raw));
+            return self.checked_slice(raw);
         }
         let v: Value = serde_json::from_str(raw.get()).map_err(json_err)?;
         Err(DecodeError::wrong_type(
@@ -207,7 +320,7 @@ pub fn decode(frame: &Bytes) -> Result<Message, DecodeError> {
             Err(e) => Err(json_err(e)),
         };
     }
-    let elements: Vec<&RawValue> = serde_json::from_str(text).map_err(json_err)?;
+    let elements: Elements<'_> = serde_json::from_str(text).map_err(json_err)?;
     let mut r = Reader {
         frame,
         elements,
@@ -399,9 +512,14 @@ impl ElementWriter for Writer<'_> {
             Payload::Encoded(_) => match p.to_values() {
                 Ok(v) => self.payload(&v),
                 Err(_) => {
+                    // Unreachable for payloads produced by `decode` (validated there).
                     debug_assert!(false, "undecodable encoded payload");
                     self.sep();
                     self.out.extend_from_slice(b"[]");
+                    if p.element_count() == 2 {
+                        self.sep();
+                        self.out.extend_from_slice(b"{}");
+                    }
                 }
             },
             Payload::Values { args, kwargs } => {

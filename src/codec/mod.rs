@@ -121,6 +121,7 @@ impl fmt::Display for Uri {
 }
 
 /// Decodes one frame. The payload of the returned message borrows the frame's buffer (no copy).
+#[inline]
 pub fn decode(serializer: Serializer, frame: &Bytes) -> Result<Message, DecodeError> {
     match serializer {
         Serializer::Json => json::decode(frame),

@@ -13,9 +13,15 @@ use super::value::{Dict, Value};
 use super::wire::{self, ArgsElement, ElementReader, ElementWriter};
 use super::Serializer;
 use bytes::Bytes;
+use std::borrow::Cow;
 
-/// Deepest nesting of lists and dicts accepted.
-pub const MAX_DEPTH: usize = 128;
+/// Deepest nesting of lists and dicts accepted within one message element (an options dict,
+/// the arguments list, …), counting the element itself.
+///
+/// It is the limit serde_json enforces for JSON (its recursion limit of 128 admits 127 levels),
+/// so a payload accepted from a peer of either serializer can be forwarded to a peer of the
+/// other and decoded there.
+pub const MAX_DEPTH: usize = 127;
 
 fn err(msg: &str) -> DecodeError {
     DecodeError::MsgPack(msg.to_owned())
@@ -50,9 +56,17 @@ impl<'a> Cursor<'a> {
         Ok(s)
     }
 
+    /// A big-endian unsigned integer of `n` bytes (1, 2, 4 or 8).
+    #[inline]
     fn be(&mut self, n: usize) -> Result<u64, DecodeError> {
         let s = self.take(n)?;
-        Ok(s.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+        Ok(match *s {
+            [a] => u64::from(a),
+            [a, b] => u64::from(u16::from_be_bytes([a, b])),
+            [a, b, c, d] => u64::from(u32::from_be_bytes([a, b, c, d])),
+            [a, b, c, d, e, f, g, h] => u64::from_be_bytes([a, b, c, d, e, f, g, h]),
+            _ => s.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)),
+        })
     }
 
     fn peek(&self) -> Option<u8> {
@@ -247,8 +261,21 @@ impl ElementReader for Reader<'_> {
     }
 
     fn read_int(&mut self, msg: &'static str, field: &'static str) -> Result<u64, DecodeError> {
+        // Fast path: a positive fixint (message types, small IDs).
+        if let Some(b @ 0x00..=0x7f) = self.c.peek() {
+            self.c.pos += 1;
+            return Ok(u64::from(b));
+        }
         match head(&mut self.c)? {
             Head::UInt(u) => Ok(u),
+            // Encoders may write a non-negative value with a signed marker (int8..int64).
+            Head::Int(i) if i >= 0 => Ok(i as u64),
+            Head::Int(_) => Err(DecodeError::wrong_type(
+                msg,
+                field,
+                "integer",
+                "negative integer",
+            )),
             Head::Float(f) => Value::Float(f)
                 .as_u64()
                 .ok_or_else(|| DecodeError::wrong_type(msg, field, "integer", "float")),
@@ -261,9 +288,13 @@ impl ElementReader for Reader<'_> {
         }
     }
 
-    fn read_str(&mut self, msg: &'static str, field: &'static str) -> Result<String, DecodeError> {
+    fn read_str(
+        &mut self,
+        msg: &'static str,
+        field: &'static str,
+    ) -> Result<Cow<'_, str>, DecodeError> {
         match head(&mut self.c)? {
-            Head::Str(n) => Ok(self.c.str(n)?.to_owned()),
+            Head::Str(n) => Ok(Cow::Borrowed(self.c.str(n)?)),
             h => Err(DecodeError::wrong_type(
                 msg,
                 field,
@@ -333,6 +364,7 @@ impl ElementReader for Reader<'_> {
 }
 
 /// Decodes one MessagePack frame.
+#[inline]
 pub fn decode(frame: &Bytes) -> Result<Message, DecodeError> {
     let mut c = Cursor {
         buf: frame,
@@ -482,8 +514,12 @@ impl ElementWriter for Writer<'_> {
                     Ok(v) => self.payload(&v),
                     Err(_) => {
                         // Unreachable for payloads produced by `decode` (validated there).
+                        // Still write as many elements as `begin` announced.
                         debug_assert!(false, "undecodable encoded payload");
                         w_array_len(self.out, 0);
+                        if p.element_count() == 2 {
+                            w_map_len(self.out, 0);
+                        }
                     }
                 }
             }

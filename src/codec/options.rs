@@ -307,6 +307,7 @@ macro_rules! options {
             pub extra: Dict,
         }
         impl Options for $name {
+            #[inline]
             fn from_dict(mut dict: Dict) -> Result<Self, DecodeError> {
                 let mut o = Self::default();
                 if dict.is_empty() {

@@ -12,6 +12,7 @@ use super::payload::Payload;
 use super::value::Dict;
 use super::{Uri, MAX_ID};
 use bytes::Bytes;
+use std::borrow::Cow;
 
 /// The `Arguments|list` position: a list, or a binary in Payload Passthru Mode.
 pub(crate) enum ArgsElement {
@@ -25,7 +26,12 @@ pub(crate) trait ElementReader {
     fn len(&self) -> usize;
     /// Reads an integer element (a whole-number float is accepted).
     fn read_int(&mut self, msg: &'static str, field: &'static str) -> Result<u64, DecodeError>;
-    fn read_str(&mut self, msg: &'static str, field: &'static str) -> Result<String, DecodeError>;
+    /// Reads a string element, borrowed from the frame where the encoding allows.
+    fn read_str(
+        &mut self,
+        msg: &'static str,
+        field: &'static str,
+    ) -> Result<Cow<'_, str>, DecodeError>;
     fn read_dict(&mut self, msg: &'static str, field: &'static str) -> Result<Dict, DecodeError>;
     fn read_args(&mut self, msg: &'static str) -> Result<ArgsElement, DecodeError>;
     /// The encoded bytes of a dict element.
@@ -41,6 +47,16 @@ pub(crate) trait ElementWriter {
     fn options<O: Options>(&mut self, o: &O);
     fn payload(&mut self, p: &Payload);
     fn end(&mut self);
+}
+
+/// The type name reported when an integer was expected: says "negative integer" or "float" for
+/// the numbers that are not acceptable IDs, so the message is never "expected integer, got
+/// integer".
+pub(crate) fn int_type_name(v: &super::value::Value) -> &'static str {
+    match v {
+        super::value::Value::Int(_) => "negative integer",
+        v => v.type_name(),
+    }
 }
 
 fn arity(msg: &'static str, n: usize, min: usize, max: usize) -> Result<(), DecodeError> {
@@ -74,7 +90,8 @@ fn uri<R: ElementReader>(
     msg: &'static str,
     field: &'static str,
 ) -> Result<Uri, DecodeError> {
-    Ok(Uri::from(r.read_str(msg, field)?))
+    // One allocation: the `Arc<str>` (the text is borrowed from the frame until then).
+    Ok(Uri::from(&*r.read_str(msg, field)?))
 }
 
 /// A URI that must be valid whatever the context (reasons and error URIs: there is no request
@@ -89,12 +106,13 @@ fn reason_uri<R: ElementReader>(
         return Err(DecodeError::BadUri {
             message: msg,
             field,
-            uri: s,
+            uri: s.into_owned(),
         });
     }
-    Ok(Uri::from(s))
+    Ok(Uri::from(&*s))
 }
 
+#[inline(always)]
 fn opts<R: ElementReader, O: Options>(
     r: &mut R,
     msg: &'static str,
@@ -140,6 +158,10 @@ fn payload<R: ElementReader>(
 }
 
 /// Decodes one message from a reader positioned at the first element.
+///
+/// Inlined into each serializer's `decode` so the (large) message is built in its final place
+/// instead of being copied through several return slots.
+#[inline(always)]
 pub(crate) fn decode_message<R: ElementReader>(r: &mut R) -> Result<Message, DecodeError> {
     let n = r.len();
     if n == 0 {
@@ -173,14 +195,14 @@ pub(crate) fn decode_message<R: ElementReader>(r: &mut R) -> Result<Message, Dec
         code::CHALLENGE => {
             arity("CHALLENGE", n, 3, 3)?;
             Message::Challenge(Challenge {
-                method: r.read_str("CHALLENGE", "AuthMethod")?,
+                method: r.read_str("CHALLENGE", "AuthMethod")?.into_owned(),
                 extra: r.read_dict("CHALLENGE", "Extra")?,
             })
         }
         code::AUTHENTICATE => {
             arity("AUTHENTICATE", n, 3, 3)?;
             Message::Authenticate(Authenticate {
-                signature: r.read_str("AUTHENTICATE", "Signature")?,
+                signature: r.read_str("AUTHENTICATE", "Signature")?.into_owned(),
                 extra: r.read_dict("AUTHENTICATE", "Extra")?,
             })
         }

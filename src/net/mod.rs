@@ -1,1 +1,4 @@
+//! Transports: RawSocket and WebSocket (sans-IO), and the glommio IO glue.
+
 pub mod rawsocket;
+pub mod websocket;

@@ -34,7 +34,15 @@
 //! Dealer precedence ([`UriIndex::best_match`], spec "Calls matching multiple registrations"):
 //! exact first; else the longest matching prefix; else the best wildcard. "Longest prefix" is
 //! measured in bytes: all matching prefixes are prefixes of the same URI, so the longer one
-//! never has fewer matched components than the shorter, and no two differ only in length-ties.
+//! never has fewer matched components than the shorter, and two distinct matching prefixes
+//! never have the same length, so there is nothing to tie-break.
+//!
+//! Where the spec contradicts itself: its precedence example says call `a1.b2.c33.d4.e5` has
+//! "no prefix match" with prefix registration `a1.b2.c3`, which holds only for component-wise
+//! prefixes. Both prefix sections state string-prefix semantics with explicit examples
+//! (`myobject1` matches `myobject1-mysubobject1`), and crossbar matches string prefixes, so we do
+//! too, for the broker and the dealer alike: here `a1.b2.c3` wins. A callee that wants
+//! component-wise behaviour registers `a1.b2.c3.` (the tests cover both).
 //! For wildcards the spec picks "the longest portion of URI components matched before each
 //! wildcard", comparing the first portion, then the second, and so on. For patterns of equal
 //! length (all candidates have the URI's component count) that is the same as comparing them

@@ -1,7 +1,49 @@
 //! Routing: the broker (pub/sub), the dealer (RPC) and the tables they share.
 //!
-//! So far this holds the URI matching index ([`matcher::UriIndex`]) that both the broker (all
-//! subscriptions matching a topic) and the dealer (the one best registration for a procedure)
-//! are built on.
+//! The routing core is sans-IO. Per realm and per shard, a [`RealmShard`] is fed session
+//! messages, cross-shard [`PeerMsg`]s, session departures and the time, and answers with
+//! [`Action`]s the runtime carries out. No sockets, threads, executors or clocks live here, so
+//! every test runs N shards in one thread with virtual time (see `tests/`).
+//!
+//! ```text
+//!  session ──Message──► RealmShard(shard A) ──Action::Send/SendMany──► sessions on A
+//!                           │   ▲
+//!               Action::Peer│   │on_peer   (FIFO per ordered pair of shards)
+//!                           ▼   │
+//!                       RealmShard(shard B) ──► sessions on B
+//! ```
+//!
+//! Runtime contract:
+//!
+//! - call [`RealmShard::on_message`] for each message of an established session of the realm;
+//! - deliver each `Action::Peer { shard, msg }` to the same realm's `RealmShard` on `shard`, in
+//!   order per (source, destination) pair;
+//! - after `Action::Abort` (or any other end of a session), call
+//!   [`RealmShard::on_session_leave`];
+//! - call [`RealmShard::on_tick`] at [`RealmShard::next_deadline`].
+//!
+//! Files:
+//!
+//! - [`realm`]: the entry points, [`Action`], [`RoutingConfig`], error URIs.
+//! - [`broker`]: subscriptions, the replicated shard-interest table, publication fan-out.
+//! - [`dealer`]: the replicated registration table, call routing, cancel and timeouts.
+//! - [`peer`]: the cross-shard protocol (every [`PeerMsg`] and the order it relies on).
+//! - [`ids`]: router-scope ID allocation, home shards, global IDs.
+//! - [`session`]: what routing knows about a session ([`SessionRef`], [`Features`]).
+//! - [`matcher`]: the URI matching index both tables are built on.
 
+pub mod broker;
+pub mod dealer;
+pub mod ids;
 pub mod matcher;
+pub mod peer;
+pub mod realm;
+pub mod session;
+
+#[cfg(test)]
+mod tests;
+
+pub use ids::{SessionId, ShardId};
+pub use peer::PeerMsg;
+pub use realm::{Action, RealmShard, RoutingConfig};
+pub use session::{Features, SessionRef};

@@ -1,0 +1,633 @@
+//! Calls: the caller's shard (CALL, CANCEL, timeouts, RESULT/ERROR back to the caller) and
+//! the callee's shard (INVOCATION, YIELD, callee ERROR, INTERRUPT).
+//!
+//! ```text
+//! caller ─CALL→ [caller shard C] ─Invoke→ [callee shard K] ─INVOCATION→ callee
+//! caller ←RESULT/ERROR─ [C] ←CallResult/CallError─ [K] ←YIELD/ERROR─ callee
+//! ```
+//!
+//! C and K may be the same shard; the same messages then go through the local queue.
+//!
+//! Decisions where the spec leaves room:
+//!
+//! - CANCEL without `mode` is `kill` (the codec's default); with a callee that did not announce
+//!   call canceling every mode degrades to `skip`, as the spec says.
+//! - Dealer-enforced timeouts (spec: "killnowait if the callee supports cancellation, else
+//!   skip") restart with each progressive result (spec: "between results"). They keep running
+//!   after a `kill` cancel, so a callee that never answers cannot pin a caller forever.
+//! - A progressive YIELD for a caller that did not ask for progress (or a callee we never told
+//!   it could) is dropped; the final YIELD still ends the call, so the caller is answered.
+//! - YIELD / ERROR for an invocation ID this callee was never given is a protocol violation
+//!   (spec: "YIELD message with invalid INVOCATION.Request"); for an ID it was given but that is
+//!   no longer pending (canceled, timed out, caller gone) it is discarded, as the spec requires.
+//! - A continuation CALL (progressive invocations) for a request the caller has finished is
+//!   discarded during a grace period; a CALL reusing the request ID of a running
+//!   non-progressive call is a protocol violation (the spec's pseudocode).
+//! - An Invoke reaching a callee that left or unregistered meanwhile answers
+//!   `wamp.error.no_such_procedure` (what a single-threaded dealer would have said a moment
+//!   later); a callee leaving mid-call answers `wamp.error.canceled` (URI reference spelling).
+
+use std::time::Duration;
+
+use crate::codec::uri::{self, MatchPolicy};
+use crate::codec::{
+    code, Call, CallResult, Cancel, CancelMode, Id, IdField, Interrupt, InterruptOptions,
+    Invocation as InvocationMsg, InvocationDetails, Message, Payload, ResultDetails, Yield,
+};
+
+use super::super::peer::{CallRef, GoneReason, Invoke, PeerMsg};
+use super::super::realm::{errors, Ctx};
+use super::super::session::SessionRef;
+use super::{fail_invoke, Dealer, Invocation, OutCall, Queued};
+use crate::routing::ids::SessionId;
+
+impl Dealer {
+    // ---- caller side -----------------------------------------------------------------------
+
+    /// `[CALL, Request|id, Options|dict, Procedure|uri, Arguments|list, ArgumentsKw|dict]`
+    pub(crate) fn call(&mut self, caller: &SessionRef, msg: Call, ctx: &mut Ctx<'_>) {
+        let key = (caller.id, msg.request);
+        let progress = msg.options.progress == Some(true);
+        if let Some(out) = self.calls.get_mut(&key) {
+            if out.killed {
+                return; // canceled: the callee's answer is on its way
+            }
+            if !out.streaming {
+                ctx.protocol_violation(
+                    caller.id,
+                    format!("CALL request ID {} is already in use", msg.request),
+                );
+                return;
+            }
+            // Continuation of a progressive call invocation: options are frozen, only
+            // `progress` counts.
+            out.streaming = progress;
+            let (shard, call) = (out.callee_shard, call_ref(key, out));
+            ctx.peer(
+                shard,
+                PeerMsg::InvokeMore {
+                    call,
+                    progress,
+                    payload: msg.payload,
+                },
+            );
+            return;
+        }
+        if let Some(until) = self.finished_streams.get(&key) {
+            if *until > ctx.now {
+                return; // late continuation of a finished progressive call (spec: discard)
+            }
+            self.finished_streams.remove(&key);
+        }
+        if progress && !caller.features.caller_progressive_call_invocations {
+            ctx.protocol_violation(
+                caller.id,
+                "CALL with progress=true without announcing progressive_call_invocations",
+            );
+            return;
+        }
+        let fail = |this: &mut Self, ctx: &mut Ctx<'_>, error: &str, text: Option<&str>| {
+            if progress {
+                this.remember_stream(key, ctx);
+            }
+            ctx.error_msg(caller.id, code::CALL, msg.request, error, text);
+        };
+        if uri::validate_uri(&msg.procedure, ctx.config.uri_check).is_err() {
+            return fail(self, ctx, errors::INVALID_URI, None);
+        }
+        let pending = self.calls_of.get(&caller.id).map_or(0, |s| s.len());
+        if pending >= ctx.config.max_pending_calls_per_session {
+            return fail(
+                self,
+                ctx,
+                errors::LIMIT_EXCEEDED,
+                Some("too many pending calls for this session"),
+            );
+        }
+        let Some((reg, callee)) = self.pick(&msg.procedure, ctx) else {
+            return fail(self, ctx, errors::NO_SUCH_PROCEDURE, None);
+        };
+        if progress && !callee.features.callee_progressive_call_invocations {
+            return fail(
+                self,
+                ctx,
+                errors::FEATURE_NOT_SUPPORTED,
+                Some("the callee does not support progressive call invocations"),
+            );
+        }
+
+        let o = &msg.options;
+        let disclose = o.disclose_me == Some(true) || reg.disclose_caller;
+        let receive_progress = o.receive_progress == Some(true);
+        let forward_progress = receive_progress && callee.features.callee_progressive_call_results;
+        let timeout_ms = o.timeout.unwrap_or(0);
+        let callee_times_out =
+            timeout_ms > 0 && reg.forward_timeout && callee.features.callee_call_timeout;
+        let details = InvocationDetails {
+            caller: disclose.then_some(IdField(caller.id)),
+            caller_authid: disclose.then(|| caller.authid.to_string()),
+            caller_authrole: disclose.then(|| caller.authrole.to_string()),
+            procedure: (reg.policy != MatchPolicy::Exact).then(|| msg.procedure.clone()),
+            receive_progress: forward_progress.then_some(true),
+            progress: progress.then_some(true),
+            timeout: callee_times_out.then_some(timeout_ms),
+            ppt_scheme: o.ppt_scheme.clone(),
+            ppt_serializer: o.ppt_serializer.clone(),
+            ppt_cipher: o.ppt_cipher.clone(),
+            ppt_keyid: o.ppt_keyid.clone(),
+            ..InvocationDetails::default()
+        };
+        let registration = reg.id;
+
+        let timeout =
+            (timeout_ms > 0 && !callee_times_out).then(|| Duration::from_millis(timeout_ms));
+        // A timeout too large for the clock is no timeout at all.
+        let deadline = timeout.and_then(|t| ctx.now.checked_add(t));
+        if let Some(d) = deadline {
+            self.timers.insert((d, caller.id, msg.request));
+        }
+        self.calls.insert(
+            key,
+            OutCall {
+                callee: callee.session,
+                callee_shard: callee.shard,
+                registration,
+                callee_cancels: callee.features.callee_call_canceling,
+                receive_progress,
+                timeout,
+                deadline,
+                streaming: progress,
+                was_streaming: progress,
+                killed: false,
+            },
+        );
+        self.calls_of
+            .entry(caller.id)
+            .or_default()
+            .insert(msg.request);
+        ctx.peer(
+            callee.shard,
+            PeerMsg::Invoke(Box::new(Invoke {
+                caller: caller.id,
+                caller_shard: ctx.shard,
+                request: msg.request,
+                callee: callee.session,
+                registration,
+                details,
+                payload: msg.payload,
+                forward_progress,
+                streaming: progress,
+            })),
+        );
+    }
+
+    /// `[CANCEL, CALL.Request|id, Options|dict]`
+    pub(crate) fn cancel(&mut self, caller: &SessionRef, msg: Cancel, ctx: &mut Ctx<'_>) {
+        let key = (caller.id, msg.request);
+        let Some(out) = self.calls.get_mut(&key) else {
+            return; // already answered: nothing to cancel
+        };
+        let mut mode = msg.options.mode.unwrap_or(CancelMode::Kill);
+        if !out.callee_cancels {
+            mode = CancelMode::Skip;
+        }
+        match mode {
+            CancelMode::Kill => {
+                if !out.killed {
+                    out.killed = true;
+                    out.streaming = false;
+                    let (shard, call) = (out.callee_shard, call_ref(key, out));
+                    ctx.peer(shard, PeerMsg::Interrupt { call });
+                }
+            }
+            CancelMode::Skip | CancelMode::KillNoWait => {
+                let interrupt = (mode == CancelMode::KillNoWait).then_some(GoneReason::Canceled);
+                self.abandon(key, interrupt, ctx);
+                ctx.error(caller.id, code::CALL, msg.request, errors::CANCELED);
+            }
+        }
+    }
+
+    /// Fires due timeouts.
+    pub(crate) fn tick(&mut self, ctx: &mut Ctx<'_>) {
+        while let Some(&(at, caller, request)) = self.timers.first() {
+            if at > ctx.now {
+                break;
+            }
+            self.timers.pop_first();
+            let due = self
+                .calls
+                .get(&(caller, request))
+                .is_some_and(|c| c.deadline == Some(at));
+            if !due {
+                continue;
+            }
+            let interrupt = Some(GoneReason::Timeout);
+            self.abandon((caller, request), interrupt, ctx);
+            ctx.error(caller, code::CALL, request, errors::TIMEOUT);
+        }
+    }
+
+    pub(crate) fn next_deadline(&self) -> Option<std::time::Instant> {
+        self.timers.first().map(|(at, _, _)| *at)
+    }
+
+    /// The caller side of a leaving session: INTERRUPT (killnowait) what it was waiting for.
+    pub(super) fn caller_left(&mut self, session: SessionId, ctx: &mut Ctx<'_>) {
+        let Some(requests) = self.calls_of.remove(&session) else {
+            return;
+        };
+        for request in requests {
+            self.abandon((session, request), Some(GoneReason::CallerLeft), ctx);
+        }
+        self.finished_streams.retain(|(s, _), _| *s != session);
+    }
+
+    /// Ends a call on the caller's side without an answer from the callee, and tells the
+    /// callee's shard to forget the invocation (INTERRUPTing it when `interrupt` and the callee
+    /// supports it).
+    fn abandon(&mut self, key: (SessionId, Id), interrupt: Option<GoneReason>, ctx: &mut Ctx<'_>) {
+        let Some(out) = self.finish(key, ctx) else {
+            return;
+        };
+        ctx.peer(
+            out.callee_shard,
+            PeerMsg::CallGone {
+                call: call_ref(key, &out),
+                interrupt: interrupt.filter(|_| out.callee_cancels),
+            },
+        );
+    }
+
+    /// Removes a call from the caller-side tables.
+    fn finish(&mut self, key: (SessionId, Id), ctx: &mut Ctx<'_>) -> Option<OutCall> {
+        let out = self.calls.remove(&key)?;
+        if let Some(d) = out.deadline {
+            self.timers.remove(&(d, key.0, key.1));
+        }
+        if let Some(set) = self.calls_of.get_mut(&key.0) {
+            set.remove(&key.1);
+            if set.is_empty() {
+                self.calls_of.remove(&key.0);
+            }
+        }
+        if out.was_streaming {
+            self.remember_stream(key, ctx);
+        }
+        Some(out)
+    }
+
+    fn remember_stream(&mut self, key: (SessionId, Id), ctx: &Ctx<'_>) {
+        let now = ctx.now;
+        if self.finished_streams.len() >= 1024 {
+            self.finished_streams.retain(|_, until| *until > now);
+        }
+        let until = now.checked_add(ctx.config.progressive_grace).unwrap_or(now);
+        self.finished_streams.insert(key, until);
+    }
+
+    // ---- callee side -----------------------------------------------------------------------
+
+    /// `[YIELD, INVOCATION.Request|id, Options|dict, Arguments|list, ArgumentsKw|dict]`
+    pub(crate) fn yield_(&mut self, callee: &SessionRef, msg: Yield, ctx: &mut Ctx<'_>) {
+        let Some(inv) = self.answered(callee.id, msg.request, "YIELD", ctx) else {
+            return;
+        };
+        let progress = msg.options.progress == Some(true);
+        let o = msg.options;
+        let details = ResultDetails {
+            progress: progress.then_some(true),
+            ppt_scheme: o.ppt_scheme,
+            ppt_serializer: o.ppt_serializer,
+            ppt_cipher: o.ppt_cipher,
+            ppt_keyid: o.ppt_keyid,
+            ..ResultDetails::default()
+        };
+        if progress {
+            if inv.forward_progress {
+                let (caller, request, shard) = (inv.caller, inv.request, inv.caller_shard);
+                ctx.peer(
+                    shard,
+                    PeerMsg::CallResult {
+                        caller,
+                        request,
+                        details,
+                        payload: msg.payload,
+                    },
+                );
+            }
+            return;
+        }
+        let inv = self.end_invocation(callee.id, msg.request);
+        if let Some(inv) = inv {
+            ctx.peer(
+                inv.caller_shard,
+                PeerMsg::CallResult {
+                    caller: inv.caller,
+                    request: inv.request,
+                    details,
+                    payload: msg.payload,
+                },
+            );
+        }
+    }
+
+    /// `[ERROR, INVOCATION, INVOCATION.Request|id, Details|dict, Error|uri, …]` from a callee.
+    pub(crate) fn callee_error(
+        &mut self,
+        callee: &SessionRef,
+        msg: crate::codec::Error,
+        ctx: &mut Ctx<'_>,
+    ) {
+        if self
+            .answered(callee.id, msg.request, "ERROR", ctx)
+            .is_none()
+        {
+            return;
+        }
+        if let Some(inv) = self.end_invocation(callee.id, msg.request) {
+            ctx.peer(
+                inv.caller_shard,
+                PeerMsg::CallError {
+                    caller: inv.caller,
+                    request: inv.request,
+                    details: msg.details,
+                    error: msg.error,
+                    payload: msg.payload,
+                },
+            );
+        }
+    }
+
+    /// The pending invocation a callee answers; `None` if it is to be ignored (or the callee
+    /// was aborted for answering an ID it was never given).
+    fn answered(
+        &mut self,
+        callee: SessionId,
+        request: Id,
+        what: &str,
+        ctx: &mut Ctx<'_>,
+    ) -> Option<&Invocation> {
+        let issued = self.callees.get(&callee).map_or(0, |s| s.last_invocation);
+        if request > issued || request == 0 {
+            ctx.protocol_violation(
+                callee,
+                format!("{what} for invocation {request}, which was never issued"),
+            );
+            return None;
+        }
+        // Issued but not pending: canceled, timed out, caller gone. The spec: discard.
+        self.invocations.get(&(callee, request))
+    }
+
+    fn end_invocation(&mut self, callee: SessionId, request: Id) -> Option<Invocation> {
+        let inv = self.invocations.remove(&(callee, request))?;
+        self.by_call.remove(&(inv.caller, inv.request));
+        if let Some(s) = self.callees.get_mut(&callee) {
+            s.pending.remove(&request);
+        }
+        Some(inv)
+    }
+
+    /// Delivers (or queues) an invocation to a local callee.
+    pub(super) fn on_invoke(&mut self, invoke: Invoke, ctx: &mut Ctx<'_>) {
+        let Some(state) = self.callees.get_mut(&invoke.callee) else {
+            return fail_invoke(&invoke, errors::NO_SUCH_PROCEDURE, "callee left", ctx);
+        };
+        let Some(reg) = state.regs.get_mut(&invoke.registration) else {
+            return fail_invoke(
+                &invoke,
+                errors::NO_SUCH_PROCEDURE,
+                "callee unregistered",
+                ctx,
+            );
+        };
+        if !reg.active {
+            reg.queued.push(Queued::Invoke(Box::new(invoke)));
+            return;
+        }
+        state.last_invocation += 1;
+        let id = state.last_invocation;
+        state.pending.insert(id);
+        let Invoke {
+            caller,
+            caller_shard,
+            request,
+            callee,
+            registration,
+            details,
+            payload,
+            forward_progress,
+            streaming,
+        } = invoke;
+        self.by_call.insert((caller, request), (callee, id));
+        self.invocations.insert(
+            (callee, id),
+            Invocation {
+                caller,
+                caller_shard,
+                request,
+                registration,
+                forward_progress,
+                streaming: streaming.then(|| details.clone()),
+            },
+        );
+        ctx.send(
+            callee,
+            Message::Invocation(InvocationMsg {
+                request: id,
+                registration,
+                details,
+                payload,
+            }),
+        );
+    }
+
+    /// A progressive-invocation chunk: INVOCATION with the same ID and the initial details.
+    pub(super) fn on_more(
+        &mut self,
+        call: CallRef,
+        progress: bool,
+        payload: Payload,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let Some(&(callee, id)) = self.by_call.get(&(call.caller, call.request)) else {
+            // Still queued behind REGISTERED: queue behind it, in order.
+            if let Some(reg) = self.queue_of(&call) {
+                let queued_invoke = reg.queued.iter().any(|q| {
+                    matches!(q, Queued::Invoke(i) if i.caller == call.caller && i.request == call.request)
+                });
+                if queued_invoke {
+                    reg.queued.push(Queued::More {
+                        call,
+                        progress,
+                        payload,
+                    });
+                }
+            }
+            return; // otherwise completed meanwhile: discard (spec)
+        };
+        let Some(inv) = self.invocations.get_mut(&(callee, id)) else {
+            return;
+        };
+        let Some(details) = inv.streaming.as_ref() else {
+            return;
+        };
+        let mut details = details.clone();
+        details.progress = progress.then_some(true);
+        if !progress {
+            inv.streaming = None;
+        }
+        ctx.send(
+            callee,
+            Message::Invocation(InvocationMsg {
+                request: id,
+                registration: inv.registration,
+                details,
+                payload,
+            }),
+        );
+    }
+
+    /// The queue of the (pending) local registration a call went to.
+    fn queue_of(&mut self, call: &CallRef) -> Option<&mut super::LocalRegistration> {
+        self.callees
+            .get_mut(&call.callee)?
+            .regs
+            .get_mut(&call.registration)
+            .filter(|r| !r.active)
+    }
+
+    /// Removes a call still queued behind REGISTERED; returns its Invoke.
+    fn unqueue(&mut self, call: &CallRef) -> Option<Invoke> {
+        let reg = self.queue_of(call)?;
+        let mut found = None;
+        let mut kept = Vec::with_capacity(reg.queued.len());
+        for q in reg.queued.drain(..) {
+            match q {
+                Queued::Invoke(i) if i.caller == call.caller && i.request == call.request => {
+                    found = Some(*i)
+                }
+                Queued::More { call: c, .. }
+                    if c.caller == call.caller && c.request == call.request => {}
+                other => kept.push(other),
+            }
+        }
+        reg.queued = kept;
+        found
+    }
+
+    fn interrupt(request: Id, mode: CancelMode, why: GoneReason) -> Message {
+        Message::Interrupt(Interrupt {
+            request,
+            options: InterruptOptions {
+                mode: Some(mode),
+                reason: Some(why.reason_uri().to_owned()),
+                ..InterruptOptions::default()
+            },
+        })
+    }
+
+    /// Messages about calls, on either side.
+    pub(super) fn on_call_peer(&mut self, msg: PeerMsg, ctx: &mut Ctx<'_>) {
+        match msg {
+            // callee side
+            PeerMsg::Invoke(invoke) => self.on_invoke(*invoke, ctx),
+            PeerMsg::InvokeMore {
+                call,
+                progress,
+                payload,
+            } => self.on_more(call, progress, payload, ctx),
+            PeerMsg::Interrupt { call } => {
+                if let Some(&(callee, id)) = self.by_call.get(&(call.caller, call.request)) {
+                    let msg = Self::interrupt(id, CancelMode::Kill, GoneReason::Canceled);
+                    ctx.send(callee, msg);
+                } else if let Some(invoke) = self.unqueue(&call) {
+                    // The callee never saw it: answer the kill as the callee would.
+                    fail_invoke(&invoke, errors::CANCELED, "canceled", ctx);
+                }
+            }
+            PeerMsg::CallGone { call, interrupt } => {
+                let Some((callee, id)) = self.by_call.get(&(call.caller, call.request)).copied()
+                else {
+                    self.unqueue(&call);
+                    return;
+                };
+                self.end_invocation(callee, id);
+                let cancels = self
+                    .callees
+                    .get(&callee)
+                    .is_some_and(|s| s.features.callee_call_canceling);
+                if let (Some(why), true) = (interrupt, cancels) {
+                    let msg = Self::interrupt(id, CancelMode::KillNoWait, why);
+                    ctx.send(callee, msg);
+                }
+            }
+            // caller side
+            PeerMsg::CallResult {
+                caller,
+                request,
+                details,
+                payload,
+            } => {
+                let key = (caller, request);
+                let progress = details.progress == Some(true);
+                if progress {
+                    let Some(out) = self.calls.get_mut(&key) else {
+                        return;
+                    };
+                    if !out.receive_progress {
+                        return;
+                    }
+                    let next = out.timeout.and_then(|t| ctx.now.checked_add(t));
+                    if let (Some(new), Some(old)) = (next, out.deadline) {
+                        out.deadline = Some(new);
+                        self.timers.remove(&(old, caller, request));
+                        self.timers.insert((new, caller, request));
+                    }
+                } else if self.finish(key, ctx).is_none() {
+                    return; // canceled / timed out / caller gone: discard
+                }
+                ctx.send(
+                    caller,
+                    Message::Result(CallResult {
+                        request,
+                        details,
+                        payload,
+                    }),
+                );
+            }
+            PeerMsg::CallError {
+                caller,
+                request,
+                details,
+                error,
+                payload,
+            } => {
+                if self.finish((caller, request), ctx).is_none() {
+                    return;
+                }
+                ctx.send(
+                    caller,
+                    Message::Error(crate::codec::Error {
+                        request_type: code::CALL,
+                        request,
+                        details,
+                        error,
+                        payload,
+                    }),
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
+fn call_ref(key: (SessionId, Id), out: &OutCall) -> CallRef {
+    CallRef {
+        caller: key.0,
+        request: key.1,
+        callee: out.callee,
+        registration: out.registration,
+    }
+}

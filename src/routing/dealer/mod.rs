@@ -1,0 +1,605 @@
+//! The dealer of one realm on one shard: registrations (this file) and calls (`calls.rs`).
+//!
+//! **Registration table** (replicated on every shard): `(policy, procedure) → registration ID,
+//! invocation policy, callees [(session, shard, features)]`. The pattern's home shard is
+//! authoritative: it checks conflicts (`procedure_already_exists`,
+//! `procedure_exists_with_different_invocation_policy`), allocates the ID and broadcasts every
+//! change; the registering shard answers REGISTERED only when every shard has applied it. A CALL
+//! is routed with the caller's shard's replica (`UriIndex::best_match`: exact > longest prefix >
+//! best wildcard) and the invocation policy picks one callee.
+//!
+//! **Callee side** (the shard that owns the callee session): its registrations as the callee
+//! sees them (pending until REGISTERED; invocations that arrive meanwhile are queued, so an
+//! INVOCATION never precedes REGISTERED), the invocation request IDs it handed out (sequential
+//! per callee, from 1) and the invocations in flight.
+//!
+//! **Caller side** (the shard that owns the caller session): the calls in flight, their
+//! timeouts, their cancel state.
+
+mod calls;
+
+use std::cell::Cell;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::Instant;
+
+use crate::codec::uri::{self, MatchPolicy};
+use crate::codec::{
+    code, Id, InvokePolicy, Message, Payload, Register, Registered, Unregister, Unregistered, Uri,
+    Value,
+};
+use crate::routing::matcher::UriIndex;
+
+use super::ids::{IdAllocator, SessionId, ShardId};
+use super::peer::{CallRef, CalleeRef, CalleeRemoval, Invoke, PeerMsg, RegistrationChange};
+use super::realm::{errors, Ctx};
+use super::session::{Features, SessionRef};
+
+/// A registration as every shard knows it.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub id: Id,
+    pub policy: MatchPolicy,
+    pub procedure: Uri,
+    pub invoke: InvokePolicy,
+    /// `REGISTER.Options.disclose_caller` of the first callee.
+    pub disclose_caller: bool,
+    /// `REGISTER.Options.forward_timeout` of the first callee.
+    pub forward_timeout: bool,
+    /// In registration order (the order the home shard applied them, the same everywhere).
+    pub callees: Vec<CalleeRef>,
+    /// Round-robin cursor. Per shard: each shard rotates its own calls through all callees,
+    /// so the load is even in aggregate without cross-shard coordination per call.
+    rr_next: Cell<usize>,
+}
+
+/// A registering request waiting for acks (on the callee's shard).
+#[derive(Debug)]
+struct PendingRegister {
+    session: SessionId,
+    request: Id,
+    policy: MatchPolicy,
+    procedure: Uri,
+    acks: usize,
+}
+
+/// A local callee session.
+#[derive(Debug, Default)]
+struct CalleeState {
+    features: Features,
+    /// The last invocation request ID handed out (IDs above it were never issued).
+    last_invocation: Id,
+    /// Invocations in flight.
+    pending: HashSet<Id>,
+    regs: HashMap<Id, LocalRegistration>,
+    /// Pending REGISTERs of this session, by token (for limits and cleanup).
+    registering: HashSet<u64>,
+}
+
+/// A registration as its (local) callee holds it.
+#[derive(Debug)]
+struct LocalRegistration {
+    policy: MatchPolicy,
+    procedure: Uri,
+    /// REGISTERED sent. Before that, invocations are queued.
+    active: bool,
+    queued: Vec<Queued>,
+}
+
+/// Something for a callee that must wait for its REGISTERED.
+#[derive(Debug)]
+enum Queued {
+    Invoke(Box<Invoke>),
+    /// A progressive-invocation chunk for a queued Invoke.
+    More {
+        call: CallRef,
+        progress: bool,
+        payload: Payload,
+    },
+}
+
+/// An invocation in flight, on the callee's shard.
+#[derive(Debug)]
+struct Invocation {
+    caller: SessionId,
+    caller_shard: ShardId,
+    request: Id,
+    registration: Id,
+    forward_progress: bool,
+    /// Progressive call invocation still open: the initial details, repeated on every chunk.
+    streaming: Option<crate::codec::InvocationDetails>,
+}
+
+/// A call in flight, on the caller's shard.
+#[derive(Debug)]
+struct OutCall {
+    callee: SessionId,
+    callee_shard: ShardId,
+    registration: Id,
+    /// The callee can be interrupted (else every cancel is `skip`).
+    callee_cancels: bool,
+    receive_progress: bool,
+    /// Dealer-enforced timeout (restarted by each progressive result).
+    timeout: Option<std::time::Duration>,
+    deadline: Option<Instant>,
+    /// Progressive call invocation: the caller may still send chunks.
+    streaming: bool,
+    /// This call was a progressive call invocation at some point (remember it when it ends).
+    was_streaming: bool,
+    /// A `kill` cancel was sent; the callee's answer ends the call.
+    killed: bool,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct Dealer {
+    ids: IdAllocator,
+    regs: UriIndex<Registration>,
+    reg_by_id: HashMap<Id, (MatchPolicy, Uri)>,
+    pending_regs: HashMap<u64, PendingRegister>,
+    next_token: u64,
+    // callee side
+    callees: HashMap<SessionId, CalleeState>,
+    invocations: HashMap<(SessionId, Id), Invocation>,
+    /// (caller, caller request) → (callee, invocation request), for cancel and continuations.
+    by_call: HashMap<(SessionId, Id), (SessionId, Id)>,
+    // caller side
+    calls: HashMap<(SessionId, Id), OutCall>,
+    calls_of: HashMap<SessionId, HashSet<Id>>,
+    timers: BTreeSet<(Instant, SessionId, Id)>,
+    /// Finished progressive call invocations → end of their grace period.
+    finished_streams: HashMap<(SessionId, Id), Instant>,
+}
+
+/// One registration, for the meta API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrationInfo {
+    pub id: Id,
+    pub policy: MatchPolicy,
+    pub procedure: Uri,
+    pub invoke: InvokePolicy,
+    pub callees: Vec<SessionId>,
+}
+
+impl Dealer {
+    pub(crate) fn new(shard: ShardId, shard_count: usize) -> Self {
+        Self {
+            ids: IdAllocator::new(shard, shard_count),
+            regs: UriIndex::new(),
+            reg_by_id: HashMap::new(),
+            pending_regs: HashMap::new(),
+            next_token: 0,
+            callees: HashMap::new(),
+            invocations: HashMap::new(),
+            by_call: HashMap::new(),
+            calls: HashMap::new(),
+            calls_of: HashMap::new(),
+            timers: BTreeSet::new(),
+            finished_streams: HashMap::new(),
+        }
+    }
+
+    /// `[REGISTER, Request|id, Options|dict, Procedure|uri]`
+    pub(crate) fn register(&mut self, session: &SessionRef, msg: Register, ctx: &mut Ctx<'_>) {
+        let policy = msg.options.match_policy.unwrap_or_default();
+        if uri::validate_pattern(&msg.procedure, policy, ctx.config.uri_check).is_err()
+            || uri::is_reserved(&msg.procedure)
+        {
+            ctx.error(session.id, code::REGISTER, msg.request, errors::INVALID_URI);
+            return;
+        }
+        let state = self.callees.entry(session.id).or_default();
+        state.features = session.features;
+        if state.regs.len() + state.registering.len() >= ctx.config.max_registrations_per_session {
+            ctx.error_msg(
+                session.id,
+                code::REGISTER,
+                msg.request,
+                errors::LIMIT_EXCEEDED,
+                Some("too many registrations for this session"),
+            );
+            return;
+        }
+        let token = self.next_token;
+        self.next_token += 1;
+        state.registering.insert(token);
+        self.pending_regs.insert(
+            token,
+            PendingRegister {
+                session: session.id,
+                request: msg.request,
+                policy,
+                procedure: msg.procedure.clone(),
+                acks: 0,
+            },
+        );
+        let forward_timeout = msg
+            .options
+            .extra
+            .get("forward_timeout")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let home = ctx.home(policy, &msg.procedure);
+        ctx.peer(
+            home,
+            PeerMsg::RegisterRequest(Box::new(RegistrationChange {
+                token,
+                origin: ctx.shard,
+                registration: 0,
+                policy,
+                procedure: msg.procedure,
+                invoke: msg.options.invoke.unwrap_or_default(),
+                disclose_caller: msg.options.disclose_caller == Some(true),
+                forward_timeout,
+                callee: CalleeRef {
+                    session: session.id,
+                    shard: ctx.shard,
+                    features: session.features,
+                },
+            })),
+        );
+    }
+
+    /// `[UNREGISTER, Request|id, REGISTERED.Registration|id]`
+    pub(crate) fn unregister(&mut self, session: &SessionRef, msg: Unregister, ctx: &mut Ctx<'_>) {
+        let reg =
+            self.callees
+                .get_mut(&session.id)
+                .and_then(|s| match s.regs.get(&msg.registration) {
+                    Some(r) if r.active => s.regs.remove(&msg.registration),
+                    _ => None,
+                });
+        let Some(reg) = reg else {
+            ctx.error(
+                session.id,
+                code::UNREGISTER,
+                msg.request,
+                errors::NO_SUCH_REGISTRATION,
+            );
+            return;
+        };
+        Self::request_removal(session.id, msg.registration, reg.policy, reg.procedure, ctx);
+        // Invocations already in flight stay valid: the callee may still answer them.
+        ctx.send(
+            session.id,
+            Message::Unregistered(Unregistered {
+                request: msg.request,
+                details: None,
+            }),
+        );
+    }
+
+    pub(crate) fn session_left(&mut self, session: SessionId, ctx: &mut Ctx<'_>) {
+        self.caller_left(session, ctx);
+        self.callee_left(session, ctx);
+    }
+
+    /// The callee side of a leaving session: its registrations go everywhere, its callers get
+    /// `wamp.error.canceled` (spec: "Callee Leaving During an RPC Invocation").
+    fn callee_left(&mut self, session: SessionId, ctx: &mut Ctx<'_>) {
+        let Some(state) = self.callees.remove(&session) else {
+            return;
+        };
+        for token in state.registering {
+            if let Some(p) = self.pending_regs.remove(&token) {
+                // The home handles our request before this removal (FIFO): nothing leaks.
+                Self::request_removal(session, 0, p.policy, p.procedure, ctx);
+            }
+        }
+        for (id, reg) in state.regs {
+            for queued in reg.queued {
+                if let Queued::Invoke(invoke) = queued {
+                    fail_invoke(&invoke, errors::NO_SUCH_PROCEDURE, "callee left", ctx);
+                }
+            }
+            Self::request_removal(session, id, reg.policy, reg.procedure, ctx);
+        }
+        for inv_id in state.pending {
+            let Some(inv) = self.invocations.remove(&(session, inv_id)) else {
+                continue;
+            };
+            self.by_call.remove(&(inv.caller, inv.request));
+            ctx.peer(
+                inv.caller_shard,
+                PeerMsg::CallError {
+                    caller: inv.caller,
+                    request: inv.request,
+                    details: Default::default(),
+                    error: Uri::from(errors::CANCELED),
+                    payload: Payload::args(vec![Value::from("callee left")]),
+                },
+            );
+        }
+    }
+
+    /// `registration` 0 means "whatever ID the home shard gave this session's registration".
+    fn request_removal(
+        session: SessionId,
+        registration: Id,
+        policy: MatchPolicy,
+        procedure: Uri,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let home = ctx.home(policy, &procedure);
+        ctx.peer(
+            home,
+            PeerMsg::UnregisterRequest(Box::new(CalleeRemoval {
+                session,
+                registration,
+                policy,
+                procedure,
+            })),
+        );
+    }
+
+    pub(crate) fn on_peer(&mut self, msg: PeerMsg, ctx: &mut Ctx<'_>) {
+        match msg {
+            PeerMsg::RegisterRequest(change) => self.on_register_request(*change, ctx),
+            PeerMsg::RegistrationAdd(change) => {
+                self.apply_add(&change);
+                ctx.peer(
+                    change.origin,
+                    PeerMsg::RegistrationAck {
+                        token: change.token,
+                        registration: change.registration,
+                    },
+                );
+            }
+            PeerMsg::RegisterRejected { token, error } => {
+                let Some(p) = self.pending_regs.remove(&token) else {
+                    return;
+                };
+                if let Some(state) = self.callees.get_mut(&p.session) {
+                    state.registering.remove(&token);
+                }
+                ctx.error(p.session, code::REGISTER, p.request, &error);
+            }
+            PeerMsg::RegistrationAck {
+                token,
+                registration,
+            } => self.on_ack(token, registration, ctx),
+            PeerMsg::UnregisterRequest(removal) => {
+                if let Some(id) = self.apply_removal(&removal) {
+                    let mut removal = *removal;
+                    removal.registration = id;
+                    ctx.broadcast_others(&PeerMsg::RegistrationRemove(Box::new(removal)));
+                }
+            }
+            PeerMsg::RegistrationRemove(removal) => {
+                self.apply_removal(&removal);
+            }
+            other => self.on_call_peer(other, ctx),
+        }
+    }
+
+    /// On the home shard: check conflicts, allocate, apply, broadcast, ack.
+    fn on_register_request(&mut self, mut change: RegistrationChange, ctx: &mut Ctx<'_>) {
+        if let Some(existing) = self.regs.get(change.policy, &change.procedure) {
+            let conflict = if existing
+                .callees
+                .iter()
+                .any(|c| c.session == change.callee.session)
+                || existing.invoke == InvokePolicy::Single
+            {
+                Some(errors::PROCEDURE_ALREADY_EXISTS)
+            } else if existing.invoke != change.invoke {
+                Some(errors::DIFFERENT_INVOCATION_POLICY)
+            } else {
+                None
+            };
+            if let Some(error) = conflict {
+                ctx.peer(
+                    change.origin,
+                    PeerMsg::RegisterRejected {
+                        token: change.token,
+                        error: Uri::from(error),
+                    },
+                );
+                return;
+            }
+            change.registration = existing.id;
+        } else {
+            change.registration = self.ids.next_id();
+        }
+        self.apply_add(&change);
+        ctx.peer(
+            change.origin,
+            PeerMsg::RegistrationAck {
+                token: change.token,
+                registration: change.registration,
+            },
+        );
+        ctx.broadcast_others(&PeerMsg::RegistrationAdd(Box::new(change)));
+    }
+
+    fn apply_add(&mut self, c: &RegistrationChange) {
+        let entry = self
+            .regs
+            .get_or_insert_with(c.policy, &c.procedure, || Registration {
+                id: c.registration,
+                policy: c.policy,
+                procedure: c.procedure.clone(),
+                invoke: c.invoke,
+                disclose_caller: c.disclose_caller,
+                forward_timeout: c.forward_timeout,
+                callees: Vec::new(),
+                rr_next: Cell::new(0),
+            });
+        if entry.id != c.registration {
+            // Converge on the home shard's word (cannot happen with FIFO delivery).
+            self.reg_by_id.remove(&entry.id);
+            entry.id = c.registration;
+            entry.invoke = c.invoke;
+            entry.callees.clear();
+        }
+        if !entry.callees.iter().any(|x| x.session == c.callee.session) {
+            entry.callees.push(c.callee);
+        }
+        self.reg_by_id
+            .insert(c.registration, (c.policy, c.procedure.clone()));
+    }
+
+    /// Removes the callee; returns the registration ID if something was removed.
+    fn apply_removal(&mut self, r: &CalleeRemoval) -> Option<Id> {
+        let entry = self.regs.get_mut(r.policy, &r.procedure)?;
+        if r.registration != 0 && entry.id != r.registration {
+            return None;
+        }
+        let before = entry.callees.len();
+        entry.callees.retain(|c| c.session != r.session);
+        if entry.callees.len() == before {
+            return None;
+        }
+        let id = entry.id;
+        if entry.callees.is_empty() {
+            self.regs.remove(r.policy, &r.procedure);
+            self.reg_by_id.remove(&id);
+        }
+        Some(id)
+    }
+
+    /// On the registering shard: count acks; at `shard_count`, REGISTERED and flush queued
+    /// invocations.
+    fn on_ack(&mut self, token: u64, registration: Id, ctx: &mut Ctx<'_>) {
+        let Some(p) = self.pending_regs.get_mut(&token) else {
+            return;
+        };
+        p.acks += 1;
+        let done = p.acks >= ctx.shard_count;
+        let session = p.session;
+        let Some(state) = self.callees.get_mut(&session) else {
+            self.pending_regs.remove(&token);
+            return;
+        };
+        // Known from the first ack on, so an Invoke from a shard that acked already (FIFO: its
+        // ack arrives first) is queued rather than refused.
+        let local = state
+            .regs
+            .entry(registration)
+            .or_insert_with(|| LocalRegistration {
+                policy: p.policy,
+                procedure: p.procedure.clone(),
+                active: false,
+                queued: Vec::new(),
+            });
+        if !done {
+            return;
+        }
+        let request = p.request;
+        self.pending_regs.remove(&token);
+        state.registering.remove(&token);
+        local.active = true;
+        let queued = std::mem::take(&mut local.queued);
+        ctx.send(
+            session,
+            Message::Registered(Registered {
+                request,
+                registration,
+            }),
+        );
+        for queued in queued {
+            match queued {
+                Queued::Invoke(invoke) => self.on_invoke(*invoke, ctx),
+                Queued::More {
+                    call,
+                    progress,
+                    payload,
+                } => self.on_more(call, progress, payload, ctx),
+            }
+        }
+    }
+
+    /// `best_match` and the invocation policy: the callee a call goes to.
+    fn pick(&self, procedure: &str, ctx: &mut Ctx<'_>) -> Option<(&Registration, CalleeRef)> {
+        let (_, reg) = self.regs.best_match(procedure)?;
+        let n = reg.callees.len();
+        let index = match reg.invoke {
+            InvokePolicy::Single | InvokePolicy::First => 0,
+            InvokePolicy::Last => n.checked_sub(1)?,
+            InvokePolicy::RoundRobin => {
+                let i = reg.rr_next.get() % n.max(1);
+                reg.rr_next.set(i + 1);
+                i
+            }
+            InvokePolicy::Random => {
+                use rand::Rng;
+                if n == 0 {
+                    return None;
+                }
+                ctx.rng.gen_range(0..n)
+            }
+        };
+        let callee = *reg.callees.get(index)?;
+        Some((reg, callee))
+    }
+
+    // ---- read access (meta API) ------------------------------------------------------------
+
+    /// Every registration in the realm (this shard's replica).
+    pub fn registrations(&self) -> Vec<RegistrationInfo> {
+        self.reg_by_id
+            .values()
+            .filter_map(|(p, u)| self.regs.get(*p, u))
+            .map(|r| RegistrationInfo {
+                id: r.id,
+                policy: r.policy,
+                procedure: r.procedure.clone(),
+                invoke: r.invoke,
+                callees: r.callees.iter().map(|c| c.session).collect(),
+            })
+            .collect()
+    }
+
+    /// One registration by ID.
+    pub fn registration(&self, id: Id) -> Option<&Registration> {
+        let (p, u) = self.reg_by_id.get(&id)?;
+        self.regs.get(*p, u)
+    }
+
+    /// The registration for exactly `(policy, procedure)` (`wamp.registration.lookup`).
+    pub fn lookup(&self, policy: MatchPolicy, procedure: &str) -> Option<Id> {
+        self.regs.get(policy, procedure).map(|r| r.id)
+    }
+
+    /// The registration a call to `procedure` would use (`wamp.registration.match`).
+    pub fn matching(&self, procedure: &str) -> Option<Id> {
+        self.regs.best_match(procedure).map(|(_, r)| r.id)
+    }
+
+    /// Active registrations of a local callee.
+    pub fn registrations_of(&self, session: SessionId) -> Vec<Id> {
+        self.callees
+            .get(&session)
+            .map(|s| {
+                s.regs
+                    .iter()
+                    .filter(|(_, r)| r.active)
+                    .map(|(id, _)| *id)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Calls in flight made by local callers.
+    pub fn pending_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Invocations in flight to local callees.
+    pub fn pending_invocations(&self) -> usize {
+        self.invocations.len()
+    }
+}
+
+/// Answers an Invoke that cannot be delivered.
+fn fail_invoke(invoke: &Invoke, error: &str, text: &str, ctx: &mut Ctx<'_>) {
+    ctx.peer(
+        invoke.caller_shard,
+        PeerMsg::CallError {
+            caller: invoke.caller,
+            request: invoke.request,
+            details: Default::default(),
+            error: Uri::from(error),
+            payload: Payload::args(vec![Value::from(text)]),
+        },
+    );
+}

@@ -1,0 +1,231 @@
+//! The cross-shard protocol: every [`PeerMsg`] one realm shard sends another.
+//!
+//! The runtime delivers a `PeerMsg` emitted by the realm shard of realm R on shard A (as
+//! `Action::Peer { shard: B, msg }`) to the realm shard of R on shard B, and guarantees FIFO per
+//! ordered pair (A, B). Everything below relies on that and on nothing else (no shared memory,
+//! no locks). A message a shard addresses to itself never leaves it: the realm shard queues it
+//! locally and handles it before returning, in order.
+//!
+//! **Identity and replication.** Each `(policy, pattern)` has a *home shard* (`ids::home_shard`).
+//! All changes to its subscription interest or its callee list go through the home shard, which
+//! applies them to its own table and broadcasts them to every other shard. Because one shard
+//! serialises all changes of one pattern and each channel is FIFO, every shard applies the same
+//! changes in the same order and the replicas converge. The shard that asked for a change counts
+//! one acknowledgement per shard (the home's, every replica's, its own) before it answers
+//! SUBSCRIBED / REGISTERED, so routing from every shard honours the answer. Removals are not
+//! acknowledged: a stale replica only causes a message the owning shard then refuses cleanly.
+//!
+//! ```text
+//! SUBSCRIBE on S:  S --InterestAddRequest--> H --InterestAdd--> every X != H
+//!                  H and every X --InterestAck--> S        (S answers after shard_count acks)
+//! last local unsubscribe on S: S --InterestRemoveRequest--> H --InterestRemove--> every X != H
+//! PUBLISH on P:    P --Publish--> each shard with interest in a matching subscription (once)
+//! REGISTER on S:   S --RegisterRequest--> H (checks policy conflicts)
+//!                  H --RegistrationAdd--> every X != H; H and every X --RegistrationAck--> S
+//!                  or H --RegisterRejected--> S
+//! UNREGISTER/leave: S --UnregisterRequest--> H --RegistrationRemove--> every X != H
+//! CALL on C, callee on K:  C --Invoke--> K; K --CallResult / CallError--> C
+//!                  progressive invocations: C --InvokeMore--> K
+//!                  cancel (kill): C --Interrupt--> K; skip / killnowait / timeout / caller
+//!                  left: C --CallGone--> K (K forgets the invocation, INTERRUPTs if asked)
+//! ```
+//!
+//! Tokens (`token`) name a pending request of the shard that sent it; the pair
+//! (origin shard, token) is unique, and an acknowledgement for a token the origin no longer
+//! waits on (the subscriber or callee left meanwhile) is ignored.
+
+use std::sync::Arc;
+
+use crate::codec::uri::MatchPolicy;
+use crate::codec::{
+    Dict, Id, InvocationDetails, InvokePolicy, Payload, PublishOptions, ResultDetails, Uri,
+};
+
+use super::ids::{SessionId, ShardId};
+use super::session::Features;
+
+/// A message from one realm shard to the same realm's shard on another core.
+#[derive(Debug, Clone)]
+pub enum PeerMsg {
+    // ---- broker -------------------------------------------------------------------------
+    /// To the home shard: shard `from` now has local subscribers for `(policy, topic)`.
+    InterestAddRequest {
+        token: u64,
+        from: ShardId,
+        policy: MatchPolicy,
+        topic: Uri,
+    },
+    /// From the home shard to every other shard: add `origin` to the interest entry (creating
+    /// it with `subscription`), then send [`PeerMsg::InterestAck`] to `origin`.
+    InterestAdd {
+        token: u64,
+        origin: ShardId,
+        subscription: Id,
+        policy: MatchPolicy,
+        topic: Uri,
+    },
+    /// To the shard that asked: one more shard routes publications for the subscription to it.
+    InterestAck { token: u64, subscription: Id },
+    /// To the home shard: shard `from` has no local subscriber for `(policy, topic)` any more.
+    InterestRemoveRequest {
+        from: ShardId,
+        policy: MatchPolicy,
+        topic: Uri,
+    },
+    /// From the home shard to every other shard: drop `shard` from the interest entry (and the
+    /// entry, retiring `subscription`, when no shard is left).
+    InterestRemove {
+        shard: ShardId,
+        subscription: Id,
+        policy: MatchPolicy,
+        topic: Uri,
+    },
+    /// A publication, once per interested shard; the receiver matches it against its own
+    /// subscriptions and applies the publisher's black/whitelists to its own subscribers.
+    Publish(Arc<Publication>),
+
+    // ---- dealer: registrations ----------------------------------------------------------
+    /// To the home shard: add `callee` to `(policy, procedure)`.
+    RegisterRequest(Box<RegistrationChange>),
+    /// From the home shard to the asking shard: the registration conflicts (`error` URI).
+    RegisterRejected { token: u64, error: Uri },
+    /// From the home shard to every other shard: apply, then ack to `change.origin`.
+    RegistrationAdd(Box<RegistrationChange>),
+    /// To the shard that asked: one more shard routes calls to the new callee.
+    RegistrationAck { token: u64, registration: Id },
+    /// To the home shard: `session` no longer provides `registration`.
+    UnregisterRequest(Box<CalleeRemoval>),
+    /// From the home shard to every other shard: apply the removal.
+    RegistrationRemove(Box<CalleeRemoval>),
+
+    // ---- dealer: calls ------------------------------------------------------------------
+    /// Caller's shard to callee's shard: invoke.
+    Invoke(Box<Invoke>),
+    /// A continuation of a progressive call invocation (same caller request).
+    InvokeMore {
+        call: CallRef,
+        progress: bool,
+        payload: Payload,
+    },
+    /// Cancel mode `kill`: send INTERRUPT, keep waiting for the callee's answer.
+    Interrupt { call: CallRef },
+    /// The caller no longer waits (skip / killnowait cancel, timeout, caller left): forget the
+    /// invocation; with `interrupt`, send INTERRUPT (mode killnowait) if the callee can take it.
+    CallGone {
+        call: CallRef,
+        interrupt: Option<GoneReason>,
+    },
+    /// Callee's shard to caller's shard: a (progressive or final) result.
+    CallResult {
+        caller: SessionId,
+        request: Id,
+        details: ResultDetails,
+        payload: Payload,
+    },
+    /// Callee's shard to caller's shard: the call failed (callee ERROR, callee gone, …).
+    CallError {
+        caller: SessionId,
+        request: Id,
+        details: Dict,
+        error: Uri,
+        payload: Payload,
+    },
+}
+
+/// Names a routed call on the callee's shard: by the caller's request, and by the callee and
+/// registration it went to (so an invocation still queued behind a pending REGISTERED can be
+/// found too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallRef {
+    pub caller: SessionId,
+    pub request: Id,
+    pub callee: SessionId,
+    pub registration: Id,
+}
+
+/// Why the caller stopped waiting; becomes `INTERRUPT.Options.reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GoneReason {
+    Canceled,
+    Timeout,
+    CallerLeft,
+}
+
+impl GoneReason {
+    pub fn reason_uri(self) -> &'static str {
+        match self {
+            GoneReason::Canceled | GoneReason::CallerLeft => "wamp.error.canceled",
+            GoneReason::Timeout => "wamp.error.timeout",
+        }
+    }
+}
+
+/// A publication as it crosses shards: everything a remote shard needs to build its EVENTs
+/// and apply the publisher's options. Shared (`Arc`) by all shards it is sent to.
+#[derive(Debug, Clone)]
+pub struct Publication {
+    pub id: Id,
+    pub topic: Uri,
+    pub publisher: SessionId,
+    pub publisher_authid: Arc<str>,
+    pub publisher_authrole: Arc<str>,
+    pub options: PublishOptions,
+    pub payload: Payload,
+}
+
+/// A callee as every shard's registration table knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CalleeRef {
+    pub session: SessionId,
+    pub shard: ShardId,
+    pub features: Features,
+}
+
+/// Adding a callee to a registration (request to the home shard, and its broadcast).
+#[derive(Debug, Clone)]
+pub struct RegistrationChange {
+    pub token: u64,
+    /// The shard that asked (it counts the acks and answers REGISTERED).
+    pub origin: ShardId,
+    /// Allocated by the home shard; 0 in the request.
+    pub registration: Id,
+    pub policy: MatchPolicy,
+    pub procedure: Uri,
+    pub invoke: InvokePolicy,
+    pub disclose_caller: bool,
+    pub forward_timeout: bool,
+    pub callee: CalleeRef,
+}
+
+/// Removing a callee from a registration.
+#[derive(Debug, Clone)]
+pub struct CalleeRemoval {
+    pub session: SessionId,
+    pub registration: Id,
+    pub policy: MatchPolicy,
+    pub procedure: Uri,
+}
+
+/// A call routed to the callee's shard. The caller's shard has already built the INVOCATION
+/// details (caller disclosure, concrete procedure, forwarded timeout, receive_progress); the
+/// callee's shard only assigns the invocation request ID.
+#[derive(Debug, Clone)]
+pub struct Invoke {
+    pub caller: SessionId,
+    pub caller_shard: ShardId,
+    pub request: Id,
+    pub callee: SessionId,
+    pub registration: Id,
+    pub details: InvocationDetails,
+    pub payload: Payload,
+    /// The caller asked for progressive results and the callee can produce them.
+    pub forward_progress: bool,
+    /// Progressive call invocation: more chunks ([`PeerMsg::InvokeMore`]) follow.
+    pub streaming: bool,
+}
+
+/// Compile-time check: everything that crosses shards is `Send`.
+const _: fn() = || {
+    fn assert_send<T: Send>() {}
+    assert_send::<PeerMsg>();
+};

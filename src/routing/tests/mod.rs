@@ -1,0 +1,7 @@
+//! Multi-shard tests of the routing core: a [`harness::Cluster`] of 1–3 realm shards with
+//! FIFO channels between them.
+
+mod broker;
+mod dealer;
+mod fuzz;
+mod harness;
