@@ -4,7 +4,8 @@
 //! over TLS too, and a Unix socket) on `127.0.0.1:0`, then runs one case of
 //! `tests/interop/client.py` (autobahn-python, asyncio) or `tests/interop/client.js`
 //! (autobahn-js on Node): 16 concurrent sessions that join `realm1`, check the WELCOME and leave
-//! with GOODBYE. With 16 sessions spread by the kernel over two SO_REUSEPORT listeners, both
+//! with GOODBYE (the `*_rpc_pubsub` cases also register/call and subscribe/publish in pairs of
+//! sessions first). With 16 sessions spread by the kernel over two SO_REUSEPORT listeners, both
 //! shards serve some of them (there is no way to see that from outside; the count just makes it
 //! overwhelmingly likely).
 //!
@@ -196,7 +197,7 @@ fn run_client(what: &str, mut cmd: Command, fixture: &Fixture) {
     }
 }
 
-fn python_case(scheme: &str, serializer: &str) {
+fn python_case(scheme: &str, serializer: &str, extra: &[&str]) {
     let py = python();
     let fixture = Fixture::start();
     let mut cmd = Command::new(py);
@@ -206,15 +207,16 @@ fn python_case(scheme: &str, serializer: &str) {
         .args(["--sessions", SESSIONS])
         .args(["--timeout-s", &CLIENT_TIMEOUT_S.to_string()])
         .arg("--cafile")
-        .arg(&fixture.tls.ca);
+        .arg(&fixture.tls.ca)
+        .args(extra);
     run_client(
-        &format!("autobahn-python {scheme} {serializer}"),
+        &format!("autobahn-python {scheme} {serializer} {extra:?}"),
         cmd,
         &fixture,
     );
 }
 
-fn node_case(scheme: &str, serializer: &str) {
+fn node_case(scheme: &str, serializer: &str, extra: &[&str]) {
     let node = node();
     let fixture = Fixture::start();
     let mut cmd = Command::new(node);
@@ -224,60 +226,65 @@ fn node_case(scheme: &str, serializer: &str) {
         .args(["--sessions", SESSIONS])
         .args(["--timeout-ms", &(CLIENT_TIMEOUT_S * 1000).to_string()])
         // autobahn-js cannot be given a CA for wss; Node's own mechanism keeps verification on.
-        .env("NODE_EXTRA_CA_CERTS", &fixture.tls.ca);
-    run_client(&format!("autobahn-js {scheme} {serializer}"), cmd, &fixture);
+        .env("NODE_EXTRA_CA_CERTS", &fixture.tls.ca)
+        .args(extra);
+    run_client(
+        &format!("autobahn-js {scheme} {serializer} {extra:?}"),
+        cmd,
+        &fixture,
+    );
 }
 
 // autobahn-python: every transport with both serializers.
 
 #[test]
 fn python_ws_json() {
-    python_case("ws", "json");
+    python_case("ws", "json", &[]);
 }
 
 #[test]
 fn python_ws_msgpack() {
-    python_case("ws", "msgpack");
+    python_case("ws", "msgpack", &[]);
 }
 
 #[test]
 fn python_rawsocket_json() {
-    python_case("rs", "json");
+    python_case("rs", "json", &[]);
 }
 
 #[test]
 fn python_rawsocket_msgpack() {
-    python_case("rs", "msgpack");
+    python_case("rs", "msgpack", &[]);
 }
 
 #[test]
 fn python_wss_json() {
-    python_case("wss", "json");
+    python_case("wss", "json", &[]);
 }
 
 #[test]
 fn python_wss_msgpack() {
-    python_case("wss", "msgpack");
+    python_case("wss", "msgpack", &[]);
 }
 
 #[test]
 fn python_rawsocket_tls_json() {
-    python_case("rss", "json");
+    python_case("rss", "json", &[]);
 }
 
 #[test]
 fn python_rawsocket_tls_msgpack() {
-    python_case("rss", "msgpack");
+    python_case("rss", "msgpack", &[]);
 }
 
 #[test]
 fn python_unix_json() {
-    python_case("unix", "json");
+    python_case("unix", "json", &[]);
 }
 
 #[test]
 fn python_unix_msgpack() {
-    python_case("unix", "msgpack");
+    python_case("unix", "msgpack", &[]);
 }
 
 // autobahn-js: WebSocket with both serializers; its RawSocket transport is JSON-only and has no
@@ -285,30 +292,57 @@ fn python_unix_msgpack() {
 
 #[test]
 fn node_ws_json() {
-    node_case("ws", "json");
+    node_case("ws", "json", &[]);
 }
 
 #[test]
 fn node_ws_msgpack() {
-    node_case("ws", "msgpack");
+    node_case("ws", "msgpack", &[]);
 }
 
 #[test]
 fn node_wss_json() {
-    node_case("wss", "json");
+    node_case("wss", "json", &[]);
 }
 
 #[test]
 fn node_wss_msgpack() {
-    node_case("wss", "msgpack");
+    node_case("wss", "msgpack", &[]);
 }
 
 #[test]
 fn node_rawsocket_json() {
-    node_case("rs", "json");
+    node_case("rs", "json", &[]);
 }
 
 #[test]
 fn node_unix_json() {
-    node_case("unix", "json");
+    node_case("unix", "json", &[]);
+}
+
+// Pairs of sessions (usually on different shards) register/call and subscribe/publish.
+
+#[test]
+fn python_ws_msgpack_rpc_pubsub() {
+    python_case("ws", "msgpack", &["--rpc-pubsub"]);
+}
+
+#[test]
+fn python_rawsocket_json_rpc_pubsub() {
+    python_case("rs", "json", &["--rpc-pubsub"]);
+}
+
+#[test]
+fn python_unix_msgpack_rpc_pubsub() {
+    python_case("unix", "msgpack", &["--rpc-pubsub"]);
+}
+
+#[test]
+fn node_ws_json_rpc_pubsub() {
+    node_case("ws", "json", &["--rpc-pubsub"]);
+}
+
+#[test]
+fn node_rawsocket_json_rpc_pubsub() {
+    node_case("rs", "json", &["--rpc-pubsub"]);
 }

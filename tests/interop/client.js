@@ -6,9 +6,14 @@
 // leaves with GOODBYE and checks that the router answers GOODBYE `wamp.close.goodbye_and_out`
 // (autobahn-js reports the reason of the router's GOODBYE to `onleave`).
 //
+// With --rpc-pubsub, sessions also work in pairs before leaving (as in client.py): session 2k
+// registers `com.switchyard.interop.echo.k` and subscribes to `com.switchyard.interop.topic.k`;
+// session 2k+1 calls the procedure, checks the echoed args/kwargs, and publishes an acknowledged
+// event that session 2k must receive. Pairs usually span shards.
+//
 // Usage:
 //   node client.js --url URL [--serializer json|msgpack] [--sessions N] [--realm R]
-//                  [--timeout-ms MS]
+//                  [--timeout-ms MS] [--rpc-pubsub]
 //
 // URL schemes:
 //   ws://127.0.0.1:PORT/ws, wss://127.0.0.1:PORT/ws   WebSocket (wss trusts NODE_EXTRA_CA_CERTS)
@@ -36,6 +41,10 @@ function parseArgs(argv) {
   const opts = { serializer: 'json', sessions: 16, realm: 'realm1', timeoutMs: 20000, url: null };
   for (let i = 0; i < argv.length; i++) {
     const key = argv[i];
+    if (key === '--rpc-pubsub') {
+      opts.rpcPubsub = true;
+      continue;
+    }
     const val = argv[i + 1];
     if (val === undefined) usage(`missing value for ${key}`);
     i++;
@@ -51,6 +60,7 @@ function parseArgs(argv) {
   if (!opts.url) usage('--url is required');
   if (!['json', 'msgpack'].includes(opts.serializer)) usage(`bad --serializer ${opts.serializer}`);
   if (!(opts.sessions >= 1 && opts.sessions <= 1000)) usage('--sessions must be in 1..1000');
+  if (opts.rpcPubsub && opts.sessions % 2 !== 0) usage('--rpc-pubsub needs an even --sessions');
   if (!(opts.timeoutMs >= 100 && opts.timeoutMs <= 600000)) usage('--timeout-ms out of range');
   return opts;
 }
@@ -74,6 +84,57 @@ function transportFor(opts, autobahn) {
       return { type: 'rawsocket', path: url.pathname, protocols: [protocol] };
     default:
       return usage(`unsupported URL scheme ${url.protocol} (autobahn-js has no RawSocket-over-TLS)`);
+  }
+}
+
+function deferred() {
+  let resolve;
+  const promise = new Promise((r) => { resolve = r; });
+  return { promise, resolve };
+}
+
+function within(ms, promise, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+// Pair number -> coordination between the two sessions of a pair (all in this one process).
+const pairs = new Map();
+
+// The register/call/subscribe/publish exchange of one session of a pair; throws on a mismatch.
+async function exercise(session, index, autobahn) {
+  const pair = Math.floor(index / 2);
+  if (!pairs.has(pair)) pairs.set(pair, { ready: deferred(), event: deferred(), done: deferred() });
+  const shared = pairs.get(pair);
+  const procedure = `com.switchyard.interop.echo.${pair}`;
+  const topic = `com.switchyard.interop.topic.${pair}`;
+  const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+  if (index % 2 === 0) {
+    await session.register(procedure, (args, kwargs) => new autobahn.Result(args, kwargs));
+    await session.subscribe(topic, (args, kwargs) => shared.event.resolve({ args, kwargs }));
+    shared.ready.resolve();
+    const ev = await within(10000, shared.event.promise, 'EVENT');
+    if (!same(ev.args, [pair, 'event']) || !same(ev.kwargs, { from: index + 1 })) {
+      throw new Error(`event payload ${JSON.stringify(ev)}`);
+    }
+    await within(10000, shared.done.promise, 'partner');
+  } else {
+    await within(10000, shared.ready.promise, 'partner registration');
+    const wantArgs = [pair, 'hello', '\u00e9\u4e2d'];
+    const wantKwargs = { n: 1.5, s: 'x' };
+    const res = await within(10000, session.call(procedure, wantArgs, wantKwargs), 'CALL');
+    if (!res || !same(res.args, wantArgs) || !same(res.kwargs, wantKwargs)) {
+      throw new Error(`call result ${JSON.stringify(res)}`);
+    }
+    const pub = await within(10000,
+      session.publish(topic, [pair, 'event'], { from: index }, { acknowledge: true }), 'PUBLISHED');
+    if (!pub || !Number.isInteger(pub.id) || pub.id < 1 || pub.id > MAX_ID) {
+      throw new Error(`PUBLISHED publication ${JSON.stringify(pub)}`);
+    }
+    shared.done.resolve();
   }
 }
 
@@ -118,8 +179,19 @@ function runSession(index, opts, autobahn) {
         connection.close();
         return;
       }
-      // Connection.onclose fires once the router's GOODBYE reply arrived and the transport closed.
-      session.leave('wamp.close.close_realm', 'interop test done');
+      const leave = () => {
+        // Connection.onclose fires once the router's GOODBYE reply arrived and the transport
+        // closed.
+        session.leave('wamp.close.close_realm', 'interop test done');
+      };
+      if (opts.rpcPubsub) {
+        exercise(session, index, autobahn).then(leave, (e) => {
+          finish(`rpc/pubsub: ${e && e.error ? JSON.stringify(e) : e}`);
+          leave();
+        });
+      } else {
+        leave();
+      }
     };
 
     connection.onclose = (reason, details) => {
@@ -172,7 +244,7 @@ async function main() {
   const failures = (await Promise.all(sessions)).filter((f) => f !== null);
   clearTimeout(timer);
 
-  const label = `${opts.url} ${opts.serializer} x${opts.sessions}`;
+  const label = `${opts.url} ${opts.serializer} x${opts.sessions}${opts.rpcPubsub ? ' rpc-pubsub' : ''}`;
   if (failures.length > 0) {
     for (const w of warnings) process.stderr.write(`autobahn: ${w}\n`);
     for (const f of failures) process.stderr.write(`client.js: FAIL: ${label}: ${f}\n`);

@@ -5,9 +5,15 @@ Opens N concurrent WAMP sessions to one router endpoint and, for each: joins the
 the WELCOME (session id in [1, 2^53], realm, the router announces broker and/or dealer roles),
 then leaves with GOODBYE and checks that the router answers GOODBYE `wamp.close.goodbye_and_out`.
 
+With --rpc-pubsub, sessions also work in pairs before leaving: session 2k registers
+`com.switchyard.interop.echo.k` and subscribes to `com.switchyard.interop.topic.k`; session 2k+1
+calls the procedure (checking the echoed args/kwargs) and publishes an acknowledged event that
+session 2k must receive. The two sessions of a pair usually sit on different shards, so this
+exercises the cross-shard dealer and broker.
+
 Usage:
     client.py --url URL [--serializer json|msgpack] [--sessions N] [--realm R]
-              [--cafile PEM] [--timeout-s S]
+              [--cafile PEM] [--timeout-s S] [--rpc-pubsub]
 
 URL schemes:
     ws://127.0.0.1:PORT/ws, wss://127.0.0.1:PORT/ws   WebSocket (wss needs --cafile)
@@ -32,7 +38,7 @@ try:
     from autobahn.asyncio.wamp import ApplicationSession
     from autobahn.asyncio.websocket import WampWebSocketClientFactory
     from autobahn.wamp.serializer import JsonSerializer, MsgPackSerializer
-    from autobahn.wamp.types import ComponentConfig
+    from autobahn.wamp.types import CallResult, ComponentConfig, PublishOptions
 except ImportError as e:  # pragma: no cover - reported to the test harness
     print(f"client.py: cannot import autobahn ({e}); run `bash tests/run.sh`", file=sys.stderr)
     sys.exit(1)
@@ -44,9 +50,12 @@ GOODBYE_AND_OUT = "wamp.close.goodbye_and_out"
 class CheckedSession(ApplicationSession):
     """Joins, checks the WELCOME, leaves, and records what happened in `self.outcome`."""
 
-    def __init__(self, config, outcome):
+    def __init__(self, config, outcome, index, pairs):
         super().__init__(config)
         self.outcome = outcome
+        self.index = index
+        # Shared by all sessions of the run: pair number -> asyncio.Event / received events.
+        self.pairs = pairs
 
     def fail(self, why):
         if not self.outcome.done():
@@ -63,7 +72,46 @@ class CheckedSession(ApplicationSession):
             roles = getattr(self, "_router_roles", None) or {}
             if "broker" not in roles and "dealer" not in roles:
                 self.fail(f"WELCOME announces no broker/dealer role: {roles!r}")
+        if self.pairs is not None and not self.outcome.done():
+            try:
+                await self.exercise()
+            except Exception as e:  # any WAMP error or timeout fails this session
+                self.fail(f"rpc/pubsub: {e!r}")
         self.leave("wamp.close.close_realm", "interop test done")
+
+    async def exercise(self):
+        pair, role = divmod(self.index, 2)
+        if pair not in self.pairs:
+            self.pairs[pair] = {"ready": asyncio.Event(), "event": asyncio.get_running_loop().create_future(), "done": asyncio.Event()}
+        shared = self.pairs[pair]
+        procedure = f"com.switchyard.interop.echo.{pair}"
+        topic = f"com.switchyard.interop.topic.{pair}"
+        if role == 0:
+            def echo(*args, **kwargs):
+                return CallResult(*args, **kwargs)
+
+            def on_event(*args, **kwargs):
+                if not shared["event"].done():
+                    shared["event"].set_result((list(args), kwargs))
+
+            await self.register(echo, procedure)
+            await self.subscribe(on_event, topic)
+            shared["ready"].set()
+            args, kwargs = await asyncio.wait_for(shared["event"], 10)
+            if args != [pair, "event"] or kwargs != {"from": self.index + 1}:
+                raise AssertionError(f"event payload {args!r} {kwargs!r}")
+            # Stay joined (the callee) until the partner is done with its call.
+            await asyncio.wait_for(shared["done"].wait(), 10)
+        else:
+            await asyncio.wait_for(shared["ready"].wait(), 10)
+            res = await self.call(procedure, pair, "hello", "\u00e9\u4e2d", n=1.5, b=b"\x00\x01")
+            want_args, want_kwargs = [pair, "hello", "\u00e9\u4e2d"], {"n": 1.5, "b": b"\x00\x01"}
+            if list(res.results) != want_args or res.kwresults != want_kwargs:
+                raise AssertionError(f"call result {res.results!r} {res.kwresults!r}")
+            pub = await self.publish(topic, pair, "event", options=PublishOptions(acknowledge=True), **{"from": self.index})
+            if not isinstance(pub.id, int) or not 1 <= pub.id <= MAX_ID:
+                raise AssertionError(f"PUBLISHED publication id {pub.id!r}")
+            shared["done"].set()
 
     def onLeave(self, details):
         # details.reason: the router's GOODBYE reason, or the ABORT reason if we never joined.
@@ -92,13 +140,13 @@ def tls_context(args):
     return ctx
 
 
-async def run_session(index, args):
+async def run_session(index, args, pairs):
     loop = asyncio.get_running_loop()
     outcome = loop.create_future()
     config = ComponentConfig(realm=args.realm)
 
     def make_session():
-        return CheckedSession(config, outcome)
+        return CheckedSession(config, outcome, index, pairs)
 
     url = urlsplit(args.url)
     scheme = url.scheme
@@ -135,7 +183,8 @@ async def run_session(index, args):
 
 
 async def run_all(args):
-    return await asyncio.gather(*(run_session(i, args) for i in range(args.sessions)))
+    pairs = {} if args.rpc_pubsub else None
+    return await asyncio.gather(*(run_session(i, args, pairs) for i in range(args.sessions)))
 
 
 def main():
@@ -146,13 +195,16 @@ def main():
     p.add_argument("--realm", default="realm1")
     p.add_argument("--cafile")
     p.add_argument("--timeout-s", type=float, default=20.0)
+    p.add_argument("--rpc-pubsub", action="store_true", help="pairs register/call and subscribe/publish")
     args = p.parse_args()
+    if args.rpc_pubsub and args.sessions % 2:
+        p.error("--rpc-pubsub needs an even --sessions")
     if not 1 <= args.sessions <= 1000:
         p.error("--sessions must be in 1..1000")
     if not 0.1 <= args.timeout_s <= 600:
         p.error("--timeout-s out of range")
 
-    label = f"{args.url} {args.serializer} x{args.sessions}"
+    label = f"{args.url} {args.serializer} x{args.sessions}" + (" rpc-pubsub" if args.rpc_pubsub else "")
     try:
         results = asyncio.run(asyncio.wait_for(run_all(args), args.timeout_s))
     except asyncio.TimeoutError:
