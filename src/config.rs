@@ -247,14 +247,23 @@ pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>, String> {
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         if let Some((a, b)) = part.split_once('-') {
-            let a: usize = a.trim().parse().map_err(|_| format!("bad CPU number {a:?}"))?;
-            let b: usize = b.trim().parse().map_err(|_| format!("bad CPU number {b:?}"))?;
+            let a: usize = a
+                .trim()
+                .parse()
+                .map_err(|_| format!("bad CPU number {a:?}"))?;
+            let b: usize = b
+                .trim()
+                .parse()
+                .map_err(|_| format!("bad CPU number {b:?}"))?;
             if a > b {
                 return Err(format!("bad CPU range {part:?}"));
             }
             out.extend(a..=b);
         } else {
-            out.push(part.parse().map_err(|_| format!("bad CPU number {part:?}"))?);
+            out.push(
+                part.parse()
+                    .map_err(|_| format!("bad CPU number {part:?}"))?,
+            );
         }
     }
     if out.is_empty() {
@@ -289,7 +298,10 @@ pub fn load_tls(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, Co
         .collect::<Result<_, _>>()
         .map_err(|e| ConfigError::Tls(format!("{}: {e}", cert.display())))?;
     if certs.is_empty() {
-        return Err(ConfigError::Tls(format!("{}: no certificate found", cert.display())));
+        return Err(ConfigError::Tls(format!(
+            "{}: no certificate found",
+            cert.display()
+        )));
     }
     let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
         .map_err(|e| ConfigError::Tls(format!("{}: {e}", key.display())))?

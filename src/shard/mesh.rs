@@ -63,7 +63,9 @@ impl<M: Send> MeshSenders<M> {
 
     /// Messages queued at shard `to` and not yet taken.
     pub fn backlog(&self, to: usize) -> usize {
-        self.shared.get(to).map_or(0, |s| s.backlog.load(Ordering::Relaxed))
+        self.shared
+            .get(to)
+            .map_or(0, |s| s.backlog.load(Ordering::Relaxed))
     }
 }
 
@@ -82,7 +84,9 @@ impl<M> Inbox<M> {
             self.shared.waker.register(cx.waker());
             match self.rx.try_recv() {
                 Ok(batch) => {
-                    self.shared.backlog.fetch_sub(batch.len(), Ordering::Relaxed);
+                    self.shared
+                        .backlog
+                        .fetch_sub(batch.len(), Ordering::Relaxed);
                     Poll::Ready(Some(batch))
                 }
                 Err(TryRecvError::Empty) => Poll::Pending,

@@ -1,5 +1,700 @@
 //! Shards: one glommio executor per core, each owning a set of sessions.
+//!
+//! [`Router::start`] binds every listener in the calling thread (so errors surface before any
+//! shard starts, and `:0` ports resolve once), then starts one pinned `LocalExecutor` per shard.
+//! Each shard accepts on its own SO_REUSEPORT copy of every TCP listener; Unix-socket
+//! connections are accepted on shard 0 and handed round-robin to the shards through the mesh.
+//! A shard owns its sessions and one [`RealmShard`] per realm; routing messages between shards
+//! travel through the mesh, batched per destination per turn of work.
 
+pub mod conn;
 pub mod mesh;
 pub mod outbound;
 pub mod session;
+pub mod signal;
+
+use crate::codec::{self, Abort, Dict, Id, Message, Uri, Value};
+use crate::config::{ListenAddr, RouterConfig, SlowConsumerPolicy};
+use crate::routing::{Action, Features, PeerMsg, RealmShard, RoutingConfig, SessionRef};
+use conn::SessionHandle;
+use mesh::{MeshOutbox, MeshSenders};
+use outbound::{OutFrame, PushError};
+use session::{RealmDirectory, SessionOutput};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Features announced in WELCOME: exactly what the broker and dealer implement.
+pub const BROKER_FEATURES: &[&str] = &[
+    "publisher_exclusion",
+    "publisher_identification",
+    "subscriber_blackwhite_listing",
+    "pattern_based_subscription",
+];
+/// See [`BROKER_FEATURES`].
+pub const DEALER_FEATURES: &[&str] = &[
+    "caller_identification",
+    "call_canceling",
+    "call_timeout",
+    "progressive_call_results",
+    "progressive_call_invocations",
+    "pattern_based_registration",
+    "shared_registration",
+];
+
+/// Messages between shards (and from the control thread).
+// Routing messages dominate the traffic and travel in batches (Vec<ShardMsg>); boxing them
+// would cost an allocation per message to save space in rare control messages.
+#[allow(clippy::large_enum_variant)]
+pub enum ShardMsg {
+    /// Close every session with GOODBYE and stop.
+    Shutdown,
+    /// A Unix-socket connection accepted on shard 0, for this shard to serve.
+    UnixConn {
+        fd: std::os::fd::OwnedFd,
+        listener: usize,
+    },
+    /// A routing message for the same realm on this shard.
+    Peer {
+        realm: Uri,
+        from: usize,
+        msg: PeerMsg,
+    },
+}
+
+/// Counters shared by all shards.
+#[derive(Default)]
+pub struct SharedCounters {
+    pub connections: AtomicUsize,
+}
+
+/// One shard's state. Lives on its executor thread only (`Rc`).
+pub struct Shard {
+    pub id: usize,
+    pub count: usize,
+    pub cfg: Arc<RouterConfig>,
+    pub mesh: MeshOutbox<ShardMsg>,
+    pub sessions: RefCell<HashMap<Id, Rc<SessionHandle>>>,
+    pub realms: RefCell<HashMap<Uri, RealmShard>>,
+    pub shared: Arc<SharedCounters>,
+    pub welcome_roles: Value,
+    /// Shared read buffer: an idle session holds none of its own (see `conn::read_some`).
+    pub read_scratch: RefCell<Vec<u8>>,
+    pub shutting_down: Cell<bool>,
+    /// Events dropped by the slow-consumer policy on this shard.
+    pub dropped_events: Cell<u64>,
+    /// Sessions disconnected by the slow-consumer policy on this shard.
+    pub slow_disconnects: Cell<u64>,
+    /// Routing work produced while routing work is applied (processed iteratively).
+    pending_local: RefCell<Vec<(Uri, PeerMsg)>>,
+}
+
+/// Decrements the process-wide connection count when a connection ends.
+pub struct ConnectionGuard(Arc<SharedCounters>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl RealmDirectory for Shard {
+    fn admits_anonymous(&self, realm: &str) -> bool {
+        self.cfg
+            .realms
+            .iter()
+            .any(|r| r.name == realm && r.anonymous)
+    }
+    fn exists(&self, realm: &str) -> bool {
+        self.cfg.realms.iter().any(|r| r.name == realm)
+    }
+}
+
+impl Shard {
+    /// Counts a new connection; the guard uncounts it.
+    pub fn connection_guard(&self) -> ConnectionGuard {
+        self.shared.connections.fetch_add(1, Ordering::Relaxed);
+        ConnectionGuard(self.shared.clone())
+    }
+
+    /// Whether the process is over its connection limit (the current one included).
+    pub fn connections_over_limit(&self) -> bool {
+        self.shared.connections.load(Ordering::Relaxed) > self.cfg.limits.max_connections
+    }
+
+    /// A random session ID in [1, 2^53], unique among this shard's sessions (global
+    /// uniqueness across shards holds with overwhelming probability: 53 random bits).
+    pub fn new_session_id(&self) -> Id {
+        loop {
+            let id = rand::random::<u64>() % codec::MAX_ID + 1;
+            if !self.sessions.borrow().contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    pub fn flush_mesh(&self) {
+        self.mesh.flush();
+    }
+
+    fn session_ref(&self, h: &SessionHandle) -> SessionRef {
+        let core = h.core.borrow();
+        let features = core
+            .client_roles
+            .as_ref()
+            .and_then(|r| r.as_dict())
+            .map(Features::from_roles)
+            .unwrap_or_default();
+        SessionRef::new(h.id, self.id, &core.authid, &core.authrole, features)
+    }
+
+    /// Encodes and queues one message for a session, applying the slow-consumer policy.
+    fn deliver(&self, h: &SessionHandle, frame: bytes::Bytes, is_event: bool) {
+        match h.outbound.push(OutFrame::Message(frame)) {
+            Ok(()) | Err(PushError::Closed) => {}
+            Err(PushError::Full) => {
+                if is_event && self.cfg.limits.slow_consumer == SlowConsumerPolicy::Drop {
+                    h.outbound.dropped.set(h.outbound.dropped.get() + 1);
+                    self.dropped_events.set(self.dropped_events.get() + 1);
+                } else {
+                    // RPC traffic is never dropped silently: the stuck session is closed.
+                    self.slow_disconnects.set(self.slow_disconnects.get() + 1);
+                    tracing::info!(
+                        shard = self.id,
+                        session = h.id,
+                        "slow consumer disconnected"
+                    );
+                    h.outbound.close(1008, "outbound queue full");
+                    h.kill.set();
+                }
+            }
+        }
+    }
+
+    /// Applies what the session state machine asked for.
+    pub fn apply_session_outputs(&self, h: &Rc<SessionHandle>, outs: Vec<SessionOutput>) {
+        for o in outs {
+            match o {
+                SessionOutput::Reply(m) => {
+                    let frame = codec::encode(h.serializer, &m);
+                    let _ = h.outbound.push_unbounded(OutFrame::Message(frame));
+                }
+                SessionOutput::Joined { realm } => {
+                    tracing::debug!(shard = self.id, session = h.id, realm = %realm, "joined");
+                    *h.realm.borrow_mut() = Some(realm);
+                }
+                SessionOutput::Route(m) => self.route(h, m),
+                SessionOutput::Close => {
+                    self.session_gone(h);
+                    h.outbound.close(1000, "");
+                }
+            }
+        }
+    }
+
+    fn route(&self, h: &SessionHandle, m: Message) {
+        let Some(realm) = h.realm.borrow().clone() else {
+            return;
+        };
+        let sref = self.session_ref(h);
+        let mut actions = Vec::new();
+        if let Some(r) = self.realms.borrow_mut().get_mut(&realm) {
+            r.on_message(&sref, m, Instant::now(), &mut actions);
+        }
+        self.apply_actions(&realm, actions);
+    }
+
+    /// The session left (transport closed, GOODBYE, ABORT): remove it from routing. Idempotent.
+    pub fn session_gone(&self, h: &SessionHandle) {
+        if self.sessions.borrow_mut().remove(&h.id).is_none() {
+            return;
+        }
+        let realm = h.realm.borrow_mut().take();
+        if let Some(realm) = realm {
+            let mut actions = Vec::new();
+            if let Some(r) = self.realms.borrow_mut().get_mut(&realm) {
+                r.on_session_leave(h.id, Instant::now(), &mut actions);
+            }
+            self.apply_actions(&realm, actions);
+        }
+        self.flush_mesh();
+    }
+
+    fn session(&self, id: Id) -> Option<Rc<SessionHandle>> {
+        self.sessions.borrow().get(&id).cloned()
+    }
+
+    /// Carries out routing actions; peer messages to this shard itself are processed here too.
+    fn apply_actions(&self, realm: &Uri, actions: Vec<Action>) {
+        let mut queue = actions;
+        loop {
+            for a in queue.drain(..) {
+                match a {
+                    Action::Send { to, msg } => {
+                        if let Some(h) = self.session(to) {
+                            let is_event = matches!(msg, Message::Event(_));
+                            self.deliver(&h, codec::encode(h.serializer, &msg), is_event);
+                        }
+                    }
+                    Action::SendMany { to, msg } => {
+                        // Encode once per serializer, share the frame between recipients.
+                        let mut frames: [Option<bytes::Bytes>; 2] = [None, None];
+                        let is_event = matches!(*msg, Message::Event(_));
+                        for id in to {
+                            if let Some(h) = self.session(id) {
+                                let frame = frames[h.serializer.index()]
+                                    .get_or_insert_with(|| codec::encode(h.serializer, &msg))
+                                    .clone();
+                                self.deliver(&h, frame, is_event);
+                            }
+                        }
+                    }
+                    Action::Peer { shard, msg } => {
+                        if shard == self.id {
+                            self.pending_local.borrow_mut().push((realm.clone(), msg));
+                        } else {
+                            self.mesh.push(
+                                shard,
+                                ShardMsg::Peer {
+                                    realm: realm.clone(),
+                                    from: self.id,
+                                    msg,
+                                },
+                            );
+                        }
+                    }
+                    Action::Abort {
+                        session,
+                        reason,
+                        message,
+                    } => {
+                        if let Some(h) = self.session(session) {
+                            let mut details = Dict::new();
+                            details.insert("message".into(), Value::Str(message));
+                            let abort = Message::Abort(Abort { details, reason });
+                            let _ = h.outbound.push_unbounded(OutFrame::Message(codec::encode(
+                                h.serializer,
+                                &abort,
+                            )));
+                            h.core.borrow_mut().state = session::State::Closed;
+                            h.outbound.close(1002, "protocol violation");
+                            self.session_gone(&h);
+                        }
+                    }
+                }
+            }
+            let local: Vec<_> = std::mem::take(&mut *self.pending_local.borrow_mut());
+            if local.is_empty() {
+                break;
+            }
+            for (r, msg) in local {
+                if let Some(rs) = self.realms.borrow_mut().get_mut(&r) {
+                    rs.on_peer(self.id, msg, Instant::now(), &mut queue);
+                }
+            }
+        }
+    }
+
+    fn on_peer(&self, realm: Uri, from: usize, msg: PeerMsg) {
+        let mut actions = Vec::new();
+        if let Some(r) = self.realms.borrow_mut().get_mut(&realm) {
+            r.on_peer(from, msg, Instant::now(), &mut actions);
+        }
+        self.apply_actions(&realm, actions);
+    }
+
+    fn tick(&self) {
+        let now = Instant::now();
+        let due: Vec<Uri> = self
+            .realms
+            .borrow()
+            .iter()
+            .filter(|(_, r)| r.next_deadline().is_some_and(|d| d <= now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for realm in due {
+            let mut actions = Vec::new();
+            if let Some(r) = self.realms.borrow_mut().get_mut(&realm) {
+                r.on_tick(now, &mut actions);
+            }
+            self.apply_actions(&realm, actions);
+        }
+        self.flush_mesh();
+    }
+
+    /// Closes every session with GOODBYE `wamp.close.system_shutdown`, waits (bounded) for the
+    /// replies and the flush.
+    async fn shutdown(&self) {
+        self.shutting_down.set(true);
+        let sessions: Vec<_> = self.sessions.borrow().values().cloned().collect();
+        for h in &sessions {
+            let mut out = Vec::new();
+            h.core.borrow_mut().close_with_goodbye(
+                "wamp.close.system_shutdown",
+                "router is shutting down",
+                &mut out,
+            );
+            for o in out {
+                match o {
+                    SessionOutput::Reply(m) => {
+                        let frame = codec::encode(h.serializer, &m);
+                        let _ = h.outbound.push_unbounded(OutFrame::Message(frame));
+                    }
+                    SessionOutput::Close => h.outbound.close(1001, "shutdown"),
+                    _ => {}
+                }
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !self.sessions.borrow().is_empty() && Instant::now() < deadline {
+            glommio::timer::sleep(Duration::from_millis(10)).await;
+        }
+        // Whoever did not answer GOODBYE: flush what is queued and close.
+        let rest: Vec<_> = self.sessions.borrow().values().cloned().collect();
+        for h in &rest {
+            h.outbound.close(1001, "shutdown");
+        }
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while rest.iter().any(|h| !h.done.is_set()) && Instant::now() < deadline {
+            glommio::timer::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// A listener bound in the control thread, ready to be served by the shards.
+enum BoundListener {
+    /// One SO_REUSEPORT socket per shard.
+    Tcp { fds: Vec<RawFd> },
+    /// Accepted on shard 0.
+    Unix { fd: RawFd },
+}
+
+/// Why the router could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{addr}: {message}")]
+    Bind { addr: String, message: String },
+    #[error("shard {shard}: {message}")]
+    Shard { shard: usize, message: String },
+}
+
+/// A running router: its shards and where it listens.
+pub struct Router {
+    handles: Vec<glommio::ExecutorJoinHandle<()>>,
+    senders: MeshSenders<ShardMsg>,
+    endpoints: Vec<String>,
+}
+
+fn bind_tcp(
+    addr: std::net::SocketAddr,
+    n: usize,
+) -> Result<(Vec<RawFd>, std::net::SocketAddr), StartError> {
+    let err = |m: String| StartError::Bind {
+        addr: addr.to_string(),
+        message: m,
+    };
+    if addr.port() != 0
+        && std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_ok()
+    {
+        return Err(err(
+            "address already in use: another process (another switchyard?) is serving it".into(),
+        ));
+    }
+    let mut fds = Vec::with_capacity(n);
+    let mut bound = addr;
+    for _ in 0..n {
+        let s = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            None,
+        )
+        .map_err(|e| err(e.to_string()))?;
+        s.set_reuse_address(true).map_err(|e| err(e.to_string()))?;
+        s.set_reuse_port(true).map_err(|e| err(e.to_string()))?;
+        s.set_nodelay(true).map_err(|e| err(e.to_string()))?;
+        s.bind(&bound.into()).map_err(|e| err(e.to_string()))?;
+        s.listen(4096).map_err(|e| err(e.to_string()))?;
+        if let Some(a) = s.local_addr().ok().and_then(|a| a.as_socket()) {
+            bound = a;
+        }
+        fds.push(s.into_raw_fd());
+    }
+    Ok((fds, bound))
+}
+
+fn bind_unix(path: &std::path::Path) -> Result<RawFd, StartError> {
+    let err = |m: String| StartError::Bind {
+        addr: path.display().to_string(),
+        message: m,
+    };
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(err("socket already served by another process".into()));
+        }
+        // A stale socket file from a previous run.
+        let _ = std::fs::remove_file(path);
+    }
+    let l = std::os::unix::net::UnixListener::bind(path).map_err(|e| err(e.to_string()))?;
+    l.set_nonblocking(true).map_err(|e| err(e.to_string()))?;
+    Ok(l.into_raw_fd())
+}
+
+impl Router {
+    /// Binds every listener and starts the shards.
+    pub fn start(cfg: RouterConfig) -> Result<Router, StartError> {
+        let n = cfg.shard_count().max(1);
+        let mut cfg = cfg;
+        cfg.shards = n;
+        let mut bound = Vec::new();
+        let mut endpoints = Vec::new();
+        for l in &cfg.listeners {
+            match &l.addr {
+                ListenAddr::Tcp(a) => {
+                    let (fds, real) = bind_tcp(*a, n)?;
+                    endpoints.push(l.url(&ListenAddr::Tcp(real)));
+                    bound.push(BoundListener::Tcp { fds });
+                }
+                ListenAddr::Unix(p) => {
+                    let fd = bind_unix(p)?;
+                    endpoints.push(l.url(&l.addr));
+                    bound.push(BoundListener::Unix { fd });
+                }
+            }
+        }
+        let cfg = Arc::new(cfg);
+        let (senders, inboxes) = mesh::mesh::<ShardMsg>(n);
+        let shared = Arc::new(SharedCounters::default());
+        let cores = core_affinity::get_core_ids().unwrap_or_default();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+        let mut handles = Vec::with_capacity(n);
+        for (i, inbox) in inboxes.into_iter().enumerate() {
+            let cpu = cfg
+                .cpus
+                .get(i)
+                .copied()
+                .or_else(|| cores.get(i % cores.len().max(1)).map(|c| c.id));
+            let placement = match cpu {
+                Some(c) => glommio::Placement::Fixed(c),
+                None => glommio::Placement::Unbound,
+            };
+            let mut fds: Vec<(usize, RawFd, bool)> = Vec::new();
+            for (li, b) in bound.iter().enumerate() {
+                match b {
+                    BoundListener::Tcp { fds: v } => fds.push((li, v[i], false)),
+                    BoundListener::Unix { fd } if i == 0 => fds.push((li, *fd, true)),
+                    BoundListener::Unix { .. } => {}
+                }
+            }
+            let mut builder = glommio::LocalExecutorBuilder::new(placement)
+                .name(&format!("shard-{i}"))
+                .io_memory(256 << 10)
+                .ring_depth(2048);
+            if let Some(spin) = cfg.spin_before_park {
+                builder = builder.spin_before_park(spin);
+            }
+            let cfg2 = cfg.clone();
+            let senders2 = senders.clone();
+            let shared2 = shared.clone();
+            let ready = ready_tx.clone();
+            let h = builder
+                .spawn(move || async move {
+                    shard_main(i, n, cfg2, senders2, inbox, fds, shared2, ready).await;
+                })
+                .map_err(|e| StartError::Shard {
+                    shard: i,
+                    message: e.to_string(),
+                })?;
+            handles.push(h);
+        }
+        drop(ready_tx);
+        for _ in 0..n {
+            match ready_rx.recv_timeout(Duration::from_secs(10)) {
+                Ok(Ok(())) => {}
+                Ok(Err(m)) => {
+                    return Err(StartError::Shard {
+                        shard: 0,
+                        message: m,
+                    })
+                }
+                Err(_) => {
+                    return Err(StartError::Shard {
+                        shard: 0,
+                        message: "a shard did not start (see the log; memlock limit?)".into(),
+                    })
+                }
+            }
+        }
+        Ok(Router {
+            handles,
+            senders,
+            endpoints,
+        })
+    }
+
+    /// The URLs the router serves (`ws://127.0.0.1:8080/ws`, `rs://…`, …) with real ports.
+    pub fn endpoints(&self) -> &[String] {
+        &self.endpoints
+    }
+
+    /// A handle that can ask the router to shut down from any thread.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle(self.senders.clone())
+    }
+
+    /// Waits for every shard to stop.
+    pub fn join(self) -> Result<(), String> {
+        let mut res = Ok(());
+        for h in self.handles {
+            if let Err(e) = h.join() {
+                res = Err(e.to_string());
+            }
+        }
+        res
+    }
+}
+
+/// Asks all shards to close their sessions and stop. `Send + Clone`.
+#[derive(Clone)]
+pub struct ShutdownHandle(MeshSenders<ShardMsg>);
+
+impl ShutdownHandle {
+    pub fn shutdown(&self) {
+        for i in 0..self.0.len() {
+            self.0.send_batch(i, vec![ShardMsg::Shutdown]);
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn shard_main(
+    id: usize,
+    count: usize,
+    cfg: Arc<RouterConfig>,
+    senders: MeshSenders<ShardMsg>,
+    inbox: mesh::Inbox<ShardMsg>,
+    listeners: Vec<(usize, RawFd, bool)>,
+    shared: Arc<SharedCounters>,
+    ready: std::sync::mpsc::Sender<Result<(), String>>,
+) {
+    let mut realms = HashMap::new();
+    for r in &cfg.realms {
+        let uri = Uri::from(r.name.as_str());
+        realms.insert(
+            uri.clone(),
+            RealmShard::new(uri, id, count, RoutingConfig::default(), rand::random()),
+        );
+    }
+    let shard = Rc::new(Shard {
+        id,
+        count,
+        cfg: cfg.clone(),
+        mesh: MeshOutbox::new(senders),
+        sessions: RefCell::new(HashMap::new()),
+        realms: RefCell::new(realms),
+        shared,
+        welcome_roles: session::router_roles(BROKER_FEATURES, DEALER_FEATURES),
+        read_scratch: RefCell::new(vec![0; 256 * 1024]),
+        shutting_down: Cell::new(false),
+        dropped_events: Cell::new(0),
+        slow_disconnects: Cell::new(0),
+        pending_local: RefCell::new(Vec::new()),
+    });
+    for (li, fd, is_unix) in listeners {
+        let shard = shard.clone();
+        if is_unix {
+            // SAFETY: `fd` is a listening Unix socket created by `bind_unix` and owned by nobody
+            // else; std takes ownership here.
+            let std_listener = unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) };
+            glommio::spawn_local(accept_unix(shard, std_listener, li)).detach();
+        } else {
+            // SAFETY: `fd` is a listening TCP socket created by `bind_tcp` for this shard only.
+            let listener = unsafe { glommio::net::TcpListener::from_raw_fd(fd) };
+            glommio::spawn_local(accept_tcp(shard, listener, li)).detach();
+        }
+    }
+    {
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+                shard.tick();
+            }
+        })
+        .detach();
+    }
+    let _ = ready.send(Ok(()));
+    while let Some(batch) = inbox.recv().await {
+        let mut stop = false;
+        for m in batch {
+            match m {
+                ShardMsg::Shutdown => stop = true,
+                ShardMsg::UnixConn { fd, listener } => {
+                    // SAFETY: the fd is an accepted, non-blocking Unix stream handed over whole.
+                    let s = unsafe { glommio::net::UnixStream::from_raw_fd(fd.into_raw_fd()) };
+                    glommio::spawn_local(conn::serve(shard.clone(), s, listener)).detach();
+                }
+                ShardMsg::Peer { realm, from, msg } => shard.on_peer(realm, from, msg),
+            }
+        }
+        shard.flush_mesh();
+        if stop {
+            break;
+        }
+    }
+    shard.shutdown().await;
+    shard.flush_mesh();
+}
+
+async fn accept_tcp(shard: Rc<Shard>, listener: glommio::net::TcpListener, li: usize) {
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                if shard.shutting_down.get() {
+                    continue;
+                }
+                let _ = stream.set_nodelay(true);
+                glommio::spawn_local(conn::serve(shard.clone(), stream, li)).detach();
+            }
+            Err(e) => {
+                tracing::warn!(shard = shard.id, "accept failed: {e}");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Accepts Unix-socket connections (shard 0 only) and deals them round-robin to the shards.
+async fn accept_unix(shard: Rc<Shard>, std_listener: std::os::unix::net::UnixListener, li: usize) {
+    let mut next = 0usize;
+    loop {
+        match std_listener.accept() {
+            Ok((s, _)) => {
+                let _ = s.set_nonblocking(true);
+                let target = next % shard.count;
+                next = next.wrapping_add(1);
+                if target == shard.id {
+                    // SAFETY: the fd comes from a freshly accepted std UnixStream we own.
+                    let g = unsafe { glommio::net::UnixStream::from_raw_fd(s.into_raw_fd()) };
+                    glommio::spawn_local(conn::serve(shard.clone(), g, li)).detach();
+                } else {
+                    let fd = std::os::fd::OwnedFd::from(s);
+                    shard
+                        .mesh
+                        .push(target, ShardMsg::UnixConn { fd, listener: li });
+                    shard.flush_mesh();
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                glommio::timer::sleep(Duration::from_millis(2)).await;
+            }
+            Err(e) => {
+                tracing::warn!(shard = shard.id, "unix accept failed: {e}");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}

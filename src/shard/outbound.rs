@@ -176,11 +176,19 @@ mod tests {
     fn bounded_in_bytes() {
         let q = Outbound::new(100);
         assert!(q.push(OutFrame::Message(Bytes::from(vec![0; 60]))).is_ok());
-        assert_eq!(q.push(OutFrame::Message(Bytes::from(vec![0; 60]))), Err(PushError::Full));
-        assert!(q.push_unbounded(OutFrame::Pong(Bytes::from(vec![0; 60]))).is_ok());
+        assert_eq!(
+            q.push(OutFrame::Message(Bytes::from(vec![0; 60]))),
+            Err(PushError::Full)
+        );
+        assert!(q
+            .push_unbounded(OutFrame::Pong(Bytes::from(vec![0; 60])))
+            .is_ok());
         assert_eq!(q.queued_bytes(), 120);
         let mut batch = Vec::new();
-        assert_eq!(q.poll_take(&mut cx(), &mut batch, 1 << 20), Poll::Ready(None));
+        assert_eq!(
+            q.poll_take(&mut cx(), &mut batch, 1 << 20),
+            Poll::Ready(None)
+        );
         assert_eq!(batch.len(), 2);
         assert_eq!(q.queued_bytes(), 0);
     }
@@ -196,9 +204,15 @@ mod tests {
         let q = Outbound::new(100);
         q.push(OutFrame::Message(Bytes::from_static(b"x"))).unwrap();
         q.close(1000, "bye");
-        assert_eq!(q.push(OutFrame::Message(Bytes::from_static(b"y"))), Err(PushError::Closed));
+        assert_eq!(
+            q.push(OutFrame::Message(Bytes::from_static(b"y"))),
+            Err(PushError::Closed)
+        );
         let mut batch = Vec::new();
-        assert_eq!(q.poll_take(&mut cx(), &mut batch, 1 << 20), Poll::Ready(None));
+        assert_eq!(
+            q.poll_take(&mut cx(), &mut batch, 1 << 20),
+            Poll::Ready(None)
+        );
         match q.poll_take(&mut cx(), &mut batch, 1 << 20) {
             Poll::Ready(Some(c)) => assert_eq!(c.code, 1000),
             other => panic!("{other:?}"),

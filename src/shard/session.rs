@@ -102,7 +102,10 @@ impl Session {
 
     fn violation(&mut self, text: String, out: &mut Vec<SessionOutput>) {
         self.state = State::Closed;
-        out.push(SessionOutput::Reply(abort("wamp.error.protocol_violation", text)));
+        out.push(SessionOutput::Reply(abort(
+            "wamp.error.protocol_violation",
+            text,
+        )));
         out.push(SessionOutput::Close);
     }
 
@@ -116,7 +119,12 @@ impl Session {
     }
 
     /// The router closes the session (shutdown, kill): GOODBYE, then wait for the reply.
-    pub fn close_with_goodbye(&mut self, reason: &str, message: &str, out: &mut Vec<SessionOutput>) {
+    pub fn close_with_goodbye(
+        &mut self,
+        reason: &str,
+        message: &str,
+        out: &mut Vec<SessionOutput>,
+    ) {
         match self.state {
             State::Established => {
                 let mut details = Dict::new();
@@ -214,7 +222,10 @@ impl Session {
                 out.push(SessionOutput::Close);
             }
             other => self.violation(
-                format!("received {} before the session was established", other.name()),
+                format!(
+                    "received {} before the session was established",
+                    other.name()
+                ),
                 out,
             ),
         }
@@ -272,7 +283,10 @@ impl Session {
             | Message::Error(_)
             | Message::EventReceived(_) => out.push(SessionOutput::Route(msg)),
             other => self.violation(
-                format!("received {} after the session was established", other.name()),
+                format!(
+                    "received {} after the session was established",
+                    other.name()
+                ),
                 out,
             ),
         }
@@ -360,7 +374,10 @@ mod tests {
         let mut s = session();
         let mut out = Vec::new();
         s.on_message(hello("closed"), &Realms, &mut out);
-        assert_eq!(reason(&out).as_deref(), Some("wamp.error.no_matching_auth_method"));
+        assert_eq!(
+            reason(&out).as_deref(),
+            Some("wamp.error.no_matching_auth_method")
+        );
     }
 
     #[test]
@@ -370,7 +387,10 @@ mod tests {
         s.on_message(hello("realm1"), &Realms, &mut out);
         out.clear();
         s.on_message(hello("realm1"), &Realms, &mut out);
-        assert_eq!(reason(&out).as_deref(), Some("wamp.error.protocol_violation"));
+        assert_eq!(
+            reason(&out).as_deref(),
+            Some("wamp.error.protocol_violation")
+        );
         assert_eq!(s.state, State::Closed);
     }
 
@@ -387,7 +407,10 @@ mod tests {
             &Realms,
             &mut out,
         );
-        assert_eq!(reason(&out).as_deref(), Some("wamp.error.protocol_violation"));
+        assert_eq!(
+            reason(&out).as_deref(),
+            Some("wamp.error.protocol_violation")
+        );
     }
 
     #[test]
@@ -412,7 +435,10 @@ mod tests {
             &Realms,
             &mut out,
         );
-        assert_eq!(reason(&out).as_deref(), Some("wamp.error.protocol_violation"));
+        assert_eq!(
+            reason(&out).as_deref(),
+            Some("wamp.error.protocol_violation")
+        );
     }
 
     #[test]

@@ -1,0 +1,490 @@
+//! The connection driver: the IO half of a session.
+//!
+//! One task per connection runs TLS (optional), the transport handshake (RawSocket or
+//! WebSocket), then the read loop: bytes → frames → messages → the session state machine →
+//! the realm's broker/dealer. A second task per session, the writer, drains the session's
+//! [`Outbound`] queue, framing many messages per write call. Everything here is generic over the
+//! byte stream so TCP, Unix sockets and TLS share one path.
+
+use super::outbound::{OutFrame, Outbound};
+use super::session::{Session, State};
+use super::signal::Signal;
+use super::Shard;
+use crate::codec::{self, Id, Serializer};
+use crate::config::{ListenerConfig, ListenerKind};
+use crate::net::rawsocket::{self, RawFrame, RejectCode, SerializerId};
+use crate::net::websocket::{self, Role, WsEvent};
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use std::cell::{Cell, RefCell};
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::Poll;
+use std::time::Duration;
+
+/// Largest batch of queued frames written in one call.
+const WRITE_BATCH_BYTES: usize = 256 * 1024;
+
+/// The framing a session's transport uses, reader side.
+enum Deframer {
+    Raw(rawsocket::FrameDecoder),
+    Ws(Box<websocket::FrameDecoder>),
+}
+
+/// The framing a session's transport uses, writer side.
+enum Framer {
+    Raw { peer_max: usize },
+    Ws(Box<websocket::FrameEncoder>),
+}
+
+/// A session as its shard sees it: identity, serializer, outbound queue and protocol state.
+pub struct SessionHandle {
+    pub id: Id,
+    pub serializer: Serializer,
+    pub outbound: Outbound,
+    pub core: RefCell<Session>,
+    /// Set by the writer when the transport is finished: the reader stops.
+    pub done: Signal,
+    /// Set to abandon a blocked write (slow consumer disconnected, shutdown deadline).
+    pub kill: Signal,
+    /// The realm the session joined, once established.
+    pub realm: RefCell<Option<codec::Uri>>,
+    /// Largest frame the peer accepts (RawSocket handshake); larger messages are not sent.
+    pub peer_max: Cell<usize>,
+}
+
+/// Reads the next bytes into `buf`, through the shard's shared scratch buffer so an idle
+/// session holds no read buffer of its own.
+async fn read_some<R: AsyncRead + Unpin>(
+    shard: &Shard,
+    r: &mut R,
+    buf: &mut BytesMut,
+) -> std::io::Result<usize> {
+    poll_fn(|cx| {
+        let mut scratch = shard.read_scratch.borrow_mut();
+        match Pin::new(&mut *r).poll_read(cx, &mut scratch[..]) {
+            Poll::Ready(Ok(n)) => {
+                buf.extend_from_slice(&scratch[..n]);
+                Poll::Ready(Ok(n))
+            }
+            other => other,
+        }
+    })
+    .await
+}
+
+/// Runs `fut` with a deadline; None on timeout.
+async fn with_timeout<T>(d: Duration, fut: impl std::future::Future<Output = T>) -> Option<T> {
+    futures_lite::future::or(async { Some(fut.await) }, async {
+        glommio::timer::sleep(d).await;
+        None
+    })
+    .await
+}
+
+/// Serves one accepted connection to completion.
+pub async fn serve<S>(shard: Rc<Shard>, stream: S, listener: usize)
+where
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
+{
+    let Some(cfg) = shard.cfg.listeners.get(listener).cloned() else {
+        return;
+    };
+    let _guard = shard.connection_guard();
+    let over_limit = shard.connections_over_limit();
+    let timeout = shard.cfg.limits.handshake_timeout;
+    match cfg.tls.clone() {
+        Some(tls) => {
+            let acceptor = futures_rustls::TlsAcceptor::from(tls);
+            match with_timeout(timeout, acceptor.accept(stream)).await {
+                Some(Ok(s)) => transport(shard, s, &cfg, over_limit).await,
+                Some(Err(e)) => tracing::debug!(shard = shard.id, "TLS handshake failed: {e}"),
+                None => tracing::debug!(shard = shard.id, "TLS handshake timed out"),
+            }
+        }
+        None => transport(shard, stream, &cfg, over_limit).await,
+    }
+}
+
+async fn transport<S>(shard: Rc<Shard>, mut stream: S, cfg: &ListenerConfig, over_limit: bool)
+where
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
+{
+    let timeout = shard.cfg.limits.handshake_timeout;
+    let hs = match &cfg.kind {
+        ListenerKind::RawSocket => {
+            with_timeout(
+                timeout,
+                rawsocket_handshake(&shard, &mut stream, over_limit),
+            )
+            .await
+        }
+        ListenerKind::WebSocket { path } => {
+            with_timeout(
+                timeout,
+                websocket_handshake(&shard, &mut stream, path, over_limit),
+            )
+            .await
+        }
+    };
+    let Some(Some((serializer, deframer, framer, leftover, peer_max))) = hs else {
+        let _ = stream.close().await;
+        return;
+    };
+    run_session(
+        shard, stream, serializer, deframer, framer, leftover, peer_max,
+    )
+    .await;
+}
+
+type Negotiated = (Serializer, Deframer, Framer, BytesMut, usize);
+
+async fn rawsocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    shard: &Shard,
+    stream: &mut S,
+    over_limit: bool,
+) -> Option<Negotiated> {
+    let mut req = [0u8; 4];
+    stream.read_exact(&mut req).await.ok()?;
+    let hello = match rawsocket::parse_client_handshake(req) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::debug!(shard = shard.id, "RawSocket handshake refused: {e}");
+            if let Some(reply) = e.reply() {
+                let _ = stream.write_all(&reply).await;
+            }
+            return None;
+        }
+    };
+    let serializer = match hello.serializer {
+        SerializerId::JSON => Serializer::Json,
+        SerializerId::MSGPACK => Serializer::MsgPack,
+        _ => {
+            let _ = stream
+                .write_all(&rawsocket::reject_reply(RejectCode::SerializerUnsupported))
+                .await;
+            return None;
+        }
+    };
+    if over_limit {
+        let _ = stream
+            .write_all(&rawsocket::reject_reply(
+                RejectCode::MaxConnectionCountReached,
+            ))
+            .await;
+        return None;
+    }
+    let ours = shard
+        .cfg
+        .limits
+        .max_message_size_rs
+        .min(rawsocket::MAX_FRAME_LEN as usize) as u32;
+    let exp = rawsocket::exponent_for(ours);
+    stream
+        .write_all(&rawsocket::server_reply(hello.serializer, exp))
+        .await
+        .ok()?;
+    Some((
+        serializer,
+        Deframer::Raw(rawsocket::FrameDecoder::for_exponent(exp)),
+        Framer::Raw {
+            peer_max: hello.max_len as usize,
+        },
+        BytesMut::new(),
+        hello.max_len as usize,
+    ))
+}
+
+async fn websocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    shard: &Shard,
+    stream: &mut S,
+    path: &str,
+    over_limit: bool,
+) -> Option<Negotiated> {
+    let mut buf = BytesMut::new();
+    let (req, used) = loop {
+        match websocket::parse_request(&buf) {
+            Ok(Some(r)) => break r,
+            Ok(None) => {
+                if read_some(shard, stream, &mut buf).await.ok()? == 0 {
+                    return None;
+                }
+            }
+            Err(e) => {
+                let _ = stream.write_all(&e.response()).await;
+                return None;
+            }
+        }
+    };
+    let _ = buf.split_to(used);
+    let refuse =
+        |status: u16, reason: &str, body: &str| websocket::error_response(status, reason, body);
+    if req.path != path {
+        let _ = stream
+            .write_all(&refuse(
+                404,
+                "Not Found",
+                "no WebSocket endpoint at this path",
+            ))
+            .await;
+        return None;
+    }
+    let supported = [
+        Serializer::MsgPack.subprotocol(),
+        Serializer::Json.subprotocol(),
+    ];
+    let Some(proto) = req.choose_subprotocol(&supported) else {
+        let _ = stream
+            .write_all(&refuse(
+                400,
+                "Bad Request",
+                "no supported WAMP subprotocol offered (wamp.2.json, wamp.2.msgpack)",
+            ))
+            .await;
+        return None;
+    };
+    if over_limit {
+        let _ = stream
+            .write_all(&refuse(
+                503,
+                "Service Unavailable",
+                "connection limit reached",
+            ))
+            .await;
+        return None;
+    }
+    let serializer = Serializer::from_subprotocol(proto)?;
+    let deflate_cfg = websocket::DeflateConfig {
+        enabled: shard.cfg.ws_compression,
+        ..Default::default()
+    };
+    let params = websocket::negotiate_deflate(&req.deflate_offers, &deflate_cfg);
+    let resp = websocket::accept_response(&req.key, Some(proto), params.as_ref(), &[]).ok()?;
+    stream.write_all(&resp).await.ok()?;
+    let (dec, enc) = websocket::codec(
+        Role::Server,
+        shard.cfg.limits.max_message_size_ws,
+        params.as_ref(),
+        &deflate_cfg,
+    );
+    Some((
+        serializer,
+        Deframer::Ws(Box::new(dec)),
+        Framer::Ws(Box::new(enc)),
+        buf,
+        usize::MAX,
+    ))
+}
+
+/// A transport-level input after deframing.
+enum Input {
+    Message(Bytes),
+    Ping(Bytes),
+    Close,
+}
+
+fn next_input(d: &mut Deframer, buf: &mut BytesMut) -> Result<Option<Input>, (u16, String)> {
+    match d {
+        Deframer::Raw(dec) => match dec.decode(buf) {
+            Ok(Some(RawFrame::Message(b))) => Ok(Some(Input::Message(b))),
+            Ok(Some(RawFrame::Ping(b))) => Ok(Some(Input::Ping(b))),
+            Ok(Some(RawFrame::Pong(_))) => next_input(d, buf),
+            Ok(None) => Ok(None),
+            Err(e) => Err((1002, e.to_string())),
+        },
+        Deframer::Ws(dec) => loop {
+            match dec.poll(buf) {
+                Ok(Some(WsEvent::Message { data, .. })) => return Ok(Some(Input::Message(data))),
+                Ok(Some(WsEvent::Ping(b))) => return Ok(Some(Input::Ping(b))),
+                Ok(Some(WsEvent::Pong(_))) => continue,
+                Ok(Some(WsEvent::Close { .. })) => return Ok(Some(Input::Close)),
+                Ok(None) => return Ok(None),
+                Err(e) => return Err((e.close_code(), e.to_string())),
+            }
+        },
+    }
+}
+
+async fn run_session<S>(
+    shard: Rc<Shard>,
+    stream: S,
+    serializer: Serializer,
+    mut deframer: Deframer,
+    framer: Framer,
+    mut buf: BytesMut,
+    peer_max: usize,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
+{
+    let id = shard.new_session_id();
+    let handle = Rc::new(SessionHandle {
+        id,
+        serializer,
+        outbound: Outbound::new(shard.cfg.limits.outbound_queue_bytes),
+        core: RefCell::new(Session::new(id, shard.welcome_roles.clone())),
+        done: Signal::default(),
+        kill: Signal::default(),
+        realm: RefCell::new(None),
+        peer_max: Cell::new(peer_max),
+    });
+    shard.sessions.borrow_mut().insert(id, handle.clone());
+    tracing::debug!(shard = shard.id, session = id, "transport open");
+
+    let (mut reader, writer) = futures_lite::io::split(stream);
+    glommio::spawn_local(writer_task(writer, handle.clone(), framer)).detach();
+    {
+        let shard = shard.clone();
+        let handle = handle.clone();
+        let t = shard.cfg.limits.hello_timeout;
+        glommio::spawn_local(async move {
+            futures_lite::future::or(glommio::timer::sleep(t), handle.done.wait()).await;
+            if handle.core.borrow().state == State::AwaitingHello {
+                let mut out = Vec::new();
+                handle.core.borrow_mut().on_hello_timeout(&mut out);
+                shard.apply_session_outputs(&handle, out);
+            }
+        })
+        .detach();
+    }
+
+    let mut outputs = Vec::new();
+    'read: loop {
+        // Handle what is already buffered.
+        loop {
+            if handle.outbound.is_closing() || handle.done.is_set() {
+                break 'read;
+            }
+            match next_input(&mut deframer, &mut buf) {
+                Ok(Some(Input::Message(frame))) => {
+                    let decoded = codec::decode(serializer, &frame);
+                    {
+                        let mut core = handle.core.borrow_mut();
+                        match decoded {
+                            Ok(m) => core.on_message(m, &*shard, &mut outputs),
+                            Err(e) => core.on_decode_error(&e, &mut outputs),
+                        }
+                    }
+                    shard.apply_session_outputs(&handle, std::mem::take(&mut outputs));
+                }
+                Ok(Some(Input::Ping(p))) => {
+                    let _ = handle.outbound.push_unbounded(OutFrame::Pong(p));
+                }
+                Ok(Some(Input::Close)) => {
+                    handle.outbound.close(1000, "");
+                    break 'read;
+                }
+                Ok(None) => break,
+                Err((code, why)) => {
+                    tracing::debug!(shard = shard.id, session = id, "transport error: {why}");
+                    handle.core.borrow_mut().state = State::Closed;
+                    handle.outbound.close(code, &why);
+                    break 'read;
+                }
+            }
+        }
+        shard.flush_mesh();
+        if buf.is_empty() && buf.capacity() > 0 {
+            // An idle session keeps no read buffer.
+            buf = BytesMut::new();
+        }
+        let n = futures_lite::future::or(
+            async { read_some(&shard, &mut reader, &mut buf).await.ok() },
+            async {
+                handle.done.wait().await;
+                None
+            },
+        )
+        .await;
+        match n {
+            Some(n) if n > 0 => {}
+            _ => break,
+        }
+    }
+    // The transport is finished or closing: leave the realm, let the writer flush and end.
+    shard.session_gone(&handle);
+    handle.outbound.close(1000, "");
+    handle.done.wait().await;
+    tracing::debug!(shard = shard.id, session = id, "transport closed");
+}
+
+/// Drains the outbound queue into the transport until the session closes.
+async fn writer_task<W: AsyncWrite + Unpin>(
+    mut w: W,
+    handle: Rc<SessionHandle>,
+    mut framer: Framer,
+) {
+    let mut batch = Vec::new();
+    let mut out = BytesMut::new();
+    loop {
+        let close =
+            poll_fn(|cx| handle.outbound.poll_take(cx, &mut batch, WRITE_BATCH_BYTES)).await;
+        for f in batch.drain(..) {
+            frame_into(&mut framer, &handle, f, &mut out);
+        }
+        if let Some(c) = &close {
+            if let Framer::Ws(_) = framer {
+                websocket::encode_close(Role::Server, Some(c.code), &c.reason, &mut out);
+            }
+        }
+        if !out.is_empty() {
+            let ok = futures_lite::future::or(async { w.write_all(&out).await.is_ok() }, async {
+                handle.kill.wait().await;
+                false
+            })
+            .await;
+            if !ok {
+                break;
+            }
+            out.clear();
+            if out.capacity() > 64 * 1024 {
+                out = BytesMut::new();
+            }
+        }
+        if close.is_some() {
+            let _ = futures_lite::future::or(
+                async {
+                    let _ = w.flush().await;
+                    let _ = w.close().await;
+                },
+                glommio::timer::sleep(Duration::from_millis(500)),
+            )
+            .await;
+            break;
+        }
+    }
+    handle.done.set();
+}
+
+fn frame_into(framer: &mut Framer, handle: &SessionHandle, f: OutFrame, out: &mut BytesMut) {
+    match framer {
+        Framer::Raw { peer_max } => {
+            let (kind, payload) = match f {
+                OutFrame::Message(b) => (rawsocket::FrameKind::Message, b),
+                OutFrame::Ping(b) => (rawsocket::FrameKind::Ping, b),
+                OutFrame::Pong(b) => (rawsocket::FrameKind::Pong, b),
+            };
+            if payload.len() > *peer_max {
+                tracing::warn!(
+                    session = handle.id,
+                    "message larger than the peer accepts; not sent"
+                );
+                return;
+            }
+            if let Ok(h) = rawsocket::encode_header(kind, payload.len() as u32) {
+                out.put_slice(&h);
+                out.put_slice(&payload);
+            }
+        }
+        Framer::Ws(enc) => match f {
+            OutFrame::Message(b) => {
+                let binary = handle.serializer.is_binary();
+                if enc.message(binary, &b, out).is_err() {
+                    tracing::warn!(session = handle.id, "WebSocket compression failed");
+                }
+            }
+            OutFrame::Ping(b) => websocket::encode_ping(Role::Server, &b, out),
+            OutFrame::Pong(b) => websocket::encode_pong(Role::Server, &b, out),
+        },
+    }
+}
