@@ -346,3 +346,30 @@ fn node_ws_json_rpc_pubsub() {
 fn node_rawsocket_json_rpc_pubsub() {
     node_case("rs", "json", &["--rpc-pubsub"]);
 }
+
+// Advanced Profile features (the routing issue), 2 shards, sessions rotating over transports
+// and serializers so that peers sit on different shards.
+
+#[test]
+fn python_features() {
+    let py = python();
+    let fixture = Fixture::start();
+    let mut cmd = Command::new(py);
+    cmd.arg("features.py")
+        .arg(fixture.url("ws"))
+        .arg(fixture.url("rs"));
+    run_client("autobahn-python features", cmd, &fixture);
+}
+
+#[test]
+fn node_features() {
+    let node = node();
+    let fixture = Fixture::start();
+    let mut cmd = Command::new(node);
+    let ws = fixture.url("ws");
+    cmd.arg("features.js")
+        .arg(format!("{ws},json"))
+        .arg(format!("{ws},msgpack"))
+        .arg(format!("{},json", fixture.url("rs")));
+    run_client("autobahn-js features", cmd, &fixture);
+}
