@@ -257,6 +257,8 @@ pub struct ShardMetrics {
     pub mesh_sent: Counter,
     /// Messages this shard took from its inbox (from shards and the control thread).
     pub mesh_received: Counter,
+    /// Times a session's reading paused because another shard's inbox was backlogged.
+    pub backpressure_pauses: Counter,
     /// Time from a session's CALL to the final RESULT or ERROR it receives.
     pub call_latency: Histogram,
     /// Failed authentications (no authenticator yet: stays 0; see [`ShardMetrics::auth_failure`]).
@@ -281,6 +283,7 @@ impl ShardMetrics {
             outbound_queue_bytes: Gauge::default(),
             mesh_sent: Counter::default(),
             mesh_received: Counter::default(),
+            backpressure_pauses: Counter::default(),
             call_latency: Histogram::default(),
             auth_failures: Counter::default(),
             realms: realms

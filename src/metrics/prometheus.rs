@@ -228,6 +228,14 @@ pub fn render(m: &RouterMetrics) -> String {
     per_shard(
         &mut out,
         m,
+        "switchyard_backpressure_pauses_total",
+        "counter",
+        "Times a session's input paused because another shard's inbox was backlogged.",
+        |_, s| s.backpressure_pauses.get(),
+    );
+    per_shard(
+        &mut out,
+        m,
         "switchyard_auth_failures_total",
         "counter",
         "Failed authentications.",

@@ -52,6 +52,8 @@ pub struct SessionHandle {
     pub kill: Signal,
     /// The realm the session joined, once established.
     pub realm: RefCell<Option<codec::Uri>>,
+    /// The session as the routing core sees it (built once, at join).
+    pub sref: RefCell<Option<crate::routing::SessionRef>>,
     /// Largest frame the peer accepts (RawSocket handshake); larger messages are not sent.
     pub peer_max: Cell<usize>,
 }
@@ -98,13 +100,17 @@ where
     let over_limit = shard.connections_over_limit();
     let timeout = shard.cfg.limits.handshake_timeout;
     match cfg.tls.clone() {
+        // Boxed so the (large) TLS state does not inflate every plain connection's task.
         Some(tls) => {
-            let acceptor = futures_rustls::TlsAcceptor::from(tls);
-            match with_timeout(timeout, acceptor.accept(stream)).await {
-                Some(Ok(s)) => transport(shard, s, &cfg, over_limit).await,
-                Some(Err(e)) => tracing::debug!(shard = shard.id, "TLS handshake failed: {e}"),
-                None => tracing::debug!(shard = shard.id, "TLS handshake timed out"),
-            }
+            Box::pin(async move {
+                let acceptor = futures_rustls::TlsAcceptor::from(tls);
+                match with_timeout(timeout, acceptor.accept(stream)).await {
+                    Some(Ok(s)) => transport(shard, s, &cfg, over_limit).await,
+                    Some(Err(e)) => tracing::debug!(shard = shard.id, "TLS handshake failed: {e}"),
+                    None => tracing::debug!(shard = shard.id, "TLS handshake timed out"),
+                }
+            })
+            .await
         }
         None => transport(shard, stream, &cfg, over_limit).await,
     }
@@ -329,6 +335,7 @@ async fn run_session<S>(
         done: Signal::default(),
         kill: Signal::default(),
         realm: RefCell::new(None),
+        sref: RefCell::new(None),
         peer_max: Cell::new(peer_max),
     });
     shard.sessions.borrow_mut().insert(id, handle.clone());
@@ -342,20 +349,8 @@ async fn run_session<S>(
 
     let (mut reader, writer) = futures_lite::io::split(stream);
     glommio::spawn_local(writer_task(writer, handle.clone(), framer)).detach();
-    {
-        let shard = shard.clone();
-        let handle = handle.clone();
-        let t = shard.cfg.limits.hello_timeout;
-        glommio::spawn_local(async move {
-            futures_lite::future::or(glommio::timer::sleep(t), handle.done.wait()).await;
-            if handle.core.borrow().state == State::AwaitingHello {
-                let mut out = Vec::new();
-                handle.core.borrow_mut().on_hello_timeout(&mut out);
-                shard.apply_session_outputs(&handle, out);
-            }
-        })
-        .detach();
-    }
+    // HELLO must arrive by this instant (checked while reading; no timer task per session).
+    let hello_deadline = std::time::Instant::now() + shard.cfg.limits.hello_timeout;
 
     let mut outputs = Vec::new();
     'read: loop {
@@ -405,16 +400,38 @@ async fn run_session<S>(
             // An idle session keeps no read buffer.
             buf = BytesMut::new();
         }
+        // Real backpressure on producers: while another shard's inbox is far behind, this
+        // session's input waits (the shard loop itself never blocks).
+        let mut paused = false;
+        while shard.mesh_backlogged() && !handle.done.is_set() {
+            if !paused {
+                paused = true;
+                shard.metrics.backpressure_pauses.inc();
+            }
+            glommio::timer::sleep(Duration::from_micros(250)).await;
+        }
+        let awaiting_hello = handle.core.borrow().state == State::AwaitingHello;
         let n = futures_lite::future::or(
-            async { read_some(&shard, &mut reader, &mut buf).await.ok() },
+            async { Some(read_some(&shard, &mut reader, &mut buf).await.ok()) },
             async {
-                handle.done.wait().await;
+                if awaiting_hello {
+                    let left = hello_deadline.saturating_duration_since(std::time::Instant::now());
+                    futures_lite::future::or(handle.done.wait(), glommio::timer::sleep(left)).await;
+                } else {
+                    handle.done.wait().await;
+                }
                 None
             },
         )
         .await;
         match n {
-            Some(n) if n > 0 => {}
+            Some(Some(n)) if n > 0 => {}
+            None if !handle.done.is_set() => {
+                // HELLO timeout.
+                handle.core.borrow_mut().on_hello_timeout(&mut outputs);
+                shard.apply_session_outputs(&handle, std::mem::take(&mut outputs));
+                break;
+            }
             _ => break,
         }
     }
@@ -461,7 +478,8 @@ async fn writer_task<W: AsyncWrite + Unpin>(
             }
             with_local(|m| m.bytes_out.add(out.len() as u64));
             out.clear();
-            if out.capacity() > 64 * 1024 {
+            if out.capacity() > 64 * 1024 || handle.outbound.queued_bytes() == 0 {
+                // Nothing more to write: an idle session keeps no write buffer.
                 out = BytesMut::new();
             }
         }

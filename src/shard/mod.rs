@@ -16,7 +16,7 @@ pub mod signal;
 use crate::codec::{self, Abort, Dict, Id, Message, Uri, Value};
 use crate::config::{ListenAddr, RouterConfig, SlowConsumerPolicy};
 use crate::metrics::{CallTimer, RouterMetrics, ShardMetrics, ShardState};
-use crate::routing::{Action, Features, PeerMsg, RealmShard, RoutingConfig, SessionRef};
+use crate::routing::{Action, PeerMsg, RealmShard, RoutingConfig, SessionRef};
 use conn::SessionHandle;
 use mesh::{MeshOutbox, MeshSenders};
 use outbound::{OutFrame, PushError};
@@ -46,6 +46,9 @@ pub const DEALER_FEATURES: &[&str] = &[
     "pattern_based_registration",
     "shared_registration",
 ];
+
+/// Messages waiting in a shard's inbox above which producers elsewhere pause reading.
+pub const MESH_BACKLOG_LIMIT: usize = 65_536;
 
 /// Messages between shards (and from the control thread).
 // Routing messages dominate the traffic and travel in batches (Vec<ShardMsg>); boxing them
@@ -82,7 +85,7 @@ pub struct Shard {
     pub sessions: RefCell<HashMap<Id, Rc<SessionHandle>>>,
     pub realms: RefCell<HashMap<Uri, RealmShard>>,
     pub shared: Arc<SharedCounters>,
-    pub welcome_roles: Value,
+    pub welcome_roles: Rc<Value>,
     /// Shared read buffer: an idle session holds none of its own (see `conn::read_some`).
     pub read_scratch: RefCell<Vec<u8>>,
     pub shutting_down: Cell<bool>,
@@ -138,19 +141,15 @@ impl Shard {
         }
     }
 
-    pub fn flush_mesh(&self) {
-        self.mesh.flush();
+    /// Whether some other shard has more than [`MESH_BACKLOG_LIMIT`] messages waiting from
+    /// the mesh: producers on this shard then pause reading until it catches up.
+    pub fn mesh_backlogged(&self) -> bool {
+        let s = self.mesh.senders();
+        (0..self.count).any(|d| d != self.id && s.backlog(d) > MESH_BACKLOG_LIMIT)
     }
 
-    fn session_ref(&self, h: &SessionHandle) -> SessionRef {
-        let core = h.core.borrow();
-        let features = core
-            .client_roles
-            .as_ref()
-            .and_then(|r| r.as_dict())
-            .map(Features::from_roles)
-            .unwrap_or_default();
-        SessionRef::new(h.id, self.id, &core.authid, &core.authrole, features)
+    pub fn flush_mesh(&self) {
+        self.mesh.flush();
     }
 
     /// Queues one encoded message for a session, applying the slow-consumer policy. True when
@@ -200,6 +199,14 @@ impl Shard {
                         r.sessions.inc();
                     }
                     *h.realm.borrow_mut() = Some(realm);
+                    let core = h.core.borrow();
+                    *h.sref.borrow_mut() = Some(SessionRef::new(
+                        h.id,
+                        self.id,
+                        &core.authid,
+                        &core.authrole,
+                        core.features,
+                    ));
                 }
                 SessionOutput::Route(m) => self.route(h, m),
                 SessionOutput::Close => {
@@ -220,10 +227,12 @@ impl Shard {
         if let Message::Call(c) = &m {
             self.call_timer.on_call(h.id, c.request, Instant::now());
         }
-        let sref = self.session_ref(h);
         let mut actions = Vec::new();
-        if let Some(r) = self.realms.borrow_mut().get_mut(&realm) {
-            r.on_message(&sref, m, Instant::now(), &mut actions);
+        if let (Some(r), Some(sref)) = (
+            self.realms.borrow_mut().get_mut(&realm),
+            h.sref.borrow().as_ref(),
+        ) {
+            r.on_message(sref, m, Instant::now(), &mut actions);
         }
         self.apply_actions(&realm, actions);
     }
@@ -659,7 +668,7 @@ async fn shard_main(
         sessions: RefCell::new(HashMap::new()),
         realms: RefCell::new(realms),
         shared,
-        welcome_roles: session::router_roles(BROKER_FEATURES, DEALER_FEATURES),
+        welcome_roles: Rc::new(session::router_roles(BROKER_FEATURES, DEALER_FEATURES)),
         read_scratch: RefCell::new(vec![0; 256 * 1024]),
         shutting_down: Cell::new(false),
         metrics: metrics.clone(),

@@ -8,6 +8,8 @@
 use crate::codec::options::{DictField, HelloDetails, Options, WelcomeDetails};
 use crate::codec::uri::{validate_uri, UriCheck};
 use crate::codec::{code, Abort, DecodeError, Dict, Goodbye, Id, Message, Uri, Value, Welcome};
+use crate::routing::Features;
+use std::rc::Rc;
 
 /// Where the session is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,10 +69,11 @@ pub struct Session {
     pub realm: Option<Uri>,
     pub authid: String,
     pub authrole: String,
-    /// The client's announced roles (for feature checks by the router).
-    pub client_roles: Option<Value>,
-    /// The WELCOME.Details.roles value (shared by all sessions of a router).
-    roles: Value,
+    /// The features the client announced in HELLO that the router acts on.
+    pub features: Features,
+    /// The WELCOME.Details.roles value, shared by all sessions of a shard (an idle session
+    /// must not carry its own copy).
+    roles: Rc<Value>,
 }
 
 fn abort(reason: &str, message: String) -> Message {
@@ -88,14 +91,14 @@ pub fn abort_for_decode_error(e: &DecodeError) -> Message {
 }
 
 impl Session {
-    pub fn new(id: Id, roles: Value) -> Self {
+    pub fn new(id: Id, roles: Rc<Value>) -> Self {
         Session {
             id,
             state: State::AwaitingHello,
             realm: None,
             authid: String::new(),
             authrole: String::new(),
-            client_roles: None,
+            features: Features::default(),
             roles,
         }
     }
@@ -234,9 +237,14 @@ impl Session {
     fn welcome(&mut self, realm: Uri, hello: HelloDetails, out: &mut Vec<SessionOutput>) {
         self.authid = format!("anonymous-{}", self.id);
         self.authrole = "anonymous".into();
-        self.client_roles = hello.roles.map(|r| r.0);
+        self.features = hello
+            .roles
+            .as_ref()
+            .and_then(|r| r.dict())
+            .map(Features::from_roles)
+            .unwrap_or_default();
         let details = WelcomeDetails {
-            roles: Some(DictField(self.roles.clone())),
+            roles: Some(DictField((*self.roles).clone())),
             realm: Some(realm.to_string()),
             authid: Some(self.authid.clone()),
             authrole: Some(self.authrole.clone()),
@@ -337,7 +345,7 @@ mod tests {
     }
 
     fn session() -> Session {
-        Session::new(7, router_roles(&[], &[]))
+        Session::new(7, Rc::new(router_roles(&[], &[])))
     }
 
     #[test]

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# The one command that runs every Switchyard test:
+#
+#     bash tests/run.sh [--no-install] [extra `cargo test` arguments, e.g. a test name filter]
+#
+# 1. Installs the interop clients, idempotently (a re-run with nothing changed installs nothing):
+#    - autobahn-python, pinned in tests/interop/requirements.txt, into a virtualenv at
+#      $CARGO_TARGET_DIR/interop-venv (default target/interop-venv). A venv rather than
+#      `pip install --user`: it works the same as root and as a normal user, never touches the
+#      system or user site-packages, and `cargo clean` removes it. Where `python3 -m venv` is not
+#      available (Debian's python3 without the python3-venv package), the same pinned packages go
+#      to $CARGO_TARGET_DIR/interop-pylib with `pip install --target` and PYTHONPATH points there.
+#    - autobahn-js and msgpack5 with `npm ci` in tests/interop (exact versions from the committed
+#      package-lock.json), into tests/interop/node_modules.
+#    Needs python3 with pip and node with npm on PATH, and the package registries reachable.
+# 2. Runs `cargo test --workspace --all-targets` (unit, integration, interop and fault tests;
+#    benches once in test mode), then the doc tests. Exits non-zero on any failure.
+#
+# The interop tests find the Python through $SWITCHYARD_PYTHON, which this script exports; run
+# without this script, they look for the venv above and fail with a hint when it is missing.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$(pwd)
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+interop=$root/tests/interop
+
+install=1
+if [[ ${1:-} == --no-install ]]; then
+    install=0
+    shift
+fi
+
+say() { printf 'run.sh: %s\n' "$*" >&2; }
+die() {
+    say "error: $*"
+    exit 1
+}
+
+for tool in cargo python3 node npm; do
+    command -v "$tool" >/dev/null || die "$tool is not on PATH"
+done
+
+# Hash of a file, to tell whether an install step is already done for exactly this input.
+stamp_of() { sha256sum "$1" | cut -d' ' -f1; }
+
+install_python() {
+    local venv=$target_dir/interop-venv pylib=$target_dir/interop-pylib
+    local want
+    want=$(stamp_of "$interop/requirements.txt")
+    if [[ -x $venv/bin/python && $(cat "$venv/.requirements.sha256" 2>/dev/null) == "$want" ]]; then
+        export SWITCHYARD_PYTHON=$venv/bin/python
+        return
+    fi
+    if [[ -d $pylib && $(cat "$pylib/.requirements.sha256" 2>/dev/null) == "$want" ]]; then
+        export SWITCHYARD_PYTHON=python3 PYTHONPATH=$pylib${PYTHONPATH:+:$PYTHONPATH}
+        return
+    fi
+    mkdir -p "$target_dir"
+    if [[ -x $venv/bin/python ]] || python3 -m venv "$venv" >/dev/null 2>&1; then
+        say "installing autobahn-python into $venv"
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+            -r "$interop/requirements.txt"
+        echo "$want" >"$venv/.requirements.sha256"
+        export SWITCHYARD_PYTHON=$venv/bin/python
+    else
+        rm -rf "$venv"
+        say "python3 -m venv is unavailable; installing autobahn-python into $pylib"
+        python3 -m pip install --quiet --disable-pip-version-check --upgrade \
+            --target "$pylib" -r "$interop/requirements.txt"
+        echo "$want" >"$pylib/.requirements.sha256"
+        export SWITCHYARD_PYTHON=python3 PYTHONPATH=$pylib${PYTHONPATH:+:$PYTHONPATH}
+    fi
+}
+
+install_node() {
+    local want stamp=$interop/node_modules/.switchyard-lock.sha256
+    want=$(stamp_of "$interop/package-lock.json")
+    if [[ -d $interop/node_modules/autobahn && $(cat "$stamp" 2>/dev/null) == "$want" ]]; then
+        return
+    fi
+    say "installing autobahn-js (npm ci in tests/interop)"
+    (cd "$interop" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$want" >"$stamp"
+}
+
+if ((install)); then
+    install_python
+    install_node
+else
+    [[ -x $target_dir/interop-venv/bin/python ]] && export SWITCHYARD_PYTHON=$target_dir/interop-venv/bin/python
+fi
+
+say "cargo test --workspace --all-targets $*"
+cargo test --workspace --all-targets "$@"
+if (($# == 0)); then
+    say "cargo test --workspace --doc"
+    cargo test --workspace --doc
+fi
