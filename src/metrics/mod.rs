@@ -390,10 +390,12 @@ pub fn install_local(m: Arc<ShardMetrics>) {
     });
 }
 
-/// Runs `f` with this thread's shard metrics, if the thread is a shard.
+/// Runs `f` with this thread's shard metrics, if the thread is a shard. (`try_with`: an
+/// outbound queue dropped while the thread's locals are being destroyed counts nothing rather
+/// than panicking in a destructor.)
 #[inline]
 pub fn with_local(f: impl FnOnce(&ShardMetrics)) {
-    LOCAL.with(|l| {
+    let _ = LOCAL.try_with(|l| {
         if let Some(m) = l.get() {
             f(m)
         }
@@ -402,7 +404,7 @@ pub fn with_local(f: impl FnOnce(&ShardMetrics)) {
 
 /// This thread's shard number, for log lines from code that has no shard at hand.
 pub fn local_shard() -> Option<usize> {
-    LOCAL.with(|l| l.get().map(|m| m.shard))
+    LOCAL.try_with(|l| l.get().map(|m| m.shard)).ok().flatten()
 }
 
 /// Calls in flight on one shard: when each session sent each CALL, so the final RESULT or
