@@ -388,7 +388,7 @@ async fn run_session<S>(
         while shard.mesh_backlogged() && !handle.done.is_set() {
             glommio::timer::sleep(Duration::from_micros(250)).await;
         }
-        let awaiting_hello = handle.core.borrow().state == State::AwaitingHello;
+        let awaiting_hello = handle.core.borrow().awaiting_welcome();
         let n = futures_lite::future::or(
             async { Some(read_some(&shard, &mut reader, &mut buf).await.ok()) },
             async {
