@@ -8,6 +8,12 @@
 //! secret, or for a salted secret the base64 (standard alphabet, padded) of
 //! PBKDF2-HMAC-SHA256(secret, salt, iterations, keylen), as the client derives it from the
 //! `salt`, `iterations` and `keylen` in CHALLENGE.Extra.
+//!
+//! An unknown `authid` is challenged with the role of the realm's first WAMP-CRA principal and,
+//! if any principal is salted, with the first salted principal's PBKDF2 parameters and a decoy
+//! salt that is stable per `authid`. The spec puts the real `authrole` (and salting) in the
+//! challenge, so a prober can only not tell real from unknown principals when all WAMP-CRA
+//! principals of a realm share one role and one salting setup; say so to operators.
 
 use super::{
     hmac_sha256, AuthMethod, Authenticator, CraKey, CraSecret, Entry, Expect, Pending, Salt,
