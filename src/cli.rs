@@ -276,21 +276,13 @@ fn build_router_config(args: &Args, file: &ConfigFile) -> Result<RouterConfig, C
         ));
     }
     let realms: Vec<RealmConfig> = if !args.realms.is_empty() {
-        args.realms
-            .iter()
-            .map(|n| RealmConfig {
-                name: n.clone(),
-                anonymous: true,
-            })
-            .collect()
+        args.realms.iter().map(RealmConfig::anonymous).collect()
     } else if !file.realms.is_empty() {
         file.realms
             .iter()
-            .map(|r| RealmConfig {
-                name: r.name.clone(),
-                anonymous: r.anonymous,
-            })
-            .collect()
+            .enumerate()
+            .map(|(i, r)| r.to_config(i))
+            .collect::<Result<_, _>>()?
     } else {
         cfg.realms.clone()
     };

@@ -4,6 +4,7 @@
 //! The file is parsed into serde structs with `deny_unknown_fields`, then validated into
 //! [`RouterConfig`]; every error names the key that is wrong.
 
+use crate::auth::{Authenticator, CraSecret, Principal, Salt, Secret};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -75,11 +76,24 @@ impl ListenerConfig {
 }
 
 /// A realm served by the router.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct RealmConfig {
     pub name: String,
     /// Whether sessions may join without authentication.
     pub anonymous: bool,
+    /// The realm's static principals (`[[realm.principal]]`); shared, read-only, by all shards.
+    pub auth: Arc<Authenticator>,
+}
+
+impl RealmConfig {
+    /// A realm without principals that admits anonymous sessions.
+    pub fn anonymous(name: impl Into<String>) -> RealmConfig {
+        RealmConfig {
+            name: name.into(),
+            anonymous: true,
+            auth: Arc::default(),
+        }
+    }
 }
 
 /// Limits protecting the router from peers.
@@ -136,10 +150,7 @@ impl Default for RouterConfig {
             shards: 0,
             cpus: Vec::new(),
             listeners: Vec::new(),
-            realms: vec![RealmConfig {
-                name: "realm1".into(),
-                anonymous: true,
-            }],
+            realms: vec![RealmConfig::anonymous("realm1")],
             limits: Limits::default(),
             spin_before_park: None,
             ws_compression: true,
@@ -223,6 +234,93 @@ pub struct RealmSection {
     pub name: String,
     #[serde(default = "yes")]
     pub anonymous: bool,
+    /// `[[realm.principal]]` tables.
+    #[serde(default, rename = "principal")]
+    pub principals: Vec<PrincipalSection>,
+}
+
+/// `[[realm.principal]]`: one static principal and its credentials, at least one of `ticket`
+/// (method `ticket`), `secret` (method `wampcra`, with `salt`, `iterations` (default 1000) and
+/// `keylen` (default 32) for a PBKDF2-salted secret) and `pubkey` (method `cryptosign`, hex).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrincipalSection {
+    pub authid: String,
+    pub role: String,
+    pub ticket: Option<String>,
+    pub secret: Option<String>,
+    pub salt: Option<String>,
+    pub iterations: Option<u32>,
+    pub keylen: Option<u32>,
+    pub pubkey: Option<String>,
+}
+
+impl std::fmt::Debug for PrincipalSection {
+    /// Secrets are never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrincipalSection")
+            .field("authid", &self.authid)
+            .field("role", &self.role)
+            .field("ticket", &self.ticket.as_ref().map(|_| "<redacted>"))
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("salt", &self.salt)
+            .field("iterations", &self.iterations)
+            .field("keylen", &self.keylen)
+            .field("pubkey", &self.pubkey)
+            .finish()
+    }
+}
+
+impl RealmSection {
+    /// Validates the section (the `index`-th `[[realm]]`) into a [`RealmConfig`]; errors name
+    /// the key, e.g. `realm[0].principal[1].pubkey`.
+    pub fn to_config(&self, index: usize) -> Result<RealmConfig, ConfigError> {
+        let invalid = |j: usize, key: &str, message: String| ConfigError::Invalid {
+            key: format!("realm[{index}].principal[{j}].{key}"),
+            message,
+        };
+        let mut principals = Vec::with_capacity(self.principals.len());
+        for (j, p) in self.principals.iter().enumerate() {
+            let salt = match (&p.salt, &p.secret) {
+                (Some(salt), Some(_)) => Some(Salt {
+                    salt: salt.clone(),
+                    iterations: p.iterations.unwrap_or(1000),
+                    keylen: p.keylen.unwrap_or(32),
+                }),
+                (Some(_), None) => return Err(invalid(j, "salt", "needs a `secret`".into())),
+                (None, _) => {
+                    if p.iterations.is_some() {
+                        return Err(invalid(j, "iterations", "needs a `salt`".into()));
+                    }
+                    if p.keylen.is_some() {
+                        return Err(invalid(j, "keylen", "needs a `salt`".into()));
+                    }
+                    None
+                }
+            };
+            let pubkey = match &p.pubkey {
+                None => None,
+                Some(k) => Some(crate::auth::parse_pubkey(k).map_err(|m| invalid(j, "pubkey", m))?),
+            };
+            principals.push(Principal {
+                authid: p.authid.clone(),
+                authrole: p.role.clone(),
+                ticket: p.ticket.clone().map(Secret::new),
+                wampcra: p.secret.clone().map(|s| CraSecret {
+                    secret: Secret::new(s),
+                    salt,
+                }),
+                pubkey,
+            });
+        }
+        let auth = Authenticator::new(&principals, rand::random())
+            .map_err(|e| invalid(e.index, e.key, e.message))?;
+        Ok(RealmConfig {
+            name: self.name.clone(),
+            anonymous: self.anonymous,
+            auth: Arc::new(auth),
+        })
+    }
 }
 
 fn yes() -> bool {
@@ -360,5 +458,65 @@ mod tests {
         assert_eq!(f.router.slow_consumer, Some(SlowConsumerPolicy::Disconnect));
         assert_eq!(f.realms[0].name, "r");
         assert!(f.realms[0].anonymous);
+    }
+
+    const PK: &str = "545efb0a2192db8d43f118e9bf9aee081466e1ef36c708b96ee6f62dddad9122";
+
+    #[test]
+    fn parses_principals() {
+        let f = ConfigFile::parse(&format!(
+            r#"
+[[realm]]
+name = "r"
+anonymous = false
+[[realm.principal]]
+authid = "joe"
+role = "user"
+ticket = "t"
+[[realm.principal]]
+authid = "peter"
+role = "admin"
+secret = "s"
+salt = "salt123"
+[[realm.principal]]
+authid = "dev"
+role = "device"
+pubkey = "{PK}"
+"#
+        ))
+        .unwrap();
+        assert!(!f.realms[0].anonymous);
+        assert_eq!(f.realms[0].principals.len(), 3);
+        let r = f.realms[0].to_config(0).unwrap();
+        use crate::auth::AuthMethod;
+        assert!(r.auth.supports(AuthMethod::Ticket));
+        assert!(r.auth.supports(AuthMethod::WampCra));
+        assert!(r.auth.supports(AuthMethod::Cryptosign));
+        let dbg = format!("{:?}", f.realms);
+        assert!(!dbg.contains("\"t\"") && !dbg.contains("\"s\""), "{dbg}");
+    }
+
+    #[test]
+    fn principal_errors_name_the_key() {
+        let e = ConfigFile::parse(
+            "[[realm]]\nname = \"r\"\n[[realm.principal]]\nauthid = \"a\"\nrole = \"x\"\npasword = \"p\"\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("pasword"), "{e}");
+        let bad = |body: &str| {
+            let f = ConfigFile::parse(&format!(
+                "[[realm]]\nname = \"r\"\n[[realm.principal]]\nauthid = \"a\"\nrole = \"x\"\nticket = \"t\"\n[[realm.principal]]\n{body}"
+            ))
+            .unwrap();
+            f.realms[0].to_config(0).unwrap_err().to_string()
+        };
+        let e = bad("authid = \"b\"\nrole = \"x\"\npubkey = \"zz\"\n");
+        assert!(e.starts_with("realm[0].principal[1].pubkey:"), "{e}");
+        let e = bad("authid = \"b\"\nrole = \"x\"\nsalt = \"s\"\n");
+        assert!(e.starts_with("realm[0].principal[1].salt:"), "{e}");
+        let e = bad("authid = \"a\"\nrole = \"x\"\nticket = \"u\"\n");
+        assert!(e.starts_with("realm[0].principal[1].authid:"), "{e}");
+        let e = bad("authid = \"b\"\nrole = \"x\"\nsecret = \"s\"\nsalt = \"q\"\nkeylen = 0\n");
+        assert!(e.starts_with("realm[0].principal[1].keylen:"), "{e}");
     }
 }

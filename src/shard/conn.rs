@@ -410,7 +410,7 @@ async fn run_session<S>(
             }
             glommio::timer::sleep(Duration::from_micros(250)).await;
         }
-        let awaiting_hello = handle.core.borrow().state == State::AwaitingHello;
+        let awaiting_hello = handle.core.borrow().awaiting_welcome();
         let n = futures_lite::future::or(
             async { Some(read_some(&shard, &mut reader, &mut buf).await.ok()) },
             async {

@@ -116,6 +116,13 @@ impl RealmDirectory for Shard {
     fn exists(&self, realm: &str) -> bool {
         self.cfg.realms.iter().any(|r| r.name == realm)
     }
+    fn authenticator(&self, realm: &str) -> Option<&crate::auth::Authenticator> {
+        self.cfg
+            .realms
+            .iter()
+            .find(|r| r.name == realm)
+            .map(|r| &*r.auth)
+    }
 }
 
 impl Shard {

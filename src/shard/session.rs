@@ -1,21 +1,29 @@
 //! The session state machine, sans-IO.
 //!
-//! `HELLO → WELCOME → … → GOODBYE`, with ABORT on protocol errors as the specification's
-//! "Protocol Errors" section lists them. It is fed decoded messages (or decode errors) and
+//! `HELLO → [CHALLENGE → AUTHENTICATE →] WELCOME → … → GOODBYE`, with ABORT on protocol errors
+//! as the specification's "Protocol Errors" section lists them. Authentication is delegated to
+//! the realm's [`Authenticator`]: the first method in `HELLO.Details.authmethods` the realm
+//! supports is used. It is fed decoded messages (or decode errors) and
 //! returns [`SessionOutput`]s; the connection driver in `conn.rs` does the IO, and messages for
 //! the broker or dealer are handed out as [`SessionOutput::Route`].
 
+use crate::auth::{self, AuthMethod, Authenticator, Identity};
 use crate::codec::options::{DictField, HelloDetails, Options, WelcomeDetails};
 use crate::codec::uri::{validate_uri, UriCheck};
-use crate::codec::{code, Abort, DecodeError, Dict, Goodbye, Id, Message, Uri, Value, Welcome};
+use crate::codec::{
+    code, Abort, Challenge, DecodeError, Dict, Goodbye, Id, Message, Uri, Value, Welcome,
+};
 use crate::routing::Features;
 use std::rc::Rc;
+use std::time::SystemTime;
 
 /// Where the session is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     /// Transport open, waiting for HELLO.
     AwaitingHello,
+    /// CHALLENGE sent, waiting for AUTHENTICATE.
+    Authenticating,
     /// WELCOME sent.
     Established,
     /// The router sent GOODBYE (shutdown, kill) and waits for the client's GOODBYE.
@@ -43,6 +51,18 @@ pub trait RealmDirectory {
     fn admits_anonymous(&self, realm: &str) -> bool;
     /// Whether `realm` exists at all.
     fn exists(&self, realm: &str) -> bool;
+    /// The authenticator of `realm`'s principals, if it has any.
+    fn authenticator(&self, _realm: &str) -> Option<&Authenticator> {
+        None
+    }
+    /// Fresh random bytes for a challenge (a CSPRNG; tests may make it deterministic).
+    fn entropy(&self) -> [u8; 32] {
+        rand::random()
+    }
+    /// The wall-clock time a challenge is issued at.
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
 }
 
 /// The features this router implements, announced in WELCOME.
@@ -71,6 +91,9 @@ pub struct Session {
     pub authrole: String,
     /// The features the client announced in HELLO that the router acts on.
     pub features: Features,
+    /// Between CHALLENGE and AUTHENTICATE: what was asked. Boxed, so that an established
+    /// session does not carry its size.
+    pending: Option<Box<PendingAuth>>,
     /// The WELCOME.Details.roles value, shared by all sessions of a shard (an idle session
     /// must not carry its own copy).
     roles: Rc<Value>,
@@ -99,6 +122,7 @@ impl Session {
             authid: String::new(),
             authrole: String::new(),
             features: Features::default(),
+            pending: None,
             roles,
         }
     }
@@ -140,8 +164,9 @@ impl Session {
                 })));
                 self.state = State::Closing;
             }
-            State::AwaitingHello => {
+            State::AwaitingHello | State::Authenticating => {
                 self.state = State::Closed;
+                self.pending = None;
                 out.push(SessionOutput::Reply(abort(reason, message.to_owned())));
                 out.push(SessionOutput::Close);
             }
@@ -149,13 +174,24 @@ impl Session {
         }
     }
 
-    /// HELLO did not arrive in time.
+    /// Whether the session is still before WELCOME (the HELLO timeout runs until WELCOME).
+    pub fn awaiting_welcome(&self) -> bool {
+        matches!(self.state, State::AwaitingHello | State::Authenticating)
+    }
+
+    /// HELLO (or, after a CHALLENGE, AUTHENTICATE) did not arrive in time.
     pub fn on_hello_timeout(&mut self, out: &mut Vec<SessionOutput>) {
-        if self.state == State::AwaitingHello {
+        if self.awaiting_welcome() {
+            let what = if self.state == State::Authenticating {
+                "no AUTHENTICATE received in time"
+            } else {
+                "no HELLO received in time"
+            };
             self.state = State::Closed;
+            self.pending = None;
             out.push(SessionOutput::Reply(abort(
                 "wamp.error.timeout",
-                "no HELLO received in time".into(),
+                what.into(),
             )));
             out.push(SessionOutput::Close);
         }
@@ -171,6 +207,7 @@ impl Session {
         match self.state {
             State::Closed => {}
             State::AwaitingHello => self.before_welcome(msg, realms, out),
+            State::Authenticating => self.authenticating(msg, realms, out),
             State::Established => self.established(msg, out),
             State::Closing => match msg {
                 Message::Goodbye(_) | Message::Abort(_) => {
@@ -209,16 +246,7 @@ impl Session {
                     out.push(SessionOutput::Close);
                     return;
                 }
-                if !offers_anonymous(&h.details) || !realms.admits_anonymous(&h.realm) {
-                    self.state = State::Closed;
-                    out.push(SessionOutput::Reply(abort(
-                        "wamp.error.no_matching_auth_method",
-                        "no offered authentication method is available".into(),
-                    )));
-                    out.push(SessionOutput::Close);
-                    return;
-                }
-                self.welcome(h.realm, h.details, out);
+                self.start_auth(h.realm, h.details, realms, out);
             }
             Message::Abort(_) => {
                 self.state = State::Closed;
@@ -234,9 +262,129 @@ impl Session {
         }
     }
 
-    fn welcome(&mut self, realm: Uri, hello: HelloDetails, out: &mut Vec<SessionOutput>) {
-        self.authid = format!("anonymous-{}", self.id);
-        self.authrole = "anonymous".into();
+    /// Picks the first method in HELLO.Details.authmethods that the realm supports (anonymous
+    /// when HELLO names none): WELCOME for anonymous, else CHALLENGE.
+    fn start_auth<D: RealmDirectory + ?Sized>(
+        &mut self,
+        realm: Uri,
+        hello: HelloDetails,
+        realms: &D,
+        out: &mut Vec<SessionOutput>,
+    ) {
+        let anonymous = realms.admits_anonymous(&realm);
+        let names_none = hello.authmethods.as_ref().is_none_or(|m| m.is_empty());
+        if names_none && anonymous {
+            let id = self.anonymous_identity();
+            return self.welcome(realm, hello, id, out);
+        }
+        // Methods this router does not implement are skipped.
+        let offered: Vec<AuthMethod> = hello
+            .authmethods
+            .iter()
+            .flatten()
+            .filter_map(|m| AuthMethod::parse(m))
+            .collect();
+        let authenticator = realms.authenticator(&realm);
+        for method in offered {
+            if method == AuthMethod::Anonymous {
+                if anonymous {
+                    let id = self.anonymous_identity();
+                    return self.welcome(realm, hello, id, out);
+                }
+                continue;
+            }
+            let Some(a) = authenticator else { break };
+            let entropy = realms.entropy();
+            if let Some((extra, pending)) =
+                a.challenge(method, &hello, self.id, &entropy, realms.now())
+            {
+                out.push(SessionOutput::Reply(Message::Challenge(Challenge {
+                    method: method.as_str().into(),
+                    extra,
+                })));
+                self.pending = Some(Box::new(PendingAuth {
+                    realm,
+                    hello,
+                    auth: pending,
+                }));
+                self.state = State::Authenticating;
+                return;
+            }
+        }
+        self.state = State::Closed;
+        out.push(SessionOutput::Reply(abort(
+            "wamp.error.no_matching_auth_method",
+            "no offered authentication method is available".into(),
+        )));
+        out.push(SessionOutput::Close);
+    }
+
+    fn anonymous_identity(&self) -> Identity {
+        Identity {
+            authid: format!("anonymous-{}", self.id),
+            authrole: "anonymous".into(),
+            method: AuthMethod::Anonymous,
+        }
+    }
+
+    /// After CHALLENGE: only AUTHENTICATE (or ABORT) is acceptable.
+    fn authenticating<D: RealmDirectory + ?Sized>(
+        &mut self,
+        msg: Message,
+        realms: &D,
+        out: &mut Vec<SessionOutput>,
+    ) {
+        match msg {
+            Message::Authenticate(reply) => {
+                // The pending challenge is taken: it cannot be answered twice.
+                let Some(p) = self.pending.take() else {
+                    return self.violation("AUTHENTICATE without a CHALLENGE".into(), out);
+                };
+                let PendingAuth {
+                    realm,
+                    hello,
+                    auth: pending,
+                } = *p;
+                let result = realms
+                    .authenticator(&realm)
+                    .ok_or(auth::AuthFailed)
+                    .and_then(|a| a.authenticate(pending, &reply.signature));
+                match result {
+                    Ok(id) => self.welcome(realm, hello, id, out),
+                    Err(e) => {
+                        self.state = State::Closed;
+                        out.push(SessionOutput::Reply(abort(
+                            "wamp.error.authentication_failed",
+                            e.to_string(),
+                        )));
+                        out.push(SessionOutput::Close);
+                    }
+                }
+            }
+            Message::Abort(_) => {
+                self.state = State::Closed;
+                self.pending = None;
+                out.push(SessionOutput::Close);
+            }
+            other => {
+                self.pending = None;
+                self.violation(
+                    format!("received {} while authenticating", other.name()),
+                    out,
+                )
+            }
+        }
+    }
+
+    fn welcome(
+        &mut self,
+        realm: Uri,
+        hello: HelloDetails,
+        id: Identity,
+        out: &mut Vec<SessionOutput>,
+    ) {
+        self.authid = id.authid;
+        self.authrole = id.authrole;
         self.features = hello
             .roles
             .as_ref()
@@ -248,8 +396,8 @@ impl Session {
             realm: Some(realm.to_string()),
             authid: Some(self.authid.clone()),
             authrole: Some(self.authrole.clone()),
-            authmethod: Some("anonymous".into()),
-            authprovider: Some("static".into()),
+            authmethod: Some(id.method.as_str().into()),
+            authprovider: Some(auth::PROVIDER.into()),
             agent: Some(concat!("switchyard-", env!("CARGO_PKG_VERSION")).into()),
             ..Default::default()
         };
@@ -301,12 +449,12 @@ impl Session {
     }
 }
 
-/// Whether HELLO allows anonymous authentication (no `authmethods`, or it lists `anonymous`).
-fn offers_anonymous(d: &HelloDetails) -> bool {
-    match &d.authmethods {
-        None => true,
-        Some(m) => m.is_empty() || m.iter().any(|x| x == "anonymous"),
-    }
+/// A session between CHALLENGE and AUTHENTICATE.
+struct PendingAuth {
+    realm: Uri,
+    /// The HELLO details, needed for WELCOME (roles, features).
+    hello: HelloDetails,
+    auth: auth::Pending,
 }
 
 /// Convenience for tests and the meta API: the WELCOME details as a dict.
@@ -468,6 +616,310 @@ mod tests {
             &mut out,
         );
         assert_eq!(out, vec![SessionOutput::Close]);
+    }
+
+    /// A realm with the static principals of the auth tests, with and without anonymous.
+    struct AuthRealms {
+        auth: Authenticator,
+        anonymous: bool,
+        entropy: std::cell::Cell<u8>,
+    }
+    impl AuthRealms {
+        fn new(anonymous: bool) -> Self {
+            AuthRealms {
+                auth: Authenticator::new(&crate::auth::tests::principals(), [1; 32]).unwrap(),
+                anonymous,
+                entropy: std::cell::Cell::new(0),
+            }
+        }
+    }
+    impl RealmDirectory for AuthRealms {
+        fn admits_anonymous(&self, realm: &str) -> bool {
+            realm == "secure" && self.anonymous
+        }
+        fn exists(&self, realm: &str) -> bool {
+            realm == "secure"
+        }
+        fn authenticator(&self, _realm: &str) -> Option<&Authenticator> {
+            Some(&self.auth)
+        }
+        fn entropy(&self) -> [u8; 32] {
+            // Distinct per challenge, like real randomness.
+            self.entropy.set(self.entropy.get() + 1);
+            [self.entropy.get(); 32]
+        }
+    }
+
+    fn auth_hello(methods: &[&str], authid: Option<&str>, pubkey: Option<String>) -> Message {
+        let mut details = HelloDetails {
+            authmethods: Some(methods.iter().map(|m| (*m).to_owned()).collect()),
+            authid: authid.map(str::to_owned),
+            ..Default::default()
+        };
+        if let Some(pk) = pubkey {
+            let mut x = Dict::new();
+            x.insert("pubkey".into(), Value::Str(pk));
+            details.authextra = Some(DictField(Value::Dict(x)));
+        }
+        Message::Hello(Hello {
+            realm: Uri::from("secure"),
+            details,
+        })
+    }
+
+    fn authenticate(signature: &str) -> Message {
+        Message::Authenticate(crate::codec::Authenticate {
+            signature: signature.into(),
+            extra: Dict::new(),
+        })
+    }
+
+    /// HELLO, then the CHALLENGE's method and extra.
+    fn challenged(s: &mut Session, realms: &AuthRealms, hello: Message) -> (String, Dict) {
+        let mut out = Vec::new();
+        s.on_message(hello, realms, &mut out);
+        assert_eq!(s.state, State::Authenticating, "{out:?}");
+        match out.as_slice() {
+            [SessionOutput::Reply(Message::Challenge(c))] => (c.method.clone(), c.extra.clone()),
+            other => panic!("expected CHALLENGE, got {other:?}"),
+        }
+    }
+
+    fn welcomed(out: &[SessionOutput]) -> Option<(String, String, String, String)> {
+        out.iter().find_map(|o| match o {
+            SessionOutput::Reply(Message::Welcome(w)) => Some((
+                w.details.authid.clone()?,
+                w.details.authrole.clone()?,
+                w.details.authmethod.clone()?,
+                w.details.authprovider.clone()?,
+            )),
+            _ => None,
+        })
+    }
+
+    fn strings(v: [&str; 4]) -> Option<(String, String, String, String)> {
+        Some((v[0].into(), v[1].into(), v[2].into(), v[3].into()))
+    }
+
+    #[test]
+    fn ticket_welcome_and_wrong_ticket() {
+        let realms = AuthRealms::new(false);
+        let mut s = session();
+        let (method, _) = challenged(&mut s, &realms, auth_hello(&["ticket"], Some("joe"), None));
+        assert_eq!(method, "ticket");
+        let mut out = Vec::new();
+        s.on_message(authenticate("joe-ticket"), &realms, &mut out);
+        assert_eq!(welcomed(&out), strings(["joe", "user", "ticket", "static"]));
+        assert!(matches!(out.last(), Some(SessionOutput::Joined { .. })));
+        assert_eq!((s.authid.as_str(), s.authrole.as_str()), ("joe", "user"));
+
+        let mut s = session();
+        challenged(&mut s, &realms, auth_hello(&["ticket"], Some("joe"), None));
+        let mut out = Vec::new();
+        s.on_message(authenticate("nope"), &realms, &mut out);
+        assert_eq!(
+            reason(&out).as_deref(),
+            Some("wamp.error.authentication_failed")
+        );
+        assert_eq!(out.last(), Some(&SessionOutput::Close));
+        assert_eq!(s.state, State::Closed);
+    }
+
+    #[test]
+    fn wampcra_welcome_unknown_principal_and_replay() {
+        let realms = AuthRealms::new(false);
+        let mut s = session();
+        let (method, extra) = challenged(
+            &mut s,
+            &realms,
+            auth_hello(&["wampcra"], Some("salty"), None),
+        );
+        assert_eq!(method, "wampcra");
+        let sig = crate::auth::tests::cra_sign(&extra, "secret1");
+        let mut out = Vec::new();
+        s.on_message(authenticate(&sig), &realms, &mut out);
+        assert_eq!(
+            welcomed(&out),
+            strings(["salty", "user", "wampcra", "static"])
+        );
+
+        // The same AUTHENTICATE replayed on a new session meets a new challenge.
+        let mut s = session();
+        challenged(
+            &mut s,
+            &realms,
+            auth_hello(&["wampcra"], Some("salty"), None),
+        );
+        let mut out = Vec::new();
+        s.on_message(authenticate(&sig), &realms, &mut out);
+        assert_eq!(
+            reason(&out).as_deref(),
+            Some("wamp.error.authentication_failed")
+        );
+
+        // An unknown authid is challenged like a real one (same keys), then fails.
+        let mut s = session();
+        let (_, fake) = challenged(
+            &mut s,
+            &realms,
+            auth_hello(&["wampcra"], Some("ghost"), None),
+        );
+        let real_keys: Vec<_> = extra.keys().collect();
+        assert_eq!(fake.keys().collect::<Vec<_>>(), real_keys);
+        let mut out = Vec::new();
+        let sig = crate::auth::tests::cra_sign(&fake, "secret1");
+        s.on_message(authenticate(&sig), &realms, &mut out);
+        assert_eq!(
+            reason(&out).as_deref(),
+            Some("wamp.error.authentication_failed")
+        );
+    }
+
+    #[test]
+    fn cryptosign_welcome_and_wrong_key() {
+        use crate::auth::tests::{cs_sign, CS_SEED};
+        let realms = AuthRealms::new(false);
+        let pk = |seed: &[u8; 32]| {
+            let k = ed25519_dalek::SigningKey::from_bytes(seed).verifying_key();
+            Some(hex::encode(k.to_bytes()))
+        };
+        let mut s = session();
+        let (method, extra) = challenged(
+            &mut s,
+            &realms,
+            auth_hello(&["cryptosign"], None, pk(&CS_SEED)),
+        );
+        assert_eq!(method, "cryptosign");
+        let mut out = Vec::new();
+        s.on_message(authenticate(&cs_sign(&extra, &CS_SEED)), &realms, &mut out);
+        assert_eq!(
+            welcomed(&out),
+            strings(["client01", "device", "cryptosign", "static"])
+        );
+
+        let mut s = session();
+        let (_, extra) = challenged(
+            &mut s,
+            &realms,
+            auth_hello(&["cryptosign"], None, pk(&[3; 32])),
+        );
+        let mut out = Vec::new();
+        s.on_message(authenticate(&cs_sign(&extra, &[3; 32])), &realms, &mut out);
+        assert_eq!(
+            reason(&out).as_deref(),
+            Some("wamp.error.authentication_failed")
+        );
+    }
+
+    #[test]
+    fn method_selection() {
+        // The first offered method the realm supports; unknown names are skipped.
+        let realms = AuthRealms::new(false);
+        let mut s = session();
+        let (method, _) = challenged(
+            &mut s,
+            &realms,
+            auth_hello(
+                &["scram", "anonymous", "wampcra", "ticket"],
+                Some("joe"),
+                None,
+            ),
+        );
+        assert_eq!(method, "wampcra");
+        // Anonymous first, and admitted: WELCOME without a challenge.
+        let realms = AuthRealms::new(true);
+        let mut s = session();
+        let mut out = Vec::new();
+        s.on_message(
+            auth_hello(&["anonymous", "ticket"], Some("joe"), None),
+            &realms,
+            &mut out,
+        );
+        assert_eq!(welcomed(&out).map(|w| w.2), Some("anonymous".to_owned()));
+        // No authmethods at all: anonymous, if the realm admits it.
+        let mut s = session();
+        let mut out = Vec::new();
+        s.on_message(
+            Message::Hello(Hello {
+                realm: Uri::from("secure"),
+                details: HelloDetails::default(),
+            }),
+            &realms,
+            &mut out,
+        );
+        assert_eq!(s.state, State::Established);
+    }
+
+    #[test]
+    fn no_matching_auth_method() {
+        let realms = AuthRealms::new(false);
+        for hello in [
+            auth_hello(&["anonymous"], None, None),
+            auth_hello(&["scram", "cookie"], Some("joe"), None),
+            // Ticket needs an authid; cryptosign needs a pubkey.
+            auth_hello(&["ticket", "cryptosign"], None, None),
+            Message::Hello(Hello {
+                realm: Uri::from("secure"),
+                details: HelloDetails::default(),
+            }),
+        ] {
+            let mut s = session();
+            let mut out = Vec::new();
+            s.on_message(hello, &realms, &mut out);
+            assert_eq!(
+                reason(&out).as_deref(),
+                Some("wamp.error.no_matching_auth_method")
+            );
+            assert_eq!(s.state, State::Closed);
+        }
+    }
+
+    #[test]
+    fn authenticate_out_of_place_is_a_violation() {
+        let realms = AuthRealms::new(true);
+        // Before HELLO.
+        let mut s = session();
+        let mut out = Vec::new();
+        s.on_message(authenticate("x"), &realms, &mut out);
+        assert_eq!(
+            reason(&out).as_deref(),
+            Some("wamp.error.protocol_violation")
+        );
+        // After WELCOME.
+        let mut s = session();
+        let mut out = Vec::new();
+        s.on_message(auth_hello(&["anonymous"], None, None), &realms, &mut out);
+        out.clear();
+        s.on_message(authenticate("x"), &realms, &mut out);
+        assert_eq!(
+            reason(&out).as_deref(),
+            Some("wamp.error.protocol_violation")
+        );
+        // Something other than AUTHENTICATE after CHALLENGE.
+        let mut s = session();
+        challenged(&mut s, &realms, auth_hello(&["ticket"], Some("joe"), None));
+        let mut out = Vec::new();
+        s.on_message(
+            auth_hello(&["ticket"], Some("joe"), None),
+            &realms,
+            &mut out,
+        );
+        assert_eq!(
+            reason(&out).as_deref(),
+            Some("wamp.error.protocol_violation")
+        );
+    }
+
+    #[test]
+    fn authenticate_timeout_aborts() {
+        let realms = AuthRealms::new(false);
+        let mut s = session();
+        challenged(&mut s, &realms, auth_hello(&["ticket"], Some("joe"), None));
+        assert!(s.awaiting_welcome());
+        let mut out = Vec::new();
+        s.on_hello_timeout(&mut out);
+        assert_eq!(reason(&out).as_deref(), Some("wamp.error.timeout"));
+        assert_eq!(s.state, State::Closed);
     }
 
     #[test]

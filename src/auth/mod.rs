@@ -1,0 +1,401 @@
+//! WAMP authentication with static principals: the per-realm [`Authenticator`] built from the
+//! config file, and one file per method (`ticket`, `wampcra`, `cryptosign`).
+//!
+//! Sans-IO, like the session state machine that drives it: for a HELLO the session asks
+//! [`Authenticator::challenge`] (randomness and the clock are passed in) for the CHALLENGE.Extra
+//! and a [`Pending`] it keeps; the client's AUTHENTICATE signature is then checked by
+//! [`Authenticator::authenticate`] against that `Pending`, which is consumed. A challenge is
+//! therefore random and single-use: an AUTHENTICATE replayed on another session meets another
+//! challenge and fails.
+//!
+//! The router never reveals whether a principal exists: an unknown `authid` (or public key)
+//! gets a CHALLENGE built like a real one (for WAMP-CRA even a stable decoy salt) and then fails
+//! with `wamp.error.authentication_failed`, after the same amount of work.
+//!
+//! Secrets are kept behind [`Secret`], whose `Debug` redacts; nothing here logs.
+
+mod cryptosign;
+mod ticket;
+mod wampcra;
+
+use crate::codec::options::HelloDetails;
+use crate::codec::{Dict, Id};
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::fmt;
+use std::time::SystemTime;
+
+pub use cryptosign::parse_pubkey;
+
+/// The `authprovider` announced in WELCOME for principals from the config file.
+pub const PROVIDER: &str = "static";
+
+/// A WAMP authentication method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    Anonymous,
+    Ticket,
+    WampCra,
+    Cryptosign,
+}
+
+impl AuthMethod {
+    /// The method named in `HELLO.Details.authmethods`, if this router implements it.
+    pub fn parse(s: &str) -> Option<AuthMethod> {
+        Some(match s {
+            "anonymous" => AuthMethod::Anonymous,
+            "ticket" => AuthMethod::Ticket,
+            "wampcra" => AuthMethod::WampCra,
+            "cryptosign" => AuthMethod::Cryptosign,
+            _ => return None,
+        })
+    }
+
+    /// The method's name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::Anonymous => "anonymous",
+            AuthMethod::Ticket => "ticket",
+            AuthMethod::WampCra => "wampcra",
+            AuthMethod::Cryptosign => "cryptosign",
+        }
+    }
+}
+
+/// A secret string (ticket, WAMP-CRA secret). `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+    fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// PBKDF2-HMAC-SHA256 parameters of a salted WAMP-CRA secret (sent in CHALLENGE.Extra).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Salt {
+    pub salt: String,
+    pub iterations: u32,
+    /// Length of the derived key in bytes.
+    pub keylen: u32,
+}
+
+/// A WAMP-CRA credential: the shared secret, optionally salted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CraSecret {
+    pub secret: Secret,
+    pub salt: Option<Salt>,
+}
+
+/// One principal as configured: who it is and how it may prove it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub authid: String,
+    pub authrole: String,
+    /// Method `ticket`.
+    pub ticket: Option<Secret>,
+    /// Method `wampcra`.
+    pub wampcra: Option<CraSecret>,
+    /// Method `cryptosign`: the Ed25519 public key.
+    pub pubkey: Option<[u8; 32]>,
+}
+
+/// A principal the authenticator cannot accept; `key` is the offending principal field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct PrincipalError {
+    /// Index of the principal in the list given to [`Authenticator::new`].
+    pub index: usize,
+    pub key: &'static str,
+    pub message: String,
+}
+
+/// Who a session turned out to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub authid: String,
+    pub authrole: String,
+    pub method: AuthMethod,
+}
+
+/// AUTHENTICATE did not prove the identity. Deliberately without detail: the reason (unknown
+/// principal, wrong secret, malformed signature) must not reach the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("authentication failed")]
+pub struct AuthFailed;
+
+/// What a CHALLENGE asked for, kept by the session until AUTHENTICATE. `Debug` redacts.
+pub struct Pending {
+    method: AuthMethod,
+    /// The principal being authenticated; `None` for an unknown one (the attempt will fail).
+    principal: Option<usize>,
+    expect: Expect,
+}
+
+enum Expect {
+    Ticket,
+    /// The challenge string the HMAC is computed over.
+    WampCra(String),
+    /// The 32 random bytes to be signed.
+    Cryptosign([u8; 32]),
+}
+
+impl Pending {
+    pub fn method(&self) -> AuthMethod {
+        self.method
+    }
+}
+
+impl fmt::Debug for Pending {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pending")
+            .field("method", &self.method)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A WAMP-CRA HMAC key (the secret, or the base64 of its PBKDF2-derived key) and its salt.
+type CraKey = (Vec<u8>, Option<Salt>);
+
+/// A principal in the form the checks need (derived keys computed once, at start-up).
+struct Entry {
+    authid: String,
+    authrole: String,
+    /// SHA-256 of the ticket: compared in constant time, and of fixed length.
+    ticket: Option<[u8; 32]>,
+    wampcra: Option<CraKey>,
+    pubkey: Option<ed25519_dalek::VerifyingKey>,
+}
+
+/// What an unknown principal is challenged with, so that it looks like a known one.
+struct Decoy {
+    /// Random per authenticator: keys the decoy salts and stands in for missing secrets.
+    key: [u8; 32],
+    /// The role a WAMP-CRA challenge names for an unknown `authid`.
+    cra_role: String,
+    /// PBKDF2 parameters an unknown `authid` is challenged with, when the realm salts.
+    cra_salt: Option<(u32, u32)>,
+    pubkey: ed25519_dalek::VerifyingKey,
+}
+
+/// The static authenticator of one realm.
+pub struct Authenticator {
+    entries: Vec<Entry>,
+    by_authid: HashMap<String, usize>,
+    by_pubkey: HashMap<[u8; 32], usize>,
+    decoy: Decoy,
+}
+
+impl fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("principals", &self.entries.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Authenticator {
+    /// No principals: only anonymous sessions, if the realm admits them.
+    fn default() -> Self {
+        match Authenticator::new(&[], rand::random()) {
+            Ok(a) => a,
+            // Unreachable: an empty principal list has nothing to reject.
+            Err(_) => Authenticator {
+                entries: Vec::new(),
+                by_authid: HashMap::new(),
+                by_pubkey: HashMap::new(),
+                decoy: Decoy::new([0; 32], &[]),
+            },
+        }
+    }
+}
+
+impl Decoy {
+    fn new(key: [u8; 32], entries: &[Entry]) -> Decoy {
+        let cra = entries.iter().find_map(|e| {
+            e.wampcra
+                .as_ref()
+                .map(|(_, salt)| (e.authrole.clone(), salt.clone()))
+        });
+        let salted = entries
+            .iter()
+            .find_map(|e| e.wampcra.as_ref().and_then(|(_, s)| s.as_ref()));
+        let signing = ed25519_dalek::SigningKey::from_bytes(&hmac_sha256(&key, b"cryptosign"));
+        Decoy {
+            key,
+            cra_role: cra.map_or_else(|| "user".to_owned(), |(role, _)| role),
+            cra_salt: salted.map(|s| (s.iterations, s.keylen)),
+            pubkey: signing.verifying_key(),
+        }
+    }
+}
+
+pub(crate) fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    // HMAC accepts keys of any length, so `new_from_slice` cannot fail.
+    let mut mac = match Hmac::<Sha256>::new_from_slice(key) {
+        Ok(m) => m,
+        Err(_) => return [0; 32],
+    };
+    mac.update(data);
+    mac.finalize().into_bytes().into()
+}
+
+pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+impl Authenticator {
+    /// Builds the authenticator for `principals`; `decoy_key` must be random (it keys what
+    /// unknown principals are challenged with). Derives salted WAMP-CRA keys (PBKDF2) here,
+    /// once.
+    pub fn new(principals: &[Principal], decoy_key: [u8; 32]) -> Result<Self, PrincipalError> {
+        let mut entries = Vec::with_capacity(principals.len());
+        let mut by_authid = HashMap::new();
+        let mut by_pubkey = HashMap::new();
+        for (index, p) in principals.iter().enumerate() {
+            let err = |key, message: String| PrincipalError {
+                index,
+                key,
+                message,
+            };
+            if p.authid.is_empty() {
+                return Err(err("authid", "must not be empty".into()));
+            }
+            if p.authrole.is_empty() {
+                return Err(err("role", "must not be empty".into()));
+            }
+            if by_authid.insert(p.authid.clone(), index).is_some() {
+                return Err(err("authid", format!("duplicate authid {:?}", p.authid)));
+            }
+            if p.ticket.is_none() && p.wampcra.is_none() && p.pubkey.is_none() {
+                return Err(err(
+                    "authid",
+                    "a principal needs a ticket, a secret or a pubkey".into(),
+                ));
+            }
+            let wampcra = match &p.wampcra {
+                None => None,
+                Some(c) => Some(wampcra::hmac_key(c).map_err(|(key, m)| err(key, m))?),
+            };
+            let pubkey = match &p.pubkey {
+                None => None,
+                Some(pk) => {
+                    if by_pubkey.insert(*pk, index).is_some() {
+                        return Err(err("pubkey", "duplicate pubkey".into()));
+                    }
+                    Some(
+                        ed25519_dalek::VerifyingKey::from_bytes(pk)
+                            .map_err(|_| err("pubkey", "not an Ed25519 public key".into()))?,
+                    )
+                }
+            };
+            entries.push(Entry {
+                authid: p.authid.clone(),
+                authrole: p.authrole.clone(),
+                ticket: p.ticket.as_ref().map(|t| sha256(t.expose().as_bytes())),
+                wampcra,
+                pubkey,
+            });
+        }
+        let decoy = Decoy::new(decoy_key, &entries);
+        Ok(Authenticator {
+            entries,
+            by_authid,
+            by_pubkey,
+            decoy,
+        })
+    }
+
+    /// Whether any principal of this realm can use `method` (`anonymous` is the realm's call).
+    pub fn supports(&self, method: AuthMethod) -> bool {
+        self.entries.iter().any(|e| match method {
+            AuthMethod::Anonymous => false,
+            AuthMethod::Ticket => e.ticket.is_some(),
+            AuthMethod::WampCra => e.wampcra.is_some(),
+            AuthMethod::Cryptosign => e.pubkey.is_some(),
+        })
+    }
+
+    /// Starts `method` for a HELLO: returns `CHALLENGE.Extra` and what AUTHENTICATE must match,
+    /// or `None` when the method does not apply (not supported here, or HELLO lacks what it
+    /// needs: an `authid` for ticket and WAMP-CRA, `authextra.pubkey` for cryptosign), so the
+    /// caller moves on to the client's next method.
+    ///
+    /// `entropy` must be fresh random bytes; `now` is the time the challenge is issued.
+    pub fn challenge(
+        &self,
+        method: AuthMethod,
+        hello: &HelloDetails,
+        session: Id,
+        entropy: &[u8; 32],
+        now: SystemTime,
+    ) -> Option<(Dict, Pending)> {
+        if !self.supports(method) {
+            return None;
+        }
+        match method {
+            AuthMethod::Anonymous => None,
+            AuthMethod::Ticket => {
+                let authid = hello.authid.as_deref()?;
+                let principal = self.by_authid.get(authid).copied();
+                Some(ticket::challenge(principal))
+            }
+            AuthMethod::WampCra => {
+                let authid = hello.authid.as_deref()?;
+                let principal = self.by_authid.get(authid).copied();
+                Some(wampcra::challenge(
+                    self, authid, principal, session, entropy, now,
+                ))
+            }
+            AuthMethod::Cryptosign => {
+                let pubkey = hello
+                    .authextra
+                    .as_ref()
+                    .and_then(|x| x.dict())
+                    .and_then(|d| d.get("pubkey"))
+                    .and_then(|v| v.as_str())
+                    .and_then(|s| parse_pubkey(s).ok())?;
+                let principal = self.by_pubkey.get(&pubkey).copied().filter(|&i| {
+                    // An authid in HELLO must name the key's owner.
+                    hello
+                        .authid
+                        .as_deref()
+                        .is_none_or(|a| a == self.entries[i].authid)
+                });
+                Some(cryptosign::challenge(principal, entropy))
+            }
+        }
+    }
+
+    /// Checks AUTHENTICATE.Signature against the challenge `pending` recorded.
+    pub fn authenticate(&self, pending: Pending, signature: &str) -> Result<Identity, AuthFailed> {
+        let entry = pending.principal.and_then(|i| self.entries.get(i));
+        let ok = match &pending.expect {
+            Expect::Ticket => ticket::verify(self, entry, signature),
+            Expect::WampCra(challenge) => wampcra::verify(self, entry, challenge, signature),
+            Expect::Cryptosign(challenge) => cryptosign::verify(self, entry, challenge, signature),
+        };
+        match entry {
+            Some(e) if ok => Ok(Identity {
+                authid: e.authid.clone(),
+                authrole: e.authrole.clone(),
+                method: pending.method,
+            }),
+            _ => Err(AuthFailed),
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,0 +1,155 @@
+//! Authentication against the real `switchyard` binary: a config file with static principals
+//! (ticket, WAMP-CRA plain and salted, cryptosign) is written to a temp dir, the router is
+//! started with it, and `tests/interop/auth.py` (autobahn-python, with PyNaCl for cryptosign)
+//! joins with each method and checks wrong secrets, unknown principals and unsupported methods
+//! fail with the right ABORT reason. Also: a bad principal in the config file stops start-up
+//! with an error naming the key.
+//!
+//! Which Python: `$SWITCHYARD_PYTHON` if set (`tests/run.sh` sets it), else the venv run.sh
+//! makes (`<target>/interop-venv/bin/python`), else `python3`. A missing client FAILS the test.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::RouterProcess;
+
+/// The client bounds each case to this; the harness kills the client after `CLIENT_DEADLINE`.
+const CASE_TIMEOUT_S: &str = "10";
+const CLIENT_DEADLINE: Duration = Duration::from_secs(90);
+
+/// The Ed25519 public key of the seed `[7; 32]` (the client's `CLIENT01` key), hex.
+const CLIENT01_PUBKEY: &str = "ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c";
+
+const CONFIG: &str = r#"
+[[realm]]
+name = "realm1"
+
+[[realm]]
+name = "secure"
+anonymous = false
+
+[[realm.principal]]
+authid = "joe"
+role = "user"
+ticket = "joe-ticket"
+
+[[realm.principal]]
+authid = "peter"
+role = "admin"
+secret = "peter-secret"
+
+[[realm.principal]]
+authid = "salty"
+role = "user"
+secret = "salty-secret"
+salt = "salt123"
+iterations = 100
+keylen = 32
+
+[[realm.principal]]
+authid = "client01"
+role = "device"
+pubkey = "PUBKEY"
+"#;
+
+fn python() -> PathBuf {
+    let candidate = if let Some(p) = std::env::var_os("SWITCHYARD_PYTHON") {
+        PathBuf::from(p)
+    } else {
+        let exe = Path::new(env!("CARGO_BIN_EXE_switchyard"));
+        exe.ancestors()
+            .skip(1)
+            .take(3)
+            .map(|d| d.join("interop-venv/bin/python"))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| PathBuf::from("python3"))
+    };
+    let ok = Command::new(&candidate)
+        .args(["-c", "import autobahn, nacl"])
+        .stdin(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "autobahn-python with PyNaCl is not importable by {}: run `bash tests/run.sh`",
+        candidate.display()
+    );
+    candidate
+}
+
+fn write_config(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("switchyard.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+fn run_auth_client(url: &str, serializer: &str) {
+    let mut child = Command::new(python())
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop"))
+        .args(["auth.py", "--url", url, "--serializer", serializer])
+        .args(["--timeout-s", CASE_TIMEOUT_S])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start auth.py");
+    let deadline = Instant::now() + CLIENT_DEADLINE;
+    while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if child.try_wait().ok().flatten().is_none() {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().expect("auth.py output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("OK:"),
+        "auth.py {url} {serializer}: {}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+        out.status
+    );
+}
+
+#[test]
+fn autobahn_python_authenticates_with_every_method() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write_config(dir.path(), &CONFIG.replace("PUBKEY", CLIENT01_PUBKEY));
+    let router = RouterProcess::start(&[
+        "--shards",
+        "2",
+        "--ws",
+        "127.0.0.1:0",
+        "--rs",
+        "127.0.0.1:0",
+        "--config",
+        config.to_str().expect("utf-8 temp path"),
+    ]);
+    run_auth_client(&router.endpoint("ws").url, "json");
+    run_auth_client(&router.endpoint("rs").url, "msgpack");
+    // The secrets never reach the log.
+    let log = router.stderr_text() + &router.stdout_text();
+    for secret in ["joe-ticket", "peter-secret", "salty-secret"] {
+        assert!(!log.contains(secret), "{secret} was logged:\n{log}");
+    }
+}
+
+#[test]
+fn bad_principal_is_named_at_start_up() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write_config(dir.path(), &CONFIG.replace("PUBKEY", "not-a-key"));
+    let out = Command::new(common::router_binary())
+        .args(["--ws", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run switchyard");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("realm[1].principal[3].pubkey"),
+        "the error does not name the key:\n{stderr}"
+    );
+}
