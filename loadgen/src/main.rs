@@ -239,6 +239,7 @@ impl Common {
             progress: !self.quiet,
             router_pid: self.router_pid,
             wait_for_deliveries: deliveries,
+            wait_for_acks: false,
             settle: Duration::ZERO,
         })
     }
@@ -290,7 +291,8 @@ fn pubsub(c: &Common, cfg: PubSub, name: &str) -> Result<()> {
         bail!("need at least one topic and one publisher");
     }
     let env = Arc::new(c.env()?);
-    let plan = c.plan(cfg.publishers as u64, true)?;
+    let mut plan = c.plan(cfg.publishers as u64, true)?;
+    plan.wait_for_acks = cfg.acknowledge;
     let params = vec![
         ("publishers", cfg.publishers.to_string()),
         ("subscribers", cfg.subscribers.to_string()),

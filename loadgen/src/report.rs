@@ -47,7 +47,6 @@ impl Report {
 
     pub fn table(&self) -> String {
         let o = &self.outcome;
-        let t = &o.totals;
         let mut s = String::new();
         let _ = writeln!(
             s,
@@ -72,49 +71,9 @@ impl Report {
             "  window        {:.2} s after {:.1} s warm-up; setup {:.2} s",
             o.window_secs, self.warmup_secs, o.setup_secs
         );
-        let _ = writeln!(
-            s,
-            "  sent          {:>14} {}/s   (run total {})",
-            group(self.sent_per_sec()),
-            self.unit,
-            t.sent
-        );
-        let _ = writeln!(
-            s,
-            "  delivered     {:>14} {}/s   (run total {}, expected {})",
-            group(self.delivered_per_sec()),
-            self.unit,
-            t.delivered,
-            t.expected
-        );
-        if t.acked > 0 {
-            let _ = writeln!(s, "  acknowledged  {:>14}", t.acked);
+        if self.held_sessions.is_none() {
+            self.traffic_lines(&mut s);
         }
-        let loss_pct = if t.expected > 0 {
-            100.0 * t.lost() as f64 / t.expected as f64
-        } else {
-            0.0
-        };
-        let _ = writeln!(
-            s,
-            "  lost          {:>14}   ({loss_pct:.4} %){}{}",
-            t.lost(),
-            if o.drain_timed_out {
-                "  drain timed out"
-            } else {
-                ""
-            },
-            if t.surplus() > 0 {
-                format!("  SURPLUS {}", t.surplus())
-            } else {
-                String::new()
-            }
-        );
-        let _ = writeln!(
-            s,
-            "  errors        {:>14}   disconnects {}",
-            t.errors, t.disconnects
-        );
         let l = self.latency();
         if l.count > 0 {
             let _ = writeln!(
@@ -142,6 +101,54 @@ impl Report {
             }
         }
         s
+    }
+
+    fn traffic_lines(&self, s: &mut String) {
+        let t = &self.outcome.totals;
+        let o = &self.outcome;
+        let _ = writeln!(
+            *s,
+            "  sent          {:>14} {}/s   (run total {})",
+            group(self.sent_per_sec()),
+            self.unit,
+            t.sent
+        );
+        let _ = writeln!(
+            *s,
+            "  delivered     {:>14} {}/s   (run total {}, expected {})",
+            group(self.delivered_per_sec()),
+            self.unit,
+            t.delivered,
+            t.expected
+        );
+        if t.acked > 0 {
+            let _ = writeln!(*s, "  acknowledged  {:>14}", t.acked);
+        }
+        let loss_pct = if t.expected > 0 {
+            100.0 * t.lost() as f64 / t.expected as f64
+        } else {
+            0.0
+        };
+        let _ = writeln!(
+            *s,
+            "  lost          {:>14}   ({loss_pct:.4} %){}{}",
+            t.lost(),
+            if o.drain_timed_out {
+                "  drain timed out"
+            } else {
+                ""
+            },
+            if t.surplus() > 0 {
+                format!("  SURPLUS {}", t.surplus())
+            } else {
+                String::new()
+            }
+        );
+        let _ = writeln!(
+            *s,
+            "  errors        {:>14}   disconnects {}",
+            t.errors, t.disconnects
+        );
     }
 
     pub fn json(&self) -> serde_json::Value {

@@ -107,13 +107,6 @@ impl ShardCtx {
         }
     }
 
-    /// Resolves when senders must stop.
-    pub async fn send_stopped(&self) {
-        while self.sending() {
-            glommio::timer::sleep(Duration::from_millis(2)).await;
-        }
-    }
-
     /// Sum over all shards (cheap: a few atomic loads per shard).
     pub fn global(&self) -> Snapshot {
         Snapshot::sum(self.all.iter().map(|c| &**c))
@@ -141,6 +134,8 @@ pub struct Plan {
     pub router_pid: Option<u32>,
     /// Whether deliveries are expected (loss is meaningful); drains until none is owed.
     pub wait_for_deliveries: bool,
+    /// Whether every sent message is acknowledged (PUBLISHED); drains until all are.
+    pub wait_for_acks: bool,
     /// Extra wait after setup before the "ready" RSS sample (lets the router settle).
     pub settle: Duration,
 }
@@ -345,7 +340,8 @@ where
     if plan.wait_for_deliveries {
         loop {
             let s = snap();
-            if s.senders_done >= plan.senders && s.delivered + s.errors >= s.expected {
+            let acked = !plan.wait_for_acks || s.acked + s.errors >= s.sent;
+            if s.senders_done >= plan.senders && s.delivered + s.errors >= s.expected && acked {
                 break;
             }
             if Instant::now() >= drain_deadline {

@@ -321,8 +321,8 @@ pub struct Reader {
 }
 
 impl Reader {
-    /// The next complete frame already buffered, without reading. `Ok(None)`: read more (or,
-    /// after a WebSocket close, [`Reader::is_closed`]). Errors when the peer broke the framing.
+    /// The next complete frame already buffered, without reading. `Ok(None)`: read more (or, after
+    /// a WebSocket close, nothing more). Errors when the peer broke the framing.
     pub fn buffered_frame(&mut self) -> Result<Option<Bytes>> {
         loop {
             match &mut self.deframer {
@@ -342,11 +342,6 @@ impl Reader {
                 },
             }
         }
-    }
-
-    /// Whether the router sent a WebSocket close.
-    pub fn is_closed(&self) -> bool {
-        self.closed
     }
 
     /// Reads more bytes; `Ok(false)` at end of stream.

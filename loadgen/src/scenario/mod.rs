@@ -34,6 +34,8 @@ pub struct Env {
 pub struct Session {
     pub r: Reader,
     pub w: Writer,
+    /// The WAMP session ID the router gave.
+    #[allow(dead_code)]
     pub id: Id,
 }
 
