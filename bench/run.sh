@@ -116,7 +116,7 @@ matrix() {
   maybe_fresh() { if [ "$fresh" = fresh ]; then start_router; url="$ROUTER_URL"; pid="$ROUTER_PID"; fi; }
 
   maybe_fresh
-  run fanout "$target" "$url" "$realm" "$pid" -- fanout --subscribers 512 --size 64 --outstanding 64
+  run fanout "$target" "$url" "$realm" "$pid" -- fanout --subscribers 512 --size 64 --outstanding 256
   maybe_fresh
   run rpc "$target" "$url" "$realm" "$pid" -- rpc --callers 64 --callees 1 --outstanding 16 --size 64
   local peak half

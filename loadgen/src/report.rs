@@ -45,6 +45,14 @@ impl Report {
         Some((ready as f64 - before as f64) / n as f64)
     }
 
+    /// Deliveries per second of router CPU time: the rate one dedicated core would reach if
+    /// the cost per message stayed the same (a projection, useful on a shared machine).
+    pub fn delivered_per_router_cpu_sec(&self) -> Option<f64> {
+        let c = self.outcome.router_cpu?;
+        (c.run_ns > 0 && self.held_sessions.is_none())
+            .then(|| self.outcome.window.delivered as f64 / (c.run_ns as f64 / 1e9))
+    }
+
     pub fn table(&self) -> String {
         let o = &self.outcome;
         let mut s = String::new();
@@ -80,6 +88,25 @@ impl Report {
                 s,
                 "  latency µs    p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}  (mean {:.1}, {} samples)",
                 l.p50, l.p90, l.p99, l.p999, l.max, l.mean, l.count
+            );
+        }
+        let cores = |ns: u64| ns as f64 / 1e9 / o.window_secs.max(1e-9);
+        for (who, c) in [("router CPU", o.router_cpu), ("loadgen CPU", o.loadgen_cpu)] {
+            if let Some(c) = c {
+                let _ = writeln!(
+                    s,
+                    "  {who:<13} {:.2} cores busy, {:.2} cores' worth runnable but waiting for a CPU",
+                    cores(c.run_ns),
+                    cores(c.wait_ns)
+                );
+            }
+        }
+        if let Some(per) = self.delivered_per_router_cpu_sec() {
+            let _ = writeln!(
+                s,
+                "  efficiency    {} {} delivered per router CPU-second",
+                group(per),
+                self.unit
             );
         }
         if let Some([before, ready, end]) = o.rss {
@@ -193,6 +220,15 @@ impl Report {
                 "p99_9": l.p999,
                 "max": l.max,
             },
+            "router_cpu": o.router_cpu.map(|c| json!({
+                "busy_cores": c.run_ns as f64 / 1e9 / o.window_secs.max(1e-9),
+                "waiting_cores": c.wait_ns as f64 / 1e9 / o.window_secs.max(1e-9),
+            })),
+            "loadgen_cpu": o.loadgen_cpu.map(|c| json!({
+                "busy_cores": c.run_ns as f64 / 1e9 / o.window_secs.max(1e-9),
+                "waiting_cores": c.wait_ns as f64 / 1e9 / o.window_secs.max(1e-9),
+            })),
+            "delivered_per_router_cpu_sec": self.delivered_per_router_cpu_sec(),
             "router_rss_bytes": o.rss.map(|[b, r, e]| json!({"before": b, "after_setup": r, "end": e})),
             "held_sessions": self.held_sessions,
             "rss_per_session_bytes": self.rss_per_session(),

@@ -155,6 +155,47 @@ pub struct Outcome {
     pub rss: Option<[u64; 3]>,
     /// Drain ended with deliveries still owed.
     pub drain_timed_out: bool,
+    /// Router CPU over the window (with `router_pid`).
+    pub router_cpu: Option<CpuTime>,
+    /// This process's CPU over the window.
+    pub loadgen_cpu: Option<CpuTime>,
+}
+
+/// CPU time of a process, summed over its threads (`/proc/PID/task/*/schedstat`): nanoseconds
+/// on a CPU and nanoseconds runnable but waiting for one. The wait shows CPU contention: a
+/// router that waits for a CPU is measured on a busy machine, not at its own limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuTime {
+    pub run_ns: u64,
+    pub wait_ns: u64,
+}
+
+impl CpuTime {
+    /// `pid` None: this process.
+    pub fn of(pid: Option<u32>) -> Option<CpuTime> {
+        let dir = match pid {
+            Some(p) => format!("/proc/{p}/task"),
+            None => "/proc/self/task".into(),
+        };
+        let mut t = CpuTime::default();
+        for entry in std::fs::read_dir(dir).ok()? {
+            let Ok(entry) = entry else { continue };
+            let Ok(s) = std::fs::read_to_string(entry.path().join("schedstat")) else {
+                continue;
+            };
+            let mut f = s.split_whitespace().map(|x| x.parse::<u64>().unwrap_or(0));
+            t.run_ns += f.next().unwrap_or(0);
+            t.wait_ns += f.next().unwrap_or(0);
+        }
+        Some(t)
+    }
+
+    pub fn since(self, earlier: CpuTime) -> CpuTime {
+        CpuTime {
+            run_ns: self.run_ns.saturating_sub(earlier.run_ns),
+            wait_ns: self.wait_ns.saturating_sub(earlier.wait_ns),
+        }
+    }
 }
 
 /// The router's resident set size in bytes (`VmRSS` of /proc/PID/status).
@@ -276,11 +317,19 @@ where
     control.window_to.store(to, Release);
     control.start_ns.store(start, Release);
     let t0 = Instant::now();
-    let mut at_from: Option<(Snapshot, Instant)> = if plan.warmup.is_zero() {
-        Some((Snapshot::default(), t0))
-    } else {
-        None
+    let cpu = || {
+        (
+            plan.router_pid.and_then(|p| CpuTime::of(Some(p))),
+            CpuTime::of(None),
+        )
     };
+    let mut at_from: Option<(Snapshot, Instant)> = None;
+    let mut cpu_from = (None, None);
+    if plan.warmup.is_zero() {
+        at_from = Some((Snapshot::default(), t0));
+        cpu_from = cpu();
+    }
+    let mut cpu_to;
     let mut prev = snap();
     let mut prev_t = Instant::now();
     let mut window_end: Option<(Snapshot, Instant)> = None;
@@ -290,6 +339,7 @@ where
         let now = now_ns();
         if at_from.is_none() && now >= from {
             at_from = Some((snap(), Instant::now()));
+            cpu_from = cpu();
         }
         if let Some(e) = control.failure() {
             control.stop.store(true, SeqCst);
@@ -304,6 +354,7 @@ where
         };
         if done {
             rss_end = rss();
+            cpu_to = cpu();
             if !plan.count_mode {
                 window_end = Some((s, Instant::now()));
             }
@@ -354,6 +405,9 @@ where
         std::thread::sleep(plan.drain.min(Duration::from_millis(200)));
     }
     let totals = snap();
+    if plan.count_mode {
+        cpu_to = cpu();
+    }
     let window_end = window_end.unwrap_or((totals, Instant::now()));
     control.stop.store(true, SeqCst);
     let latency = join(handles);
@@ -369,5 +423,7 @@ where
         setup_secs,
         rss: plan.router_pid.map(|_| [rss_before, rss_ready, rss_end]),
         drain_timed_out,
+        router_cpu: cpu_to.0.zip(cpu_from.0).map(|(b, a)| b.since(a)),
+        loadgen_cpu: cpu_to.1.zip(cpu_from.1).map(|(b, a)| b.since(a)),
     })
 }
