@@ -46,7 +46,21 @@ pub async fn shard(ctx: ShardCtx, env: Arc<Env>, cfg: Arc<Rpc>) -> Result<()> {
     let (callee_ids, caller_ids): (Vec<usize>, Vec<usize>) = all.into_iter().partition(|&i| i < e);
     let mut callees = Vec::new();
     for (_, mut sess) in open_sessions(&ctx, &env, callee_ids).await? {
-        wamp::register(&mut sess.r, &mut sess.w, PROCEDURE, e > 1).await?;
+        // A previous run's callee may still be registered for a moment after it closed (the
+        // router removes it when it notices the close): retry for up to 2 s.
+        let mut attempt = 0;
+        loop {
+            match wamp::register(&mut sess.r, &mut sess.w, PROCEDURE, e > 1).await {
+                Ok(_) => break,
+                Err(err)
+                    if attempt < 40 && err.to_string().contains("procedure_already_exists") =>
+                {
+                    attempt += 1;
+                    glommio::timer::sleep(Duration::from_millis(50)).await;
+                }
+                Err(err) => return Err(err),
+            }
+        }
         callees.push(sess);
     }
     let callers = open_sessions(&ctx, &env, caller_ids).await?;
