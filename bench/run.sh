@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# Switchyard benchmark matrix: builds release, runs switchyard (1 shard pinned to CPU 0) and
+# loadgen (pinned to CPU 1) over a fixed set of scenarios and prints a table. With --other URL
+# it runs the same matrix against another router's endpoint in the same run and prints both
+# side by side with ratios. Traffic goes to 127.0.0.1 / Unix sockets only. See bench/README.md.
+set -euo pipefail
+
+usage() {
+  cat <<'EOF'
+usage: bench/run.sh [options]
+  --other URL          also run the matrix against this router (rs://127.0.0.1:PORT or unix://PATH)
+  --other-pid PID      that router's process ID (for the idle RSS figures)
+  --other-name NAME    its name in the table (default: other)
+  --other-realm REALM  realm to use on it (default: realm1)
+  --duration S         measurement window per scenario (default 10)
+  --warmup S           warm-up per scenario (default 2)
+  --idle-sessions N    sessions for the idle scenario (default 10000)
+  --router-cpu N       CPU for switchyard (default 0)
+  --loadgen-cpu N      CPU for loadgen (default 1)
+  --out DIR            where JSON/hgrm/SVG/logs go (default bench/results/DATE)
+  --quick              2 s windows, 0.5 s warm-up, 2000 idle sessions (smoke test)
+EOF
+}
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+OTHER="" OTHER_PID="" OTHER_NAME="other" OTHER_REALM="realm1"
+DURATION=10 WARMUP=2 IDLE_SESSIONS=10000 ROUTER_CPU=0 LOADGEN_CPU=1 OUT=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --other) OTHER="$2"; shift 2 ;;
+    --other-pid) OTHER_PID="$2"; shift 2 ;;
+    --other-name) OTHER_NAME="$2"; shift 2 ;;
+    --other-realm) OTHER_REALM="$2"; shift 2 ;;
+    --duration) DURATION="$2"; shift 2 ;;
+    --warmup) WARMUP="$2"; shift 2 ;;
+    --idle-sessions) IDLE_SESSIONS="$2"; shift 2 ;;
+    --router-cpu) ROUTER_CPU="$2"; shift 2 ;;
+    --loadgen-cpu) LOADGEN_CPU="$2"; shift 2 ;;
+    --out) OUT="$2"; shift 2 ;;
+    --quick) DURATION=2; WARMUP=0.5; IDLE_SESSIONS=2000; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "unknown option $1" >&2; usage >&2; exit 2 ;;
+  esac
+done
+case "$OTHER" in
+  ""|rs://127.0.0.1:*|rs://localhost:*|ws://127.0.0.1:*|ws://localhost:*|unix://*) ;;
+  *) echo "--other must be a 127.0.0.1/localhost or unix:// endpoint" >&2; exit 2 ;;
+esac
+
+OUT="${OUT:-$ROOT/bench/results/$(date +%Y%m%d-%H%M%S)}"
+mkdir -p "$OUT"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+BIN="$TARGET/release"
+
+echo "building release…" >&2
+(cd "$ROOT" && cargo build --release -p switchyard -p loadgen >&2)
+
+# 10,000 sessions need as many descriptors on each side (plus the listeners).
+HARD=$(ulimit -Hn)
+WANT=$((IDLE_SESSIONS + 1000))
+if [ "$HARD" != "unlimited" ] && [ "$HARD" -lt "$WANT" ]; then WANT=$HARD; fi
+ulimit -n "$WANT" || true
+
+ROUTER_PID=""
+stop_router() {
+  if [ -n "$ROUTER_PID" ] && kill -0 "$ROUTER_PID" 2>/dev/null; then
+    kill "$ROUTER_PID" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$ROUTER_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$ROUTER_PID" 2>/dev/null || true
+  fi
+  ROUTER_PID=""
+}
+trap stop_router EXIT
+
+# Starts a fresh switchyard and sets ROUTER_URL and ROUTER_PID.
+start_router() {
+  stop_router
+  local log="$OUT/switchyard.out"
+  "$BIN/switchyard" --rs 127.0.0.1:0 --no-ws --shards 1 --cpus "$ROUTER_CPU" \
+    --log-level warn >"$log" 2>>"$OUT/switchyard.err" &
+  ROUTER_PID=$!
+  for _ in $(seq 100); do
+    grep -q '^ready' "$log" 2>/dev/null && break
+    kill -0 "$ROUTER_PID" 2>/dev/null || { echo "switchyard exited; see $OUT/switchyard.err" >&2; exit 1; }
+    sleep 0.1
+  done
+  ROUTER_URL=$(grep -o 'rs://[0-9.:]*' "$log" | head -1)
+  [ -n "$ROUTER_URL" ] || { echo "switchyard printed no rs:// endpoint" >&2; exit 1; }
+}
+
+# run NAME TARGET URL REALM PID -- loadgen args…
+run() {
+  local name="$1" target="$2" url="$3" realm="$4" pid="$5"; shift 6
+  local base="$OUT/$target-$name"
+  local pidarg=()
+  [ -n "$pid" ] && pidarg=(--router-pid "$pid")
+  echo "== $target $name: loadgen $* --url $url" >&2
+  if ! timeout 300 "$BIN/loadgen" "$@" --url "$url" --realm "$realm" --cpus "$LOADGEN_CPU" \
+      --duration "$DURATION" --warmup "$WARMUP" --label "$target" "${pidarg[@]}" \
+      --json "$base.json" --hgrm "$base.hgrm" --plot "$base.svg" >"$base.txt" 2>"$base.log"; then
+    echo "   failed (see $base.log)" >&2
+    tail -3 "$base.log" >&2 || true
+    return 0
+  fi
+  sed 's/^/   /' "$base.txt" >&2
+}
+
+json_field() { # file expr (python expression over `d`)
+  python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1" 2>/dev/null || echo 0
+}
+
+# The matrix for one router. $1 target name, $2 url, $3 realm, $4 pid, $5 "fresh" to restart
+# switchyard before each scenario.
+matrix() {
+  local target="$1" url="$2" realm="$3" pid="$4" fresh="$5"
+  maybe_fresh() { if [ "$fresh" = fresh ]; then start_router; url="$ROUTER_URL"; pid="$ROUTER_PID"; fi; }
+
+  maybe_fresh
+  run fanout "$target" "$url" "$realm" "$pid" -- fanout --subscribers 512 --size 64 --outstanding 256
+  maybe_fresh
+  run rpc "$target" "$url" "$realm" "$pid" -- rpc --callers 64 --callees 1 --outstanding 16 --size 64
+  local peak half
+  peak=$(json_field "$OUT/$target-rpc.json" "d['delivered_per_sec']")
+  half=$(python3 -c "print(max(1000, int(float('$peak') / 2)))")
+  maybe_fresh
+  run rpc-half "$target" "$url" "$realm" "$pid" -- rpc --callers 64 --callees 1 --outstanding 16 --size 64 --rate "$half"
+  maybe_fresh
+  run pubsub "$target" "$url" "$realm" "$pid" -- pubsub --publishers 8 --subscribers 64 --topics 8 --size 64 --outstanding 16
+  maybe_fresh
+  run connect "$target" "$url" "$realm" "$pid" -- connect --concurrency 16
+  maybe_fresh
+  run idle "$target" "$url" "$realm" "$pid" -- idle --sessions "$IDLE_SESSIONS" --setup-concurrency 256
+}
+
+matrix switchyard "" realm1 "" fresh
+stop_router
+if [ -n "$OTHER" ]; then
+  matrix "$OTHER_NAME" "$OTHER" "$OTHER_REALM" "$OTHER_PID" keep
+fi
+
+python3 - "$OUT" "$OTHER_NAME" "${OTHER:+yes}" <<'PY'
+import json, os, sys
+out, other, has_other = sys.argv[1], sys.argv[2], sys.argv[3] == "yes"
+targets = ["switchyard"] + ([other] if has_other else [])
+
+def load(t, name):
+    try:
+        with open(os.path.join(out, f"{t}-{name}.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+def get(d, *path):
+    for p in path:
+        if d is None:
+            return None
+        d = d.get(p)
+    return d
+
+rows = [
+    ("fanout 1→512 msgpack rs 64 B", "fanout", "events/s delivered", ("delivered_per_sec",), True),
+    ("", "fanout", "lost", ("totals", "lost"), False),
+    ("", "fanout", "p99 µs", ("latency_us", "p99"), False),
+    ("rpc 64×1×16 msgpack rs 64 B", "rpc", "calls/s", ("delivered_per_sec",), True),
+    ("", "rpc", "p99 µs", ("latency_us", "p99"), False),
+    ("rpc at half peak", "rpc-half", "calls/s", ("delivered_per_sec",), True),
+    ("", "rpc-half", "p50 µs", ("latency_us", "p50"), False),
+    ("", "rpc-half", "p99 µs", ("latency_us", "p99"), False),
+    ("", "rpc-half", "p99.9 µs", ("latency_us", "p99_9"), False),
+    ("pubsub 8 pub, 64 sub, 8 topics", "pubsub", "events/s delivered", ("delivered_per_sec",), True),
+    ("", "pubsub", "lost", ("totals", "lost"), False),
+    ("", "pubsub", "p99 µs", ("latency_us", "p99"), False),
+    ("connect", "connect", "sessions/s", ("delivered_per_sec",), True),
+    ("", "connect", "p99 µs (to WELCOME)", ("latency_us", "p99"), False),
+    ("idle sessions", "idle", "RSS per session (B)", ("rss_per_session_bytes",), False),
+]
+
+def fmt(v):
+    if v is None:
+        return "n/a"
+    if isinstance(v, float) and v >= 100 or isinstance(v, int):
+        return f"{v:,.0f}"
+    return f"{v:,.1f}"
+
+head = ["scenario", "metric"] + targets + (["ratio"] if has_other else [])
+table = []
+for label, name, metric, path, higher_better in rows:
+    vals = [get(load(t, name), *path) for t in targets]
+    row = [label, metric] + [fmt(v) for v in vals]
+    if has_other:
+        a, b = vals
+        if a is not None and b not in (None, 0) and isinstance(a, (int, float)):
+            row.append(f"{a / b:.2f}×")
+        else:
+            row.append("n/a")
+    table.append(row)
+widths = [max(len(str(r[i])) for r in [head] + table) for i in range(len(head))]
+line = lambda r: "  ".join(str(c).ljust(w) if i < 2 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+print(line(head))
+print("  ".join("-" * w for w in widths))
+for r in table:
+    print(line(r))
+if has_other:
+    print(f"\nratio = switchyard / {other} (above 1: switchyard higher — better for rates, worse for latency, loss and memory)")
+print(f"\nresults: {out}")
+PY

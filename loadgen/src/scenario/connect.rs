@@ -1,0 +1,84 @@
+//! `connect` (session establishment rate) and `idle` (memory per open session).
+//!
+//! `connect`: K workers over all shards, each repeating connect → transport handshake →
+//! HELLO/WELCOME → GOODBYE/GOODBYE → close. A cycle counts in `sent` and `expected` when it
+//! starts and in `delivered` when the router's GOODBYE arrived (a failure counts in `errors`);
+//! the latency recorded is connect-to-WELCOME.
+//!
+//! `idle`: opens N sessions during setup and holds them for the duration; the runner samples
+//! the router's RSS before setup, after it (plus a settle time) and at the end.
+
+use anyhow::{bail, Result};
+use std::sync::Arc;
+use std::time::Duration;
+use switchyard::codec::Message;
+
+use super::{open_sessions, Env};
+use crate::clock::now_ns;
+use crate::runner::ShardCtx;
+use crate::stats::bump;
+use crate::transport;
+use crate::wamp;
+
+pub async fn connect_shard(ctx: ShardCtx, env: Arc<Env>, workers: usize) -> Result<()> {
+    let mine: Vec<usize> = ctx.mine(workers).collect();
+    if ctx.ready().await.is_none() {
+        return Ok(());
+    }
+    let tasks: Vec<_> = mine
+        .iter()
+        .map(|_| glommio::spawn_local(worker(ctx.clone(), env.clone())))
+        .collect();
+    ctx.stopped().await;
+    drop(tasks);
+    Ok(())
+}
+
+async fn worker(ctx: ShardCtx, env: Arc<Env>) {
+    let c = &ctx.counters;
+    while ctx.sending() {
+        bump(&c.sent, 1);
+        bump(&c.expected, 1);
+        match cycle(&ctx, &env).await {
+            Ok(()) => bump(&c.delivered, 1),
+            Err(_) => {
+                bump(&c.errors, 1);
+                // Do not spin on a router that refuses.
+                glommio::timer::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    }
+    bump(&c.senders_done, 1);
+}
+
+async fn cycle(ctx: &ShardCtx, env: &Env) -> Result<()> {
+    let t0 = now_ns();
+    let (mut r, mut w) = transport::connect(&env.endpoint, env.ser, env.tls.as_ref()).await?;
+    wamp::join(&mut r, &mut w, &env.realm).await?;
+    ctx.latency.record(t0, now_ns());
+    w.send(&wamp::goodbye()).await?;
+    match r.message().await? {
+        Some(Message::Goodbye(_)) => {}
+        Some(other) => bail!("expected GOODBYE, got {}", other.name()),
+        None => bail!("closed before GOODBYE"),
+    }
+    // Let the router close first (its side keeps TIME_WAIT), but do not wait long.
+    let _ = futures_lite::future::or(
+        async { while let Ok(Some(_)) = r.frame().await {} },
+        glommio::timer::sleep(Duration::from_millis(200)),
+    )
+    .await;
+    w.close().await;
+    Ok(())
+}
+
+pub async fn idle_shard(ctx: ShardCtx, env: Arc<Env>, sessions: usize) -> Result<()> {
+    let mine: Vec<usize> = ctx.mine(sessions).collect();
+    let held = open_sessions(&ctx, &env, mine).await?;
+    if ctx.ready().await.is_none() {
+        return Ok(());
+    }
+    ctx.stopped().await;
+    drop(held);
+    Ok(())
+}

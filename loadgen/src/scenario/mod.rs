@@ -1,0 +1,166 @@
+//! The scenarios: what each shard's sessions do. Shared here: the connection settings
+//! ([`Env`]), opening and joining sessions in bounded waves, pacing and a local wake-up.
+
+pub mod connect;
+pub mod pubsub;
+pub mod rpc;
+
+use anyhow::Result;
+use std::cell::Cell;
+use std::future::{poll_fn, Future};
+use std::task::{Poll, Waker};
+use std::time::Duration;
+use switchyard::codec::{Id, Serializer};
+
+use crate::runner::ShardCtx;
+use crate::stats::bump;
+use crate::transport::{self, Reader, Tls, Writer};
+use crate::url::Endpoint;
+use crate::wamp;
+
+/// How to reach the router; shared (read-only) by all shards.
+pub struct Env {
+    pub endpoint: Endpoint,
+    pub ser: Serializer,
+    pub realm: String,
+    pub tls: Option<Tls>,
+    /// Sessions opened at once per shard during setup.
+    pub setup_concurrency: usize,
+    /// Most messages written per write call.
+    pub batch: usize,
+}
+
+/// A joined session.
+pub struct Session {
+    pub r: Reader,
+    pub w: Writer,
+    /// The WAMP session ID the router gave.
+    #[allow(dead_code)]
+    pub id: Id,
+}
+
+impl Env {
+    /// Connects, runs the transport handshake and joins the realm.
+    pub async fn session(&self) -> Result<Session> {
+        let (mut r, mut w) =
+            transport::connect(&self.endpoint, self.ser, self.tls.as_ref()).await?;
+        let id = wamp::join(&mut r, &mut w, &self.realm).await?;
+        Ok(Session { r, w, id })
+    }
+}
+
+/// Runs `f` for every item, at most `concurrency` at a time, each as its own task; fails on
+/// the first error.
+pub async fn in_waves<T, F, Fut>(items: Vec<usize>, concurrency: usize, f: F) -> Result<Vec<T>>
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = Result<T>> + 'static,
+    T: 'static,
+{
+    let mut out = Vec::with_capacity(items.len());
+    for chunk in items.chunks(concurrency.max(1)) {
+        let tasks: Vec<_> = chunk.iter().map(|&i| glommio::spawn_local(f(i))).collect();
+        for t in tasks {
+            out.push(t.await?);
+        }
+    }
+    Ok(out)
+}
+
+/// Opens (and counts) the sessions of `items`, then runs `prepare` on each (subscribe,
+/// register).
+pub async fn open_sessions(
+    ctx: &ShardCtx,
+    env: &std::sync::Arc<Env>,
+    items: Vec<usize>,
+) -> Result<Vec<(usize, Session)>> {
+    let ctx2 = ctx.clone();
+    in_waves(items, env.setup_concurrency, move |i| {
+        let env = env.clone();
+        let ctx = ctx2.clone();
+        async move {
+            let s = env.session().await?;
+            bump(&ctx.counters.sessions, 1);
+            Ok((i, s))
+        }
+    })
+    .await
+}
+
+/// A wake-up between tasks of one shard (no allocation, no cross-thread use).
+#[derive(Default)]
+pub struct Notify {
+    set: Cell<bool>,
+    waker: Cell<Option<Waker>>,
+}
+
+impl Notify {
+    pub fn notify(&self) {
+        self.set.set(true);
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+
+    /// Waits for a notification, at most `limit`.
+    pub async fn wait(&self, limit: Duration) {
+        let wait = poll_fn(|cx| {
+            if self.set.replace(false) {
+                Poll::Ready(())
+            } else {
+                self.waker.set(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+        });
+        futures_lite::future::or(wait, glommio::timer::sleep(limit)).await;
+    }
+}
+
+/// Open-loop pacing of one sender: message `k` is due at `start + k / rate`.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    pub start: u64,
+    /// Messages per second for this sender.
+    pub rate: f64,
+}
+
+impl Pace {
+    /// When message `k` is due (ns).
+    pub fn due(&self, k: u64) -> u64 {
+        self.start + (k as f64 * 1e9 / self.rate) as u64
+    }
+
+    /// How many messages are due by `now`, counting from 0.
+    pub fn due_by(&self, now: u64) -> u64 {
+        if now < self.start {
+            return 0;
+        }
+        ((now - self.start) as f64 * self.rate / 1e9) as u64 + 1
+    }
+}
+
+/// Sleeps until `at` (ns, [`crate::clock::now_ns`] time), at least a few microseconds.
+pub async fn sleep_until(at: u64) {
+    let now = crate::clock::now_ns();
+    let d = at.saturating_sub(now).max(10_000);
+    glommio::timer::sleep(Duration::from_nanos(d)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Pace;
+
+    #[test]
+    fn pace_is_exact() {
+        let p = Pace {
+            start: 1000,
+            rate: 1000.0,
+        };
+        assert_eq!(p.due_by(999), 0);
+        assert_eq!(p.due_by(1000), 1);
+        assert_eq!(p.due_by(1000 + 999_999), 1);
+        assert_eq!(p.due_by(1000 + 1_000_000), 2);
+        assert_eq!(p.due(0), 1000);
+        assert_eq!(p.due(3), 3_001_000);
+    }
+}

@@ -1,0 +1,440 @@
+//! The lean client transport: connect (TCP, Unix, TLS), run the RawSocket or WebSocket
+//! handshake with the crate's sans-IO pieces, then move WAMP messages as frames.
+//!
+//! After the handshake a connection is split in two halves that tasks own separately:
+//! [`Reader`] reads big chunks into a `BytesMut` and hands out one frame at a time (zero-copy
+//! slices of that buffer); [`Writer`] encodes many messages into one buffer and writes them with
+//! one call. Both halves are plain structs with no task of their own, so a scenario decides how
+//! many tasks a session needs (one for a closed loop, two when sending is paced by a timer).
+//!
+//! Not implemented, because routers under test do not use them against a client: answering
+//! transport-level pings (RawSocket PING, WebSocket ping) and WebSocket compression.
+
+use anyhow::{anyhow, bail, Context, Result};
+use bytes::{Bytes, BytesMut};
+use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use glommio::net::{TcpStream, UnixStream};
+use std::cell::RefCell;
+use std::future::poll_fn;
+use std::io;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use switchyard::codec::{self, Message, Serializer};
+use switchyard::net::rawsocket::{self, FrameKind, RawFrame, SerializerId};
+use switchyard::net::websocket::{self, ClientConfig, ClientHandshake, Role, WsEvent};
+
+use crate::url::{Addr, Endpoint, Transport};
+
+/// Bytes asked for per read call. Reads land in a per-thread scratch buffer, so an idle
+/// connection keeps no read buffer of its own.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// Largest message we accept (announced in the RawSocket handshake as 2^24).
+const MAX_MESSAGE: usize = 1 << 24;
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_CHUNK]);
+}
+
+/// TLS settings for `rss://` and `wss://`.
+#[derive(Clone)]
+pub struct Tls {
+    connector: futures_rustls::TlsConnector,
+}
+
+impl Tls {
+    /// Trusts the PEM certificates in `ca`, or (with `insecure`) any certificate at all.
+    pub fn new(ca: Option<&PathBuf>, insecure: bool) -> Result<Tls> {
+        let config = if insecure {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            rustls::ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()?
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
+                .with_no_client_auth()
+        } else {
+            let path = ca.context("rss:// and wss:// need --tls-ca FILE or --tls-insecure")?;
+            let pem = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in rustls_pemfile::certs(&mut &pem[..]) {
+                roots.add(cert?)?;
+            }
+            if roots.is_empty() {
+                bail!("{}: no certificate found", path.display());
+            }
+            rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth()
+        };
+        Ok(Tls {
+            connector: futures_rustls::TlsConnector::from(Arc::new(config)),
+        })
+    }
+}
+
+/// `--tls-insecure`: accepts any server certificate (still checks the handshake signatures).
+#[derive(Debug)]
+struct AcceptAnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Any byte stream a router can be reached over.
+pub enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+    TlsTcp(Box<futures_rustls::client::TlsStream<TcpStream>>),
+    TlsUnix(Box<futures_rustls::client::TlsStream<UnixStream>>),
+}
+
+macro_rules! each_stream {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self.get_mut() {
+            Stream::Tcp($s) => $e,
+            Stream::Unix($s) => $e,
+            Stream::TlsTcp($s) => $e,
+            Stream::TlsUnix($s) => $e,
+        }
+    };
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        each_stream!(self, s => Pin::new(s).poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        each_stream!(self, s => Pin::new(s).poll_write(cx, buf))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        each_stream!(self, s => Pin::new(s).poll_flush(cx))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        each_stream!(self, s => Pin::new(s).poll_close(cx))
+    }
+}
+
+/// Reader side framing.
+enum Deframer {
+    Raw(rawsocket::FrameDecoder),
+    Ws(Box<websocket::FrameDecoder>),
+}
+
+/// Writer side framing.
+enum Framer {
+    Raw,
+    Ws(Box<websocket::FrameEncoder>),
+}
+
+/// Opens the byte stream and runs the transport handshake; returns the two halves.
+pub async fn connect(
+    ep: &Endpoint,
+    ser: Serializer,
+    tls: Option<&Tls>,
+) -> Result<(Reader, Writer)> {
+    let mut stream = open(ep, tls).await?;
+    let (deframer, framer, leftover) = match &ep.transport {
+        Transport::RawSocket => {
+            let id = match ser {
+                Serializer::Json => SerializerId::JSON,
+                Serializer::MsgPack => SerializerId::MSGPACK,
+            };
+            stream
+                .write_all(&rawsocket::client_hello(id, rawsocket::MAX_EXPONENT))
+                .await?;
+            let mut reply = [0u8; 4];
+            stream.read_exact(&mut reply).await?;
+            rawsocket::parse_server_reply(reply, id).map_err(|e| anyhow!("RawSocket: {e}"))?;
+            (
+                Deframer::Raw(rawsocket::FrameDecoder::new(MAX_MESSAGE as u32)),
+                Framer::Raw,
+                BytesMut::new(),
+            )
+        }
+        Transport::WebSocket { host, path } => {
+            let config = ClientConfig {
+                host: host.clone(),
+                path: path.clone(),
+                subprotocols: vec![ser.subprotocol().into()],
+                deflate: None,
+                extra_headers: Vec::new(),
+            };
+            let (hs, request) = ClientHandshake::new(&config)?;
+            stream.write_all(&request).await?;
+            let mut buf = BytesMut::new();
+            let (result, used) = loop {
+                if let Some(r) = hs.parse_response(&buf)? {
+                    break r;
+                }
+                if read_into(&mut stream, &mut buf).await? == 0 {
+                    bail!("WebSocket: connection closed during the handshake");
+                }
+            };
+            let _ = buf.split_to(used);
+            let (dec, enc) = websocket::codec(
+                Role::Client,
+                MAX_MESSAGE,
+                result.deflate.as_ref(),
+                &Default::default(),
+            );
+            (Deframer::Ws(Box::new(dec)), Framer::Ws(Box::new(enc)), buf)
+        }
+    };
+    let (r, w) = futures_lite::io::split(stream);
+    Ok((
+        Reader {
+            stream: r,
+            deframer,
+            buf: leftover,
+            closed: false,
+            ser,
+        },
+        Writer {
+            stream: w,
+            framer,
+            ser,
+            scratch: Vec::with_capacity(256),
+            out: BytesMut::new(),
+            pending: 0,
+        },
+    ))
+}
+
+async fn open(ep: &Endpoint, tls: Option<&Tls>) -> Result<Stream> {
+    let server_name = || {
+        rustls::pki_types::ServerName::try_from(ep.server_name.clone())
+            .map_err(|e| anyhow!("TLS server name {:?}: {e}", ep.server_name))
+    };
+    let tls = if ep.tls {
+        Some(tls.context("TLS endpoint without TLS settings")?)
+    } else {
+        None
+    };
+    Ok(match &ep.addr {
+        Addr::Tcp(a) => {
+            let s = TcpStream::connect(*a)
+                .await
+                .map_err(|e| anyhow!("connect {a}: {e}"))?;
+            s.set_nodelay(true)
+                .map_err(|e| anyhow!("TCP_NODELAY: {e}"))?;
+            match tls {
+                None => Stream::Tcp(s),
+                Some(t) => Stream::TlsTcp(Box::new(t.connector.connect(server_name()?, s).await?)),
+            }
+        }
+        Addr::Unix(p) => {
+            let s = UnixStream::connect(p)
+                .await
+                .map_err(|e| anyhow!("connect {}: {e}", p.display()))?;
+            match tls {
+                None => Stream::Unix(s),
+                Some(t) => Stream::TlsUnix(Box::new(t.connector.connect(server_name()?, s).await?)),
+            }
+        }
+    })
+}
+
+/// Reads what is available (at most [`READ_CHUNK`]) and appends it to `buf`.
+async fn read_into<R: AsyncRead + Unpin>(r: &mut R, buf: &mut BytesMut) -> io::Result<usize> {
+    poll_fn(|cx| {
+        SCRATCH.with(|s| {
+            let mut scratch = s.borrow_mut();
+            match Pin::new(&mut *r).poll_read(cx, &mut scratch[..]) {
+                Poll::Ready(Ok(n)) => {
+                    buf.extend_from_slice(&scratch[..n]);
+                    Poll::Ready(Ok(n))
+                }
+                other => other,
+            }
+        })
+    })
+    .await
+}
+
+/// The receiving half of a connection.
+pub struct Reader {
+    stream: ReadHalf<Stream>,
+    deframer: Deframer,
+    buf: BytesMut,
+    /// A WebSocket close frame arrived: nothing more will.
+    closed: bool,
+    pub ser: Serializer,
+}
+
+impl Reader {
+    /// The next complete frame already buffered, without reading. `Ok(None)`: read more (or, after
+    /// a WebSocket close, nothing more). Errors when the peer broke the framing.
+    pub fn buffered_frame(&mut self) -> Result<Option<Bytes>> {
+        loop {
+            match &mut self.deframer {
+                Deframer::Raw(dec) => match dec.decode(&mut self.buf)? {
+                    Some(RawFrame::Message(b)) => return Ok(Some(b)),
+                    Some(RawFrame::Ping(_)) | Some(RawFrame::Pong(_)) => continue,
+                    None => return Ok(None),
+                },
+                Deframer::Ws(dec) => match dec.poll(&mut self.buf)? {
+                    Some(WsEvent::Message { data, .. }) => return Ok(Some(data)),
+                    Some(WsEvent::Ping(_)) | Some(WsEvent::Pong(_)) => continue,
+                    Some(WsEvent::Close { .. }) => {
+                        self.closed = true;
+                        return Ok(None);
+                    }
+                    None => return Ok(None),
+                },
+            }
+        }
+    }
+
+    /// Reads more bytes; `Ok(false)` at end of stream.
+    pub async fn fill(&mut self) -> Result<bool> {
+        if self.buf.is_empty() && self.buf.capacity() > 0 {
+            // Keep no buffer while idle.
+            self.buf = BytesMut::new();
+        }
+        Ok(read_into(&mut self.stream, &mut self.buf).await? > 0)
+    }
+
+    /// The next frame, reading as needed; `Ok(None)` at end of stream.
+    pub async fn frame(&mut self) -> Result<Option<Bytes>> {
+        loop {
+            if let Some(f) = self.buffered_frame()? {
+                return Ok(Some(f));
+            }
+            if self.closed || !self.fill().await? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// The next decoded message, reading as needed; `Ok(None)` at end of stream.
+    pub async fn message(&mut self) -> Result<Option<Message>> {
+        match self.frame().await? {
+            Some(f) => Ok(Some(codec::decode(self.ser, &f)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The sending half of a connection: messages are queued with [`Writer::push`] and written
+/// together by [`Writer::flush`].
+pub struct Writer {
+    stream: WriteHalf<Stream>,
+    framer: Framer,
+    pub ser: Serializer,
+    scratch: Vec<u8>,
+    out: BytesMut,
+    /// Messages queued in `out` and not yet written.
+    pending: usize,
+}
+
+impl Writer {
+    /// Encodes and frames `msg` into the write buffer.
+    pub fn push(&mut self, msg: &Message) {
+        self.scratch.clear();
+        codec::encode_into(self.ser, msg, &mut self.scratch);
+        match &mut self.framer {
+            Framer::Raw => {
+                // Cannot fail: our messages are far below 2^24 octets.
+                if let Ok(h) =
+                    rawsocket::encode_header(FrameKind::Message, self.scratch.len() as u32)
+                {
+                    self.out.extend_from_slice(&h);
+                    self.out.extend_from_slice(&self.scratch);
+                }
+            }
+            Framer::Ws(enc) => {
+                // Cannot fail without compression.
+                let _ = enc.message(self.ser.is_binary(), &self.scratch, &mut self.out);
+            }
+        }
+        self.pending += 1;
+    }
+
+    /// Messages queued and not yet written.
+    pub fn pending(&self) -> usize {
+        self.pending
+    }
+
+    /// Writes everything queued; returns how many messages that was.
+    pub async fn flush(&mut self) -> Result<usize> {
+        if self.out.is_empty() {
+            return Ok(0);
+        }
+        self.stream.write_all(&self.out).await?;
+        self.out.clear();
+        if self.out.capacity() > 1 << 20 {
+            self.out = BytesMut::new();
+        }
+        Ok(std::mem::take(&mut self.pending))
+    }
+
+    /// Sends `msg` now.
+    pub async fn send(&mut self, msg: &Message) -> Result<()> {
+        self.push(msg);
+        self.flush().await.map(|_| ())
+    }
+
+    /// Closes the stream (TLS close_notify / TCP FIN).
+    pub async fn close(&mut self) {
+        let _ = self.stream.close().await;
+    }
+}

@@ -1,0 +1,233 @@
+//! The WAMP side of the lean client: joining a realm, the messages the scenarios send, and the
+//! timestamp every measured message carries.
+//!
+//! A measured PUBLISH or CALL carries `Arguments = [sent_ns, seq, pad]`: `sent_ns` is the
+//! loadgen's monotonic clock ([`crate::clock::now_ns`]) when the message was sent (or was due,
+//! in open loop), `seq` a per-sender sequence number and `pad` a binary that brings the
+//! payload to the requested size. The router forwards the arguments untouched (EVENT, and the
+//! callee echoes them in YIELD, so RESULT), and the receiver reads the two integers straight
+//! from the encoded bytes ([`read_stamp`]) without decoding the rest.
+
+use anyhow::{bail, Result};
+use bytes::Bytes;
+use switchyard::codec::{
+    Call, DictField, Goodbye, Hello, HelloDetails, Id, Message, Payload, Publish, PublishOptions,
+    Register, RegisterOptions, Serializer, Subscribe, Uri, Value,
+};
+
+use crate::transport::{Reader, Writer};
+
+/// The roles the load generator announces.
+fn roles() -> Value {
+    let mut roles = switchyard::codec::Dict::new();
+    for role in ["publisher", "subscriber", "caller", "callee"] {
+        roles.insert(role.into(), Value::Dict(Default::default()));
+    }
+    Value::Dict(roles)
+}
+
+pub fn hello(realm: &str) -> Message {
+    Message::Hello(Hello {
+        realm: Uri::from(realm),
+        details: HelloDetails {
+            roles: Some(DictField(roles())),
+            agent: Some("switchyard-loadgen".into()),
+            ..Default::default()
+        },
+    })
+}
+
+pub fn goodbye() -> Message {
+    Message::Goodbye(Goodbye {
+        details: Default::default(),
+        reason: Uri::from("wamp.close.close_realm"),
+    })
+}
+
+/// Sends HELLO and waits for WELCOME; returns the session ID.
+pub async fn join(r: &mut Reader, w: &mut Writer, realm: &str) -> Result<Id> {
+    w.send(&hello(realm)).await?;
+    match r.message().await? {
+        Some(Message::Welcome(wel)) => Ok(wel.session),
+        Some(Message::Abort(a)) => bail!("router refused the session: {}", a.reason),
+        Some(other) => bail!("expected WELCOME, got {}", other.name()),
+        None => bail!("connection closed before WELCOME"),
+    }
+}
+
+/// Sends SUBSCRIBE and waits for SUBSCRIBED; returns the subscription ID.
+pub async fn subscribe(r: &mut Reader, w: &mut Writer, topic: &str) -> Result<Id> {
+    w.send(&Message::Subscribe(Subscribe {
+        request: 1,
+        options: Default::default(),
+        topic: Uri::from(topic),
+    }))
+    .await?;
+    match r.message().await? {
+        Some(Message::Subscribed(s)) => Ok(s.subscription),
+        Some(Message::Error(e)) => bail!("SUBSCRIBE {topic} refused: {}", e.error),
+        Some(other) => bail!("expected SUBSCRIBED, got {}", other.name()),
+        None => bail!("connection closed before SUBSCRIBED"),
+    }
+}
+
+/// Sends REGISTER and waits for REGISTERED; `shared` asks for round-robin invocation.
+pub async fn register(r: &mut Reader, w: &mut Writer, procedure: &str, shared: bool) -> Result<Id> {
+    let options = RegisterOptions {
+        invoke: shared.then_some(switchyard::codec::InvokePolicy::RoundRobin),
+        ..Default::default()
+    };
+    w.send(&Message::Register(Register {
+        request: 1,
+        options,
+        procedure: Uri::from(procedure),
+    }))
+    .await?;
+    match r.message().await? {
+        Some(Message::Registered(s)) => Ok(s.registration),
+        Some(Message::Error(e)) => bail!("REGISTER {procedure} refused: {}", e.error),
+        Some(other) => bail!("expected REGISTERED, got {}", other.name()),
+        None => bail!("connection closed before REGISTERED"),
+    }
+}
+
+/// The padding that brings a stamped payload to about `size` bytes.
+pub fn pad_for(size: usize) -> Bytes {
+    Bytes::from(vec![0x5a; size.saturating_sub(16)])
+}
+
+/// `[sent_ns, seq, pad]`.
+pub fn stamped(sent_ns: u64, seq: u64, pad: &Bytes) -> Payload {
+    Payload::args(vec![
+        Value::UInt(sent_ns),
+        Value::UInt(seq),
+        Value::Bin(pad.clone()),
+    ])
+}
+
+pub fn publish(request: Id, topic: &Uri, acknowledge: bool, payload: Payload) -> Message {
+    Message::Publish(Publish {
+        request,
+        options: PublishOptions {
+            acknowledge: acknowledge.then_some(true),
+            ..Default::default()
+        },
+        topic: topic.clone(),
+        payload,
+    })
+}
+
+pub fn call(request: Id, procedure: &Uri, payload: Payload) -> Message {
+    Message::Call(Call {
+        request,
+        options: Default::default(),
+        procedure: procedure.clone(),
+        payload,
+    })
+}
+
+/// `(sent_ns, seq)` from a stamped payload, read from the encoded arguments without decoding
+/// the rest. None if the payload is not one of ours.
+pub fn read_stamp(p: &Payload) -> Option<(u64, u64)> {
+    match p {
+        Payload::Encoded(e) => {
+            let args = e.args.as_ref()?;
+            match e.format {
+                Serializer::MsgPack => msgpack_two_uints(args),
+                Serializer::Json => json_two_uints(args),
+            }
+        }
+        Payload::Values { args: Some(a), .. } => Some((a.first()?.as_u64()?, a.get(1)?.as_u64()?)),
+        _ => None,
+    }
+}
+
+fn msgpack_two_uints(b: &[u8]) -> Option<(u64, u64)> {
+    let rest = match *b.first()? {
+        0x90..=0x9f => &b[1..],
+        0xdc => b.get(3..)?,
+        0xdd => b.get(5..)?,
+        _ => return None,
+    };
+    let (a, rest) = msgpack_uint(rest)?;
+    let (s, _) = msgpack_uint(rest)?;
+    Some((a, s))
+}
+
+fn msgpack_uint(b: &[u8]) -> Option<(u64, &[u8])> {
+    let be = |n: usize| -> Option<(u64, &[u8])> {
+        let bytes = b.get(1..1 + n)?;
+        let v = bytes.iter().fold(0u64, |acc, &x| (acc << 8) | x as u64);
+        Some((v, &b[1 + n..]))
+    };
+    match *b.first()? {
+        m @ 0x00..=0x7f => Some((m as u64, &b[1..])),
+        0xcc => be(1),
+        0xcd => be(2),
+        0xce => be(4),
+        0xcf => be(8),
+        _ => None,
+    }
+}
+
+fn json_two_uints(b: &[u8]) -> Option<(u64, u64)> {
+    let mut i = 0;
+    let skip_ws = |i: &mut usize| {
+        while *i < b.len() && b[*i].is_ascii_whitespace() {
+            *i += 1;
+        }
+    };
+    let number = |i: &mut usize| -> Option<u64> {
+        let start = *i;
+        let mut v: u64 = 0;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            v = v.checked_mul(10)?.checked_add((b[*i] - b'0') as u64)?;
+            *i += 1;
+        }
+        (*i > start).then_some(v)
+    };
+    skip_ws(&mut i);
+    if b.get(i) != Some(&b'[') {
+        return None;
+    }
+    i += 1;
+    skip_ws(&mut i);
+    let a = number(&mut i)?;
+    skip_ws(&mut i);
+    if b.get(i) != Some(&b',') {
+        return None;
+    }
+    i += 1;
+    skip_ws(&mut i);
+    let s = number(&mut i)?;
+    Some((a, s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard::codec;
+
+    /// A stamp survives encoding and decoding in both serializers, for small and large values.
+    #[test]
+    fn stamp_roundtrip() {
+        let topic = Uri::from("t");
+        for ser in Serializer::ALL {
+            for (ts, seq) in [(0, 0), (1, 127), (300, 70_000), (u64::MAX >> 11, 1 << 40)] {
+                let m = publish(7, &topic, false, stamped(ts, seq, &pad_for(64)));
+                let frame = codec::encode(ser, &m);
+                let Message::Publish(p) = codec::decode(ser, &frame).unwrap() else {
+                    panic!("not a PUBLISH");
+                };
+                assert_eq!(read_stamp(&p.payload), Some((ts, seq)), "{ser:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn foreign_payloads_have_no_stamp() {
+        assert_eq!(json_two_uints(b"[\"x\",1]"), None);
+        assert_eq!(msgpack_two_uints(&[0x91, 0xa1, b'x']), None);
+        assert_eq!(read_stamp(&Payload::Empty), None);
+    }
+}
