@@ -396,6 +396,9 @@ async fn run_session<S>(
             }
         }
         shard.flush_mesh();
+        // A producer whose socket always has data would otherwise never return to the
+        // executor, starving the writers that drain the queues it fills.
+        futures_lite::future::yield_now().await;
         if buf.is_empty() && buf.capacity() > 0 {
             // An idle session keeps no read buffer.
             buf = BytesMut::new();
