@@ -407,6 +407,10 @@ pub fn config_keys() -> Vec<String> {
     for (section, fields) in [
         ("router", field_names::of::<RouterSection>()),
         ("realm", field_names::of::<RealmSection>()),
+        (
+            "realm.principal",
+            field_names::of::<crate::config::PrincipalSection>(),
+        ),
     ] {
         keys.extend(fields.iter().map(|f| format!("{section}.{f}")));
     }
@@ -497,7 +501,7 @@ mod tests {
         let f = ConfigFile::parse(EXAMPLE_CONFIG).unwrap();
         assert!(f.router.metrics.is_some());
         for k in config_keys() {
-            let key = k.split_once('.').unwrap().1;
+            let key = k.rsplit_once('.').unwrap().1;
             assert!(
                 EXAMPLE_CONFIG.lines().any(|l| l
                     .trim_start_matches(['#', ' '])
