@@ -24,12 +24,19 @@ use switchyard_fuzz::Chunker;
 type Outcome = (Vec<RawFrame>, Option<FrameError>);
 
 /// Decodes every complete frame in `buf`; `Some(error)` stops the stream.
-fn drain(decoder: &FrameDecoder, buf: &mut BytesMut, frames: &mut Vec<RawFrame>) -> Option<FrameError> {
+fn drain(
+    decoder: &FrameDecoder,
+    buf: &mut BytesMut,
+    frames: &mut Vec<RawFrame>,
+) -> Option<FrameError> {
     loop {
         match decoder.decode(buf) {
             Ok(Some(frame)) => frames.push(frame),
             Ok(None) => {
-                assert!(decoder.bytes_needed(buf) > 0, "decode waits but nothing is needed");
+                assert!(
+                    decoder.bytes_needed(buf) > 0,
+                    "decode waits but nothing is needed"
+                );
                 return None;
             }
             Err(e) => {
@@ -87,10 +94,7 @@ fuzz_target!(|data: &[u8]| {
             if let Some(reply) = reject.reply() {
                 let read = parse_server_reply(reply, SerializerId::JSON);
                 assert!(
-                    matches!(
-                        read,
-                        Err(ClientHandshakeError::Rejected(_))
-                    ),
+                    matches!(read, Err(ClientHandshakeError::Rejected(_))),
                     "{reject:?} answered with {reply:?}, read as {read:?}"
                 );
             }

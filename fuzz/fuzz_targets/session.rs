@@ -55,9 +55,20 @@ enum IdRef {
 
 #[derive(Arbitrary, Debug)]
 enum Msg {
-    Hello { realm: u8, roles: u8, authmethods: u8 },
-    Subscribe { req: u8, topic: u8, policy: u8 },
-    Unsubscribe { req: u8, sub: IdRef },
+    Hello {
+        realm: u8,
+        roles: u8,
+        authmethods: u8,
+    },
+    Subscribe {
+        req: u8,
+        topic: u8,
+        policy: u8,
+    },
+    Unsubscribe {
+        req: u8,
+        sub: IdRef,
+    },
     Publish {
         req: u8,
         topic: u8,
@@ -68,8 +79,17 @@ enum Msg {
         eligible_authrole: bool,
         payload: u8,
     },
-    Register { req: u8, procedure: u8, policy: u8, invoke: u8, force: bool },
-    Unregister { req: u8, reg: IdRef },
+    Register {
+        req: u8,
+        procedure: u8,
+        policy: u8,
+        invoke: u8,
+        force: bool,
+    },
+    Unregister {
+        req: u8,
+        reg: IdRef,
+    },
     Call {
         req: u8,
         procedure: u8,
@@ -79,10 +99,23 @@ enum Msg {
         disclose_me: u8,
         payload: u8,
     },
-    Cancel { req: u8, mode: u8 },
-    Yield { inv: IdRef, progress: bool, payload: u8 },
-    Error { request_type: u8, inv: IdRef, payload: u8 },
-    EventReceived { publication: IdRef },
+    Cancel {
+        req: u8,
+        mode: u8,
+    },
+    Yield {
+        inv: IdRef,
+        progress: bool,
+        payload: u8,
+    },
+    Error {
+        request_type: u8,
+        inv: IdRef,
+        payload: u8,
+    },
+    EventReceived {
+        publication: IdRef,
+    },
     Goodbye,
     Abort,
     /// A message only a router sends.
@@ -92,19 +125,43 @@ enum Msg {
 #[derive(Arbitrary, Debug)]
 enum Op {
     /// Connect (if the slot is free) and send a valid HELLO for the realm: the common path.
-    Join { slot: u8, shard: u8, roles: u8 },
-    Connect { slot: u8, shard: u8 },
-    Send { slot: u8, msg: Msg },
+    Join {
+        slot: u8,
+        shard: u8,
+        roles: u8,
+    },
+    Connect {
+        slot: u8,
+        shard: u8,
+    },
+    Send {
+        slot: u8,
+        msg: Msg,
+    },
     /// A MessagePack frame from the wire.
-    Raw { slot: u8, frame: Vec<u8> },
+    Raw {
+        slot: u8,
+        frame: Vec<u8>,
+    },
     /// The transport closed.
-    Disconnect { slot: u8 },
+    Disconnect {
+        slot: u8,
+    },
     /// Router shutdown: GOODBYE, then wait for the client's.
-    Shutdown { slot: u8 },
-    HelloTimeout { slot: u8 },
-    Advance { ms: u16 },
+    Shutdown {
+        slot: u8,
+    },
+    HelloTimeout {
+        slot: u8,
+    },
+    Advance {
+        ms: u16,
+    },
     /// Deliver up to `n` peer messages on one channel.
-    Deliver { from: u8, n: u8 },
+    Deliver {
+        from: u8,
+        n: u8,
+    },
     Settle,
 }
 
@@ -153,7 +210,12 @@ fn payload(b: u8) -> Payload {
 
 fn policy(b: u8) -> Option<MatchPolicy> {
     pick(
-        &[None, Some(MatchPolicy::Exact), Some(MatchPolicy::Prefix), Some(MatchPolicy::Wildcard)],
+        &[
+            None,
+            Some(MatchPolicy::Exact),
+            Some(MatchPolicy::Prefix),
+            Some(MatchPolicy::Wildcard),
+        ],
         b,
     )
 }
@@ -177,9 +239,8 @@ fn roles_dict(bits: u8) -> Dict {
     if bits & 16 != 0 {
         caller.insert("progressive_call_invocations".into(), Value::Bool(true));
     }
-    let role = |features: Dict| {
-        Value::Dict(Dict::from([("features".into(), Value::Dict(features))]))
-    };
+    let role =
+        |features: Dict| Value::Dict(Dict::from([("features".into(), Value::Dict(features))]));
     Dict::from([
         ("callee".into(), role(callee)),
         ("caller".into(), role(caller)),
@@ -193,7 +254,13 @@ impl World {
         Self {
             shards: (0..SHARDS)
                 .map(|s| {
-                    RealmShard::new(Uri::from(REALM), s, SHARDS, RoutingConfig::default(), 7 + s as u64)
+                    RealmShard::new(
+                        Uri::from(REALM),
+                        s,
+                        SHARDS,
+                        RoutingConfig::default(),
+                        7 + s as u64,
+                    )
                 })
                 .collect(),
             queues: BTreeMap::new(),
@@ -237,7 +304,11 @@ impl World {
     fn build(&self, slot: usize, m: Msg) -> Message {
         let uri = |i: u8| Uri::from(pick(URIS, i));
         match m {
-            Msg::Hello { realm, roles, authmethods } => {
+            Msg::Hello {
+                realm,
+                roles,
+                authmethods,
+            } => {
                 let mut details = HelloDetails::default();
                 if roles & 0x80 == 0 {
                     details.roles = Some(DictField(Value::Dict(roles_dict(roles))));
@@ -253,9 +324,16 @@ impl World {
                     details,
                 })
             }
-            Msg::Subscribe { req, topic, policy: p } => Message::Subscribe(Subscribe {
+            Msg::Subscribe {
+                req,
+                topic,
+                policy: p,
+            } => Message::Subscribe(Subscribe {
                 request: req.into(),
-                options: SubscribeOptions { match_policy: policy(p), ..Default::default() },
+                options: SubscribeOptions {
+                    match_policy: policy(p),
+                    ..Default::default()
+                },
                 topic: uri(topic),
             }),
             Msg::Unsubscribe { req, sub } => Message::Unsubscribe(Unsubscribe {
@@ -284,28 +362,32 @@ impl World {
                 topic: uri(topic),
                 payload: payload(p),
             }),
-            Msg::Register { req, procedure, policy: p, invoke, force } => {
-                Message::Register(Register {
-                    request: req.into(),
-                    options: RegisterOptions {
-                        match_policy: policy(p),
-                        invoke: pick(
-                            &[
-                                None,
-                                Some(InvokePolicy::Single),
-                                Some(InvokePolicy::RoundRobin),
-                                Some(InvokePolicy::Random),
-                                Some(InvokePolicy::First),
-                                Some(InvokePolicy::Last),
-                            ],
-                            invoke,
-                        ),
-                        force_reregister: force.then_some(true),
-                        ..Default::default()
-                    },
-                    procedure: uri(procedure),
-                })
-            }
+            Msg::Register {
+                req,
+                procedure,
+                policy: p,
+                invoke,
+                force,
+            } => Message::Register(Register {
+                request: req.into(),
+                options: RegisterOptions {
+                    match_policy: policy(p),
+                    invoke: pick(
+                        &[
+                            None,
+                            Some(InvokePolicy::Single),
+                            Some(InvokePolicy::RoundRobin),
+                            Some(InvokePolicy::Random),
+                            Some(InvokePolicy::First),
+                            Some(InvokePolicy::Last),
+                        ],
+                        invoke,
+                    ),
+                    force_reregister: force.then_some(true),
+                    ..Default::default()
+                },
+                procedure: uri(procedure),
+            }),
             Msg::Unregister { req, reg } => Message::Unregister(Unregister {
                 request: req.into(),
                 registration: self.known(slot, reg, |c| &c.registrations),
@@ -321,7 +403,10 @@ impl World {
             } => Message::Call(Call {
                 request: (req % 8).into(),
                 options: CallOptions {
-                    timeout: pick(&[None, Some(0), Some(5), Some(50), Some(1000), Some(u64::MAX)], timeout),
+                    timeout: pick(
+                        &[None, Some(0), Some(5), Some(50), Some(1000), Some(u64::MAX)],
+                        timeout,
+                    ),
                     receive_progress: flag(receive_progress),
                     progress: flag(progress),
                     disclose_me: flag(disclose_me),
@@ -334,19 +419,44 @@ impl World {
                 request: (req % 8).into(),
                 options: CancelOptions {
                     mode: pick(
-                        &[None, Some(CancelMode::Skip), Some(CancelMode::Kill), Some(CancelMode::KillNoWait)],
+                        &[
+                            None,
+                            Some(CancelMode::Skip),
+                            Some(CancelMode::Kill),
+                            Some(CancelMode::KillNoWait),
+                        ],
                         mode,
                     ),
                     ..Default::default()
                 },
             }),
-            Msg::Yield { inv, progress, payload: p } => Message::Yield(Yield {
+            Msg::Yield {
+                inv,
+                progress,
+                payload: p,
+            } => Message::Yield(Yield {
                 request: self.known(slot, inv, |c| &c.invocations),
-                options: YieldOptions { progress: progress.then_some(true), ..Default::default() },
+                options: YieldOptions {
+                    progress: progress.then_some(true),
+                    ..Default::default()
+                },
                 payload: payload(p),
             }),
-            Msg::Error { request_type, inv, payload: p } => Message::Error(Error {
-                request_type: pick(&[code::INVOCATION, code::INVOCATION, code::CALL, code::EVENT, 9999], request_type),
+            Msg::Error {
+                request_type,
+                inv,
+                payload: p,
+            } => Message::Error(Error {
+                request_type: pick(
+                    &[
+                        code::INVOCATION,
+                        code::INVOCATION,
+                        code::CALL,
+                        code::EVENT,
+                        9999,
+                    ],
+                    request_type,
+                ),
                 request: self.known(slot, inv, |c| &c.invocations),
                 details: Dict::new(),
                 error: Uri::from(pick(&["com.err", "wamp.error.canceled", "a..b"], p >> 2)),
@@ -366,7 +476,10 @@ impl World {
                 reason: Uri::from("wamp.close.system_shutdown"),
             }),
             Msg::RouterOnly(k) => match k % 5 {
-                0 => Message::Welcome(Welcome { session: 1, details: WelcomeDetails::default() }),
+                0 => Message::Welcome(Welcome {
+                    session: 1,
+                    details: WelcomeDetails::default(),
+                }),
                 1 => Message::Event(Event {
                     subscription: 1,
                     publication: 1,
@@ -379,8 +492,14 @@ impl World {
                     details: InvocationDetails::default(),
                     payload: Payload::Empty,
                 }),
-                3 => Message::Authenticate(Authenticate { signature: "x".into(), extra: Dict::new() }),
-                _ => Message::Published(Published { request: 1, publication: 1 }),
+                3 => Message::Authenticate(Authenticate {
+                    signature: "x".into(),
+                    extra: Dict::new(),
+                }),
+                _ => Message::Published(Published {
+                    request: 1,
+                    publication: 1,
+                }),
             },
         }
     }
@@ -405,7 +524,9 @@ impl World {
 
     /// The connection is gone: routing forgets the session (`Shard::session_gone`).
     fn close(&mut self, slot: usize) {
-        let Some(client) = self.clients[slot].take() else { return };
+        let Some(client) = self.clients[slot].take() else {
+            return;
+        };
         self.by_id.remove(&client.session.id);
         if let Some(sref) = client.routed {
             let mut out = Vec::new();
@@ -415,7 +536,9 @@ impl World {
     }
 
     fn feed(&mut self, slot: usize, msg: Result<Message, DecodeError>) {
-        let Some(client) = self.clients[slot].as_mut() else { return };
+        let Some(client) = self.clients[slot].as_mut() else {
+            return;
+        };
         let mut outs = Vec::new();
         match msg {
             Ok(m) => client.session.on_message(m, &Realms, &mut outs),
@@ -426,7 +549,9 @@ impl World {
 
     fn apply(&mut self, slot: usize, outs: Vec<SessionOutput>) {
         for o in outs {
-            let Some(client) = self.clients[slot].as_mut() else { return };
+            let Some(client) = self.clients[slot].as_mut() else {
+                return;
+            };
             match o {
                 SessionOutput::Reply(_) => {}
                 SessionOutput::Joined { realm } => {
@@ -439,8 +564,13 @@ impl World {
                         .and_then(|r| r.as_dict())
                         .map(Features::from_roles)
                         .unwrap_or_default();
-                    client.routed =
-                        Some(SessionRef::new(s.id, client.shard, &s.authid, &s.authrole, features));
+                    client.routed = Some(SessionRef::new(
+                        s.id,
+                        client.shard,
+                        &s.authid,
+                        &s.authrole,
+                        features,
+                    ));
                 }
                 SessionOutput::Route(m) => {
                     let sref = client.routed.clone().expect("routed before joining");
@@ -491,9 +621,18 @@ impl World {
         let Some(&slot) = self.by_id.get(&to) else {
             return; // gone meanwhile: the runtime drops it too
         };
-        let Some(client) = self.clients[slot].as_mut() else { return };
-        assert_eq!(client.shard, shard, "shard {shard} sent to session {to} of shard {}", client.shard);
-        assert!(client.routed.is_some(), "routing sent to session {to} before it joined");
+        let Some(client) = self.clients[slot].as_mut() else {
+            return;
+        };
+        assert_eq!(
+            client.shard, shard,
+            "shard {shard} sent to session {to} of shard {}",
+            client.shard
+        );
+        assert!(
+            client.routed.is_some(),
+            "routing sent to session {to} before it joined"
+        );
         match msg {
             Message::Subscribed(s) => client.subscriptions.push(s.subscription),
             Message::Registered(r) => client.registrations.push(r.registration),
@@ -515,7 +654,11 @@ impl World {
     }
 
     fn deliver_peer(&mut self, from: usize, to: usize) -> bool {
-        let Some(msg) = self.queues.get_mut(&(from, to)).and_then(VecDeque::pop_front) else {
+        let Some(msg) = self
+            .queues
+            .get_mut(&(from, to))
+            .and_then(VecDeque::pop_front)
+        else {
             return false;
         };
         let mut out = Vec::new();
@@ -527,7 +670,11 @@ impl World {
 
     fn settle(&mut self) {
         for _ in 0..100_000 {
-            let Some(&(from, to)) = self.queues.iter().find(|(_, q)| !q.is_empty()).map(|(k, _)| k)
+            let Some(&(from, to)) = self
+                .queues
+                .iter()
+                .find(|(_, q)| !q.is_empty())
+                .map(|(k, _)| k)
             else {
                 return;
             };
@@ -549,9 +696,20 @@ impl World {
     fn step(&mut self, op: Op) {
         let slot = |s: u8| usize::from(s) % SLOTS;
         match op {
-            Op::Join { slot: s, shard, roles } => {
+            Op::Join {
+                slot: s,
+                shard,
+                roles,
+            } => {
                 self.connect(slot(s), usize::from(shard) % SHARDS);
-                let hello = self.build(slot(s), Msg::Hello { realm: 0, roles, authmethods: 0 });
+                let hello = self.build(
+                    slot(s),
+                    Msg::Hello {
+                        realm: 0,
+                        roles,
+                        authmethods: 0,
+                    },
+                );
                 self.feed(slot(s), Ok(hello));
             }
             Op::Connect { slot: s, shard } => self.connect(slot(s), usize::from(shard) % SHARDS),
@@ -567,7 +725,8 @@ impl World {
             Op::Shutdown { slot: s } => {
                 if let Some(c) = self.clients[slot(s)].as_mut() {
                     let mut outs = Vec::new();
-                    c.session.close_with_goodbye("wamp.close.system_shutdown", "bye", &mut outs);
+                    c.session
+                        .close_with_goodbye("wamp.close.system_shutdown", "bye", &mut outs);
                     self.apply(slot(s), outs);
                 }
             }
@@ -604,8 +763,16 @@ impl World {
         for shard in &self.shards {
             let d = shard.dealer();
             let s = shard.shard();
-            assert!(shard.broker().subscriptions().is_empty(), "shard {s}: subscriptions leak: {:?}", shard.broker().subscriptions());
-            assert!(d.registrations().is_empty(), "shard {s}: registrations leak: {:?}", d.registrations());
+            assert!(
+                shard.broker().subscriptions().is_empty(),
+                "shard {s}: subscriptions leak: {:?}",
+                shard.broker().subscriptions()
+            );
+            assert!(
+                d.registrations().is_empty(),
+                "shard {s}: registrations leak: {:?}",
+                d.registrations()
+            );
             assert_eq!(d.pending_calls(), 0, "shard {s}: calls leak");
             assert_eq!(d.pending_invocations(), 0, "shard {s}: invocations leak");
             assert_eq!(shard.next_deadline(), None, "shard {s}: timers leak");

@@ -72,7 +72,11 @@ fn check_error(uri: &str, check: UriCheck, e: UriError) {
             assert!(at == 0 || bytes[at - 1] == b'.', "{uri:?} {e:?}");
         }
         UriError::InvalidChar { at, ch } => {
-            assert_eq!(uri.get(at..).and_then(|s| s.chars().next()), Some(ch), "{uri:?} {e:?}");
+            assert_eq!(
+                uri.get(at..).and_then(|s| s.chars().next()),
+                Some(ch),
+                "{uri:?} {e:?}"
+            );
             assert!(!char_ok(ch, check) && ch != '.', "{uri:?} {e:?}");
         }
     }
@@ -108,7 +112,11 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     // The rules nest.
-    for policy in [MatchPolicy::Exact, MatchPolicy::Prefix, MatchPolicy::Wildcard] {
+    for policy in [
+        MatchPolicy::Exact,
+        MatchPolicy::Prefix,
+        MatchPolicy::Wildcard,
+    ] {
         if validate_pattern(uri, policy, UriCheck::Strict).is_ok() {
             assert!(validate_pattern(uri, policy, UriCheck::Loose).is_ok());
         }

@@ -20,8 +20,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use switchyard::net::websocket::{
-    apply_mask, codec, DeflateConfig, DeflateParams, Deflater, FrameDecoder, Role, WsError,
-    WsEvent,
+    apply_mask, codec, DeflateConfig, DeflateParams, Deflater, FrameDecoder, Role, WsError, WsEvent,
 };
 use switchyard_fuzz::Chunker;
 
@@ -34,8 +33,14 @@ enum Body {
     /// Compressed with the client's deflater (trailer stripped, as a client sends it).
     Deflated(Vec<u8>),
     /// `len` copies of `byte`, compressed: a small frame that inflates to a lot.
-    Bomb { byte: u8, len: u32 },
-    Close { code: u16, reason: String },
+    Bomb {
+        byte: u8,
+        len: u32,
+    },
+    Close {
+        code: u16,
+        reason: String,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -105,7 +110,11 @@ fn compress(deflater: &mut Deflater, data: &[u8]) -> Vec<u8> {
 
 type Outcome = (Vec<WsEvent>, Option<WsError>);
 
-fn poll_all(decoder: &mut FrameDecoder, buf: &mut BytesMut, events: &mut Vec<WsEvent>) -> Option<WsError> {
+fn poll_all(
+    decoder: &mut FrameDecoder,
+    buf: &mut BytesMut,
+    events: &mut Vec<WsEvent>,
+) -> Option<WsError> {
     loop {
         match decoder.poll(buf) {
             Ok(Some(event)) => events.push(event),
@@ -139,7 +148,11 @@ fn check_events(events: &[WsEvent], limit: usize) {
     for event in events {
         match event {
             WsEvent::Message { binary, data } => {
-                assert!(data.len() <= limit, "message of {} over limit {limit}", data.len());
+                assert!(
+                    data.len() <= limit,
+                    "message of {} over limit {limit}",
+                    data.len()
+                );
                 if !binary {
                     assert!(std::str::from_utf8(data).is_ok());
                 }
@@ -232,6 +245,9 @@ fuzz_target!(|data: &[u8]| {
     let in_chunks = run(params, limit, &stream, Some(*seed));
     assert_eq!(at_once, in_chunks, "chunking changed the outcome");
     if let Some(expected) = expected {
-        assert_eq!(at_once, expected, "well-formed messages did not come out as sent");
+        assert_eq!(
+            at_once, expected,
+            "well-formed messages did not come out as sent"
+        );
     }
 });

@@ -12,8 +12,7 @@ use base64::Engine;
 use libfuzzer_sys::fuzz_target;
 use switchyard::net::websocket::handshake::MAX_HEAD_BYTES;
 use switchyard::net::websocket::{
-    accept_response, negotiate_deflate, parse_request, ClientConfig, ClientHandshake,
-    DeflateConfig,
+    accept_response, negotiate_deflate, parse_request, ClientConfig, ClientHandshake, DeflateConfig,
 };
 
 const SUBPROTOCOLS: [&str; 2] = ["wamp.2.msgpack", "wamp.2.json"];
@@ -93,10 +92,18 @@ fuzz_target!(|data: &[u8]| {
         let (client, _) = ClientHandshake::with_key(&client_config, key).expect("client request");
         let (result, used) = client
             .parse_response(&response)
-            .unwrap_or_else(|e| panic!("client refuses our response: {e:?}\n{}", String::from_utf8_lossy(&response)))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "client refuses our response: {e:?}\n{}",
+                    String::from_utf8_lossy(&response)
+                )
+            })
             .expect("response is complete");
         assert_eq!(used, response.len());
         assert_eq!(result.subprotocol.as_deref(), protocol);
-        assert_eq!(result.deflate, agreed, "client and server disagree on deflate");
+        assert_eq!(
+            result.deflate, agreed,
+            "client and server disagree on deflate"
+        );
     }
 });
