@@ -56,17 +56,7 @@ pubkey = "PUBKEY"
 "#;
 
 fn python() -> PathBuf {
-    let candidate = if let Some(p) = std::env::var_os("SWITCHYARD_PYTHON") {
-        PathBuf::from(p)
-    } else {
-        let exe = Path::new(env!("CARGO_BIN_EXE_switchyard"));
-        exe.ancestors()
-            .skip(1)
-            .take(3)
-            .map(|d| d.join("interop-venv/bin/python"))
-            .find(|p| p.exists())
-            .unwrap_or_else(|| PathBuf::from("python3"))
-    };
+    let candidate = common::interop_python_candidate();
     let ok = Command::new(&candidate)
         .args(["-c", "import autobahn, nacl"])
         .stdin(Stdio::null())

@@ -41,18 +41,7 @@ const INSTALL_HINT: &str =
 fn python() -> &'static PathBuf {
     static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let found = PYTHON.get_or_init(|| {
-        let candidate = if let Some(p) = std::env::var_os("SWITCHYARD_PYTHON") {
-            PathBuf::from(p)
-        } else {
-            // <target>/<profile>/switchyard -> <target>/interop-venv
-            let exe = Path::new(env!("CARGO_BIN_EXE_switchyard"));
-            exe.ancestors()
-                .skip(1)
-                .take(3)
-                .map(|d| d.join("interop-venv/bin/python"))
-                .find(|p| p.exists())
-                .unwrap_or_else(|| PathBuf::from("python3"))
-        };
+        let candidate = common::interop_python_candidate();
         let out = Command::new(&candidate)
             .args([
                 "-c",

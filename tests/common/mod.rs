@@ -379,3 +379,20 @@ pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
         thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// The Python the interop scripts run with: `$SWITCHYARD_PYTHON` if set (tests/run.sh sets
+/// it), else the venv tests/run.sh makes next to the build (`<target>/interop-venv`), else
+/// `python3`. Callers check that the modules they need import.
+pub fn interop_python_candidate() -> PathBuf {
+    if let Some(p) = std::env::var_os("SWITCHYARD_PYTHON") {
+        return PathBuf::from(p);
+    }
+    // <target>/<profile>/switchyard -> <target>/interop-venv
+    std::path::Path::new(env!("CARGO_BIN_EXE_switchyard"))
+        .ancestors()
+        .skip(1)
+        .take(3)
+        .map(|d| d.join("interop-venv/bin/python"))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("python3"))
+}
