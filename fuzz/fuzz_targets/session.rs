@@ -24,7 +24,7 @@ use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use switchyard::codec::uri::MatchPolicy;
 use switchyard::codec::*;
-use switchyard::routing::{Action, Features, PeerMsg, RealmShard, RoutingConfig, SessionRef};
+use switchyard::routing::{Action, PeerMsg, RealmShard, RoutingConfig, SessionRef};
 use switchyard::shard::session::{router_roles, RealmDirectory, Session, SessionOutput, State};
 
 const SHARDS: usize = 2;
@@ -513,7 +513,7 @@ impl World {
         self.by_id.insert(id, slot);
         self.clients[slot] = Some(Client {
             shard,
-            session: Session::new(id, self.roles.clone()),
+            session: Session::new(id, std::rc::Rc::new(self.roles.clone())),
             routed: None,
             subscriptions: Vec::new(),
             registrations: Vec::new(),
@@ -558,12 +558,7 @@ impl World {
                     assert_eq!(&*realm, REALM);
                     assert!(client.routed.is_none(), "joined twice");
                     let s = &client.session;
-                    let features = s
-                        .client_roles
-                        .as_ref()
-                        .and_then(|r| r.as_dict())
-                        .map(Features::from_roles)
-                        .unwrap_or_default();
+                    let features = s.features;
                     client.routed = Some(SessionRef::new(
                         s.id,
                         client.shard,
