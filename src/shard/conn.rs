@@ -18,7 +18,7 @@ use crate::net::rawsocket::{self, RawFrame, RejectCode, SerializerId};
 use crate::net::websocket::{self, Role, WsEvent};
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -54,8 +54,6 @@ pub struct SessionHandle {
     pub realm: RefCell<Option<codec::Uri>>,
     /// The session as the routing core sees it (built once, at join).
     pub sref: RefCell<Option<crate::routing::SessionRef>>,
-    /// Largest frame the peer accepts (RawSocket handshake); larger messages are not sent.
-    pub peer_max: Cell<usize>,
 }
 
 /// Reads the next bytes into `buf`, through the shard's shared scratch buffer so an idle
@@ -137,17 +135,14 @@ where
             .await
         }
     };
-    let Some(Some((serializer, deframer, framer, leftover, peer_max))) = hs else {
+    let Some(Some((serializer, deframer, framer, leftover))) = hs else {
         let _ = stream.close().await;
         return;
     };
-    run_session(
-        shard, stream, serializer, deframer, framer, leftover, peer_max,
-    )
-    .await;
+    run_session(shard, stream, serializer, deframer, framer, leftover).await;
 }
 
-type Negotiated = (Serializer, Deframer, Framer, BytesMut, usize);
+type Negotiated = (Serializer, Deframer, Framer, BytesMut);
 
 async fn rawsocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     shard: &Shard,
@@ -201,7 +196,6 @@ async fn rawsocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
             peer_max: hello.max_len as usize,
         },
         BytesMut::new(),
-        hello.max_len as usize,
     ))
 }
 
@@ -282,7 +276,6 @@ async fn websocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
         Deframer::Ws(Box::new(dec)),
         Framer::Ws(Box::new(enc)),
         buf,
-        usize::MAX,
     ))
 }
 
@@ -322,7 +315,6 @@ async fn run_session<S>(
     mut deframer: Deframer,
     framer: Framer,
     mut buf: BytesMut,
-    peer_max: usize,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + 'static,
 {
@@ -336,7 +328,6 @@ async fn run_session<S>(
         kill: Signal::default(),
         realm: RefCell::new(None),
         sref: RefCell::new(None),
-        peer_max: Cell::new(peer_max),
     });
     shard.sessions.borrow_mut().insert(id, handle.clone());
     shard.metrics.connections.inc();
