@@ -42,6 +42,10 @@ impl Report {
     pub fn rss_per_session(&self) -> Option<f64> {
         let [before, ready, _] = self.outcome.rss?;
         let n = self.held_sessions.filter(|&n| n > 0)?;
+        if self.outcome.totals.disconnects > 0 {
+            // Fewer sessions than asked were held: no per-session figure.
+            return None;
+        }
         Some((ready as f64 - before as f64) / n as f64)
     }
 
@@ -81,6 +85,12 @@ impl Report {
         );
         if self.held_sessions.is_none() {
             self.traffic_lines(&mut s);
+        } else if o.totals.disconnects > 0 {
+            let _ = writeln!(
+                s,
+                "  disconnects   {} of the held sessions were closed by the router (no per-session RSS)",
+                o.totals.disconnects
+            );
         }
         let l = self.latency();
         if l.count > 0 {

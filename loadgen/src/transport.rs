@@ -7,8 +7,10 @@
 //! one call. Both halves are plain structs with no task of their own, so a scenario decides how
 //! many tasks a session needs (one for a closed loop, two when sending is paced by a timer).
 //!
-//! Not implemented, because routers under test do not use them against a client: answering
-//! transport-level pings (RawSocket PING, WebSocket ping) and WebSocket compression.
+//! Transport-level pings (RawSocket PING, WebSocket ping) are kept by the [`Reader`] (the latest
+//! [`MAX_PINGS`]) for whoever owns the [`Writer`] to answer with [`Writer::pong`]; the `idle`
+//! scenario does (Crossbar's auto-ping drops a session that does not answer). Not implemented:
+//! WebSocket compression.
 
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::{Bytes, BytesMut};
@@ -33,6 +35,9 @@ const READ_CHUNK: usize = 256 * 1024;
 
 /// Largest message we accept (announced in the RawSocket handshake as 2^24).
 const MAX_MESSAGE: usize = 1 << 24;
+
+/// Unanswered transport pings a [`Reader`] keeps (the oldest are dropped past this).
+pub const MAX_PINGS: usize = 4;
 
 thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_CHUNK]);
@@ -246,6 +251,7 @@ pub async fn connect(
             deframer,
             buf: leftover,
             closed: false,
+            pings: Vec::new(),
             ser,
         },
         Writer {
@@ -317,6 +323,8 @@ pub struct Reader {
     buf: BytesMut,
     /// A WebSocket close frame arrived: nothing more will.
     closed: bool,
+    /// Payloads of transport pings not yet taken by [`Reader::take_pings`].
+    pings: Vec<Bytes>,
     pub ser: Serializer,
 }
 
@@ -328,12 +336,14 @@ impl Reader {
             match &mut self.deframer {
                 Deframer::Raw(dec) => match dec.decode(&mut self.buf)? {
                     Some(RawFrame::Message(b)) => return Ok(Some(b)),
-                    Some(RawFrame::Ping(_)) | Some(RawFrame::Pong(_)) => continue,
+                    Some(RawFrame::Ping(p)) => self.keep_ping(p),
+                    Some(RawFrame::Pong(_)) => continue,
                     None => return Ok(None),
                 },
                 Deframer::Ws(dec) => match dec.poll(&mut self.buf)? {
                     Some(WsEvent::Message { data, .. }) => return Ok(Some(data)),
-                    Some(WsEvent::Ping(_)) | Some(WsEvent::Pong(_)) => continue,
+                    Some(WsEvent::Ping(p)) => self.keep_ping(p),
+                    Some(WsEvent::Pong(_)) => continue,
                     Some(WsEvent::Close { .. }) => {
                         self.closed = true;
                         return Ok(None);
@@ -342,6 +352,23 @@ impl Reader {
                 },
             }
         }
+    }
+
+    fn keep_ping(&mut self, payload: Bytes) {
+        if self.pings.len() >= MAX_PINGS {
+            self.pings.remove(0);
+        }
+        self.pings.push(payload);
+    }
+
+    /// The payloads of the transport pings received since the last call, oldest first.
+    pub fn take_pings(&mut self) -> Vec<Bytes> {
+        std::mem::take(&mut self.pings)
+    }
+
+    /// Whether a WebSocket close frame arrived.
+    pub fn is_closed(&self) -> bool {
+        self.closed
     }
 
     /// Reads more bytes; `Ok(false)` at end of stream.
@@ -407,6 +434,21 @@ impl Writer {
             }
         }
         self.pending += 1;
+    }
+
+    /// Queues the answer to a transport ping (RawSocket PONG or WebSocket pong) echoing
+    /// `payload`; [`Writer::flush`] writes it. Not counted in [`Writer::pending`].
+    pub fn pong(&mut self, payload: &[u8]) {
+        match &mut self.framer {
+            Framer::Raw => {
+                // A ping's payload came in a frame, so its length fits a header.
+                if let Ok(h) = rawsocket::encode_header(FrameKind::Pong, payload.len() as u32) {
+                    self.out.extend_from_slice(&h);
+                    self.out.extend_from_slice(payload);
+                }
+            }
+            Framer::Ws(_) => websocket::encode_pong(Role::Client, payload, &mut self.out),
+        }
     }
 
     /// Messages queued and not yet written.

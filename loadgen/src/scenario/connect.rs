@@ -15,10 +15,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use switchyard::codec::Message;
 
-use super::{open_sessions, Env};
+use super::{open_sessions, Env, Session};
 use crate::clock::now_ns;
 use crate::runner::ShardCtx;
-use crate::stats::bump;
+use crate::stats::{bump, unbump};
 use crate::transport;
 use crate::wamp;
 
@@ -101,10 +101,45 @@ thread_local! {
 pub async fn idle_shard(ctx: ShardCtx, env: Arc<Env>, sessions: usize) -> Result<()> {
     let mine: Vec<usize> = ctx.mine(sessions).collect();
     let held = open_sessions(&ctx, &env, mine).await?;
+    let watchers: Vec<_> = held
+        .into_iter()
+        .map(|(_, s)| glommio::spawn_local(hold(ctx.clone(), s)))
+        .collect();
     if ctx.ready().await.is_none() {
         return Ok(());
     }
     ctx.stopped().await;
-    drop(held);
+    drop(watchers);
     Ok(())
+}
+
+/// Holds one idle session: answers the router's transport pings and, if the router closes
+/// the connection, counts a disconnect (and one session fewer) instead of going on claiming
+/// the session is held.
+async fn hold(ctx: ShardCtx, s: Session) {
+    let Session { mut r, mut w, .. } = s;
+    'held: loop {
+        // Anything the router sends an idle session is ignored, but must be read.
+        loop {
+            match r.buffered_frame() {
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(_) => break 'held,
+            }
+        }
+        let pings = r.take_pings();
+        if !pings.is_empty() {
+            for p in &pings {
+                w.pong(p);
+            }
+            if w.flush().await.is_err() {
+                break;
+            }
+        }
+        if r.is_closed() || !matches!(r.fill().await, Ok(true)) {
+            break;
+        }
+    }
+    bump(&ctx.counters.disconnects, 1);
+    unbump(&ctx.counters.sessions, 1);
 }
