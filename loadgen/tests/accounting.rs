@@ -233,3 +233,131 @@ fn connect_cycles_all_complete() {
     assert_eq!(total(&v, "delivered"), sent);
     assert_eq!(total(&v, "errors"), 0);
 }
+
+/// What the scripted router of [`scripted_router`] does after WELCOME.
+#[derive(Clone, Copy)]
+enum AfterWelcome {
+    /// Close the connection at once.
+    Close,
+    /// Send a RawSocket PING and count the sessions whose PONG echoes it.
+    Ping,
+}
+
+/// A minimal RawSocket + JSON "router" for behaviours Switchyard does not show a client
+/// (closing a session's connection on its own, transport pings): it answers the handshake and
+/// HELLO, then does `after`. Returns the endpoint and the number of correct PONGs so far.
+fn scripted_router(after: AfterWelcome) -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
+        let n = payload.len();
+        let mut f = vec![kind, (n >> 16) as u8, (n >> 8) as u8, n as u8];
+        f.extend_from_slice(payload);
+        f
+    }
+    fn read_frame(s: &mut TcpStream) -> std::io::Result<(u8, Vec<u8>)> {
+        let mut h = [0u8; 4];
+        s.read_exact(&mut h)?;
+        let n = (h[1] as usize) << 16 | (h[2] as usize) << 8 | h[3] as usize;
+        let mut p = vec![0; n];
+        s.read_exact(&mut p)?;
+        Ok((h[0] & 0x07, p))
+    }
+    fn serve(
+        mut s: TcpStream,
+        after: AfterWelcome,
+        pongs: &AtomicU64,
+        n: u64,
+    ) -> std::io::Result<()> {
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let mut hello = [0u8; 4];
+        s.read_exact(&mut hello)?;
+        // Same serializer, 2^24 octets.
+        s.write_all(&[0x7f, 0xf0 | (hello[1] & 0x0f), 0, 0])?;
+        let (kind, _hello) = read_frame(&mut s)?;
+        assert_eq!(kind, 0, "expected HELLO");
+        s.write_all(&frame(0, br#"[2,1,{"roles":{"broker":{},"dealer":{}}}]"#))?;
+        match after {
+            AfterWelcome::Close => Ok(()),
+            AfterWelcome::Ping => {
+                let token = format!("ping-{n}").into_bytes();
+                s.write_all(&frame(1, &token))?;
+                // Until the client goes away (or 30 s pass): count a PONG that echoes the token.
+                while let Ok((kind, p)) = read_frame(&mut s) {
+                    if kind == 2 && p == token {
+                        pongs.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("rs://{}", listener.local_addr().expect("local address"));
+    let pongs = Arc::new(AtomicU64::new(0));
+    let counter = pongs.clone();
+    std::thread::spawn(move || {
+        for (n, conn) in listener.incoming().take(64).enumerate() {
+            let Ok(conn) = conn else { continue };
+            let counter = counter.clone();
+            std::thread::spawn(move || {
+                let _ = serve(conn, after, &counter, n as u64);
+            });
+        }
+    });
+    (url, pongs)
+}
+
+/// The idle scenario used to go on reporting sessions as held (and RSS per session) after the
+/// router had closed them; now each closed session counts as a disconnect and no per-session
+/// figure is given.
+#[test]
+fn idle_counts_sessions_the_router_closes() {
+    let (url, _) = scripted_router(AfterWelcome::Close);
+    let pid = std::process::id().to_string();
+    let v = loadgen(&[
+        "idle",
+        "--url",
+        &url,
+        "--serializer",
+        "json",
+        "--sessions",
+        "3",
+        "--duration",
+        "0.5",
+        "--router-pid",
+        &pid,
+    ]);
+    assert_eq!(total(&v, "disconnects"), 3);
+    assert!(v["rss_per_session_bytes"].is_null(), "{v}");
+}
+
+/// Held idle sessions answer the router's transport pings (Crossbar drops sessions that do not
+/// when its auto-ping is on).
+#[test]
+fn idle_sessions_answer_pings() {
+    let (url, pongs) = scripted_router(AfterWelcome::Ping);
+    let v = loadgen(&[
+        "idle",
+        "--url",
+        &url,
+        "--serializer",
+        "json",
+        "--sessions",
+        "3",
+        "--duration",
+        "0.5",
+    ]);
+    assert_eq!(total(&v, "disconnects"), 0);
+    // loadgen has exited, so every PONG it sent has arrived; the serving threads may still be
+    // counting, so wait for them (bounded).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pongs.load(std::sync::atomic::Ordering::SeqCst) < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(pongs.load(std::sync::atomic::Ordering::SeqCst), 3);
+}
