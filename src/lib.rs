@@ -5,6 +5,7 @@ pub mod cli;
 pub mod codec;
 pub mod config;
 pub mod logging;
+pub mod meta;
 pub mod metrics;
 pub mod net;
 pub mod routing;

@@ -172,6 +172,7 @@ impl Broker {
         &mut self,
         topic: Uri,
         payload: crate::codec::Payload,
+        options: crate::codec::PublishOptions,
         ctx: &mut Ctx<'_>,
     ) -> Id {
         let publication = Arc::new(Publication {
@@ -180,7 +181,7 @@ impl Broker {
             publisher: 0,
             publisher_authid: Arc::from(""),
             publisher_authrole: Arc::from(""),
-            options: Default::default(),
+            options,
             payload,
         });
         self.dispatch(&publication, ctx);
@@ -605,6 +606,18 @@ impl Broker {
                 })
             })
             .collect()
+    }
+
+    /// One subscription by ID (this shard's replica of the interest table).
+    pub fn subscription(&self, id: Id) -> Option<SubscriptionInfo> {
+        let (policy, pattern) = self.interest_by_id.get(&id)?;
+        let entry = self.interest.get(*policy, pattern)?;
+        Some(SubscriptionInfo {
+            id,
+            policy: *policy,
+            pattern: pattern.clone(),
+            shards: entry.shards.clone(),
+        })
     }
 
     /// The subscription for exactly `(policy, pattern)` (`wamp.subscription.lookup`).

@@ -87,6 +87,7 @@ impl Default for RoutingConfig {
 /// Error URIs the routing core answers with.
 pub mod errors {
     pub const INVALID_URI: &str = "wamp.error.invalid_uri";
+    pub const NO_SUCH_SESSION: &str = "wamp.error.no_such_session";
     pub const NO_SUCH_SUBSCRIPTION: &str = "wamp.error.no_such_subscription";
     pub const NO_SUCH_PROCEDURE: &str = "wamp.error.no_such_procedure";
     pub const NO_SUCH_REGISTRATION: &str = "wamp.error.no_such_registration";
@@ -319,17 +320,19 @@ impl RealmShard {
     }
 
     /// Publishes an event from the router itself (the meta API's `wamp.session.on_join`, …) to
-    /// every matching subscriber on every shard. Returns the publication ID.
+    /// every matching subscriber on every shard, with the publisher's black/whitelists of
+    /// `options` (testaments carry them). Returns the publication ID.
     pub fn publish_from_router(
         &mut self,
         topic: Uri,
         payload: Payload,
+        options: codec::PublishOptions,
         now: Instant,
         out: &mut Vec<Action>,
     ) -> codec::Id {
         let mut id = 0;
         self.with_ctx(now, out, |broker, _, ctx| {
-            id = broker.publish_from_router(topic, payload, ctx)
+            id = broker.publish_from_router(topic, payload, options, ctx)
         });
         id
     }

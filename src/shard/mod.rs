@@ -32,6 +32,8 @@ use std::time::{Duration, Instant};
 /// Features announced in WELCOME: exactly what the broker and dealer implement.
 pub const BROKER_FEATURES: &[&str] = &[
     "publisher_exclusion",
+    "session_meta_api",
+    "subscription_meta_api",
     "publisher_identification",
     "subscriber_blackwhite_listing",
     "pattern_based_subscription",
@@ -45,6 +47,9 @@ pub const DEALER_FEATURES: &[&str] = &[
     "progressive_call_invocations",
     "pattern_based_registration",
     "shared_registration",
+    "session_meta_api",
+    "registration_meta_api",
+    "testament_meta_api",
 ];
 
 /// Messages waiting in a shard's inbox above which producers elsewhere pause reading.
@@ -61,6 +66,12 @@ pub enum ShardMsg {
     UnixConn {
         fd: std::os::fd::OwnedFd,
         listener: usize,
+    },
+    /// A meta API query or answer (see [`crate::meta`]) for the same realm on this shard.
+    Meta {
+        realm: Uri,
+        from: usize,
+        msg: crate::meta::MetaMsg,
     },
     /// A routing message for the same realm on this shard.
     Peer {
@@ -95,6 +106,8 @@ pub struct Shard {
     pub call_timer: CallTimer,
     /// Routing work produced while routing work is applied (processed iteratively).
     pending_local: RefCell<Vec<(Uri, PeerMsg)>>,
+    /// The meta API's per-shard state (scatter-gather queries, testaments, queued events).
+    pub meta: crate::meta::MetaState,
 }
 
 /// Decrements the process-wide connection count when a connection ends.
@@ -214,6 +227,8 @@ impl Shard {
                         &core.authrole,
                         core.features,
                     ));
+                    drop(core);
+                    crate::meta::on_join(self, h);
                 }
                 SessionOutput::Route(m) => self.route(h, m),
                 SessionOutput::Close => {
@@ -234,14 +249,20 @@ impl Shard {
         if let Message::Call(c) = &m {
             self.call_timer.on_call(h.id, c.request, Instant::now());
         }
+        let Some(m) = crate::meta::intercept(self, h, &realm, m) else { return };
+        self.route_to_realm(h, &realm, m);
+    }
+
+    /// Feeds one message of a local session to its realm's routing core.
+    pub(crate) fn route_to_realm(&self, h: &SessionHandle, realm: &Uri, m: Message) {
         let mut actions = Vec::new();
         if let (Some(r), Some(sref)) = (
-            self.realms.borrow_mut().get_mut(&realm),
+            self.realms.borrow_mut().get_mut(realm),
             h.sref.borrow().as_ref(),
         ) {
             r.on_message(sref, m, Instant::now(), &mut actions);
         }
-        self.apply_actions(&realm, actions);
+        self.apply_actions(realm, actions);
     }
 
     /// The session left (transport closed, GOODBYE, ABORT): remove it from routing. Idempotent.
@@ -254,6 +275,7 @@ impl Shard {
             if let Some(r) = self.metrics.realm(&realm) {
                 r.sessions.dec();
             }
+            crate::meta::on_session_leave(self, h, &realm);
             let mut actions = Vec::new();
             if let Some(r) = self.realms.borrow_mut().get_mut(&realm) {
                 r.on_session_leave(h.id, Instant::now(), &mut actions);
@@ -263,12 +285,12 @@ impl Shard {
         self.flush_mesh();
     }
 
-    fn session(&self, id: Id) -> Option<Rc<SessionHandle>> {
+    pub(crate) fn session(&self, id: Id) -> Option<Rc<SessionHandle>> {
         self.sessions.borrow().get(&id).cloned()
     }
 
     /// Carries out routing actions; peer messages to this shard itself are processed here too.
-    fn apply_actions(&self, realm: &Uri, actions: Vec<Action>) {
+    pub(crate) fn apply_actions(&self, realm: &Uri, actions: Vec<Action>) {
         let mut queue = actions;
         let realm_metrics = self.metrics.realm(realm);
         let count_out = || {
@@ -280,6 +302,7 @@ impl Shard {
             for a in queue.drain(..) {
                 match a {
                     Action::Send { to, msg } => {
+                        crate::meta::on_send(self, realm, to, &msg);
                         if let Some(h) = self.session(to) {
                             self.call_timer.on_reply(to, &msg, &self.metrics);
                             if self.deliver(&h, codec::encode(h.serializer, &msg), msg.code()) {
@@ -344,6 +367,10 @@ impl Shard {
             }
             let local: Vec<_> = std::mem::take(&mut *self.pending_local.borrow_mut());
             if local.is_empty() {
+                // Meta events the actions above caused are published as ordinary events.
+                if crate::meta::publish_queued(self, realm, &mut queue) {
+                    continue;
+                }
                 break;
             }
             for (r, msg) in local {
@@ -371,6 +398,7 @@ impl Shard {
             .filter(|(_, r)| r.next_deadline().is_some_and(|d| d <= now))
             .map(|(k, _)| k.clone())
             .collect();
+        crate::meta::tick(self, now);
         for realm in due {
             let mut actions = Vec::new();
             if let Some(r) = self.realms.borrow_mut().get_mut(&realm) {
@@ -681,6 +709,7 @@ async fn shard_main(
         metrics: metrics.clone(),
         call_timer: CallTimer::default(),
         pending_local: RefCell::new(Vec::new()),
+        meta: crate::meta::MetaState::default(),
     });
     for (li, fd, is_unix) in listeners {
         let shard = shard.clone();
@@ -729,6 +758,7 @@ async fn shard_main(
                     glommio::spawn_local(conn::serve(shard.clone(), s, listener)).detach();
                 }
                 ShardMsg::Peer { realm, from, msg } => shard.on_peer(realm, from, msg),
+                ShardMsg::Meta { realm, from, msg } => crate::meta::on_mesh(&shard, realm, from, msg),
             }
         }
         shard.flush_mesh();

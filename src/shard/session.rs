@@ -89,6 +89,8 @@ pub struct Session {
     pub realm: Option<Uri>,
     pub authid: String,
     pub authrole: String,
+    /// The authentication method used (`anonymous`, `ticket`, …), for the meta API.
+    pub authmethod: String,
     /// The features the client announced in HELLO that the router acts on.
     pub features: Features,
     /// Between CHALLENGE and AUTHENTICATE: what was asked. Boxed, so that an established
@@ -121,6 +123,7 @@ impl Session {
             realm: None,
             authid: String::new(),
             authrole: String::new(),
+            authmethod: String::new(),
             features: Features::default(),
             pending: None,
             roles,
@@ -385,6 +388,7 @@ impl Session {
     ) {
         self.authid = id.authid;
         self.authrole = id.authrole;
+        self.authmethod = id.method.as_str().into();
         self.features = hello
             .roles
             .as_ref()

@@ -110,6 +110,7 @@ impl Cluster {
         let id = self.shards[shard].publish_from_router(
             Uri::from(topic),
             Payload::Empty,
+            Default::default(),
             self.now,
             &mut out,
         );
