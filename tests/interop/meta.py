@@ -67,8 +67,12 @@ async def main(path):
     got = {}
     arrived = asyncio.Event()
 
+    kw_got = []
+
     def on(name):
-        def handler(*args):
+        def handler(*args, **kwargs):
+            if name == "com.example.testament":
+                kw_got.append(kwargs)
             got.setdefault(name, []).append(list(args))
             arrived.set()
         return handler
@@ -128,7 +132,8 @@ async def main(path):
     await wait_for("wamp.session.on_leave", lambda x: x[0] == bid and len(x) == 3)
     await wait_for("com.example.testament", lambda x: x == ["gone", bid])
     events = got["com.example.testament"]
-    check(events[0] == ["detached", bid], f"detached testament first: {events}")
+    check(events == [["detached", bid], ["gone", bid]], f"testaments in order: {events}")
+    check(kw_got == [{}, {"k": 1}], f"testament kwargs: {kw_got}")
 
     n = await a.call("wamp.session.kill_all")
     check(n == 1, f"kill_all {n}")
