@@ -412,6 +412,9 @@ fn subscription_meta_across_shards() {
     a.event("wamp.subscription.on_subscribe", |x| {
         x == [Value::UInt(c.id), Value::UInt(sub)]
     });
+    // Subscribing again adds no one: no second on_subscribe (checked below, once later
+    // events from c's shard have arrived).
+    assert_eq!(c.subscribe("com.example.topic", None), sub);
     let psub = c.subscribe("com.example", Some("prefix"));
 
     assert_eq!(
@@ -467,6 +470,17 @@ fn subscription_meta_across_shards() {
     a.event("wamp.subscription.on_unsubscribe", |x| {
         x == [Value::UInt(c.id), Value::UInt(sub)]
     });
+    let on_subscribe = a
+        .topics
+        .iter()
+        .find(|(_, t)| t == "wamp.subscription.on_subscribe")
+        .map(|(s, _)| *s);
+    let repeats = a
+        .events
+        .iter()
+        .filter(|(s, x)| Some(*s) == on_subscribe && x[..] == [Value::UInt(c.id), Value::UInt(sub)])
+        .count();
+    assert_eq!(repeats, 0, "on_subscribe for a repeated SUBSCRIBE: {:?}", a.events);
     assert_eq!(
         a.call_ok("wamp.subscription.count_subscribers", vec![Value::UInt(sub)]),
         vec![Value::UInt(1)]

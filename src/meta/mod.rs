@@ -143,6 +143,10 @@ pub struct MetaState {
     /// When this shard first knew each subscription / registration ID (ISO 8601).
     created: RefCell<HashMap<Id, String>>,
     queued: RefCell<Vec<Queued>>,
+    /// SUBSCRIBE requests `(session, request)` of a session already subscribed: their
+    /// SUBSCRIBED adds no one to the subscription, so no `on_subscribe` (answered in the same
+    /// turn, so this holds at most the requests of one message).
+    resubscribed: RefCell<Vec<(Id, Id)>>,
 }
 
 impl MetaState {
@@ -221,6 +225,22 @@ pub fn intercept(shard: &Shard, h: &SessionHandle, realm: &Uri, m: Message) -> O
     match m {
         Message::Call(c) if PROCEDURES.contains(&c.procedure.as_ref()) => {
             procs::call(shard, h, realm, c);
+            None
+        }
+        Message::Subscribe(s) => {
+            let already = shard.realms.borrow().get(realm).is_some_and(|r| {
+                let b = r.broker();
+                let policy = s.options.match_policy.unwrap_or_default();
+                b.lookup(policy, &s.topic)
+                    .is_some_and(|id| b.subscriptions_of(h.id).contains(&id))
+            });
+            if already {
+                shard.meta.resubscribed.borrow_mut().push((h.id, s.request));
+            }
+            shard.route_to_realm(h, realm, Message::Subscribe(s));
+            if already {
+                shard.meta.resubscribed.borrow_mut().clear();
+            }
             None
         }
         Message::Unsubscribe(u) => {
@@ -315,6 +335,9 @@ fn unregistered_events(shard: &Shard, realm: &Uri, session: Id, reg: Id, last: b
 pub fn on_send(shard: &Shard, realm: &Uri, to: Id, msg: &Message) {
     match msg {
         Message::Subscribed(s) => {
+            if shard.meta.resubscribed.borrow().contains(&(to, s.request)) {
+                return;
+            }
             let realms = shard.realms.borrow();
             let Some(broker) = realms.get(realm).map(|r| r.broker()) else {
                 return;
