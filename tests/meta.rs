@@ -97,7 +97,12 @@ impl Peer {
     }
 
     /// CALL; Ok(args) for RESULT, Err(error URI) for ERROR.
-    fn call(&mut self, procedure: &str, args: Vec<Value>, kwargs: Dict) -> Result<Vec<Value>, String> {
+    fn call(
+        &mut self,
+        procedure: &str,
+        args: Vec<Value>,
+        kwargs: Dict,
+    ) -> Result<Vec<Value>, String> {
         let request = self.request();
         let payload = match (args.is_empty(), kwargs.is_empty()) {
             (true, true) => Payload::Empty,
@@ -113,9 +118,12 @@ impl Peer {
             }))
             .expect("send CALL");
         self.wait(procedure, |m| match m {
-            Message::Result(r) if r.request == request => {
-                Some(Ok(r.payload.args_values().ok().flatten().unwrap_or_default()))
-            }
+            Message::Result(r) if r.request == request => Some(Ok(r
+                .payload
+                .args_values()
+                .ok()
+                .flatten()
+                .unwrap_or_default())),
             Message::Error(e) if e.request == request => Some(Err(e.error.to_string())),
             _ => None,
         })
@@ -258,7 +266,11 @@ fn welcome_announces_meta_features() {
         ("dealer", "testament_meta_api"),
     ] {
         let features = dict(&dict(&roles[role])["features"]);
-        assert_eq!(features.get(feature), Some(&Value::Bool(true)), "{role}.{feature}");
+        assert_eq!(
+            features.get(feature),
+            Some(&Value::Bool(true)),
+            "{role}.{feature}"
+        );
     }
 }
 
@@ -267,21 +279,37 @@ fn session_queries_gather_both_shards() {
     let r = start();
     let mut peers: Vec<Peer> = (0..4)
         .map(|i| {
-            let ser = if i % 2 == 0 { Serializer::Json } else { Serializer::MsgPack };
+            let ser = if i % 2 == 0 {
+                Serializer::Json
+            } else {
+                Serializer::MsgPack
+            };
             Peer::join(&r, ser)
         })
         .collect();
     let all = sorted(peers.iter().map(|p| p.id).collect());
     for p in peers.iter_mut() {
-        assert_eq!(p.call_ok("wamp.session.count", vec![]), vec![Value::UInt(4)]);
+        assert_eq!(
+            p.call_ok("wamp.session.count", vec![]),
+            vec![Value::UInt(4)]
+        );
         assert_eq!(ids(&p.call_ok("wamp.session.list", vec![])[0]), all);
     }
     let a = &mut peers[0];
     let anon = Value::List(vec![Value::from("anonymous")]);
     let none = Value::List(vec![Value::from("nobody")]);
-    assert_eq!(a.call_ok("wamp.session.count", vec![anon.clone()]), vec![Value::UInt(4)]);
-    assert_eq!(a.call_ok("wamp.session.count", vec![none.clone()]), vec![Value::UInt(0)]);
-    assert_eq!(ids(&a.call_ok("wamp.session.list", vec![none])[0]), Vec::<u64>::new());
+    assert_eq!(
+        a.call_ok("wamp.session.count", vec![anon.clone()]),
+        vec![Value::UInt(4)]
+    );
+    assert_eq!(
+        a.call_ok("wamp.session.count", vec![none.clone()]),
+        vec![Value::UInt(0)]
+    );
+    assert_eq!(
+        ids(&a.call_ok("wamp.session.list", vec![none])[0]),
+        Vec::<u64>::new()
+    );
     for id in &all {
         let got = a.call_ok("wamp.session.get", vec![Value::UInt(*id)]);
         let d = dict(&got[0]);
@@ -313,11 +341,16 @@ fn join_leave_events_and_kill() {
     let mut c = Peer::join(&r, Serializer::Json);
     for p in [&b, &c] {
         let args = a.event("wamp.session.on_join", |x| {
-            x.first().map(|d| dict(d).get("session") == Some(&Value::UInt(p.id))) == Some(true)
+            x.first()
+                .map(|d| dict(d).get("session") == Some(&Value::UInt(p.id)))
+                == Some(true)
         });
         let d = dict(&args[0]);
         assert_eq!(d["authrole"], Value::from("anonymous"));
-        assert!(d.contains_key("authid") && d.contains_key("authmethod"), "{d:?}");
+        assert!(
+            d.contains_key("authid") && d.contains_key("authmethod"),
+            "{d:?}"
+        );
     }
 
     // Kill errors: itself, an unknown session, a bad reason.
@@ -350,9 +383,16 @@ fn join_leave_events_and_kill() {
     });
     assert_eq!(g.reason.as_str(), "com.example.kicked");
     assert_eq!(g.details.get("message"), Some(&Value::from("go away")));
-    b.c.send(&goodbye("wamp.close.goodbye_and_out")).expect("GOODBYE reply");
-    let args = a.event("wamp.session.on_leave", |x| x.first() == Some(&Value::UInt(b.id)));
-    assert_eq!(args.len(), 3, "on_leave(session, authid, authrole): {args:?}");
+    b.c.send(&goodbye("wamp.close.goodbye_and_out"))
+        .expect("GOODBYE reply");
+    let args = a.event("wamp.session.on_leave", |x| {
+        x.first() == Some(&Value::UInt(b.id))
+    });
+    assert_eq!(
+        args.len(),
+        3,
+        "on_leave(session, authid, authrole): {args:?}"
+    );
     assert_eq!(args[2], Value::from("anonymous"));
     assert_eq!(
         a.call("wamp.session.kill", vec![Value::UInt(b.id)], Dict::new()),
@@ -361,7 +401,10 @@ fn join_leave_events_and_kill() {
 
     // kill_by_authrole excludes the caller; the default reason is wamp.close.killed.
     let mut d = Peer::join(&r, Serializer::MsgPack);
-    let n = a.call_ok("wamp.session.kill_by_authrole", vec![Value::from("anonymous")]);
+    let n = a.call_ok(
+        "wamp.session.kill_by_authrole",
+        vec![Value::from("anonymous")],
+    );
     assert_eq!(n, vec![Value::UInt(2)]);
     for p in [&mut c, &mut d] {
         let g = p.wait("GOODBYE", |m| match m {
@@ -371,7 +414,10 @@ fn join_leave_events_and_kill() {
         assert_eq!(g.reason.as_str(), "wamp.close.killed");
         assert!(!g.details.contains_key("message"), "{g:?}");
     }
-    assert_eq!(a.call_ok("wamp.session.count", vec![]), vec![Value::UInt(1)]);
+    assert_eq!(
+        a.call_ok("wamp.session.count", vec![]),
+        vec![Value::UInt(1)]
+    );
 
     // kill_by_authid answers the killed IDs; kill_all their count.
     let e = Peer::join(&r, Serializer::Json);
@@ -383,9 +429,15 @@ fn join_leave_events_and_kill() {
         .expect("authid");
     let killed = a.call_ok("wamp.session.kill_by_authid", vec![authid]);
     assert_eq!(ids(&killed[0]), vec![e.id]);
-    assert_eq!(a.call_ok("wamp.session.kill_all", vec![]), vec![Value::UInt(1)]);
+    assert_eq!(
+        a.call_ok("wamp.session.kill_all", vec![]),
+        vec![Value::UInt(1)]
+    );
     drop(f);
-    assert_eq!(a.call_ok("wamp.session.count", vec![]), vec![Value::UInt(1)]);
+    assert_eq!(
+        a.call_ok("wamp.session.count", vec![]),
+        vec![Value::UInt(1)]
+    );
 }
 
 #[test]
@@ -418,19 +470,28 @@ fn subscription_meta_across_shards() {
     let psub = c.subscribe("com.example", Some("prefix"));
 
     assert_eq!(
-        a.call_ok("wamp.subscription.lookup", vec![Value::from("com.example.topic")]),
+        a.call_ok(
+            "wamp.subscription.lookup",
+            vec![Value::from("com.example.topic")]
+        ),
         vec![Value::UInt(sub)]
     );
     let prefix = Value::Dict(kw(&[("match", Value::from("prefix"))]));
     assert_eq!(
-        a.call_ok("wamp.subscription.lookup", vec![Value::from("com.example"), prefix]),
+        a.call_ok(
+            "wamp.subscription.lookup",
+            vec![Value::from("com.example"), prefix]
+        ),
         vec![Value::UInt(psub)]
     );
     assert_eq!(
         a.call_ok("wamp.subscription.lookup", vec![Value::from("com.nothing")]),
         vec![Value::Null]
     );
-    let m = a.call_ok("wamp.subscription.match", vec![Value::from("com.example.topic")]);
+    let m = a.call_ok(
+        "wamp.subscription.match",
+        vec![Value::from("com.example.topic")],
+    );
     assert_eq!(ids(&m[0]), sorted(vec![sub, psub]));
     assert_eq!(
         a.call_ok("wamp.subscription.match", vec![Value::from("org.none")]),
@@ -450,7 +511,10 @@ fn subscription_meta_across_shards() {
         sorted(vec![b.id, c.id])
     );
     assert_eq!(
-        a.call_ok("wamp.subscription.count_subscribers", vec![Value::UInt(sub)]),
+        a.call_ok(
+            "wamp.subscription.count_subscribers",
+            vec![Value::UInt(sub)]
+        ),
         vec![Value::UInt(2)]
     );
     for p in [
@@ -480,9 +544,16 @@ fn subscription_meta_across_shards() {
         .iter()
         .filter(|(s, x)| Some(*s) == on_subscribe && x[..] == [Value::UInt(c.id), Value::UInt(sub)])
         .count();
-    assert_eq!(repeats, 0, "on_subscribe for a repeated SUBSCRIBE: {:?}", a.events);
     assert_eq!(
-        a.call_ok("wamp.subscription.count_subscribers", vec![Value::UInt(sub)]),
+        repeats, 0,
+        "on_subscribe for a repeated SUBSCRIBE: {:?}",
+        a.events
+    );
+    assert_eq!(
+        a.call_ok(
+            "wamp.subscription.count_subscribers",
+            vec![Value::UInt(sub)]
+        ),
         vec![Value::UInt(1)]
     );
     b.c.must_leave();
@@ -498,7 +569,10 @@ fn subscription_meta_across_shards() {
         if got == Err("wamp.error.no_such_subscription".to_owned()) {
             break;
         }
-        assert!(Instant::now() < deadline, "subscription {sub} still there: {got:?}");
+        assert!(
+            Instant::now() < deadline,
+            "subscription {sub} still there: {got:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -526,15 +600,24 @@ fn registration_meta_across_shards() {
 
     let prefix = Value::Dict(kw(&[("match", Value::from("prefix"))]));
     assert_eq!(
-        a.call_ok("wamp.registration.lookup", vec![Value::from("com.example.proc"), prefix]),
+        a.call_ok(
+            "wamp.registration.lookup",
+            vec![Value::from("com.example.proc"), prefix]
+        ),
         vec![Value::UInt(reg)]
     );
     assert_eq!(
-        a.call_ok("wamp.registration.lookup", vec![Value::from("com.example.proc")]),
+        a.call_ok(
+            "wamp.registration.lookup",
+            vec![Value::from("com.example.proc")]
+        ),
         vec![Value::Null]
     );
     assert_eq!(
-        a.call_ok("wamp.registration.match", vec![Value::from("com.example.proc.x")]),
+        a.call_ok(
+            "wamp.registration.match",
+            vec![Value::from("com.example.proc.x")]
+        ),
         vec![Value::UInt(reg)]
     );
     assert_eq!(
@@ -554,7 +637,11 @@ fn registration_meta_across_shards() {
         vec![Value::UInt(1)]
     );
     assert_eq!(
-        a.call("wamp.registration.get", vec![Value::UInt(424242)], Dict::new()),
+        a.call(
+            "wamp.registration.get",
+            vec![Value::UInt(424242)],
+            Dict::new()
+        ),
         Err("wamp.error.no_such_registration".to_owned())
     );
 
@@ -562,7 +649,9 @@ fn registration_meta_across_shards() {
     b.c.conn.shutdown();
     drop(b);
     let b_id = a
-        .event("wamp.registration.on_unregister", |x| x.get(1) == Some(&Value::UInt(reg)))
+        .event("wamp.registration.on_unregister", |x| {
+            x.get(1) == Some(&Value::UInt(reg))
+        })
         .first()
         .map(uint)
         .expect("session");
@@ -602,7 +691,11 @@ fn testaments_published_when_session_is_lost() {
     assert_eq!(
         b.call(
             "wamp.session.add_testament",
-            vec![Value::from("not a uri!"), Value::List(vec![]), Value::Dict(Dict::new())],
+            vec![
+                Value::from("not a uri!"),
+                Value::List(vec![]),
+                Value::Dict(Dict::new())
+            ],
             Dict::new()
         ),
         Err("wamp.error.invalid_uri".to_owned())
@@ -627,7 +720,11 @@ fn testaments_published_when_session_is_lost() {
         "scope is a keyword argument: positional arguments are ignored"
     );
     assert_eq!(
-        c.call("wamp.session.flush_testaments", vec![], kw(&[("scope", Value::from("detached"))])),
+        c.call(
+            "wamp.session.flush_testaments",
+            vec![],
+            kw(&[("scope", Value::from("detached"))])
+        ),
         Ok(vec![Value::UInt(32)])
     );
     c.c.must_leave();
@@ -640,12 +737,18 @@ fn testaments_published_when_session_is_lost() {
         let args = a.event("com.example.will", |_| true);
         words.push(args[0].clone());
     }
-    assert_eq!(words, vec![Value::from("detached-1"), Value::from("destroyed-2")]);
+    assert_eq!(
+        words,
+        vec![Value::from("detached-1"), Value::from("destroyed-2")]
+    );
     // Nothing else arrives (the flushed one and c's flushed ones are gone): a round trip to
     // the router after b's leave was published proves it.
     a.call_ok("wamp.session.count", vec![]);
     assert!(
-        a.events.iter().all(|(s, _)| !a.topics.iter().any(|(t, n)| t == s && n == "com.example.will")),
+        a.events.iter().all(|(s, _)| !a
+            .topics
+            .iter()
+            .any(|(t, n)| t == s && n == "com.example.will")),
         "unexpected testament events: {:?}",
         a.events
     );

@@ -314,7 +314,9 @@ fn unsubscribed_events(shard: &Shard, realm: &Uri, session: Id, sub: Id, last: b
         .meta
         .queue(realm, "wamp.subscription.on_unsubscribe", args());
     if last {
-        shard.meta.queue(realm, "wamp.subscription.on_delete", args());
+        shard
+            .meta
+            .queue(realm, "wamp.subscription.on_delete", args());
         shard.meta.created.borrow_mut().remove(&sub);
     }
 }
@@ -325,7 +327,9 @@ fn unregistered_events(shard: &Shard, realm: &Uri, session: Id, reg: Id, last: b
         .meta
         .queue(realm, "wamp.registration.on_unregister", args());
     if last {
-        shard.meta.queue(realm, "wamp.registration.on_delete", args());
+        shard
+            .meta
+            .queue(realm, "wamp.registration.on_delete", args());
         shard.meta.created.borrow_mut().remove(&reg);
     }
 }
@@ -342,10 +346,16 @@ pub fn on_send(shard: &Shard, realm: &Uri, to: Id, msg: &Message) {
             let Some(broker) = realms.get(realm).map(|r| r.broker()) else {
                 return;
             };
-            let created = broker.local_subscribers(s.subscription).len() == 1
+            // Created by this request: the subscription lives on this shard only, `to` is its
+            // first subscriber, and its creation was not announced yet.
+            let created = broker
+                .local_subscribers(s.subscription)
+                .first()
+                .is_some_and(|f| f.session == to)
                 && broker
                     .subscription(s.subscription)
-                    .is_some_and(|i| i.shards == [shard.id]);
+                    .is_some_and(|i| i.shards == [shard.id])
+                && !shard.meta.created.borrow().contains_key(&s.subscription);
             if created {
                 if let Some(info) = broker.subscription(s.subscription) {
                     shard.meta.mark_created(info.id);
@@ -369,7 +379,8 @@ pub fn on_send(shard: &Shard, realm: &Uri, to: Id, msg: &Message) {
                 return;
             };
             if let Some(reg) = dealer.registration(r.registration) {
-                if reg.callees.len() == 1 {
+                let first = reg.callees.first().is_some_and(|c| c.session == to);
+                if first && !shard.meta.created.borrow().contains_key(&reg.id) {
                     shard.meta.mark_created(reg.id);
                     let details = procs::registration_details(shard, dealer, reg);
                     shard.meta.queue(

@@ -9,9 +9,7 @@ use crate::routing::Action;
 use crate::shard::conn::SessionHandle;
 use crate::shard::Shard;
 
-use super::{
-    scatter, KillTarget, Kind, Query, Testament, Testaments, MAX_TESTAMENTS, MAX_TESTAMENT_BYTES,
-};
+use super::{scatter, KillTarget, Kind, Query, Testament, MAX_TESTAMENTS, MAX_TESTAMENT_BYTES};
 
 pub(super) const INVALID_ARGUMENT: &str = "wamp.error.invalid_argument";
 
@@ -273,7 +271,9 @@ fn dispatch(shard: &Shard, h: &SessionHandle, realm: &Uri, c: &Call) -> Result<D
                 },
             )
         }
-        "wamp.session.kill_by_authid" | "wamp.session.kill_by_authrole" | "wamp.session.kill_all" => {
+        "wamp.session.kill_by_authid"
+        | "wamp.session.kill_by_authrole"
+        | "wamp.session.kill_all" => {
             let (kind, target) = match c.procedure.as_ref() {
                 "wamp.session.kill_by_authid" => (
                     Kind::KillList,
@@ -367,7 +367,7 @@ fn add_testament(
     )
     .len();
     let mut all = shard.meta.testaments.borrow_mut();
-    let t = all.entry(h.id).or_insert_with(Testaments::default);
+    let t = all.entry(h.id).or_default();
     if t.detached.len() + t.destroyed.len() >= MAX_TESTAMENTS
         || t.bytes.saturating_add(size) > MAX_TESTAMENT_BYTES
     {
@@ -472,7 +472,9 @@ fn registration(shard: &Shard, realm: &Uri, p: &str, args: &[Value]) -> Result<D
         "wamp.registration.lookup" => {
             let procedure = arg_str(args, 0, "procedure")?;
             let policy = arg_match(args, 1)?;
-            Ok(Done::Now(vec![id_or_null(dealer.lookup(policy, procedure))]))
+            Ok(Done::Now(vec![id_or_null(
+                dealer.lookup(policy, procedure),
+            )]))
         }
         "wamp.registration.match" => {
             let procedure = arg_str(args, 0, "procedure")?;

@@ -249,7 +249,9 @@ impl Shard {
         if let Message::Call(c) = &m {
             self.call_timer.on_call(h.id, c.request, Instant::now());
         }
-        let Some(m) = crate::meta::intercept(self, h, &realm, m) else { return };
+        let Some(m) = crate::meta::intercept(self, h, &realm, m) else {
+            return;
+        };
         self.route_to_realm(h, &realm, m);
     }
 
@@ -758,7 +760,9 @@ async fn shard_main(
                     glommio::spawn_local(conn::serve(shard.clone(), s, listener)).detach();
                 }
                 ShardMsg::Peer { realm, from, msg } => shard.on_peer(realm, from, msg),
-                ShardMsg::Meta { realm, from, msg } => crate::meta::on_mesh(&shard, realm, from, msg),
+                ShardMsg::Meta { realm, from, msg } => {
+                    crate::meta::on_mesh(&shard, realm, from, msg)
+                }
             }
         }
         shard.flush_mesh();
