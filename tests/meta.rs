@@ -705,6 +705,20 @@ fn testaments_published_when_session_is_lost() {
         vec![Value::UInt(2)]
     );
     add(&mut b, "destroyed-2", None).expect("add");
+    // Publish options are honoured: this one excludes `a`, so `a` never sees it.
+    b.call(
+        "wamp.session.add_testament",
+        vec![
+            Value::from("com.example.will"),
+            Value::List(vec![Value::from("excluded")]),
+            Value::Dict(Dict::new()),
+        ],
+        kw(&[(
+            "publish_options",
+            Value::Dict(kw(&[("exclude", Value::List(vec![Value::UInt(a.id)]))])),
+        )]),
+    )
+    .expect("add with publish options");
     // Bounded: the 33rd testament is refused.
     let mut c = Peer::join(&r, Serializer::Json);
     for i in 0..32 {

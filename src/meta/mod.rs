@@ -626,6 +626,7 @@ fn scatter(shard: &Shard, realm: &Uri, caller: Id, request: Id, kind: Kind, quer
     let token = shard.meta.next_token.get().wrapping_add(1);
     shard.meta.next_token.set(token);
     for to in (0..shard.count).filter(|s| *s != shard.id) {
+        shard.metrics.mesh_sent.inc();
         shard.mesh.push(
             to,
             ShardMsg::Meta {
@@ -678,6 +679,7 @@ pub fn on_mesh(shard: &Shard, realm: Uri, from: usize, msg: MetaMsg) {
     match msg {
         MetaMsg::Query { token, query } => {
             let answer = answer_local(shard, &realm, &query);
+            shard.metrics.mesh_sent.inc();
             shard.mesh.push(
                 from,
                 ShardMsg::Meta {
