@@ -223,7 +223,10 @@ pub const PROCEDURES: &[&str] = &[
 /// routing core should route it as usual.
 pub fn intercept(shard: &Shard, h: &SessionHandle, realm: &Uri, m: Message) -> Option<Message> {
     match m {
-        Message::Call(c) if PROCEDURES.contains(&c.procedure.as_ref()) => {
+        // The prefix test first: ordinary calls (the hot path) skip the list.
+        Message::Call(c)
+            if c.procedure.starts_with("wamp.") && PROCEDURES.contains(&c.procedure.as_ref()) =>
+        {
             procs::call(shard, h, realm, c);
             None
         }

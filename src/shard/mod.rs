@@ -32,11 +32,11 @@ use std::time::{Duration, Instant};
 /// Features announced in WELCOME: exactly what the broker and dealer implement.
 pub const BROKER_FEATURES: &[&str] = &[
     "publisher_exclusion",
-    "session_meta_api",
-    "subscription_meta_api",
     "publisher_identification",
     "subscriber_blackwhite_listing",
     "pattern_based_subscription",
+    "session_meta_api",
+    "subscription_meta_api",
 ];
 /// See [`BROKER_FEATURES`].
 pub const DEALER_FEATURES: &[&str] = &[
