@@ -457,6 +457,12 @@ fn subscription_meta_across_shards() {
     assert_eq!(d["id"], Value::UInt(sub));
     assert_eq!(d["uri"], Value::from("com.example.topic"));
     assert_eq!(d["match"], Value::from("exact"));
+    // Every shard answers the creation time the creating shard announced.
+    let created = d["created"].clone();
+    for p in [&mut a, &mut b, &mut c] {
+        let got = p.call_ok("wamp.subscription.get", vec![Value::UInt(sub)]);
+        assert_eq!(dict(&got[0])["created"], created, "session {}", p.id);
+    }
     a.event("wamp.subscription.on_subscribe", |x| {
         x == [Value::UInt(b.id), Value::UInt(sub)]
     });
@@ -594,6 +600,9 @@ fn registration_meta_across_shards() {
     assert_eq!(d["uri"], Value::from("com.example.proc"));
     assert_eq!(d["match"], Value::from("prefix"));
     assert_eq!(d["invoke"], Value::from("single"));
+    let created = d["created"].clone();
+    let got = a.call_ok("wamp.registration.get", vec![Value::UInt(reg)]);
+    assert_eq!(dict(&got[0])["created"], created);
     a.event("wamp.registration.on_register", |x| {
         x == [Value::UInt(b.id), Value::UInt(reg)]
     });

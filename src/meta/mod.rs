@@ -48,8 +48,26 @@ const MAX_CREATED: usize = 65_536;
 /// A meta query or its answer, between the same realm's shards.
 #[derive(Debug, Clone)]
 pub enum MetaMsg {
-    Query { token: u64, query: Query },
-    Reply { token: u64, answer: Answer },
+    Query {
+        token: u64,
+        query: Query,
+    },
+    Reply {
+        token: u64,
+        answer: Answer,
+    },
+    /// Subscription or registration `key` was created at `at` (ISO 8601).
+    Created {
+        key: (Table, Id),
+        at: String,
+    },
+}
+
+/// Which table an ID belongs to (subscription and registration IDs are separate spaces).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Table {
+    Subscription,
+    Registration,
 }
 
 /// What a shard is asked about its own sessions.
@@ -141,7 +159,7 @@ pub struct MetaState {
     gathers: RefCell<HashMap<u64, Gather>>,
     testaments: RefCell<HashMap<Id, Testaments>>,
     /// When this shard first knew each subscription / registration ID (ISO 8601).
-    created: RefCell<HashMap<Id, String>>,
+    created: RefCell<HashMap<(Table, Id), String>>,
     queued: RefCell<Vec<Queued>>,
     /// SUBSCRIBE requests `(session, request)` of a session already subscribed: their
     /// SUBSCRIBED adds no one to the subscription, so no `on_subscribe` (answered in the same
@@ -173,24 +191,45 @@ impl MetaState {
     }
 
     /// The creation time of a subscription or registration as this shard knows it.
-    fn created(&self, id: Id, live: impl Fn(Id) -> bool) -> String {
+    fn created(&self, key: (Table, Id), live: impl Fn((Table, Id)) -> bool) -> String {
         let mut created = self.created.borrow_mut();
-        if let Some(t) = created.get(&id) {
+        if let Some(t) = created.get(&key) {
             return t.clone();
         }
         if created.len() >= MAX_CREATED {
             created.retain(|k, _| live(*k));
         }
         let t = iso8601(std::time::SystemTime::now());
-        created.insert(id, t.clone());
+        created.insert(key, t.clone());
         t
     }
 
-    fn mark_created(&self, id: Id) {
+    fn set_created(&self, key: (Table, Id), at: String) {
         let mut created = self.created.borrow_mut();
-        if created.len() < MAX_CREATED {
-            created.insert(id, iso8601(std::time::SystemTime::now()));
+        if created.len() < MAX_CREATED || created.contains_key(&key) {
+            created.insert(key, at);
         }
+    }
+}
+
+/// A subscription or registration was created by a session of this shard: record the time
+/// and tell the other shards, so that every shard answers the same `created`.
+fn mark_created(shard: &Shard, realm: &Uri, key: (Table, Id)) {
+    let at = iso8601(std::time::SystemTime::now());
+    shard.meta.set_created(key, at.clone());
+    for to in (0..shard.count).filter(|s| *s != shard.id) {
+        shard.metrics.mesh_sent.inc();
+        shard.mesh.push(
+            to,
+            ShardMsg::Meta {
+                realm: realm.clone(),
+                from: shard.id,
+                msg: MetaMsg::Created {
+                    key,
+                    at: at.clone(),
+                },
+            },
+        );
     }
 }
 
@@ -320,7 +359,11 @@ fn unsubscribed_events(shard: &Shard, realm: &Uri, session: Id, sub: Id, last: b
         shard
             .meta
             .queue(realm, "wamp.subscription.on_delete", args());
-        shard.meta.created.borrow_mut().remove(&sub);
+        shard
+            .meta
+            .created
+            .borrow_mut()
+            .remove(&(Table::Subscription, sub));
     }
 }
 
@@ -333,7 +376,11 @@ fn unregistered_events(shard: &Shard, realm: &Uri, session: Id, reg: Id, last: b
         shard
             .meta
             .queue(realm, "wamp.registration.on_delete", args());
-        shard.meta.created.borrow_mut().remove(&reg);
+        shard
+            .meta
+            .created
+            .borrow_mut()
+            .remove(&(Table::Registration, reg));
     }
 }
 
@@ -358,10 +405,14 @@ pub fn on_send(shard: &Shard, realm: &Uri, to: Id, msg: &Message) {
                 && broker
                     .subscription(s.subscription)
                     .is_some_and(|i| i.shards == [shard.id])
-                && !shard.meta.created.borrow().contains_key(&s.subscription);
+                && !shard
+                    .meta
+                    .created
+                    .borrow()
+                    .contains_key(&(Table::Subscription, s.subscription));
             if created {
                 if let Some(info) = broker.subscription(s.subscription) {
-                    shard.meta.mark_created(info.id);
+                    mark_created(shard, realm, (Table::Subscription, info.id));
                     let details = procs::subscription_details(shard, broker, &info);
                     shard.meta.queue(
                         realm,
@@ -383,8 +434,9 @@ pub fn on_send(shard: &Shard, realm: &Uri, to: Id, msg: &Message) {
             };
             if let Some(reg) = dealer.registration(r.registration) {
                 let first = reg.callees.first().is_some_and(|c| c.session == to);
-                if first && !shard.meta.created.borrow().contains_key(&reg.id) {
-                    shard.meta.mark_created(reg.id);
+                let key = (Table::Registration, reg.id);
+                if first && !shard.meta.created.borrow().contains_key(&key) {
+                    mark_created(shard, realm, key);
                     let details = procs::registration_details(shard, dealer, reg);
                     shard.meta.queue(
                         realm,
@@ -691,6 +743,10 @@ pub fn on_mesh(shard: &Shard, realm: Uri, from: usize, msg: MetaMsg) {
                     msg: MetaMsg::Reply { token, answer },
                 },
             );
+        }
+        MetaMsg::Created { key, at } => {
+            let _ = realm;
+            shard.meta.set_created(key, at);
         }
         MetaMsg::Reply { token, answer } => {
             let done = {

@@ -9,7 +9,9 @@ use crate::routing::Action;
 use crate::shard::conn::SessionHandle;
 use crate::shard::Shard;
 
-use super::{scatter, KillTarget, Kind, Query, Testament, MAX_TESTAMENTS, MAX_TESTAMENT_BYTES};
+use super::{
+    scatter, KillTarget, Kind, Query, Table, Testament, MAX_TESTAMENTS, MAX_TESTAMENT_BYTES,
+};
 
 pub(super) const INVALID_ARGUMENT: &str = "wamp.error.invalid_argument";
 
@@ -152,11 +154,9 @@ pub(super) fn subscription_details(shard: &Shard, broker: &Broker, s: &Subscript
     d.insert("id".into(), Value::UInt(s.id));
     d.insert(
         "created".into(),
-        Value::Str(
-            shard
-                .meta
-                .created(s.id, |id| broker.subscription(id).is_some()),
-        ),
+        Value::Str(shard.meta.created((Table::Subscription, s.id), |(t, id)| {
+            t != Table::Subscription || broker.subscription(id).is_some()
+        })),
     );
     d.insert("uri".into(), Value::Str(s.pattern.to_string()));
     d.insert("match".into(), Value::Str(s.policy.as_str().into()));
@@ -169,11 +169,9 @@ pub(super) fn registration_details(shard: &Shard, dealer: &Dealer, r: &Registrat
     d.insert("id".into(), Value::UInt(r.id));
     d.insert(
         "created".into(),
-        Value::Str(
-            shard
-                .meta
-                .created(r.id, |id| dealer.registration(id).is_some()),
-        ),
+        Value::Str(shard.meta.created((Table::Registration, r.id), |(t, id)| {
+            t != Table::Registration || dealer.registration(id).is_some()
+        })),
     );
     d.insert("uri".into(), Value::Str(r.procedure.to_string()));
     d.insert("match".into(), Value::Str(r.policy.as_str().into()));
