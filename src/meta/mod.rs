@@ -274,7 +274,7 @@ pub fn intercept(shard: &Shard, h: &SessionHandle, realm: &Uri, m: Message) -> O
                 let b = r.broker();
                 let policy = s.options.match_policy.unwrap_or_default();
                 b.lookup(policy, &s.topic)
-                    .is_some_and(|id| b.subscriptions_of(h.id).contains(&id))
+                    .is_some_and(|id| b.is_subscribed(h.id, id))
             });
             if already {
                 shard.meta.resubscribed.borrow_mut().push((h.id, s.request));
@@ -294,7 +294,7 @@ pub fn intercept(shard: &Shard, h: &SessionHandle, realm: &Uri, m: Message) -> O
                     .realms
                     .borrow()
                     .get(realm)
-                    .is_some_and(|r| r.broker().subscriptions_of(h.id).contains(&sub));
+                    .is_some_and(|r| r.broker().is_subscribed(h.id, sub));
                 if !still {
                     unsubscribed_events(shard, realm, h.id, sub, last);
                     shard.apply_actions(realm, Vec::new());
@@ -311,7 +311,7 @@ pub fn intercept(shard: &Shard, h: &SessionHandle, realm: &Uri, m: Message) -> O
                     .realms
                     .borrow()
                     .get(realm)
-                    .is_some_and(|r| r.dealer().registrations_of(h.id).contains(&reg));
+                    .is_some_and(|r| r.dealer().is_registered(h.id, reg));
                 if !still {
                     unregistered_events(shard, realm, h.id, reg, last);
                     shard.apply_actions(realm, Vec::new());
@@ -328,7 +328,7 @@ pub fn intercept(shard: &Shard, h: &SessionHandle, realm: &Uri, m: Message) -> O
 fn subscription_state(shard: &Shard, realm: &Uri, session: Id, sub: Id) -> Option<bool> {
     let realms = shard.realms.borrow();
     let broker = realms.get(realm)?.broker();
-    if !broker.subscriptions_of(session).contains(&sub) {
+    if !broker.is_subscribed(session, sub) {
         return None;
     }
     let info = broker.subscription(sub);
@@ -340,7 +340,7 @@ fn subscription_state(shard: &Shard, realm: &Uri, session: Id, sub: Id) -> Optio
 fn registration_state(shard: &Shard, realm: &Uri, session: Id, reg: Id) -> Option<bool> {
     let realms = shard.realms.borrow();
     let dealer = realms.get(realm)?.dealer();
-    if !dealer.registrations_of(session).contains(&reg) {
+    if !dealer.is_registered(session, reg) {
         return None;
     }
     Some(

@@ -640,6 +640,13 @@ impl Broker {
             .map_or(&[], |l| l.subscribers.as_slice())
     }
 
+    /// Whether local session `session` holds active subscription `id`.
+    pub fn is_subscribed(&self, session: SessionId, id: Id) -> bool {
+        self.sessions
+            .get(&session)
+            .is_some_and(|s| s.active.contains(&id))
+    }
+
     /// The active subscriptions of a local session.
     pub fn subscriptions_of(&self, session: SessionId) -> Vec<Id> {
         self.sessions

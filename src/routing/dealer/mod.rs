@@ -565,6 +565,14 @@ impl Dealer {
         self.regs.best_match(procedure).map(|(_, r)| r.id)
     }
 
+    /// Whether local callee `session` actively provides registration `id`.
+    pub fn is_registered(&self, session: SessionId, id: Id) -> bool {
+        self.callees
+            .get(&session)
+            .and_then(|s| s.regs.get(&id))
+            .is_some_and(|r| r.active)
+    }
+
     /// Active registrations of a local callee.
     pub fn registrations_of(&self, session: SessionId) -> Vec<Id> {
         self.callees
