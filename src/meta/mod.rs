@@ -11,7 +11,11 @@
 //! Meta events are published by the router as ordinary events of the realm
 //! ([`RealmShard::publish_from_router`](crate::routing::RealmShard::publish_from_router)), so
 //! subscribers on every shard receive them. They are queued while routing actions are applied
-//! and published once those are done ([`publish_queued`]).
+//! and published once those are done ([`publish_queued`]). Subscription and registration
+//! events come from the session's own shard: SUBSCRIBED / REGISTERED it sends ([`on_send`];
+//! `on_create` when the session is the first subscriber or callee), UNSUBSCRIBE / UNREGISTER it
+//! routes ([`intercept`]) and its departure ([`on_session_leave`]). The creating shard
+//! announces the `created` time to the other shards ([`MetaMsg::Created`]).
 //!
 //! Testaments live with the session on its shard, bounded by [`MAX_TESTAMENTS`] per session
 //! and [`MAX_TESTAMENT_BYTES`] of encoded payload per session, and are published when the
@@ -744,10 +748,7 @@ pub fn on_mesh(shard: &Shard, realm: Uri, from: usize, msg: MetaMsg) {
                 },
             );
         }
-        MetaMsg::Created { key, at } => {
-            let _ = realm;
-            shard.meta.set_created(key, at);
-        }
+        MetaMsg::Created { key, at } => shard.meta.set_created(key, at),
         MetaMsg::Reply { token, answer } => {
             let done = {
                 let mut gathers = shard.meta.gathers.borrow_mut();
