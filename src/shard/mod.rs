@@ -16,7 +16,7 @@ pub mod signal;
 use crate::codec::{self, Abort, Dict, Id, Message, Uri, Value};
 use crate::config::{ListenAddr, RouterConfig, SlowConsumerPolicy};
 use crate::metrics::{CallTimer, RouterMetrics, ShardMetrics, ShardState};
-use crate::routing::{Action, PeerMsg, RealmShard, RoutingConfig, SessionRef};
+use crate::routing::{Action, PeerMsg, RealmShard, SessionRef};
 use conn::SessionHandle;
 use mesh::{MeshOutbox, MeshSenders};
 use outbound::{OutFrame, PushError};
@@ -282,6 +282,7 @@ impl Shard {
                     Action::Send { to, msg } => {
                         if let Some(h) = self.session(to) {
                             self.call_timer.on_reply(to, &msg, &self.metrics);
+                            self.metrics.count_limit_error(&msg);
                             if self.deliver(&h, codec::encode(h.serializer, &msg), msg.code()) {
                                 count_out();
                             }
@@ -664,7 +665,7 @@ async fn shard_main(
         let uri = Uri::from(r.name.as_str());
         realms.insert(
             uri.clone(),
-            RealmShard::new(uri, id, count, RoutingConfig::default(), rand::random()),
+            RealmShard::new(uri, id, count, cfg.limits.routing(), rand::random()),
         );
     }
     let shard = Rc::new(Shard {

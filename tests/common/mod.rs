@@ -16,8 +16,10 @@
 #![allow(dead_code)]
 
 mod client;
+mod scrape;
 
 pub use client::*;
+pub use scrape::*;
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
