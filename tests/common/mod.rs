@@ -19,6 +19,8 @@ mod client;
 mod scrape;
 
 pub use client::*;
+// Not every test crate reads metrics.
+#[allow(unused_imports)]
 pub use scrape::*;
 
 use std::collections::VecDeque;
