@@ -91,6 +91,7 @@ fn every_limit_is_a_series_from_the_start() {
     let s = Scrape::get(metrics_addr(&router));
     for limit in [
         "message_size",
+        "peer_message_size",
         "decompressed_size",
         "handshake_timeout",
         "hello_timeout",
@@ -404,4 +405,120 @@ fn connections_over_the_limit_are_refused_and_counted() {
     wait_limit(&router, "connections", 2.0);
     a.must_leave();
     b.must_leave();
+}
+
+/// A RawSocket peer that accepts at most 2048-octet messages (handshake exponent 2; a WELCOME
+/// listing every feature needs more than 512).
+fn small_peer(router: &RouterProcess) -> RawClient {
+    let conn = Conn::tcp(router.endpoint("rs").addr()).expect("connect");
+    let mut c = RawClient::handshake_with_max(conn, Serializer::Json, 2).expect("handshake");
+    c.must_join("realm1");
+    c
+}
+
+fn expect_payload_size_exceeded(c: &mut impl WampConn, request: u64) {
+    match c.recv(REPLY_TIMEOUT) {
+        Ok(Message::Error(e)) => {
+            assert_eq!(
+                e.error.as_str(),
+                "wamp.error.payload_size_exceeded",
+                "{e:?}"
+            );
+            assert_eq!(
+                (e.request_type, e.request),
+                (switchyard::codec::code::CALL, request),
+                "{e:?}"
+            );
+        }
+        other => panic!("expected ERROR wamp.error.payload_size_exceeded, got {other:?}"),
+    }
+}
+
+#[test]
+fn messages_larger_than_the_peer_accepts_are_answered_with_payload_size_exceeded() {
+    use switchyard::codec::{Publish, PublishOptions, Yield, YieldOptions};
+    let router = start(&[]);
+    let rs = router.endpoint("rs").addr();
+    let big = Value::from("x".repeat(5000));
+
+    // A RESULT too big for a small caller.
+    let mut callee = RawClient::connect(rs, Serializer::MsgPack);
+    callee.must_join("realm1");
+    callee
+        .send(&register(1, "com.example.big"))
+        .expect("send REGISTER");
+    assert!(matches!(
+        callee.recv(REPLY_TIMEOUT),
+        Ok(Message::Registered(_))
+    ));
+    let mut small = small_peer(&router);
+    small.send(&call(1, "com.example.big")).expect("send CALL");
+    let inv = match callee.recv(REPLY_TIMEOUT) {
+        Ok(Message::Invocation(i)) => i.request,
+        other => panic!("expected INVOCATION, got {other:?}"),
+    };
+    callee
+        .send(&Message::Yield(Yield {
+            request: inv,
+            options: YieldOptions::default(),
+            payload: Payload::args(vec![big.clone()]),
+        }))
+        .expect("send YIELD");
+    expect_payload_size_exceeded(&mut small, 1);
+    wait_limit(&router, "peer_message_size", 1.0);
+
+    // An INVOCATION too big for a small callee: the caller gets the ERROR.
+    small
+        .send(&register(2, "com.example.small"))
+        .expect("send REGISTER");
+    assert!(matches!(
+        small.recv(REPLY_TIMEOUT),
+        Ok(Message::Registered(_))
+    ));
+    let mut caller = WsClient::connect(
+        router.endpoint("ws").addr(),
+        router.endpoint("ws").path(),
+        Serializer::Json,
+    );
+    caller.must_join("realm1");
+    caller
+        .send(&Message::Call(Call {
+            request: 5,
+            options: CallOptions::default(),
+            procedure: "com.example.small".into(),
+            payload: Payload::args(vec![big.clone()]),
+        }))
+        .expect("send CALL");
+    expect_payload_size_exceeded(&mut caller, 5);
+    wait_limit(&router, "peer_message_size", 2.0);
+
+    // An EVENT too big for a small subscriber is not sent; a small one still is.
+    small
+        .send(&subscribe(3, "com.example.news"))
+        .expect("send SUBSCRIBE");
+    assert!(matches!(
+        small.recv(REPLY_TIMEOUT),
+        Ok(Message::Subscribed(_))
+    ));
+    for (request, payload) in [(1, big), (2, Value::from("small"))] {
+        caller
+            .send(&Message::Publish(Publish {
+                request,
+                options: PublishOptions::default(),
+                topic: "com.example.news".into(),
+                payload: Payload::args(vec![payload]),
+            }))
+            .expect("send PUBLISH");
+    }
+    match small.recv(REPLY_TIMEOUT) {
+        Ok(Message::Event(e)) => {
+            let args = e.payload.args_values().expect("args").expect("some args");
+            assert_eq!(args, vec![Value::from("small")], "the small event only");
+        }
+        other => panic!("expected the small EVENT, got {other:?}"),
+    }
+    wait_limit(&router, "peer_message_size", 3.0);
+    small.must_leave();
+    caller.must_leave();
+    callee.must_leave();
 }

@@ -210,6 +210,8 @@ impl ByType {
 pub enum Limit {
     /// A message over `--max-message-size-ws` / `--max-message-size-rs` (on the wire).
     MessageSize,
+    /// A message for a peer larger than the peer accepts (its RawSocket handshake): not sent.
+    PeerMessageSize,
     /// A permessage-deflate message that inflates past `--max-decompressed-size-ws`.
     DecompressedSize,
     /// TLS + transport handshake not done within `--handshake-timeout-ms`.
@@ -228,8 +230,9 @@ pub enum Limit {
 
 impl Limit {
     /// Every limit, in the order the metrics list them.
-    pub const ALL: [Limit; 8] = [
+    pub const ALL: [Limit; 9] = [
         Limit::MessageSize,
+        Limit::PeerMessageSize,
         Limit::DecompressedSize,
         Limit::HandshakeTimeout,
         Limit::HelloTimeout,
@@ -243,6 +246,7 @@ impl Limit {
     pub fn label(self) -> &'static str {
         match self {
             Limit::MessageSize => "message_size",
+            Limit::PeerMessageSize => "peer_message_size",
             Limit::DecompressedSize => "decompressed_size",
             Limit::HandshakeTimeout => "handshake_timeout",
             Limit::HelloTimeout => "hello_timeout",

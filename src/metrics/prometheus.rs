@@ -248,6 +248,7 @@ pub fn render(m: &RouterMetrics) -> String {
         name,
         "counter",
         "Times a peer hit a limit: message_size and decompressed_size (transport closed), \
+         peer_message_size (not sent; a waiting request gets wamp.error.payload_size_exceeded), \
          handshake_timeout, hello_timeout, connections (refused), pending_calls, subscriptions \
          and registrations (request answered with ERROR switchyard.error.limit_exceeded).",
     );

@@ -54,6 +54,10 @@ pub struct SessionHandle {
     pub realm: RefCell<Option<codec::Uri>>,
     /// The session as the routing core sees it (built once, at join).
     pub sref: RefCell<Option<crate::routing::SessionRef>>,
+    /// Largest message the peer accepts (its RawSocket handshake; WebSocket: no limit). The
+    /// shard answers a bigger one with ERROR `wamp.error.payload_size_exceeded` where it can
+    /// ([`Shard::too_big_for_peer`](super::Shard)) instead of sending it.
+    pub peer_max: usize,
 }
 
 /// Reads the next bytes into `buf`, through the shard's shared scratch buffer so an idle
@@ -345,6 +349,10 @@ async fn run_session<S>(
     S: AsyncRead + AsyncWrite + Unpin + 'static,
 {
     let id = shard.new_session_id();
+    let peer_max = match &framer {
+        Framer::Raw { peer_max } => *peer_max,
+        Framer::Ws(_) => usize::MAX,
+    };
     let handle = Rc::new(SessionHandle {
         id,
         serializer,
@@ -354,6 +362,7 @@ async fn run_session<S>(
         kill: Signal::default(),
         realm: RefCell::new(None),
         sref: RefCell::new(None),
+        peer_max,
     });
     shard.sessions.borrow_mut().insert(id, handle.clone());
     shard.metrics.connections.inc();
@@ -531,6 +540,9 @@ fn frame_into(framer: &mut Framer, handle: &SessionHandle, f: OutFrame, out: &mu
                 OutFrame::Pong(b) => (rawsocket::FrameKind::Pong, b),
             };
             if payload.len() > *peer_max {
+                // The shard keeps routed messages this big from reaching the queue; this is
+                // the last guard (a session reply such as a WELCOME).
+                with_local(|m| m.limit_exceeded.inc(Limit::PeerMessageSize));
                 tracing::warn!(
                     shard = local_shard(),
                     session = handle.id,

@@ -10,6 +10,7 @@
 pub mod conn;
 pub mod mesh;
 pub mod outbound;
+mod oversize;
 pub mod session;
 pub mod signal;
 
@@ -162,6 +163,9 @@ impl Shard {
     /// Queues one encoded message for a session, applying the slow-consumer policy. True when
     /// the message was queued.
     fn deliver(&self, h: &SessionHandle, frame: bytes::Bytes, message_code: u64) -> bool {
+        if !self.fits_peer(h, &frame) {
+            return false;
+        }
         let is_event = message_code == codec::code::EVENT;
         match h.outbound.push(OutFrame::Message(frame)) {
             Ok(()) => {
@@ -283,7 +287,10 @@ impl Shard {
                         if let Some(h) = self.session(to) {
                             self.call_timer.on_reply(to, &msg, &self.metrics);
                             self.metrics.count_limit_error(&msg);
-                            if self.deliver(&h, codec::encode(h.serializer, &msg), msg.code()) {
+                            let frame = codec::encode(h.serializer, &msg);
+                            if frame.len() > h.peer_max {
+                                self.too_big_for_peer(&h, &msg);
+                            } else if self.deliver(&h, frame, msg.code()) {
                                 count_out();
                             }
                         }
