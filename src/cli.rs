@@ -68,6 +68,9 @@ pub struct Args {
     /// Largest WebSocket message accepted, in bytes.
     #[arg(long, value_name = "BYTES")]
     pub max_message_size_ws: Option<usize>,
+    /// Largest size a compressed (permessage-deflate) WebSocket message may inflate to, in bytes.
+    #[arg(long, value_name = "BYTES")]
+    pub max_decompressed_size_ws: Option<usize>,
     /// Largest RawSocket message accepted, in bytes (announced as 2^n, at most 16 MiB).
     #[arg(long, value_name = "BYTES")]
     pub max_message_size_rs: Option<usize>,
@@ -86,6 +89,18 @@ pub struct Args {
     /// Maximum connections per process.
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
+    /// Calls one session may have outstanding; more are answered with ERROR
+    /// switchyard.error.limit_exceeded.
+    #[arg(long, value_name = "N")]
+    pub max_pending_calls_per_session: Option<usize>,
+    /// Subscriptions one session may hold; more are answered with ERROR
+    /// switchyard.error.limit_exceeded.
+    #[arg(long, value_name = "N")]
+    pub max_subscriptions_per_session: Option<usize>,
+    /// Registrations one session may hold; more are answered with ERROR
+    /// switchyard.error.limit_exceeded.
+    #[arg(long, value_name = "N")]
+    pub max_registrations_per_session: Option<usize>,
     /// Microseconds an idle shard spins before parking (lower latency, more CPU).
     #[arg(long, value_name = "US")]
     pub spin_before_park_us: Option<u64>,
@@ -305,6 +320,9 @@ fn build_router_config(args: &Args, file: &ConfigFile) -> Result<RouterConfig, C
     if let Some(v) = args.max_message_size_ws.or(r.max_message_size_ws) {
         l.max_message_size_ws = v;
     }
+    if let Some(v) = args.max_decompressed_size_ws.or(r.max_decompressed_size_ws) {
+        l.max_decompressed_size_ws = v;
+    }
     if let Some(v) = args.max_message_size_rs.or(r.max_message_size_rs) {
         l.max_message_size_rs = v;
     }
@@ -322,6 +340,33 @@ fn build_router_config(args: &Args, file: &ConfigFile) -> Result<RouterConfig, C
     }
     if let Some(v) = args.max_connections.or(r.max_connections) {
         l.max_connections = v;
+    }
+    for (key, flag, file, slot) in [
+        (
+            "max_pending_calls_per_session",
+            args.max_pending_calls_per_session,
+            r.max_pending_calls_per_session,
+            &mut l.max_pending_calls_per_session,
+        ),
+        (
+            "max_subscriptions_per_session",
+            args.max_subscriptions_per_session,
+            r.max_subscriptions_per_session,
+            &mut l.max_subscriptions_per_session,
+        ),
+        (
+            "max_registrations_per_session",
+            args.max_registrations_per_session,
+            r.max_registrations_per_session,
+            &mut l.max_registrations_per_session,
+        ),
+    ] {
+        if let Some(v) = flag.or(file) {
+            if v == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+            *slot = v;
+        }
     }
     cfg.spin_before_park = args
         .spin_before_park_us
@@ -363,6 +408,11 @@ impl Settings {
         }
         let _ = writeln!(o, "]");
         let _ = writeln!(o, "max_message_size_ws = {}", l.max_message_size_ws);
+        let _ = writeln!(
+            o,
+            "max_decompressed_size_ws = {}",
+            l.max_decompressed_size_ws
+        );
         let _ = writeln!(o, "max_message_size_rs = {}", l.max_message_size_rs);
         let _ = writeln!(o, "outbound_queue_bytes = {}", l.outbound_queue_bytes);
         let policy = match l.slow_consumer {
@@ -377,6 +427,21 @@ impl Settings {
             l.handshake_timeout.as_millis()
         );
         let _ = writeln!(o, "max_connections = {}", l.max_connections);
+        let _ = writeln!(
+            o,
+            "max_pending_calls_per_session = {}",
+            l.max_pending_calls_per_session
+        );
+        let _ = writeln!(
+            o,
+            "max_subscriptions_per_session = {}",
+            l.max_subscriptions_per_session
+        );
+        let _ = writeln!(
+            o,
+            "max_registrations_per_session = {}",
+            l.max_registrations_per_session
+        );
         match c.spin_before_park {
             Some(d) => {
                 let _ = writeln!(o, "spin_before_park_us = {}", d.as_micros());
@@ -526,6 +591,19 @@ mod tests {
         assert_eq!(s.log_format, LogFormat::Json);
         assert_eq!(s.log_level, "info");
         assert!(s.describe().contains("shards = 2\n"));
+        let s = build_settings(&args(&[
+            "--max-subscriptions-per-session",
+            "3",
+            "--max-decompressed-size-ws",
+            "4096",
+        ]))
+        .unwrap();
+        let l = &s.router.limits;
+        assert_eq!(l.max_subscriptions_per_session, 3);
+        assert_eq!(l.max_registrations_per_session, 10_000);
+        assert_eq!(l.max_pending_calls_per_session, 1_000);
+        assert_eq!(l.max_decompressed_size_ws, 4096);
+        assert!(s.describe().contains("max_subscriptions_per_session = 3\n"));
     }
 
     #[test]
@@ -536,6 +614,11 @@ mod tests {
         assert!(e.to_string().starts_with("cpus:"), "{e}");
         let e = build_settings(&args(&["--realm", "a", "--realm", "a"])).unwrap_err();
         assert!(e.to_string().starts_with("realm[1].name:"), "{e}");
+        let e = build_settings(&args(&["--max-pending-calls-per-session", "0"])).unwrap_err();
+        assert!(
+            e.to_string().starts_with("max_pending_calls_per_session:"),
+            "{e}"
+        );
         let e = build_settings(&args(&["--no-ws", "--no-rs"])).unwrap_err();
         assert!(e.to_string().contains("no listeners"), "{e}");
     }

@@ -99,8 +99,10 @@ impl RealmConfig {
 /// Limits protecting the router from peers.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Largest WebSocket message accepted (after decompression).
+    /// Largest WebSocket message accepted, as received (compressed or not).
     pub max_message_size_ws: usize,
+    /// Largest size a permessage-deflate message may inflate to (zip bombs are refused).
+    pub max_decompressed_size_ws: usize,
     /// Largest RawSocket message accepted (what the handshake announces, rounded to 2^n).
     pub max_message_size_rs: usize,
     /// Outbound queue limit per session, in bytes.
@@ -112,18 +114,40 @@ pub struct Limits {
     pub handshake_timeout: Duration,
     /// Connections per process.
     pub max_connections: usize,
+    /// Calls one session may have outstanding.
+    pub max_pending_calls_per_session: usize,
+    /// Subscriptions one session may hold.
+    pub max_subscriptions_per_session: usize,
+    /// Registrations one session may hold.
+    pub max_registrations_per_session: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_message_size_ws: 16 * 1024 * 1024,
+            max_decompressed_size_ws: 16 * 1024 * 1024,
             max_message_size_rs: 16 * 1024 * 1024,
             outbound_queue_bytes: 4 * 1024 * 1024,
             slow_consumer: SlowConsumerPolicy::Drop,
             hello_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(5),
             max_connections: 100_000,
+            max_pending_calls_per_session: 1_000,
+            max_subscriptions_per_session: 10_000,
+            max_registrations_per_session: 10_000,
+        }
+    }
+}
+
+impl Limits {
+    /// The routing core's per-session limits (the rest of its rules at their defaults).
+    pub fn routing(&self) -> crate::routing::RoutingConfig {
+        crate::routing::RoutingConfig {
+            max_pending_calls_per_session: self.max_pending_calls_per_session,
+            max_subscriptions_per_session: self.max_subscriptions_per_session,
+            max_registrations_per_session: self.max_registrations_per_session,
+            ..Default::default()
         }
     }
 }
@@ -211,12 +235,16 @@ pub struct RouterSection {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub max_message_size_ws: Option<usize>,
+    pub max_decompressed_size_ws: Option<usize>,
     pub max_message_size_rs: Option<usize>,
     pub outbound_queue_bytes: Option<usize>,
     pub slow_consumer: Option<SlowConsumerPolicy>,
     pub hello_timeout_ms: Option<u64>,
     pub handshake_timeout_ms: Option<u64>,
     pub max_connections: Option<usize>,
+    pub max_pending_calls_per_session: Option<usize>,
+    pub max_subscriptions_per_session: Option<usize>,
+    pub max_registrations_per_session: Option<usize>,
     pub spin_before_park_us: Option<u64>,
     pub ws_compression: Option<bool>,
     /// Address of the Prometheus `/metrics` and `/health` HTTP endpoint.

@@ -483,3 +483,408 @@ fn sigterm_sends_system_shutdown_and_exits_0() {
         .unwrap_or_else(|| panic!("router still running 10 s after SIGTERM"));
     assert!(status.success(), "exit status after SIGTERM: {status:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Peers that stall, vanish or flood
+// ---------------------------------------------------------------------------------------------
+
+/// HELLO for realm1 whose callee announces `call_canceling` (so it may be sent INTERRUPT).
+fn hello_canceling_callee() -> Message {
+    use switchyard::codec::{Dict, DictField, Hello, HelloDetails, Value};
+    let mut features = Dict::new();
+    features.insert("call_canceling".into(), Value::Bool(true));
+    let mut callee = Dict::new();
+    callee.insert("features".into(), Value::Dict(features));
+    let mut roles = Dict::new();
+    roles.insert("callee".into(), Value::Dict(callee));
+    roles.insert("caller".into(), Value::Dict(Dict::new()));
+    Message::Hello(Hello {
+        realm: "realm1".into(),
+        details: HelloDetails {
+            roles: Some(DictField(Value::Dict(roles))),
+            ..Default::default()
+        },
+    })
+}
+
+fn register(c: &mut impl WampConn, procedure: &str) {
+    use switchyard::codec::{Register, RegisterOptions};
+    c.send(&Message::Register(Register {
+        request: 1,
+        options: RegisterOptions::default(),
+        procedure: procedure.into(),
+    }))
+    .expect("send REGISTER");
+    match c.recv(REPLY_TIMEOUT) {
+        Ok(Message::Registered(_)) => {}
+        other => panic!("expected REGISTERED, got {other:?}"),
+    }
+}
+
+fn call(c: &mut impl WampConn, request: u64, procedure: &str) {
+    use switchyard::codec::{Call, CallOptions};
+    c.send(&Message::Call(Call {
+        request,
+        options: CallOptions::default(),
+        procedure: procedure.into(),
+        payload: Payload::default(),
+    }))
+    .expect("send CALL");
+}
+
+/// The next INVOCATION's request ID.
+fn invocation(c: &mut impl WampConn) -> u64 {
+    match c.recv(REPLY_TIMEOUT) {
+        Ok(Message::Invocation(i)) => i.request,
+        other => panic!("expected INVOCATION, got {other:?}"),
+    }
+}
+
+#[test]
+fn callee_killed_mid_call_caller_gets_error() {
+    let router = start(&[]);
+    survives(&router, |r| {
+        let rs = r.endpoint("rs").addr();
+        let ws = r.endpoint("ws");
+        let mut callee = RawClient::connect(rs, Serializer::MsgPack);
+        callee.must_join("realm1");
+        register(&mut callee, "com.example.doomed");
+        let mut caller = WsClient::connect(ws.addr(), ws.path(), Serializer::Json);
+        caller.must_join("realm1");
+        call(&mut caller, 7, "com.example.doomed");
+        invocation(&mut callee);
+        // The callee's process dies: the socket closes without GOODBYE.
+        drop(callee);
+        match caller.recv(REPLY_TIMEOUT) {
+            Ok(Message::Error(e)) => {
+                assert_eq!((e.request_type, e.request), (48, 7), "{e:?}");
+                assert_eq!(e.error.as_str(), "wamp.error.canceled", "{e:?}");
+            }
+            other => panic!("caller of a vanished callee: expected ERROR, got {other:?}"),
+        }
+        // The procedure went with its callee.
+        call(&mut caller, 8, "com.example.doomed");
+        match caller.recv(REPLY_TIMEOUT) {
+            Ok(Message::Error(e)) => {
+                assert_eq!(e.error.as_str(), "wamp.error.no_such_procedure", "{e:?}")
+            }
+            other => panic!("expected ERROR no_such_procedure, got {other:?}"),
+        }
+        caller.must_leave();
+    });
+}
+
+#[test]
+fn caller_killed_mid_call_callee_gets_interrupt() {
+    let router = start(&[]);
+    survives(&router, |r| {
+        let rs = r.endpoint("rs").addr();
+        let mut callee = RawClient::connect(rs, Serializer::Json);
+        callee.send(&hello_canceling_callee()).expect("HELLO");
+        assert!(matches!(
+            callee.recv(REPLY_TIMEOUT),
+            Ok(Message::Welcome(_))
+        ));
+        register(&mut callee, "com.example.long");
+        let mut caller = RawClient::connect(rs, Serializer::MsgPack);
+        caller.must_join("realm1");
+        call(&mut caller, 1, "com.example.long");
+        let id = invocation(&mut callee);
+        drop(caller);
+        match callee.recv(REPLY_TIMEOUT) {
+            Ok(Message::Interrupt(i)) => {
+                assert_eq!(i.request, id, "{i:?}");
+                assert_eq!(
+                    i.options.mode,
+                    Some(switchyard::codec::CancelMode::KillNoWait),
+                    "{i:?}"
+                );
+            }
+            other => panic!("callee of a vanished caller: expected INTERRUPT, got {other:?}"),
+        }
+        // A late YIELD for the dead call is dropped quietly; the callee stays in the realm.
+        use switchyard::codec::{Yield, YieldOptions};
+        callee
+            .send(&Message::Yield(Yield {
+                request: id,
+                options: YieldOptions::default(),
+                payload: Payload::default(),
+            }))
+            .expect("late YIELD");
+        callee.must_leave();
+    });
+}
+
+#[test]
+fn connection_that_sends_nothing_is_closed_by_the_handshake_timeout() {
+    let router = start(&["--handshake-timeout-ms", "300"]);
+    survives(&router, |r| {
+        for scheme in ["rs", "ws"] {
+            let mut conn = Conn::tcp(r.endpoint(scheme).addr()).expect("connect");
+            expect_silent_close(&mut conn, &format!("{scheme}: silent connection"));
+        }
+    });
+}
+
+#[test]
+fn websocket_handshake_one_byte_per_second_is_closed() {
+    use std::io::{Read, Write};
+    let router = start(&["--handshake-timeout-ms", "2500"]);
+    survives(&router, |r| {
+        let ws = r.endpoint("ws");
+        let request = format!(
+            "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Protocol: wamp.2.json\r\n\r\n",
+            ws.path(),
+            ws.addr()
+        );
+        let mut s = std::net::TcpStream::connect(ws.addr()).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(1)))
+            .expect("timeout");
+        // At most 15 bytes (15 s) of a ~170-byte request: the 2.5 s timeout must end it first.
+        let mut closed_after = None;
+        for (i, b) in request.bytes().take(15).enumerate() {
+            if s.write_all(&[b]).is_err() {
+                closed_after = Some(i);
+                break;
+            }
+            let mut buf = [0u8; 256];
+            match s.read(&mut buf) {
+                Ok(0) => {
+                    closed_after = Some(i + 1);
+                    break;
+                }
+                Ok(n) => panic!(
+                    "router answered a partial request: {:?}",
+                    String::from_utf8_lossy(&buf[..n])
+                ),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => {
+                    closed_after = Some(i + 1);
+                    break;
+                }
+            }
+        }
+        let n = closed_after.expect("a handshake trickling one byte per second was never closed");
+        assert!(n < 15, "closed only after {n} bytes");
+    });
+}
+
+#[test]
+fn connection_flood_beyond_the_limit() {
+    const LIMIT: usize = 16;
+    const FLOOD: usize = 64;
+    let router = start(&["--max-connections", "16"]);
+    let rs = router.endpoint("rs").addr();
+    let ws = router.endpoint("ws").clone();
+    let mut admitted = Vec::new();
+    let mut refused = 0;
+    for i in 0..FLOOD {
+        let conn = Conn::tcp(rs).expect("TCP connect");
+        match RawClient::handshake(conn, Serializer::Json) {
+            Ok(c) => admitted.push(c),
+            Err(e) if e.contains("MaxConnectionCountReached") => refused += 1,
+            Err(e) => panic!("connection {i}: {e}"),
+        }
+    }
+    assert!(
+        !admitted.is_empty() && admitted.len() <= LIMIT,
+        "{} admitted with --max-connections {LIMIT}",
+        admitted.len()
+    );
+    assert!(
+        refused >= FLOOD - 2 * LIMIT,
+        "only {refused} of {FLOOD} refused"
+    );
+    // WebSocket is refused too while the process is full.
+    let (_s, status, head, _, _) =
+        ws_upgrade(ws.addr(), ws.path(), &["wamp.2.json"]).expect("HTTP response");
+    assert_eq!(status, 503, "{head}");
+    // The admitted ones work; once the flood is gone, new sessions are admitted again.
+    for c in &mut admitted {
+        c.must_join("realm1");
+    }
+    for c in &mut admitted {
+        c.must_leave();
+    }
+    drop(admitted);
+    let again = wait_for(Duration::from_secs(5), || {
+        RawClient::handshake(Conn::tcp(rs).ok()?, Serializer::Json).ok()
+    });
+    let mut c = again.expect("admitted again after the flood");
+    c.must_join("realm1");
+    c.must_leave();
+}
+
+#[test]
+fn invalid_utf8_in_a_json_text_frame_closes_with_1007() {
+    let router = start(&[]);
+    survives(&router, |r| {
+        let ws = r.endpoint("ws");
+        let mut c = WsClient::connect(ws.addr(), ws.path(), Serializer::Json);
+        c.must_join("realm1");
+        c.send_frame(0x1, b"[16,1,{},\"com.example.t\",[\"\xff\xfe\"]]")
+            .expect("send");
+        match c.recv(REPLY_TIMEOUT) {
+            Err(RecvError::Closed(Some(code))) => assert_eq!(code, 1007),
+            other => panic!("invalid UTF-8 in a text frame: expected close 1007, got {other:?}"),
+        }
+        // Before HELLO too.
+        let mut c = WsClient::connect(ws.addr(), ws.path(), Serializer::Json);
+        c.send_frame(0x1, b"[1,\"realm1\xc0\",{}]").expect("send");
+        match c.recv(REPLY_TIMEOUT) {
+            Err(RecvError::Closed(Some(code))) => assert_eq!(code, 1007),
+            other => panic!("invalid UTF-8 before HELLO: expected close 1007, got {other:?}"),
+        }
+    });
+}
+
+/// The router's resident set, from /proc/PID/status.
+fn rss_kib(router: &RouterProcess) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", router.pid()))
+        .expect("read /proc/PID/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmRSS in /proc/PID/status")
+}
+
+/// A subscriber that stops reading costs only itself: with policy `drop` its events are dropped
+/// and counted, with `disconnect` it is closed and counted; either way a healthy subscriber of
+/// the same topic gets every event and the router's memory stays bounded by the queue limit.
+#[test]
+fn subscriber_that_stops_reading_costs_only_itself() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use switchyard::codec::{Subscribe, SubscribeOptions, Value};
+    const EVENTS: usize = 8192;
+    const BATCH: usize = 16;
+    const TOPIC: &str = "com.example.firehose";
+    for policy in ["drop", "disconnect"] {
+        let router = start(&[
+            "--metrics",
+            "127.0.0.1:0",
+            "--outbound-queue-bytes",
+            "262144",
+            "--slow-consumer",
+            policy,
+        ]);
+        let metrics = metrics_addr(&router);
+        let rs = router.endpoint("rs").addr();
+        let subscribe = |c: &mut RawClient| {
+            c.send(&Message::Subscribe(Subscribe {
+                request: 1,
+                options: SubscribeOptions::default(),
+                topic: TOPIC.into(),
+            }))
+            .expect("send SUBSCRIBE");
+            assert!(matches!(c.recv(REPLY_TIMEOUT), Ok(Message::Subscribed(_))));
+        };
+        let mut stalled = RawClient::connect(rs, Serializer::MsgPack);
+        stalled.must_join("realm1");
+        subscribe(&mut stalled);
+        let mut healthy = RawClient::connect(rs, Serializer::MsgPack);
+        healthy.must_join("realm1");
+        subscribe(&mut healthy);
+        let received = Arc::new(AtomicUsize::new(0));
+        let reader = {
+            let received = received.clone();
+            std::thread::spawn(move || {
+                // Bounded by EVENTS and by a 10 s silence.
+                while received.load(Ordering::Relaxed) < EVENTS {
+                    match healthy.recv(Duration::from_secs(10)) {
+                        Ok(Message::Event(_)) => {
+                            received.fetch_add(1, Ordering::Relaxed);
+                        }
+                        other => return Err(format!("healthy subscriber got {other:?}")),
+                    }
+                }
+                healthy.must_leave();
+                Ok(())
+            })
+        };
+        let mut publisher = RawClient::connect(rs, Serializer::MsgPack);
+        publisher.must_join("realm1");
+        let rss_before = rss_kib(&router);
+        let blob = Value::Str("x".repeat(4096));
+        // 32 MiB of events in batches; each batch waits (bounded) until the healthy subscriber
+        // has it, so it alone never falls behind.
+        let mut rss_max = rss_before;
+        for batch in 0..EVENTS / BATCH {
+            for i in 0..BATCH {
+                publisher
+                    .send(&Message::Publish(Publish {
+                        request: (batch * BATCH + i + 1) as u64,
+                        options: PublishOptions::default(),
+                        topic: TOPIC.into(),
+                        payload: Payload::args(vec![blob.clone()]),
+                    }))
+                    .expect("PUBLISH");
+            }
+            let want = (batch + 1) * BATCH;
+            let kept_up = wait_for(Duration::from_secs(10), || {
+                (received.load(Ordering::Relaxed) >= want).then_some(())
+            });
+            assert!(
+                kept_up.is_some(),
+                "policy {policy}: the healthy subscriber has {} of {want} events",
+                received.load(Ordering::Relaxed)
+            );
+            if batch % 64 == 0 {
+                rss_max = rss_max.max(rss_kib(&router));
+            }
+        }
+        reader
+            .join()
+            .expect("reader thread")
+            .unwrap_or_else(|e| panic!("policy {policy}: {e}"));
+        assert_eq!(received.load(Ordering::Relaxed), EVENTS);
+        rss_max = rss_max.max(rss_kib(&router));
+        // 32 MiB went to a subscriber that read nothing: the router kept at most its queue
+        // (256 KiB) of it, plus allocator slack.
+        assert!(
+            rss_max < rss_before + 16 * 1024,
+            "policy {policy}: RSS grew from {rss_before} KiB to {rss_max} KiB"
+        );
+        let s = Scrape::get(metrics);
+        match policy {
+            "drop" => {
+                assert!(
+                    s.sum("switchyard_events_dropped_total", &[]) > 0.0,
+                    "no event dropped"
+                );
+                assert!(s.sum("switchyard_outbound_queue_bytes", &[]) <= 262144.0 + 8192.0);
+                // The stalled subscriber is still connected; reading again, it gets events.
+                assert_eq!(
+                    s.sum("switchyard_slow_consumer_disconnects_total", &[]),
+                    0.0
+                );
+                assert!(matches!(stalled.recv(REPLY_TIMEOUT), Ok(Message::Event(_))));
+            }
+            _ => {
+                assert!(
+                    s.sum("switchyard_slow_consumer_disconnects_total", &[]) >= 1.0,
+                    "stalled subscriber not disconnected"
+                );
+                // What it had in the socket buffers, then the close.
+                let mut got = 0usize;
+                let closed = loop {
+                    match stalled.recv(REPLY_TIMEOUT) {
+                        Ok(_) if got < EVENTS => got += 1,
+                        Ok(_) => break false,
+                        Err(RecvError::Closed(_)) => break true,
+                        Err(_) => break false,
+                    }
+                };
+                assert!(closed, "stalled subscriber still open after {got} messages");
+            }
+        }
+        publisher.must_leave();
+    }
+}

@@ -204,6 +204,86 @@ impl ByType {
     }
 }
 
+/// A limit protecting the router from peers (the `limit` label of
+/// `switchyard_limit_exceeded_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// A message over `--max-message-size-ws` / `--max-message-size-rs` (on the wire).
+    MessageSize,
+    /// A message for a peer larger than the peer accepts (its RawSocket handshake): not sent.
+    PeerMessageSize,
+    /// A permessage-deflate message that inflates past `--max-decompressed-size-ws`.
+    DecompressedSize,
+    /// TLS + transport handshake not done within `--handshake-timeout-ms`.
+    HandshakeTimeout,
+    /// No HELLO within `--hello-timeout-ms`.
+    HelloTimeout,
+    /// A connection beyond `--max-connections`.
+    Connections,
+    /// A CALL beyond `--max-pending-calls-per-session`.
+    PendingCalls,
+    /// A SUBSCRIBE beyond `--max-subscriptions-per-session`.
+    Subscriptions,
+    /// A REGISTER beyond `--max-registrations-per-session`.
+    Registrations,
+}
+
+impl Limit {
+    /// Every limit, in the order the metrics list them.
+    pub const ALL: [Limit; 9] = [
+        Limit::MessageSize,
+        Limit::PeerMessageSize,
+        Limit::DecompressedSize,
+        Limit::HandshakeTimeout,
+        Limit::HelloTimeout,
+        Limit::Connections,
+        Limit::PendingCalls,
+        Limit::Subscriptions,
+        Limit::Registrations,
+    ];
+
+    /// The `limit` label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Limit::MessageSize => "message_size",
+            Limit::PeerMessageSize => "peer_message_size",
+            Limit::DecompressedSize => "decompressed_size",
+            Limit::HandshakeTimeout => "handshake_timeout",
+            Limit::HelloTimeout => "hello_timeout",
+            Limit::Connections => "connections",
+            Limit::PendingCalls => "pending_calls",
+            Limit::Subscriptions => "subscriptions",
+            Limit::Registrations => "registrations",
+        }
+    }
+
+    /// The per-session routing limit a `switchyard.error.limit_exceeded` ERROR answering a
+    /// request of type `request_type` reports.
+    pub fn of_request(request_type: u64) -> Option<Limit> {
+        match request_type {
+            code::CALL => Some(Limit::PendingCalls),
+            code::SUBSCRIBE => Some(Limit::Subscriptions),
+            code::REGISTER => Some(Limit::Registrations),
+            _ => None,
+        }
+    }
+}
+
+/// Counts per [`Limit`].
+#[derive(Debug, Default)]
+pub struct ByLimit([Counter; Limit::ALL.len()]);
+
+impl ByLimit {
+    #[inline]
+    pub fn inc(&self, l: Limit) {
+        self.0[l as usize].inc();
+    }
+
+    pub fn get(&self, l: Limit) -> u64 {
+        self.0[l as usize].get()
+    }
+}
+
 /// Counters of one realm on one shard.
 #[derive(Debug)]
 pub struct RealmMetrics {
@@ -263,6 +343,8 @@ pub struct ShardMetrics {
     pub call_latency: Histogram,
     /// Failed authentications (no authenticator yet: stays 0; see [`ShardMetrics::auth_failure`]).
     pub auth_failures: Counter,
+    /// Times a peer hit a limit, by limit.
+    pub limit_exceeded: ByLimit,
     pub realms: Box<[RealmMetrics]>,
 }
 
@@ -286,6 +368,7 @@ impl ShardMetrics {
             backpressure_pauses: Counter::default(),
             call_latency: Histogram::default(),
             auth_failures: Counter::default(),
+            limit_exceeded: ByLimit::default(),
             realms: realms
                 .iter()
                 .map(|n| RealmMetrics {
@@ -302,6 +385,18 @@ impl ShardMetrics {
     #[inline]
     pub fn realm(&self, name: &str) -> Option<&RealmMetrics> {
         self.realms.iter().find(|r| r.name == name)
+    }
+
+    /// Counts a limit-exceeded ERROR the routing core answered with (anything else: nothing).
+    #[inline]
+    pub fn count_limit_error(&self, msg: &Message) {
+        if let Message::Error(e) = msg {
+            if e.error.as_str() == crate::routing::realm::errors::LIMIT_EXCEEDED {
+                if let Some(l) = Limit::of_request(e.request_type) {
+                    self.limit_exceeded.inc(l);
+                }
+            }
+        }
     }
 
     /// The hook for the authenticator: one failed authentication on this shard.
@@ -489,6 +584,24 @@ mod tests {
         assert_eq!(c[LATENCY_BOUNDS_US.len() - 1], 2);
         assert_eq!(c[LATENCY_BOUNDS_US.len()], 3);
         assert!((h.sum_seconds() - 60.000101).abs() < 1e-6);
+    }
+
+    #[test]
+    fn limits_have_distinct_slots_and_labels() {
+        let b = ByLimit::default();
+        for (i, l) in Limit::ALL.iter().enumerate() {
+            assert_eq!(*l as usize, i);
+            for _ in 0..=i {
+                b.inc(*l);
+            }
+        }
+        for (i, l) in Limit::ALL.iter().enumerate() {
+            assert_eq!(b.get(*l), i as u64 + 1, "{}", l.label());
+        }
+        let labels: std::collections::HashSet<_> = Limit::ALL.iter().map(|l| l.label()).collect();
+        assert_eq!(labels.len(), Limit::ALL.len());
+        assert_eq!(Limit::of_request(code::CALL), Some(Limit::PendingCalls));
+        assert_eq!(Limit::of_request(code::PUBLISH), None);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! `type` (the WAMP message name, e.g. `PUBLISH`). All series of a family are written even when
 //! zero, so dashboards and alerts never see a series appear from nowhere.
 
-use super::{RouterMetrics, ShardMetrics, ShardState, LATENCY_BOUNDS_US, MESSAGE_TYPES};
+use super::{Limit, RouterMetrics, ShardMetrics, ShardState, LATENCY_BOUNDS_US, MESSAGE_TYPES};
 use crate::codec::name_of;
 use std::fmt::Write;
 use std::time::Instant;
@@ -242,6 +242,28 @@ pub fn render(m: &RouterMetrics) -> String {
         |_, s| s.auth_failures.get(),
     );
 
+    let name = "switchyard_limit_exceeded_total";
+    family(
+        &mut out,
+        name,
+        "counter",
+        "Times a peer hit a limit: message_size and decompressed_size (transport closed), \
+         peer_message_size (not sent; a waiting request gets wamp.error.payload_size_exceeded), \
+         handshake_timeout, hello_timeout, connections (refused), pending_calls, subscriptions \
+         and registrations (request answered with ERROR switchyard.error.limit_exceeded).",
+    );
+    for s in &m.shards {
+        for l in Limit::ALL {
+            let _ = writeln!(
+                out,
+                "{name}{{shard=\"{}\",limit=\"{}\"}} {}",
+                s.shard,
+                l.label(),
+                s.limit_exceeded.get(l)
+            );
+        }
+    }
+
     let name = "switchyard_call_latency_seconds";
     family(
         &mut out,
@@ -290,6 +312,7 @@ mod tests {
         s.messages_in.inc(code::PUBLISH);
         s.bytes_in.add(42);
         s.call_latency.observe(Duration::from_millis(3));
+        s.limit_exceeded.inc(Limit::PendingCalls);
         let m = RouterMetrics {
             shards: vec![s],
             started: epoch,
@@ -300,6 +323,12 @@ mod tests {
         assert!(text.contains("switchyard_received_bytes_total{shard=\"0\"} 42"));
         assert!(text.contains("switchyard_sessions{shard=\"0\",realm=\"realm\\\"1\"} 0"));
         assert!(text.contains("switchyard_mesh_backlog{shard=\"0\"} 7"));
+        assert!(
+            text.contains("switchyard_limit_exceeded_total{shard=\"0\",limit=\"pending_calls\"} 1")
+        );
+        assert!(
+            text.contains("switchyard_limit_exceeded_total{shard=\"0\",limit=\"hello_timeout\"} 0")
+        );
         assert!(
             text.contains("switchyard_call_latency_seconds_bucket{shard=\"0\",le=\"0.0025\"} 0")
         );

@@ -95,6 +95,8 @@ pub mod errors {
     pub const DIFFERENT_INVOCATION_POLICY: &str =
         "wamp.error.procedure_exists_with_different_invocation_policy";
     pub const CANCELED: &str = "wamp.error.canceled";
+    /// A message could not be delivered because of the recipient's transport size limit.
+    pub const PAYLOAD_SIZE_EXCEEDED: &str = "wamp.error.payload_size_exceeded";
     pub const TIMEOUT: &str = "wamp.error.timeout";
     pub const FEATURE_NOT_SUPPORTED: &str = "wamp.error.feature_not_supported";
     pub const PROTOCOL_VIOLATION: &str = "wamp.error.protocol_violation";

@@ -13,7 +13,7 @@ use super::Shard;
 use crate::codec::{self, Id, Serializer};
 use crate::config::{ListenerConfig, ListenerKind};
 use crate::logging::SessionRealm;
-use crate::metrics::{local_shard, with_local};
+use crate::metrics::{local_shard, with_local, Limit};
 use crate::net::rawsocket::{self, RawFrame, RejectCode, SerializerId};
 use crate::net::websocket::{self, Role, WsEvent};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -54,6 +54,10 @@ pub struct SessionHandle {
     pub realm: RefCell<Option<codec::Uri>>,
     /// The session as the routing core sees it (built once, at join).
     pub sref: RefCell<Option<crate::routing::SessionRef>>,
+    /// Largest message the peer accepts (its RawSocket handshake; WebSocket: no limit). The
+    /// shard answers a bigger one with ERROR `wamp.error.payload_size_exceeded` where it can
+    /// ([`Shard::too_big_for_peer`](super::Shard)) instead of sending it.
+    pub peer_max: usize,
 }
 
 /// Reads the next bytes into `buf`, through the shard's shared scratch buffer so an idle
@@ -105,7 +109,10 @@ where
                 match with_timeout(timeout, acceptor.accept(stream)).await {
                     Some(Ok(s)) => transport(shard, s, &cfg, over_limit).await,
                     Some(Err(e)) => tracing::debug!(shard = shard.id, "TLS handshake failed: {e}"),
-                    None => tracing::debug!(shard = shard.id, "TLS handshake timed out"),
+                    None => {
+                        shard.metrics.limit_exceeded.inc(Limit::HandshakeTimeout);
+                        tracing::debug!(shard = shard.id, "TLS handshake timed out")
+                    }
                 }
             })
             .await
@@ -136,6 +143,10 @@ where
         }
     };
     let Some(Some((serializer, deframer, framer, leftover))) = hs else {
+        if hs.is_none() {
+            shard.metrics.limit_exceeded.inc(Limit::HandshakeTimeout);
+            tracing::debug!(shard = shard.id, "transport handshake timed out");
+        }
         let _ = stream.close().await;
         return;
     };
@@ -172,6 +183,7 @@ async fn rawsocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
         }
     };
     if over_limit {
+        shard.metrics.limit_exceeded.inc(Limit::Connections);
         let _ = stream
             .write_all(&rawsocket::reject_reply(
                 RejectCode::MaxConnectionCountReached,
@@ -248,6 +260,7 @@ async fn websocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
         return None;
     };
     if over_limit {
+        shard.metrics.limit_exceeded.inc(Limit::Connections);
         let _ = stream
             .write_all(&refuse(
                 503,
@@ -271,6 +284,7 @@ async fn websocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
         params.as_ref(),
         &deflate_cfg,
     );
+    let dec = dec.with_max_decompressed_size(shard.cfg.limits.max_decompressed_size_ws);
     Some((
         serializer,
         Deframer::Ws(Box::new(dec)),
@@ -286,14 +300,21 @@ enum Input {
     Close,
 }
 
-fn next_input(d: &mut Deframer, buf: &mut BytesMut) -> Result<Option<Input>, (u16, String)> {
+/// A transport error: the close code to send, why, and the limit it hit if any.
+type InputError = (u16, String, Option<Limit>);
+
+fn next_input(d: &mut Deframer, buf: &mut BytesMut) -> Result<Option<Input>, InputError> {
     match d {
         Deframer::Raw(dec) => match dec.decode(buf) {
             Ok(Some(RawFrame::Message(b))) => Ok(Some(Input::Message(b))),
             Ok(Some(RawFrame::Ping(b))) => Ok(Some(Input::Ping(b))),
             Ok(Some(RawFrame::Pong(_))) => next_input(d, buf),
             Ok(None) => Ok(None),
-            Err(e) => Err((1002, e.to_string())),
+            Err(e) => {
+                let limit = matches!(e, rawsocket::FrameError::TooLong { .. })
+                    .then_some(Limit::MessageSize);
+                Err((1002, e.to_string(), limit))
+            }
         },
         Deframer::Ws(dec) => loop {
             match dec.poll(buf) {
@@ -302,7 +323,16 @@ fn next_input(d: &mut Deframer, buf: &mut BytesMut) -> Result<Option<Input>, (u1
                 Ok(Some(WsEvent::Pong(_))) => continue,
                 Ok(Some(WsEvent::Close { .. })) => return Ok(Some(Input::Close)),
                 Ok(None) => return Ok(None),
-                Err(e) => return Err((e.close_code(), e.to_string())),
+                Err(e) => {
+                    let limit = match e {
+                        websocket::WsError::MessageTooBig { .. } => Some(Limit::MessageSize),
+                        websocket::WsError::DecompressedTooBig { .. } => {
+                            Some(Limit::DecompressedSize)
+                        }
+                        _ => None,
+                    };
+                    return Err((e.close_code(), e.to_string(), limit));
+                }
             }
         },
     }
@@ -319,6 +349,10 @@ async fn run_session<S>(
     S: AsyncRead + AsyncWrite + Unpin + 'static,
 {
     let id = shard.new_session_id();
+    let peer_max = match &framer {
+        Framer::Raw { peer_max } => *peer_max,
+        Framer::Ws(_) => usize::MAX,
+    };
     let handle = Rc::new(SessionHandle {
         id,
         serializer,
@@ -328,6 +362,7 @@ async fn run_session<S>(
         kill: Signal::default(),
         realm: RefCell::new(None),
         sref: RefCell::new(None),
+        peer_max,
     });
     shard.sessions.borrow_mut().insert(id, handle.clone());
     shard.metrics.connections.inc();
@@ -373,7 +408,10 @@ async fn run_session<S>(
                     break 'read;
                 }
                 Ok(None) => break,
-                Err((code, why)) => {
+                Err((code, why, limit)) => {
+                    if let Some(l) = limit {
+                        shard.metrics.limit_exceeded.inc(l);
+                    }
                     tracing::debug!(
                         shard = shard.id,
                         session = id,
@@ -422,6 +460,7 @@ async fn run_session<S>(
             Some(Some(n)) if n > 0 => {}
             None if !handle.done.is_set() => {
                 // HELLO timeout.
+                shard.metrics.limit_exceeded.inc(Limit::HelloTimeout);
                 handle.core.borrow_mut().on_hello_timeout(&mut outputs);
                 shard.apply_session_outputs(&handle, std::mem::take(&mut outputs));
                 break;
@@ -501,6 +540,9 @@ fn frame_into(framer: &mut Framer, handle: &SessionHandle, f: OutFrame, out: &mu
                 OutFrame::Pong(b) => (rawsocket::FrameKind::Pong, b),
             };
             if payload.len() > *peer_max {
+                // The shard keeps routed messages this big from reaching the queue; this is
+                // the last guard (a session reply such as a WELCOME).
+                with_local(|m| m.limit_exceeded.inc(Limit::PeerMessageSize));
                 tracing::warn!(
                     shard = local_shard(),
                     session = handle.id,

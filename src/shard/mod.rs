@@ -10,13 +10,14 @@
 pub mod conn;
 pub mod mesh;
 pub mod outbound;
+mod oversize;
 pub mod session;
 pub mod signal;
 
 use crate::codec::{self, Abort, Dict, Id, Message, Uri, Value};
 use crate::config::{ListenAddr, RouterConfig, SlowConsumerPolicy};
 use crate::metrics::{CallTimer, RouterMetrics, ShardMetrics, ShardState};
-use crate::routing::{Action, PeerMsg, RealmShard, RoutingConfig, SessionRef};
+use crate::routing::{Action, PeerMsg, RealmShard, SessionRef};
 use conn::SessionHandle;
 use mesh::{MeshOutbox, MeshSenders};
 use outbound::{OutFrame, PushError};
@@ -175,6 +176,9 @@ impl Shard {
     /// Queues one encoded message for a session, applying the slow-consumer policy. True when
     /// the message was queued.
     fn deliver(&self, h: &SessionHandle, frame: bytes::Bytes, message_code: u64) -> bool {
+        if !self.fits_peer(h, &frame) {
+            return false;
+        }
         let is_event = message_code == codec::code::EVENT;
         match h.outbound.push(OutFrame::Message(frame)) {
             Ok(()) => {
@@ -307,7 +311,11 @@ impl Shard {
                         crate::meta::on_send(self, realm, to, &msg);
                         if let Some(h) = self.session(to) {
                             self.call_timer.on_reply(to, &msg, &self.metrics);
-                            if self.deliver(&h, codec::encode(h.serializer, &msg), msg.code()) {
+                            self.metrics.count_limit_error(&msg);
+                            let frame = codec::encode(h.serializer, &msg);
+                            if frame.len() > h.peer_max {
+                                self.too_big_for_peer(&h, &msg);
+                            } else if self.deliver(&h, frame, msg.code()) {
                                 count_out();
                             }
                         }
@@ -694,7 +702,7 @@ async fn shard_main(
         let uri = Uri::from(r.name.as_str());
         realms.insert(
             uri.clone(),
-            RealmShard::new(uri, id, count, RoutingConfig::default(), rand::random()),
+            RealmShard::new(uri, id, count, cfg.limits.routing(), rand::random()),
         );
     }
     let shard = Rc::new(Shard {

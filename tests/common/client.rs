@@ -293,9 +293,18 @@ impl RawClient {
     }
 
     /// Performs the client side of the RawSocket handshake on `conn`.
-    pub fn handshake(mut conn: Conn, serializer: Serializer) -> Result<RawClient, String> {
+    pub fn handshake(conn: Conn, serializer: Serializer) -> Result<RawClient, String> {
+        Self::handshake_with_max(conn, serializer, CLIENT_MAX_LEN_EXP)
+    }
+
+    /// The handshake announcing that we accept frames up to 2^(9 + `exponent`) octets.
+    pub fn handshake_with_max(
+        mut conn: Conn,
+        serializer: Serializer,
+        exponent: u8,
+    ) -> Result<RawClient, String> {
         let id = serializer_id(serializer);
-        let reply = rawsocket_handshake(&mut conn, rawsocket::client_hello(id, CLIENT_MAX_LEN_EXP))
+        let reply = rawsocket_handshake(&mut conn, rawsocket::client_hello(id, exponent))
             .map_err(|e| format!("handshake I/O: {e}"))?;
         let ServerHello { max_len, .. } = rawsocket::parse_server_reply(reply, id)
             .map_err(|e: ClientHandshakeError| format!("{e} (reply {reply:02x?})"))?;
@@ -303,7 +312,7 @@ impl RawClient {
             conn,
             serializer,
             buf: BytesMut::with_capacity(8192),
-            decoder: FrameDecoder::for_exponent(CLIENT_MAX_LEN_EXP),
+            decoder: FrameDecoder::for_exponent(exponent),
             router_max_len: max_len,
         })
     }

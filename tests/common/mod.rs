@@ -16,8 +16,12 @@
 #![allow(dead_code)]
 
 mod client;
+mod scrape;
 
 pub use client::*;
+// Not every test crate reads metrics.
+#[allow(unused_imports)]
+pub use scrape::*;
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};

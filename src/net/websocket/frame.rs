@@ -60,6 +60,13 @@ pub enum WsError {
         /// The configured limit in bytes.
         limit: usize,
     },
+    /// A compressed message inflates past the decompressed size limit set with
+    /// [`FrameDecoder::with_max_decompressed_size`] (a zip bomb).
+    #[error("message inflates to more than {limit} bytes")]
+    DecompressedTooBig {
+        /// The configured limit in bytes.
+        limit: usize,
+    },
     /// Text message or close reason that is not UTF-8 (RFC 6455 8.1).
     #[error("text is not valid UTF-8")]
     InvalidUtf8,
@@ -75,7 +82,7 @@ impl WsError {
     /// The close code to send for this error (RFC 6455 7.4.1).
     pub fn close_code(&self) -> u16 {
         match self {
-            WsError::MessageTooBig { .. } => 1009,
+            WsError::MessageTooBig { .. } | WsError::DecompressedTooBig { .. } => 1009,
             WsError::InvalidUtf8 | WsError::InvalidCompressedData => 1007,
             WsError::Compression => 1011,
             _ => 1002,
@@ -268,6 +275,10 @@ struct PartialMessage {
 pub struct FrameDecoder {
     role: Role,
     max_message_size: usize,
+    /// Limit on inflated messages when set apart from `max_message_size`
+    /// ([`WsError::DecompressedTooBig`]); None: `max_message_size` applies
+    /// ([`WsError::MessageTooBig`]).
+    max_decompressed_size: Option<usize>,
     /// Present iff permessage-deflate was negotiated; RSV1 is a protocol error without it.
     inflater: Option<Inflater>,
     message: Option<PartialMessage>,
@@ -284,6 +295,7 @@ impl FrameDecoder {
         Self {
             role,
             max_message_size,
+            max_decompressed_size: None,
             inflater: None,
             message: None,
             closed: false,
@@ -294,6 +306,15 @@ impl FrameDecoder {
     /// Enables permessage-deflate (RSV1) with this connection's inflater.
     pub fn with_inflater(mut self, inflater: Inflater) -> Self {
         self.inflater = Some(inflater);
+        self
+    }
+
+    /// Limits inflated (permessage-deflate) messages to `limit` bytes, apart from the wire
+    /// limit: a message that inflates past it fails with [`WsError::DecompressedTooBig`] as
+    /// soon as the inflater passes it (zip-bomb safe). Without this call the message size
+    /// limit applies to inflated messages too.
+    pub fn with_max_decompressed_size(mut self, limit: usize) -> Self {
+        self.max_decompressed_size = Some(limit);
         self
     }
 
@@ -406,10 +427,20 @@ impl FrameDecoder {
         message.wire_len += payload.len();
         match (&mut self.inflater, message.compressed) {
             (Some(inflater), true) => {
-                inflater.inflate(&payload, &mut message.data, limit)?;
-                if header.fin {
-                    inflater.finish_message(&mut message.data, limit)?;
-                }
+                let inflated = self.max_decompressed_size.unwrap_or(limit);
+                let mut run = || {
+                    inflater.inflate(&payload, &mut message.data, inflated)?;
+                    if header.fin {
+                        inflater.finish_message(&mut message.data, inflated)?;
+                    }
+                    Ok(())
+                };
+                run().map_err(|e| match (e, self.max_decompressed_size) {
+                    (WsError::MessageTooBig { limit }, Some(_)) => {
+                        WsError::DecompressedTooBig { limit }
+                    }
+                    (e, _) => e,
+                })?;
             }
             _ => message.data.extend_from_slice(&payload),
         }

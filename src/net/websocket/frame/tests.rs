@@ -266,6 +266,38 @@ fn decompressed_size_is_limited() {
 }
 
 #[test]
+fn decompressed_size_limit_apart_from_the_wire_limit() {
+    let params = DeflateParams::default();
+    let config = crate::net::websocket::DeflateConfig::default();
+    let new = |limit| {
+        FrameDecoder::new(Role::Server, 100)
+            .with_inflater(Inflater::new(&params, Role::Server))
+            .with_max_decompressed_size(limit)
+    };
+    let mut deflater = crate::net::websocket::Deflater::new(&params, Role::Client, &config);
+    let mut compressed = Vec::new();
+    deflater.compress(&[0; 5000], &mut compressed).unwrap();
+    assert!(compressed.len() < 100);
+    // Inflates to 5000 bytes: over a 4999-byte decompressed limit, within a 5000-byte one
+    // (the 100-byte wire limit does not apply to inflated data then).
+    let mut small = new(4999);
+    let mut buf = BytesMut::from(&frame(0xc2, true, &compressed)[..]);
+    assert_eq!(
+        small.poll(&mut buf),
+        Err(WsError::DecompressedTooBig { limit: 4999 })
+    );
+    assert_eq!(WsError::DecompressedTooBig { limit: 1 }.close_code(), 1009);
+    let mut enough = new(5000);
+    assert_eq!(
+        decode(&mut enough, &frame(0xc2, true, &compressed)),
+        Ok(vec![binary(&[0; 5000])])
+    );
+    // The wire limit still holds for the compressed bytes themselves.
+    let mut wire = new(1 << 20);
+    assert_eq!(reject(&mut wire, &frame(0x82, true, &[0; 101])), 1009);
+}
+
+#[test]
 fn text_must_be_utf8() {
     assert_eq!(
         reject(&mut server(), &frame(0x81, true, &[0xff, 0xfe])),
