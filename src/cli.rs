@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand};
 use std::fmt::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A commented example config file; `switchyard config example` prints it.
@@ -107,6 +108,24 @@ pub struct Args {
     /// Disable permessage-deflate on WebSocket.
     #[arg(long)]
     pub no_ws_compression: bool,
+    /// PEM CA certificate(s) that TLS client certificates must chain to (authmethod `tls`).
+    #[arg(long, value_name = "FILE")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Whether TLS clients must present a certificate: `optional` (default) or `required`.
+    #[arg(long, value_name = "MODE", requires = "tls_client_ca")]
+    pub tls_client_auth: Option<String>,
+    /// Track WebSocket clients with a cookie (authmethod `cookie`).
+    #[arg(long)]
+    pub ws_cookie: bool,
+    /// Name of the tracking cookie (default `cbtid`).
+    #[arg(long, value_name = "NAME")]
+    pub ws_cookie_name: Option<String>,
+    /// Max-Age of the tracking cookie, in seconds (default 86400).
+    #[arg(long, value_name = "S")]
+    pub ws_cookie_max_age_s: Option<u64>,
+    /// Most cookies tracked at once; when full, expired then oldest go (default 100000).
+    #[arg(long, value_name = "N")]
+    pub ws_cookie_max_entries: Option<usize>,
     /// Serve Prometheus metrics on http://ADDR/metrics and a health probe on /health.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<String>,
@@ -250,7 +269,22 @@ fn build_router_config(args: &Args, file: &ConfigFile) -> Result<RouterConfig, C
         let cert = args.tls_cert.as_ref().or(r.tls_cert.as_ref());
         let key = args.tls_key.as_ref().or(r.tls_key.as_ref());
         match (cert, key) {
-            (Some(c), Some(k)) => Some(load_tls(c, k)?),
+            (Some(c), Some(k)) => match &args.tls_client_ca {
+                None => Some(load_tls(c, k)?),
+                Some(ca) => {
+                    let required = match args.tls_client_auth.as_deref() {
+                        None | Some("optional") => false,
+                        Some("required") => true,
+                        Some(_) => {
+                            return Err(invalid(
+                                "tls_client_auth",
+                                "must be `optional` or `required`",
+                            ))
+                        }
+                    };
+                    Some(crate::auth::load_tls_client_auth(c, k, ca, required)?)
+                }
+            },
             _ => {
                 return Err(invalid(
                     "tls_cert, tls_key",
@@ -373,6 +407,25 @@ fn build_router_config(args: &Args, file: &ConfigFile) -> Result<RouterConfig, C
         .or(r.spin_before_park_us)
         .map(Duration::from_micros);
     cfg.ws_compression = !args.no_ws_compression && r.ws_compression.unwrap_or(true);
+    if args.ws_cookie {
+        let name = args.ws_cookie_name.clone().unwrap_or_else(|| "cbtid".into());
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(invalid("ws_cookie_name", "must be [A-Za-z0-9_-]+"));
+        }
+        let max_age = args.ws_cookie_max_age_s.unwrap_or(86_400);
+        if max_age == 0 {
+            return Err(invalid("ws_cookie_max_age_s", "must be at least 1"));
+        }
+        cfg.ws_cookie = Some(Arc::new(crate::auth::CookieStore::new(
+            name,
+            Duration::from_secs(max_age),
+            args.ws_cookie_max_entries.unwrap_or(100_000),
+        )));
+    }
     Ok(cfg)
 }
 

@@ -166,6 +166,8 @@ pub struct RouterConfig {
     pub spin_before_park: Option<Duration>,
     /// Offer permessage-deflate on WebSocket.
     pub ws_compression: bool,
+    /// WebSocket cookie tracking (`--ws-cookie`) and the store of authmethod `cookie`.
+    pub ws_cookie: Option<Arc<crate::auth::CookieStore>>,
 }
 
 impl Default for RouterConfig {
@@ -178,6 +180,7 @@ impl Default for RouterConfig {
             limits: Limits::default(),
             spin_before_park: None,
             ws_compression: true,
+            ws_cookie: None,
         }
     }
 }
@@ -281,6 +284,16 @@ pub struct PrincipalSection {
     pub iterations: Option<u32>,
     pub keylen: Option<u32>,
     pub pubkey: Option<String>,
+    /// Method `wamp-scram` (see `crate::auth::scram`): KDF `argon2id13` (default) or `pbkdf2`.
+    pub scram_kdf: Option<String>,
+    pub scram_salt: Option<String>,
+    pub scram_iterations: Option<u32>,
+    pub scram_memory: Option<u32>,
+    pub scram_password: Option<String>,
+    pub scram_stored_key: Option<String>,
+    pub scram_server_key: Option<String>,
+    /// Method `tls`: SHA-256 fingerprint of the client certificate.
+    pub cert_fingerprint: Option<String>,
 }
 
 impl std::fmt::Debug for PrincipalSection {
@@ -295,6 +308,14 @@ impl std::fmt::Debug for PrincipalSection {
             .field("iterations", &self.iterations)
             .field("keylen", &self.keylen)
             .field("pubkey", &self.pubkey)
+            .field("scram_kdf", &self.scram_kdf)
+            .field("scram_salt", &self.scram_salt)
+            .field("scram_iterations", &self.scram_iterations)
+            .field("scram_memory", &self.scram_memory)
+            .field("scram_password", &self.scram_password.as_ref().map(|_| "<redacted>"))
+            .field("scram_stored_key", &self.scram_stored_key.as_ref().map(|_| "<redacted>"))
+            .field("scram_server_key", &self.scram_server_key.as_ref().map(|_| "<redacted>"))
+            .field("cert_fingerprint", &self.cert_fingerprint)
             .finish()
     }
 }
@@ -339,6 +360,14 @@ impl RealmSection {
                     salt,
                 }),
                 pubkey,
+                scram: p.scram_params().map_err(|(k, m)| invalid(j, k, m))?,
+                cert_fingerprint: match &p.cert_fingerprint {
+                    None => None,
+                    Some(f) => Some(
+                        crate::auth::parse_fingerprint(f)
+                            .map_err(|m| invalid(j, "cert_fingerprint", m))?,
+                    ),
+                },
             });
         }
         let auth = Authenticator::new(&principals, rand::random())

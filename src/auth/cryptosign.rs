@@ -4,11 +4,16 @@
 //! `[CHALLENGE, "cryptosign", {challenge: hex(32 random bytes)}]` →
 //! `[AUTHENTICATE, hex(signature (64 bytes) ‖ signed message (32 bytes)), {}]`
 //!
-//! Not implemented yet: TLS channel binding (`tls-unique`/`tls-exporter`: a requested binding
-//! is ignored and, as the spec allows, CHALLENGE.Extra then carries no `channel_binding`),
-//! router authentication (`authextra.challenge`), trustroots and certificates.
+//! TLS channel binding `tls-exporter` (RFC 9266): with `authextra.channel_binding =
+//! "tls-exporter"` on a TLS transport, CHALLENGE.Extra echoes `channel_binding` and the client
+//! signs `challenge XOR channel_id`, channel_id being the 32-byte exporter value. A binding the
+//! transport cannot provide (`tls-exporter` without TLS, `tls-unique`, which TLS 1.3 lacks, or
+//! an unknown type) makes the method not apply: with no other method offered, the client gets
+//! `wamp.error.no_matching_auth_method`.
+//!
+//! Not implemented: router authentication (`authextra.challenge`), trustroots and certificates.
 
-use super::{AuthMethod, Authenticator, Entry, Expect, Pending};
+use super::{AuthMethod, Authenticator, Channel, Entry, Expect, Pending};
 use crate::codec::{Dict, Value};
 use subtle::ConstantTimeEq;
 
@@ -20,15 +25,36 @@ pub fn parse_pubkey(s: &str) -> Result<[u8; 32], String> {
     Ok(out)
 }
 
-pub(super) fn challenge(principal: Option<usize>, entropy: &[u8; 32]) -> (Dict, Pending) {
+/// The channel binding a HELLO asks for: `Some(None)` for none, `Some(Some(id))` for
+/// `tls-exporter` on TLS, `None` when it cannot be honoured.
+pub(super) fn binding(authextra: Option<&Dict>, channel: &Channel) -> Option<Option<[u8; 32]>> {
+    match authextra.and_then(|x| x.get("channel_binding")) {
+        None | Some(Value::Null) => Some(None),
+        Some(Value::Str(s)) if s == "tls-exporter" => channel.tls_exporter.map(Some),
+        Some(_) => None,
+    }
+}
+
+pub(super) fn challenge(
+    principal: Option<usize>,
+    entropy: &[u8; 32],
+    channel_id: Option<[u8; 32]>,
+) -> (Dict, Pending) {
     let mut extra = Dict::new();
     extra.insert("challenge".into(), Value::Str(hex::encode(entropy)));
+    let mut message = *entropy;
+    if let Some(id) = channel_id {
+        extra.insert("channel_binding".into(), Value::Str("tls-exporter".into()));
+        for (m, c) in message.iter_mut().zip(id.iter()) {
+            *m ^= c;
+        }
+    }
     (
         extra,
         Pending {
             method: AuthMethod::Cryptosign,
             principal,
-            expect: Expect::Cryptosign(*entropy),
+            expect: Expect::Cryptosign(message),
         },
     )
 }

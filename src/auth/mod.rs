@@ -14,8 +14,12 @@
 //!
 //! Secrets are kept behind [`Secret`], whose `Debug` redacts; nothing here logs.
 
+mod channel;
+mod cookie;
 mod cryptosign;
+pub mod scram;
 mod ticket;
+mod tls;
 mod wampcra;
 
 use crate::codec::options::HelloDetails;
@@ -26,7 +30,11 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::SystemTime;
 
+pub use channel::{Channel, PeerCert};
+pub use cookie::CookieStore;
 pub use cryptosign::parse_pubkey;
+pub use scram::{ScramCredential, ScramParams};
+pub use tls::{load_tls_client_auth, parse_fingerprint};
 
 /// The `authprovider` announced in WELCOME for principals from the config file.
 pub const PROVIDER: &str = "static";
@@ -38,6 +46,12 @@ pub enum AuthMethod {
     Ticket,
     WampCra,
     Cryptosign,
+    /// WAMP-SCRAM (`wamp-scram`).
+    WampScram,
+    /// TLS client certificate (`tls`): no CHALLENGE.
+    Tls,
+    /// A WebSocket cookie of an earlier authenticated connection (`cookie`): no CHALLENGE.
+    Cookie,
 }
 
 impl AuthMethod {
@@ -48,6 +62,9 @@ impl AuthMethod {
             "ticket" => AuthMethod::Ticket,
             "wampcra" => AuthMethod::WampCra,
             "cryptosign" => AuthMethod::Cryptosign,
+            "wamp-scram" => AuthMethod::WampScram,
+            "tls" => AuthMethod::Tls,
+            "cookie" => AuthMethod::Cookie,
             _ => return None,
         })
     }
@@ -59,6 +76,9 @@ impl AuthMethod {
             AuthMethod::Ticket => "ticket",
             AuthMethod::WampCra => "wampcra",
             AuthMethod::Cryptosign => "cryptosign",
+            AuthMethod::WampScram => "wamp-scram",
+            AuthMethod::Tls => "tls",
+            AuthMethod::Cookie => "cookie",
         }
     }
 }
@@ -109,6 +129,10 @@ pub struct Principal {
     pub wampcra: Option<CraSecret>,
     /// Method `cryptosign`: the Ed25519 public key.
     pub pubkey: Option<[u8; 32]>,
+    /// Method `wamp-scram`.
+    pub scram: Option<ScramCredential>,
+    /// Method `tls`: SHA-256 of the client certificate (DER).
+    pub cert_fingerprint: Option<[u8; 32]>,
 }
 
 /// A principal the authenticator cannot accept; `key` is the offending principal field.
@@ -122,11 +146,13 @@ pub struct PrincipalError {
 }
 
 /// Who a session turned out to be.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Identity {
     pub authid: String,
     pub authrole: String,
     pub method: AuthMethod,
+    /// `WELCOME.Details.authextra` (the SCRAM verifier), if the method sends any.
+    pub authextra: Option<Dict>,
 }
 
 /// AUTHENTICATE did not prove the identity. Deliberately without detail: the reason (unknown
@@ -147,8 +173,9 @@ enum Expect {
     Ticket,
     /// The challenge string the HMAC is computed over.
     WampCra(String),
-    /// The 32 random bytes to be signed.
+    /// The 32-byte message to be signed (the challenge, XOR the channel ID when bound).
     Cryptosign([u8; 32]),
+    Scram(scram::ScramPending),
 }
 
 impl Pending {
@@ -176,6 +203,8 @@ struct Entry {
     ticket: Option<[u8; 32]>,
     wampcra: Option<CraKey>,
     pubkey: Option<ed25519_dalek::VerifyingKey>,
+    scram: Option<ScramCredential>,
+    cert_fingerprint: Option<[u8; 32]>,
 }
 
 /// What an unknown principal is challenged with, so that it looks like a known one.
@@ -187,6 +216,8 @@ struct Decoy {
     /// PBKDF2 parameters an unknown `authid` is challenged with, when the realm salts.
     cra_salt: Option<(u32, u32)>,
     pubkey: ed25519_dalek::VerifyingKey,
+    /// SCRAM parameters an unknown `authid` is challenged with (the first SCRAM principal's).
+    scram: (scram::Kdf, u32, Option<u32>),
 }
 
 /// The static authenticator of one realm.
@@ -194,6 +225,7 @@ pub struct Authenticator {
     entries: Vec<Entry>,
     by_authid: HashMap<String, usize>,
     by_pubkey: HashMap<[u8; 32], usize>,
+    by_cert: HashMap<[u8; 32], usize>,
     decoy: Decoy,
 }
 
@@ -215,6 +247,7 @@ impl Default for Authenticator {
                 entries: Vec::new(),
                 by_authid: HashMap::new(),
                 by_pubkey: HashMap::new(),
+                by_cert: HashMap::new(),
                 decoy: Decoy::new([0; 32], &[]),
             },
         }
@@ -237,6 +270,10 @@ impl Decoy {
             cra_role: cra.map_or_else(|| "user".to_owned(), |(role, _)| role),
             cra_salt: salted.map(|s| (s.iterations, s.keylen)),
             pubkey: signing.verifying_key(),
+            scram: entries
+                .iter()
+                .find_map(|e| e.scram.as_ref().map(|c| (c.kdf, c.iterations, c.memory)))
+                .unwrap_or((scram::Kdf::Pbkdf2, 4096, None)),
         }
     }
 }
@@ -263,6 +300,7 @@ impl Authenticator {
         let mut entries = Vec::with_capacity(principals.len());
         let mut by_authid = HashMap::new();
         let mut by_pubkey = HashMap::new();
+        let mut by_cert = HashMap::new();
         for (index, p) in principals.iter().enumerate() {
             let err = |key, message: String| PrincipalError {
                 index,
@@ -278,11 +316,23 @@ impl Authenticator {
             if by_authid.insert(p.authid.clone(), index).is_some() {
                 return Err(err("authid", format!("duplicate authid {:?}", p.authid)));
             }
-            if p.ticket.is_none() && p.wampcra.is_none() && p.pubkey.is_none() {
+            if p.ticket.is_none()
+                && p.wampcra.is_none()
+                && p.pubkey.is_none()
+                && p.scram.is_none()
+                && p.cert_fingerprint.is_none()
+            {
                 return Err(err(
                     "authid",
-                    "a principal needs a ticket, a secret or a pubkey".into(),
+                    "a principal needs a ticket, a secret, a pubkey, scram_* keys or a \
+                     cert_fingerprint"
+                        .into(),
                 ));
+            }
+            if let Some(fp) = p.cert_fingerprint {
+                if by_cert.insert(fp, index).is_some() {
+                    return Err(err("cert_fingerprint", "duplicate cert_fingerprint".into()));
+                }
             }
             let wampcra = match &p.wampcra {
                 None => None,
@@ -306,6 +356,8 @@ impl Authenticator {
                 ticket: p.ticket.as_ref().map(|t| sha256(t.expose().as_bytes())),
                 wampcra,
                 pubkey,
+                scram: p.scram.clone(),
+                cert_fingerprint: p.cert_fingerprint,
             });
         }
         let decoy = Decoy::new(decoy_key, &entries);
@@ -313,6 +365,7 @@ impl Authenticator {
             entries,
             by_authid,
             by_pubkey,
+            by_cert,
             decoy,
         })
     }
@@ -324,13 +377,17 @@ impl Authenticator {
             AuthMethod::Ticket => e.ticket.is_some(),
             AuthMethod::WampCra => e.wampcra.is_some(),
             AuthMethod::Cryptosign => e.pubkey.is_some(),
+            AuthMethod::WampScram => e.scram.is_some(),
+            AuthMethod::Tls => e.cert_fingerprint.is_some(),
+            // Any principal can come back with a cookie once authenticated another way.
+            AuthMethod::Cookie => true,
         })
     }
 
     /// Starts `method` for a HELLO: returns `CHALLENGE.Extra` and what AUTHENTICATE must match,
     /// or `None` when the method does not apply (not supported here, or HELLO lacks what it
     /// needs: an `authid` for ticket and WAMP-CRA, `authextra.pubkey` for cryptosign), so the
-    /// caller moves on to the client's next method.
+    /// caller moves on to the client's next method. Without a transport (no channel binding).
     ///
     /// `entropy` must be fresh random bytes; `now` is the time the challenge is issued.
     pub fn challenge(
@@ -341,11 +398,27 @@ impl Authenticator {
         entropy: &[u8; 32],
         now: SystemTime,
     ) -> Option<(Dict, Pending)> {
+        self.challenge_on(method, hello, session, entropy, now, &Channel::default())
+    }
+
+    /// [`Authenticator::challenge`] on a transport: `channel` has what TLS channel binding
+    /// needs (cryptosign `tls-exporter`; a binding the transport cannot give makes the method
+    /// not apply).
+    pub fn challenge_on(
+        &self,
+        method: AuthMethod,
+        hello: &HelloDetails,
+        session: Id,
+        entropy: &[u8; 32],
+        now: SystemTime,
+        channel: &Channel,
+    ) -> Option<(Dict, Pending)> {
         if !self.supports(method) {
             return None;
         }
+        let authextra = hello.authextra.as_ref().and_then(|x| x.dict());
         match method {
-            AuthMethod::Anonymous => None,
+            AuthMethod::Anonymous | AuthMethod::Tls | AuthMethod::Cookie => None,
             AuthMethod::Ticket => {
                 let authid = hello.authid.as_deref()?;
                 let principal = self.by_authid.get(authid).copied();
@@ -358,14 +431,17 @@ impl Authenticator {
                     self, authid, principal, session, entropy, now,
                 ))
             }
+            AuthMethod::WampScram => {
+                let authid = hello.authid.as_deref()?;
+                let principal = self.by_authid.get(authid).copied();
+                scram::challenge(self, authid, principal, authextra, entropy)
+            }
             AuthMethod::Cryptosign => {
-                let pubkey = hello
-                    .authextra
-                    .as_ref()
-                    .and_then(|x| x.dict())
+                let pubkey = authextra
                     .and_then(|d| d.get("pubkey"))
                     .and_then(|v| v.as_str())
                     .and_then(|s| parse_pubkey(s).ok())?;
+                let binding = cryptosign::binding(authextra, channel)?;
                 let principal = self.by_pubkey.get(&pubkey).copied().filter(|&i| {
                     // An authid in HELLO must name the key's owner.
                     hello
@@ -373,24 +449,62 @@ impl Authenticator {
                         .as_deref()
                         .is_none_or(|a| a == self.entries[i].authid)
                 });
-                Some(cryptosign::challenge(principal, entropy))
+                Some(cryptosign::challenge(principal, entropy, binding))
             }
+        }
+    }
+
+    /// Methods that need no CHALLENGE: identifies the client from the transport (`tls`: its
+    /// certificate; `cookie`: its WebSocket cookie, looked up in `cookies`). `None` when the
+    /// method does not apply, so the caller moves on to the client's next method.
+    pub fn identify(
+        &self,
+        method: AuthMethod,
+        hello: &HelloDetails,
+        channel: &Channel,
+        realm: &str,
+        cookies: Option<&CookieStore>,
+    ) -> Option<Identity> {
+        match method {
+            AuthMethod::Tls => tls::identify(self, hello, channel),
+            AuthMethod::Cookie => cookie::identify(hello, channel, realm, cookies?),
+            _ => None,
         }
     }
 
     /// Checks AUTHENTICATE.Signature against the challenge `pending` recorded.
     pub fn authenticate(&self, pending: Pending, signature: &str) -> Result<Identity, AuthFailed> {
+        self.authenticate_with(pending, signature, &Dict::new())
+    }
+
+    /// [`Authenticator::authenticate`] with AUTHENTICATE.Extra (WAMP-SCRAM reads its `nonce`
+    /// and channel binding there).
+    pub fn authenticate_with(
+        &self,
+        pending: Pending,
+        signature: &str,
+        extra: &Dict,
+    ) -> Result<Identity, AuthFailed> {
         let entry = pending.principal.and_then(|i| self.entries.get(i));
-        let ok = match &pending.expect {
-            Expect::Ticket => ticket::verify(self, entry, signature),
-            Expect::WampCra(challenge) => wampcra::verify(self, entry, challenge, signature),
-            Expect::Cryptosign(challenge) => cryptosign::verify(self, entry, challenge, signature),
+        let (ok, authextra) = match &pending.expect {
+            Expect::Ticket => (ticket::verify(self, entry, signature), None),
+            Expect::WampCra(challenge) => {
+                (wampcra::verify(self, entry, challenge, signature), None)
+            }
+            Expect::Cryptosign(challenge) => {
+                (cryptosign::verify(self, entry, challenge, signature), None)
+            }
+            Expect::Scram(p) => match scram::verify(self, entry, p, signature, extra) {
+                Some(x) => (true, Some(x)),
+                None => (false, None),
+            },
         };
         match entry {
             Some(e) if ok => Ok(Identity {
                 authid: e.authid.clone(),
                 authrole: e.authrole.clone(),
                 method: pending.method,
+                authextra,
             }),
             _ => Err(AuthFailed),
         }

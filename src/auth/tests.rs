@@ -17,6 +17,8 @@ pub(crate) fn principals() -> Vec<Principal> {
             ticket: Some(Secret::new("joe-ticket")),
             wampcra: None,
             pubkey: None,
+            scram: None,
+            cert_fingerprint: None,
         },
         Principal {
             authid: "peter".into(),
@@ -27,6 +29,8 @@ pub(crate) fn principals() -> Vec<Principal> {
                 salt: None,
             }),
             pubkey: None,
+            scram: None,
+            cert_fingerprint: None,
         },
         Principal {
             authid: "salty".into(),
@@ -41,6 +45,8 @@ pub(crate) fn principals() -> Vec<Principal> {
                 }),
             }),
             pubkey: None,
+            scram: None,
+            cert_fingerprint: None,
         },
         Principal {
             authid: "client01".into(),
@@ -48,6 +54,8 @@ pub(crate) fn principals() -> Vec<Principal> {
             ticket: None,
             wampcra: None,
             pubkey: Some(signing.verifying_key().to_bytes()),
+            scram: None,
+            cert_fingerprint: None,
         },
     ]
 }

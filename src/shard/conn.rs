@@ -107,7 +107,10 @@ where
             Box::pin(async move {
                 let acceptor = futures_rustls::TlsAcceptor::from(tls);
                 match with_timeout(timeout, acceptor.accept(stream)).await {
-                    Some(Ok(s)) => transport(shard, s, &cfg, over_limit).await,
+                    Some(Ok(s)) => {
+                        let channel = crate::auth::Channel::from_tls(s.get_ref().1);
+                        transport(shard, s, &cfg, over_limit, channel).await
+                    }
                     Some(Err(e)) => tracing::debug!(shard = shard.id, "TLS handshake failed: {e}"),
                     None => {
                         shard.metrics.limit_exceeded.inc(Limit::HandshakeTimeout);
@@ -117,12 +120,17 @@ where
             })
             .await
         }
-        None => transport(shard, stream, &cfg, over_limit).await,
+        None => transport(shard, stream, &cfg, over_limit, Default::default()).await,
     }
 }
 
-async fn transport<S>(shard: Rc<Shard>, mut stream: S, cfg: &ListenerConfig, over_limit: bool)
-where
+async fn transport<S>(
+    shard: Rc<Shard>,
+    mut stream: S,
+    cfg: &ListenerConfig,
+    over_limit: bool,
+    mut channel: crate::auth::Channel,
+) where
     S: AsyncRead + AsyncWrite + Unpin + 'static,
 {
     let timeout = shard.cfg.limits.handshake_timeout;
@@ -137,7 +145,7 @@ where
         ListenerKind::WebSocket { path } => {
             with_timeout(
                 timeout,
-                websocket_handshake(&shard, &mut stream, path, over_limit),
+                websocket_handshake(&shard, &mut stream, path, over_limit, &mut channel),
             )
             .await
         }
@@ -150,7 +158,7 @@ where
         let _ = stream.close().await;
         return;
     };
-    run_session(shard, stream, serializer, deframer, framer, leftover).await;
+    run_session(shard, stream, serializer, deframer, framer, leftover, channel).await;
 }
 
 type Negotiated = (Serializer, Deframer, Framer, BytesMut);
@@ -216,6 +224,7 @@ async fn websocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     path: &str,
     over_limit: bool,
+    channel: &mut crate::auth::Channel,
 ) -> Option<Negotiated> {
     let mut buf = BytesMut::new();
     let (req, used) = loop {
@@ -276,7 +285,22 @@ async fn websocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
         ..Default::default()
     };
     let params = websocket::negotiate_deflate(&req.deflate_offers, &deflate_cfg);
-    let resp = websocket::accept_response(&req.key, Some(proto), params.as_ref(), &[]).ok()?;
+    // Cookie tracking: keep a known cookie, else set a fresh one.
+    let mut set_cookie = None;
+    if let Some(store) = &shard.cfg.ws_cookie {
+        let presented = req.cookie(&store.name);
+        let (value, known) = store.track(presented, &rand::random(), std::time::Instant::now());
+        if !known {
+            set_cookie = Some(store.set_cookie_header(&value));
+        }
+        channel.cookie = Some(value);
+    }
+    let extra: Vec<(&str, &str)> = set_cookie
+        .as_deref()
+        .map(|v| ("Set-Cookie", v))
+        .into_iter()
+        .collect();
+    let resp = websocket::accept_response(&req.key, Some(proto), params.as_ref(), &extra).ok()?;
     stream.write_all(&resp).await.ok()?;
     let (dec, enc) = websocket::codec(
         Role::Server,
@@ -345,6 +369,7 @@ async fn run_session<S>(
     mut deframer: Deframer,
     framer: Framer,
     mut buf: BytesMut,
+    channel: crate::auth::Channel,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + 'static,
 {
@@ -357,7 +382,13 @@ async fn run_session<S>(
         id,
         serializer,
         outbound: Outbound::new(shard.cfg.limits.outbound_queue_bytes),
-        core: RefCell::new(Session::new(id, shard.welcome_roles.clone())),
+        core: RefCell::new({
+            let mut s = Session::new(id, shard.welcome_roles.clone());
+            if channel != crate::auth::Channel::default() {
+                s.channel = Some(Box::new(channel));
+            }
+            s
+        }),
         done: Signal::default(),
         kill: Signal::default(),
         realm: RefCell::new(None),

@@ -137,6 +137,9 @@ impl RealmDirectory for Shard {
             .find(|r| r.name == realm)
             .map(|r| &*r.auth)
     }
+    fn cookies(&self) -> Option<&crate::auth::CookieStore> {
+        self.cfg.ws_cookie.as_deref()
+    }
 }
 
 impl Shard {

@@ -55,6 +55,10 @@ pub trait RealmDirectory {
     fn authenticator(&self, _realm: &str) -> Option<&Authenticator> {
         None
     }
+    /// The WebSocket cookie store (`--ws-cookie`), for authmethod `cookie`.
+    fn cookies(&self) -> Option<&auth::CookieStore> {
+        None
+    }
     /// Fresh random bytes for a challenge (a CSPRNG; tests may make it deterministic).
     fn entropy(&self) -> [u8; 32] {
         rand::random()
@@ -99,6 +103,9 @@ pub struct Session {
     /// The WELCOME.Details.roles value, shared by all sessions of a shard (an idle session
     /// must not carry its own copy).
     roles: Rc<Value>,
+    /// What the transport tells authentication (TLS binding, client certificate, cookie);
+    /// `None` for a plain transport without a cookie.
+    pub channel: Option<Box<auth::Channel>>,
 }
 
 fn abort(reason: &str, message: String) -> Message {
@@ -127,6 +134,7 @@ impl Session {
             features: Features::default(),
             pending: None,
             roles,
+            channel: None,
         }
     }
 
@@ -297,9 +305,15 @@ impl Session {
                 continue;
             }
             let Some(a) = authenticator else { break };
+            let no_channel = auth::Channel::default();
+            let channel = self.channel.as_deref().unwrap_or(&no_channel);
+            if let Some(id) = a.identify(method, &hello, channel, &realm, realms.cookies()) {
+                self.bind_cookie(realms, &realm, &id);
+                return self.welcome(realm, hello, id, out);
+            }
             let entropy = realms.entropy();
             if let Some((extra, pending)) =
-                a.challenge(method, &hello, self.id, &entropy, realms.now())
+                a.challenge_on(method, &hello, self.id, &entropy, realms.now(), channel)
             {
                 out.push(SessionOutput::Reply(Message::Challenge(Challenge {
                     method: method.as_str().into(),
@@ -327,6 +341,17 @@ impl Session {
             authid: format!("anonymous-{}", self.id),
             authrole: "anonymous".into(),
             method: AuthMethod::Anonymous,
+            authextra: None,
+        }
+    }
+
+    /// Remembers a successful authentication for this connection's WebSocket cookie.
+    fn bind_cookie<D: RealmDirectory + ?Sized>(&self, realms: &D, realm: &str, id: &Identity) {
+        if let (Some(store), Some(cookie)) = (
+            realms.cookies(),
+            self.channel.as_ref().and_then(|c| c.cookie.as_deref()),
+        ) {
+            store.bind(cookie, realm, id, std::time::Instant::now());
         }
     }
 
@@ -351,9 +376,12 @@ impl Session {
                 let result = realms
                     .authenticator(&realm)
                     .ok_or(auth::AuthFailed)
-                    .and_then(|a| a.authenticate(pending, &reply.signature));
+                    .and_then(|a| a.authenticate_with(pending, &reply.signature, &reply.extra));
                 match result {
-                    Ok(id) => self.welcome(realm, hello, id, out),
+                    Ok(id) => {
+                        self.bind_cookie(realms, &realm, &id);
+                        self.welcome(realm, hello, id, out)
+                    }
                     Err(e) => {
                         self.state = State::Closed;
                         out.push(SessionOutput::Reply(abort(
@@ -402,6 +430,7 @@ impl Session {
             authrole: Some(self.authrole.clone()),
             authmethod: Some(id.method.as_str().into()),
             authprovider: Some(auth::PROVIDER.into()),
+            authextra: id.authextra.map(|x| DictField(Value::Dict(x))),
             agent: Some(concat!("switchyard-", env!("CARGO_PKG_VERSION")).into()),
             ..Default::default()
         };
