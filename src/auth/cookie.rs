@@ -155,3 +155,46 @@ impl CookieStore {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id() -> Identity {
+        Identity {
+            authid: "joe".into(),
+            authrole: "user".into(),
+            method: AuthMethod::Ticket,
+            authextra: None,
+        }
+    }
+
+    #[test]
+    fn tracks_binds_and_bounds() {
+        let store = CookieStore::new("cbtid".into(), Duration::from_secs(60), 2);
+        let now = Instant::now();
+        let (a, known) = store.track(None, &[1; 32], now);
+        assert!(!known);
+        assert_eq!(store.track(Some(&a), &[2; 32], now), (a.clone(), true));
+        let ch = Channel {
+            cookie: Some(a.clone()),
+            ..Default::default()
+        };
+        let hello = HelloDetails::default();
+        assert!(identify(&hello, &ch, "r", &store).is_none(), "not bound yet");
+        store.bind(&a, "r", &id(), now);
+        let got = identify(&hello, &ch, "r", &store).unwrap();
+        assert_eq!((got.authid.as_str(), got.method), ("joe", AuthMethod::Cookie));
+        assert!(identify(&hello, &ch, "other", &store).is_none(), "realm-bound");
+        // Unknown cookie value: a fresh one.
+        let (b, known) = store.track(Some("forged"), &[3; 32], now);
+        assert!(!known && b != "forged");
+        // Bounded: a third cookie evicts the oldest.
+        let (_c, _) = store.track(None, &[4; 32], now);
+        assert_eq!(store.len(), 2);
+        assert!(identify(&hello, &ch, "r", &store).is_none(), "evicted");
+        // Expiry.
+        let later = now + Duration::from_secs(61);
+        assert!(!store.track(Some(&b), &[5; 32], later).1);
+    }
+}

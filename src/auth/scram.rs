@@ -373,3 +373,67 @@ impl crate::config::PrincipalSection {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 7677 §3: SCRAM-SHA-256 with PBKDF2, 4096 iterations, user "user", password
+    /// "pencil": the client proof and the server verifier.
+    #[test]
+    fn rfc7677_vector() {
+        let salt = B64.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
+        let salted = salted_password(Kdf::Pbkdf2, "pencil", &salt, 4096, None).unwrap();
+        let (stored, server) = keys(&salted);
+        let nonce = "rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";
+        let msg = auth_message("user", "rOprNGfwEbeRWgbNEkqO", nonce, "W22ZaJ0SNY7soEsUEjb6gQ==", 4096);
+        let client_key = hmac_sha256(&salted, b"Client Key");
+        let sig = hmac_sha256(&stored, msg.as_bytes());
+        let proof: Vec<u8> = client_key.iter().zip(sig.iter()).map(|(a, b)| a ^ b).collect();
+        assert_eq!(B64.encode(proof), "dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=");
+        let verifier = hmac_sha256(&server, msg.as_bytes());
+        assert_eq!(B64.encode(verifier), "6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=");
+    }
+
+    #[test]
+    fn escapes_saslname() {
+        assert_eq!(escape("a=b,c"), "a=3Db=2Cc");
+    }
+
+    #[test]
+    fn params_are_validated() {
+        let base = ScramParams {
+            kdf: Some("pbkdf2".into()),
+            salt: Some(B64.encode([1u8; 16])),
+            iterations: Some(10),
+            password: Some(Secret::new("pw")),
+            ..Default::default()
+        };
+        let c = base.build().unwrap();
+        assert_eq!((c.kdf, c.iterations, c.memory), (Kdf::Pbkdf2, 10, None));
+        // Password and explicit keys agree.
+        let explicit = ScramParams {
+            password: None,
+            stored_key: Some(B64.encode(c.stored_key)),
+            server_key: Some(B64.encode(c.server_key)),
+            ..base.clone()
+        };
+        assert_eq!(explicit.build().unwrap(), c);
+        let bad = |p: ScramParams| p.build().unwrap_err().0;
+        assert_eq!(bad(ScramParams { kdf: Some("md5".into()), ..base.clone() }), "scram_kdf");
+        assert_eq!(bad(ScramParams { salt: Some("!!".into()), ..base.clone() }), "scram_salt");
+        assert_eq!(bad(ScramParams { memory: Some(64), ..base.clone() }), "scram_memory");
+        assert_eq!(bad(ScramParams { iterations: Some(0), ..base.clone() }), "scram_iterations");
+        assert_eq!(bad(ScramParams { password: None, ..base.clone() }), "scram_stored_key");
+        let argon = ScramParams {
+            kdf: Some("argon2id13".into()),
+            iterations: Some(1),
+            memory: Some(64),
+            ..base.clone()
+        };
+        let a = argon.build().unwrap();
+        assert_eq!((a.kdf, a.memory), (Kdf::Argon2id13, Some(64)));
+        assert_ne!(a.stored_key, c.stored_key);
+        assert_eq!(bad(ScramParams { memory: Some(1), ..argon }), "scram_memory");
+    }
+}
