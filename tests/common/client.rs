@@ -409,6 +409,16 @@ pub fn ws_upgrade(
     path: &str,
     protocols: &[&str],
 ) -> io::Result<(TcpStream, u16, String, Vec<u8>, String)> {
+    ws_upgrade_with(addr, path, protocols, &[])
+}
+
+/// [`ws_upgrade`] with extra request headers (e.g. `Cookie`).
+pub fn ws_upgrade_with(
+    addr: SocketAddr,
+    path: &str,
+    protocols: &[&str],
+    extra_headers: &[(&str, &str)],
+) -> io::Result<(TcpStream, u16, String, Vec<u8>, String)> {
     use base64::Engine as _;
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     stream.set_nodelay(true)?;
@@ -424,6 +434,9 @@ pub fn ws_upgrade(
             "Sec-WebSocket-Protocol: {}\r\n",
             protocols.join(", ")
         ));
+    }
+    for (name, value) in extra_headers {
+        req.push_str(&format!("{name}: {value}\r\n"));
     }
     req.push_str("\r\n");
     stream.write_all(req.as_bytes())?;
@@ -495,10 +508,20 @@ impl WsClient {
     /// Upgrades to WebSocket with the serializer's subprotocol; panics unless the router answers
     /// 101 with that subprotocol and a correct `Sec-WebSocket-Accept`.
     pub fn connect(addr: SocketAddr, path: &str, serializer: Serializer) -> WsClient {
+        Self::connect_with(addr, path, serializer, &[]).0
+    }
+
+    /// [`WsClient::connect`] with extra request headers; also returns the response head.
+    pub fn connect_with(
+        addr: SocketAddr,
+        path: &str,
+        serializer: Serializer,
+        extra_headers: &[(&str, &str)],
+    ) -> (WsClient, String) {
         use base64::Engine as _;
         use sha1::Digest as _;
         let proto = serializer.subprotocol();
-        let (stream, status, head, rest, key) = ws_upgrade(addr, path, &[proto])
+        let (stream, status, head, rest, key) = ws_upgrade_with(addr, path, &[proto], extra_headers)
             .unwrap_or_else(|e| panic!("WebSocket upgrade at {addr}{path}: {e}"));
         assert_eq!(status, 101, "WebSocket upgrade refused: {head}");
         assert_eq!(
@@ -515,12 +538,15 @@ impl WsClient {
             Some(accept.as_str()),
             "Sec-WebSocket-Accept in {head}"
         );
-        WsClient {
-            stream,
-            serializer,
-            buf: rest,
-            partial: None,
-        }
+        (
+            WsClient {
+                stream,
+                serializer,
+                buf: rest,
+                partial: None,
+            },
+            head,
+        )
     }
 
     /// Writes one masked frame.
