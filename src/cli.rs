@@ -408,7 +408,10 @@ fn build_router_config(args: &Args, file: &ConfigFile) -> Result<RouterConfig, C
         .map(Duration::from_micros);
     cfg.ws_compression = !args.no_ws_compression && r.ws_compression.unwrap_or(true);
     if args.ws_cookie {
-        let name = args.ws_cookie_name.clone().unwrap_or_else(|| "cbtid".into());
+        let name = args
+            .ws_cookie_name
+            .clone()
+            .unwrap_or_else(|| "cbtid".into());
         if name.is_empty()
             || !name
                 .bytes()

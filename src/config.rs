@@ -312,9 +312,18 @@ impl std::fmt::Debug for PrincipalSection {
             .field("scram_salt", &self.scram_salt)
             .field("scram_iterations", &self.scram_iterations)
             .field("scram_memory", &self.scram_memory)
-            .field("scram_password", &self.scram_password.as_ref().map(|_| "<redacted>"))
-            .field("scram_stored_key", &self.scram_stored_key.as_ref().map(|_| "<redacted>"))
-            .field("scram_server_key", &self.scram_server_key.as_ref().map(|_| "<redacted>"))
+            .field(
+                "scram_password",
+                &self.scram_password.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "scram_stored_key",
+                &self.scram_stored_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "scram_server_key",
+                &self.scram_server_key.as_ref().map(|_| "<redacted>"),
+            )
             .field("cert_fingerprint", &self.cert_fingerprint)
             .finish()
     }

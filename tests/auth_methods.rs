@@ -23,8 +23,8 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use common::{header, WampConn, WsClient, REPLY_TIMEOUT};
 use common::RouterProcess;
+use common::{header, WampConn, WsClient, REPLY_TIMEOUT};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use switchyard::codec::options::{DictField, HelloDetails};
@@ -294,7 +294,8 @@ fn salted(kdf: &str, password: &str, salt_b64: &str, iterations: u32, memory: u6
     match kdf {
         "pbkdf2" => pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), &salt, iterations, &mut out),
         "argon2id13" => {
-            let params = argon2::Params::new(memory as u32, iterations, 1, Some(32)).expect("params");
+            let params =
+                argon2::Params::new(memory as u32, iterations, 1, Some(32)).expect("params");
             argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
                 .hash_password_into(password.as_bytes(), &salt, &mut out)
                 .expect("argon2");
@@ -321,7 +322,10 @@ fn scram_exchange<S: Read + Write>(
         "secure",
         &["wamp-scram"],
         Some(authid),
-        Some(dict(&[("nonce", s(client_nonce)), ("channel_binding", Value::Null)])),
+        Some(dict(&[
+            ("nonce", s(client_nonce)),
+            ("channel_binding", Value::Null),
+        ])),
     ))
     .expect("send HELLO");
     let extra = expect_challenge(c, "wamp-scram");
@@ -338,9 +342,8 @@ fn scram_exchange<S: Read + Write>(
     let client_key = hmac(&sp, b"Client Key");
     let stored_key: [u8; 32] = Sha256::digest(client_key).into();
     let server_key = hmac(&sp, b"Server Key");
-    let auth_message = format!(
-        "n={authid},r={client_nonce},r={nonce},s={salt},i={iterations},c=biws,r={nonce}"
-    );
+    let auth_message =
+        format!("n={authid},r={client_nonce},r={nonce},s={salt},i={iterations},c=biws,r={nonce}");
     let sig = hmac(&stored_key, auth_message.as_bytes());
     let proof: Vec<u8> = client_key.iter().zip(sig).map(|(a, b)| a ^ b).collect();
     let msg = authenticate(
@@ -352,7 +355,10 @@ fn scram_exchange<S: Read + Write>(
         ]),
     );
     c.send(&msg).expect("send AUTHENTICATE");
-    let verifier = format!("v={}", B64.encode(hmac(&server_key, auth_message.as_bytes())));
+    let verifier = format!(
+        "v={}",
+        B64.encode(hmac(&server_key, auth_message.as_bytes()))
+    );
     (
         extra,
         ScramRun {
@@ -432,7 +438,10 @@ ticket = "joe-ticket"
 }
 
 fn start(pki: &Pki, client_auth: &str) -> RouterProcess {
-    let cfg = pki.dir.path().join(format!("switchyard-{client_auth}.toml"));
+    let cfg = pki
+        .dir
+        .path()
+        .join(format!("switchyard-{client_auth}.toml"));
     std::fs::write(&cfg, config(pki)).expect("write config");
     let p = |p: &Path| p.to_str().expect("utf-8 path").to_owned();
     RouterProcess::start(&[
@@ -478,9 +487,21 @@ fn wamp_scram_pbkdf2_and_argon2id() {
     assert_eq!(extra["kdf"].as_str(), Some("pbkdf2"));
     assert_eq!(extra["salt"].as_str(), Some(SCRAM_SALT_A));
     let w = expect_welcome(&mut c);
-    assert_eq!(who(&w), ("alice".into(), "scrammer".into(), "wamp-scram".into()));
-    let ax = w.details.authextra.as_ref().and_then(|x| x.dict()).expect("authextra");
-    assert_eq!(ax["verifier"].as_str(), Some(run.verifier.as_str()), "server signature");
+    assert_eq!(
+        who(&w),
+        ("alice".into(), "scrammer".into(), "wamp-scram".into())
+    );
+    let ax = w
+        .details
+        .authextra
+        .as_ref()
+        .and_then(|x| x.dict())
+        .expect("authextra");
+    assert_eq!(
+        ax["verifier"].as_str(),
+        Some(run.verifier.as_str()),
+        "server signature"
+    );
 
     // Replay: the same AUTHENTICATE on a new connection, after a HELLO with the same client
     // nonce, meets a new server nonce and fails.
@@ -502,8 +523,16 @@ fn wamp_scram_pbkdf2_and_argon2id() {
     assert_eq!(extra["kdf"].as_str(), Some("argon2id13"));
     assert_eq!(extra["memory"].as_u64(), Some(64));
     let w = expect_welcome(&mut c);
-    assert_eq!(who(&w), ("bob".into(), "argonaut".into(), "wamp-scram".into()));
-    let ax = w.details.authextra.as_ref().and_then(|x| x.dict()).expect("authextra");
+    assert_eq!(
+        who(&w),
+        ("bob".into(), "argonaut".into(), "wamp-scram".into())
+    );
+    let ax = w
+        .details
+        .authextra
+        .as_ref()
+        .and_then(|x| x.dict())
+        .expect("authextra");
     assert_eq!(ax["verifier"].as_str(), Some(run.verifier.as_str()));
 
     // Wrong password.
@@ -528,7 +557,10 @@ fn wamp_scram_pbkdf2_and_argon2id() {
         "secure",
         &["wamp-scram"],
         Some("alice"),
-        Some(dict(&[("nonce", s("ZWVlZQ==")), ("channel_binding", s("tls-unique"))])),
+        Some(dict(&[
+            ("nonce", s("ZWVlZQ==")),
+            ("channel_binding", s("tls-unique")),
+        ])),
     ))
     .expect("HELLO");
     expect_abort(&mut c, NO_METHOD);
@@ -581,16 +613,23 @@ fn cryptosign_tls_exporter_channel_binding() {
     assert_eq!(extra["channel_binding"].as_str(), Some("tls-exporter"));
     let mut m = challenge_bytes(&extra);
     m.iter_mut().zip(exporter).for_each(|(a, b)| *a ^= b);
-    c.send(&authenticate(cs_sign(&m), Dict::new())).expect("AUTHENTICATE");
+    c.send(&authenticate(cs_sign(&m), Dict::new()))
+        .expect("AUTHENTICATE");
     let w = expect_welcome(&mut c);
-    assert_eq!(who(&w), ("signer".into(), "signer".into(), "cryptosign".into()));
+    assert_eq!(
+        who(&w),
+        ("signer".into(), "signer".into(), "cryptosign".into())
+    );
 
     // Bound, but the client signs the bare challenge: refused.
     let mut c = Rs::open(tls_connect(rss, &pki, None).expect("TLS")).expect("RawSocket");
     c.send(&cs_hello(Some("tls-exporter"))).expect("HELLO");
     let extra = expect_challenge(&mut c, "cryptosign");
-    c.send(&authenticate(cs_sign(&challenge_bytes(&extra)), Dict::new()))
-        .expect("AUTHENTICATE");
+    c.send(&authenticate(
+        cs_sign(&challenge_bytes(&extra)),
+        Dict::new(),
+    ))
+    .expect("AUTHENTICATE");
     expect_abort(&mut c, AUTH_FAILED);
 
     // Unbound over TLS still works (no binding asked, none in the CHALLENGE).
@@ -598,8 +637,11 @@ fn cryptosign_tls_exporter_channel_binding() {
     c.send(&cs_hello(None)).expect("HELLO");
     let extra = expect_challenge(&mut c, "cryptosign");
     assert!(!extra.contains_key("channel_binding"));
-    c.send(&authenticate(cs_sign(&challenge_bytes(&extra)), Dict::new()))
-        .expect("AUTHENTICATE");
+    c.send(&authenticate(
+        cs_sign(&challenge_bytes(&extra)),
+        Dict::new(),
+    ))
+    .expect("AUTHENTICATE");
     expect_welcome(&mut c);
 
     // tls-exporter over plain TCP: there is no TLS channel to bind to.
@@ -656,7 +698,8 @@ fn tls_client_certificate_required() {
     let refused = tls_connect(rss, &pki, None).and_then(Rs::open);
     assert!(refused.is_err(), "no client certificate was accepted");
     let mut c = Rs::open(tls_connect(rss, &pki, Some(&pki.device)).expect("TLS")).expect("RS");
-    c.send(&hello("secure", &["tls"], None, None)).expect("HELLO");
+    c.send(&hello("secure", &["tls"], None, None))
+        .expect("HELLO");
     let w = expect_welcome(&mut c);
     assert_eq!(who(&w).2, "tls");
 }
@@ -665,7 +708,11 @@ fn set_cookie(head: &str) -> Option<String> {
     let v = header(head, "Set-Cookie")?;
     let pair = v.split(';').next()?;
     let (name, value) = pair.split_once('=')?;
-    assert_eq!(name.trim(), "sytrack", "cookie name from --ws-cookie-name: {v}");
+    assert_eq!(
+        name.trim(),
+        "sytrack",
+        "cookie name from --ws-cookie-name: {v}"
+    );
     assert!(v.contains("HttpOnly") && v.contains("Max-Age="), "{v}");
     Some(value.trim().to_owned())
 }
@@ -714,8 +761,12 @@ fn cookie_recognises_an_authenticated_client() {
     }
 
     // A forged cookie gets replaced and authenticates nobody.
-    let (mut c, head) =
-        WsClient::connect_with(addr, &path, Serializer::Json, &[("Cookie", "sytrack=forged")]);
+    let (mut c, head) = WsClient::connect_with(
+        addr,
+        &path,
+        Serializer::Json,
+        &[("Cookie", "sytrack=forged")],
+    );
     let fresh = set_cookie(&head).expect("a new cookie for an unknown one");
     assert_ne!(fresh, "forged");
     match ws_send_recv(&mut c, &hello("secure", &["cookie"], None, None)) {

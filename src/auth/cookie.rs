@@ -68,7 +68,12 @@ impl CookieStore {
     /// The cookie to use for a WebSocket upgrade whose request carried `presented` (the value
     /// of our cookie, if any): `(value, true)` when it is known and unexpired, else a fresh
     /// value from `entropy` that is now tracked, `(value, false)` — the caller sets it.
-    pub fn track(&self, presented: Option<&str>, entropy: &[u8; 32], now: Instant) -> (String, bool) {
+    pub fn track(
+        &self,
+        presented: Option<&str>,
+        entropy: &[u8; 32],
+        now: Instant,
+    ) -> (String, bool) {
         let mut inner = self.lock();
         if let Some(v) = presented {
             if inner.entries.get(v).is_some_and(|(exp, _)| *exp > now) {
@@ -181,11 +186,20 @@ mod tests {
             ..Default::default()
         };
         let hello = HelloDetails::default();
-        assert!(identify(&hello, &ch, "r", &store).is_none(), "not bound yet");
+        assert!(
+            identify(&hello, &ch, "r", &store).is_none(),
+            "not bound yet"
+        );
         store.bind(&a, "r", &id(), now);
         let got = identify(&hello, &ch, "r", &store).unwrap();
-        assert_eq!((got.authid.as_str(), got.method), ("joe", AuthMethod::Cookie));
-        assert!(identify(&hello, &ch, "other", &store).is_none(), "realm-bound");
+        assert_eq!(
+            (got.authid.as_str(), got.method),
+            ("joe", AuthMethod::Cookie)
+        );
+        assert!(
+            identify(&hello, &ch, "other", &store).is_none(),
+            "realm-bound"
+        );
         // Unknown cookie value: a fresh one.
         let (b, known) = store.track(Some("forged"), &[3; 32], now);
         assert!(!known && b != "forged");

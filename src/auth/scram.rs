@@ -122,10 +122,10 @@ impl ScramParams {
                 )
             })?,
         };
-        let salt = self
-            .salt
-            .clone()
-            .ok_or(("scram_salt", "required (base64, 16 random bytes recommended)".into()))?;
+        let salt = self.salt.clone().ok_or((
+            "scram_salt",
+            "required (base64, 16 random bytes recommended)".into(),
+        ))?;
         let salt_bytes = B64
             .decode(&salt)
             .map_err(|_| ("scram_salt", "must be canonical base64".to_owned()))?;
@@ -164,28 +164,29 @@ impl ScramParams {
                 (i, Some(m))
             }
         };
-        let (stored_key, server_key) =
-            match (&self.password, &self.stored_key, &self.server_key) {
-                (Some(p), None, None) => {
-                    let salted = salted_password(kdf, p.expose(), &salt_bytes, iterations, memory)
-                        .map_err(|m| ("scram_password", m))?;
-                    keys(&salted)
-                }
-                (None, Some(st), Some(sv)) => (key32("scram_stored_key", st)?, key32("scram_server_key", sv)?),
-                (Some(_), _, _) => {
-                    return Err((
-                        "scram_password",
-                        "give either scram_password or scram_stored_key and scram_server_key"
-                            .into(),
-                    ))
-                }
-                _ => {
-                    return Err((
-                        "scram_stored_key",
-                        "needs scram_stored_key and scram_server_key (or scram_password)".into(),
-                    ))
-                }
-            };
+        let (stored_key, server_key) = match (&self.password, &self.stored_key, &self.server_key) {
+            (Some(p), None, None) => {
+                let salted = salted_password(kdf, p.expose(), &salt_bytes, iterations, memory)
+                    .map_err(|m| ("scram_password", m))?;
+                keys(&salted)
+            }
+            (None, Some(st), Some(sv)) => (
+                key32("scram_stored_key", st)?,
+                key32("scram_server_key", sv)?,
+            ),
+            (Some(_), _, _) => {
+                return Err((
+                    "scram_password",
+                    "give either scram_password or scram_stored_key and scram_server_key".into(),
+                ))
+            }
+            _ => {
+                return Err((
+                    "scram_stored_key",
+                    "needs scram_stored_key and scram_server_key (or scram_password)".into(),
+                ))
+            }
+        };
         Ok(ScramCredential {
             kdf,
             salt,
@@ -201,8 +202,12 @@ fn key32(key: &'static str, b64: &str) -> Result<[u8; 32], ParamError> {
     let v = B64
         .decode(b64)
         .map_err(|_| (key, "must be base64".to_owned()))?;
-    v.try_into()
-        .map_err(|_| (key, "must be 32 bytes (base64 of a SHA-256 value)".to_owned()))
+    v.try_into().map_err(|_| {
+        (
+            key,
+            "must be 32 bytes (base64 of a SHA-256 value)".to_owned(),
+        )
+    })
 }
 
 /// `SaltedPassword = KDF(password, salt, params)` (32 octets).
@@ -215,7 +220,9 @@ pub fn salted_password(
 ) -> Result<[u8; 32], String> {
     let mut out = [0u8; 32];
     match kdf {
-        Kdf::Pbkdf2 => pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), salt, iterations, &mut out),
+        Kdf::Pbkdf2 => {
+            pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), salt, iterations, &mut out)
+        }
         Kdf::Argon2id13 => {
             let params = argon2::Params::new(memory.unwrap_or(65536), iterations, 1, Some(32))
                 .map_err(|e| format!("invalid Argon2 parameters: {e}"))?;
@@ -239,7 +246,13 @@ pub fn escape(s: &str) -> String {
 }
 
 /// `AuthMessage` without channel binding (`c=biws` is base64 of `n,,`).
-pub fn auth_message(authid: &str, client_nonce: &str, nonce: &str, salt: &str, iterations: u32) -> String {
+pub fn auth_message(
+    authid: &str,
+    client_nonce: &str,
+    nonce: &str,
+    salt: &str,
+    iterations: u32,
+) -> String {
     let cbind = B64.encode(b"n,,");
     format!(
         "n={},r={client_nonce},r={nonce},s={salt},i={iterations},c={cbind},r={nonce}",
@@ -265,7 +278,9 @@ pub(super) fn challenge(
     authextra: Option<&Dict>,
     entropy: &[u8; 32],
 ) -> Option<(Dict, Pending)> {
-    let client_nonce = authextra.and_then(|x| x.get("nonce")).and_then(Value::as_str)?;
+    let client_nonce = authextra
+        .and_then(|x| x.get("nonce"))
+        .and_then(Value::as_str)?;
     if !is_base64(client_nonce) || client_nonce.len() > 256 {
         return None;
     }
@@ -386,13 +401,29 @@ mod tests {
         let salted = salted_password(Kdf::Pbkdf2, "pencil", &salt, 4096, None).unwrap();
         let (stored, server) = keys(&salted);
         let nonce = "rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";
-        let msg = auth_message("user", "rOprNGfwEbeRWgbNEkqO", nonce, "W22ZaJ0SNY7soEsUEjb6gQ==", 4096);
+        let msg = auth_message(
+            "user",
+            "rOprNGfwEbeRWgbNEkqO",
+            nonce,
+            "W22ZaJ0SNY7soEsUEjb6gQ==",
+            4096,
+        );
         let client_key = hmac_sha256(&salted, b"Client Key");
         let sig = hmac_sha256(&stored, msg.as_bytes());
-        let proof: Vec<u8> = client_key.iter().zip(sig.iter()).map(|(a, b)| a ^ b).collect();
-        assert_eq!(B64.encode(proof), "dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=");
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(sig.iter())
+            .map(|(a, b)| a ^ b)
+            .collect();
+        assert_eq!(
+            B64.encode(proof),
+            "dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+        );
         let verifier = hmac_sha256(&server, msg.as_bytes());
-        assert_eq!(B64.encode(verifier), "6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=");
+        assert_eq!(
+            B64.encode(verifier),
+            "6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
+        );
     }
 
     #[test]
@@ -420,11 +451,41 @@ mod tests {
         };
         assert_eq!(explicit.build().unwrap(), c);
         let bad = |p: ScramParams| p.build().unwrap_err().0;
-        assert_eq!(bad(ScramParams { kdf: Some("md5".into()), ..base.clone() }), "scram_kdf");
-        assert_eq!(bad(ScramParams { salt: Some("!!".into()), ..base.clone() }), "scram_salt");
-        assert_eq!(bad(ScramParams { memory: Some(64), ..base.clone() }), "scram_memory");
-        assert_eq!(bad(ScramParams { iterations: Some(0), ..base.clone() }), "scram_iterations");
-        assert_eq!(bad(ScramParams { password: None, ..base.clone() }), "scram_stored_key");
+        assert_eq!(
+            bad(ScramParams {
+                kdf: Some("md5".into()),
+                ..base.clone()
+            }),
+            "scram_kdf"
+        );
+        assert_eq!(
+            bad(ScramParams {
+                salt: Some("!!".into()),
+                ..base.clone()
+            }),
+            "scram_salt"
+        );
+        assert_eq!(
+            bad(ScramParams {
+                memory: Some(64),
+                ..base.clone()
+            }),
+            "scram_memory"
+        );
+        assert_eq!(
+            bad(ScramParams {
+                iterations: Some(0),
+                ..base.clone()
+            }),
+            "scram_iterations"
+        );
+        assert_eq!(
+            bad(ScramParams {
+                password: None,
+                ..base.clone()
+            }),
+            "scram_stored_key"
+        );
         let argon = ScramParams {
             kdf: Some("argon2id13".into()),
             iterations: Some(1),
@@ -434,6 +495,12 @@ mod tests {
         let a = argon.build().unwrap();
         assert_eq!((a.kdf, a.memory), (Kdf::Argon2id13, Some(64)));
         assert_ne!(a.stored_key, c.stored_key);
-        assert_eq!(bad(ScramParams { memory: Some(1), ..argon }), "scram_memory");
+        assert_eq!(
+            bad(ScramParams {
+                memory: Some(1),
+                ..argon
+            }),
+            "scram_memory"
+        );
     }
 }

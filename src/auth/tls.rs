@@ -55,7 +55,8 @@ pub fn load_tls_client_auth(
             source,
         })
     };
-    let tls_err = |p: &Path, e: &dyn std::fmt::Display| ConfigError::Tls(format!("{}: {e}", p.display()));
+    let tls_err =
+        |p: &Path, e: &dyn std::fmt::Display| ConfigError::Tls(format!("{}: {e}", p.display()));
     let cert_pem = read(cert)?;
     let key_pem = read(key)?;
     let ca_pem = read(ca)?;
@@ -79,8 +80,10 @@ pub fn load_tls_client_auth(
         return Err(tls_err(ca, &"no CA certificate found"));
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder =
-        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+    let builder = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    );
     let builder = if required {
         builder
     } else {

@@ -158,7 +158,10 @@ async fn transport<S>(
         let _ = stream.close().await;
         return;
     };
-    run_session(shard, stream, serializer, deframer, framer, leftover, channel).await;
+    run_session(
+        shard, stream, serializer, deframer, framer, leftover, channel,
+    )
+    .await;
 }
 
 type Negotiated = (Serializer, Deframer, Framer, BytesMut);

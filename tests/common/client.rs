@@ -521,8 +521,9 @@ impl WsClient {
         use base64::Engine as _;
         use sha1::Digest as _;
         let proto = serializer.subprotocol();
-        let (stream, status, head, rest, key) = ws_upgrade_with(addr, path, &[proto], extra_headers)
-            .unwrap_or_else(|e| panic!("WebSocket upgrade at {addr}{path}: {e}"));
+        let (stream, status, head, rest, key) =
+            ws_upgrade_with(addr, path, &[proto], extra_headers)
+                .unwrap_or_else(|e| panic!("WebSocket upgrade at {addr}{path}: {e}"));
         assert_eq!(status, 101, "WebSocket upgrade refused: {head}");
         assert_eq!(
             header(&head, "Sec-WebSocket-Protocol"),
