@@ -45,6 +45,9 @@ struct Pki {
     ca_der: Vec<u8>,
     /// (certificate DER, key DER) of principal `device7`.
     device: (Vec<u8>, Vec<u8>),
+    /// The same as PEM files (for autobahn-python).
+    device_cert: PathBuf,
+    device_key: PathBuf,
     /// Signed by the CA, but no principal has it.
     unknown: (Vec<u8>, Vec<u8>),
     /// Signed by another CA.
@@ -98,6 +101,7 @@ impl Pki {
             &ca,
             &ca_key,
         );
+        let (device, device_key) = leaf(Vec::new(), "device7", true, &ca, &ca_key);
         let client = |cn: &str, ca: &rcgen::Certificate, key: &rcgen::KeyPair| {
             let (c, k) = leaf(Vec::new(), cn, true, ca, key);
             (c.der().to_vec(), k.serialize_der())
@@ -113,7 +117,9 @@ impl Pki {
             server_cert: write("cert.pem", server.pem()),
             server_key: write("key.pem", server_key.serialize_pem()),
             ca_der: ca.der().to_vec(),
-            device: client("device7", &ca, &ca_key),
+            device: (device.der().to_vec(), device_key.serialize_der()),
+            device_cert: write("device.pem", device.pem()),
+            device_key: write("device-key.pem", device_key.serialize_pem()),
             unknown: client("nobody", &ca, &ca_key),
             stranger: client("device7", &other_ca, &other_key),
             dir,
@@ -781,4 +787,50 @@ fn cookie_recognises_an_authenticated_client() {
         Message::Abort(a) => assert_eq!(a.reason.as_str(), NO_METHOD),
         other => panic!("expected ABORT, got {other:?}"),
     }
+}
+
+/// autobahn-python (tests/interop/auth_transport.py) with the methods it supports here: `tls`
+/// over RawSocket-TLS with a client certificate, and `cookie` over WebSocket.
+#[test]
+fn autobahn_python_tls_and_cookie() {
+    let python = common::interop_python_candidate();
+    let ok = std::process::Command::new(&python)
+        .args(["-c", "import autobahn"])
+        .stdin(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "autobahn-python is not importable by {}: run `bash tests/run.sh`",
+        python.display()
+    );
+    let pki = Pki::generate();
+    let router = start(&pki, "optional");
+    let p = |p: &Path| p.to_str().expect("utf-8 path").to_owned();
+    let mut child = std::process::Command::new(&python)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop"))
+        .arg("auth_transport.py")
+        .args(["--rss-url", &router.endpoint("rss").url])
+        .args(["--ws-url", &router.endpoint("ws").url])
+        .args(["--ca", &p(&pki.ca)])
+        .args(["--cert", &p(&pki.device_cert)])
+        .args(["--key", &p(&pki.device_key)])
+        .args(["--timeout-s", "10"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start auth_transport.py");
+    let done = common::wait_for(Duration::from_secs(90), || child.try_wait().ok().flatten());
+    if done.is_none() {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().expect("auth_transport.py output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("OK:"),
+        "auth_transport.py: {}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+        out.status
+    );
 }
