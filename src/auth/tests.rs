@@ -371,3 +371,175 @@ fn rejects_bad_principals() {
     assert_eq!(e.index, 0);
     assert!(parse_pubkey("abcd").is_err());
 }
+
+fn scram_principal(authid: &str, password: &str) -> Principal {
+    let params = ScramParams {
+        kdf: Some("pbkdf2".into()),
+        salt: Some(base64::engine::general_purpose::STANDARD.encode([5u8; 16])),
+        iterations: Some(16),
+        password: Some(Secret::new(password)),
+        ..Default::default()
+    };
+    Principal {
+        authid: authid.into(),
+        authrole: "scrammer".into(),
+        ticket: None,
+        wampcra: None,
+        pubkey: None,
+        scram: Some(params.build().unwrap()),
+        cert_fingerprint: Some([authid.len() as u8; 32]),
+    }
+}
+
+/// ClientProof for a SCRAM CHALLENGE, computed from the password (RFC 5802).
+fn scram_proof(extra: &Dict, authid: &str, client_nonce: &str, password: &str) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let nonce = extra["nonce"].as_str().unwrap();
+    let salt = extra["salt"].as_str().unwrap();
+    let i = extra["iterations"].as_u64().unwrap() as u32;
+    let mut sp = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), &b64.decode(salt).unwrap(), i, &mut sp);
+    let ck = hmac_sha256(&sp, b"Client Key");
+    let msg = format!("n={authid},r={client_nonce},r={nonce},s={salt},i={i},c=biws,r={nonce}");
+    let sig = hmac_sha256(&sha256(&ck), msg.as_bytes());
+    b64.encode(ck.iter().zip(sig).map(|(a, b)| a ^ b).collect::<Vec<u8>>())
+}
+
+fn scram_hello(authid: &str, nonce: &str) -> HelloDetails {
+    let mut d = hello(Some(authid), None);
+    let mut x = Dict::new();
+    x.insert("nonce".into(), Value::Str(nonce.into()));
+    d.authextra = Some(DictField(Value::Dict(x)));
+    d
+}
+
+#[test]
+fn wamp_scram_round_trip_replay_and_unknown() {
+    let a = Authenticator::new(&[scram_principal("ann", "pw")], [42; 32]).unwrap();
+    let h = scram_hello("ann", "Y2xpZW50");
+    let (extra, pending) = start(&a, AuthMethod::WampScram, &h, 1);
+    let proof = scram_proof(&extra, "ann", "Y2xpZW50", "pw");
+    let mut ax = Dict::new();
+    ax.insert("nonce".into(), extra["nonce"].clone());
+    let id = a.authenticate_with(pending, &proof, &ax).unwrap();
+    assert_eq!(
+        (id.authid.as_str(), id.method),
+        ("ann", AuthMethod::WampScram)
+    );
+    assert!(id.authextra.unwrap()["verifier"]
+        .as_str()
+        .unwrap()
+        .starts_with("v="));
+    // The same proof and nonce against a new challenge (new server nonce): refused.
+    let (_, pending) = start(&a, AuthMethod::WampScram, &h, 2);
+    assert!(a.authenticate_with(pending, &proof, &ax).is_err());
+    // Right proof, AUTHENTICATE.Extra without the nonce: refused.
+    let (extra, pending) = start(&a, AuthMethod::WampScram, &h, 3);
+    let proof = scram_proof(&extra, "ann", "Y2xpZW50", "pw");
+    assert!(a.authenticate_with(pending, &proof, &Dict::new()).is_err());
+    // Wrong password.
+    let (extra, pending) = start(&a, AuthMethod::WampScram, &h, 4);
+    let mut ax = Dict::new();
+    ax.insert("nonce".into(), extra["nonce"].clone());
+    let bad = scram_proof(&extra, "ann", "Y2xpZW50", "pW");
+    assert!(a.authenticate_with(pending, &bad, &ax).is_err());
+    // Unknown authid: same shape of CHALLENGE, salt stable per authid, then failure.
+    let g = scram_hello("ghost", "Y2xpZW50");
+    let (x1, p1) = start(&a, AuthMethod::WampScram, &g, 5);
+    let (x2, _) = start(&a, AuthMethod::WampScram, &g, 6);
+    assert_eq!(x1["salt"], x2["salt"]);
+    assert_eq!(
+        x1.keys().collect::<Vec<_>>(),
+        extra.keys().collect::<Vec<_>>()
+    );
+    let mut ax = Dict::new();
+    ax.insert("nonce".into(), x1["nonce"].clone());
+    let proof = scram_proof(&x1, "ghost", "Y2xpZW50", "pw");
+    assert!(a.authenticate_with(p1, &proof, &ax).is_err());
+    // No client nonce, or a non-base64 one: the method does not apply.
+    assert!(a
+        .challenge(
+            AuthMethod::WampScram,
+            &hello(Some("ann"), None),
+            1,
+            &[0; 32],
+            now()
+        )
+        .is_none());
+    assert!(a
+        .challenge(
+            AuthMethod::WampScram,
+            &scram_hello("ann", "n,o"),
+            1,
+            &[0; 32],
+            now()
+        )
+        .is_none());
+}
+
+#[test]
+fn tls_identifies_by_fingerprint() {
+    let a = Authenticator::new(&[scram_principal("ann", "pw")], [42; 32]).unwrap();
+    let ch = |fp: [u8; 32]| Channel {
+        peer_cert: Some(PeerCert { sha256: fp }),
+        ..Default::default()
+    };
+    let h = hello(None, None);
+    let id = a
+        .identify(AuthMethod::Tls, &h, &ch([3; 32]), "r", None)
+        .unwrap();
+    assert_eq!((id.authid.as_str(), id.method), ("ann", AuthMethod::Tls));
+    assert!(a
+        .identify(AuthMethod::Tls, &h, &ch([4; 32]), "r", None)
+        .is_none());
+    assert!(a
+        .identify(AuthMethod::Tls, &h, &Channel::default(), "r", None)
+        .is_none());
+    let other = hello(Some("bob"), None);
+    assert!(a
+        .identify(AuthMethod::Tls, &other, &ch([3; 32]), "r", None)
+        .is_none());
+    assert!(parse_fingerprint(&"ab:".repeat(31)).is_err(), "31 bytes");
+    let colon = vec!["ab"; 32].join(":");
+    assert_eq!(parse_fingerprint(&colon), Ok([0xab; 32]));
+}
+
+#[test]
+fn cryptosign_tls_exporter_binding() {
+    let a = auth();
+    let pk = hex::encode(
+        ed25519_dalek::SigningKey::from_bytes(&CS_SEED)
+            .verifying_key()
+            .to_bytes(),
+    );
+    let mut h = hello(None, Some(pk));
+    if let Some(DictField(Value::Dict(x))) = h.authextra.as_mut() {
+        x.insert("channel_binding".into(), Value::Str("tls-exporter".into()));
+    }
+    // No TLS: the method does not apply.
+    assert!(a
+        .challenge(AuthMethod::Cryptosign, &h, 1, &[1; 32], now())
+        .is_none());
+    let tls = Channel {
+        tls_exporter: Some([0x5a; 32]),
+        ..Default::default()
+    };
+    let (extra, pending) = a
+        .challenge_on(AuthMethod::Cryptosign, &h, 1, &[1; 32], now(), &tls)
+        .unwrap();
+    assert_eq!(extra["channel_binding"].as_str(), Some("tls-exporter"));
+    // The client signs challenge XOR channel id.
+    let mut bound = Dict::new();
+    bound.insert(
+        "challenge".into(),
+        Value::Str(hex::encode([1u8 ^ 0x5a; 32])),
+    );
+    assert!(a.authenticate(pending, &cs_sign(&bound, &CS_SEED)).is_ok());
+    let (extra, pending) = a
+        .challenge_on(AuthMethod::Cryptosign, &h, 1, &[1; 32], now(), &tls)
+        .unwrap();
+    assert!(
+        a.authenticate(pending, &cs_sign(&extra, &CS_SEED)).is_err(),
+        "unbound signature"
+    );
+}
