@@ -5,7 +5,7 @@
 //! a cookie is authenticated by another method, the cookie is bound to that identity and realm
 //! in the [`CookieStore`]; a later connection carrying the cookie can then join the realm with
 //! authmethod `cookie` and no CHALLENGE. The store is bounded (`--ws-cookie-max-entries`): when
-//! full, expired entries go first, then the oldest.
+//! full, the oldest entry goes (which is also the first to expire).
 //!
 //! The store is shared by all shards (a later connection may land on any shard): a mutex held
 //! only for a map lookup or insert, never across I/O.
@@ -81,17 +81,10 @@ impl CookieStore {
             }
         }
         let value = hex::encode(entropy);
+        // Every cookie lives `max_age` from its creation, so creation order is expiry order:
+        // the front of the queue is the first to expire (or already expired). O(1) per cookie.
         while inner.entries.len() >= self.max_entries {
-            // Expired first: one pass over the order queue.
-            let expired = inner
-                .order
-                .iter()
-                .position(|k| inner.entries.get(k).is_none_or(|(exp, _)| *exp <= now));
-            let victim = match expired {
-                Some(i) => inner.order.remove(i),
-                None => inner.order.pop_front(),
-            };
-            match victim {
+            match inner.order.pop_front() {
                 Some(k) => {
                     inner.entries.remove(&k);
                 }
@@ -151,12 +144,13 @@ pub(super) fn identify(
 }
 
 impl CookieStore {
-    /// The `Set-Cookie` header value for a fresh cookie.
-    pub fn set_cookie_header(&self, value: &str) -> String {
+    /// The `Set-Cookie` header value for a fresh cookie (`Secure` on a TLS transport).
+    pub fn set_cookie_header(&self, value: &str, secure: bool) -> String {
         format!(
-            "{}={value}; Max-Age={}; HttpOnly; SameSite=Strict; Path=/",
+            "{}={value}; Max-Age={}; HttpOnly; SameSite=Strict; Path=/{}",
             self.name,
-            self.max_age.as_secs()
+            self.max_age.as_secs(),
+            if secure { "; Secure" } else { "" }
         )
     }
 }

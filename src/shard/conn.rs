@@ -294,7 +294,7 @@ async fn websocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
         let presented = req.cookie(&store.name);
         let (value, known) = store.track(presented, &rand::random(), std::time::Instant::now());
         if !known {
-            set_cookie = Some(store.set_cookie_header(&value));
+            set_cookie = Some(store.set_cookie_header(&value, channel.tls_exporter.is_some()));
         }
         channel.cookie = Some(value);
     }
