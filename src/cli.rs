@@ -159,6 +159,20 @@ pub enum ConfigCommand {
     },
     /// Print a commented example config file.
     Example,
+    /// Read a password from stdin (first line) and print the `scram_*` keys of a
+    /// `[[realm.principal]]` for method wamp-scram: a random salt, the cost parameters and the
+    /// StoredKey/ServerKey, so the config never holds the password.
+    ScramKeys {
+        /// `argon2id13` or `pbkdf2`.
+        #[arg(long, default_value = "argon2id13")]
+        kdf: String,
+        /// Time cost (default 3 for argon2id13, 4096 for pbkdf2).
+        #[arg(long)]
+        iterations: Option<u32>,
+        /// Argon2 memory cost in KiB (default 65536).
+        #[arg(long)]
+        memory: Option<u32>,
+    },
 }
 
 /// Everything the binary runs from: the router's config plus the service's own settings.

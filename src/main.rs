@@ -42,6 +42,25 @@ fn try_main() -> Result<()> {
             );
             Ok(())
         }
+        Some(Command::Config(ConfigCommand::ScramKeys {
+            kdf,
+            iterations,
+            memory,
+        })) => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .context("reading the password from stdin")?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            if password.is_empty() {
+                anyhow::bail!("no password on stdin");
+            }
+            let lines =
+                switchyard::auth::scram::principal_keys(kdf, *iterations, *memory, password)
+                    .map_err(|(key, m)| anyhow::anyhow!("{key}: {m}"))?;
+            print!("{lines}");
+            Ok(())
+        }
         None => run(build_settings(&args)?),
     }
 }

@@ -389,6 +389,41 @@ impl crate::config::PrincipalSection {
     }
 }
 
+/// The `scram_*` lines of a `[[realm.principal]]` for `password`, with a fresh random salt
+/// (for `switchyard config scram-keys`).
+pub fn principal_keys(
+    kdf: &str,
+    iterations: Option<u32>,
+    memory: Option<u32>,
+    password: &str,
+) -> Result<String, ParamError> {
+    let salt: [u8; 16] = rand::random();
+    let params = ScramParams {
+        kdf: Some(kdf.to_owned()),
+        salt: Some(B64.encode(salt)),
+        iterations,
+        memory,
+        password: Some(Secret::new(password)),
+        ..Default::default()
+    };
+    let c = params.build()?;
+    let mut out = format!(
+        "scram_kdf = \"{}\"\nscram_salt = \"{}\"\nscram_iterations = {}\n",
+        c.kdf.as_str(),
+        c.salt,
+        c.iterations
+    );
+    if let Some(m) = c.memory {
+        out.push_str(&format!("scram_memory = {m}\n"));
+    }
+    out.push_str(&format!(
+        "scram_stored_key = \"{}\"\nscram_server_key = \"{}\"\n",
+        B64.encode(c.stored_key),
+        B64.encode(c.server_key)
+    ));
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -424,6 +459,20 @@ mod tests {
             B64.encode(verifier),
             "6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
         );
+    }
+
+    #[test]
+    fn principal_keys_round_trip_through_the_config() {
+        let lines = principal_keys("pbkdf2", Some(10), None, "pw").unwrap();
+        let text = format!(
+            "[[realm]]\nname = \"r\"\n[[realm.principal]]\nauthid = \"a\"\nrole = \"x\"\n{lines}"
+        );
+        let f = crate::config::ConfigFile::parse(&text).unwrap();
+        let c = f.realms[0].principals[0].scram_params().unwrap().unwrap();
+        let salt = B64.decode(&c.salt).unwrap();
+        let (stored, server) = keys(&salted_password(Kdf::Pbkdf2, "pw", &salt, 10, None).unwrap());
+        assert_eq!((c.stored_key, c.server_key), (stored, server));
+        assert!(principal_keys("md5", None, None, "pw").is_err());
     }
 
     #[test]
