@@ -112,7 +112,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub tls_client_ca: Option<PathBuf>,
     /// Whether TLS clients must present a certificate: `optional` (default) or `required`.
-    #[arg(long, value_name = "MODE", requires = "tls_client_ca")]
+    #[arg(long, value_name = "MODE")]
     pub tls_client_auth: Option<String>,
     /// Track WebSocket clients with a cookie (authmethod `cookie`).
     #[arg(long)]
@@ -277,16 +277,24 @@ fn build_router_config(args: &Args, file: &ConfigFile) -> Result<RouterConfig, C
     } else {
         args.unix.clone()
     };
+    let client_ca = args.tls_client_ca.as_ref().or(r.tls_client_ca.as_ref());
+    if client_ca.is_none() && (args.tls_client_auth.is_some() || r.tls_client_auth.is_some()) {
+        return Err(invalid(
+            "tls_client_auth",
+            "needs tls_client_ca (--tls-client-ca)",
+        ));
+    }
     let tls = if wss.is_empty() && rss.is_empty() {
         None
     } else {
         let cert = args.tls_cert.as_ref().or(r.tls_cert.as_ref());
         let key = args.tls_key.as_ref().or(r.tls_key.as_ref());
         match (cert, key) {
-            (Some(c), Some(k)) => match &args.tls_client_ca {
+            (Some(c), Some(k)) => match args.tls_client_ca.as_ref().or(r.tls_client_ca.as_ref()) {
                 None => Some(load_tls(c, k)?),
                 Some(ca) => {
-                    let required = match args.tls_client_auth.as_deref() {
+                    let mode = args.tls_client_auth.as_ref().or(r.tls_client_auth.as_ref());
+                    let required = match mode.map(String::as_str) {
                         None | Some("optional") => false,
                         Some("required") => true,
                         Some(_) => {
@@ -421,10 +429,11 @@ fn build_router_config(args: &Args, file: &ConfigFile) -> Result<RouterConfig, C
         .or(r.spin_before_park_us)
         .map(Duration::from_micros);
     cfg.ws_compression = !args.no_ws_compression && r.ws_compression.unwrap_or(true);
-    if args.ws_cookie {
+    if args.ws_cookie || r.ws_cookie == Some(true) {
         let name = args
             .ws_cookie_name
             .clone()
+            .or(r.ws_cookie_name.clone())
             .unwrap_or_else(|| "cbtid".into());
         if name.is_empty()
             || !name
@@ -433,14 +442,19 @@ fn build_router_config(args: &Args, file: &ConfigFile) -> Result<RouterConfig, C
         {
             return Err(invalid("ws_cookie_name", "must be [A-Za-z0-9_-]+"));
         }
-        let max_age = args.ws_cookie_max_age_s.unwrap_or(86_400);
+        let max_age = args
+            .ws_cookie_max_age_s
+            .or(r.ws_cookie_max_age_s)
+            .unwrap_or(86_400);
         if max_age == 0 {
             return Err(invalid("ws_cookie_max_age_s", "must be at least 1"));
         }
         cfg.ws_cookie = Some(Arc::new(crate::auth::CookieStore::new(
             name,
             Duration::from_secs(max_age),
-            args.ws_cookie_max_entries.unwrap_or(100_000),
+            args.ws_cookie_max_entries
+                .or(r.ws_cookie_max_entries)
+                .unwrap_or(100_000),
         )));
     }
     Ok(cfg)

@@ -250,6 +250,14 @@ pub struct RouterSection {
     pub max_registrations_per_session: Option<usize>,
     pub spin_before_park_us: Option<u64>,
     pub ws_compression: Option<bool>,
+    /// Client certificates (authmethod `tls`), as `--tls-client-ca` / `--tls-client-auth`.
+    pub tls_client_ca: Option<PathBuf>,
+    pub tls_client_auth: Option<String>,
+    /// WebSocket cookie tracking, as `--ws-cookie` and friends.
+    pub ws_cookie: Option<bool>,
+    pub ws_cookie_name: Option<String>,
+    pub ws_cookie_max_age_s: Option<u64>,
+    pub ws_cookie_max_entries: Option<usize>,
     /// Address of the Prometheus `/metrics` and `/health` HTTP endpoint.
     pub metrics: Option<String>,
     /// Log filter (same as `--log-level`).
