@@ -6,10 +6,11 @@
 //!
 //! TLS channel binding `tls-exporter` (RFC 9266): with `authextra.channel_binding =
 //! "tls-exporter"` on a TLS transport, CHALLENGE.Extra echoes `channel_binding` and the client
-//! signs `challenge XOR channel_id`, channel_id being the 32-byte exporter value. A binding the
-//! transport cannot provide (`tls-exporter` without TLS, `tls-unique`, which TLS 1.3 lacks, or
-//! an unknown type) makes the method not apply: with no other method offered, the client gets
-//! `wamp.error.no_matching_auth_method`.
+//! signs `challenge XOR channel_id`, channel_id being the 32-byte exporter value.
+//! `tls-exporter` without TLS, or an unknown binding type, makes the method not apply: with no
+//! other method offered, the client gets `wamp.error.no_matching_auth_method`. `tls-unique`
+//! (undefined in TLS 1.3) continues unbound, as the spec allows: CHALLENGE.Extra then has no
+//! `channel_binding`.
 //!
 //! Not implemented: router authentication (`authextra.challenge`), trustroots and certificates.
 
@@ -31,6 +32,9 @@ pub(super) fn binding(authextra: Option<&Dict>, channel: &Channel) -> Option<Opt
     match authextra.and_then(|x| x.get("channel_binding")) {
         None | Some(Value::Null) => Some(None),
         Some(Value::Str(s)) if s == "tls-exporter" => channel.tls_exporter.map(Some),
+        // TLS 1.3 has no tls-unique; as the spec allows, continue without binding (the
+        // CHALLENGE then names none, which the client checks).
+        Some(Value::Str(s)) if s == "tls-unique" => Some(None),
         Some(_) => None,
     }
 }

@@ -542,4 +542,15 @@ fn cryptosign_tls_exporter_binding() {
         a.authenticate(pending, &cs_sign(&extra, &CS_SEED)).is_err(),
         "unbound signature"
     );
+    // tls-unique: continues without binding; an unknown type: not applicable.
+    for (binding, applies) in [("tls-unique", true), ("tls-foo", false)] {
+        if let Some(DictField(Value::Dict(x))) = h.authextra.as_mut() {
+            x.insert("channel_binding".into(), Value::Str(binding.into()));
+        }
+        let got = a.challenge_on(AuthMethod::Cryptosign, &h, 1, &[1; 32], now(), &tls);
+        assert_eq!(got.is_some(), applies, "{binding}");
+        if let Some((extra, _)) = got {
+            assert!(!extra.contains_key("channel_binding"));
+        }
+    }
 }
