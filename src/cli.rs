@@ -126,6 +126,15 @@ pub struct Args {
     /// Most cookies tracked at once; when full, expired then oldest go (default 100000).
     #[arg(long, value_name = "N")]
     pub ws_cookie_max_entries: Option<usize>,
+    /// How long a dynamic authorizer's decision is cached, in milliseconds (0: not cached).
+    #[arg(long, value_name = "MS")]
+    pub authorizer_cache_ttl_ms: Option<u64>,
+    /// Dynamic authorizer decisions cached per shard (least recently used evicted).
+    #[arg(long, value_name = "N")]
+    pub authorizer_cache_size: Option<usize>,
+    /// Time allowed for a dynamic authorizer's answer, in milliseconds; then it denies.
+    #[arg(long, value_name = "MS")]
+    pub authorizer_timeout_ms: Option<u64>,
     /// Serve Prometheus metrics on http://ADDR/metrics and a health probe on /health.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<String>,
@@ -457,6 +466,18 @@ fn build_router_config(args: &Args, file: &ConfigFile) -> Result<RouterConfig, C
                 .unwrap_or(100_000),
         )));
     }
+    if let Some(v) = args.authorizer_cache_ttl_ms.or(r.authorizer_cache_ttl_ms) {
+        cfg.authz.cache_ttl = Duration::from_millis(v);
+    }
+    if let Some(v) = args.authorizer_cache_size.or(r.authorizer_cache_size) {
+        cfg.authz.cache_size = v;
+    }
+    if let Some(v) = args.authorizer_timeout_ms.or(r.authorizer_timeout_ms) {
+        if v == 0 {
+            return Err(invalid("authorizer_timeout_ms", "must be at least 1"));
+        }
+        cfg.authz.timeout = Duration::from_millis(v);
+    }
     Ok(cfg)
 }
 
@@ -535,6 +556,10 @@ impl Settings {
             }
         }
         let _ = writeln!(o, "ws_compression = {}", c.ws_compression);
+        let a = &c.authz;
+        let _ = writeln!(o, "authorizer_cache_ttl_ms = {}", a.cache_ttl.as_millis());
+        let _ = writeln!(o, "authorizer_cache_size = {}", a.cache_size);
+        let _ = writeln!(o, "authorizer_timeout_ms = {}", a.timeout.as_millis());
         match self.metrics {
             Some(a) => {
                 let _ = writeln!(o, "metrics = \"{a}\"");
@@ -559,6 +584,26 @@ pub fn config_keys() -> Vec<String> {
         (
             "realm.principal",
             field_names::of::<crate::config::PrincipalSection>(),
+        ),
+        (
+            "realm.role",
+            field_names::of::<crate::config::RoleSection>(),
+        ),
+        (
+            "realm.authenticator",
+            field_names::of::<crate::config::AuthenticatorSection>(),
+        ),
+        (
+            "realm.role.permission",
+            field_names::of::<crate::config::PermissionSection>(),
+        ),
+        (
+            "realm.role.permission.allow",
+            field_names::of::<crate::authz::Allow>(),
+        ),
+        (
+            "realm.role.permission.disclose",
+            field_names::of::<crate::authz::Disclose>(),
         ),
     ] {
         keys.extend(fields.iter().map(|f| format!("{section}.{f}")));

@@ -4,7 +4,9 @@
 //! The file is parsed into serde structs with `deny_unknown_fields`, then validated into
 //! [`RouterConfig`]; every error names the key that is wrong.
 
-use crate::auth::{Authenticator, CraSecret, Principal, Salt, Secret};
+use crate::auth::dynamic::DynamicAuthenticator;
+use crate::auth::{AuthMethod, Authenticator, CraSecret, Principal, Salt, Secret};
+use crate::authz::{Allow, Disclose, Permission, RealmPolicy, Role, SharedAuthorizer, UriMatch};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -83,6 +85,10 @@ pub struct RealmConfig {
     pub anonymous: bool,
     /// The realm's static principals (`[[realm.principal]]`); shared, read-only, by all shards.
     pub auth: Arc<Authenticator>,
+    /// The realm's authorization rules (`[[realm.role]]`, `authorizer`); open by default.
+    pub authz: Arc<RealmPolicy>,
+    /// Dynamic authenticators (`[[realm.authenticator]]`), one per method.
+    pub authenticators: Vec<DynamicAuthenticator>,
 }
 
 impl RealmConfig {
@@ -92,6 +98,8 @@ impl RealmConfig {
             name: name.into(),
             anonymous: true,
             auth: Arc::default(),
+            authz: Arc::default(),
+            authenticators: Vec::new(),
         }
     }
 }
@@ -152,6 +160,27 @@ impl Limits {
     }
 }
 
+/// Settings of the dynamic authorizers (see [`crate::authz`]).
+#[derive(Debug, Clone)]
+pub struct AuthzSettings {
+    /// How long a dynamic authorizer's decision is cached.
+    pub cache_ttl: Duration,
+    /// Decisions cached per shard (least recently used evicted); 0 disables the cache.
+    pub cache_size: usize,
+    /// How long the router waits for the authorizer procedure's result; then it denies.
+    pub timeout: Duration,
+}
+
+impl Default for AuthzSettings {
+    fn default() -> Self {
+        AuthzSettings {
+            cache_ttl: Duration::from_secs(60),
+            cache_size: 10_000,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
 /// Everything a [`crate::Router`] runs from.
 #[derive(Debug, Clone)]
 pub struct RouterConfig {
@@ -168,6 +197,10 @@ pub struct RouterConfig {
     pub ws_compression: bool,
     /// WebSocket cookie tracking (`--ws-cookie`) and the store of authmethod `cookie`.
     pub ws_cookie: Option<Arc<crate::auth::CookieStore>>,
+    /// Dynamic authorizer settings.
+    pub authz: AuthzSettings,
+    /// An embedder's authorizer, consulted before every realm's rules (see [`crate::authz`]).
+    pub authorizer: Option<SharedAuthorizer>,
 }
 
 impl Default for RouterConfig {
@@ -181,6 +214,8 @@ impl Default for RouterConfig {
             spin_before_park: None,
             ws_compression: true,
             ws_cookie: None,
+            authz: AuthzSettings::default(),
+            authorizer: None,
         }
     }
 }
@@ -258,6 +293,9 @@ pub struct RouterSection {
     pub ws_cookie_name: Option<String>,
     pub ws_cookie_max_age_s: Option<u64>,
     pub ws_cookie_max_entries: Option<usize>,
+    pub authorizer_cache_ttl_ms: Option<u64>,
+    pub authorizer_cache_size: Option<usize>,
+    pub authorizer_timeout_ms: Option<u64>,
     /// Address of the Prometheus `/metrics` and `/health` HTTP endpoint.
     pub metrics: Option<String>,
     /// Log filter (same as `--log-level`).
@@ -276,6 +314,49 @@ pub struct RealmSection {
     /// `[[realm.principal]]` tables.
     #[serde(default, rename = "principal")]
     pub principals: Vec<PrincipalSection>,
+    /// `[[realm.role]]` tables: once there is one, everything not allowed is denied.
+    #[serde(default, rename = "role")]
+    pub roles: Vec<RoleSection>,
+    /// URI of the dynamic authorizer procedure, for roles without a `[[realm.role]]`.
+    pub authorizer: Option<String>,
+    /// `[[realm.authenticator]]` tables.
+    #[serde(default, rename = "authenticator")]
+    pub authenticators: Vec<AuthenticatorSection>,
+}
+
+/// `[[realm.authenticator]]`: a WAMP procedure that authenticates sessions using `method`
+/// (`ticket`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthenticatorSection {
+    pub method: String,
+    pub procedure: String,
+}
+
+/// `[[realm.role]]`: a role's permissions (or `trusted = true`: everything).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleSection {
+    pub name: String,
+    #[serde(default)]
+    pub trusted: bool,
+    /// `[[realm.role.permission]]` tables.
+    #[serde(default, rename = "permission")]
+    pub permissions: Vec<PermissionSection>,
+}
+
+/// `[[realm.role.permission]]`: `uri`, `match` (`exact`, `prefix`, `wildcard`), `allow = {call,
+/// register, publish, subscribe}`, `disclose = {caller, publisher}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PermissionSection {
+    pub uri: String,
+    #[serde(default, rename = "match")]
+    pub matching: UriMatch,
+    #[serde(default)]
+    pub allow: Allow,
+    #[serde(default)]
+    pub disclose: Disclose,
 }
 
 /// `[[realm.principal]]`: one static principal and its credentials, at least one of `ticket`
@@ -389,10 +470,73 @@ impl RealmSection {
         }
         let auth = Authenticator::new(&principals, rand::random())
             .map_err(|e| invalid(e.index, e.key, e.message))?;
+        let roles = self
+            .roles
+            .iter()
+            .map(|r| Role {
+                name: r.name.clone(),
+                trusted: r.trusted,
+                permissions: r
+                    .permissions
+                    .iter()
+                    .map(|p| Permission {
+                        uri: p.uri.clone(),
+                        matching: p.matching,
+                        allow: p.allow,
+                        disclose: p.disclose,
+                    })
+                    .collect(),
+            })
+            .collect();
+        let mut authenticators: Vec<DynamicAuthenticator> = Vec::new();
+        for (j, a) in self.authenticators.iter().enumerate() {
+            let key = |k: &str| format!("realm[{index}].authenticator[{j}].{k}");
+            let method = match AuthMethod::parse(&a.method) {
+                Some(m @ AuthMethod::Ticket) => m,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        key: key("method"),
+                        message: format!("{:?}: only \"ticket\" is dynamic", a.method),
+                    })
+                }
+            };
+            if a.procedure.is_empty() {
+                return Err(ConfigError::Invalid {
+                    key: key("procedure"),
+                    message: "must not be empty".into(),
+                });
+            }
+            if authenticators.iter().any(|x| x.method == method) {
+                return Err(ConfigError::Invalid {
+                    key: key("method"),
+                    message: format!("a second authenticator for {:?}", a.method),
+                });
+            }
+            authenticators.push(DynamicAuthenticator {
+                method,
+                procedure: a.procedure.clone(),
+            });
+        }
+        let protected = authenticators.iter().map(|a| a.procedure.clone()).collect();
+        let authz = RealmPolicy::new(roles, self.authorizer.clone())
+            .map(|p| p.protecting(protected))
+            .map_err(|e| {
+                let key = if e.key == "authorizer" {
+                    format!("realm[{index}].authorizer")
+                } else {
+                    format!("realm[{index}].role[{}].{}", e.index, e.key)
+                };
+                ConfigError::Invalid {
+                    key,
+                    message: e.message,
+                }
+            })?;
         Ok(RealmConfig {
             name: self.name.clone(),
             anonymous: self.anonymous,
             auth: Arc::new(auth),
+            authz: Arc::new(authz),
+            authenticators,
         })
     }
 }

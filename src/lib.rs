@@ -1,6 +1,7 @@
 //! Switchyard: a thread-per-core WAMP v2 router, its client library and codecs.
 
 pub mod auth;
+pub mod authz;
 pub mod cli;
 pub mod codec;
 pub mod config;

@@ -17,6 +17,7 @@
 mod channel;
 mod cookie;
 mod cryptosign;
+pub mod dynamic;
 pub mod scram;
 mod ticket;
 mod tls;
@@ -368,6 +369,12 @@ impl Authenticator {
             by_cert,
             decoy,
         })
+    }
+
+    /// Whether `authid` is one of this realm's static principals (they take precedence over a
+    /// dynamic authenticator).
+    pub fn knows(&self, authid: &str) -> bool {
+        self.by_authid.contains_key(authid)
     }
 
     /// Whether any principal of this realm can use `method` (`anonymous` is the realm's call).

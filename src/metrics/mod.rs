@@ -345,6 +345,8 @@ pub struct ShardMetrics {
     pub auth_failures: Counter,
     /// Times a peer hit a limit, by limit.
     pub limit_exceeded: ByLimit,
+    /// Messages refused by authorization (`wamp.error.not_authorized`).
+    pub authz_denials: Counter,
     pub realms: Box<[RealmMetrics]>,
 }
 
@@ -369,6 +371,7 @@ impl ShardMetrics {
             call_latency: Histogram::default(),
             auth_failures: Counter::default(),
             limit_exceeded: ByLimit::default(),
+            authz_denials: Counter::default(),
             realms: realms
                 .iter()
                 .map(|n| RealmMetrics {

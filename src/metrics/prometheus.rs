@@ -241,6 +241,14 @@ pub fn render(m: &RouterMetrics) -> String {
         "Failed authentications.",
         |_, s| s.auth_failures.get(),
     );
+    per_shard(
+        &mut out,
+        m,
+        "switchyard_authz_denials_total",
+        "counter",
+        "Messages refused by authorization (wamp.error.not_authorized).",
+        |_, s| s.authz_denials.get(),
+    );
 
     let name = "switchyard_limit_exceeded_total";
     family(

@@ -432,6 +432,19 @@ async fn run_session<S>(
                             Err(e) => core.on_decode_error(&e, &mut outputs),
                         }
                     }
+                    if let Some(req) = super::session::take_dynamic_auth(&mut outputs) {
+                        let result = shard.dynamic_authenticate(&req).await;
+                        if result.is_err() {
+                            shard.metrics.auth_failure();
+                        }
+                        handle
+                            .core
+                            .borrow_mut()
+                            .on_dynamic_auth(result, &mut outputs);
+                    }
+                    if let Some(ask) = shard.needs_authorizer(&handle, &outputs) {
+                        shard.ask_authorizer(ask).await;
+                    }
                     shard.apply_session_outputs(&handle, std::mem::take(&mut outputs));
                 }
                 Ok(Some(Input::Ping(p))) => {

@@ -7,6 +7,7 @@
 //! A shard owns its sessions and one [`RealmShard`] per realm; routing messages between shards
 //! travel through the mesh, batched per destination per turn of work.
 
+pub mod authz;
 pub mod conn;
 pub mod mesh;
 pub mod outbound;
@@ -109,6 +110,8 @@ pub struct Shard {
     pending_local: RefCell<Vec<(Uri, PeerMsg)>>,
     /// The meta API's per-shard state (scatter-gather queries, testaments, queued events).
     pub meta: crate::meta::MetaState,
+    /// Dynamic authorizer calls and their cache.
+    pub authz: authz::AuthzState,
 }
 
 /// Decrements the process-wide connection count when a connection ends.
@@ -140,6 +143,16 @@ impl RealmDirectory for Shard {
     fn cookies(&self) -> Option<&crate::auth::CookieStore> {
         self.cfg.ws_cookie.as_deref()
     }
+    fn dynamic_authenticator(&self, realm: &str, method: crate::auth::AuthMethod) -> Option<&str> {
+        self.cfg
+            .realms
+            .iter()
+            .find(|r| r.name == realm)?
+            .authenticators
+            .iter()
+            .find(|a| a.method == method)
+            .map(|a| a.procedure.as_str())
+    }
 }
 
 impl Shard {
@@ -159,7 +172,7 @@ impl Shard {
     pub fn new_session_id(&self) -> Id {
         loop {
             let id = rand::random::<u64>() % codec::MAX_ID + 1;
-            if !self.sessions.borrow().contains_key(&id) {
+            if id != self.authz.caller && !self.sessions.borrow().contains_key(&id) {
                 return id;
             }
         }
@@ -242,12 +255,18 @@ impl Shard {
                     self.session_gone(h);
                     h.outbound.close(1000, "");
                 }
+                // Taken out by the connection driver, which awaits the authenticator.
+                SessionOutput::DynamicAuth(_) => {}
             }
         }
     }
 
     fn route(&self, h: &SessionHandle, m: Message) {
         let Some(realm) = h.realm.borrow().clone() else {
+            return;
+        };
+        // Authorization first: everything below (meta API included) sees only allowed messages.
+        let Some(m) = self.authorize(h, &realm, m) else {
             return;
         };
         if let Some(r) = self.metrics.realm(&realm) {
@@ -310,6 +329,9 @@ impl Shard {
         loop {
             for a in queue.drain(..) {
                 match a {
+                    Action::Send { to, msg } if to == self.authz.caller => {
+                        self.on_authorizer_reply(&msg);
+                    }
                     Action::Send { to, msg } => {
                         crate::meta::on_send(self, realm, to, &msg);
                         if let Some(h) = self.session(to) {
@@ -723,6 +745,11 @@ async fn shard_main(
         call_timer: CallTimer::default(),
         pending_local: RefCell::new(Vec::new()),
         meta: crate::meta::MetaState::default(),
+        authz: authz::AuthzState::new(
+            rand::random::<u64>() % codec::MAX_ID + 1,
+            cfg.authz.cache_ttl,
+            cfg.authz.cache_size,
+        ),
     });
     for (li, fd, is_unix) in listeners {
         let shard = shard.clone();

@@ -7,7 +7,8 @@
 //! returns [`SessionOutput`]s; the connection driver in `conn.rs` does the IO, and messages for
 //! the broker or dealer are handed out as [`SessionOutput::Route`].
 
-use crate::auth::{self, AuthMethod, Authenticator, Identity};
+use crate::auth::dynamic::{AuthOutcome, DynamicAuth};
+use crate::auth::{self, AuthFailed, AuthMethod, Authenticator, Identity, Secret};
 use crate::codec::options::{DictField, HelloDetails, Options, WelcomeDetails};
 use crate::codec::uri::{validate_uri, UriCheck};
 use crate::codec::{
@@ -43,6 +44,9 @@ pub enum SessionOutput {
     Route(Message),
     /// Flush what is queued, then close the transport; the session is over.
     Close,
+    /// Ask the realm's dynamic authenticator, then feed the outcome to
+    /// [`Session::on_dynamic_auth`].
+    DynamicAuth(Box<DynamicAuth>),
 }
 
 /// What the router knows about realms, as the session needs it.
@@ -57,6 +61,10 @@ pub trait RealmDirectory {
     }
     /// The WebSocket cookie store (`--ws-cookie`), for authmethod `cookie`.
     fn cookies(&self) -> Option<&auth::CookieStore> {
+        None
+    }
+    /// The procedure of `realm`'s dynamic authenticator for `method`, if it has one.
+    fn dynamic_authenticator(&self, _realm: &str, _method: AuthMethod) -> Option<&str> {
         None
     }
     /// Fresh random bytes for a challenge (a CSPRNG; tests may make it deterministic).
@@ -100,6 +108,8 @@ pub struct Session {
     /// Between CHALLENGE and AUTHENTICATE: what was asked. Boxed, so that an established
     /// session does not carry its size.
     pending: Option<Box<PendingAuth>>,
+    /// Between CHALLENGE and the dynamic authenticator's answer.
+    dynamic: Option<Box<DynamicPending>>,
     /// The WELCOME.Details.roles value, shared by all sessions of a shard (an idle session
     /// must not carry its own copy).
     roles: Rc<Value>,
@@ -133,6 +143,7 @@ impl Session {
             authmethod: String::new(),
             features: Features::default(),
             pending: None,
+            dynamic: None,
             roles,
             channel: None,
         }
@@ -304,6 +315,28 @@ impl Session {
                 }
                 continue;
             }
+            if let Some(procedure) = realms.dynamic_authenticator(&realm, method) {
+                let authid = hello
+                    .authid
+                    .clone()
+                    .filter(|id| !authenticator.is_some_and(|a| a.knows(id)));
+                if let (AuthMethod::Ticket, Some(authid)) = (method, authid) {
+                    out.push(SessionOutput::Reply(Message::Challenge(Challenge {
+                        method: method.as_str().into(),
+                        extra: Dict::new(),
+                    })));
+                    self.dynamic = Some(Box::new(DynamicPending {
+                        realm,
+                        hello,
+                        procedure: procedure.to_owned(),
+                        authid,
+                        method,
+                        asked: false,
+                    }));
+                    self.state = State::Authenticating;
+                    return;
+                }
+            }
             let Some(a) = authenticator else { break };
             let no_channel = auth::Channel::default();
             let channel = self.channel.as_deref().unwrap_or(&no_channel);
@@ -362,6 +395,22 @@ impl Session {
         realms: &D,
         out: &mut Vec<SessionOutput>,
     ) {
+        if let Some(d) = self.dynamic.as_mut() {
+            if let (Message::Authenticate(reply), false) = (&msg, d.asked) {
+                d.asked = true;
+                out.push(SessionOutput::DynamicAuth(Box::new(DynamicAuth {
+                    realm: d.realm.to_string(),
+                    procedure: d.procedure.clone(),
+                    session: self.id,
+                    authid: d.authid.clone(),
+                    method: d.method,
+                    signature: Secret::new(reply.signature.clone()),
+                    authextra: d.hello.authextra.as_ref().map(|x| x.0.clone()),
+                })));
+                return;
+            }
+            self.dynamic = None;
+        }
         match msg {
             Message::Authenticate(reply) => {
                 // The pending challenge is taken: it cannot be answered twice.
@@ -403,6 +452,40 @@ impl Session {
                     format!("received {} while authenticating", other.name()),
                     out,
                 )
+            }
+        }
+    }
+
+    /// The dynamic authenticator answered (or failed): WELCOME or ABORT.
+    pub fn on_dynamic_auth(
+        &mut self,
+        result: Result<AuthOutcome, AuthFailed>,
+        out: &mut Vec<SessionOutput>,
+    ) {
+        let Some(d) = self.dynamic.take() else {
+            return;
+        };
+        if self.state != State::Authenticating || !d.asked {
+            return;
+        }
+        let DynamicPending { realm, hello, .. } = *d;
+        match result {
+            Ok(outcome) => {
+                let start = out.len();
+                self.welcome(realm, hello, outcome.identity, out);
+                for o in &mut out[start..] {
+                    if let SessionOutput::Reply(Message::Welcome(w)) = o {
+                        w.details.authprovider = Some(auth::dynamic::PROVIDER.into());
+                    }
+                }
+            }
+            Err(e) => {
+                self.state = State::Closed;
+                out.push(SessionOutput::Reply(abort(
+                    "wamp.error.authentication_failed",
+                    e.to_string(),
+                )));
+                out.push(SessionOutput::Close);
             }
         }
     }
@@ -479,6 +562,28 @@ impl Session {
                 out,
             ),
         }
+    }
+}
+
+/// A session between CHALLENGE and the dynamic authenticator's answer.
+struct DynamicPending {
+    realm: Uri,
+    hello: HelloDetails,
+    procedure: String,
+    authid: String,
+    method: AuthMethod,
+    /// AUTHENTICATE arrived and the authenticator was asked.
+    asked: bool,
+}
+
+/// Takes the dynamic authentication request out of a session's outputs, if there is one.
+pub fn take_dynamic_auth(outs: &mut Vec<SessionOutput>) -> Option<Box<DynamicAuth>> {
+    let i = outs
+        .iter()
+        .position(|o| matches!(o, SessionOutput::DynamicAuth(_)))?;
+    match outs.remove(i) {
+        SessionOutput::DynamicAuth(d) => Some(d),
+        _ => None,
     }
 }
 

@@ -1,0 +1,361 @@
+//! Authorization on a shard (see [`crate::authz`]): the check at the top of routing, and the
+//! calls to a realm's dynamic authorizer procedure with their per-shard cache.
+//!
+//! The router calls the authorizer as an internal caller of the realm (one per shard, never a
+//! connection): the CALL goes through the dealer like any other, and the RESULT or ERROR that
+//! the dealer addresses to that caller is taken out of the routing actions here. A session
+//! whose message needs a dynamic decision that is not cached waits for it before the message
+//! is routed (its reader awaits, so its messages stay in order); a timeout or an error denies.
+
+use super::session::SessionOutput;
+use super::signal::Signal;
+use super::{conn::SessionHandle, Shard};
+use crate::auth::dynamic::{AuthOutcome, DynamicAuth};
+use crate::auth::AuthFailed;
+use crate::authz::{AuthzAction, AuthzCache, Decision, RealmPolicy, SessionInfo, Verdict};
+use crate::codec::{self, CallOptions, Dict, Id, Message, Payload, Uri, Value};
+use crate::routing::{Features, SessionRef};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// The answer to an internal call, when it came: the RESULT's first argument, or `Err` for
+/// an ERROR.
+#[derive(Default)]
+pub struct Reply {
+    done: Signal,
+    result: RefCell<Option<Result<Option<Value>, Uri>>>,
+}
+
+/// A shard's authorization state.
+pub struct AuthzState {
+    /// The internal caller's session ID (never a connection).
+    pub caller: Id,
+    cache: RefCell<AuthzCache>,
+    pending: RefCell<HashMap<Id, Rc<Reply>>>,
+    next_request: Cell<Id>,
+    /// The decision just fetched for (session, action, uri), consumed by the routing check
+    /// (so a TTL of 0, or an eviction, cannot deny a decision that was just made).
+    fresh: RefCell<Option<(Id, AuthzAction, String, Decision)>>,
+}
+
+impl AuthzState {
+    pub fn new(caller: Id, ttl: Duration, size: usize) -> AuthzState {
+        AuthzState {
+            caller,
+            cache: RefCell::new(AuthzCache::new(ttl, size)),
+            pending: RefCell::new(HashMap::new()),
+            next_request: Cell::new(1),
+            fresh: RefCell::new(None),
+        }
+    }
+}
+
+/// The URI and action a routing message asks authorization for.
+fn target(m: &Message) -> Option<(&str, AuthzAction)> {
+    Some(match m {
+        Message::Call(c) => (&c.procedure, AuthzAction::Call),
+        Message::Register(r) => (&r.procedure, AuthzAction::Register),
+        Message::Publish(p) => (&p.topic, AuthzAction::Publish),
+        Message::Subscribe(s) => (&s.topic, AuthzAction::Subscribe),
+        _ => return None,
+    })
+}
+
+/// A dynamic decision a session waits for.
+pub struct Ask {
+    realm: Uri,
+    procedure: String,
+    session: Id,
+    authid: String,
+    authrole: String,
+    uri: String,
+    action: AuthzAction,
+}
+
+impl Shard {
+    fn policy(&self, realm: &str) -> Option<&RealmPolicy> {
+        self.cfg
+            .realms
+            .iter()
+            .find(|r| r.name == realm)
+            .map(|r| &*r.authz)
+    }
+
+    /// The decision for a session's message, without waiting: `None` when the realm's dynamic
+    /// authorizer must be asked and nothing is cached.
+    fn decide(
+        &self,
+        realm: &str,
+        sref: &SessionRef,
+        uri: &str,
+        a: AuthzAction,
+    ) -> Option<Decision> {
+        let info = SessionInfo {
+            session: sref.id,
+            realm,
+            authid: &sref.authid,
+            authrole: &sref.authrole,
+        };
+        if let Some(hook) = &self.cfg.authorizer {
+            if let Some(d) = hook.0.authorize(&info, uri, a) {
+                return Some(d);
+            }
+        }
+        let policy = self.policy(realm)?;
+        match policy.check(&sref.authrole, uri, a) {
+            Verdict::Decided(d) => Some(d),
+            Verdict::Dynamic => {
+                let mut fresh = self.authz.fresh.borrow_mut();
+                if let Some((s, fa, fu, d)) = fresh.take() {
+                    if s == sref.id && fa == a && fu == uri {
+                        return Some(d);
+                    }
+                }
+                drop(fresh);
+                self.authz
+                    .cache
+                    .borrow_mut()
+                    .get(&info, uri, a, Instant::now())
+            }
+        }
+    }
+
+    /// The check at the top of routing: the message to route (with disclosure forced when a
+    /// rule says so), or `None` when it was denied (and answered).
+    pub(super) fn authorize(
+        &self,
+        h: &SessionHandle,
+        realm: &Uri,
+        mut m: Message,
+    ) -> Option<Message> {
+        let Some((uri, action)) = target(&m) else {
+            return Some(m);
+        };
+        let decision = {
+            let sref = h.sref.borrow();
+            let sref = sref.as_ref()?;
+            // Fail closed: a dynamic decision that is neither fresh nor cached is a denial.
+            self.decide(realm, sref, uri, action)
+                .unwrap_or(Decision::DENY)
+        };
+        if !decision.allow {
+            self.metrics.authz_denials.inc();
+            tracing::debug!(shard = self.id, session = h.id, realm = %realm, uri, action = action.as_str(), "not authorized");
+            let (request_type, request, answer) = match &m {
+                Message::Call(c) => (codec::code::CALL, c.request, true),
+                Message::Register(r) => (codec::code::REGISTER, r.request, true),
+                Message::Subscribe(s) => (codec::code::SUBSCRIBE, s.request, true),
+                Message::Publish(p) => (
+                    codec::code::PUBLISH,
+                    p.request,
+                    p.options.acknowledge == Some(true),
+                ),
+                _ => return None,
+            };
+            if answer {
+                let err = Message::Error(codec::Error {
+                    request_type,
+                    request,
+                    details: Dict::new(),
+                    error: Uri::from("wamp.error.not_authorized"),
+                    payload: Payload::args(vec![Value::Str(format!(
+                        "session is not authorized to {} {uri:?}",
+                        action.as_str()
+                    ))]),
+                });
+                let frame = codec::encode(h.serializer, &err);
+                if h.outbound
+                    .push_unbounded(super::outbound::OutFrame::Message(frame))
+                    .is_ok()
+                {
+                    self.metrics.messages_out.inc(err.code());
+                }
+            }
+            return None;
+        }
+        if decision.disclose {
+            match &mut m {
+                Message::Call(c) => c.options.disclose_me = Some(true),
+                Message::Publish(p) => p.options.disclose_me = Some(true),
+                _ => {}
+            }
+        }
+        Some(m)
+    }
+
+    /// Whether a session's outputs hold a message that needs the dynamic authorizer's answer
+    /// first (cheap; called for every message).
+    pub fn needs_authorizer(&self, h: &SessionHandle, outs: &[SessionOutput]) -> Option<Ask> {
+        let m = outs.iter().find_map(|o| match o {
+            SessionOutput::Route(m) => Some(m),
+            _ => None,
+        })?;
+        let (uri, action) = target(m)?;
+        let realm = h.realm.borrow().clone()?;
+        let sref = h.sref.borrow();
+        let sref = sref.as_ref()?;
+        self.policy(&realm)?.authorizer.as_ref()?;
+        if self.decide(&realm, sref, uri, action).is_some() {
+            return None;
+        }
+        let procedure = self.policy(&realm)?.authorizer.clone()?;
+        Some(Ask {
+            realm,
+            procedure,
+            session: sref.id,
+            authid: sref.authid.to_string(),
+            authrole: sref.authrole.to_string(),
+            uri: uri.to_owned(),
+            action,
+        })
+    }
+
+    /// Calls `procedure` in `realm` as the router's internal caller and waits, at most the
+    /// authorizer timeout, for the first argument of its RESULT. `None` on timeout; `Err` with
+    /// the error URI for an ERROR (`wamp.error.no_such_procedure` when nobody registered it).
+    async fn internal_call(
+        &self,
+        realm: &Uri,
+        procedure: &str,
+        args: Vec<Value>,
+    ) -> Option<Result<Option<Value>, Uri>> {
+        let request = self.authz.next_request.get();
+        self.authz.next_request.set(request % codec::MAX_ID + 1);
+        let reply = Rc::new(Reply::default());
+        self.authz
+            .pending
+            .borrow_mut()
+            .insert(request, reply.clone());
+        let timeout = self.cfg.authz.timeout;
+        let call = Message::Call(codec::Call {
+            request,
+            options: CallOptions {
+                timeout: Some(timeout.as_millis().max(1) as u64),
+                ..Default::default()
+            },
+            procedure: Uri::from(procedure),
+            payload: Payload::args(args),
+        });
+        let caller = SessionRef::new(
+            self.authz.caller,
+            self.id,
+            "switchyard",
+            "switchyard.internal",
+            Features::default(),
+        );
+        let mut actions = Vec::new();
+        if let Some(r) = self.realms.borrow_mut().get_mut(realm) {
+            r.on_message(&caller, call, Instant::now(), &mut actions);
+        }
+        self.apply_actions(realm, actions);
+        self.flush_mesh();
+        if reply.result.borrow().is_none() {
+            futures_lite::future::or(reply.done.wait(), glommio::timer::sleep(timeout)).await;
+        }
+        self.authz.pending.borrow_mut().remove(&request);
+        let result = reply.result.borrow_mut().take();
+        if result.is_none() {
+            tracing::warn!(shard = self.id, procedure, "internal call timed out");
+        }
+        result
+    }
+
+    /// Asks a realm's dynamic authenticator (see [`crate::auth::dynamic`]).
+    pub async fn dynamic_authenticate(&self, req: &DynamicAuth) -> Result<AuthOutcome, AuthFailed> {
+        let realm = Uri::from(req.realm.as_str());
+        match self
+            .internal_call(&realm, &req.procedure, req.call_args())
+            .await
+        {
+            Some(Ok(v)) => req.outcome(v.as_ref()),
+            Some(Err(e)) => {
+                tracing::info!(shard = self.id, error = %e, "dynamic authenticator refused");
+                Err(AuthFailed)
+            }
+            None => Err(AuthFailed),
+        }
+    }
+
+    /// Calls the dynamic authorizer and waits (bounded by the configured timeout) for its
+    /// answer, which is cached (unless it says `cache: false`) and kept for the routing check.
+    pub async fn ask_authorizer(&self, ask: Ask) {
+        let mut details = Dict::new();
+        details.insert("session".into(), Value::UInt(ask.session));
+        details.insert("authid".into(), Value::Str(ask.authid.clone()));
+        details.insert("authrole".into(), Value::Str(ask.authrole.clone()));
+        details.insert("realm".into(), Value::Str(ask.realm.to_string()));
+        let args = vec![
+            Value::Dict(details),
+            Value::Str(ask.uri.clone()),
+            Value::Str(ask.action.as_str().into()),
+        ];
+        let (decision, cache) = match self.internal_call(&ask.realm, &ask.procedure, args).await {
+            Some(Ok(Some(Value::Bool(b)))) => (
+                Decision {
+                    allow: b,
+                    disclose: false,
+                },
+                true,
+            ),
+            Some(Ok(Some(Value::Dict(d)))) => {
+                let flag = |k: &str| d.get(k).and_then(Value::as_bool);
+                (
+                    Decision {
+                        allow: flag("allow").unwrap_or(false),
+                        disclose: flag("disclose").unwrap_or(false),
+                    },
+                    flag("cache").unwrap_or(true),
+                )
+            }
+            // Not an answer, an ERROR or a timeout: deny, and ask again next time.
+            other => {
+                if let Some(Err(e)) = other {
+                    tracing::warn!(shard = self.id, error = %e, "authorizer failed: denied");
+                }
+                (Decision::DENY, false)
+            }
+        };
+        if cache {
+            let info = SessionInfo {
+                session: ask.session,
+                realm: &ask.realm,
+                authid: &ask.authid,
+                authrole: &ask.authrole,
+            };
+            self.authz.cache.borrow_mut().insert(
+                &info,
+                &ask.uri,
+                ask.action,
+                decision,
+                Instant::now(),
+            );
+        }
+        *self.authz.fresh.borrow_mut() = Some((ask.session, ask.action, ask.uri, decision));
+    }
+
+    /// A RESULT or ERROR the dealer sent to the internal caller.
+    pub(super) fn on_authorizer_reply(&self, msg: &Message) {
+        let (request, result) = match msg {
+            Message::Result(r) => {
+                if r.details.progress == Some(true) {
+                    return;
+                }
+                let first = r
+                    .payload
+                    .args_values()
+                    .ok()
+                    .flatten()
+                    .and_then(|a| a.into_iter().next());
+                (r.request, Ok(first))
+            }
+            Message::Error(e) => (e.request, Err(e.error.clone())),
+            _ => return,
+        };
+        if let Some(reply) = self.authz.pending.borrow_mut().remove(&request) {
+            *reply.result.borrow_mut() = Some(result);
+            reply.done.set();
+        }
+    }
+}
