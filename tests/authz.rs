@@ -338,6 +338,18 @@ fn static_rules_allow_and_deny_each_action() {
         Err(e) => assert_eq!(e, NOT_AUTHORIZED),
         Ok(m) => panic!("CALL com.app.admin was routed: {m:?}"),
     }
+    // Meta procedures obey authorization: the trusted role may call them, `user` (no rule
+    // for `wamp.`) may not.
+    call(&mut svc, 42, "wamp.session.count");
+    match reply(&mut svc, "RESULT") {
+        Ok(Message::Result(r)) => assert_eq!(r.request, 42),
+        other => panic!("trusted CALL wamp.session.count: {other:?}"),
+    }
+    call(&mut alice, 43, "wamp.session.count");
+    assert_eq!(
+        reply(&mut alice, "ERROR").err().as_deref(),
+        Some(NOT_AUTHORIZED)
+    );
     // An unacknowledged denied PUBLISH gets no answer; the next request's reply comes first.
     alice
         .send(&Message::Publish(Publish {
@@ -349,8 +361,8 @@ fn static_rules_allow_and_deny_each_action() {
         .expect("send PUBLISH");
     subscribed(&mut alice, 51, "com.app.after").expect("subscribe after a silent denial");
 
-    // 7 denials: register ×2, publish ×1, subscribe ×2, call ×1, silent publish ×1.
-    assert_eq!(denials(&router), 7.0);
+    // 8 denials: register ×2, publish ×1, subscribe ×2, call ×2, silent publish ×1.
+    assert_eq!(denials(&router), 8.0);
     alice.must_leave();
     svc.must_leave();
 }
