@@ -28,9 +28,13 @@ struct Router {
 }
 
 fn start() -> Router {
+    start_with(&[])
+}
+
+fn start_with(extra: &[&str]) -> Router {
     let dir = tempfile::tempdir().expect("temp dir");
     let sock = dir.path().join("switchyard.sock");
-    let router = RouterProcess::start(&[
+    let mut args = vec![
         "--shards",
         "2",
         "--rs",
@@ -39,7 +43,9 @@ fn start() -> Router {
         "127.0.0.1:0",
         "--unix",
         sock.to_str().expect("utf-8 temp path"),
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let router = RouterProcess::start(&args);
     Router {
         _router: router,
         _dir: dir,
@@ -59,8 +65,12 @@ struct Peer {
 
 impl Peer {
     fn join(r: &Router, serializer: Serializer) -> Peer {
+        Peer::join_realm(r, serializer, "realm1")
+    }
+
+    fn join_realm(r: &Router, serializer: Serializer, realm: &str) -> Peer {
         let mut c = RawClient::connect_unix(&r.sock, serializer);
-        let w = c.must_join("realm1");
+        let w = c.must_join(realm);
         Peer {
             c,
             id: w.session,
@@ -774,6 +784,65 @@ fn testaments_published_when_session_is_lost() {
             .any(|(t, n)| t == s && n == "com.example.will")),
         "unexpected testament events: {:?}",
         a.events
+    );
+}
+
+#[test]
+fn meta_stays_in_its_realm() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("switchyard.toml");
+    std::fs::write(
+        &config,
+        "[[realm]]\nname = \"realm1\"\n\n[[realm]]\nname = \"realm2\"\n",
+    )
+    .expect("write config");
+    let r = start_with(&["--config", config.to_str().expect("utf-8 temp path")]);
+    let mut a = Peer::join_realm(&r, Serializer::Json, "realm1");
+    a.subscribe("wamp.session.on_join", None);
+    let mut others: Vec<Peer> = (0..3)
+        .map(|_| Peer::join_realm(&r, Serializer::MsgPack, "realm2"))
+        .collect();
+    let b = Peer::join_realm(&r, Serializer::Json, "realm1");
+    // a sees b join, and no realm2 session.
+    a.event("wamp.session.on_join", |x| {
+        x.first()
+            .map(|d| dict(d).get("session") == Some(&Value::UInt(b.id)))
+            == Some(true)
+    });
+    // The count gathers from both shards: their earlier events have reached a by its answer.
+    assert_eq!(
+        a.call_ok("wamp.session.count", vec![]),
+        vec![Value::UInt(2)]
+    );
+    assert!(
+        a.events.is_empty(),
+        "realm2 joins leaked into realm1: {:?}",
+        a.events
+    );
+    assert_eq!(
+        ids(&a.call_ok("wamp.session.list", vec![])[0]),
+        sorted(vec![a.id, b.id])
+    );
+    let x = &mut others[0];
+    assert_eq!(
+        x.call_ok("wamp.session.count", vec![]),
+        vec![Value::UInt(3)]
+    );
+    assert_eq!(
+        x.call("wamp.session.get", vec![Value::UInt(a.id)], Dict::new()),
+        Err("wamp.error.no_such_session".to_owned())
+    );
+    assert_eq!(
+        x.call("wamp.session.kill", vec![Value::UInt(a.id)], Dict::new()),
+        Err("wamp.error.no_such_session".to_owned())
+    );
+    assert_eq!(
+        x.call_ok("wamp.session.kill_all", vec![]),
+        vec![Value::UInt(2)]
+    );
+    assert_eq!(
+        a.call_ok("wamp.session.count", vec![]),
+        vec![Value::UInt(2)]
     );
 }
 
