@@ -484,6 +484,33 @@ fn subscription_meta_across_shards() {
     // events from c's shard have arrived).
     assert_eq!(c.subscribe("com.example.topic", None), sub);
     let psub = c.subscribe("com.example", Some("prefix"));
+    // Two SUBSCRIBEs in a row for a new topic (the second while the first is pending): one
+    // on_subscribe.
+    let twice = {
+        let mut requests = Vec::new();
+        for _ in 0..2 {
+            let request = c.request();
+            requests.push(request);
+            c.c.send(&Message::Subscribe(switchyard::codec::Subscribe {
+                request,
+                options: SubscribeOptions::default(),
+                topic: "com.example.twice".into(),
+            }))
+            .expect("send SUBSCRIBE");
+        }
+        let mut got = Vec::new();
+        for request in requests {
+            got.push(c.wait("SUBSCRIBED", |m| match m {
+                Message::Subscribed(s) if s.request == request => Some(s.subscription),
+                _ => None,
+            }));
+        }
+        assert_eq!(got[0], got[1], "one subscription for both requests");
+        got[0]
+    };
+    a.event("wamp.subscription.on_subscribe", |x| {
+        x == [Value::UInt(c.id), Value::UInt(twice)]
+    });
 
     assert_eq!(
         a.call_ok(
@@ -558,7 +585,11 @@ fn subscription_meta_across_shards() {
     let repeats = a
         .events
         .iter()
-        .filter(|(s, x)| Some(*s) == on_subscribe && x[..] == [Value::UInt(c.id), Value::UInt(sub)])
+        .filter(|(s, x)| {
+            Some(*s) == on_subscribe
+                && (x[..] == [Value::UInt(c.id), Value::UInt(sub)]
+                    || x[..] == [Value::UInt(c.id), Value::UInt(twice)])
+        })
         .count();
     assert_eq!(
         repeats, 0,
