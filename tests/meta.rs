@@ -28,9 +28,13 @@ struct Router {
 }
 
 fn start() -> Router {
+    start_with(&[])
+}
+
+fn start_with(extra: &[&str]) -> Router {
     let dir = tempfile::tempdir().expect("temp dir");
     let sock = dir.path().join("switchyard.sock");
-    let router = RouterProcess::start(&[
+    let mut args = vec![
         "--shards",
         "2",
         "--rs",
@@ -39,7 +43,9 @@ fn start() -> Router {
         "127.0.0.1:0",
         "--unix",
         sock.to_str().expect("utf-8 temp path"),
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let router = RouterProcess::start(&args);
     Router {
         _router: router,
         _dir: dir,
@@ -59,8 +65,12 @@ struct Peer {
 
 impl Peer {
     fn join(r: &Router, serializer: Serializer) -> Peer {
+        Peer::join_realm(r, serializer, "realm1")
+    }
+
+    fn join_realm(r: &Router, serializer: Serializer, realm: &str) -> Peer {
         let mut c = RawClient::connect_unix(&r.sock, serializer);
-        let w = c.must_join("realm1");
+        let w = c.must_join(realm);
         Peer {
             c,
             id: w.session,
@@ -474,6 +484,33 @@ fn subscription_meta_across_shards() {
     // events from c's shard have arrived).
     assert_eq!(c.subscribe("com.example.topic", None), sub);
     let psub = c.subscribe("com.example", Some("prefix"));
+    // Two SUBSCRIBEs in a row for a new topic (the second while the first is pending): one
+    // on_subscribe.
+    let twice = {
+        let mut requests = Vec::new();
+        for _ in 0..2 {
+            let request = c.request();
+            requests.push(request);
+            c.c.send(&Message::Subscribe(switchyard::codec::Subscribe {
+                request,
+                options: SubscribeOptions::default(),
+                topic: "com.example.twice".into(),
+            }))
+            .expect("send SUBSCRIBE");
+        }
+        let mut got = Vec::new();
+        for request in requests {
+            got.push(c.wait("SUBSCRIBED", |m| match m {
+                Message::Subscribed(s) if s.request == request => Some(s.subscription),
+                _ => None,
+            }));
+        }
+        assert_eq!(got[0], got[1], "one subscription for both requests");
+        got[0]
+    };
+    a.event("wamp.subscription.on_subscribe", |x| {
+        x == [Value::UInt(c.id), Value::UInt(twice)]
+    });
 
     assert_eq!(
         a.call_ok(
@@ -548,7 +585,11 @@ fn subscription_meta_across_shards() {
     let repeats = a
         .events
         .iter()
-        .filter(|(s, x)| Some(*s) == on_subscribe && x[..] == [Value::UInt(c.id), Value::UInt(sub)])
+        .filter(|(s, x)| {
+            Some(*s) == on_subscribe
+                && (x[..] == [Value::UInt(c.id), Value::UInt(sub)]
+                    || x[..] == [Value::UInt(c.id), Value::UInt(twice)])
+        })
         .count();
     assert_eq!(
         repeats, 0,
@@ -774,6 +815,65 @@ fn testaments_published_when_session_is_lost() {
             .any(|(t, n)| t == s && n == "com.example.will")),
         "unexpected testament events: {:?}",
         a.events
+    );
+}
+
+#[test]
+fn meta_stays_in_its_realm() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("switchyard.toml");
+    std::fs::write(
+        &config,
+        "[[realm]]\nname = \"realm1\"\n\n[[realm]]\nname = \"realm2\"\n",
+    )
+    .expect("write config");
+    let r = start_with(&["--config", config.to_str().expect("utf-8 temp path")]);
+    let mut a = Peer::join_realm(&r, Serializer::Json, "realm1");
+    a.subscribe("wamp.session.on_join", None);
+    let mut others: Vec<Peer> = (0..3)
+        .map(|_| Peer::join_realm(&r, Serializer::MsgPack, "realm2"))
+        .collect();
+    let b = Peer::join_realm(&r, Serializer::Json, "realm1");
+    // a sees b join, and no realm2 session.
+    a.event("wamp.session.on_join", |x| {
+        x.first()
+            .map(|d| dict(d).get("session") == Some(&Value::UInt(b.id)))
+            == Some(true)
+    });
+    // The count gathers from both shards: their earlier events have reached a by its answer.
+    assert_eq!(
+        a.call_ok("wamp.session.count", vec![]),
+        vec![Value::UInt(2)]
+    );
+    assert!(
+        a.events.is_empty(),
+        "realm2 joins leaked into realm1: {:?}",
+        a.events
+    );
+    assert_eq!(
+        ids(&a.call_ok("wamp.session.list", vec![])[0]),
+        sorted(vec![a.id, b.id])
+    );
+    let x = &mut others[0];
+    assert_eq!(
+        x.call_ok("wamp.session.count", vec![]),
+        vec![Value::UInt(3)]
+    );
+    assert_eq!(
+        x.call("wamp.session.get", vec![Value::UInt(a.id)], Dict::new()),
+        Err("wamp.error.no_such_session".to_owned())
+    );
+    assert_eq!(
+        x.call("wamp.session.kill", vec![Value::UInt(a.id)], Dict::new()),
+        Err("wamp.error.no_such_session".to_owned())
+    );
+    assert_eq!(
+        x.call_ok("wamp.session.kill_all", vec![]),
+        vec![Value::UInt(2)]
+    );
+    assert_eq!(
+        a.call_ok("wamp.session.count", vec![]),
+        vec![Value::UInt(2)]
     );
 }
 

@@ -169,6 +169,10 @@ pub struct MetaState {
     /// SUBSCRIBED adds no one to the subscription, so no `on_subscribe` (answered in the same
     /// turn, so this holds at most the requests of one message).
     resubscribed: RefCell<Vec<(Id, Id)>>,
+    /// `(session, subscription)` pairs announced by `on_subscribe` during the current batch of
+    /// actions: a session that sent SUBSCRIBE twice while the subscription was pending gets two
+    /// SUBSCRIBED in one batch but joined once. Cleared when the batch ends.
+    announced: RefCell<Vec<(Id, Id)>>,
 }
 
 impl MetaState {
@@ -396,6 +400,13 @@ pub fn on_send(shard: &Shard, realm: &Uri, to: Id, msg: &Message) {
             if shard.meta.resubscribed.borrow().contains(&(to, s.request)) {
                 return;
             }
+            {
+                let mut announced = shard.meta.announced.borrow_mut();
+                if announced.contains(&(to, s.subscription)) {
+                    return;
+                }
+                announced.push((to, s.subscription));
+            }
             let realms = shard.realms.borrow();
             let Some(broker) = realms.get(realm).map(|r| r.broker()) else {
                 return;
@@ -462,6 +473,7 @@ pub fn on_send(shard: &Shard, realm: &Uri, to: Id, msg: &Message) {
 /// Publishes the queued meta events of `realm`; true when there were any (their actions are
 /// in `queue`).
 pub fn publish_queued(shard: &Shard, realm: &Uri, queue: &mut Vec<Action>) -> bool {
+    shard.meta.announced.borrow_mut().clear();
     let mine: Vec<Queued> = {
         let mut q = shard.meta.queued.borrow_mut();
         if q.is_empty() {
