@@ -68,7 +68,14 @@ fn router() -> &'static Endpoints {
 }
 
 /// Runs loadgen with `args` and returns its JSON report.
+///
+/// Runs are serialised: the tests share one router, and two pub/sub runs at once would
+/// subscribe to the same `loadgen.topic.N` topics and receive each other's events.
 fn loadgen(args: &[&str]) -> Value {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = tempfile::tempdir().expect("tempdir");
     let json: PathBuf = dir.path().join("out.json");
     let started = Instant::now();
