@@ -155,6 +155,9 @@ while :; do
   wait "$rpc_pid" || echo "wave $wave: rpc loadgen failed (see $OUT/wave-$wave-rpc.log)" >&2
   wait "$pub_pid" || echo "wave $wave: pubsub loadgen failed (see $OUT/wave-$wave-pubsub.log)" >&2
   [ -z "$con_pid" ] || wait "$con_pid" || echo "wave $wave: connect loadgen failed (see $OUT/wave-$wave-connect.log)" >&2
+  # The router's counters after each wave: if a wave loses messages, received-by-type here vs
+  # loadgen's `sent` tells which side stopped.
+  [ -z "$METRICS" ] || curl -s --max-time 5 "http://$METRICS/metrics" >"$OUT/wave-$wave-metrics.txt" || true
   echo "between-waves" >"$OUT/phase"
   sleep 1
 done
