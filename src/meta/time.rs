@@ -1,4 +1,5 @@
-//! ISO 8601 timestamps (UTC) for the meta API's `created` fields, without a date library.
+//! ISO 8601 timestamps (UTC), without a date library: the meta API's `created` fields and
+//! the WAMP-CRA challenge's `timestamp`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
