@@ -2,8 +2,10 @@
 //! MessagePack by a tiny blocking client (std::net; `switchyard::codec` and
 //! `switchyard::net::rawsocket`). Every listener binds 127.0.0.1:0; every wait is bounded.
 
+mod common;
+
 use bytes::BytesMut;
-use std::collections::HashMap;
+use common::Scrape;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -100,36 +102,6 @@ impl Drop for Router {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// One scrape: `name{labels}` → value.
-struct Scrape(HashMap<String, f64>);
-
-impl Scrape {
-    fn parse(text: &str) -> Scrape {
-        let mut m = HashMap::new();
-        for l in text
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.is_empty())
-        {
-            let (k, v) = l.rsplit_once(' ').expect("sample line");
-            m.insert(k.to_owned(), v.parse().expect("sample value"));
-        }
-        Scrape(m)
-    }
-
-    /// Sum over all series of `name` whose labels contain every `k="v"` in `with`.
-    fn sum(&self, name: &str, with: &[(&str, &str)]) -> f64 {
-        self.0
-            .iter()
-            .filter(|(k, _)| k.split('{').next() == Some(name))
-            .filter(|(k, _)| {
-                with.iter()
-                    .all(|(l, v)| k.contains(&format!("{l}=\"{v}\"")))
-            })
-            .map(|(_, v)| v)
-            .sum()
     }
 }
 

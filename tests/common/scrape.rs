@@ -34,16 +34,23 @@ impl Scrape {
         s.read_to_string(&mut resp).expect("read /metrics");
         let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
         assert!(head.starts_with("HTTP/1.1 200"), "GET /metrics: {head}");
+        Scrape::parse(body)
+    }
+
+    /// Parses a Prometheus text exposition; panics on a sample line that is not `key value`.
+    pub fn parse(text: &str) -> Scrape {
         let mut m = HashMap::new();
-        for l in body
+        for l in text
             .lines()
             .filter(|l| !l.starts_with('#') && !l.is_empty())
         {
-            if let Some((k, v)) = l.rsplit_once(' ') {
-                if let Ok(v) = v.parse() {
-                    m.insert(k.to_owned(), v);
-                }
-            }
+            let (k, v) = l
+                .rsplit_once(' ')
+                .unwrap_or_else(|| panic!("sample line without a value: {l:?}"));
+            let v = v
+                .parse()
+                .unwrap_or_else(|e| panic!("sample value in {l:?}: {e}"));
+            m.insert(k.to_owned(), v);
         }
         Scrape(m)
     }
