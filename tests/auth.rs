@@ -12,7 +12,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::RouterProcess;
 
@@ -55,21 +55,6 @@ role = "device"
 pubkey = "PUBKEY"
 "#;
 
-fn python() -> PathBuf {
-    let candidate = common::interop_python_candidate();
-    let ok = Command::new(&candidate)
-        .args(["-c", "import autobahn, nacl"])
-        .stdin(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "autobahn-python with PyNaCl is not importable by {}: run `bash tests/run.sh`",
-        candidate.display()
-    );
-    candidate
-}
-
 fn write_config(dir: &Path, text: &str) -> PathBuf {
     let path = dir.join("switchyard.toml");
     std::fs::write(&path, text).expect("write config");
@@ -77,29 +62,13 @@ fn write_config(dir: &Path, text: &str) -> PathBuf {
 }
 
 fn run_auth_client(url: &str, serializer: &str) {
-    let mut child = Command::new(python())
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop"))
-        .args(["auth.py", "--url", url, "--serializer", serializer])
-        .args(["--timeout-s", CASE_TIMEOUT_S])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start auth.py");
-    let deadline = Instant::now() + CLIENT_DEADLINE;
-    while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    if child.try_wait().ok().flatten().is_none() {
-        let _ = child.kill();
-    }
-    let out = child.wait_with_output().expect("auth.py output");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("OK:"),
-        "auth.py {url} {serializer}: {}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
-        out.status
+    common::assert_script_ok(
+        &format!("auth.py {url} {serializer}"),
+        Command::new(common::interop_python("autobahn, nacl"))
+            .args(["auth.py", "--url", url, "--serializer", serializer])
+            .args(["--timeout-s", CASE_TIMEOUT_S]),
+        CLIENT_DEADLINE,
+        "OK:",
     );
 }
 

@@ -793,44 +793,21 @@ fn cookie_recognises_an_authenticated_client() {
 /// over RawSocket-TLS with a client certificate, and `cookie` over WebSocket.
 #[test]
 fn autobahn_python_tls_and_cookie() {
-    let python = common::interop_python_candidate();
-    let ok = std::process::Command::new(&python)
-        .args(["-c", "import autobahn"])
-        .stdin(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "autobahn-python is not importable by {}: run `bash tests/run.sh`",
-        python.display()
-    );
+    let python = common::interop_python("autobahn");
     let pki = Pki::generate();
     let router = start(&pki, "optional");
     let p = |p: &Path| p.to_str().expect("utf-8 path").to_owned();
-    let mut child = std::process::Command::new(&python)
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop"))
-        .arg("auth_transport.py")
-        .args(["--rss-url", &router.endpoint("rss").url])
-        .args(["--ws-url", &router.endpoint("ws").url])
-        .args(["--ca", &p(&pki.ca)])
-        .args(["--cert", &p(&pki.device_cert)])
-        .args(["--key", &p(&pki.device_key)])
-        .args(["--timeout-s", "10"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start auth_transport.py");
-    let done = common::wait_for(Duration::from_secs(90), || child.try_wait().ok().flatten());
-    if done.is_none() {
-        let _ = child.kill();
-    }
-    let out = child.wait_with_output().expect("auth_transport.py output");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("OK:"),
-        "auth_transport.py: {}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
-        out.status
+    common::assert_script_ok(
+        "auth_transport.py",
+        std::process::Command::new(&python)
+            .arg("auth_transport.py")
+            .args(["--rss-url", &router.endpoint("rss").url])
+            .args(["--ws-url", &router.endpoint("ws").url])
+            .args(["--ca", &p(&pki.ca)])
+            .args(["--cert", &p(&pki.device_cert)])
+            .args(["--key", &p(&pki.device_key)])
+            .args(["--timeout-s", "10"]),
+        Duration::from_secs(90),
+        "OK:",
     );
 }

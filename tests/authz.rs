@@ -464,34 +464,18 @@ fn dynamic_authorizer_is_cached_expires_and_fails_closed() {
 fn autobahn_python_is_not_authorized() {
     let dir = tempfile::tempdir().expect("temp dir");
     let router = start(dir.path());
-    let python = common::interop_python_candidate();
+    let python = common::interop_python("autobahn");
     for (url, ser) in [
         (router.endpoint("ws").url.clone(), "json"),
         (router.endpoint("rs").url.clone(), "msgpack"),
     ] {
-        let mut child = Command::new(&python)
-            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop"))
-            .args(["authz.py", "--url", &url, "--serializer", ser])
-            .args(["--timeout-s", "10"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start authz.py");
-        let deadline = Instant::now() + Duration::from_secs(90);
-        while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if child.try_wait().ok().flatten().is_none() {
-            let _ = child.kill();
-        }
-        let out = child.wait_with_output().expect("authz.py output");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success() && stdout.contains("OK:"),
-            "authz.py {url} {ser}: {}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
-            out.status
+        common::assert_script_ok(
+            &format!("authz.py {url} {ser}"),
+            Command::new(&python)
+                .args(["authz.py", "--url", &url, "--serializer", ser])
+                .args(["--timeout-s", "10"]),
+            Duration::from_secs(90),
+            "OK:",
         );
     }
 }

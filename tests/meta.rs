@@ -8,8 +8,8 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -881,54 +881,16 @@ fn kw_args(scope: &str) -> Vec<Value> {
     vec![Value::from(scope)]
 }
 
-fn python() -> PathBuf {
-    let candidate = common::interop_python_candidate();
-    let ok = Command::new(&candidate)
-        .args(["-c", "import autobahn"])
-        .stdin(Stdio::null())
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "autobahn-python is not importable by {}: run `bash tests/run.sh`",
-        candidate.display()
-    );
-    candidate
-}
-
 #[test]
 fn autobahn_python_meta() {
-    let py = python();
     let r = start();
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
-    let mut child = Command::new(py)
-        .arg("meta.py")
-        .arg("--unix")
-        .arg(&r.sock)
-        .current_dir(&dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start meta.py");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break Some(s),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-        }
-    };
-    let out = child.wait_with_output().expect("meta.py output");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        status.is_some_and(|s| s.success()) && stdout.contains("OK: meta"),
-        "meta.py failed ({status:?})\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
+    assert_script_ok(
+        "meta.py",
+        Command::new(interop_python("autobahn"))
+            .arg("meta.py")
+            .arg("--unix")
+            .arg(&r.sock),
+        Duration::from_secs(60),
+        "OK: meta",
     );
 }

@@ -400,3 +400,66 @@ pub fn interop_python_candidate() -> PathBuf {
         .find(|p| p.exists())
         .unwrap_or_else(|| PathBuf::from("python3"))
 }
+
+/// [`interop_python_candidate`], checked to import `modules` (e.g. `"autobahn, nacl"`).
+pub fn interop_python(modules: &str) -> PathBuf {
+    let candidate = interop_python_candidate();
+    let ok = Command::new(&candidate)
+        .args(["-c", &format!("import {modules}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "{modules} not importable by {}: run `bash tests/run.sh`",
+        candidate.display()
+    );
+    candidate
+}
+
+/// Runs an interop script (`cmd` runs in tests/interop with stdin closed), killing it after
+/// `timeout`; asserts that it exited 0 and printed `ok_marker` (the scripts print `OK: …`).
+/// Its output is drained on threads, so a chatty script never blocks on a full pipe.
+pub fn assert_script_ok(what: &str, cmd: &mut Command, timeout: Duration, ok_marker: &str) {
+    cmd.current_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: cannot start {cmd:?}: {e}"));
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        thread::spawn(move || {
+            let mut s = String::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_string(&mut s);
+            }
+            s
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let status = wait_for(timeout, || child.try_wait().ok().flatten());
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    assert!(
+        status.is_some_and(|s| s.success()) && stdout.contains(ok_marker),
+        "{what}: {status:?} (None: killed after {timeout:?})\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
+    );
+}
