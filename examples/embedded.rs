@@ -109,7 +109,9 @@ fn main() -> std::process::ExitCode {
             .await
         })
     });
-    let result = app.join().unwrap_or_else(|_| Err("the client thread panicked".into()));
+    let result = app
+        .join()
+        .unwrap_or_else(|_| Err("the client thread panicked".into()));
     router.shutdown_handle().shutdown();
     let stopped = router.join();
     match (result, stopped) {

@@ -122,9 +122,9 @@ fn main() -> std::process::ExitCode {
                 let received = sub.await;
                 match (published, received) {
                     (Ok(()), Ok(n)) if n == TICKS => Ok(()),
-                    (Ok(()), Ok(n)) => Err(Error::Protocol(format!(
-                        "received {n} of {TICKS} events"
-                    ))),
+                    (Ok(()), Ok(n)) => {
+                        Err(Error::Protocol(format!("received {n} of {TICKS} events")))
+                    }
                     (Err(e), _) | (_, Err(e)) => Err(e),
                 }
             }

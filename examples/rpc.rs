@@ -38,15 +38,19 @@ fn config() -> (String, ClientConfig) {
 async fn callee(cfg: ClientConfig) -> Result<(), switchyard::client::Error> {
     let client = Client::connect(cfg).await?;
     client
-        .register("com.example.add", RegisterOptions::default(), |inv: Invocation| async move {
-            let mut sum = 0u64;
-            for a in &inv.args {
-                sum += a
-                    .as_u64()
-                    .ok_or_else(|| CallError::new("com.example.error.not_a_number"))?;
-            }
-            Ok(Yield::args(vec![Value::UInt(sum)]))
-        })
+        .register(
+            "com.example.add",
+            RegisterOptions::default(),
+            |inv: Invocation| async move {
+                let mut sum = 0u64;
+                for a in &inv.args {
+                    sum += a
+                        .as_u64()
+                        .ok_or_else(|| CallError::new("com.example.error.not_a_number"))?;
+                }
+                Ok(Yield::args(vec![Value::UInt(sum)]))
+            },
+        )
         .await?;
     client
         .register(
@@ -69,10 +73,14 @@ async fn callee(cfg: ClientConfig) -> Result<(), switchyard::client::Error> {
     let stopped = std::rc::Rc::new(std::cell::Cell::new(false));
     let flag = stopped.clone();
     client
-        .register("com.example.stop", RegisterOptions::default(), move |_inv| {
-            flag.set(true);
-            async { Ok(Yield::empty()) }
-        })
+        .register(
+            "com.example.stop",
+            RegisterOptions::default(),
+            move |_inv| {
+                flag.set(true);
+                async { Ok(Yield::empty()) }
+            },
+        )
         .await?;
     println!("callee: registered com.example.add, com.example.countdown, com.example.stop");
     let deadline = std::time::Instant::now() + SERVE_AT_MOST;
@@ -136,7 +144,12 @@ async fn caller(cfg: ClientConfig) -> Result<(), switchyard::client::Error> {
         }
     }
     client
-        .call("com.example.stop", vec![], Dict::new(), CallOptions::default())
+        .call(
+            "com.example.stop",
+            vec![],
+            Dict::new(),
+            CallOptions::default(),
+        )
         .await?;
     client.leave().await?;
     println!("caller: done");

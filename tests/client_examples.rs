@@ -81,7 +81,14 @@ fn run_example(name: &str, args: &[&str], env: &[(&str, &str)]) -> String {
 }
 
 fn router() -> RouterProcess {
-    RouterProcess::start(&["--shards", "2", "--ws", "127.0.0.1:0", "--rs", "127.0.0.1:0"])
+    RouterProcess::start(&[
+        "--shards",
+        "2",
+        "--ws",
+        "127.0.0.1:0",
+        "--rs",
+        "127.0.0.1:0",
+    ])
 }
 
 #[test]
@@ -92,7 +99,10 @@ fn rpc_example() {
     assert!(out.contains("add(2, 3) = [5]"), "{out}");
     assert_eq!(out.matches("countdown progress").count(), 3, "{out}");
     assert!(out.contains("after 3 progressive results"), "{out}");
-    assert!(out.contains("callee: done") && out.contains("caller: done"), "{out}");
+    assert!(
+        out.contains("callee: done") && out.contains("caller: done"),
+        "{out}"
+    );
 
     // Callee and caller as separate processes, the URL from the environment, over RawSocket.
     let rs = r.endpoint("rs").url.clone();
@@ -123,7 +133,11 @@ fn pubsub_example() {
     for _ in 0..20 {
         let out = run_example("pubsub", &["publisher", &rs], &[]);
         assert!(out.contains("publisher: done"), "{out}");
-        if wait_for(Duration::from_millis(500), || sub.is_finished().then_some(())).is_some() {
+        if wait_for(Duration::from_millis(500), || {
+            sub.is_finished().then_some(())
+        })
+        .is_some()
+        {
             break;
         }
     }

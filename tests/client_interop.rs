@@ -33,7 +33,14 @@ const PEER_TIMEOUT_S: &str = "10";
 const SCRIPT_DEADLINE: Duration = Duration::from_secs(80);
 
 fn router() -> RouterProcess {
-    RouterProcess::start(&["--shards", "2", "--ws", "127.0.0.1:0", "--rs", "127.0.0.1:0"])
+    RouterProcess::start(&[
+        "--shards",
+        "2",
+        "--ws",
+        "127.0.0.1:0",
+        "--rs",
+        "127.0.0.1:0",
+    ])
 }
 
 /// Runs `client_peer.py MODE` on a helper thread; the handle's result is the script's verdict.
@@ -82,7 +89,12 @@ fn rust_caller_python_callee(url: String, ser: Serializer, ser_name: &str) {
         let deadline = std::time::Instant::now() + SCRIPT_DEADLINE;
         let fail = loop {
             let r = c
-                .call("com.interop.py.fail", vec![], Dict::new(), CallOptions::default())
+                .call(
+                    "com.interop.py.fail",
+                    vec![],
+                    Dict::new(),
+                    CallOptions::default(),
+                )
                 .await;
             match &r {
                 Err(switchyard::client::Error::Wamp(e))
@@ -139,16 +151,23 @@ fn rust_caller_python_callee(url: String, ser: Serializer, ser_name: &str) {
 
         let (e, _) = wamp_error(
             "unknown procedure",
-            c.call("com.interop.py.nope", vec![], Dict::new(), CallOptions::default())
-                .await,
+            c.call(
+                "com.interop.py.nope",
+                vec![],
+                Dict::new(),
+                CallOptions::default(),
+            )
+            .await,
         );
         assert_eq!(e, "wamp.error.no_such_procedure");
 
         let echoed: Recorder<Event> = Recorder::default();
         let sink = echoed.clone();
-        c.subscribe("com.interop.py.out", SubscribeOptions::default(), move |e| {
-            sink.push(e)
-        })
+        c.subscribe(
+            "com.interop.py.out",
+            SubscribeOptions::default(),
+            move |e| sink.push(e),
+        )
         .await
         .expect("subscribe");
         c.publish(
@@ -168,7 +187,12 @@ fn rust_caller_python_callee(url: String, ser: Serializer, ser_name: &str) {
         assert_eq!(ev.kwargs, dict(&[("n", u(2))]));
 
         let r = c
-            .call("com.interop.py.stop", vec![], Dict::new(), CallOptions::default())
+            .call(
+                "com.interop.py.stop",
+                vec![],
+                Dict::new(),
+                CallOptions::default(),
+            )
             .await
             .expect("stop");
         assert_eq!(r.args, vec![s("bye")]);
@@ -189,15 +213,19 @@ fn rust_callee_python_caller(url: String, ser: Serializer, ser_name: &str) {
             .expect("connect");
         let calls: Recorder<String> = Recorder::default();
         let rec = calls.clone();
-        c.register("com.interop.rs.add", RegisterOptions::default(), move |inv: Invocation| {
-            rec.push("add".into());
-            async move {
-                let sum: u64 = uint_args(&inv.args).iter().sum();
-                let mut y = Yield::args(vec![u(sum)]);
-                y.kwargs = inv.kwargs.clone();
-                Ok(y)
-            }
-        })
+        c.register(
+            "com.interop.rs.add",
+            RegisterOptions::default(),
+            move |inv: Invocation| {
+                rec.push("add".into());
+                async move {
+                    let sum: u64 = uint_args(&inv.args).iter().sum();
+                    let mut y = Yield::args(vec![u(sum)]);
+                    y.kwargs = inv.kwargs.clone();
+                    Ok(y)
+                }
+            },
+        )
         .await
         .expect("register add");
         let rec = calls.clone();
@@ -222,53 +250,68 @@ fn rust_callee_python_caller(url: String, ser: Serializer, ser_name: &str) {
         )
         .await
         .expect("register progress");
-        c.register("com.interop.rs.fail", RegisterOptions::default(), |_inv: Invocation| async {
-            let mut e = CallError::new("com.interop.rs.oops");
-            e.args = vec![s("bad"), u(7)];
-            e.kwargs = dict(&[("why", s("asked to"))]);
-            Err::<Yield, _>(e)
-        })
+        c.register(
+            "com.interop.rs.fail",
+            RegisterOptions::default(),
+            |_inv: Invocation| async {
+                let mut e = CallError::new("com.interop.rs.oops");
+                e.args = vec![s("bad"), u(7)];
+                e.kwargs = dict(&[("why", s("asked to"))]);
+                Err::<Yield, _>(e)
+            },
+        )
         .await
         .expect("register fail");
         let rec = calls.clone();
-        c.register("com.interop.rs.done", RegisterOptions::default(), move |_inv: Invocation| {
-            rec.push("done".into());
-            async { Ok(Yield::args(vec![s("bye")])) }
-        })
+        c.register(
+            "com.interop.rs.done",
+            RegisterOptions::default(),
+            move |_inv: Invocation| {
+                rec.push("done".into());
+                async { Ok(Yield::args(vec![s("bye")])) }
+            },
+        )
         .await
         .expect("register done");
         // Re-publish what arrives on .in to .out (from a task: handlers are synchronous).
         let republisher = c.clone();
         let republished: Recorder<u64> = Recorder::default();
         let rec = republished.clone();
-        c.subscribe("com.interop.rs.in", SubscribeOptions::default(), move |ev| {
-            let client = republisher.clone();
-            let rec = rec.clone();
-            glommio::spawn_local(async move {
-                if let Ok(Some(id)) = client
-                    .publish(
-                        "com.interop.rs.out",
-                        ev.args,
-                        ev.kwargs,
-                        PublishOptions {
-                            acknowledge: Some(true),
-                            ..Default::default()
-                        },
-                    )
-                    .await
-                {
-                    rec.push(id);
-                }
-            })
-            .detach();
-        })
+        c.subscribe(
+            "com.interop.rs.in",
+            SubscribeOptions::default(),
+            move |ev| {
+                let client = republisher.clone();
+                let rec = rec.clone();
+                glommio::spawn_local(async move {
+                    if let Ok(Some(id)) = client
+                        .publish(
+                            "com.interop.rs.out",
+                            ev.args,
+                            ev.kwargs,
+                            PublishOptions {
+                                acknowledge: Some(true),
+                                ..Default::default()
+                            },
+                        )
+                        .await
+                    {
+                        rec.push(id);
+                    }
+                })
+                .detach();
+            },
+        )
         .await
         .expect("subscribe");
 
         join_peer(spawn_peer("caller", &url, &ser_name)).await;
         let got = calls.snapshot();
         for name in ["add", "progress", "done"] {
-            assert!(got.iter().any(|c| c == name), "{name} never called: {got:?}");
+            assert!(
+                got.iter().any(|c| c == name),
+                "{name} never called: {got:?}"
+            );
         }
         assert_eq!(republished.len(), 1);
         bounded(STEP, "leave", c.leave()).await.expect("leave");

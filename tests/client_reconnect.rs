@@ -14,8 +14,8 @@ use std::time::Duration;
 use client_support::{bounded, run, s, u, until, Recorder};
 use common::RouterProcess;
 use switchyard::client::{
-    CallOptions, Client, ClientConfig, ClientEvent, Dict, Error, Event, Invocation,
-    PublishOptions, ReconnectPolicy, RegisterOptions, SubscribeOptions, Yield,
+    CallOptions, Client, ClientConfig, ClientEvent, Dict, Error, Event, Invocation, PublishOptions,
+    ReconnectPolicy, RegisterOptions, SubscribeOptions, Yield,
 };
 
 const TEST_LIMIT: Duration = Duration::from_secs(90);
@@ -79,8 +79,14 @@ fn policy(max_attempts: Option<u32>) -> ReconnectPolicy {
 #[test]
 fn registrations_and_subscriptions_are_restored_after_a_router_restart() {
     let mut router = Some(start_router("127.0.0.1:0"));
-    let url = router.as_ref().map(|r| r.endpoint("ws").url.clone()).expect("router");
-    let port = router.as_ref().map(|r| r.endpoint("ws").addr().port()).expect("router");
+    let url = router
+        .as_ref()
+        .map(|r| r.endpoint("ws").url.clone())
+        .expect("router");
+    let port = router
+        .as_ref()
+        .map(|r| r.endpoint("ws").addr().port())
+        .expect("router");
     let cfg = ClientConfig::new(url.clone(), "realm1")
         .connect_timeout(STEP)
         .reconnect(policy(None));
@@ -100,26 +106,36 @@ fn registrations_and_subscriptions_are_restored_after_a_router_restart() {
         let calls: Recorder<u64> = Recorder::default();
         let c2 = calls.clone();
         let reg = client
-            .register("com.rc.echo", RegisterOptions::default(), move |inv: Invocation| {
-                let c2 = c2.clone();
-                async move {
-                    c2.push(inv.request);
-                    Ok(Yield::args(inv.args.clone()))
-                }
-            })
+            .register(
+                "com.rc.echo",
+                RegisterOptions::default(),
+                move |inv: Invocation| {
+                    let c2 = c2.clone();
+                    async move {
+                        c2.push(inv.request);
+                        Ok(Yield::args(inv.args.clone()))
+                    }
+                },
+            )
             .await
             .expect("register");
         client
-            .register("com.rc.slow", RegisterOptions::default(), |_inv: Invocation| async {
-                glommio::timer::sleep(Duration::from_secs(30)).await;
-                Ok(Yield::empty())
-            })
+            .register(
+                "com.rc.slow",
+                RegisterOptions::default(),
+                |_inv: Invocation| async {
+                    glommio::timer::sleep(Duration::from_secs(30)).await;
+                    Ok(Yield::empty())
+                },
+            )
             .await
             .expect("register slow");
         let events: Recorder<Event> = Recorder::default();
         let sink = events.clone();
         let sub = client
-            .subscribe("com.rc.topic", SubscribeOptions::default(), move |e| sink.push(e))
+            .subscribe("com.rc.topic", SubscribeOptions::default(), move |e| {
+                sink.push(e)
+            })
             .await
             .expect("subscribe");
 
@@ -176,7 +192,11 @@ fn registrations_and_subscriptions_are_restored_after_a_router_restart() {
             1,
             "{got:?}"
         );
-        assert_eq!(count(&got, |s| matches!(s, Seen::RestoreFailed(_))), 0, "{got:?}");
+        assert_eq!(
+            count(&got, |s| matches!(s, Seen::RestoreFailed(_))),
+            0,
+            "{got:?}"
+        );
         assert_eq!(count(&got, |s| matches!(s, Seen::GaveUp(_))), 0, "{got:?}");
         // Attempts are numbered 1, 2, 3, … and come before the rejoin.
         let attempts: Vec<u32> = got
@@ -187,7 +207,11 @@ fn registrations_and_subscriptions_are_restored_after_a_router_restart() {
             })
             .collect();
         assert!(attempts.len() >= 2, "{got:?}");
-        assert_eq!(attempts, (1..=attempts.len() as u32).collect::<Vec<_>>(), "{got:?}");
+        assert_eq!(
+            attempts,
+            (1..=attempts.len() as u32).collect::<Vec<_>>(),
+            "{got:?}"
+        );
         assert!(matches!(got.last(), Some(Seen::Rejoined { .. })), "{got:?}");
         assert!(client.is_connected());
         let second_session = client.session_id().expect("session after rejoin");
@@ -198,7 +222,12 @@ fn registrations_and_subscriptions_are_restored_after_a_router_restart() {
             .await
             .expect("second client");
         let r = other
-            .call("com.rc.echo", vec![s("again"), u(2)], Dict::new(), CallOptions::default())
+            .call(
+                "com.rc.echo",
+                vec![s("again"), u(2)],
+                Dict::new(),
+                CallOptions::default(),
+            )
             .await
             .expect("call the restored procedure");
         assert_eq!(r.args, vec![s("again"), u(2)]);
@@ -226,7 +255,10 @@ fn registrations_and_subscriptions_are_restored_after_a_router_restart() {
         assert_eq!(ev.topic.as_str(), "com.rc.topic");
 
         // The values from before the restart still work: unregister/unsubscribe find them.
-        client.unsubscribe(&sub).await.expect("unsubscribe restored");
+        client
+            .unsubscribe(&sub)
+            .await
+            .expect("unsubscribe restored");
         client.unregister(&reg).await.expect("unregister restored");
         let gone = other
             .call("com.rc.echo", vec![], Dict::new(), CallOptions::default())
@@ -310,7 +342,11 @@ fn without_a_policy_a_lost_connection_closes_the_client() {
         assert!(!client.is_connected());
         glommio::timer::sleep(Duration::from_millis(300)).await;
         let got = seen.snapshot();
-        assert_eq!(count(&got, |s| matches!(s, Seen::Reconnecting(_))), 0, "{got:?}");
+        assert_eq!(
+            count(&got, |s| matches!(s, Seen::Reconnecting(_))),
+            0,
+            "{got:?}"
+        );
         match client
             .call("com.rc.any", vec![], Dict::new(), CallOptions::default())
             .await

@@ -138,7 +138,12 @@ impl Target {
         let r = match self {
             Target::Net(cfg) => bounded(STEP * 2, "connect", Client::connect(cfg.clone())).await,
             Target::Local(conn, cfg) => {
-                bounded(STEP * 2, "connect_local", Client::connect_local(conn, cfg.clone())).await
+                bounded(
+                    STEP * 2,
+                    "connect_local",
+                    Client::connect_local(conn, cfg.clone()),
+                )
+                .await
             }
         };
         r.unwrap_or_else(|e| panic!("connect failed: {e}"))
@@ -157,43 +162,59 @@ async fn scenario(target: Target, tag: &str) {
     assert!(a.is_some() && b.is_some() && a != b, "sessions {a:?} {b:?}");
     assert!(callee.is_connected() && caller.is_connected());
     let welcome = callee.welcome_details().expect("welcome details");
-    assert_eq!(welcome.authrole.as_deref(), Some("anonymous"), "{welcome:?}");
+    assert_eq!(
+        welcome.authrole.as_deref(),
+        Some("anonymous"),
+        "{welcome:?}"
+    );
 
     let uri = |name: &str| format!("com.ct.{tag}.{name}");
 
     // --- RPC ---------------------------------------------------------------------------------
     let add = callee
-        .register(&uri("add"), RegisterOptions::default(), |inv: Invocation| async move {
-            let sum: u64 = uint_args(&inv.args).iter().sum();
-            let mut y = Yield::args(vec![Value::UInt(sum)]);
-            y.kwargs = inv.kwargs.clone();
-            Ok(y)
-        })
+        .register(
+            &uri("add"),
+            RegisterOptions::default(),
+            |inv: Invocation| async move {
+                let sum: u64 = uint_args(&inv.args).iter().sum();
+                let mut y = Yield::args(vec![Value::UInt(sum)]);
+                y.kwargs = inv.kwargs.clone();
+                Ok(y)
+            },
+        )
         .await
         .expect("register add");
     assert_eq!(add.procedure.as_str(), uri("add"));
     callee
-        .register(&uri("count"), RegisterOptions::default(), |inv: Invocation| async move {
-            let n = inv.args.first().and_then(Value::as_u64).unwrap_or(0);
-            if !inv.receive_progress() {
-                return Err(CallError::new("com.ct.no_progress_asked"));
-            }
-            for i in 0..n {
-                inv.progress(Yield::args(vec![Value::UInt(i)]))
-                    .map_err(|_| CallError::new("com.ct.progress_failed"))?;
-                glommio::timer::sleep(Duration::from_millis(5)).await;
-            }
-            Ok(Yield::args(vec![s("done")]))
-        })
+        .register(
+            &uri("count"),
+            RegisterOptions::default(),
+            |inv: Invocation| async move {
+                let n = inv.args.first().and_then(Value::as_u64).unwrap_or(0);
+                if !inv.receive_progress() {
+                    return Err(CallError::new("com.ct.no_progress_asked"));
+                }
+                for i in 0..n {
+                    inv.progress(Yield::args(vec![Value::UInt(i)]))
+                        .map_err(|_| CallError::new("com.ct.progress_failed"))?;
+                    glommio::timer::sleep(Duration::from_millis(5)).await;
+                }
+                Ok(Yield::args(vec![s("done")]))
+            },
+        )
         .await
         .expect("register count");
     callee
-        .register(&uri("fail"), RegisterOptions::default(), |_inv: Invocation| async move {
-            let mut e = CallError::new("com.ct.oops");
-            e.args = vec![s("bad"), u(7)];
-            e.kwargs = dict(&[("why", s("asked to"))]);
-            Err::<Yield, _>(e)
-        })
+        .register(
+            &uri("fail"),
+            RegisterOptions::default(),
+            |_inv: Invocation| async move {
+                let mut e = CallError::new("com.ct.oops");
+                e.args = vec![s("bad"), u(7)];
+                e.kwargs = dict(&[("why", s("asked to"))]);
+                Err::<Yield, _>(e)
+            },
+        )
         .await
         .expect("register fail");
 
@@ -243,7 +264,12 @@ async fn scenario(target: Target, tag: &str) {
     let (e, _) = wamp_error(
         "count without progress",
         caller
-            .call(&uri("count"), vec![u(1)], Dict::new(), CallOptions::default())
+            .call(
+                &uri("count"),
+                vec![u(1)],
+                Dict::new(),
+                CallOptions::default(),
+            )
             .await,
     );
     assert_eq!(e, "com.ct.no_progress_asked");
@@ -303,7 +329,12 @@ async fn scenario(target: Target, tag: &str) {
     assert_eq!(ev.kwargs, dict(&[("n", u(1))]));
     // Without acknowledge: no id.
     let none = caller
-        .publish(&uri("topic"), vec![u(2)], Dict::new(), PublishOptions::default())
+        .publish(
+            &uri("topic"),
+            vec![u(2)],
+            Dict::new(),
+            PublishOptions::default(),
+        )
         .await
         .expect("publish without ack");
     assert_eq!(none, None);
@@ -418,8 +449,8 @@ fn connect_failures() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         l.local_addr().expect("addr").port()
     };
-    let nobody = ClientConfig::new(format!("rs://127.0.0.1:{closed_port}"), "realm1")
-        .connect_timeout(STEP);
+    let nobody =
+        ClientConfig::new(format!("rs://127.0.0.1:{closed_port}"), "realm1").connect_timeout(STEP);
     let bad_scheme = ClientConfig::new("http://127.0.0.1:1/", "realm1").connect_timeout(STEP);
     let no_realm = fx.config("ws", "no.such.realm", Serializer::Json);
     run(TEST_LIMIT, async move {
@@ -427,22 +458,34 @@ fn connect_failures() {
             let url = cfg.url.clone();
             match bounded(STEP * 2, "connect", Client::connect(cfg)).await {
                 Err(Error::Transport(_)) => {}
-                other => panic!("{url} without the CA: expected Error::Transport, got {:?}", other.map(|_| ())),
+                other => panic!(
+                    "{url} without the CA: expected Error::Transport, got {:?}",
+                    other.map(|_| ())
+                ),
             }
         }
         match bounded(STEP * 2, "connect", Client::connect(nobody)).await {
             Err(Error::Transport(_)) => {}
-            other => panic!("closed port: expected Error::Transport, got {:?}", other.map(|_| ())),
+            other => panic!(
+                "closed port: expected Error::Transport, got {:?}",
+                other.map(|_| ())
+            ),
         }
         match bounded(STEP * 2, "connect", Client::connect(bad_scheme)).await {
             Err(Error::Invalid(_)) | Err(Error::Transport(_)) => {}
-            other => panic!("http:// URL: expected Error::Invalid, got {:?}", other.map(|_| ())),
+            other => panic!(
+                "http:// URL: expected Error::Invalid, got {:?}",
+                other.map(|_| ())
+            ),
         }
         match bounded(STEP * 2, "connect", Client::connect(no_realm)).await {
             Err(Error::Aborted { reason, .. }) => {
                 assert_eq!(reason.as_str(), "wamp.error.no_such_realm")
             }
-            other => panic!("unknown realm: expected Error::Aborted, got {:?}", other.map(|_| ())),
+            other => panic!(
+                "unknown realm: expected Error::Aborted, got {:?}",
+                other.map(|_| ())
+            ),
         }
     });
 }
@@ -524,7 +567,12 @@ fn authenticate_over(fx: &Fixture, scheme: &str, ser: Serializer) {
             assert_eq!(w.authmethod.as_deref(), Some(method), "{label}: {w:?}");
             // The session works.
             let e = c
-                .call("com.nobody.here", vec![], Dict::new(), CallOptions::default())
+                .call(
+                    "com.nobody.here",
+                    vec![],
+                    Dict::new(),
+                    CallOptions::default(),
+                )
                 .await;
             assert_eq!(wamp_error("call", e).0, "wamp.error.no_such_procedure");
             bounded(STEP, "leave", c.leave()).await.expect("leave");
