@@ -613,3 +613,128 @@ fn authentication() {
         assert!(!log.contains(secret), "{secret} was logged:\n{log}");
     }
 }
+
+/// The RPC features beyond plain calls, once (RawSocket + MessagePack, two shards): progressive
+/// call invocations (`send_chunk` / `next_chunk`), cancel (the callee sees the INTERRUPT, the
+/// caller gets `wamp.error.canceled`), and a call timeout (`wamp.error.timeout`).
+#[test]
+fn progressive_invocations_cancel_and_timeout() {
+    use switchyard::client::CancelMode;
+    let fx = Fixture::start();
+    let cfg = fx.config("rs", "realm1", Serializer::MsgPack);
+    run(TEST_LIMIT, async move {
+        let target = Target::Net(cfg);
+        let callee = target.connect().await;
+        let caller = target.connect().await;
+
+        // Progressive call invocations: the callee sums every chunk of one call.
+        let chunks: Recorder<Vec<u64>> = Recorder::default();
+        let rec = chunks.clone();
+        callee
+            .register(
+                "com.ct.sum_chunks",
+                RegisterOptions::default(),
+                move |mut inv| {
+                    let rec = rec.clone();
+                    async move {
+                        let mut total: u64 = uint_args(&inv.args).iter().sum();
+                        rec.push(uint_args(&inv.args));
+                        if inv.is_progressive() {
+                            while let Some((args, _kwargs)) = inv.next_chunk().await {
+                                total += uint_args(&args).iter().sum::<u64>();
+                                rec.push(uint_args(&args));
+                            }
+                        }
+                        Ok(Yield::args(vec![u(total)]))
+                    }
+                },
+            )
+            .await
+            .expect("register sum_chunks");
+        let h = caller
+            .call_handle(
+                "com.ct.sum_chunks",
+                vec![u(1), u(2)],
+                Dict::new(),
+                CallOptions {
+                    progress: Some(true),
+                    ..Default::default()
+                },
+            )
+            .expect("call_handle");
+        h.send_chunk(vec![u(3)], Dict::new(), false)
+            .expect("chunk 2");
+        h.send_chunk(vec![u(4), u(5)], Dict::new(), true)
+            .expect("last chunk");
+        let r = bounded(STEP, "progressive invocation", h.result())
+            .await
+            .expect("result");
+        assert_eq!(r.args, vec![u(15)]);
+        assert_eq!(chunks.snapshot(), vec![vec![1, 2], vec![3], vec![4, 5]]);
+
+        // Cancel: the callee's work is interrupted, the caller gets wamp.error.canceled.
+        let interrupted: Recorder<CancelMode> = Recorder::default();
+        let rec = interrupted.clone();
+        callee
+            .register(
+                "com.ct.slow",
+                RegisterOptions::default(),
+                move |inv: Invocation| {
+                    let rec = rec.clone();
+                    async move {
+                        let work = async {
+                            glommio::timer::sleep(Duration::from_secs(30)).await;
+                            None
+                        };
+                        let stop = async { Some(inv.wait_interrupted().await) };
+                        match futures_lite::future::or(work, stop).await {
+                            Some(mode) => {
+                                rec.push(mode);
+                                Err(CallError::new("wamp.error.canceled"))
+                            }
+                            None => Ok(Yield::empty()),
+                        }
+                    }
+                },
+            )
+            .await
+            .expect("register slow");
+        let h = caller
+            .call_handle("com.ct.slow", vec![], Dict::new(), CallOptions::default())
+            .expect("call_handle");
+        glommio::timer::sleep(Duration::from_millis(100)).await;
+        h.cancel(CancelMode::Kill).expect("cancel");
+        let (e, _) = wamp_error(
+            "canceled call",
+            bounded(STEP, "canceled call", h.result()).await,
+        );
+        assert_eq!(e, "wamp.error.canceled");
+        until(STEP, "the INTERRUPT", || !interrupted.is_empty()).await;
+
+        // Timeout: the router gives up after 200 ms.
+        let started = std::time::Instant::now();
+        let r = bounded(
+            STEP,
+            "call with timeout",
+            caller.call(
+                "com.ct.slow",
+                vec![],
+                Dict::new(),
+                CallOptions {
+                    timeout: Some(200),
+                    ..Default::default()
+                },
+            ),
+        )
+        .await;
+        assert_eq!(wamp_error("timeout", r).0, "wamp.error.timeout");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        until(STEP, "the INTERRUPT after the timeout", || {
+            interrupted.len() == 2
+        })
+        .await;
+
+        bounded(STEP, "leave", caller.leave()).await.expect("leave");
+        bounded(STEP, "leave", callee.leave()).await.expect("leave");
+    });
+}
