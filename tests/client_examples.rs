@@ -23,10 +23,34 @@ const EXAMPLE_DEADLINE: Duration = Duration::from_secs(60);
 fn example(name: &str) -> PathBuf {
     static BUILD: Once = Once::new();
     BUILD.call_once(|| {
+        // Only the user's build settings: the variables cargo sets for a test run (CARGO_PKG_*,
+        // LD_LIBRARY_PATH, …) would make the nested build redo the dependencies.
+        let keep = |k: &str| {
+            [
+                "PATH",
+                "HOME",
+                "USER",
+                "TMPDIR",
+                "CARGO_HOME",
+                "CARGO_TARGET_DIR",
+            ]
+            .contains(&k)
+                || k.starts_with("RUST")
+                || [
+                    "CARGO_BUILD_",
+                    "CARGO_PROFILE_",
+                    "CARGO_NET_",
+                    "CARGO_INCREMENTAL",
+                ]
+                .iter()
+                .any(|p| k.starts_with(p))
+        };
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "--quiet", "--examples"])
+            .args(["build", "--quiet", "-p", "switchyard", "--examples"])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env_clear()
+            .envs(std::env::vars_os().filter(|(k, _)| k.to_str().is_some_and(keep)))
             .stdin(Stdio::null())
             .status()
             .expect("run cargo build --examples");
