@@ -1,0 +1,619 @@
+//! The client library against a real router started in-process: join, RPC (progressive
+//! results, progressive invocations, cancel, errors), pub/sub (acknowledge, exclude_me,
+//! patterns, unsubscribe), leave, over RawSocket+MessagePack and WebSocket+JSON.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use switchyard::client::{
+    CallError, CallOptions, CancelMode, Client, ClientConfig, Dict, Error, Event, MatchPolicy,
+    PublishOptions, RegisterOptions, Serializer, SubscribeOptions, Value, Yield,
+};
+use switchyard::config::{ListenAddr, ListenerConfig, ListenerKind, RouterConfig};
+use switchyard::shard::Router;
+
+/// Bound on the whole test body.
+const TEST_DEADLINE: Duration = Duration::from_secs(60);
+/// Bound on waiting for something that should happen.
+const WAIT: Duration = Duration::from_secs(5);
+
+fn start_router() -> Router {
+    let listener = |kind| ListenerConfig {
+        kind,
+        addr: ListenAddr::Tcp("127.0.0.1:0".parse().expect("address")),
+        tls: None,
+    };
+    Router::start(RouterConfig {
+        shards: 1,
+        listeners: vec![
+            listener(ListenerKind::RawSocket),
+            listener(ListenerKind::WebSocket { path: "/ws".into() }),
+        ],
+        ..Default::default()
+    })
+    .expect("router starts")
+}
+
+fn endpoint(router: &Router, scheme: &str) -> String {
+    router
+        .endpoints()
+        .iter()
+        .find(|u| u.starts_with(&format!("{scheme}://")))
+        .unwrap_or_else(|| panic!("no {scheme} endpoint in {:?}", router.endpoints()))
+        .clone()
+}
+
+/// Runs `body` in a glommio executor on this thread, bounded by [`TEST_DEADLINE`].
+fn run<F, Fut>(body: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    glommio::LocalExecutorBuilder::default()
+        .spawn(move || async move {
+            let done = futures_lite::future::or(
+                async {
+                    body().await;
+                    true
+                },
+                async {
+                    glommio::timer::sleep(TEST_DEADLINE).await;
+                    false
+                },
+            )
+            .await;
+            assert!(done, "test body did not finish within {TEST_DEADLINE:?}");
+        })
+        .expect("executor starts")
+        .join()
+        .expect("executor ends");
+}
+
+/// Waits (bounded) until `f` holds.
+async fn wait_until(what: &str, f: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn uint(v: &Value) -> u64 {
+    v.as_u64().expect("an unsigned integer")
+}
+
+fn wamp_uri(e: &Error) -> &str {
+    match e {
+        Error::Wamp(w) => w.error.as_str(),
+        other => panic!("expected Error::Wamp, got {other:?}"),
+    }
+}
+
+fn config(url: &str, ser: Serializer) -> ClientConfig {
+    ClientConfig::new(url, "realm1")
+        .serializer(ser)
+        .connect_timeout(Duration::from_secs(5))
+}
+
+async fn rpc(url: String, ser: Serializer) {
+    let callee = Client::connect(config(&url, ser))
+        .await
+        .expect("callee joins");
+    let caller = Client::connect(config(&url, ser))
+        .await
+        .expect("caller joins");
+    assert!(callee.is_connected());
+    assert_ne!(callee.session_id(), caller.session_id());
+    assert!(callee.session_id().is_some());
+
+    // Plain call.
+    callee
+        .register(
+            "com.test.add",
+            RegisterOptions::default(),
+            |inv| async move {
+                let sum: u64 = inv.args.iter().map(uint).sum();
+                let mut kw = Dict::new();
+                kw.insert("n".into(), Value::UInt(inv.args.len() as u64));
+                Ok(Yield::new(vec![Value::UInt(sum)], kw))
+            },
+        )
+        .await
+        .expect("register add");
+    let r = caller
+        .call(
+            "com.test.add",
+            vec![Value::UInt(2), Value::UInt(40)],
+            Dict::new(),
+            CallOptions::default(),
+        )
+        .await
+        .expect("add");
+    assert_eq!(r.args, vec![Value::UInt(42)]);
+    assert_eq!(r.kwargs.get("n"), Some(&Value::UInt(2)));
+    assert!(!r.progress);
+
+    // Errors: from the callee, from the router.
+    callee
+        .register(
+            "com.test.fail",
+            RegisterOptions::default(),
+            |_inv| async move {
+                Err(CallError::new("com.test.oops").with_args(vec![Value::Str("bad".into())]))
+            },
+        )
+        .await
+        .expect("register fail");
+    let e = caller
+        .call("com.test.fail", vec![], Dict::new(), CallOptions::default())
+        .await
+        .expect_err("fails");
+    assert_eq!(wamp_uri(&e), "com.test.oops");
+    assert_eq!(e.to_string(), "com.test.oops: bad");
+    let e = caller
+        .call(
+            "com.test.nobody",
+            vec![],
+            Dict::new(),
+            CallOptions::default(),
+        )
+        .await
+        .expect_err("no such procedure");
+    assert_eq!(wamp_uri(&e), "wamp.error.no_such_procedure");
+    let e = caller
+        .register(
+            "com.test.add",
+            RegisterOptions::default(),
+            |_inv| async move { Ok(Yield::empty()) },
+        )
+        .await
+        .expect_err("already registered");
+    assert_eq!(wamp_uri(&e), "wamp.error.procedure_already_exists");
+
+    // Progressive results.
+    callee
+        .register(
+            "com.test.count",
+            RegisterOptions::default(),
+            |inv| async move {
+                let n = inv.args.first().map(uint).unwrap_or(0);
+                for i in 0..n {
+                    inv.progress(Yield::args(vec![Value::UInt(i)]))
+                        .map_err(|_| CallError::new("com.test.no_progress"))?;
+                }
+                Ok(Yield::args(vec![Value::Str("done".into())]))
+            },
+        )
+        .await
+        .expect("register count");
+    let mut h = caller
+        .call_handle(
+            "com.test.count",
+            vec![Value::UInt(3)],
+            Dict::new(),
+            CallOptions {
+                receive_progress: Some(true),
+                ..Default::default()
+            },
+        )
+        .expect("call count");
+    for i in 0..3 {
+        let r = h.next().await.expect("a result").expect("progress");
+        assert!(r.progress, "result {i} is progressive");
+        assert_eq!(r.args, vec![Value::UInt(i)]);
+    }
+    let last = h.next().await.expect("final").expect("ok");
+    assert!(!last.progress);
+    assert_eq!(last.args, vec![Value::Str("done".into())]);
+    assert!(h.next().await.is_none());
+    // Without receive_progress the callee may not send progress.
+    let e = caller
+        .call(
+            "com.test.count",
+            vec![Value::UInt(1)],
+            Dict::new(),
+            CallOptions::default(),
+        )
+        .await
+        .expect_err("progress refused");
+    assert_eq!(wamp_uri(&e), "com.test.no_progress");
+
+    // Progressive invocations: the callee sums every chunk.
+    callee
+        .register(
+            "com.test.sum_chunks",
+            RegisterOptions::default(),
+            |mut inv| async move {
+                assert!(inv.is_progressive());
+                let mut sum: u64 = inv.args.iter().map(uint).sum();
+                let mut chunks = 1;
+                while let Some((args, _)) = inv.next_chunk().await {
+                    sum += args.iter().map(uint).sum::<u64>();
+                    chunks += 1;
+                }
+                Ok(Yield::args(vec![Value::UInt(sum), Value::UInt(chunks)]))
+            },
+        )
+        .await
+        .expect("register sum_chunks");
+    let h = caller
+        .call_handle(
+            "com.test.sum_chunks",
+            vec![Value::UInt(1)],
+            Dict::new(),
+            CallOptions {
+                progress: Some(true),
+                ..Default::default()
+            },
+        )
+        .expect("call sum_chunks");
+    h.send_chunk(vec![Value::UInt(10)], Dict::new(), false)
+        .expect("chunk 2");
+    h.send_chunk(vec![Value::UInt(100)], Dict::new(), true)
+        .expect("chunk 3");
+    assert!(
+        h.send_chunk(vec![], Dict::new(), true).is_err(),
+        "after the last"
+    );
+    let r = h.result().await.expect("sum");
+    assert_eq!(r.args, vec![Value::UInt(111), Value::UInt(3)]);
+
+    // Cancel (kill): the callee sees the interrupt and answers canceled.
+    let interrupted = Rc::new(Cell::new(None));
+    let started = Rc::new(Cell::new(false));
+    {
+        let interrupted = interrupted.clone();
+        let started = started.clone();
+        callee
+            .register("com.test.slow", RegisterOptions::default(), move |inv| {
+                let interrupted = interrupted.clone();
+                started.set(true);
+                async move {
+                    let mode = futures_lite::future::or(
+                        async { Some(inv.wait_interrupted().await) },
+                        async {
+                            glommio::timer::sleep(Duration::from_secs(30)).await;
+                            None
+                        },
+                    )
+                    .await;
+                    interrupted.set(mode);
+                    assert_eq!(inv.interrupted(), mode);
+                    Err(CallError::new("wamp.error.canceled"))
+                }
+            })
+            .await
+            .expect("register slow");
+    }
+    let mut h = caller
+        .call_handle("com.test.slow", vec![], Dict::new(), CallOptions::default())
+        .expect("call slow");
+    wait_until("the slow invocation", || started.get()).await;
+    h.cancel(CancelMode::Kill).expect("cancel");
+    let e = h.next().await.expect("an answer").expect_err("canceled");
+    assert_eq!(wamp_uri(&e), "wamp.error.canceled");
+    assert!(h.next().await.is_none());
+    wait_until("the interrupt", || interrupted.get().is_some()).await;
+    assert_eq!(interrupted.get(), Some(CancelMode::Kill));
+
+    // Call timeout: the router cancels after 200 ms (the client would give up 1 s later).
+    started.set(false);
+    let t0 = Instant::now();
+    let e = caller
+        .call(
+            "com.test.slow",
+            vec![],
+            Dict::new(),
+            CallOptions {
+                timeout: Some(200),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect_err("timed out");
+    assert_eq!(
+        wamp_uri(&e),
+        "wamp.error.timeout",
+        "the router's timeout comes first"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+
+    // Unregister: calls fail again.
+    let reg = callee
+        .register(
+            "com.test.temp",
+            RegisterOptions::default(),
+            |_inv| async move { Ok(Yield::empty()) },
+        )
+        .await
+        .expect("register temp");
+    caller
+        .call("com.test.temp", vec![], Dict::new(), CallOptions::default())
+        .await
+        .expect("temp works");
+    callee.unregister(&reg).await.expect("unregister");
+    let e = caller
+        .call("com.test.temp", vec![], Dict::new(), CallOptions::default())
+        .await
+        .expect_err("gone");
+    assert_eq!(wamp_uri(&e), "wamp.error.no_such_procedure");
+    assert!(matches!(
+        callee.unregister(&reg).await,
+        Err(Error::Invalid(_))
+    ));
+
+    // Prefix registration: the invocation names the concrete procedure.
+    callee
+        .register(
+            "com.test.echo",
+            RegisterOptions {
+                match_policy: Some(MatchPolicy::Prefix),
+                ..Default::default()
+            },
+            |inv| async move { Ok(Yield::args(vec![Value::Str(inv.procedure.to_string())])) },
+        )
+        .await
+        .expect("register prefix");
+    let r = caller
+        .call(
+            "com.test.echo.x",
+            vec![],
+            Dict::new(),
+            CallOptions::default(),
+        )
+        .await
+        .expect("echo");
+    assert_eq!(r.args, vec![Value::Str("com.test.echo.x".into())]);
+
+    caller.leave().await.expect("caller leaves");
+    callee.leave().await.expect("callee leaves");
+    caller.closed().await;
+    assert!(!caller.is_connected());
+    assert!(matches!(
+        caller
+            .call("com.test.add", vec![], Dict::new(), CallOptions::default())
+            .await,
+        Err(Error::Closed)
+    ));
+    assert!(matches!(caller.leave().await, Err(Error::Closed)));
+}
+
+async fn pubsub(url: String, ser: Serializer) {
+    let sub = Client::connect(config(&url, ser))
+        .await
+        .expect("subscriber joins");
+    let publ = Client::connect(config(&url, ser))
+        .await
+        .expect("publisher joins");
+    let got: Rc<RefCell<Vec<Event>>> = Rc::default();
+    let topic_sub = {
+        let got = got.clone();
+        sub.subscribe("com.test.topic", SubscribeOptions::default(), move |ev| {
+            got.borrow_mut().push(ev)
+        })
+        .await
+        .expect("subscribe")
+    };
+
+    // Acknowledged publish: the publication ID comes back and matches the event's.
+    let mut kw = Dict::new();
+    kw.insert("k".into(), Value::Str("v".into()));
+    let publication = publ
+        .publish(
+            "com.test.topic",
+            vec![Value::UInt(1), Value::Str("x".into())],
+            kw.clone(),
+            PublishOptions {
+                acknowledge: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("publish")
+        .expect("acknowledged");
+    wait_until("the first event", || got.borrow().len() == 1).await;
+    {
+        let ev = &got.borrow()[0];
+        assert_eq!(ev.publication, publication);
+        assert_eq!(ev.subscription, topic_sub.id);
+        assert_eq!(ev.topic.as_str(), "com.test.topic");
+        assert_eq!(ev.args, vec![Value::UInt(1), Value::Str("x".into())]);
+        assert_eq!(ev.kwargs, kw);
+    }
+    // Unacknowledged: None.
+    assert_eq!(
+        publ.publish(
+            "com.test.topic",
+            vec![Value::UInt(2)],
+            Dict::new(),
+            PublishOptions::default()
+        )
+        .await
+        .expect("publish"),
+        None
+    );
+    wait_until("the second event", || got.borrow().len() == 2).await;
+
+    // exclude_me: by default the publisher does not get its own event; with false it does.
+    // Events of one publisher arrive in order, so the second proves the first was excluded.
+    sub.publish(
+        "com.test.topic",
+        vec![Value::UInt(3)],
+        Dict::new(),
+        PublishOptions::default(),
+    )
+    .await
+    .expect("publish excluded");
+    sub.publish(
+        "com.test.topic",
+        vec![Value::UInt(4)],
+        Dict::new(),
+        PublishOptions {
+            exclude_me: Some(false),
+            acknowledge: Some(true),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("publish included");
+    wait_until("the self-event", || got.borrow().len() == 3).await;
+    assert_eq!(got.borrow()[2].args, vec![Value::UInt(4)]);
+
+    // Exclusion by session ID: the subscriber is excluded, then eligible.
+    let sub_id = sub.session_id().expect("session");
+    publ.publish(
+        "com.test.topic",
+        vec![Value::UInt(5)],
+        Dict::new(),
+        PublishOptions {
+            exclude: Some(vec![sub_id]),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("publish excluding");
+    publ.publish(
+        "com.test.topic",
+        vec![Value::UInt(6)],
+        Dict::new(),
+        PublishOptions {
+            eligible: Some(vec![sub_id]),
+            disclose_me: Some(true),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("publish eligible");
+    wait_until("the eligible event", || got.borrow().len() == 4).await;
+    assert_eq!(got.borrow()[3].args, vec![Value::UInt(6)]);
+    assert_eq!(
+        got.borrow()[3].details.publisher.map(|p| p.0),
+        publ.session_id(),
+        "disclose_me"
+    );
+
+    // Prefix subscription: the event names the concrete topic.
+    let pattern: Rc<RefCell<Vec<Event>>> = Rc::default();
+    {
+        let pattern = pattern.clone();
+        sub.subscribe(
+            "com.test.p",
+            SubscribeOptions {
+                match_policy: Some(MatchPolicy::Prefix),
+                ..Default::default()
+            },
+            move |ev| pattern.borrow_mut().push(ev),
+        )
+        .await
+        .expect("subscribe prefix");
+    }
+    publ.publish(
+        "com.test.p.x",
+        vec![],
+        Dict::new(),
+        PublishOptions::default(),
+    )
+    .await
+    .expect("publish pattern");
+    wait_until("the pattern event", || pattern.borrow().len() == 1).await;
+    assert_eq!(pattern.borrow()[0].topic.as_str(), "com.test.p.x");
+
+    // Unsubscribe: later events do not arrive (the prefix one proves the order).
+    sub.unsubscribe(&topic_sub).await.expect("unsubscribe");
+    publ.publish(
+        "com.test.topic",
+        vec![Value::UInt(7)],
+        Dict::new(),
+        PublishOptions::default(),
+    )
+    .await
+    .expect("publish after unsubscribe");
+    publ.publish(
+        "com.test.p.y",
+        vec![],
+        Dict::new(),
+        PublishOptions::default(),
+    )
+    .await
+    .expect("publish pattern");
+    wait_until("the second pattern event", || pattern.borrow().len() == 2).await;
+    assert_eq!(got.borrow().len(), 4, "no event after unsubscribe");
+
+    // A refused publish is an Error::Wamp when acknowledged.
+    let e = publ
+        .publish(
+            "com..bad",
+            vec![],
+            Dict::new(),
+            PublishOptions {
+                acknowledge: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect_err("invalid URI");
+    assert_eq!(wamp_uri(&e), "wamp.error.invalid_uri");
+
+    sub.leave().await.expect("subscriber leaves");
+    publ.leave().await.expect("publisher leaves");
+}
+
+#[test]
+fn rpc_over_rawsocket_msgpack() {
+    let router = start_router();
+    let url = endpoint(&router, "rs");
+    run(move || rpc(url, Serializer::MsgPack));
+    router.shutdown_handle().shutdown();
+    router.join().expect("router stops");
+}
+
+#[test]
+fn rpc_over_websocket_json() {
+    let router = start_router();
+    let url = endpoint(&router, "ws");
+    run(move || rpc(url, Serializer::Json));
+    router.shutdown_handle().shutdown();
+    router.join().expect("router stops");
+}
+
+#[test]
+fn pubsub_over_rawsocket_msgpack() {
+    let router = start_router();
+    let url = endpoint(&router, "rs");
+    run(move || pubsub(url, Serializer::MsgPack));
+    router.shutdown_handle().shutdown();
+    router.join().expect("router stops");
+}
+
+#[test]
+fn pubsub_over_websocket_json() {
+    let router = start_router();
+    let url = endpoint(&router, "ws");
+    run(move || pubsub(url, Serializer::Json));
+    router.shutdown_handle().shutdown();
+    router.join().expect("router stops");
+}
+
+#[test]
+fn join_errors() {
+    let router = start_router();
+    let url = endpoint(&router, "rs");
+    run(move || async move {
+        let e = Client::connect(ClientConfig::new(&url, "no.such.realm"))
+            .await
+            .err()
+            .expect("refused");
+        assert!(
+            matches!(&e, Error::Aborted { reason, .. } if reason.as_str() == "wamp.error.no_such_realm"),
+            "{e:?}"
+        );
+        let e = Client::connect(ClientConfig::new("ftp://127.0.0.1:1", "realm1"))
+            .await
+            .err()
+            .expect("bad URL");
+        assert!(matches!(e, Error::Invalid(_)), "{e:?}");
+    });
+    router.shutdown_handle().shutdown();
+    router.join().expect("router stops");
+}
