@@ -617,3 +617,299 @@ fn join_errors() {
     router.shutdown_handle().shutdown();
     router.join().expect("router stops");
 }
+
+/// Ed25519 seed of principal `client01` (RFC 8032 test key 1) and its public key.
+const CLIENT01_SEED: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
+const CLIENT01_PUBKEY: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+
+const AUTH_REALM: &str = r#"
+[[realm]]
+name = "secure"
+anonymous = false
+
+[[realm.principal]]
+authid = "joe"
+role = "user"
+ticket = "joe-ticket"
+
+[[realm.principal]]
+authid = "peter"
+role = "admin"
+secret = "peter-secret"
+
+[[realm.principal]]
+authid = "salty"
+role = "user"
+secret = "salty-secret"
+salt = "salt123"
+iterations = 100
+keylen = 32
+
+[[realm.principal]]
+authid = "client01"
+role = "device"
+pubkey = "PUBKEY"
+"#;
+
+#[test]
+fn authenticates_with_every_method() {
+    use switchyard::client::Auth;
+    let file =
+        switchyard::config::ConfigFile::parse(&AUTH_REALM.replace("PUBKEY", CLIENT01_PUBKEY))
+            .expect("config parses");
+    let realm = file.realms[0].to_config(0).expect("realm is valid");
+    let router = Router::start(RouterConfig {
+        shards: 1,
+        listeners: vec![ListenerConfig {
+            kind: ListenerKind::WebSocket { path: "/ws".into() },
+            addr: ListenAddr::Tcp("127.0.0.1:0".parse().expect("address")),
+            tls: None,
+        }],
+        realms: vec![realm],
+        ..Default::default()
+    })
+    .expect("router starts");
+    let url = endpoint(&router, "ws");
+    run(move || async move {
+        let seed: [u8; 32] = {
+            let mut s = [0u8; 32];
+            for (i, b) in s.iter_mut().enumerate() {
+                *b = u8::from_str_radix(&CLIENT01_SEED[2 * i..2 * i + 2], 16).expect("hex");
+            }
+            s
+        };
+        let cases = [
+            (
+                Auth::Ticket {
+                    authid: "joe".into(),
+                    ticket: "joe-ticket".into(),
+                },
+                "joe",
+                "user",
+                "ticket",
+            ),
+            (
+                Auth::WampCra {
+                    authid: "peter".into(),
+                    secret: "peter-secret".into(),
+                },
+                "peter",
+                "admin",
+                "wampcra",
+            ),
+            (
+                Auth::WampCra {
+                    authid: "salty".into(),
+                    secret: "salty-secret".into(),
+                },
+                "salty",
+                "user",
+                "wampcra",
+            ),
+            (
+                Auth::Cryptosign {
+                    authid: "client01".into(),
+                    secret_key: seed,
+                },
+                "client01",
+                "device",
+                "cryptosign",
+            ),
+        ];
+        for ser in [Serializer::Json, Serializer::MsgPack] {
+            for (auth, authid, authrole, method) in cases.clone() {
+                let c =
+                    Client::connect(ClientConfig::new(&url, "secure").serializer(ser).auth(auth))
+                        .await
+                        .unwrap_or_else(|e| panic!("{method} as {authid} ({ser:?}): {e}"));
+                let w = c.welcome_details().expect("welcome");
+                assert_eq!(w.authid.as_deref(), Some(authid));
+                assert_eq!(w.authrole.as_deref(), Some(authrole));
+                assert_eq!(w.authmethod.as_deref(), Some(method));
+                c.leave().await.expect("leave");
+            }
+        }
+        // Wrong credentials are refused with ABORT.
+        for auth in [
+            Auth::Ticket {
+                authid: "joe".into(),
+                ticket: "wrong".into(),
+            },
+            Auth::WampCra {
+                authid: "salty".into(),
+                secret: "wrong".into(),
+            },
+            Auth::Cryptosign {
+                authid: "client01".into(),
+                secret_key: [7; 32],
+            },
+            Auth::Anonymous { authid: None },
+        ] {
+            let what = format!("{auth:?}");
+            match Client::connect(ClientConfig::new(&url, "secure").auth(auth)).await {
+                Err(Error::Aborted { .. }) => {}
+                Err(e) => panic!("{what}: expected Aborted, got {e:?}"),
+                Ok(_) => panic!("{what}: joined with wrong credentials"),
+            }
+        }
+    });
+    router.shutdown_handle().shutdown();
+    router.join().expect("router stops");
+}
+
+/// The router kills the session (GOODBYE): the client reconnects, re-joins and restores its
+/// registration and subscription with the same handlers; calls while disconnected fail fast;
+/// when the router is gone for good, the client gives up after `max_attempts`.
+#[test]
+fn reconnects_restores_and_gives_up() {
+    use switchyard::client::{ClientEvent, ReconnectPolicy};
+    let router = start_router();
+    let url = endpoint(&router, "rs");
+    let shutdown = router.shutdown_handle();
+    run(move || async move {
+        let policy = ReconnectPolicy {
+            initial_delay: Duration::from_millis(300),
+            max_delay: Duration::from_millis(300),
+            max_attempts: Some(2),
+            ..Default::default()
+        };
+        let c = Client::connect(
+            config(&url, Serializer::MsgPack)
+                .reconnect(policy)
+                .connect_timeout(Duration::from_millis(500)),
+        )
+        .await
+        .expect("joins");
+        let admin = Client::connect(config(&url, Serializer::Json))
+            .await
+            .expect("admin joins");
+        let events: Rc<RefCell<Vec<ClientEvent>>> = Rc::default();
+        {
+            let events = events.clone();
+            c.on_event(move |e| events.borrow_mut().push(e.clone()));
+        }
+        let has = |f: fn(&ClientEvent) -> bool| {
+            let events = events.clone();
+            move || events.borrow().iter().any(f)
+        };
+        let reg = c
+            .register(
+                "com.test.ping",
+                RegisterOptions::default(),
+                |_inv| async move { Ok(Yield::args(vec![Value::Str("pong".into())])) },
+            )
+            .await
+            .expect("register");
+        let got = Rc::new(Cell::new(0u32));
+        let sub = {
+            let got = got.clone();
+            c.subscribe("com.test.tick", SubscribeOptions::default(), move |_ev| {
+                got.set(got.get() + 1)
+            })
+            .await
+            .expect("subscribe")
+        };
+        let first_session = c.session_id().expect("session");
+        let mut kw = Dict::new();
+        kw.insert("reason".into(), Value::Str("com.test.bye".into()));
+        admin
+            .call(
+                "wamp.session.kill",
+                vec![Value::UInt(first_session)],
+                kw,
+                CallOptions::default(),
+            )
+            .await
+            .expect("kill");
+        wait_until("the disconnect", || !c.is_connected()).await;
+        // Disconnected (the first attempt waits 300 ms): calls fail at once.
+        let e = c
+            .call("com.test.ping", vec![], Dict::new(), CallOptions::default())
+            .await
+            .expect_err("disconnected");
+        assert!(matches!(e, Error::Transport(_)), "{e:?}");
+        wait_until(
+            "the rejoin",
+            has(|e| matches!(e, ClientEvent::Rejoined { .. })),
+        )
+        .await;
+        assert_ne!(c.session_id(), Some(first_session));
+        {
+            let evs = events.borrow();
+            assert!(
+                matches!(&evs[0], ClientEvent::Disconnected { reason } if reason.contains("com.test.bye")),
+                "{evs:?}"
+            );
+            assert!(
+                matches!(evs[1], ClientEvent::Reconnecting { attempt: 1, .. }),
+                "{evs:?}"
+            );
+            assert!(
+                matches!(
+                    evs[2],
+                    ClientEvent::Rejoined {
+                        registrations: 1,
+                        subscriptions: 1,
+                        ..
+                    }
+                ),
+                "{evs:?}"
+            );
+        }
+        // The restored registration and subscription work, with the old handlers.
+        let r = admin
+            .call("com.test.ping", vec![], Dict::new(), CallOptions::default())
+            .await
+            .expect("call after restore");
+        assert_eq!(r.args, vec![Value::Str("pong".into())]);
+        admin
+            .publish(
+                "com.test.tick",
+                vec![],
+                Dict::new(),
+                PublishOptions {
+                    acknowledge: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("publish");
+        wait_until("the event after restore", || got.get() == 1).await;
+        // The old values still unsubscribe/unregister (mapped to the new router IDs).
+        c.unsubscribe(&sub)
+            .await
+            .expect("unsubscribe after restore");
+        c.unregister(&reg).await.expect("unregister after restore");
+        let e = admin
+            .call("com.test.ping", vec![], Dict::new(), CallOptions::default())
+            .await
+            .expect_err("unregistered");
+        assert_eq!(wamp_uri(&e), "wamp.error.no_such_procedure");
+
+        // The router goes away for good: two failed attempts, then the client closes.
+        shutdown.shutdown();
+        let closed = futures_lite::future::or(
+            async {
+                c.closed().await;
+                true
+            },
+            async {
+                glommio::timer::sleep(Duration::from_secs(10)).await;
+                false
+            },
+        )
+        .await;
+        assert!(closed, "gave up within 10 s: {:?}", events.borrow());
+        assert!(
+            has(|e| matches!(e, ClientEvent::GaveUp { attempts: 2 }))(),
+            "{:?}",
+            events.borrow()
+        );
+        assert!(matches!(
+            c.call("com.test.ping", vec![], Dict::new(), CallOptions::default())
+                .await,
+            Err(Error::Closed)
+        ));
+    });
+    router.join().expect("router stops");
+}
