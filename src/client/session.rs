@@ -118,6 +118,8 @@ pub(crate) struct InvState {
     pub(crate) chunks: Mailbox<(Vec<Value>, Dict)>,
     pub(crate) interrupted: Cell<Option<codec::CancelMode>>,
     pub(crate) interrupt: Signal,
+    /// The handler answered before the final chunk: later chunks are dropped.
+    finished: Cell<bool>,
 }
 
 impl InvState {
@@ -625,6 +627,9 @@ impl Inner {
             Message::Interrupt(i) => {
                 let inv = self.st.borrow().invocations.get(&i.request).cloned();
                 if let Some(inv) = inv {
+                    if inv.finished.get() {
+                        self.st.borrow_mut().invocations.remove(&i.request);
+                    }
                     inv.interrupted
                         .set(Some(i.options.mode.unwrap_or(codec::CancelMode::Kill)));
                     inv.interrupt.set();
@@ -697,15 +702,18 @@ impl Inner {
         // A further chunk of a progressive invocation?
         let running = self.st.borrow().invocations.get(&inv.request).cloned();
         if let Some(state) = running {
-            if state.progressive && !state.chunks.is_closed() {
+            if state.progressive && !state.chunks.is_closed() && !state.finished.get() {
                 match parts(&inv.payload) {
                     Ok(p) => {
                         state.chunks.push(p);
                     }
                     Err(e) => tracing::warn!("dropping invocation chunk: {e}"),
                 }
-                if !more {
-                    state.chunks.close();
+            }
+            if !more {
+                state.chunks.close();
+                if state.finished.get() {
+                    self.st.borrow_mut().invocations.remove(&inv.request);
                 }
             }
             return;
@@ -752,6 +760,7 @@ impl Inner {
             chunks: Mailbox::new(),
             interrupted: Cell::new(None),
             interrupt: Signal::default(),
+            finished: Cell::new(false),
         });
         if !more {
             state.chunks.close();
@@ -780,7 +789,13 @@ impl Inner {
                     .get(&request)
                     .is_some_and(|s| Rc::ptr_eq(s, &state))
                 {
-                    st.invocations.remove(&request);
+                    if state.chunks.is_closed() {
+                        st.invocations.remove(&request);
+                    } else {
+                        // Chunks of this call may still come: keep the request ID known
+                        // until the final one, so they are not taken for new invocations.
+                        state.finished.set(true);
+                    }
                 }
             }
             let m = match result {
