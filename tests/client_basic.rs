@@ -913,3 +913,155 @@ fn reconnects_restores_and_gives_up() {
     });
     router.join().expect("router stops");
 }
+
+/// A scripted peer on a real socket for what a correct router does not do: never answer a
+/// call, drop the connection mid-call, stall the handshake. RawSocket + JSON.
+mod fake_router {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    pub fn handshake(s: &mut TcpStream) {
+        let mut hello = [0u8; 4];
+        s.read_exact(&mut hello).expect("client hello");
+        assert_eq!(hello[0], 0x7f);
+        s.write_all(&hello).expect("server reply");
+    }
+
+    pub fn read_msg(s: &mut TcpStream) -> serde_json::Value {
+        let mut h = [0u8; 4];
+        s.read_exact(&mut h).expect("frame header");
+        assert_eq!(h[0], 0, "a message frame");
+        let len = u32::from_be_bytes([0, h[1], h[2], h[3]]) as usize;
+        let mut body = vec![0u8; len];
+        s.read_exact(&mut body).expect("frame body");
+        serde_json::from_slice(&body).expect("JSON message")
+    }
+
+    pub fn write_msg(s: &mut TcpStream, m: serde_json::Value) {
+        let body = serde_json::to_vec(&m).expect("encode");
+        let len = (body.len() as u32).to_be_bytes();
+        s.write_all(&[0, len[1], len[2], len[3]]).expect("header");
+        s.write_all(&body).expect("body");
+    }
+}
+
+#[test]
+fn local_deadline_connection_loss_and_connect_timeout() {
+    use serde_json::json;
+    use std::net::TcpListener;
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (report, reports) = std::sync::mpsc::channel::<serde_json::Value>();
+    let peer = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        s.set_read_timeout(Some(TEST_DEADLINE)).expect("timeout");
+        fake_router::handshake(&mut s);
+        let hello = fake_router::read_msg(&mut s);
+        report.send(hello).expect("report");
+        fake_router::write_msg(
+            &mut s,
+            json!([2, 77, {"roles": {"dealer": {}, "broker": {}}}]),
+        );
+        // A call with a timeout that this "router" ignores: the client cancels by itself.
+        let call = fake_router::read_msg(&mut s);
+        report.send(call).expect("report");
+        let cancel = fake_router::read_msg(&mut s);
+        report.send(cancel).expect("report");
+        // Another call, then the connection drops.
+        let call = fake_router::read_msg(&mut s);
+        report.send(call).expect("report");
+        drop(s);
+        // A connection whose handshake never completes.
+        let (stalled, _) = listener.accept().expect("accept");
+        std::thread::sleep(Duration::from_secs(2));
+        drop(stalled);
+    });
+    let url = format!("rs://127.0.0.1:{port}");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    run(move || async move {
+        let c = Client::connect(config(&url, Serializer::Json))
+            .await
+            .expect("joins the fake router");
+        assert_eq!(c.session_id(), Some(77));
+        let t0 = Instant::now();
+        let e = c
+            .call(
+                "com.test.never",
+                vec![],
+                Dict::new(),
+                CallOptions {
+                    timeout: Some(100),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect_err("local deadline");
+        assert!(matches!(e, Error::Timeout), "{e:?}");
+        let took = t0.elapsed();
+        assert!(
+            took >= Duration::from_millis(1100) && took < Duration::from_secs(3),
+            "{took:?}"
+        );
+        let mut h = c
+            .call_handle(
+                "com.test.dropped",
+                vec![],
+                Dict::new(),
+                CallOptions::default(),
+            )
+            .expect("call");
+        let e = h.next().await.expect("an outcome").expect_err("lost");
+        assert!(
+            matches!(&e, Error::Transport(m) if m == "connection lost"),
+            "{e:?}"
+        );
+        c.closed().await;
+        assert!(matches!(
+            c.publish("t", vec![], Dict::new(), PublishOptions::default())
+                .await,
+            Err(Error::Closed)
+        ));
+        // The handshake stalls: connect_timeout.
+        let t0 = Instant::now();
+        let e = Client::connect(
+            config(&url, Serializer::Json).connect_timeout(Duration::from_millis(300)),
+        )
+        .await
+        .err()
+        .expect("times out");
+        assert!(matches!(e, Error::Timeout), "{e:?}");
+        assert!(t0.elapsed() < Duration::from_secs(2));
+        tx.send("done".into()).expect("report");
+    });
+    assert_eq!(rx.recv_timeout(WAIT).expect("client finished"), "done");
+    peer.join().expect("fake router thread");
+    let hello = reports.recv_timeout(WAIT).expect("HELLO");
+    assert_eq!(hello[0], 1);
+    assert_eq!(hello[1], "realm1");
+    let roles = &hello[2]["roles"];
+    for (role, feature) in [
+        ("caller", "progressive_call_results"),
+        ("caller", "call_canceling"),
+        ("caller", "call_timeout"),
+        ("caller", "progressive_call_invocations"),
+        ("callee", "pattern_based_registration"),
+        ("callee", "shared_registration"),
+        ("publisher", "publisher_exclusion"),
+        ("publisher", "subscriber_blackwhite_listing"),
+        ("subscriber", "pattern_based_subscription"),
+    ] {
+        assert_eq!(roles[role]["features"][feature], true, "{role}.{feature}");
+    }
+    assert_eq!(hello[2]["authmethods"], serde_json::json!(["anonymous"]));
+    let call = reports.recv_timeout(WAIT).expect("CALL");
+    assert_eq!(call[0], 48);
+    assert_eq!(call[2]["timeout"], 100);
+    assert_eq!(call[3], "com.test.never");
+    let cancel = reports.recv_timeout(WAIT).expect("CANCEL");
+    assert_eq!(
+        cancel,
+        serde_json::json!([49, call[1], {"mode": "killnowait"}])
+    );
+    let call = reports.recv_timeout(WAIT).expect("second CALL");
+    assert_eq!(call[3], "com.test.dropped");
+}
