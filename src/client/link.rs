@@ -70,10 +70,10 @@ impl LinkReader {
 
 impl LinkWriter {
     /// Queues `item` for the next [`LinkWriter::flush`].
-    pub(crate) fn push(&mut self, item: &Out) {
+    pub(crate) fn push(&mut self, item: Out) {
         match (self, item) {
-            (LinkWriter::Net(w), Out::Msg(m)) => w.push(m),
-            (LinkWriter::Net(w), Out::Pong(p)) => w.pong(p),
+            (LinkWriter::Net(w), Out::Msg(m)) => w.push(&m),
+            (LinkWriter::Net(w), Out::Pong(p)) => w.pong(&p),
         }
     }
 
@@ -86,7 +86,7 @@ impl LinkWriter {
 
     /// Sends one message now (used while joining).
     pub(crate) async fn send(&mut self, m: Message) -> Result<(), Error> {
-        self.push(&Out::Msg(m));
+        self.push(Out::Msg(m));
         self.flush().await
     }
 

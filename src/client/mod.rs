@@ -72,6 +72,8 @@
 //! handle.join().expect("executor ends").expect("client works");
 //! ```
 
+#![warn(missing_docs)]
+
 mod auth;
 mod backoff;
 mod error;
@@ -551,7 +553,7 @@ impl Client {
     /// Connects to `cfg.url`, joins `cfg.realm` (authenticating per `cfg.auth`) within
     /// `cfg.connect_timeout`, and starts the background task.
     pub async fn connect(cfg: ClientConfig) -> Result<Client, Error> {
-        let inner = Inner::new(cfg)?;
+        let inner = Inner::new_net(cfg)?;
         let joined = inner.establish().await?;
         inner.start(joined);
         Ok(Client { inner })

@@ -97,10 +97,16 @@ pub(crate) struct Joined {
     welcome: WelcomeDetails,
 }
 
+/// Where (re)connections go.
+pub(crate) enum Target {
+    /// `cfg.url`, with the TLS settings built once.
+    Net { tls: Option<Tls> },
+}
+
 /// Shared by every [`super::Client`] handle and the background task.
 pub(crate) struct Inner {
     cfg: ClientConfig,
-    tls: Option<Tls>,
+    target: Target,
     st: RefCell<State>,
     pub(crate) hooks: RefCell<Vec<Hook>>,
     /// Set when the client is finally closed.
@@ -177,7 +183,8 @@ fn error_message(request_type: u64, request: Id, error: &str, args: Vec<Value>) 
 }
 
 impl Inner {
-    pub(crate) fn new(cfg: ClientConfig) -> Result<Rc<Inner>, Error> {
+    /// A client of the router at `cfg.url`.
+    pub(crate) fn new_net(cfg: ClientConfig) -> Result<Rc<Inner>, Error> {
         let tls = if cfg.url.starts_with("rss://") || cfg.url.starts_with("wss://") {
             Some(
                 Tls::new(cfg.tls.ca_file.as_ref(), cfg.tls.insecure)?
@@ -186,9 +193,13 @@ impl Inner {
         } else {
             None
         };
-        Ok(Rc::new(Inner {
+        Ok(Inner::new(cfg, Target::Net { tls }))
+    }
+
+    fn new(cfg: ClientConfig, target: Target) -> Rc<Inner> {
+        Rc::new(Inner {
             cfg,
-            tls,
+            target,
             st: RefCell::new(State {
                 next_request: 1,
                 next_key: 1,
@@ -197,7 +208,7 @@ impl Inner {
             hooks: RefCell::new(Vec::new()),
             closed: Signal::default(),
             stop: Signal::default(),
-        }))
+        })
     }
 
     // ----- connecting -----
@@ -211,8 +222,12 @@ impl Inner {
     }
 
     async fn establish_inner(&self) -> Result<Joined, Error> {
-        let ep = Endpoint::parse(&self.cfg.url)?;
-        let (reader, writer) = link::open(&ep, self.cfg.serializer, self.tls.as_ref()).await?;
+        let (reader, writer) = match &self.target {
+            Target::Net { tls } => {
+                let ep = Endpoint::parse(&self.cfg.url)?;
+                link::open(&ep, self.cfg.serializer, tls.as_ref()).await?
+            }
+        };
         self.join(reader, writer).await
     }
 
@@ -381,9 +396,9 @@ impl Inner {
             let dead = dead.clone();
             glommio::spawn_local(async move {
                 while let Some(first) = out.recv().await {
-                    writer.push(&first);
+                    writer.push(first);
                     while let Some(more) = out.try_recv() {
-                        writer.push(&more);
+                        writer.push(more);
                     }
                     if let Err(e) = writer.flush().await {
                         tracing::debug!("client write failed: {e}");
