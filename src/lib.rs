@@ -12,3 +12,6 @@ pub mod metrics;
 pub mod net;
 pub mod routing;
 pub mod shard;
+
+pub use config::RouterConfig;
+pub use shard::{LocalConnector, Router};
