@@ -96,13 +96,24 @@ fn config(url: &str, ser: Serializer) -> ClientConfig {
         .connect_timeout(Duration::from_secs(5))
 }
 
-async fn rpc(url: String, ser: Serializer) {
-    let callee = Client::connect(config(&url, ser))
-        .await
-        .expect("callee joins");
-    let caller = Client::connect(config(&url, ser))
-        .await
-        .expect("caller joins");
+/// How a scenario's clients connect.
+enum Via {
+    Net(String, Serializer),
+    Local(switchyard::shard::LocalConnector),
+}
+
+impl Via {
+    async fn connect(&self) -> Result<Client, Error> {
+        match self {
+            Via::Net(url, ser) => Client::connect(config(url, *ser)).await,
+            Via::Local(c) => Client::connect_local(c, ClientConfig::new("", "realm1")).await,
+        }
+    }
+}
+
+async fn rpc(via: Via) {
+    let callee = via.connect().await.expect("callee joins");
+    let caller = via.connect().await.expect("caller joins");
     assert!(callee.is_connected());
     assert_ne!(callee.session_id(), caller.session_id());
     assert!(callee.session_id().is_some());
@@ -379,13 +390,9 @@ async fn rpc(url: String, ser: Serializer) {
     assert!(matches!(caller.leave().await, Err(Error::Closed)));
 }
 
-async fn pubsub(url: String, ser: Serializer) {
-    let sub = Client::connect(config(&url, ser))
-        .await
-        .expect("subscriber joins");
-    let publ = Client::connect(config(&url, ser))
-        .await
-        .expect("publisher joins");
+async fn pubsub(via: Via) {
+    let sub = via.connect().await.expect("subscriber joins");
+    let publ = via.connect().await.expect("publisher joins");
     let got: Rc<RefCell<Vec<Event>>> = Rc::default();
     let topic_sub = {
         let got = got.clone();
@@ -563,7 +570,7 @@ async fn pubsub(url: String, ser: Serializer) {
 fn rpc_over_rawsocket_msgpack() {
     let router = start_router();
     let url = endpoint(&router, "rs");
-    run(move || rpc(url, Serializer::MsgPack));
+    run(move || rpc(Via::Net(url, Serializer::MsgPack)));
     router.shutdown_handle().shutdown();
     router.join().expect("router stops");
 }
@@ -572,7 +579,7 @@ fn rpc_over_rawsocket_msgpack() {
 fn rpc_over_websocket_json() {
     let router = start_router();
     let url = endpoint(&router, "ws");
-    run(move || rpc(url, Serializer::Json));
+    run(move || rpc(Via::Net(url, Serializer::Json)));
     router.shutdown_handle().shutdown();
     router.join().expect("router stops");
 }
@@ -581,7 +588,7 @@ fn rpc_over_websocket_json() {
 fn pubsub_over_rawsocket_msgpack() {
     let router = start_router();
     let url = endpoint(&router, "rs");
-    run(move || pubsub(url, Serializer::MsgPack));
+    run(move || pubsub(Via::Net(url, Serializer::MsgPack)));
     router.shutdown_handle().shutdown();
     router.join().expect("router stops");
 }
@@ -590,7 +597,25 @@ fn pubsub_over_rawsocket_msgpack() {
 fn pubsub_over_websocket_json() {
     let router = start_router();
     let url = endpoint(&router, "ws");
-    run(move || pubsub(url, Serializer::Json));
+    run(move || pubsub(Via::Net(url, Serializer::Json)));
+    router.shutdown_handle().shutdown();
+    router.join().expect("router stops");
+}
+
+/// In process: no socket, no serialization.
+#[test]
+fn rpc_and_pubsub_in_process() {
+    let router = Router::start(RouterConfig {
+        shards: 2,
+        listeners: Vec::new(),
+        ..Default::default()
+    })
+    .expect("router starts");
+    let local = router.local_connector();
+    run(move || async move {
+        rpc(Via::Local(local.clone())).await;
+        pubsub(Via::Local(local)).await;
+    });
     router.shutdown_handle().shutdown();
     router.join().expect("router stops");
 }

@@ -9,6 +9,8 @@ use super::transport::{self, Reader, Tls, Writer};
 use super::url::Endpoint;
 use super::Error;
 use crate::codec::{Message, Serializer};
+use crate::net::inproc::LocalTransport;
+use std::rc::Rc;
 
 /// What the writer task sends.
 // Pongs are rare; boxing every message to shrink them would cost an allocation per message.
@@ -23,11 +25,28 @@ pub(crate) enum Out {
 /// The receiving half of a link.
 pub(crate) enum LinkReader {
     Net(Reader),
+    /// In-process: messages as values, no serialization.
+    Local(Rc<LocalTransport>),
 }
 
 /// The sending half of a link.
 pub(crate) enum LinkWriter {
     Net(Writer),
+    /// In-process; messages that could not be handed over (the router closed) make the next
+    /// flush fail.
+    Local(Rc<LocalTransport>, bool),
+}
+
+/// Opens an in-process link to the router behind `connector`.
+pub(crate) fn open_local(
+    connector: &crate::shard::LocalConnector,
+) -> Result<(LinkReader, LinkWriter), Error> {
+    let t = Rc::new(
+        connector
+            .connect()
+            .map_err(|e| Error::Transport(e.to_string()))?,
+    );
+    Ok((LinkReader::Local(t.clone()), LinkWriter::Local(t, false)))
 }
 
 /// Opens a network link to `ep` (no WAMP yet).
@@ -64,6 +83,7 @@ impl LinkReader {
                     return Ok(None);
                 }
             },
+            LinkReader::Local(t) => Ok(t.recv().await),
         }
     }
 }
@@ -74,6 +94,12 @@ impl LinkWriter {
         match (self, item) {
             (LinkWriter::Net(w), Out::Msg(m)) => w.push(&m),
             (LinkWriter::Net(w), Out::Pong(p)) => w.pong(&p),
+            (LinkWriter::Local(t, failed), Out::Msg(m)) => {
+                if t.send(m).is_err() {
+                    *failed = true;
+                }
+            }
+            (LinkWriter::Local(..), Out::Pong(_)) => {}
         }
     }
 
@@ -81,6 +107,8 @@ impl LinkWriter {
     pub(crate) async fn flush(&mut self) -> Result<(), Error> {
         match self {
             LinkWriter::Net(w) => w.flush().await.map(|_| ()).map_err(Error::from),
+            LinkWriter::Local(_, true) => Err(Error::Transport("the router closed".into())),
+            LinkWriter::Local(_, false) => Ok(()),
         }
     }
 
@@ -94,6 +122,7 @@ impl LinkWriter {
     pub(crate) async fn close(&mut self) {
         match self {
             LinkWriter::Net(w) => w.close().await,
+            LinkWriter::Local(t, _) => t.close(),
         }
     }
 }

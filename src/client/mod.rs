@@ -559,6 +559,19 @@ impl Client {
         Ok(Client { inner })
     }
 
+    /// Connects in process to the router behind `router` (no socket, no serialization; see
+    /// [`crate::net::inproc`]) and joins `cfg.realm`; `cfg.url`, `cfg.serializer` and
+    /// `cfg.tls` are ignored. Reconnecting works as over the network.
+    pub async fn connect_local(
+        router: &crate::shard::LocalConnector,
+        cfg: ClientConfig,
+    ) -> Result<Client, Error> {
+        let inner = Inner::new_local(cfg, router.clone());
+        let joined = inner.establish().await?;
+        inner.start(joined);
+        Ok(Client { inner })
+    }
+
     /// The current session ID; `None` while disconnected or closed.
     pub fn session_id(&self) -> Option<Id> {
         self.inner.session_id()

@@ -101,6 +101,8 @@ pub(crate) struct Joined {
 pub(crate) enum Target {
     /// `cfg.url`, with the TLS settings built once.
     Net { tls: Option<Tls> },
+    /// In-process, through a router's connector (`cfg.url` is ignored).
+    Local(crate::shard::LocalConnector),
 }
 
 /// Shared by every [`super::Client`] handle and the background task.
@@ -196,6 +198,14 @@ impl Inner {
         Ok(Inner::new(cfg, Target::Net { tls }))
     }
 
+    /// An in-process client of the router behind `connector`.
+    pub(crate) fn new_local(
+        cfg: ClientConfig,
+        connector: crate::shard::LocalConnector,
+    ) -> Rc<Inner> {
+        Inner::new(cfg, Target::Local(connector))
+    }
+
     fn new(cfg: ClientConfig, target: Target) -> Rc<Inner> {
         Rc::new(Inner {
             cfg,
@@ -227,6 +237,7 @@ impl Inner {
                 let ep = Endpoint::parse(&self.cfg.url)?;
                 link::open(&ep, self.cfg.serializer, tls.as_ref()).await?
             }
+            Target::Local(connector) => link::open_local(connector)?,
         };
         self.join(reader, writer).await
     }
