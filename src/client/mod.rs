@@ -21,6 +21,14 @@
 //! JSON or MessagePack. A host name that is not an IP literal is resolved with a blocking
 //! look-up when connecting (prefer IP addresses inside an executor).
 //!
+//! In the router's own process, [`Client::connect_local`] joins through a
+//! [`LocalConnector`](crate::shard::LocalConnector) (from `Router::local_connector`): messages
+//! cross as values, with no socket and no serialization.
+//!
+//! [`Client::connect`] does not retry: the first connection must succeed (within
+//! [`ClientConfig::connect_timeout`]); the reconnect policy applies once a session was
+//! established.
+//!
 //! # Features
 //!
 //! Authentication: anonymous, ticket, WAMP-CRA (plain and salted), cryptosign ([`Auth`]).
