@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod authz;
 pub mod cli;
+pub mod client;
 pub mod codec;
 pub mod config;
 pub mod logging;
