@@ -763,3 +763,60 @@ mod tests {
         }
     }
 }
+
+impl RouterConfig {
+    /// The router configuration `switchyard --config FILE` runs with no other flags: for
+    /// embedding a router (see [`crate::shard::Router::start`]) from the service's config file.
+    /// Errors name the file and the bad key, as the binary's do.
+    pub fn from_file(path: &std::path::Path) -> Result<RouterConfig, ConfigError> {
+        let args = Args {
+            config: Some(path.to_owned()),
+            ..default_args()
+        };
+        build_router_config(&args, &ConfigFile::load(path)?)
+    }
+
+    /// As [`RouterConfig::from_file`], from TOML text.
+    pub fn from_toml(text: &str) -> Result<RouterConfig, ConfigError> {
+        let file = ConfigFile::parse(text).map_err(|message| ConfigError::Parse {
+            path: "<toml>".into(),
+            message,
+        })?;
+        build_router_config(&default_args(), &file)
+    }
+}
+
+/// The flags of a bare `switchyard` (clap's defaults, which `Args::default()` would not apply).
+fn default_args() -> Args {
+    Args::try_parse_from(["switchyard"]).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod embed_tests {
+    use super::*;
+
+    #[test]
+    fn from_toml_matches_the_binary() {
+        let text = "[router]\nshards = 2\n\n[[realm]]\nname = \"app\"\n";
+        let cfg = RouterConfig::from_toml(text).expect("valid config");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.toml");
+        std::fs::write(&path, text).expect("write");
+        let args = Args::try_parse_from(["switchyard", "--config", path.to_str().unwrap_or("")])
+            .expect("args");
+        let binary = build_settings(&args).expect("settings").router;
+        assert_eq!(cfg.shards, 2);
+        assert_eq!(format!("{cfg:?}"), format!("{binary:?}"));
+        assert!(cfg.realms.iter().any(|r| r.name == "app"));
+        let from_file = RouterConfig::from_file(&path).expect("from_file");
+        assert_eq!(format!("{from_file:?}"), format!("{binary:?}"));
+    }
+
+    #[test]
+    fn bad_key_is_named() {
+        let e = RouterConfig::from_toml("[router]\nshardz = 2\n").unwrap_err();
+        assert!(e.to_string().contains("shardz"), "{e}");
+        let e = RouterConfig::from_file(std::path::Path::new("/nonexistent/x.toml")).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/x.toml"), "{e}");
+    }
+}

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod authz;
 pub mod cli;
+pub mod client;
 pub mod codec;
 pub mod config;
 pub mod logging;
@@ -11,3 +12,6 @@ pub mod metrics;
 pub mod net;
 pub mod routing;
 pub mod shard;
+
+pub use config::RouterConfig;
+pub use shard::{LocalConnector, Router};

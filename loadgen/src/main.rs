@@ -10,8 +10,6 @@ mod report;
 mod runner;
 mod scenario;
 mod stats;
-mod transport;
-mod url;
 mod wamp;
 
 use anyhow::{bail, Context, Result};
@@ -19,6 +17,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use switchyard::client::{transport, url};
 use switchyard::codec::Serializer;
 
 use report::Report;

@@ -15,7 +15,7 @@ use switchyard::codec::{
     Register, RegisterOptions, Serializer, Subscribe, Uri, Value,
 };
 
-use crate::transport::{Reader, Writer};
+use switchyard::client::transport::{Reader, Writer};
 
 /// The roles the load generator announces.
 fn roles() -> Value {

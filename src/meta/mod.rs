@@ -521,6 +521,11 @@ pub fn session_details(h: &SessionHandle) -> Dict {
             .into(),
         ),
     );
+    if h.local {
+        // In-process: messages are passed as values, nothing is serialized.
+        transport.insert("type".into(), Value::Str("inproc".into()));
+        transport.insert("serializer".into(), Value::Str("none".into()));
+    }
     d.insert("transport".into(), Value::Dict(transport));
     d
 }

@@ -165,11 +165,7 @@ impl Shard {
                         action.as_str()
                     ))]),
                 });
-                let frame = codec::encode(h.serializer, &err);
-                if h.outbound
-                    .push_unbounded(super::outbound::OutFrame::Message(frame))
-                    .is_ok()
-                {
+                if h.outbound.push_unbounded(h.frame(&err)).is_ok() {
                     self.metrics.messages_out.inc(err.code());
                 }
             }

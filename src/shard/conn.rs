@@ -58,6 +58,20 @@ pub struct SessionHandle {
     /// shard answers a bigger one with ERROR `wamp.error.payload_size_exceeded` where it can
     /// ([`Shard::too_big_for_peer`](super::Shard)) instead of sending it.
     pub peer_max: usize,
+    /// An in-process session ([`super::local`]): it is sent `Message` values, never bytes.
+    pub local: bool,
+}
+
+impl SessionHandle {
+    /// `m` as this session's outbound queue takes it: encoded for its serializer, or the value
+    /// itself for an in-process session.
+    pub fn frame(&self, m: &codec::Message) -> OutFrame {
+        if self.local {
+            OutFrame::Local(Box::new((m.clone(), crate::net::inproc::approx_size(m))))
+        } else {
+            OutFrame::Message(codec::encode(self.serializer, m))
+        }
+    }
 }
 
 /// Reads the next bytes into `buf`, through the shard's shared scratch buffer so an idle
@@ -397,6 +411,7 @@ async fn run_session<S>(
         realm: RefCell::new(None),
         sref: RefCell::new(None),
         peer_max,
+        local: false,
     });
     shard.sessions.borrow_mut().insert(id, handle.clone());
     shard.metrics.connections.inc();
@@ -422,30 +437,7 @@ async fn run_session<S>(
             match next_input(&mut deframer, &mut buf) {
                 Ok(Some(Input::Message(frame))) => {
                     let decoded = codec::decode(serializer, &frame);
-                    if let Ok(m) = &decoded {
-                        shard.metrics.messages_in.inc(m.code());
-                    }
-                    {
-                        let mut core = handle.core.borrow_mut();
-                        match decoded {
-                            Ok(m) => core.on_message(m, &*shard, &mut outputs),
-                            Err(e) => core.on_decode_error(&e, &mut outputs),
-                        }
-                    }
-                    if let Some(req) = super::session::take_dynamic_auth(&mut outputs) {
-                        let result = shard.dynamic_authenticate(&req).await;
-                        if result.is_err() {
-                            shard.metrics.auth_failure();
-                        }
-                        handle
-                            .core
-                            .borrow_mut()
-                            .on_dynamic_auth(result, &mut outputs);
-                    }
-                    if let Some(ask) = shard.needs_authorizer(&handle, &outputs) {
-                        shard.ask_authorizer(ask).await;
-                    }
-                    shard.apply_session_outputs(&handle, std::mem::take(&mut outputs));
+                    on_input(&shard, &handle, decoded, &mut outputs).await;
                 }
                 Ok(Some(Input::Ping(p))) => {
                     let _ = handle.outbound.push_unbounded(OutFrame::Pong(p));
@@ -528,6 +520,38 @@ async fn run_session<S>(
     );
 }
 
+/// Feeds one decoded message (or the decode error) to the session state machine, runs the
+/// dynamic authenticator or authorizer it asks for, and applies its outputs. Shared by network
+/// and in-process sessions.
+pub(super) async fn on_input(
+    shard: &Shard,
+    handle: &Rc<SessionHandle>,
+    decoded: Result<codec::Message, codec::DecodeError>,
+    outputs: &mut Vec<super::session::SessionOutput>,
+) {
+    if let Ok(m) = &decoded {
+        shard.metrics.messages_in.inc(m.code());
+    }
+    {
+        let mut core = handle.core.borrow_mut();
+        match decoded {
+            Ok(m) => core.on_message(m, shard, outputs),
+            Err(e) => core.on_decode_error(&e, outputs),
+        }
+    }
+    if let Some(req) = super::session::take_dynamic_auth(outputs) {
+        let result = shard.dynamic_authenticate(&req).await;
+        if result.is_err() {
+            shard.metrics.auth_failure();
+        }
+        handle.core.borrow_mut().on_dynamic_auth(result, outputs);
+    }
+    if let Some(ask) = shard.needs_authorizer(handle, outputs) {
+        shard.ask_authorizer(ask).await;
+    }
+    shard.apply_session_outputs(handle, std::mem::take(outputs));
+}
+
 /// Drains the outbound queue into the transport until the session closes.
 async fn writer_task<W: AsyncWrite + Unpin>(
     mut w: W,
@@ -585,6 +609,8 @@ fn frame_into(framer: &mut Framer, handle: &SessionHandle, f: OutFrame, out: &mu
                 OutFrame::Message(b) => (rawsocket::FrameKind::Message, b),
                 OutFrame::Ping(b) => (rawsocket::FrameKind::Ping, b),
                 OutFrame::Pong(b) => (rawsocket::FrameKind::Pong, b),
+                // Only in-process sessions are given values.
+                OutFrame::Local(_) => return,
             };
             if payload.len() > *peer_max {
                 // The shard keeps routed messages this big from reaching the queue; this is
@@ -617,6 +643,7 @@ fn frame_into(framer: &mut Framer, handle: &SessionHandle, f: OutFrame, out: &mu
             }
             OutFrame::Ping(b) => websocket::encode_ping(Role::Server, &b, out),
             OutFrame::Pong(b) => websocket::encode_pong(Role::Server, &b, out),
+            OutFrame::Local(_) => {}
         },
     }
 }

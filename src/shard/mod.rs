@@ -9,6 +9,7 @@
 
 pub mod authz;
 pub mod conn;
+pub mod local;
 pub mod mesh;
 pub mod outbound;
 mod oversize;
@@ -20,6 +21,7 @@ use crate::config::{ListenAddr, RouterConfig, SlowConsumerPolicy};
 use crate::metrics::{CallTimer, RouterMetrics, ShardMetrics, ShardState};
 use crate::routing::{Action, PeerMsg, RealmShard, SessionRef};
 use conn::SessionHandle;
+pub use local::{LocalConnectError, LocalConnector};
 use mesh::{MeshOutbox, MeshSenders};
 use outbound::{OutFrame, PushError};
 use session::{RealmDirectory, SessionOutput};
@@ -69,6 +71,8 @@ pub enum ShardMsg {
         fd: std::os::fd::OwnedFd,
         listener: usize,
     },
+    /// An in-process session (see [`LocalConnector`]) for this shard to serve.
+    LocalConn { end: crate::net::inproc::RouterEnd },
     /// A meta API query or answer (see [`crate::meta`]) for the same realm on this shard.
     Meta {
         realm: Uri,
@@ -191,12 +195,14 @@ impl Shard {
 
     /// Queues one encoded message for a session, applying the slow-consumer policy. True when
     /// the message was queued.
-    fn deliver(&self, h: &SessionHandle, frame: bytes::Bytes, message_code: u64) -> bool {
-        if !self.fits_peer(h, &frame) {
-            return false;
+    fn deliver(&self, h: &SessionHandle, frame: OutFrame, message_code: u64) -> bool {
+        if let OutFrame::Message(b) = &frame {
+            if !self.fits_peer(h, b) {
+                return false;
+            }
         }
         let is_event = message_code == codec::code::EVENT;
-        match h.outbound.push(OutFrame::Message(frame)) {
+        match h.outbound.push(frame) {
             Ok(()) => {
                 self.metrics.messages_out.inc(message_code);
                 return true;
@@ -228,8 +234,7 @@ impl Shard {
         for o in outs {
             match o {
                 SessionOutput::Reply(m) => {
-                    let frame = codec::encode(h.serializer, &m);
-                    if h.outbound.push_unbounded(OutFrame::Message(frame)).is_ok() {
+                    if h.outbound.push_unbounded(h.frame(&m)).is_ok() {
                         self.metrics.messages_out.inc(m.code());
                     }
                 }
@@ -337,8 +342,8 @@ impl Shard {
                         if let Some(h) = self.session(to) {
                             self.call_timer.on_reply(to, &msg, &self.metrics);
                             self.metrics.count_limit_error(&msg);
-                            let frame = codec::encode(h.serializer, &msg);
-                            if frame.len() > h.peer_max {
+                            let frame = h.frame(&msg);
+                            if matches!(&frame, OutFrame::Message(b) if b.len() > h.peer_max) {
                                 self.too_big_for_peer(&h, &msg);
                             } else if self.deliver(&h, frame, msg.code()) {
                                 count_out();
@@ -351,9 +356,17 @@ impl Shard {
                         let message_code = msg.code();
                         for id in to {
                             if let Some(h) = self.session(id) {
-                                let frame = frames[h.serializer.index()]
-                                    .get_or_insert_with(|| codec::encode(h.serializer, &msg))
-                                    .clone();
+                                let frame = if h.local {
+                                    h.frame(&msg)
+                                } else {
+                                    OutFrame::Message(
+                                        frames[h.serializer.index()]
+                                            .get_or_insert_with(|| {
+                                                codec::encode(h.serializer, &msg)
+                                            })
+                                            .clone(),
+                                    )
+                                };
                                 if self.deliver(&h, frame, message_code) {
                                     count_out();
                                 }
@@ -384,13 +397,7 @@ impl Shard {
                             let mut details = Dict::new();
                             details.insert("message".into(), Value::Str(message));
                             let abort = Message::Abort(Abort { details, reason });
-                            if h.outbound
-                                .push_unbounded(OutFrame::Message(codec::encode(
-                                    h.serializer,
-                                    &abort,
-                                )))
-                                .is_ok()
-                            {
+                            if h.outbound.push_unbounded(h.frame(&abort)).is_ok() {
                                 self.metrics.messages_out.inc(codec::code::ABORT);
                             }
                             h.core.borrow_mut().state = session::State::Closed;
@@ -458,11 +465,8 @@ impl Shard {
             );
             for o in out {
                 match o {
-                    SessionOutput::Reply(m) => {
-                        let frame = codec::encode(h.serializer, &m);
-                        if h.outbound.push_unbounded(OutFrame::Message(frame)).is_ok() {
-                            self.metrics.messages_out.inc(m.code());
-                        }
+                    SessionOutput::Reply(m) if h.outbound.push_unbounded(h.frame(&m)).is_ok() => {
+                        self.metrics.messages_out.inc(m.code());
                     }
                     SessionOutput::Close => h.outbound.close(1001, "shutdown"),
                     _ => {}
@@ -679,6 +683,12 @@ impl Router {
         &self.endpoints
     }
 
+    /// Opens in-process sessions to this router (no socket, no serialization); `Send + Clone`,
+    /// usable from any thread for as long as the router runs.
+    pub fn local_connector(&self) -> LocalConnector {
+        LocalConnector::new(self.senders.clone())
+    }
+
     /// A handle that can ask the router to shut down from any thread.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle(self.senders.clone())
@@ -796,6 +806,9 @@ async fn shard_main(
                     // SAFETY: the fd is an accepted, non-blocking Unix stream handed over whole.
                     let s = unsafe { glommio::net::UnixStream::from_raw_fd(fd.into_raw_fd()) };
                     glommio::spawn_local(conn::serve(shard.clone(), s, listener)).detach();
+                }
+                ShardMsg::LocalConn { end } => {
+                    glommio::spawn_local(local::serve(shard.clone(), end)).detach();
                 }
                 ShardMsg::Peer { realm, from, msg } => shard.on_peer(realm, from, msg),
                 ShardMsg::Meta { realm, from, msg } => {

@@ -21,12 +21,16 @@ pub enum OutFrame {
     Ping(Bytes),
     /// Transport keep-alive answer.
     Pong(Bytes),
+    /// A WAMP message for an in-process session, not encoded (boxed: keeps every queue entry
+    /// of network sessions small), with its estimated size for the byte limit.
+    Local(Box<(crate::codec::Message, usize)>),
 }
 
 impl OutFrame {
     fn len(&self) -> usize {
         match self {
             OutFrame::Message(b) | OutFrame::Ping(b) | OutFrame::Pong(b) => b.len(),
+            OutFrame::Local(m) => m.1,
         }
     }
 }

@@ -45,11 +45,11 @@ impl Shard {
         match msg {
             Message::Result(r) => {
                 let e = error(code::CALL, r.request);
-                self.deliver(h, codec::encode(h.serializer, &e), code::ERROR);
+                self.deliver(h, h.frame(&e), code::ERROR);
             }
             Message::Error(e) if e.request_type == code::CALL => {
                 let e = error(code::CALL, e.request);
-                self.deliver(h, codec::encode(h.serializer, &e), code::ERROR);
+                self.deliver(h, h.frame(&e), code::ERROR);
             }
             Message::Invocation(i) => self.route(h, error(code::INVOCATION, i.request)),
             _ => {}

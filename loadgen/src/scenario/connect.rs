@@ -19,8 +19,8 @@ use super::{open_sessions, Env, Session};
 use crate::clock::now_ns;
 use crate::runner::ShardCtx;
 use crate::stats::{bump, unbump};
-use crate::transport;
 use crate::wamp;
+use switchyard::client::transport;
 
 pub async fn connect_shard(ctx: ShardCtx, env: Arc<Env>, workers: usize) -> Result<()> {
     let mine: Vec<usize> = ctx.mine(workers).collect();

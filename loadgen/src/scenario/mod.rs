@@ -14,9 +14,9 @@ use switchyard::codec::{Id, Serializer};
 
 use crate::runner::ShardCtx;
 use crate::stats::bump;
-use crate::transport::{self, Reader, Tls, Writer};
-use crate::url::Endpoint;
 use crate::wamp;
+use switchyard::client::transport::{self, Reader, Tls, Writer};
+use switchyard::client::url::Endpoint;
 
 /// How to reach the router; shared (read-only) by all shards.
 pub struct Env {

@@ -139,7 +139,7 @@ async fn subscriber(ctx: ShardCtx, mut sess: Session) {
 /// A publisher's reading half: PUBLISHED and ERROR replies.
 async fn ack_reader(
     ctx: ShardCtx,
-    mut r: crate::transport::Reader,
+    mut r: switchyard::client::transport::Reader,
     unacked: Rc<Cell<usize>>,
     acked: Rc<Notify>,
 ) {
@@ -179,7 +179,7 @@ struct Publisher {
 }
 
 impl Publisher {
-    async fn run(self, mut w: crate::transport::Writer) {
+    async fn run(self, mut w: switchyard::client::transport::Writer) {
         let cfg = &*self.cfg;
         let pace = cfg.rate.map(|r| Pace {
             start: self.start,

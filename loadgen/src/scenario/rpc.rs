@@ -22,8 +22,8 @@ use super::{open_sessions, sleep_until, Env, Notify, Pace, Session};
 use crate::clock::now_ns;
 use crate::runner::ShardCtx;
 use crate::stats::{bump, unbump};
-use crate::transport::{Reader, Writer};
 use crate::wamp;
+use switchyard::client::transport::{Reader, Writer};
 
 pub const PROCEDURE: &str = "loadgen.echo";
 

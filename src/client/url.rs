@@ -1,27 +1,49 @@
-//! Router endpoints as the load generator is told them: `rs://host:port`, `rss://host:port`,
-//! `ws://host:port/path`, `wss://host:port/path`, `unix:///path/to.sock`.
+//! Router endpoints: `rs://host:port`, `rss://host:port`, `ws://host:port/path`,
+//! `wss://host:port/path`, `unix:///path/to.sock` (RawSocket over a Unix socket).
 //!
-//! Parsing (and the one DNS look-up) happens once at start-up, on the main thread, so shards
-//! never block on name resolution.
+//! [`Endpoint::parse`] does the one DNS look-up (a blocking call): the load generator parses
+//! once at start-up on the main thread, so shards never block on name resolution; the client
+//! library parses IP literals and `localhost` without a look-up.
 
-use anyhow::{bail, Context, Result};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
+
+/// An endpoint URL that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{url:?}: {message}")]
+pub struct UrlError {
+    /// The URL as given.
+    pub url: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+fn bad(url: &str, message: impl Into<String>) -> UrlError {
+    UrlError {
+        url: url.into(),
+        message: message.into(),
+    }
+}
 
 /// Where to connect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Addr {
+    /// A TCP address.
     Tcp(SocketAddr),
+    /// A Unix socket path.
     Unix(PathBuf),
 }
 
 /// Which WAMP transport runs over the byte stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transport {
+    /// WAMP RawSocket.
     RawSocket,
     /// WebSocket with the HTTP `Host` header value and the request path.
     WebSocket {
+        /// The `Host` header value (`host:port`).
         host: String,
+        /// The request path (`/ws`).
         path: String,
     },
 }
@@ -29,7 +51,9 @@ pub enum Transport {
 /// A parsed endpoint URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
+    /// Where to connect.
     pub addr: Addr,
+    /// The WAMP transport over the stream.
     pub transport: Transport,
     /// Whether the stream is TLS (`rss://`, `wss://`).
     pub tls: bool,
@@ -40,13 +64,14 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    pub fn parse(url: &str) -> Result<Endpoint> {
+    /// Parses `url`, resolving a host name (blocking) if it is not an IP literal.
+    pub fn parse(url: &str) -> Result<Endpoint, UrlError> {
         let (scheme, rest) = url
             .split_once("://")
-            .with_context(|| format!("{url:?}: expected scheme://…"))?;
+            .ok_or_else(|| bad(url, "expected scheme://…"))?;
         if scheme == "unix" {
             if rest.is_empty() {
-                bail!("{url:?}: unix:// needs a socket path");
+                return Err(bad(url, "unix:// needs a socket path"));
             }
             return Ok(Endpoint {
                 addr: Addr::Unix(PathBuf::from(rest)),
@@ -61,22 +86,30 @@ impl Endpoint {
             "rss" => (true, false),
             "ws" => (false, true),
             "wss" => (true, true),
-            other => bail!("{url:?}: unknown scheme {other:?} (rs, rss, ws, wss, unix)"),
+            other => {
+                return Err(bad(
+                    url,
+                    format!("unknown scheme {other:?} (rs, rss, ws, wss, unix)"),
+                ))
+            }
         };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
         };
         if !ws && path != "/" {
-            bail!("{url:?}: a RawSocket URL has no path");
+            return Err(bad(url, "a RawSocket URL has no path"));
         }
         let (host, port) =
-            split_host_port(authority).with_context(|| format!("{url:?}: expected host:port"))?;
-        let addr = (host, port)
-            .to_socket_addrs()
-            .with_context(|| format!("{url:?}: cannot resolve {host}"))?
-            .next()
-            .with_context(|| format!("{url:?}: {host} has no address"))?;
+            split_host_port(authority).ok_or_else(|| bad(url, "expected host:port"))?;
+        let addr = match host.parse::<std::net::IpAddr>() {
+            Ok(ip) => SocketAddr::new(ip, port),
+            Err(_) => (host, port)
+                .to_socket_addrs()
+                .map_err(|e| bad(url, format!("cannot resolve {host}: {e}")))?
+                .next()
+                .ok_or_else(|| bad(url, format!("{host} has no address")))?,
+        };
         let transport = if ws {
             Transport::WebSocket {
                 host: authority.to_string(),

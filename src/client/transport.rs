@@ -1,4 +1,4 @@
-//! The lean client transport: connect (TCP, Unix, TLS), run the RawSocket or WebSocket
+//! The lean client transport (shared by the client library and the load generator): connect (TCP, Unix, TLS), run the RawSocket or WebSocket
 //! handshake with the crate's sans-IO pieces, then move WAMP messages as frames.
 //!
 //! After the handshake a connection is split in two halves that tasks own separately:
@@ -12,7 +12,9 @@
 //! scenario does (Crossbar's auto-ping drops a session that does not answer). Not implemented:
 //! WebSocket compression.
 
-use anyhow::{anyhow, bail, Context, Result};
+use crate::codec::{self, DecodeError, Message, Serializer};
+use crate::net::rawsocket::{self, FrameKind, RawFrame, SerializerId};
+use crate::net::websocket::{self, ClientConfig, ClientHandshake, Role, WsEvent};
 use bytes::{Bytes, BytesMut};
 use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use glommio::net::{TcpStream, UnixStream};
@@ -23,11 +25,49 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
-use switchyard::codec::{self, Message, Serializer};
-use switchyard::net::rawsocket::{self, FrameKind, RawFrame, SerializerId};
-use switchyard::net::websocket::{self, ClientConfig, ClientHandshake, Role, WsEvent};
 
-use crate::url::{Addr, Endpoint, Transport};
+use super::url::{Addr, Endpoint, Transport};
+
+/// A transport failure: connecting, TLS, the RawSocket/WebSocket handshake, framing or I/O.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// Reading or writing the stream failed (or connecting, with what was being done).
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// TLS settings or the TLS handshake.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The RawSocket or WebSocket opening handshake failed.
+    #[error("{0}")]
+    Handshake(String),
+    /// The peer broke the framing.
+    #[error("framing: {0}")]
+    Framing(String),
+    /// A frame is not a valid WAMP message.
+    #[error("decoding: {0}")]
+    Decode(#[from] DecodeError),
+}
+
+impl From<io::Error> for TransportError {
+    fn from(source: io::Error) -> Self {
+        TransportError::Io {
+            context: "I/O".into(),
+            source,
+        }
+    }
+}
+
+/// The result type of this module.
+pub type Result<T, E = TransportError> = std::result::Result<T, E>;
+
+fn tls_err(e: impl std::fmt::Display) -> TransportError {
+    TransportError::Tls(e.to_string())
+}
 
 /// Bytes asked for per read call. Reads land in a per-thread scratch buffer, so an idle
 /// connection keeps no read buffer of its own.
@@ -47,38 +87,58 @@ thread_local! {
 #[derive(Clone)]
 pub struct Tls {
     connector: futures_rustls::TlsConnector,
+    /// Overrides the server name checked against the certificate (default: the URL's host).
+    server_name: Option<String>,
 }
 
 impl Tls {
     /// Trusts the PEM certificates in `ca`, or (with `insecure`) any certificate at all.
+    /// Reads `ca` (a blocking call): build this before entering an executor, or accept the
+    /// one small file read.
     pub fn new(ca: Option<&PathBuf>, insecure: bool) -> Result<Tls> {
         let config = if insecure {
             let provider = Arc::new(rustls::crypto::ring::default_provider());
             rustls::ClientConfig::builder_with_provider(provider.clone())
-                .with_safe_default_protocol_versions()?
+                .with_safe_default_protocol_versions()
+                .map_err(tls_err)?
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
                 .with_no_client_auth()
         } else {
-            let path = ca.context("rss:// and wss:// need --tls-ca FILE or --tls-insecure")?;
-            let pem = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
+            let path = ca.ok_or_else(|| {
+                tls_err("rss:// and wss:// need a CA file (or insecure, for tests)")
+            })?;
+            let pem = std::fs::read(path).map_err(|e| TransportError::Io {
+                context: format!("{}", path.display()),
+                source: e,
+            })?;
             let mut roots = rustls::RootCertStore::empty();
             for cert in rustls_pemfile::certs(&mut &pem[..]) {
-                roots.add(cert?)?;
+                roots
+                    .add(cert.map_err(|e| tls_err(format!("{}: {e}", path.display())))?)
+                    .map_err(|e| tls_err(format!("{}: {e}", path.display())))?;
             }
             if roots.is_empty() {
-                bail!("{}: no certificate found", path.display());
+                return Err(tls_err(format!("{}: no certificate found", path.display())));
             }
             rustls::ClientConfig::builder_with_provider(Arc::new(
                 rustls::crypto::ring::default_provider(),
             ))
-            .with_safe_default_protocol_versions()?
+            .with_safe_default_protocol_versions()
+            .map_err(tls_err)?
             .with_root_certificates(roots)
             .with_no_client_auth()
         };
         Ok(Tls {
             connector: futures_rustls::TlsConnector::from(Arc::new(config)),
+            server_name: None,
         })
+    }
+
+    /// Checks the server certificate against `name` instead of the URL's host.
+    pub fn with_server_name(mut self, name: Option<String>) -> Tls {
+        self.server_name = name;
+        self
     }
 }
 
@@ -133,9 +193,13 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyCert {
 
 /// Any byte stream a router can be reached over.
 pub enum Stream {
+    /// Plain TCP.
     Tcp(TcpStream),
+    /// Plain Unix socket.
     Unix(UnixStream),
+    /// TLS over TCP.
     TlsTcp(Box<futures_rustls::client::TlsStream<TcpStream>>),
+    /// TLS over a Unix socket.
     TlsUnix(Box<futures_rustls::client::TlsStream<UnixStream>>),
 }
 
@@ -208,7 +272,8 @@ pub async fn connect(
                 .await?;
             let mut reply = [0u8; 4];
             stream.read_exact(&mut reply).await?;
-            rawsocket::parse_server_reply(reply, id).map_err(|e| anyhow!("RawSocket: {e}"))?;
+            rawsocket::parse_server_reply(reply, id)
+                .map_err(|e| TransportError::Handshake(format!("RawSocket: {e}")))?;
             (
                 Deframer::Raw(rawsocket::FrameDecoder::new(MAX_MESSAGE as u32)),
                 Framer::Raw,
@@ -223,15 +288,19 @@ pub async fn connect(
                 deflate: None,
                 extra_headers: Vec::new(),
             };
-            let (hs, request) = ClientHandshake::new(&config)?;
+            let ws_err =
+                |e: websocket::HandshakeError| TransportError::Handshake(format!("WebSocket: {e}"));
+            let (hs, request) = ClientHandshake::new(&config).map_err(ws_err)?;
             stream.write_all(&request).await?;
             let mut buf = BytesMut::new();
             let (result, used) = loop {
-                if let Some(r) = hs.parse_response(&buf)? {
+                if let Some(r) = hs.parse_response(&buf).map_err(ws_err)? {
                     break r;
                 }
                 if read_into(&mut stream, &mut buf).await? == 0 {
-                    bail!("WebSocket: connection closed during the handshake");
+                    return Err(TransportError::Handshake(
+                        "WebSocket: connection closed during the handshake".into(),
+                    ));
                 }
             };
             let _ = buf.split_to(used);
@@ -266,34 +335,57 @@ pub async fn connect(
 }
 
 async fn open(ep: &Endpoint, tls: Option<&Tls>) -> Result<Stream> {
-    let server_name = || {
-        rustls::pki_types::ServerName::try_from(ep.server_name.clone())
-            .map_err(|e| anyhow!("TLS server name {:?}: {e}", ep.server_name))
-    };
     let tls = if ep.tls {
-        Some(tls.context("TLS endpoint without TLS settings")?)
+        Some(tls.ok_or_else(|| tls_err("TLS endpoint without TLS settings"))?)
     } else {
         None
     };
+    let server_name = |t: &Tls| {
+        let name = t
+            .server_name
+            .clone()
+            .unwrap_or_else(|| ep.server_name.clone());
+        rustls::pki_types::ServerName::try_from(name.clone())
+            .map_err(|e| tls_err(format!("server name {name:?}: {e}")))
+    };
+    let handshake = |e: io::Error| tls_err(format!("handshake: {e}"));
     Ok(match &ep.addr {
         Addr::Tcp(a) => {
             let s = TcpStream::connect(*a)
                 .await
-                .map_err(|e| anyhow!("connect {a}: {e}"))?;
-            s.set_nodelay(true)
-                .map_err(|e| anyhow!("TCP_NODELAY: {e}"))?;
+                .map_err(|e| TransportError::Io {
+                    context: format!("connect {a}"),
+                    source: e.into(),
+                })?;
+            s.set_nodelay(true).map_err(|e| TransportError::Io {
+                context: "TCP_NODELAY".into(),
+                source: e.into(),
+            })?;
             match tls {
                 None => Stream::Tcp(s),
-                Some(t) => Stream::TlsTcp(Box::new(t.connector.connect(server_name()?, s).await?)),
+                Some(t) => Stream::TlsTcp(Box::new(
+                    t.connector
+                        .connect(server_name(t)?, s)
+                        .await
+                        .map_err(handshake)?,
+                )),
             }
         }
         Addr::Unix(p) => {
             let s = UnixStream::connect(p)
                 .await
-                .map_err(|e| anyhow!("connect {}: {e}", p.display()))?;
+                .map_err(|e| TransportError::Io {
+                    context: format!("connect {}", p.display()),
+                    source: e.into(),
+                })?;
             match tls {
                 None => Stream::Unix(s),
-                Some(t) => Stream::TlsUnix(Box::new(t.connector.connect(server_name()?, s).await?)),
+                Some(t) => Stream::TlsUnix(Box::new(
+                    t.connector
+                        .connect(server_name(t)?, s)
+                        .await
+                        .map_err(handshake)?,
+                )),
             }
         }
     })
@@ -325,6 +417,7 @@ pub struct Reader {
     closed: bool,
     /// Payloads of transport pings not yet taken by [`Reader::take_pings`].
     pings: Vec<Bytes>,
+    /// The serializer of this connection.
     pub ser: Serializer,
 }
 
@@ -334,13 +427,19 @@ impl Reader {
     pub fn buffered_frame(&mut self) -> Result<Option<Bytes>> {
         loop {
             match &mut self.deframer {
-                Deframer::Raw(dec) => match dec.decode(&mut self.buf)? {
+                Deframer::Raw(dec) => match dec
+                    .decode(&mut self.buf)
+                    .map_err(|e| TransportError::Framing(e.to_string()))?
+                {
                     Some(RawFrame::Message(b)) => return Ok(Some(b)),
                     Some(RawFrame::Ping(p)) => self.keep_ping(p),
                     Some(RawFrame::Pong(_)) => continue,
                     None => return Ok(None),
                 },
-                Deframer::Ws(dec) => match dec.poll(&mut self.buf)? {
+                Deframer::Ws(dec) => match dec
+                    .poll(&mut self.buf)
+                    .map_err(|e| TransportError::Framing(e.to_string()))?
+                {
                     Some(WsEvent::Message { data, .. }) => return Ok(Some(data)),
                     Some(WsEvent::Ping(p)) => self.keep_ping(p),
                     Some(WsEvent::Pong(_)) => continue,
@@ -406,6 +505,7 @@ impl Reader {
 pub struct Writer {
     stream: WriteHalf<Stream>,
     framer: Framer,
+    /// The serializer of this connection.
     pub ser: Serializer,
     scratch: Vec<u8>,
     out: BytesMut,

@@ -1,0 +1,226 @@
+//! In-process sessions: the shard side of [`crate::net::inproc`].
+//!
+//! [`LocalConnector::connect`] makes a pipe and sends its router end to a shard (round-robin)
+//! as [`ShardMsg::LocalConn`]; the shard runs [`serve`], the in-process twin of the network
+//! connection driver: the same session state machine, authentication, authorization, meta API,
+//! hello timeout and mesh backpressure, with `Message` values in place of frames. Outgoing
+//! messages reach the session's bounded [`Outbound`](super::outbound::Outbound) queue as
+//! `OutFrame::Local` values (see `SessionHandle::frame`), and a writer task moves them into the
+//! pipe while the client has credit, so the slow-consumer policy applies unchanged.
+
+use super::conn::{on_input, SessionHandle};
+use super::mesh::MeshSenders;
+use super::outbound::{OutFrame, Outbound};
+use super::session::Session;
+use super::signal::Signal;
+use super::{Shard, ShardMsg};
+use crate::codec::Serializer;
+use crate::metrics::Limit;
+use crate::net::inproc::{self, LocalTransport, RouterEnd};
+use std::cell::RefCell;
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Messages taken from the client per turn before the shard flushes the mesh and yields.
+const READ_BATCH: usize = 64;
+/// Messages moved into the pipe per writer turn, at most.
+const WRITE_BATCH_BYTES: usize = 256 * 1024;
+
+/// Why an in-process connection could not be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LocalConnectError {
+    #[error("the router has stopped")]
+    RouterStopped,
+}
+
+/// Opens in-process sessions to a running router: `Send + Sync + Clone`, so any thread of the
+/// embedding application can hold one (see [`super::Router::local_connector`]).
+#[derive(Clone)]
+pub struct LocalConnector {
+    senders: MeshSenders<ShardMsg>,
+    next: Arc<AtomicUsize>,
+}
+
+impl LocalConnector {
+    pub(super) fn new(senders: MeshSenders<ShardMsg>) -> Self {
+        LocalConnector {
+            senders,
+            next: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Opens a transport to one of the router's shards (round-robin). The session starts when
+    /// the client sends HELLO; if the router stops before serving it, `recv` ends with `None`
+    /// or the client's join times out.
+    pub fn connect(&self) -> Result<LocalTransport, LocalConnectError> {
+        let n = self.senders.len();
+        if n == 0 {
+            return Err(LocalConnectError::RouterStopped);
+        }
+        let shard = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        let (client, end) = inproc::pipe();
+        if !self
+            .senders
+            .send_batch(shard, vec![ShardMsg::LocalConn { end }])
+        {
+            return Err(LocalConnectError::RouterStopped);
+        }
+        Ok(client)
+    }
+}
+
+impl std::fmt::Debug for LocalConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalConnector")
+            .field("shards", &self.senders.len())
+            .finish()
+    }
+}
+
+/// Serves one in-process session to completion.
+pub(super) async fn serve(shard: Rc<Shard>, end: RouterEnd) {
+    if shard.shutting_down.get() {
+        return;
+    }
+    let _guard = shard.connection_guard();
+    if shard.connections_over_limit() {
+        shard.metrics.limit_exceeded.inc(Limit::Connections);
+        return;
+    }
+    let end = Rc::new(end);
+    let id = shard.new_session_id();
+    let handle = Rc::new(SessionHandle {
+        id,
+        // Nominal: nothing is encoded for this session (meta reports it as in-process).
+        serializer: Serializer::MsgPack,
+        outbound: Outbound::new(shard.cfg.limits.outbound_queue_bytes),
+        core: RefCell::new(Session::new(id, shard.welcome_roles.clone())),
+        done: Signal::default(),
+        kill: Signal::default(),
+        realm: RefCell::new(None),
+        sref: RefCell::new(None),
+        peer_max: usize::MAX,
+        local: true,
+    });
+    shard.sessions.borrow_mut().insert(id, handle.clone());
+    shard.metrics.connections.inc();
+    tracing::debug!(
+        shard = shard.id,
+        session = id,
+        realm = "-",
+        "in-process transport open"
+    );
+    glommio::spawn_local(writer(
+        end.clone(),
+        handle.clone(),
+        shard.cfg.limits.outbound_queue_bytes,
+    ))
+    .detach();
+
+    let hello_deadline = Instant::now() + shard.cfg.limits.hello_timeout;
+    let mut outputs = Vec::new();
+    'read: loop {
+        let awaiting_hello = handle.core.borrow().awaiting_welcome();
+        let first = futures_lite::future::or(async { Some(end.recv().await) }, async {
+            if awaiting_hello {
+                let left = hello_deadline.saturating_duration_since(Instant::now());
+                futures_lite::future::or(handle.done.wait(), glommio::timer::sleep(left)).await;
+            } else {
+                handle.done.wait().await;
+            }
+            None
+        })
+        .await;
+        let mut next = match first {
+            Some(Some(m)) => Some(m),
+            None if !handle.done.is_set() => {
+                shard.metrics.limit_exceeded.inc(Limit::HelloTimeout);
+                handle.core.borrow_mut().on_hello_timeout(&mut outputs);
+                shard.apply_session_outputs(&handle, std::mem::take(&mut outputs));
+                break;
+            }
+            _ => break,
+        };
+        let mut taken = 0;
+        while let Some(m) = next.take() {
+            if handle.outbound.is_closing() || handle.done.is_set() {
+                break 'read;
+            }
+            on_input(&shard, &handle, Ok(m), &mut outputs).await;
+            taken += 1;
+            if taken < READ_BATCH {
+                next = end.try_recv();
+            }
+        }
+        shard.flush_mesh();
+        futures_lite::future::yield_now().await;
+        // The same backpressure as a network producer (conn.rs).
+        let mut paused = false;
+        while shard.mesh_backlogged() && !handle.done.is_set() {
+            if !paused {
+                paused = true;
+                shard.metrics.backpressure_pauses.inc();
+            }
+            glommio::timer::sleep(Duration::from_micros(250)).await;
+        }
+    }
+    shard.session_gone(&handle);
+    handle.outbound.close(1000, "");
+    handle.done.wait().await;
+    shard.metrics.connections.dec();
+    tracing::debug!(
+        shard = shard.id,
+        session = id,
+        "in-process transport closed"
+    );
+}
+
+/// Moves queued messages into the pipe while the client has credit; closes the router end when
+/// the session's queue is closed and drained, the session is killed, or the client is gone.
+async fn writer(end: Rc<RouterEnd>, handle: Rc<SessionHandle>, credit: usize) {
+    let mut batch = Vec::new();
+    loop {
+        let ready = futures_lite::future::or(
+            async {
+                poll_fn(|cx| end.poll_credit(cx, credit.max(1))).await;
+                true
+            },
+            async {
+                handle.kill.wait().await;
+                false
+            },
+        )
+        .await;
+        if !ready || end.client_closed() {
+            break;
+        }
+        let close = futures_lite::future::or(
+            async {
+                Some(
+                    poll_fn(|cx| handle.outbound.poll_take(cx, &mut batch, WRITE_BATCH_BYTES))
+                        .await,
+                )
+            },
+            async {
+                handle.kill.wait().await;
+                None
+            },
+        )
+        .await;
+        let Some(close) = close else { break };
+        for f in batch.drain(..) {
+            if let OutFrame::Local(b) = f {
+                let (m, size) = *b;
+                end.send(m, size);
+            }
+        }
+        if close.is_some() {
+            break;
+        }
+    }
+    end.close();
+    handle.done.set();
+}
