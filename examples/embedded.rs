@@ -1,55 +1,39 @@
-//! A Switchyard router embedded in an application, with a client of the same program using it.
+//! A Switchyard router embedded in an application, with an in-process client: no socket and no
+//! serialization between them (`Client::connect_local`).
 //!
 //! ```text
-//! cargo run --example embedded                     # realm1, one shard, ws on 127.0.0.1:0
+//! cargo run --example embedded                     # realm1, one shard, no listeners
 //! cargo run --example embedded -- switchyard.toml  # the router configured from a file
 //! ```
 //!
-//! With a config file the router is set up as `switchyard --config FILE` would set it up
-//! (listeners, realms, principals, limits). The client joins over the router's first plain
-//! listener (WebSocket, RawSocket or Unix socket), registers `com.example.greet`, calls it a
-//! few times, then leaves, and the program shuts the router down.
+//! With a config file the router also serves the listeners the file names (as
+//! `switchyard --config FILE` would), so other clients can join while the example runs. It
+//! registers `com.example.greet`, calls it a few times, then leaves and shuts the router down.
 
 use std::time::Duration;
 
 use switchyard::client::{
     CallOptions, Client, ClientConfig, Dict, Invocation, RegisterOptions, Value, Yield,
 };
-use switchyard::config::{ListenAddr, ListenerConfig, ListenerKind, RouterConfig};
-use switchyard::shard::Router;
+use switchyard::config::RouterConfig;
+use switchyard::shard::{LocalConnector, Router};
 
 fn router_config() -> Result<RouterConfig, String> {
     match std::env::args_os().nth(1) {
-        // Exactly what `switchyard --config FILE` would run.
-        Some(path) => {
-            use clap::Parser;
-            let args = switchyard::cli::Args::try_parse_from([
-                std::ffi::OsStr::new("switchyard"),
-                std::ffi::OsStr::new("--config"),
-                &path,
-            ])
-            .map_err(|e| e.to_string())?;
-            switchyard::cli::build_settings(&args)
-                .map(|s| s.router)
-                .map_err(|e| format!("{}: {e}", path.to_string_lossy()))
-        }
-        // Realm `realm1` with anonymous access (the default), one shard, and a WebSocket
-        // listener on a port the system picks.
+        Some(path) => RouterConfig::from_file(std::path::Path::new(&path))
+            .map_err(|e| format!("{}: {e}", path.to_string_lossy())),
+        // The defaults: realm `realm1` with anonymous access, no listeners; one shard is plenty
+        // for an embedded router.
         None => Ok(RouterConfig {
             shards: 1,
-            listeners: vec![ListenerConfig {
-                kind: ListenerKind::WebSocket { path: "/ws".into() },
-                addr: ListenAddr::Tcp(([127, 0, 0, 1], 0).into()),
-                tls: None,
-            }],
             ..Default::default()
         }),
     }
 }
 
 /// The application: one in-process client, callee and caller at once.
-async fn app(url: String, realm: String) -> Result<(), switchyard::client::Error> {
-    let client = Client::connect(ClientConfig::new(url, realm)).await?;
+async fn app(connector: LocalConnector, realm: String) -> Result<(), switchyard::client::Error> {
+    let client = Client::connect_local(&connector, ClientConfig::new("", realm)).await?;
     println!("embedded: joined as session {:?}", client.session_id());
     client
         .register(
@@ -107,21 +91,7 @@ fn main() -> std::process::ExitCode {
     for e in router.endpoints() {
         println!("embedded: router listening {e}");
     }
-    let Some(url) = router
-        .endpoints()
-        .iter()
-        .find(|e| {
-            ["ws://", "rs://", "unix://"]
-                .iter()
-                .any(|s| e.starts_with(s))
-        })
-        .cloned()
-    else {
-        eprintln!("embedded: the router has no plain ws://, rs:// or unix:// listener to join");
-        router.shutdown_handle().shutdown();
-        let _ = router.join();
-        return std::process::ExitCode::FAILURE;
-    };
+    let connector = router.local_connector();
     // The client runs on its own glommio executor (its own thread), next to the router's shards.
     let app = std::thread::spawn(move || {
         let ex = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
@@ -130,7 +100,7 @@ fn main() -> std::process::ExitCode {
             .map_err(|e| format!("cannot start a glommio executor: {e}"))?;
         ex.run(async move {
             futures_lite::future::or(
-                async { app(url, realm).await.map_err(|e| e.to_string()) },
+                async { app(connector, realm).await.map_err(|e| e.to_string()) },
                 async {
                     glommio::timer::sleep(Duration::from_secs(30)).await;
                     Err("timed out".to_owned())

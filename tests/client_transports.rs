@@ -1,7 +1,6 @@
 //! `switchyard::client` against the real `switchyard` binary over every transport it speaks:
 //! `ws://`, `wss://`, `rs://`, `rss://` and `unix://` (RawSocket over a Unix socket), each with
-//! JSON and MessagePack. (In process, `Client::connect_local`, comes with the in-process
-//! transport.)
+//! JSON and MessagePack, and in process (`Client::connect_local` against `Router::start`).
 //!
 //! Every case runs the same scenario with two clients (see [`scenario`]): join, register and
 //! call (plain, with progressive results, with an application error carrying args/kwargs, an
@@ -131,12 +130,21 @@ impl Fixture {
 #[derive(Clone)]
 enum Target {
     Net(ClientConfig),
+    Local(switchyard::shard::LocalConnector, ClientConfig),
 }
 
 impl Target {
     async fn connect(&self) -> Client {
         let r = match self {
             Target::Net(cfg) => bounded(STEP * 2, "connect", Client::connect(cfg.clone())).await,
+            Target::Local(conn, cfg) => {
+                bounded(
+                    STEP * 2,
+                    "connect_local",
+                    Client::connect_local(conn, cfg.clone()),
+                )
+                .await
+            }
         };
         r.unwrap_or_else(|e| panic!("connect failed: {e}"))
     }
@@ -403,6 +411,28 @@ fn rawsocket_tls() {
 #[test]
 fn rawsocket_unix() {
     both_serializers("unix");
+}
+
+/// In process: no socket, no serialization.
+#[test]
+fn in_process() {
+    use switchyard::config::RouterConfig;
+    let cfg = RouterConfig {
+        shards: 2,
+        listeners: Vec::new(),
+        ..Default::default()
+    };
+    let router = switchyard::shard::Router::start(cfg).expect("router starts");
+    let conn = router.local_connector();
+    run(TEST_LIMIT, async move {
+        scenario(
+            Target::Local(conn, ClientConfig::new("", "realm1").connect_timeout(STEP)),
+            "local",
+        )
+        .await
+    });
+    router.shutdown_handle().shutdown();
+    router.join().expect("router stops");
 }
 
 /// A client that does not trust the test CA cannot connect over TLS, and a URL with an unknown
