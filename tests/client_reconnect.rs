@@ -15,7 +15,7 @@ use client_support::{bounded, run, s, u, until, Recorder};
 use common::RouterProcess;
 use switchyard::client::{
     CallOptions, Client, ClientConfig, ClientEvent, Dict, Error, Event, Invocation, PublishOptions,
-    ReconnectPolicy, RegisterOptions, SubscribeOptions, Yield,
+    ReconnectPolicy, RegisterOptions, Serializer, SubscribeOptions, Yield,
 };
 
 const TEST_LIMIT: Duration = Duration::from_secs(90);
@@ -62,8 +62,16 @@ fn count(seen: &[Seen], f: impl Fn(&Seen) -> bool) -> usize {
     seen.iter().filter(|s| f(s)).count()
 }
 
+/// A one-shard router serving only `scheme` (`ws` or `rs`) on `addr`.
+fn start_on(scheme: &str, addr: &str) -> RouterProcess {
+    match scheme {
+        "ws" => RouterProcess::start(&["--shards", "1", "--ws", addr, "--no-rs"]),
+        _ => RouterProcess::start(&["--shards", "1", "--rs", addr, "--no-ws"]),
+    }
+}
+
 fn start_router(ws: &str) -> RouterProcess {
-    RouterProcess::start(&["--shards", "1", "--ws", ws, "--no-rs"])
+    start_on("ws", ws)
 }
 
 fn policy(max_attempts: Option<u32>) -> ReconnectPolicy {
@@ -77,14 +85,26 @@ fn policy(max_attempts: Option<u32>) -> ReconnectPolicy {
 }
 
 #[test]
-fn registrations_and_subscriptions_are_restored_after_a_router_restart() {
-    let router = start_router("127.0.0.1:0");
-    let url = router.endpoint("ws").url.clone();
-    let port = router.endpoint("ws").addr().port();
+fn registrations_and_subscriptions_are_restored_after_a_router_restart_ws_json() {
+    restored_after_restart("ws", Serializer::Json);
+}
+
+#[test]
+fn registrations_and_subscriptions_are_restored_after_a_router_restart_rs_msgpack() {
+    restored_after_restart("rs", Serializer::MsgPack);
+}
+
+fn restored_after_restart(scheme: &'static str, ser: Serializer) {
+    let router = start_on(scheme, "127.0.0.1:0");
+    let url = router.endpoint(scheme).url.clone();
+    let port = router.endpoint(scheme).addr().port();
     let cfg = ClientConfig::new(url.clone(), "realm1")
+        .serializer(ser)
         .connect_timeout(STEP)
         .reconnect(policy(None));
-    let plain = ClientConfig::new(url, "realm1").connect_timeout(STEP);
+    let plain = ClientConfig::new(url, "realm1")
+        .serializer(ser)
+        .connect_timeout(STEP);
 
     // The router is killed and restarted from inside the executor (blocking calls, but this
     // executor runs only this test: nothing else waits on it).
@@ -178,7 +198,7 @@ fn registrations_and_subscriptions_are_restored_after_a_router_restart() {
         .await;
 
         // Start it again on the same port.
-        *r2.borrow_mut() = Some(start_router(&format!("127.0.0.1:{port}")));
+        *r2.borrow_mut() = Some(start_on(scheme, &format!("127.0.0.1:{port}")));
         until(STEP * 2, "Rejoined", || {
             seen.snapshot()
                 .iter()
