@@ -1,10 +1,10 @@
 //! In-process sessions: the shard side of [`crate::net::inproc`].
 //!
 //! [`LocalConnector::connect`] makes a pipe and sends its router end to a shard (round-robin)
-//! as [`ShardMsg::LocalConn`]; the shard runs [`serve`], the in-process twin of the network
+//! as [`ShardMsg::LocalConn`]; the shard runs `serve`, the in-process twin of the network
 //! connection driver: the same session state machine, authentication, authorization, meta API,
 //! hello timeout and mesh backpressure, with `Message` values in place of frames. Outgoing
-//! messages reach the session's bounded [`Outbound`](super::outbound::Outbound) queue as
+//! messages reach the session's bounded [`Outbound`] queue as
 //! `OutFrame::Local` values (see `SessionHandle::frame`), and a writer task moves them into the
 //! pipe while the client has credit, so the slow-consumer policy applies unchanged.
 
