@@ -20,41 +20,6 @@ use common::RouterProcess;
 const CASE_TIMEOUT_S: &str = "10";
 const CLIENT_DEADLINE: Duration = Duration::from_secs(90);
 
-/// The Ed25519 public key of the seed `[7; 32]` (the client's `CLIENT01` key), hex.
-const CLIENT01_PUBKEY: &str = "ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c";
-
-const CONFIG: &str = r#"
-[[realm]]
-name = "realm1"
-
-[[realm]]
-name = "secure"
-anonymous = false
-
-[[realm.principal]]
-authid = "joe"
-role = "user"
-ticket = "joe-ticket"
-
-[[realm.principal]]
-authid = "peter"
-role = "admin"
-secret = "peter-secret"
-
-[[realm.principal]]
-authid = "salty"
-role = "user"
-secret = "salty-secret"
-salt = "salt123"
-iterations = 100
-keylen = 32
-
-[[realm.principal]]
-authid = "client01"
-role = "device"
-pubkey = "PUBKEY"
-"#;
-
 fn write_config(dir: &Path, text: &str) -> PathBuf {
     let path = dir.join("switchyard.toml");
     std::fs::write(&path, text).expect("write config");
@@ -75,17 +40,9 @@ fn run_auth_client(url: &str, serializer: &str) {
 #[test]
 fn autobahn_python_authenticates_with_every_method() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = write_config(dir.path(), &CONFIG.replace("PUBKEY", CLIENT01_PUBKEY));
-    let router = RouterProcess::start(&[
-        "--shards",
-        "2",
-        "--ws",
-        "127.0.0.1:0",
-        "--rs",
-        "127.0.0.1:0",
-        "--config",
-        config.to_str().expect("utf-8 temp path"),
-    ]);
+    let config = write_config(dir.path(), &common::auth_realms_config());
+    let router =
+        RouterProcess::start_ws_rs(&["--config", config.to_str().expect("utf-8 temp path")]);
     run_auth_client(&router.endpoint("ws").url, "json");
     run_auth_client(&router.endpoint("rs").url, "msgpack");
     // The secrets never reach the log.
@@ -98,7 +55,10 @@ fn autobahn_python_authenticates_with_every_method() {
 #[test]
 fn bad_principal_is_named_at_start_up() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = write_config(dir.path(), &CONFIG.replace("PUBKEY", "not-a-key"));
+    let config = write_config(
+        dir.path(),
+        &common::AUTH_REALMS_CONFIG.replace("PUBKEY", "not-a-key"),
+    );
     let out = Command::new(common::router_binary())
         .args(["--ws", "127.0.0.1:0", "--config"])
         .arg(&config)

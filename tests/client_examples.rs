@@ -105,14 +105,7 @@ fn run_example(name: &str, args: &[&str], env: &[(&str, &str)]) -> String {
 }
 
 fn router() -> RouterProcess {
-    RouterProcess::start(&[
-        "--shards",
-        "2",
-        "--ws",
-        "127.0.0.1:0",
-        "--rs",
-        "127.0.0.1:0",
-    ])
+    RouterProcess::start_ws_rs(&[])
 }
 
 #[test]

@@ -33,14 +33,7 @@ const PEER_TIMEOUT_S: &str = "10";
 const SCRIPT_DEADLINE: Duration = Duration::from_secs(80);
 
 fn router() -> RouterProcess {
-    RouterProcess::start(&[
-        "--shards",
-        "2",
-        "--ws",
-        "127.0.0.1:0",
-        "--rs",
-        "127.0.0.1:0",
-    ])
+    RouterProcess::start_ws_rs(&[])
 }
 
 /// Runs `client_peer.py MODE` on a helper thread; the handle's result is the script's verdict.

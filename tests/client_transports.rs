@@ -32,41 +32,6 @@ const STEP: Duration = Duration::from_secs(10);
 
 const AUTH_FAILED: &str = "wamp.error.authentication_failed";
 
-/// The Ed25519 public key of the seed `[7; 32]`, hex (as in tests/auth.rs).
-const CLIENT01_PUBKEY: &str = "ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c";
-
-const CONFIG: &str = r#"
-[[realm]]
-name = "realm1"
-
-[[realm]]
-name = "secure"
-anonymous = false
-
-[[realm.principal]]
-authid = "joe"
-role = "user"
-ticket = "joe-ticket"
-
-[[realm.principal]]
-authid = "peter"
-role = "admin"
-secret = "peter-secret"
-
-[[realm.principal]]
-authid = "salty"
-role = "user"
-secret = "salty-secret"
-salt = "salt123"
-iterations = 100
-keylen = 32
-
-[[realm.principal]]
-authid = "client01"
-role = "device"
-pubkey = "PUBKEY"
-"#;
-
 /// A router with every transport on 127.0.0.1:0 (and a Unix socket in a temp dir), TLS from a
 /// throw-away CA, realms `realm1` (anonymous) and `secure` (static principals).
 struct Fixture {
@@ -80,7 +45,7 @@ impl Fixture {
         let tls = TlsFiles::generate();
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("switchyard.toml");
-        std::fs::write(&config, CONFIG.replace("PUBKEY", CLIENT01_PUBKEY)).expect("config");
+        std::fs::write(&config, common::auth_realms_config()).expect("config");
         let sock = dir.path().join("switchyard.sock");
         let p = |p: &Path| p.to_str().expect("utf-8 temp path").to_owned();
         let router = RouterProcess::start(&[

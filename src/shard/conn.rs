@@ -395,32 +395,7 @@ async fn run_session<S>(
         Framer::Raw { peer_max } => *peer_max,
         Framer::Ws(_) => usize::MAX,
     };
-    let handle = Rc::new(SessionHandle {
-        id,
-        serializer,
-        outbound: Outbound::new(shard.cfg.limits.outbound_queue_bytes),
-        core: RefCell::new({
-            let mut s = Session::new(id, shard.welcome_roles.clone());
-            if channel != crate::auth::Channel::default() {
-                s.channel = Some(Box::new(channel));
-            }
-            s
-        }),
-        done: Signal::default(),
-        kill: Signal::default(),
-        realm: RefCell::new(None),
-        sref: RefCell::new(None),
-        peer_max,
-        local: false,
-    });
-    shard.sessions.borrow_mut().insert(id, handle.clone());
-    shard.metrics.connections.inc();
-    tracing::debug!(
-        shard = shard.id,
-        session = id,
-        realm = "-",
-        "transport open"
-    );
+    let handle = SessionHandle::open(&shard, id, serializer, peer_max, false, channel);
 
     let (mut reader, writer) = futures_lite::io::split(stream);
     glommio::spawn_local(writer_task(writer, handle.clone(), framer)).detach();
@@ -471,26 +446,11 @@ async fn run_session<S>(
             // An idle session keeps no read buffer.
             buf = BytesMut::new();
         }
-        // Real backpressure on producers: while another shard's inbox is far behind, this
-        // session's input waits (the shard loop itself never blocks).
-        let mut paused = false;
-        while shard.mesh_backlogged() && !handle.done.is_set() {
-            if !paused {
-                paused = true;
-                shard.metrics.backpressure_pauses.inc();
-            }
-            glommio::timer::sleep(Duration::from_micros(250)).await;
-        }
-        let awaiting_hello = handle.core.borrow().awaiting_welcome();
+        pause_while_mesh_backlogged(&shard, &handle).await;
         let n = futures_lite::future::or(
             async { Some(read_some(&shard, &mut reader, &mut buf).await.ok()) },
             async {
-                if awaiting_hello {
-                    let left = hello_deadline.saturating_duration_since(std::time::Instant::now());
-                    futures_lite::future::or(handle.done.wait(), glommio::timer::sleep(left)).await;
-                } else {
-                    handle.done.wait().await;
-                }
+                done_or_hello_deadline(&handle, hello_deadline).await;
                 None
             },
         )
@@ -498,26 +458,102 @@ async fn run_session<S>(
         match n {
             Some(Some(n)) if n > 0 => {}
             None if !handle.done.is_set() => {
-                // HELLO timeout.
-                shard.metrics.limit_exceeded.inc(Limit::HelloTimeout);
-                handle.core.borrow_mut().on_hello_timeout(&mut outputs);
-                shard.apply_session_outputs(&handle, std::mem::take(&mut outputs));
+                hello_timed_out(&shard, &handle);
                 break;
             }
             _ => break,
         }
     }
     // The transport is finished or closing: leave the realm, let the writer flush and end.
-    shard.session_gone(&handle);
-    handle.outbound.close(1000, "");
-    handle.done.wait().await;
-    shard.metrics.connections.dec();
+    close_session(&shard, &handle).await;
     tracing::debug!(
         shard = shard.id,
         session = id,
         realm = %SessionRealm(&handle),
         "transport closed"
     );
+}
+
+impl SessionHandle {
+    /// A new session on `shard` (network or in-process), entered in the shard's session table
+    /// and counted.
+    pub(super) fn open(
+        shard: &Shard,
+        id: Id,
+        serializer: Serializer,
+        peer_max: usize,
+        local: bool,
+        channel: crate::auth::Channel,
+    ) -> Rc<SessionHandle> {
+        let handle = Rc::new(SessionHandle {
+            id,
+            serializer,
+            outbound: Outbound::new(shard.cfg.limits.outbound_queue_bytes),
+            core: RefCell::new({
+                let mut s = Session::new(id, shard.welcome_roles.clone());
+                if channel != crate::auth::Channel::default() {
+                    s.channel = Some(Box::new(channel));
+                }
+                s
+            }),
+            done: Signal::default(),
+            kill: Signal::default(),
+            realm: RefCell::new(None),
+            sref: RefCell::new(None),
+            peer_max,
+            local,
+        });
+        shard.sessions.borrow_mut().insert(id, handle.clone());
+        shard.metrics.connections.inc();
+        tracing::debug!(
+            shard = shard.id,
+            session = id,
+            realm = "-",
+            local,
+            "transport open"
+        );
+        handle
+    }
+}
+
+/// Returns when the session is done or, while its HELLO is still awaited, when `deadline`
+/// passes (no timer task per session: the reader races this against its next input).
+pub(super) async fn done_or_hello_deadline(handle: &SessionHandle, deadline: std::time::Instant) {
+    if handle.core.borrow().awaiting_welcome() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        futures_lite::future::or(handle.done.wait(), glommio::timer::sleep(left)).await;
+    } else {
+        handle.done.wait().await;
+    }
+}
+
+/// HELLO did not arrive in time: count it and end the session.
+pub(super) fn hello_timed_out(shard: &Shard, handle: &Rc<SessionHandle>) {
+    shard.metrics.limit_exceeded.inc(Limit::HelloTimeout);
+    let mut outputs = Vec::new();
+    handle.core.borrow_mut().on_hello_timeout(&mut outputs);
+    shard.apply_session_outputs(handle, outputs);
+}
+
+/// Real backpressure on producers: while another shard's inbox is far behind, this session's
+/// input waits (the shard loop itself never blocks).
+pub(super) async fn pause_while_mesh_backlogged(shard: &Shard, handle: &SessionHandle) {
+    let mut paused = false;
+    while shard.mesh_backlogged() && !handle.done.is_set() {
+        if !paused {
+            paused = true;
+            shard.metrics.backpressure_pauses.inc();
+        }
+        glommio::timer::sleep(Duration::from_micros(250)).await;
+    }
+}
+
+/// The session's input ended: leave the realm, let the writer flush and end, uncount it.
+pub(super) async fn close_session(shard: &Shard, handle: &SessionHandle) {
+    shard.session_gone(handle);
+    handle.outbound.close(1000, "");
+    handle.done.wait().await;
+    shard.metrics.connections.dec();
 }
 
 /// Feeds one decoded message (or the decode error) to the session state machine, runs the

@@ -8,21 +8,21 @@
 //! `OutFrame::Local` values (see `SessionHandle::frame`), and a writer task moves them into the
 //! pipe while the client has credit, so the slow-consumer policy applies unchanged.
 
-use super::conn::{on_input, SessionHandle};
+use super::conn::{
+    close_session, done_or_hello_deadline, hello_timed_out, on_input, pause_while_mesh_backlogged,
+    SessionHandle,
+};
 use super::mesh::MeshSenders;
-use super::outbound::{OutFrame, Outbound};
-use super::session::Session;
-use super::signal::Signal;
+use super::outbound::OutFrame;
 use super::{Shard, ShardMsg};
 use crate::codec::Serializer;
 use crate::metrics::Limit;
 use crate::net::inproc::{self, LocalTransport, RouterEnd};
-use std::cell::RefCell;
 use std::future::poll_fn;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Messages taken from the client per turn before the shard flushes the mesh and yields.
 const READ_BATCH: usize = 64;
@@ -92,26 +92,14 @@ pub(super) async fn serve(shard: Rc<Shard>, end: RouterEnd) {
     }
     let end = Rc::new(end);
     let id = shard.new_session_id();
-    let handle = Rc::new(SessionHandle {
+    let handle = SessionHandle::open(
+        &shard,
         id,
         // Nominal: nothing is encoded for this session (meta reports it as in-process).
-        serializer: Serializer::MsgPack,
-        outbound: Outbound::new(shard.cfg.limits.outbound_queue_bytes),
-        core: RefCell::new(Session::new(id, shard.welcome_roles.clone())),
-        done: Signal::default(),
-        kill: Signal::default(),
-        realm: RefCell::new(None),
-        sref: RefCell::new(None),
-        peer_max: usize::MAX,
-        local: true,
-    });
-    shard.sessions.borrow_mut().insert(id, handle.clone());
-    shard.metrics.connections.inc();
-    tracing::debug!(
-        shard = shard.id,
-        session = id,
-        realm = "-",
-        "in-process transport open"
+        Serializer::MsgPack,
+        usize::MAX,
+        true,
+        Default::default(),
     );
     glommio::spawn_local(writer(
         end.clone(),
@@ -123,23 +111,15 @@ pub(super) async fn serve(shard: Rc<Shard>, end: RouterEnd) {
     let hello_deadline = Instant::now() + shard.cfg.limits.hello_timeout;
     let mut outputs = Vec::new();
     'read: loop {
-        let awaiting_hello = handle.core.borrow().awaiting_welcome();
         let first = futures_lite::future::or(async { Some(end.recv().await) }, async {
-            if awaiting_hello {
-                let left = hello_deadline.saturating_duration_since(Instant::now());
-                futures_lite::future::or(handle.done.wait(), glommio::timer::sleep(left)).await;
-            } else {
-                handle.done.wait().await;
-            }
+            done_or_hello_deadline(&handle, hello_deadline).await;
             None
         })
         .await;
         let mut next = match first {
             Some(Some(m)) => Some(m),
             None if !handle.done.is_set() => {
-                shard.metrics.limit_exceeded.inc(Limit::HelloTimeout);
-                handle.core.borrow_mut().on_hello_timeout(&mut outputs);
-                shard.apply_session_outputs(&handle, std::mem::take(&mut outputs));
+                hello_timed_out(&shard, &handle);
                 break;
             }
             _ => break,
@@ -157,20 +137,9 @@ pub(super) async fn serve(shard: Rc<Shard>, end: RouterEnd) {
         }
         shard.flush_mesh();
         futures_lite::future::yield_now().await;
-        // The same backpressure as a network producer (conn.rs).
-        let mut paused = false;
-        while shard.mesh_backlogged() && !handle.done.is_set() {
-            if !paused {
-                paused = true;
-                shard.metrics.backpressure_pauses.inc();
-            }
-            glommio::timer::sleep(Duration::from_micros(250)).await;
-        }
+        pause_while_mesh_backlogged(&shard, &handle).await;
     }
-    shard.session_gone(&handle);
-    handle.outbound.close(1000, "");
-    handle.done.wait().await;
-    shard.metrics.connections.dec();
+    close_session(&shard, &handle).await;
     tracing::debug!(
         shard = shard.id,
         session = id,

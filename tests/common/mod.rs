@@ -463,3 +463,63 @@ pub fn assert_script_ok(what: &str, cmd: &mut Command, timeout: Duration, ok_mar
         "{what}: {status:?} (None: killed after {timeout:?})\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
     );
 }
+
+/// The Ed25519 public key of the seed `[7; 32]` (the client's `CLIENT01` key), hex.
+pub const CLIENT01_PUBKEY: &str =
+    "ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c";
+
+/// Realms `realm1` (anonymous) and `secure` (static principals: ticket `joe`, wampcra `peter`,
+/// salted wampcra `salty`, cryptosign `client01` with its key in place of `PUBKEY`).
+pub const AUTH_REALMS_CONFIG: &str = r#"
+[[realm]]
+name = "realm1"
+
+[[realm]]
+name = "secure"
+anonymous = false
+
+[[realm.principal]]
+authid = "joe"
+role = "user"
+ticket = "joe-ticket"
+
+[[realm.principal]]
+authid = "peter"
+role = "admin"
+secret = "peter-secret"
+
+[[realm.principal]]
+authid = "salty"
+role = "user"
+secret = "salty-secret"
+salt = "salt123"
+iterations = 100
+keylen = 32
+
+[[realm.principal]]
+authid = "client01"
+role = "device"
+pubkey = "PUBKEY"
+"#;
+
+/// [`AUTH_REALMS_CONFIG`] with the client01 key filled in.
+pub fn auth_realms_config() -> String {
+    AUTH_REALMS_CONFIG.replace("PUBKEY", CLIENT01_PUBKEY)
+}
+
+impl RouterProcess {
+    /// The real binary with 2 shards, a WebSocket and a RawSocket listener on 127.0.0.1:0, and
+    /// `extra` flags.
+    pub fn start_ws_rs(extra: &[&str]) -> RouterProcess {
+        let mut args = vec![
+            "--shards",
+            "2",
+            "--ws",
+            "127.0.0.1:0",
+            "--rs",
+            "127.0.0.1:0",
+        ];
+        args.extend_from_slice(extra);
+        RouterProcess::start(&args)
+    }
+}
