@@ -22,7 +22,7 @@
 //! router side closed and everything sent before was received; the shard ends the session when
 //! the client closed or dropped every clone of its end.
 
-use crate::codec::Message;
+use crate::codec::{self, DecodeError, Message, Payload, MAX_ID};
 use atomic_waker::AtomicWaker;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use std::future::poll_fn;
@@ -276,6 +276,93 @@ pub fn approx_size(m: &Message) -> usize {
     ENVELOPE + payload
 }
 
+/// Checks what decoding would have checked on a network session, for a message built in
+/// memory: IDs within [0, 2^53], reason and error URIs valid, and an already-encoded payload
+/// really is a list/dict in its format (it may be spliced into other peers' frames as is).
+pub fn validate(m: &Message) -> Result<(), DecodeError> {
+    const NONE: (&str, &str, u64) = ("", "", 0);
+    let ids: [(&'static str, &'static str, u64); 2] = match m {
+        Message::Welcome(x) => [("WELCOME", "Session", x.session), NONE],
+        Message::Error(x) => [("ERROR", "REQUEST.Request", x.request), NONE],
+        Message::Publish(x) => [("PUBLISH", "Request", x.request), NONE],
+        Message::Published(x) => [
+            ("PUBLISHED", "Request", x.request),
+            ("PUBLISHED", "Publication", x.publication),
+        ],
+        Message::Subscribe(x) => [("SUBSCRIBE", "Request", x.request), NONE],
+        Message::Subscribed(x) => [
+            ("SUBSCRIBED", "Request", x.request),
+            ("SUBSCRIBED", "Subscription", x.subscription),
+        ],
+        Message::Unsubscribe(x) => [
+            ("UNSUBSCRIBE", "Request", x.request),
+            ("UNSUBSCRIBE", "Subscription", x.subscription),
+        ],
+        Message::Unsubscribed(x) => [("UNSUBSCRIBED", "Request", x.request), NONE],
+        Message::Event(x) => [
+            ("EVENT", "Subscription", x.subscription),
+            ("EVENT", "Publication", x.publication),
+        ],
+        Message::EventReceived(x) => [("EVENT_RECEIVED", "Publication", x.publication), NONE],
+        Message::Call(x) => [("CALL", "Request", x.request), NONE],
+        Message::Cancel(x) => [("CANCEL", "Request", x.request), NONE],
+        Message::Result(x) => [("RESULT", "Request", x.request), NONE],
+        Message::Register(x) => [("REGISTER", "Request", x.request), NONE],
+        Message::Registered(x) => [
+            ("REGISTERED", "Request", x.request),
+            ("REGISTERED", "Registration", x.registration),
+        ],
+        Message::Unregister(x) => [
+            ("UNREGISTER", "Request", x.request),
+            ("UNREGISTER", "Registration", x.registration),
+        ],
+        Message::Unregistered(x) => [("UNREGISTERED", "Request", x.request), NONE],
+        Message::Invocation(x) => [
+            ("INVOCATION", "Request", x.request),
+            ("INVOCATION", "Registration", x.registration),
+        ],
+        Message::Interrupt(x) => [("INTERRUPT", "Request", x.request), NONE],
+        Message::Yield(x) => [("YIELD", "Request", x.request), NONE],
+        _ => [NONE, NONE],
+    };
+    for (message, field, v) in ids {
+        if v > MAX_ID {
+            return Err(DecodeError::IdOutOfRange { message, field });
+        }
+    }
+    let reason = match m {
+        Message::Abort(x) => Some(("ABORT", "Reason", &x.reason)),
+        Message::Goodbye(x) => Some(("GOODBYE", "Reason", &x.reason)),
+        Message::Error(x) => Some(("ERROR", "Error", &x.error)),
+        _ => None,
+    };
+    if let Some((message, field, uri)) = reason {
+        if codec::uri::validate_uri(uri, codec::uri::UriCheck::Loose).is_err() {
+            return Err(DecodeError::BadUri {
+                message,
+                field,
+                uri: uri.to_string(),
+            });
+        }
+    }
+    let payload = match m {
+        Message::Publish(x) => Some(&x.payload),
+        Message::Event(x) => Some(&x.payload),
+        Message::EventReceived(x) => Some(&x.payload),
+        Message::Call(x) => Some(&x.payload),
+        Message::Invocation(x) => Some(&x.payload),
+        Message::Yield(x) => Some(&x.payload),
+        Message::Result(x) => Some(&x.payload),
+        Message::Error(x) => Some(&x.payload),
+        _ => None,
+    };
+    if let Some(p @ Payload::Encoded(_)) = payload {
+        p.args_values()?;
+        p.kwargs_values()?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,5 +424,40 @@ mod tests {
         // A closed client releases a writer waiting for credit.
         router.send(goodbye(), 1000);
         assert!(router.poll_credit(&mut cx(), 10).is_ready());
+    }
+
+    #[test]
+    fn rejects_what_decode_would() {
+        let bad = Message::Goodbye(Goodbye {
+            details: Default::default(),
+            reason: Uri::from("not a uri"),
+        });
+        assert!(validate(&bad).is_err());
+        assert!(validate(&goodbye()).is_ok());
+        let big = Message::Cancel(codec::Cancel {
+            request: MAX_ID + 1,
+            options: Default::default(),
+        });
+        assert!(validate(&big).is_err());
+        let garbage = Message::Yield(codec::Yield {
+            request: 1,
+            options: Default::default(),
+            payload: Payload::Encoded(codec::EncodedPayload {
+                format: codec::Serializer::Json,
+                args: Some(bytes::Bytes::from_static(b"[1,")),
+                kwargs: None,
+            }),
+        });
+        assert!(validate(&garbage).is_err());
+        let fine = Message::Yield(codec::Yield {
+            request: 1,
+            options: Default::default(),
+            payload: Payload::Encoded(codec::EncodedPayload {
+                format: codec::Serializer::Json,
+                args: Some(bytes::Bytes::from_static(b"[1,2]")),
+                kwargs: Some(bytes::Bytes::from_static(b"{\"a\":1}")),
+            }),
+        });
+        assert_eq!(validate(&fine), Ok(()));
     }
 }
