@@ -30,8 +30,15 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-/// A message for the client with its estimated size (credit returned on receipt).
-type Sized = (Message, usize);
+/// A message for the client with its estimated size (credit returned on receipt). Shared by
+/// the local recipients of one fan-out; see [`unshare`].
+type Sized = (Arc<Message>, usize);
+
+/// The message itself: taken as is by its last holder (usually the only one), copied otherwise
+/// (on the receiving client's thread, not the shard's).
+fn unshare(m: Arc<Message>) -> Message {
+    Arc::try_unwrap(m).unwrap_or_else(|shared| (*shared).clone())
+}
 
 /// The state both ends share.
 struct Pipe {
@@ -124,14 +131,14 @@ impl LocalTransport {
             Ok((m, size)) => {
                 p.in_flight.fetch_sub(size, Ordering::AcqRel);
                 p.credit_waker.wake();
-                Some(Some(m))
+                Some(Some(unshare(m)))
             }
             Err(TryRecvError::Empty) if p.router_closed.load(Ordering::Acquire) => {
                 // Closed after its last send: anything sent is visible now.
                 match p.to_client.1.try_recv() {
                     Ok((m, size)) => {
                         p.in_flight.fetch_sub(size, Ordering::AcqRel);
-                        Some(Some(m))
+                        Some(Some(unshare(m)))
                     }
                     Err(_) => Some(None),
                 }
@@ -226,7 +233,7 @@ impl RouterEnd {
     }
 
     /// Sends a message to the client, counting `size` estimated bytes against the credit.
-    pub fn send(&self, m: Message, size: usize) {
+    pub fn send(&self, m: Arc<Message>, size: usize) {
         let p = &*self.0;
         if p.client_closed.load(Ordering::Acquire) {
             return;
@@ -389,7 +396,7 @@ mod tests {
             Poll::Ready(Some(Message::Goodbye(_)))
         ));
         assert!(router.poll_recv(&mut cx()).is_pending());
-        router.send(goodbye(), 100);
+        router.send(Arc::new(goodbye()), 100);
         assert_eq!(router.in_flight(), 100);
         assert!(router.poll_credit(&mut cx(), 100).is_pending());
         assert!(router.poll_credit(&mut cx(), 101).is_ready());
@@ -401,7 +408,7 @@ mod tests {
     #[test]
     fn router_close_delivers_queued_then_none() {
         let (client, router) = pipe();
-        router.send(goodbye(), 10);
+        router.send(Arc::new(goodbye()), 10);
         drop(router);
         assert!(client.is_closed_by_router());
         assert!(matches!(client.poll_recv(&mut cx()), Poll::Ready(Some(_))));
@@ -422,8 +429,21 @@ mod tests {
         assert!(matches!(router.poll_recv(&mut cx()), Poll::Ready(Some(_))));
         assert!(matches!(router.poll_recv(&mut cx()), Poll::Ready(None)));
         // A closed client releases a writer waiting for credit.
-        router.send(goodbye(), 1000);
+        router.send(Arc::new(goodbye()), 1000);
         assert!(router.poll_credit(&mut cx(), 10).is_ready());
+    }
+
+    #[test]
+    fn a_shared_message_reaches_every_client_whole() {
+        let (a, ra) = pipe();
+        let (b, rb) = pipe();
+        let m = Arc::new(goodbye());
+        ra.send(m.clone(), 100);
+        rb.send(m, 100);
+        // The first receiver copies (the other pipe still holds it), the last one takes it.
+        assert!(matches!(a.poll_recv(&mut cx()), Poll::Ready(Some(g)) if g == goodbye()));
+        assert!(matches!(b.poll_recv(&mut cx()), Poll::Ready(Some(g)) if g == goodbye()));
+        assert_eq!(ra.in_flight() + rb.in_flight(), 0);
     }
 
     #[test]

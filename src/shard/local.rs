@@ -186,8 +186,7 @@ async fn writer(end: Rc<RouterEnd>, handle: Rc<SessionHandle>, credit: usize) {
         .await;
         let Some(close) = close else { break };
         for f in batch.drain(..) {
-            if let OutFrame::Local(b) = f {
-                let (m, size) = *b;
+            if let OutFrame::Local(m, size) = f {
                 end.send(m, size);
             }
         }
