@@ -7,7 +7,7 @@
 //! from the client first passes [`inproc::validate`], the checks decoding makes on a network
 //! session (IDs, reason URIs, already-encoded payloads), so a bad one meets the same protocol
 //! violation handling and never reaches another peer. Outgoing
-//! messages reach the session's bounded [`Outbound`] queue as
+//! messages reach the session's bounded [`Outbound`](super::outbound::Outbound) queue as
 //! `OutFrame::Local` values (see `SessionHandle::frame`), and a writer task moves them into the
 //! pipe while the client has credit, so the slow-consumer policy applies unchanged.
 
