@@ -220,8 +220,13 @@ pub fn build_settings(args: &Args) -> Result<Settings, ConfigError> {
         Some(p) => ConfigFile::load(p)?,
         None => ConfigFile::default(),
     };
+    build_settings_from(args, &file)
+}
+
+/// [`build_settings`] with the config file already parsed (`args.config` is not read again).
+fn build_settings_from(args: &Args, file: &ConfigFile) -> Result<Settings, ConfigError> {
     let r = &file.router;
-    let router = build_router_config(args, &file)?;
+    let router = build_router_config(args, file)?;
     let metrics = match args.metrics.as_ref().or(r.metrics.as_ref()) {
         Some(a) => Some(parse_socket_addr("metrics", a)?),
         None => None,
@@ -767,13 +772,14 @@ mod tests {
 impl RouterConfig {
     /// The router configuration `switchyard --config FILE` runs with no other flags: for
     /// embedding a router (see [`crate::shard::Router::start`]) from the service's config file.
-    /// Errors name the file and the bad key, as the binary's do.
+    /// Errors name the file and the bad key, as the binary's do; a file the binary refuses
+    /// (the service keys `metrics`, `log_level` included) is refused here too.
     pub fn from_file(path: &std::path::Path) -> Result<RouterConfig, ConfigError> {
         let args = Args {
             config: Some(path.to_owned()),
             ..default_args()
         };
-        build_router_config(&args, &ConfigFile::load(path)?)
+        Ok(build_settings_from(&args, &ConfigFile::load(path)?)?.router)
     }
 
     /// As [`RouterConfig::from_file`], from TOML text.
@@ -782,7 +788,7 @@ impl RouterConfig {
             path: "<toml>".into(),
             message,
         })?;
-        build_router_config(&default_args(), &file)
+        Ok(build_settings_from(&default_args(), &file)?.router)
     }
 }
 
@@ -794,6 +800,22 @@ fn default_args() -> Args {
 #[cfg(test)]
 mod embed_tests {
     use super::*;
+
+    #[test]
+    fn from_file_refuses_what_the_binary_refuses() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bad.toml");
+        let text = "[router]\nmetrics = \"not an address\"\n";
+        std::fs::write(&path, text).expect("write");
+        let args = Args::try_parse_from(["switchyard", "--config", path.to_str().unwrap_or("")])
+            .expect("args");
+        let binary = build_settings(&args).expect_err("the binary refuses it");
+        let embedded = RouterConfig::from_file(&path).expect_err("from_file refuses it");
+        assert_eq!(embedded.to_string(), binary.to_string());
+        assert!(embedded.to_string().starts_with("metrics:"), "{embedded}");
+        let from_text = RouterConfig::from_toml(text).expect_err("from_toml refuses it");
+        assert!(from_text.to_string().starts_with("metrics:"), "{from_text}");
+    }
 
     #[test]
     fn from_toml_matches_the_binary() {

@@ -464,3 +464,65 @@ fn silent_local_session_meets_the_hello_timeout() {
     }
     stop(router);
 }
+
+/// A local client builds messages in memory, so nothing decoded them: the router must check
+/// what decoding checks on a network session. An "encoded" payload that is not valid MessagePack
+/// would otherwise be spliced as is into other subscribers' frames, and an ID above 2^53 or an
+/// invalid error URI would reach peers that cannot decode them.
+#[test]
+fn messages_built_in_memory_are_checked_like_decoded_ones() {
+    let (router, addr) = start(1, |_| {});
+    let mut net = RawClient::connect(addr, Serializer::MsgPack);
+    net.must_join("realm1");
+    subscribe(&mut net, 1, "com.example.checked");
+    let garbage = Payload::Encoded(switchyard::codec::EncodedPayload {
+        format: Serializer::MsgPack,
+        // 0x93 announces a 3-element array, 0xc1 is never valid MessagePack.
+        args: Some(bytes::Bytes::from_static(&[0x93, 0xc1, 0xc1])),
+        kwargs: None,
+    });
+    let bad_messages = [
+        Message::Publish(Publish {
+            request: 1,
+            options: Default::default(),
+            topic: Uri::from("com.example.checked"),
+            payload: garbage,
+        }),
+        Message::Call(Call {
+            request: switchyard::codec::MAX_ID + 1,
+            options: CallOptions::default(),
+            procedure: Uri::from("com.example.none"),
+            payload: Payload::default(),
+        }),
+        Message::Goodbye(switchyard::codec::Goodbye {
+            details: Dict::new(),
+            reason: Uri::from("not a uri at all"),
+        }),
+    ];
+    for bad in bad_messages {
+        let mut c = local(&router);
+        c.must_join("realm1");
+        c.send(&bad).expect("send");
+        match c.recv(REPLY_TIMEOUT) {
+            Ok(Message::Abort(a)) => {
+                assert_eq!(
+                    a.reason.as_str(),
+                    "wamp.error.protocol_violation",
+                    "{bad:?}"
+                )
+            }
+            other => panic!("{bad:?}: expected ABORT protocol_violation, got {other:?}"),
+        }
+        assert!(
+            matches!(c.next(REPLY_TIMEOUT), Ok(None)),
+            "{bad:?}: not closed"
+        );
+    }
+    // The network subscriber got nothing (in particular no broken frame), and is still fine.
+    match net.recv(Duration::from_millis(300)) {
+        Err(common::RecvError::Timeout) => {}
+        other => panic!("network subscriber: expected nothing, got {other:?}"),
+    }
+    net.must_leave();
+    stop(router);
+}

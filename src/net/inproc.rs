@@ -22,7 +22,7 @@
 //! router side closed and everything sent before was received; the shard ends the session when
 //! the client closed or dropped every clone of its end.
 
-use crate::codec::Message;
+use crate::codec::{self, DecodeError, Message, Payload, MAX_ID};
 use atomic_waker::AtomicWaker;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use std::future::poll_fn;
@@ -30,8 +30,15 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-/// A message for the client with its estimated size (credit returned on receipt).
-type Sized = (Message, usize);
+/// A message for the client with its estimated size (credit returned on receipt). Shared by
+/// the local recipients of one fan-out; see [`unshare`].
+type Sized = (Arc<Message>, usize);
+
+/// The message itself: taken as is by its last holder (usually the only one), copied otherwise
+/// (on the receiving client's thread, not the shard's).
+fn unshare(m: Arc<Message>) -> Message {
+    Arc::try_unwrap(m).unwrap_or_else(|shared| (*shared).clone())
+}
 
 /// The state both ends share.
 struct Pipe {
@@ -124,14 +131,14 @@ impl LocalTransport {
             Ok((m, size)) => {
                 p.in_flight.fetch_sub(size, Ordering::AcqRel);
                 p.credit_waker.wake();
-                Some(Some(m))
+                Some(Some(unshare(m)))
             }
             Err(TryRecvError::Empty) if p.router_closed.load(Ordering::Acquire) => {
                 // Closed after its last send: anything sent is visible now.
                 match p.to_client.1.try_recv() {
                     Ok((m, size)) => {
                         p.in_flight.fetch_sub(size, Ordering::AcqRel);
-                        Some(Some(m))
+                        Some(Some(unshare(m)))
                     }
                     Err(_) => Some(None),
                 }
@@ -226,7 +233,7 @@ impl RouterEnd {
     }
 
     /// Sends a message to the client, counting `size` estimated bytes against the credit.
-    pub fn send(&self, m: Message, size: usize) {
+    pub fn send(&self, m: Arc<Message>, size: usize) {
         let p = &*self.0;
         if p.client_closed.load(Ordering::Acquire) {
             return;
@@ -276,6 +283,93 @@ pub fn approx_size(m: &Message) -> usize {
     ENVELOPE + payload
 }
 
+/// Checks what decoding would have checked on a network session, for a message built in
+/// memory: IDs within [0, 2^53], reason and error URIs valid, and an already-encoded payload
+/// really is a list/dict in its format (it may be spliced into other peers' frames as is).
+pub fn validate(m: &Message) -> Result<(), DecodeError> {
+    const NONE: (&str, &str, u64) = ("", "", 0);
+    let ids: [(&'static str, &'static str, u64); 2] = match m {
+        Message::Welcome(x) => [("WELCOME", "Session", x.session), NONE],
+        Message::Error(x) => [("ERROR", "REQUEST.Request", x.request), NONE],
+        Message::Publish(x) => [("PUBLISH", "Request", x.request), NONE],
+        Message::Published(x) => [
+            ("PUBLISHED", "Request", x.request),
+            ("PUBLISHED", "Publication", x.publication),
+        ],
+        Message::Subscribe(x) => [("SUBSCRIBE", "Request", x.request), NONE],
+        Message::Subscribed(x) => [
+            ("SUBSCRIBED", "Request", x.request),
+            ("SUBSCRIBED", "Subscription", x.subscription),
+        ],
+        Message::Unsubscribe(x) => [
+            ("UNSUBSCRIBE", "Request", x.request),
+            ("UNSUBSCRIBE", "Subscription", x.subscription),
+        ],
+        Message::Unsubscribed(x) => [("UNSUBSCRIBED", "Request", x.request), NONE],
+        Message::Event(x) => [
+            ("EVENT", "Subscription", x.subscription),
+            ("EVENT", "Publication", x.publication),
+        ],
+        Message::EventReceived(x) => [("EVENT_RECEIVED", "Publication", x.publication), NONE],
+        Message::Call(x) => [("CALL", "Request", x.request), NONE],
+        Message::Cancel(x) => [("CANCEL", "Request", x.request), NONE],
+        Message::Result(x) => [("RESULT", "Request", x.request), NONE],
+        Message::Register(x) => [("REGISTER", "Request", x.request), NONE],
+        Message::Registered(x) => [
+            ("REGISTERED", "Request", x.request),
+            ("REGISTERED", "Registration", x.registration),
+        ],
+        Message::Unregister(x) => [
+            ("UNREGISTER", "Request", x.request),
+            ("UNREGISTER", "Registration", x.registration),
+        ],
+        Message::Unregistered(x) => [("UNREGISTERED", "Request", x.request), NONE],
+        Message::Invocation(x) => [
+            ("INVOCATION", "Request", x.request),
+            ("INVOCATION", "Registration", x.registration),
+        ],
+        Message::Interrupt(x) => [("INTERRUPT", "Request", x.request), NONE],
+        Message::Yield(x) => [("YIELD", "Request", x.request), NONE],
+        _ => [NONE, NONE],
+    };
+    for (message, field, v) in ids {
+        if v > MAX_ID {
+            return Err(DecodeError::IdOutOfRange { message, field });
+        }
+    }
+    let reason = match m {
+        Message::Abort(x) => Some(("ABORT", "Reason", &x.reason)),
+        Message::Goodbye(x) => Some(("GOODBYE", "Reason", &x.reason)),
+        Message::Error(x) => Some(("ERROR", "Error", &x.error)),
+        _ => None,
+    };
+    if let Some((message, field, uri)) = reason {
+        if codec::uri::validate_uri(uri, codec::uri::UriCheck::Loose).is_err() {
+            return Err(DecodeError::BadUri {
+                message,
+                field,
+                uri: uri.to_string(),
+            });
+        }
+    }
+    let payload = match m {
+        Message::Publish(x) => Some(&x.payload),
+        Message::Event(x) => Some(&x.payload),
+        Message::EventReceived(x) => Some(&x.payload),
+        Message::Call(x) => Some(&x.payload),
+        Message::Invocation(x) => Some(&x.payload),
+        Message::Yield(x) => Some(&x.payload),
+        Message::Result(x) => Some(&x.payload),
+        Message::Error(x) => Some(&x.payload),
+        _ => None,
+    };
+    if let Some(p @ Payload::Encoded(_)) = payload {
+        p.args_values()?;
+        p.kwargs_values()?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,7 +396,7 @@ mod tests {
             Poll::Ready(Some(Message::Goodbye(_)))
         ));
         assert!(router.poll_recv(&mut cx()).is_pending());
-        router.send(goodbye(), 100);
+        router.send(Arc::new(goodbye()), 100);
         assert_eq!(router.in_flight(), 100);
         assert!(router.poll_credit(&mut cx(), 100).is_pending());
         assert!(router.poll_credit(&mut cx(), 101).is_ready());
@@ -314,7 +408,7 @@ mod tests {
     #[test]
     fn router_close_delivers_queued_then_none() {
         let (client, router) = pipe();
-        router.send(goodbye(), 10);
+        router.send(Arc::new(goodbye()), 10);
         drop(router);
         assert!(client.is_closed_by_router());
         assert!(matches!(client.poll_recv(&mut cx()), Poll::Ready(Some(_))));
@@ -335,7 +429,55 @@ mod tests {
         assert!(matches!(router.poll_recv(&mut cx()), Poll::Ready(Some(_))));
         assert!(matches!(router.poll_recv(&mut cx()), Poll::Ready(None)));
         // A closed client releases a writer waiting for credit.
-        router.send(goodbye(), 1000);
+        router.send(Arc::new(goodbye()), 1000);
         assert!(router.poll_credit(&mut cx(), 10).is_ready());
+    }
+
+    #[test]
+    fn a_shared_message_reaches_every_client_whole() {
+        let (a, ra) = pipe();
+        let (b, rb) = pipe();
+        let m = Arc::new(goodbye());
+        ra.send(m.clone(), 100);
+        rb.send(m, 100);
+        // The first receiver copies (the other pipe still holds it), the last one takes it.
+        assert!(matches!(a.poll_recv(&mut cx()), Poll::Ready(Some(g)) if g == goodbye()));
+        assert!(matches!(b.poll_recv(&mut cx()), Poll::Ready(Some(g)) if g == goodbye()));
+        assert_eq!(ra.in_flight() + rb.in_flight(), 0);
+    }
+
+    #[test]
+    fn rejects_what_decode_would() {
+        let bad = Message::Goodbye(Goodbye {
+            details: Default::default(),
+            reason: Uri::from("not a uri"),
+        });
+        assert!(validate(&bad).is_err());
+        assert!(validate(&goodbye()).is_ok());
+        let big = Message::Cancel(codec::Cancel {
+            request: MAX_ID + 1,
+            options: Default::default(),
+        });
+        assert!(validate(&big).is_err());
+        let garbage = Message::Yield(codec::Yield {
+            request: 1,
+            options: Default::default(),
+            payload: Payload::Encoded(codec::EncodedPayload {
+                format: codec::Serializer::Json,
+                args: Some(bytes::Bytes::from_static(b"[1,")),
+                kwargs: None,
+            }),
+        });
+        assert!(validate(&garbage).is_err());
+        let fine = Message::Yield(codec::Yield {
+            request: 1,
+            options: Default::default(),
+            payload: Payload::Encoded(codec::EncodedPayload {
+                format: codec::Serializer::Json,
+                args: Some(bytes::Bytes::from_static(b"[1,2]")),
+                kwargs: Some(bytes::Bytes::from_static(b"{\"a\":1}")),
+            }),
+        });
+        assert_eq!(validate(&fine), Ok(()));
     }
 }

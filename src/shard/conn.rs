@@ -67,7 +67,10 @@ impl SessionHandle {
     /// itself for an in-process session.
     pub fn frame(&self, m: &codec::Message) -> OutFrame {
         if self.local {
-            OutFrame::Local(Box::new((m.clone(), crate::net::inproc::approx_size(m))))
+            OutFrame::Local(
+                std::sync::Arc::new(m.clone()),
+                crate::net::inproc::approx_size(m),
+            )
         } else {
             OutFrame::Message(codec::encode(self.serializer, m))
         }
@@ -646,7 +649,7 @@ fn frame_into(framer: &mut Framer, handle: &SessionHandle, f: OutFrame, out: &mu
                 OutFrame::Ping(b) => (rawsocket::FrameKind::Ping, b),
                 OutFrame::Pong(b) => (rawsocket::FrameKind::Pong, b),
                 // Only in-process sessions are given values.
-                OutFrame::Local(_) => return,
+                OutFrame::Local(..) => return,
             };
             if payload.len() > *peer_max {
                 // The shard keeps routed messages this big from reaching the queue; this is
@@ -679,7 +682,7 @@ fn frame_into(framer: &mut Framer, handle: &SessionHandle, f: OutFrame, out: &mu
             }
             OutFrame::Ping(b) => websocket::encode_ping(Role::Server, &b, out),
             OutFrame::Pong(b) => websocket::encode_pong(Role::Server, &b, out),
-            OutFrame::Local(_) => {}
+            OutFrame::Local(..) => {}
         },
     }
 }

@@ -3,8 +3,11 @@
 //! [`LocalConnector::connect`] makes a pipe and sends its router end to a shard (round-robin)
 //! as [`ShardMsg::LocalConn`]; the shard runs `serve`, the in-process twin of the network
 //! connection driver: the same session state machine, authentication, authorization, meta API,
-//! hello timeout and mesh backpressure, with `Message` values in place of frames. Outgoing
-//! messages reach the session's bounded [`Outbound`] queue as
+//! hello timeout and mesh backpressure, with `Message` values in place of frames. Each message
+//! from the client first passes [`inproc::validate`], the checks decoding makes on a network
+//! session (IDs, reason URIs, already-encoded payloads), so a bad one meets the same protocol
+//! violation handling and never reaches another peer. Outgoing
+//! messages reach the session's bounded [`Outbound`](super::outbound::Outbound) queue as
 //! `OutFrame::Local` values (see `SessionHandle::frame`), and a writer task moves them into the
 //! pipe while the client has credit, so the slow-consumer policy applies unchanged.
 
@@ -129,7 +132,9 @@ pub(super) async fn serve(shard: Rc<Shard>, end: RouterEnd) {
             if handle.outbound.is_closing() || handle.done.is_set() {
                 break 'read;
             }
-            on_input(&shard, &handle, Ok(m), &mut outputs).await;
+            // What decoding checks on a network session (the message was built in memory).
+            let checked = inproc::validate(&m).map(|()| m);
+            on_input(&shard, &handle, checked, &mut outputs).await;
             taken += 1;
             if taken < READ_BATCH {
                 next = end.try_recv();
@@ -181,8 +186,7 @@ async fn writer(end: Rc<RouterEnd>, handle: Rc<SessionHandle>, credit: usize) {
         .await;
         let Some(close) = close else { break };
         for f in batch.drain(..) {
-            if let OutFrame::Local(b) = f {
-                let (m, size) = *b;
+            if let OutFrame::Local(m, size) = f {
                 end.send(m, size);
             }
         }

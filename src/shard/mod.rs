@@ -342,10 +342,20 @@ impl Shard {
                         if let Some(h) = self.session(to) {
                             self.call_timer.on_reply(to, &msg, &self.metrics);
                             self.metrics.count_limit_error(&msg);
-                            let frame = h.frame(&msg);
-                            if matches!(&frame, OutFrame::Message(b) if b.len() > h.peer_max) {
-                                self.too_big_for_peer(&h, &msg);
-                            } else if self.deliver(&h, frame, msg.code()) {
+                            let code = msg.code();
+                            let frame = if h.local {
+                                // Moved, not copied (SessionHandle::frame would clone it).
+                                let size = crate::net::inproc::approx_size(&msg);
+                                OutFrame::Local(Arc::new(msg), size)
+                            } else {
+                                let b = codec::encode(h.serializer, &msg);
+                                if b.len() > h.peer_max {
+                                    self.too_big_for_peer(&h, &msg);
+                                    continue;
+                                }
+                                OutFrame::Message(b)
+                            };
+                            if self.deliver(&h, frame, code) {
                                 count_out();
                             }
                         }
@@ -353,11 +363,16 @@ impl Shard {
                     Action::SendMany { to, msg } => {
                         // Encode once per serializer, share the frame between recipients.
                         let mut frames: [Option<bytes::Bytes>; 2] = [None, None];
+                        // Local recipients share the message itself (see OutFrame::Local).
+                        let mut local_size = None;
                         let message_code = msg.code();
                         for id in to {
                             if let Some(h) = self.session(id) {
                                 let frame = if h.local {
-                                    h.frame(&msg)
+                                    let size = *local_size.get_or_insert_with(|| {
+                                        crate::net::inproc::approx_size(&msg)
+                                    });
+                                    OutFrame::Local(msg.clone(), size)
                                 } else {
                                     OutFrame::Message(
                                         frames[h.serializer.index()]

@@ -21,16 +21,18 @@ pub enum OutFrame {
     Ping(Bytes),
     /// Transport keep-alive answer.
     Pong(Bytes),
-    /// A WAMP message for an in-process session, not encoded (boxed: keeps every queue entry
-    /// of network sessions small), with its estimated size for the byte limit.
-    Local(Box<(crate::codec::Message, usize)>),
+    /// A WAMP message for an in-process session, not encoded, with its estimated size for the
+    /// byte limit. Shared (`Arc`) by every local recipient of one fan-out and moved, not copied,
+    /// for a single recipient: the shard never deep-copies a payload for a local session; a
+    /// client copies a shared message on its own thread when it receives it.
+    Local(std::sync::Arc<crate::codec::Message>, usize),
 }
 
 impl OutFrame {
     fn len(&self) -> usize {
         match self {
             OutFrame::Message(b) | OutFrame::Ping(b) | OutFrame::Pong(b) => b.len(),
-            OutFrame::Local(m) => m.1,
+            OutFrame::Local(_, size) => *size,
         }
     }
 }
