@@ -367,7 +367,8 @@ impl Invocation {
 
     /// Progressive invocations: the next chunk the caller sent (a further CALL with the same
     /// request), including the final one; `None` after the final one, or if this invocation
-    /// is not progressive.
+    /// is not progressive. Chunks queue until read, without a bound; once the handler has
+    /// answered, later chunks are dropped.
     pub async fn next_chunk(&mut self) -> Option<(Vec<Value>, Dict)> {
         if !self.is_progressive() {
             return None;
@@ -433,8 +434,11 @@ impl CallHandle {
         self.request
     }
 
-    /// The next result: progressive ones (`progress == true`), then the final one, then
-    /// `None`. Errors (ERROR, timeout, connection lost) end the call.
+    /// The next result: progressive ones (`progress == true`, only if the call was made
+    /// with `CallOptions::receive_progress = Some(true)`; otherwise a router's progressive
+    /// RESULTs are dropped), then the final one, then `None`. Errors (ERROR, timeout,
+    /// connection lost) end the call. Progressive results queue in the handle until read,
+    /// without a bound: read them (or drop the handle) as they come.
     pub async fn next(&mut self) -> Option<Result<CallResult, Error>> {
         if self.done {
             return None;
@@ -449,7 +453,7 @@ impl CallHandle {
         let r = match item {
             None => {
                 self.done = true;
-                self.inner.forget(self.request);
+                self.inner.forget(self.request, self.generation);
                 self.inner.send_in(
                     self.generation,
                     crate::codec::Message::Cancel(crate::codec::Cancel {
@@ -480,7 +484,7 @@ impl CallHandle {
         };
         if !matches!(&r, Ok(c) if c.progress) {
             self.done = true;
-            self.inner.forget(self.request);
+            self.inner.forget(self.request, self.generation);
         }
         Some(r)
     }
@@ -544,7 +548,7 @@ impl CallHandle {
 impl Drop for CallHandle {
     fn drop(&mut self) {
         if !self.done {
-            self.inner.forget(self.request);
+            self.inner.forget(self.request, self.generation);
         }
     }
 }
@@ -630,7 +634,10 @@ impl Client {
                 + Duration::from_secs(1)
         });
         let progressive = opts.progress == Some(true);
-        let (request, generation, rx) = self.inner.request(session::Kind::Plain, |request| {
+        let kind = session::Kind::Call {
+            progress: opts.receive_progress == Some(true),
+        };
+        let (request, generation, rx) = self.inner.request(kind, |request| {
             crate::codec::Message::Call(crate::codec::Call {
                 request,
                 options: opts,

@@ -38,6 +38,10 @@ const MAX_CHALLENGES: usize = 4;
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Kind {
     Plain,
+    /// A CALL; `progress`: it asked for progressive results.
+    Call {
+        progress: bool,
+    },
     Register(u64),
     Subscribe(u64),
 }
@@ -391,6 +395,9 @@ impl Inner {
         let generation = {
             let mut st = self.st.borrow_mut();
             st.generation += 1;
+            // Request IDs are session-scoped: each session counts from 1 (nothing of the
+            // previous session is pending any more, see `teardown`).
+            st.next_request = 1;
             let generation = st.generation;
             st.conn = Some(Conn {
                 out: out.clone(),
@@ -556,7 +563,18 @@ impl Inner {
                 let mut st = self.st.borrow_mut();
                 let progress = r.details.progress == Some(true);
                 let p = if progress {
-                    st.pending.get(&r.request).map(|p| p.tx.clone())
+                    // Only a call that asked for progressive results gets them; anything
+                    // else would queue without bound (or keep a finished request pending).
+                    match st.pending.get(&r.request) {
+                        Some(p) if matches!(p.kind, Kind::Call { progress: true }) => {
+                            Some(p.tx.clone())
+                        }
+                        Some(_) => {
+                            tracing::debug!("dropping an unasked-for progressive RESULT");
+                            None
+                        }
+                        None => None,
+                    }
                 } else {
                     st.pending.remove(&r.request).map(|p| p.tx)
                 };
@@ -578,7 +596,7 @@ impl Inner {
                         Kind::Subscribe(key) => {
                             self.st.borrow_mut().subs.remove(&key);
                         }
-                        Kind::Plain => {}
+                        Kind::Plain | Kind::Call { .. } => {}
                     }
                     p.tx.push(Err(wamp_error(e)));
                 }
@@ -676,10 +694,19 @@ impl Inner {
             }
             Message::Abort(a) => return Some(format!("router aborted: {}", a.reason)),
             other => {
-                return Some(format!(
-                    "protocol: unexpected {} from the router",
-                    other.name()
-                ))
+                // E.g. a second WELCOME, or a message only a router receives: the session is
+                // unusable; tell the router why before closing (the writer drains it).
+                let reason = format!("protocol: unexpected {} from the router", other.name());
+                let mut details = Dict::new();
+                details.insert("message".into(), Value::Str(reason.clone()));
+                self.send_in(
+                    generation,
+                    Message::Abort(codec::Abort {
+                        details,
+                        reason: Uri::from("wamp.error.protocol_violation"),
+                    }),
+                );
+                return Some(reason);
             }
         }
         None
@@ -900,9 +927,14 @@ impl Inner {
         Ok((request, generation, tx))
     }
 
-    /// Drops a pending request (its reply, if any, is ignored).
-    pub(crate) fn forget(&self, request: Id) {
-        self.st.borrow_mut().pending.remove(&request);
+    /// Drops a pending request of the connection `generation` (its reply, if any, is
+    /// ignored); a no-op once that connection is gone, as request IDs restart with each
+    /// session and the ID may be another request's by now.
+    pub(crate) fn forget(&self, request: Id, generation: u64) {
+        let mut st = self.st.borrow_mut();
+        if st.generation == generation {
+            st.pending.remove(&request);
+        }
     }
 
     pub(crate) fn session_id(&self) -> Option<Id> {
@@ -1082,7 +1114,7 @@ impl Inner {
         opts: PublishOptions,
     ) -> Result<Option<Id>, Error> {
         let ack = opts.acknowledge == Some(true);
-        let (request, _, rx) = self.request(Kind::Plain, |request| {
+        let (request, generation, rx) = self.request(Kind::Plain, |request| {
             Message::Publish(codec::Publish {
                 request,
                 options: opts,
@@ -1091,7 +1123,7 @@ impl Inner {
             })
         })?;
         if !ack {
-            self.forget(request);
+            self.forget(request, generation);
             return Ok(None);
         }
         match reply(&rx).await? {
