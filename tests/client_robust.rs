@@ -259,3 +259,62 @@ fn an_expensive_wampcra_challenge_is_refused() {
         "no AUTHENTICATE"
     );
 }
+
+#[test]
+fn no_progressive_yield_after_the_final_one() {
+    let (listener, port) = listen();
+    let (report, reports) = mpsc::channel::<(&'static str, Json)>();
+    let peer = std::thread::spawn(move || {
+        let mut s = accept(&listener);
+        welcome(&mut s, 1);
+        let reg = read(&mut s);
+        assert_eq!(reg[0], 64, "REGISTER: {reg}");
+        write(&mut s, json!([65, reg[1], 900]));
+        // The handler returns at once but keeps the Invocation for a later progress().
+        write(&mut s, json!([68, 8, 900, {"receive_progress": true}, [1]]));
+        report.send(("yield", read(&mut s))).expect("report");
+        // Whatever comes next must be the GOODBYE of leave, not a progressive YIELD.
+        report.send(("next", read(&mut s))).expect("report");
+        write(&mut s, json!([6, {}, "wamp.close.goodbye_and_out"]));
+    });
+    client_support::run(LIMIT, async move {
+        let c = Client::connect(config(port)).await.expect("joins");
+        let late = client_support::Recorder::<Result<(), String>>::default();
+        {
+            let late = late.clone();
+            c.register("com.p", RegisterOptions::default(), move |inv| {
+                let late = late.clone();
+                async move {
+                    glommio::spawn_local(async move {
+                        glommio::timer::sleep(Duration::from_millis(50)).await;
+                        late.push(inv.progress(Yield::empty()).map_err(|e| format!("{e:?}")));
+                    })
+                    .detach();
+                    Ok(Yield::empty())
+                }
+            })
+            .await
+            .expect("registers");
+        }
+        client_support::until(Duration::from_secs(10), "the late progress", || {
+            !late.is_empty()
+        })
+        .await;
+        let got = late.snapshot();
+        assert!(
+            matches!(&got[0], Err(m) if m.contains("Invalid")),
+            "progress() after the handler returned: {got:?}"
+        );
+        client_support::bounded(Duration::from_secs(10), "leave", c.leave())
+            .await
+            .expect("left");
+    });
+    let got = |what: &str| {
+        let (k, v) = reports.recv_timeout(READ).expect("peer report");
+        assert_eq!(k, what);
+        v
+    };
+    assert_eq!(got("yield"), json!([70, 8, {}]));
+    assert_eq!(got("next")[0], 6, "GOODBYE, not a late YIELD");
+    peer.join().expect("scripted router");
+}

@@ -354,8 +354,9 @@ impl Invocation {
     }
 
     /// Sends a progressive result (YIELD with progress=true). [`Error::Invalid`] if the caller
-    /// did not ask for them; [`Error::Transport`] if the connection that brought the
-    /// invocation is gone.
+    /// did not ask for them, or if the handler already returned (its answer was the final
+    /// YIELD or ERROR); [`Error::Transport`] if the connection that brought the invocation is
+    /// gone.
     pub fn progress(&self, y: Yield) -> Result<(), Error> {
         if !self.receive_progress() {
             return Err(Error::Invalid(

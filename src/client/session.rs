@@ -132,10 +132,16 @@ pub(crate) struct InvState {
     pub(crate) interrupt: Signal,
     /// The handler answered before the final chunk: later chunks are dropped.
     finished: Cell<bool>,
+    /// The handler answered (YIELD or ERROR queued): no more progressive results.
+    answered: Cell<bool>,
 }
 
 impl InvState {
     pub(crate) fn send_progress(&self, y: Yield) -> Result<(), Error> {
+        if self.answered.get() {
+            // A progressive YIELD after the final one is a protocol violation.
+            return Err(Error::Invalid("the invocation was already answered".into()));
+        }
         self.inner.send_checked(
             self.generation,
             Message::Yield(codec::Yield {
@@ -814,6 +820,7 @@ impl Inner {
             interrupted: Cell::new(None),
             interrupt: Signal::default(),
             finished: Cell::new(false),
+            answered: Cell::new(false),
         });
         if !more {
             state.chunks.close();
@@ -835,6 +842,7 @@ impl Inner {
         let request = inv.request;
         glommio::spawn_local(async move {
             let result = handler(invocation).await;
+            state.answered.set(true);
             {
                 let mut st = inner.st.borrow_mut();
                 if st
