@@ -318,3 +318,24 @@ fn no_progressive_yield_after_the_final_one() {
     assert_eq!(got("next")[0], 6, "GOODBYE, not a late YIELD");
     peer.join().expect("scripted router");
 }
+
+#[test]
+fn an_undecodable_message_is_answered_with_abort() {
+    let (listener, port) = listen();
+    let peer = std::thread::spawn(move || {
+        let mut s = accept(&listener);
+        welcome(&mut s, 1);
+        // Arguments that are not a list.
+        write(&mut s, json!([36, 1, 1, {}, "not a list"]));
+        let abort = read(&mut s);
+        (abort, try_read(&mut s).is_none())
+    });
+    client_support::run(LIMIT, async move {
+        let c = Client::connect(config(port)).await.expect("joins");
+        client_support::bounded(Duration::from_secs(10), "closing", c.closed()).await;
+    });
+    let (abort, eof) = peer.join().expect("scripted router");
+    assert_eq!(abort[0], 3, "ABORT: {abort}");
+    assert_eq!(abort[2], "wamp.error.protocol_violation");
+    assert!(eof, "then the connection closes");
+}

@@ -447,6 +447,11 @@ impl Inner {
                 .await;
             match next {
                 None => break "connection closed".to_owned(),
+                Some(Err(Error::Protocol(m))) => {
+                    // A message that does not decode: the router broke the protocol.
+                    self.abort_violation(generation, &m);
+                    break format!("protocol: {m}");
+                }
                 Some(Err(e)) => break e.to_string(),
                 Some(Ok(None)) => break "connection closed by the router".to_owned(),
                 Some(Ok(Some(m))) => {
@@ -702,20 +707,25 @@ impl Inner {
             other => {
                 // E.g. a second WELCOME, or a message only a router receives: the session is
                 // unusable; tell the router why before closing (the writer drains it).
-                let reason = format!("protocol: unexpected {} from the router", other.name());
-                let mut details = Dict::new();
-                details.insert("message".into(), Value::Str(reason.clone()));
-                self.send_in(
-                    generation,
-                    Message::Abort(codec::Abort {
-                        details,
-                        reason: Uri::from("wamp.error.protocol_violation"),
-                    }),
-                );
-                return Some(reason);
+                let reason = format!("unexpected {} from the router", other.name());
+                self.abort_violation(generation, &reason);
+                return Some(format!("protocol: {reason}"));
             }
         }
         None
+    }
+
+    /// Queues ABORT `wamp.error.protocol_violation` (before the connection is closed).
+    fn abort_violation(&self, generation: u64, message: &str) {
+        let mut details = Dict::new();
+        details.insert("message".into(), Value::Str(message.to_owned()));
+        self.send_in(
+            generation,
+            Message::Abort(codec::Abort {
+                details,
+                reason: Uri::from("wamp.error.protocol_violation"),
+            }),
+        );
     }
 
     fn reply_plain(&self, request: Id, m: Message) {
