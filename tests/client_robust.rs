@@ -254,9 +254,10 @@ fn an_expensive_wampcra_challenge_is_refused() {
             "{e:?}"
         );
     });
+    let answer = peer.join().expect("scripted router");
     assert!(
-        peer.join().expect("scripted router").is_none(),
-        "no AUTHENTICATE"
+        answer.as_ref().is_none_or(|m| m[0] == 3),
+        "no AUTHENTICATE: {answer:?}"
     );
 }
 
@@ -338,4 +339,39 @@ fn an_undecodable_message_is_answered_with_abort() {
     assert_eq!(abort[0], 3, "ABORT: {abort}");
     assert_eq!(abort[2], "wamp.error.protocol_violation");
     assert!(eof, "then the connection closes");
+}
+
+#[test]
+fn a_challenge_for_a_method_not_offered_is_aborted() {
+    for (method, auth) in [
+        ("ticket", Auth::default()),
+        (
+            "cryptosign",
+            Auth::Ticket {
+                authid: "joe".into(),
+                ticket: "secret".into(),
+            },
+        ),
+    ] {
+        let (listener, port) = listen();
+        let peer = std::thread::spawn(move || {
+            let mut s = accept(&listener);
+            let _hello = read(&mut s);
+            write(&mut s, json!([4, method, {"challenge": "x"}]));
+            let answer = try_read(&mut s);
+            (answer, try_read(&mut s).is_none())
+        });
+        client_support::run(LIMIT, async move {
+            let e = Client::connect(config(port).auth(auth))
+                .await
+                .err()
+                .expect("refused");
+            assert!(matches!(&e, Error::Protocol(_)), "{e:?}");
+        });
+        let (answer, eof) = peer.join().expect("scripted router");
+        let answer = answer.expect("an answer before closing");
+        assert_eq!(answer[0], 3, "ABORT, not AUTHENTICATE: {answer}");
+        assert_eq!(answer[2], "wamp.error.protocol_violation");
+        assert!(eof, "then the connection closes");
+    }
 }

@@ -294,12 +294,19 @@ impl Inner {
                 }
                 Message::Challenge(ch) if challenges < MAX_CHALLENGES => {
                     challenges += 1;
-                    let reply = auth::respond(&self.cfg.auth, &ch)?;
-                    writer.send(Message::Authenticate(reply)).await?;
+                    match auth::respond(&self.cfg.auth, &ch) {
+                        Ok(reply) => writer.send(Message::Authenticate(reply)).await?,
+                        Err(e) => {
+                            // A method not offered, a malformed or unreasonable challenge.
+                            abort_join(&mut writer, &e.to_string()).await;
+                            return Err(e);
+                        }
+                    }
                 }
                 other => {
-                    writer.close().await;
-                    return Err(Error::Protocol(format!("{} while joining", other.name())));
+                    let e = format!("{} while joining", other.name());
+                    abort_join(&mut writer, &e).await;
+                    return Err(Error::Protocol(e));
                 }
             }
         }
@@ -1176,6 +1183,19 @@ impl Inner {
         let _ = timeout(LEAVE_TIMEOUT, self.closed.wait()).await;
         Ok(())
     }
+}
+
+/// Sends ABORT `wamp.error.protocol_violation` (best effort) and closes a link being joined.
+async fn abort_join(writer: &mut LinkWriter, message: &str) {
+    let mut details = Dict::new();
+    details.insert("message".into(), Value::Str(message.to_owned()));
+    let _ = writer
+        .send(Message::Abort(codec::Abort {
+            details,
+            reason: Uri::from("wamp.error.protocol_violation"),
+        }))
+        .await;
+    writer.close().await;
 }
 
 /// The single reply to a request.
