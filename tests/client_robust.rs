@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value as Json};
 use switchyard::client::{
-    Auth, CallOptions, Client, ClientConfig, Dict, Error, PublishOptions, ReconnectPolicy,
-    RegisterOptions, Serializer, Value, Yield,
+    Auth, CallError, CallOptions, CancelMode, Client, ClientConfig, Dict, Error, PublishOptions,
+    ReconnectPolicy, RegisterOptions, Serializer, Value, Yield,
 };
 
 /// Bound on a whole test.
@@ -374,4 +374,43 @@ fn a_challenge_for_a_method_not_offered_is_aborted() {
         assert_eq!(answer[2], "wamp.error.protocol_violation");
         assert!(eof, "then the connection closes");
     }
+}
+
+#[test]
+fn a_lost_connection_interrupts_running_invocations() {
+    let (listener, port) = listen();
+    let peer = std::thread::spawn(move || {
+        let mut s = accept(&listener);
+        welcome(&mut s, 1);
+        let reg = read(&mut s);
+        assert_eq!(reg[0], 64, "REGISTER: {reg}");
+        write(&mut s, json!([65, reg[1], 900]));
+        write(&mut s, json!([68, 3, 900, {}]));
+        // Give the handler time to start, then drop the connection.
+        std::thread::sleep(Duration::from_millis(200));
+        drop(s);
+    });
+    client_support::run(LIMIT, async move {
+        let c = Client::connect(config(port)).await.expect("joins");
+        let modes = client_support::Recorder::<CancelMode>::default();
+        {
+            let modes = modes.clone();
+            c.register("com.slow", RegisterOptions::default(), move |inv| {
+                let modes = modes.clone();
+                async move {
+                    modes.push(inv.wait_interrupted().await);
+                    Err(CallError::new("wamp.error.canceled"))
+                }
+            })
+            .await
+            .expect("registers");
+        }
+        client_support::until(Duration::from_secs(10), "the handler to stop", || {
+            !modes.is_empty()
+        })
+        .await;
+        assert_eq!(modes.snapshot(), vec![CancelMode::KillNoWait]);
+        client_support::bounded(Duration::from_secs(10), "closing", c.closed()).await;
+    });
+    peer.join().expect("scripted router");
 }

@@ -382,13 +382,16 @@ impl Invocation {
         self.state.progressive
     }
 
-    /// The mode of the INTERRUPT received for this invocation, if any.
+    /// The mode of the INTERRUPT received for this invocation, if any (`KillNoWait` once the
+    /// connection that brought it is lost).
     pub fn interrupted(&self) -> Option<CancelMode> {
         self.state.interrupted.get()
     }
 
-    /// Resolves when the caller cancels (INTERRUPT); use it in a select with the work. The
-    /// handler still answers (typically `CallError::new("wamp.error.canceled")`).
+    /// Resolves when the caller cancels (INTERRUPT), or when the connection that brought the
+    /// invocation is lost (mode `KillNoWait`: the answer can no longer be delivered); use it
+    /// in a select with the work. The handler still answers (typically
+    /// `CallError::new("wamp.error.canceled")`).
     pub async fn wait_interrupted(&self) -> CancelMode {
         self.state.interrupt.wait().await;
         self.state.interrupted.get().unwrap_or_default()

@@ -499,6 +499,11 @@ impl Inner {
         }
         for (_, inv) in invocations {
             inv.chunks.close();
+            // Their answers cannot reach the caller any more: let the handlers stop.
+            if inv.interrupted.get().is_none() {
+                inv.interrupted.set(Some(codec::CancelMode::KillNoWait));
+            }
+            inv.interrupt.set();
         }
     }
 
