@@ -414,3 +414,59 @@ fn a_lost_connection_interrupts_running_invocations() {
     });
     peer.join().expect("scripted router");
 }
+
+#[test]
+fn an_abandoned_register_leaves_no_handler_behind() {
+    let (listener, port) = listen();
+    let (report, reports) = mpsc::channel::<Json>();
+    let peer = std::thread::spawn(move || {
+        let mut s = accept(&listener);
+        welcome(&mut s, 1);
+        let reg = read(&mut s);
+        assert_eq!(reg[0], 64, "REGISTER: {reg}");
+        // Answered only after the client stopped waiting (it publishes to say so).
+        let p = read(&mut s);
+        assert_eq!(p[0], 16, "PUBLISH: {p}");
+        write(&mut s, json!([65, reg[1], 900]));
+        write(&mut s, json!([68, 4, 900, {}]));
+        report.send(read(&mut s)).expect("report");
+        let bye = read(&mut s);
+        assert_eq!(bye[0], 6, "GOODBYE: {bye}");
+        write(&mut s, json!([6, {}, "wamp.close.goodbye_and_out"]));
+    });
+    client_support::run(LIMIT, async move {
+        let c = Client::connect(config(port)).await.expect("joins");
+        let ran = client_support::Recorder::<u64>::default();
+        let registering = {
+            let ran = ran.clone();
+            c.register("com.p", RegisterOptions::default(), move |inv| {
+                ran.push(inv.request);
+                async move { Ok(Yield::empty()) }
+            })
+        };
+        let abandoned = futures_lite::future::or(async { Some(registering.await) }, async {
+            glommio::timer::sleep(Duration::from_millis(100)).await;
+            None
+        })
+        .await;
+        assert!(abandoned.is_none(), "no REGISTERED yet");
+        c.publish("t", vec![], Dict::new(), PublishOptions::default())
+            .await
+            .expect("publish");
+        glommio::timer::sleep(Duration::from_millis(300)).await;
+        assert!(
+            ran.is_empty(),
+            "the abandoned handler ran: {:?}",
+            ran.snapshot()
+        );
+        client_support::bounded(Duration::from_secs(10), "leave", c.leave())
+            .await
+            .expect("left");
+    });
+    let answer = reports.recv_timeout(READ).expect("peer report");
+    assert_eq!(
+        answer,
+        json!([8, 68, 4, {}, "wamp.error.no_such_registration"])
+    );
+    peer.join().expect("scripted router");
+}

@@ -662,7 +662,9 @@ impl Client {
     }
 
     /// Registers `procedure` with `handler`; each invocation runs `handler` in a task of its
-    /// own. The registration is restored after a reconnect.
+    /// own. The registration is restored after a reconnect. Dropping the returned future
+    /// before the answer abandons it: the handler is forgotten and a late REGISTERED is
+    /// ignored (the router's INVOCATIONs for it get `wamp.error.no_such_registration`).
     pub async fn register<F, Fut>(
         &self,
         procedure: &str,
@@ -693,7 +695,8 @@ impl Client {
     }
 
     /// Subscribes to `topic`; `handler` is called for each event, inline in the client's
-    /// reading task. The subscription is restored after a reconnect.
+    /// reading task. The subscription is restored after a reconnect. Dropping the returned
+    /// future before the answer abandons it (the handler is forgotten).
     pub async fn subscribe<F>(
         &self,
         topic: &str,

@@ -552,7 +552,7 @@ impl Inner {
         for (uri, sent, is_reg) in waits {
             let result = match sent {
                 Err(e) => Err(e),
-                Ok((_, _, rx)) => reply(&rx).await,
+                Ok((request, generation, rx)) => self.wait_reply(request, generation, &rx).await,
             };
             match result {
                 Ok(_) if is_reg => registrations += 1,
@@ -957,6 +957,20 @@ impl Inner {
         Ok((request, generation, tx))
     }
 
+    /// The reply to `request`; if this future is dropped first, the request is forgotten
+    /// (its pending entry would otherwise stay until the connection ends).
+    async fn wait_reply(
+        &self,
+        request: Id,
+        generation: u64,
+        rx: &Mailbox<Result<Message, Error>>,
+    ) -> Result<Message, Error> {
+        let forget = OnDrop(Some(|| self.forget(request, generation)));
+        let r = reply(rx).await;
+        forget.disarm();
+        r
+    }
+
     /// Drops a pending request of the connection `generation` (its reply, if any, is
     /// ignored); a no-op once that connection is gone, as request IDs restart with each
     /// session and the ID may be another request's by now.
@@ -999,6 +1013,11 @@ impl Inner {
                 confirmed: false,
             },
         );
+        // If this future is dropped before the answer, the entry goes too (else a handler
+        // nobody can unregister would stay, and be restored after reconnects).
+        let entry = OnDrop(Some(|| {
+            self.st.borrow_mut().regs.remove(&key);
+        }));
         let sent = self.request(Kind::Register(key), |request| {
             Message::Register(codec::Register {
                 request,
@@ -1007,9 +1026,10 @@ impl Inner {
             })
         });
         let result = match sent {
-            Ok((_, _, rx)) => reply(&rx).await,
+            Ok((request, generation, rx)) => self.wait_reply(request, generation, &rx).await,
             Err(e) => Err(e),
         };
+        entry.disarm();
         match result {
             Ok(Message::Registered(r)) => Ok((r.registration, key)),
             Ok(other) => {
@@ -1043,13 +1063,13 @@ impl Inner {
         let Some(registration) = router_id else {
             return Ok(()); // disconnected: forgotten
         };
-        let (_, _, rx) = self.request(Kind::Plain, |request| {
+        let (request, generation, rx) = self.request(Kind::Plain, |request| {
             Message::Unregister(codec::Unregister {
                 request,
                 registration,
             })
         })?;
-        reply(&rx).await.map(|_| ())
+        self.wait_reply(request, generation, &rx).await.map(|_| ())
     }
 
     pub(crate) async fn subscribe(
@@ -1069,6 +1089,9 @@ impl Inner {
                 confirmed: false,
             },
         );
+        let entry = OnDrop(Some(|| {
+            self.st.borrow_mut().subs.remove(&key);
+        }));
         let sent = self.request(Kind::Subscribe(key), |request| {
             Message::Subscribe(codec::Subscribe {
                 request,
@@ -1077,9 +1100,10 @@ impl Inner {
             })
         });
         let result = match sent {
-            Ok((_, _, rx)) => reply(&rx).await,
+            Ok((request, generation, rx)) => self.wait_reply(request, generation, &rx).await,
             Err(e) => Err(e),
         };
+        entry.disarm();
         match result {
             Ok(Message::Subscribed(s)) => Ok((s.subscription, key)),
             Ok(other) => {
@@ -1127,13 +1151,13 @@ impl Inner {
         let Some(subscription) = router_id else {
             return Ok(());
         };
-        let (_, _, rx) = self.request(Kind::Plain, |request| {
+        let (request, generation, rx) = self.request(Kind::Plain, |request| {
             Message::Unsubscribe(codec::Unsubscribe {
                 request,
                 subscription,
             })
         })?;
-        reply(&rx).await.map(|_| ())
+        self.wait_reply(request, generation, &rx).await.map(|_| ())
     }
 
     pub(crate) async fn publish(
@@ -1156,7 +1180,7 @@ impl Inner {
             self.forget(request, generation);
             return Ok(None);
         }
-        match reply(&rx).await? {
+        match self.wait_reply(request, generation, &rx).await? {
             Message::Published(p) => Ok(Some(p.publication)),
             other => Err(Error::Protocol(format!(
                 "{} in answer to PUBLISH",
@@ -1201,6 +1225,23 @@ async fn abort_join(writer: &mut LinkWriter, message: &str) {
         }))
         .await;
     writer.close().await;
+}
+
+/// Runs its closure when dropped, unless disarmed.
+struct OnDrop<F: FnOnce()>(Option<F>);
+
+impl<F: FnOnce()> OnDrop<F> {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl<F: FnOnce()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f();
+        }
+    }
 }
 
 /// The single reply to a request.
