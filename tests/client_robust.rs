@@ -470,3 +470,33 @@ fn an_abandoned_register_leaves_no_handler_behind() {
     );
     peer.join().expect("scripted router");
 }
+
+#[test]
+fn an_invocation_reusing_a_running_request_id_is_aborted() {
+    let (listener, port) = listen();
+    let peer = std::thread::spawn(move || {
+        let mut s = accept(&listener);
+        welcome(&mut s, 1);
+        let reg = read(&mut s);
+        assert_eq!(reg[0], 64, "REGISTER: {reg}");
+        write(&mut s, json!([65, reg[1], 900]));
+        write(&mut s, json!([68, 3, 900, {}]));
+        write(&mut s, json!([68, 3, 900, {}]));
+        let abort = read(&mut s);
+        (abort, try_read(&mut s).is_none())
+    });
+    client_support::run(LIMIT, async move {
+        let c = Client::connect(config(port)).await.expect("joins");
+        c.register("com.slow", RegisterOptions::default(), |inv| async move {
+            inv.wait_interrupted().await;
+            Err(CallError::new("wamp.error.canceled"))
+        })
+        .await
+        .expect("registers");
+        client_support::bounded(Duration::from_secs(10), "closing", c.closed()).await;
+    });
+    let (abort, eof) = peer.join().expect("scripted router");
+    assert_eq!(abort[0], 3, "ABORT: {abort}");
+    assert_eq!(abort[2], "wamp.error.protocol_violation");
+    assert!(eof, "then the connection closes");
+}

@@ -690,7 +690,7 @@ impl Inner {
             }
             Message::Published(p) => self.reply_plain(p.request, Message::Published(p)),
             Message::Event(ev) => self.on_event(ev),
-            Message::Invocation(inv) => self.on_invocation(inv, generation),
+            Message::Invocation(inv) => return self.on_invocation(inv, generation),
             Message::Interrupt(i) => {
                 let inv = self.st.borrow().invocations.get(&i.request).cloned();
                 if let Some(inv) = inv {
@@ -778,11 +778,19 @@ impl Inner {
         }
     }
 
-    fn on_invocation(self: &Rc<Self>, inv: codec::Invocation, generation: u64) {
+    /// Runs or continues an invocation; `Some(reason)` ends the connection.
+    fn on_invocation(self: &Rc<Self>, inv: codec::Invocation, generation: u64) -> Option<String> {
         let more = inv.details.progress == Some(true);
         // A further chunk of a progressive invocation?
         let running = self.st.borrow().invocations.get(&inv.request).cloned();
         if let Some(state) = running {
+            if !state.progressive || state.chunks.is_closed() {
+                // The request ID of an invocation in progress, which takes no more chunks:
+                // answering it would answer the first one too.
+                let reason = format!("INVOCATION reuses the running request {}", inv.request);
+                self.abort_violation(generation, &reason);
+                return Some(format!("protocol: {reason}"));
+            }
             if state.progressive && !state.chunks.is_closed() && !state.finished.get() {
                 match parts(&inv.payload) {
                     Ok(p) => {
@@ -797,7 +805,7 @@ impl Inner {
                     self.st.borrow_mut().invocations.remove(&inv.request);
                 }
             }
-            return;
+            return None;
         }
         let target = {
             let st = self.st.borrow();
@@ -816,7 +824,7 @@ impl Inner {
                     Vec::new(),
                 ),
             );
-            return;
+            return None;
         };
         let (args, kwargs) = match parts(&inv.payload) {
             Ok(p) => p,
@@ -830,7 +838,7 @@ impl Inner {
                         vec![Value::Str(e.to_string())],
                     ),
                 );
-                return;
+                return None;
             }
         };
         let state = Rc::new(InvState {
@@ -898,6 +906,7 @@ impl Inner {
             inner.send_in(generation, m);
         })
         .detach();
+        None
     }
 
     // ----- sending -----
