@@ -23,7 +23,9 @@ pub enum Auth {
         ticket: String,
     },
     /// `wampcra`: HMAC-SHA256 challenge-response. Salted secrets are derived with
-    /// PBKDF2-HMAC-SHA256 from the salt, iterations and key length in CHALLENGE.Extra.
+    /// PBKDF2-HMAC-SHA256 from the salt, iterations and key length in CHALLENGE.Extra; a
+    /// challenge asking for more than 100 000 iterations is refused ([`Error::Protocol`]), as
+    /// the derivation runs on the executor.
     WampCra {
         /// The principal.
         authid: String,
@@ -140,6 +142,11 @@ pub(crate) fn hello_details(auth: &Auth, agent: &str) -> HelloDetails {
 }
 
 /// The AUTHENTICATE answering `ch` with the credentials in `auth`.
+/// The most PBKDF2 iterations a salted WAMP-CRA challenge may ask for. Deriving the key runs
+/// on the executor, so an unbounded count would let a router stall the client's thread (and
+/// every task on it); common deployments use 1000.
+const MAX_CRA_ITERATIONS: u64 = 100_000;
+
 pub(crate) fn respond(auth: &Auth, ch: &Challenge) -> Result<Authenticate, Error> {
     if ch.method != auth.method() {
         return Err(Error::Protocol(format!(
@@ -172,7 +179,7 @@ pub(crate) fn respond(auth: &Auth, ch: &Challenge) -> Result<Authenticate, Error
                     let iterations = num("iterations", 1000)?;
                     let keylen = num("keylen", 32)?;
                     if iterations == 0
-                        || iterations > u32::MAX as u64
+                        || iterations > MAX_CRA_ITERATIONS
                         || !(1..=1024).contains(&keylen)
                     {
                         return Err(Error::Protocol(

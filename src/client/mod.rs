@@ -354,8 +354,9 @@ impl Invocation {
     }
 
     /// Sends a progressive result (YIELD with progress=true). [`Error::Invalid`] if the caller
-    /// did not ask for them; [`Error::Transport`] if the connection that brought the
-    /// invocation is gone.
+    /// did not ask for them, or if the handler already returned (its answer was the final
+    /// YIELD or ERROR); [`Error::Transport`] if the connection that brought the invocation is
+    /// gone.
     pub fn progress(&self, y: Yield) -> Result<(), Error> {
         if !self.receive_progress() {
             return Err(Error::Invalid(
@@ -367,7 +368,8 @@ impl Invocation {
 
     /// Progressive invocations: the next chunk the caller sent (a further CALL with the same
     /// request), including the final one; `None` after the final one, or if this invocation
-    /// is not progressive.
+    /// is not progressive. Chunks queue until read, without a bound; once the handler has
+    /// answered, later chunks are dropped.
     pub async fn next_chunk(&mut self) -> Option<(Vec<Value>, Dict)> {
         if !self.is_progressive() {
             return None;
@@ -380,13 +382,16 @@ impl Invocation {
         self.state.progressive
     }
 
-    /// The mode of the INTERRUPT received for this invocation, if any.
+    /// The mode of the INTERRUPT received for this invocation, if any (`KillNoWait` once the
+    /// connection that brought it is lost).
     pub fn interrupted(&self) -> Option<CancelMode> {
         self.state.interrupted.get()
     }
 
-    /// Resolves when the caller cancels (INTERRUPT); use it in a select with the work. The
-    /// handler still answers (typically `CallError::new("wamp.error.canceled")`).
+    /// Resolves when the caller cancels (INTERRUPT), or when the connection that brought the
+    /// invocation is lost (mode `KillNoWait`: the answer can no longer be delivered); use it
+    /// in a select with the work. The handler still answers (typically
+    /// `CallError::new("wamp.error.canceled")`).
     pub async fn wait_interrupted(&self) -> CancelMode {
         self.state.interrupt.wait().await;
         self.state.interrupted.get().unwrap_or_default()
@@ -433,8 +438,11 @@ impl CallHandle {
         self.request
     }
 
-    /// The next result: progressive ones (`progress == true`), then the final one, then
-    /// `None`. Errors (ERROR, timeout, connection lost) end the call.
+    /// The next result: progressive ones (`progress == true`, only if the call was made
+    /// with `CallOptions::receive_progress = Some(true)`; otherwise a router's progressive
+    /// RESULTs are dropped), then the final one, then `None`. Errors (ERROR, timeout,
+    /// connection lost) end the call. Progressive results queue in the handle until read,
+    /// without a bound: read them (or drop the handle) as they come.
     pub async fn next(&mut self) -> Option<Result<CallResult, Error>> {
         if self.done {
             return None;
@@ -449,7 +457,7 @@ impl CallHandle {
         let r = match item {
             None => {
                 self.done = true;
-                self.inner.forget(self.request);
+                self.inner.forget(self.request, self.generation);
                 self.inner.send_in(
                     self.generation,
                     crate::codec::Message::Cancel(crate::codec::Cancel {
@@ -480,7 +488,7 @@ impl CallHandle {
         };
         if !matches!(&r, Ok(c) if c.progress) {
             self.done = true;
-            self.inner.forget(self.request);
+            self.inner.forget(self.request, self.generation);
         }
         Some(r)
     }
@@ -544,7 +552,7 @@ impl CallHandle {
 impl Drop for CallHandle {
     fn drop(&mut self) {
         if !self.done {
-            self.inner.forget(self.request);
+            self.inner.forget(self.request, self.generation);
         }
     }
 }
@@ -630,7 +638,10 @@ impl Client {
                 + Duration::from_secs(1)
         });
         let progressive = opts.progress == Some(true);
-        let (request, generation, rx) = self.inner.request(session::Kind::Plain, |request| {
+        let kind = session::Kind::Call {
+            progress: opts.receive_progress == Some(true),
+        };
+        let (request, generation, rx) = self.inner.request(kind, |request| {
             crate::codec::Message::Call(crate::codec::Call {
                 request,
                 options: opts,
@@ -651,7 +662,9 @@ impl Client {
     }
 
     /// Registers `procedure` with `handler`; each invocation runs `handler` in a task of its
-    /// own. The registration is restored after a reconnect.
+    /// own. The registration is restored after a reconnect. Dropping the returned future
+    /// before the answer abandons it: the handler is forgotten and a late REGISTERED is
+    /// ignored (the router's INVOCATIONs for it get `wamp.error.no_such_registration`).
     pub async fn register<F, Fut>(
         &self,
         procedure: &str,
@@ -682,7 +695,8 @@ impl Client {
     }
 
     /// Subscribes to `topic`; `handler` is called for each event, inline in the client's
-    /// reading task. The subscription is restored after a reconnect.
+    /// reading task. The subscription is restored after a reconnect. Dropping the returned
+    /// future before the answer abandons it (the handler is forgotten).
     pub async fn subscribe<F>(
         &self,
         topic: &str,

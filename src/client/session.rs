@@ -38,6 +38,10 @@ const MAX_CHALLENGES: usize = 4;
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Kind {
     Plain,
+    /// A CALL; `progress`: it asked for progressive results.
+    Call {
+        progress: bool,
+    },
     Register(u64),
     Subscribe(u64),
 }
@@ -128,10 +132,16 @@ pub(crate) struct InvState {
     pub(crate) interrupt: Signal,
     /// The handler answered before the final chunk: later chunks are dropped.
     finished: Cell<bool>,
+    /// The handler answered (YIELD or ERROR queued): no more progressive results.
+    answered: Cell<bool>,
 }
 
 impl InvState {
     pub(crate) fn send_progress(&self, y: Yield) -> Result<(), Error> {
+        if self.answered.get() {
+            // A progressive YIELD after the final one is a protocol violation.
+            return Err(Error::Invalid("the invocation was already answered".into()));
+        }
         self.inner.send_checked(
             self.generation,
             Message::Yield(codec::Yield {
@@ -284,12 +294,19 @@ impl Inner {
                 }
                 Message::Challenge(ch) if challenges < MAX_CHALLENGES => {
                     challenges += 1;
-                    let reply = auth::respond(&self.cfg.auth, &ch)?;
-                    writer.send(Message::Authenticate(reply)).await?;
+                    match auth::respond(&self.cfg.auth, &ch) {
+                        Ok(reply) => writer.send(Message::Authenticate(reply)).await?,
+                        Err(e) => {
+                            // A method not offered, a malformed or unreasonable challenge.
+                            abort_join(&mut writer, &e.to_string()).await;
+                            return Err(e);
+                        }
+                    }
                 }
                 other => {
-                    writer.close().await;
-                    return Err(Error::Protocol(format!("{} while joining", other.name())));
+                    let e = format!("{} while joining", other.name());
+                    abort_join(&mut writer, &e).await;
+                    return Err(Error::Protocol(e));
                 }
             }
         }
@@ -391,6 +408,9 @@ impl Inner {
         let generation = {
             let mut st = self.st.borrow_mut();
             st.generation += 1;
+            // Request IDs are session-scoped: each session counts from 1 (nothing of the
+            // previous session is pending any more, see `teardown`).
+            st.next_request = 1;
             let generation = st.generation;
             st.conn = Some(Conn {
                 out: out.clone(),
@@ -434,6 +454,11 @@ impl Inner {
                 .await;
             match next {
                 None => break "connection closed".to_owned(),
+                Some(Err(Error::Protocol(m))) => {
+                    // A message that does not decode: the router broke the protocol.
+                    self.abort_violation(generation, &m);
+                    break format!("protocol: {m}");
+                }
                 Some(Err(e)) => break e.to_string(),
                 Some(Ok(None)) => break "connection closed by the router".to_owned(),
                 Some(Ok(Some(m))) => {
@@ -474,6 +499,11 @@ impl Inner {
         }
         for (_, inv) in invocations {
             inv.chunks.close();
+            // Their answers cannot reach the caller any more: let the handlers stop.
+            if inv.interrupted.get().is_none() {
+                inv.interrupted.set(Some(codec::CancelMode::KillNoWait));
+            }
+            inv.interrupt.set();
         }
     }
 
@@ -522,7 +552,7 @@ impl Inner {
         for (uri, sent, is_reg) in waits {
             let result = match sent {
                 Err(e) => Err(e),
-                Ok((_, _, rx)) => reply(&rx).await,
+                Ok((request, generation, rx)) => self.wait_reply(request, generation, &rx).await,
             };
             match result {
                 Ok(_) if is_reg => registrations += 1,
@@ -556,7 +586,18 @@ impl Inner {
                 let mut st = self.st.borrow_mut();
                 let progress = r.details.progress == Some(true);
                 let p = if progress {
-                    st.pending.get(&r.request).map(|p| p.tx.clone())
+                    // Only a call that asked for progressive results gets them; anything
+                    // else would queue without bound (or keep a finished request pending).
+                    match st.pending.get(&r.request) {
+                        Some(p) if matches!(p.kind, Kind::Call { progress: true }) => {
+                            Some(p.tx.clone())
+                        }
+                        Some(_) => {
+                            tracing::debug!("dropping an unasked-for progressive RESULT");
+                            None
+                        }
+                        None => None,
+                    }
                 } else {
                     st.pending.remove(&r.request).map(|p| p.tx)
                 };
@@ -578,7 +619,7 @@ impl Inner {
                         Kind::Subscribe(key) => {
                             self.st.borrow_mut().subs.remove(&key);
                         }
-                        Kind::Plain => {}
+                        Kind::Plain | Kind::Call { .. } => {}
                     }
                     p.tx.push(Err(wamp_error(e)));
                 }
@@ -649,7 +690,7 @@ impl Inner {
             }
             Message::Published(p) => self.reply_plain(p.request, Message::Published(p)),
             Message::Event(ev) => self.on_event(ev),
-            Message::Invocation(inv) => self.on_invocation(inv, generation),
+            Message::Invocation(inv) => return self.on_invocation(inv, generation),
             Message::Interrupt(i) => {
                 let inv = self.st.borrow().invocations.get(&i.request).cloned();
                 if let Some(inv) = inv {
@@ -676,13 +717,27 @@ impl Inner {
             }
             Message::Abort(a) => return Some(format!("router aborted: {}", a.reason)),
             other => {
-                return Some(format!(
-                    "protocol: unexpected {} from the router",
-                    other.name()
-                ))
+                // E.g. a second WELCOME, or a message only a router receives: the session is
+                // unusable; tell the router why before closing (the writer drains it).
+                let reason = format!("unexpected {} from the router", other.name());
+                self.abort_violation(generation, &reason);
+                return Some(format!("protocol: {reason}"));
             }
         }
         None
+    }
+
+    /// Queues ABORT `wamp.error.protocol_violation` (before the connection is closed).
+    fn abort_violation(&self, generation: u64, message: &str) {
+        let mut details = Dict::new();
+        details.insert("message".into(), Value::Str(message.to_owned()));
+        self.send_in(
+            generation,
+            Message::Abort(codec::Abort {
+                details,
+                reason: Uri::from("wamp.error.protocol_violation"),
+            }),
+        );
     }
 
     fn reply_plain(&self, request: Id, m: Message) {
@@ -723,11 +778,19 @@ impl Inner {
         }
     }
 
-    fn on_invocation(self: &Rc<Self>, inv: codec::Invocation, generation: u64) {
+    /// Runs or continues an invocation; `Some(reason)` ends the connection.
+    fn on_invocation(self: &Rc<Self>, inv: codec::Invocation, generation: u64) -> Option<String> {
         let more = inv.details.progress == Some(true);
         // A further chunk of a progressive invocation?
         let running = self.st.borrow().invocations.get(&inv.request).cloned();
         if let Some(state) = running {
+            if !state.progressive || state.chunks.is_closed() {
+                // The request ID of an invocation in progress, which takes no more chunks:
+                // answering it would answer the first one too.
+                let reason = format!("INVOCATION reuses the running request {}", inv.request);
+                self.abort_violation(generation, &reason);
+                return Some(format!("protocol: {reason}"));
+            }
             if state.progressive && !state.chunks.is_closed() && !state.finished.get() {
                 match parts(&inv.payload) {
                     Ok(p) => {
@@ -742,7 +805,7 @@ impl Inner {
                     self.st.borrow_mut().invocations.remove(&inv.request);
                 }
             }
-            return;
+            return None;
         }
         let target = {
             let st = self.st.borrow();
@@ -761,7 +824,7 @@ impl Inner {
                     Vec::new(),
                 ),
             );
-            return;
+            return None;
         };
         let (args, kwargs) = match parts(&inv.payload) {
             Ok(p) => p,
@@ -775,7 +838,7 @@ impl Inner {
                         vec![Value::Str(e.to_string())],
                     ),
                 );
-                return;
+                return None;
             }
         };
         let state = Rc::new(InvState {
@@ -787,6 +850,7 @@ impl Inner {
             interrupted: Cell::new(None),
             interrupt: Signal::default(),
             finished: Cell::new(false),
+            answered: Cell::new(false),
         });
         if !more {
             state.chunks.close();
@@ -808,6 +872,7 @@ impl Inner {
         let request = inv.request;
         glommio::spawn_local(async move {
             let result = handler(invocation).await;
+            state.answered.set(true);
             {
                 let mut st = inner.st.borrow_mut();
                 if st
@@ -841,6 +906,7 @@ impl Inner {
             inner.send_in(generation, m);
         })
         .detach();
+        None
     }
 
     // ----- sending -----
@@ -900,9 +966,28 @@ impl Inner {
         Ok((request, generation, tx))
     }
 
-    /// Drops a pending request (its reply, if any, is ignored).
-    pub(crate) fn forget(&self, request: Id) {
-        self.st.borrow_mut().pending.remove(&request);
+    /// The reply to `request`; if this future is dropped first, the request is forgotten
+    /// (its pending entry would otherwise stay until the connection ends).
+    async fn wait_reply(
+        &self,
+        request: Id,
+        generation: u64,
+        rx: &Mailbox<Result<Message, Error>>,
+    ) -> Result<Message, Error> {
+        let forget = OnDrop(Some(|| self.forget(request, generation)));
+        let r = reply(rx).await;
+        forget.disarm();
+        r
+    }
+
+    /// Drops a pending request of the connection `generation` (its reply, if any, is
+    /// ignored); a no-op once that connection is gone, as request IDs restart with each
+    /// session and the ID may be another request's by now.
+    pub(crate) fn forget(&self, request: Id, generation: u64) {
+        let mut st = self.st.borrow_mut();
+        if st.generation == generation {
+            st.pending.remove(&request);
+        }
     }
 
     pub(crate) fn session_id(&self) -> Option<Id> {
@@ -937,6 +1022,11 @@ impl Inner {
                 confirmed: false,
             },
         );
+        // If this future is dropped before the answer, the entry goes too (else a handler
+        // nobody can unregister would stay, and be restored after reconnects).
+        let entry = OnDrop(Some(|| {
+            self.st.borrow_mut().regs.remove(&key);
+        }));
         let sent = self.request(Kind::Register(key), |request| {
             Message::Register(codec::Register {
                 request,
@@ -945,9 +1035,10 @@ impl Inner {
             })
         });
         let result = match sent {
-            Ok((_, _, rx)) => reply(&rx).await,
+            Ok((request, generation, rx)) => self.wait_reply(request, generation, &rx).await,
             Err(e) => Err(e),
         };
+        entry.disarm();
         match result {
             Ok(Message::Registered(r)) => Ok((r.registration, key)),
             Ok(other) => {
@@ -981,13 +1072,13 @@ impl Inner {
         let Some(registration) = router_id else {
             return Ok(()); // disconnected: forgotten
         };
-        let (_, _, rx) = self.request(Kind::Plain, |request| {
+        let (request, generation, rx) = self.request(Kind::Plain, |request| {
             Message::Unregister(codec::Unregister {
                 request,
                 registration,
             })
         })?;
-        reply(&rx).await.map(|_| ())
+        self.wait_reply(request, generation, &rx).await.map(|_| ())
     }
 
     pub(crate) async fn subscribe(
@@ -1007,6 +1098,9 @@ impl Inner {
                 confirmed: false,
             },
         );
+        let entry = OnDrop(Some(|| {
+            self.st.borrow_mut().subs.remove(&key);
+        }));
         let sent = self.request(Kind::Subscribe(key), |request| {
             Message::Subscribe(codec::Subscribe {
                 request,
@@ -1015,9 +1109,10 @@ impl Inner {
             })
         });
         let result = match sent {
-            Ok((_, _, rx)) => reply(&rx).await,
+            Ok((request, generation, rx)) => self.wait_reply(request, generation, &rx).await,
             Err(e) => Err(e),
         };
+        entry.disarm();
         match result {
             Ok(Message::Subscribed(s)) => Ok((s.subscription, key)),
             Ok(other) => {
@@ -1065,13 +1160,13 @@ impl Inner {
         let Some(subscription) = router_id else {
             return Ok(());
         };
-        let (_, _, rx) = self.request(Kind::Plain, |request| {
+        let (request, generation, rx) = self.request(Kind::Plain, |request| {
             Message::Unsubscribe(codec::Unsubscribe {
                 request,
                 subscription,
             })
         })?;
-        reply(&rx).await.map(|_| ())
+        self.wait_reply(request, generation, &rx).await.map(|_| ())
     }
 
     pub(crate) async fn publish(
@@ -1082,7 +1177,7 @@ impl Inner {
         opts: PublishOptions,
     ) -> Result<Option<Id>, Error> {
         let ack = opts.acknowledge == Some(true);
-        let (request, _, rx) = self.request(Kind::Plain, |request| {
+        let (request, generation, rx) = self.request(Kind::Plain, |request| {
             Message::Publish(codec::Publish {
                 request,
                 options: opts,
@@ -1091,10 +1186,10 @@ impl Inner {
             })
         })?;
         if !ack {
-            self.forget(request);
+            self.forget(request, generation);
             return Ok(None);
         }
-        match reply(&rx).await? {
+        match self.wait_reply(request, generation, &rx).await? {
             Message::Published(p) => Ok(Some(p.publication)),
             other => Err(Error::Protocol(format!(
                 "{} in answer to PUBLISH",
@@ -1125,6 +1220,36 @@ impl Inner {
         // Bounded: the background task ends once the connection is dead or stop is set.
         let _ = timeout(LEAVE_TIMEOUT, self.closed.wait()).await;
         Ok(())
+    }
+}
+
+/// Sends ABORT `wamp.error.protocol_violation` (best effort) and closes a link being joined.
+async fn abort_join(writer: &mut LinkWriter, message: &str) {
+    let mut details = Dict::new();
+    details.insert("message".into(), Value::Str(message.to_owned()));
+    let _ = writer
+        .send(Message::Abort(codec::Abort {
+            details,
+            reason: Uri::from("wamp.error.protocol_violation"),
+        }))
+        .await;
+    writer.close().await;
+}
+
+/// Runs its closure when dropped, unless disarmed.
+struct OnDrop<F: FnOnce()>(Option<F>);
+
+impl<F: FnOnce()> OnDrop<F> {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl<F: FnOnce()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f();
+        }
     }
 }
 
