@@ -2,6 +2,8 @@
 //! results, progressive invocations, cancel, errors), pub/sub (acknowledge, exclude_me,
 //! patterns, unsubscribe), leave, over RawSocket+MessagePack and WebSocket+JSON.
 
+mod common;
+
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -647,42 +649,18 @@ fn join_errors() {
 const CLIENT01_SEED: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
 const CLIENT01_PUBKEY: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
 
-const AUTH_REALM: &str = r#"
-[[realm]]
-name = "secure"
-anonymous = false
-
-[[realm.principal]]
-authid = "joe"
-role = "user"
-ticket = "joe-ticket"
-
-[[realm.principal]]
-authid = "peter"
-role = "admin"
-secret = "peter-secret"
-
-[[realm.principal]]
-authid = "salty"
-role = "user"
-secret = "salty-secret"
-salt = "salt123"
-iterations = 100
-keylen = 32
-
-[[realm.principal]]
-authid = "client01"
-role = "device"
-pubkey = "PUBKEY"
-"#;
-
 #[test]
 fn authenticates_with_every_method() {
     use switchyard::client::Auth;
-    let file =
-        switchyard::config::ConfigFile::parse(&AUTH_REALM.replace("PUBKEY", CLIENT01_PUBKEY))
-            .expect("config parses");
-    let realm = file.realms[0].to_config(0).expect("realm is valid");
+    // The `secure` realm of the shared auth config, with this test's cryptosign key.
+    let text = common::AUTH_REALMS_CONFIG.replace("PUBKEY", CLIENT01_PUBKEY);
+    let file = switchyard::config::ConfigFile::parse(&text).expect("config parses");
+    let index = file
+        .realms
+        .iter()
+        .position(|r| r.name == "secure")
+        .expect("secure realm");
+    let realm = file.realms[index].to_config(index).expect("realm is valid");
     let router = Router::start(RouterConfig {
         shards: 1,
         listeners: vec![ListenerConfig {
