@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Once;
@@ -72,30 +71,11 @@ fn run_example(name: &str, args: &[&str], env: &[(&str, &str)]) -> String {
     let mut cmd = Command::new(example(name));
     cmd.args(args)
         .env_remove("SWITCHYARD_URL")
-        .env_remove("SWITCHYARD_REALM")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .env_remove("SWITCHYARD_REALM");
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().expect("start the example");
-    let drain = |mut p: Box<dyn Read + Send>| {
-        thread::spawn(move || {
-            let mut s = String::new();
-            let _ = p.read_to_string(&mut s);
-            s
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().expect("stdout")));
-    let err = drain(Box::new(child.stderr.take().expect("stderr")));
-    let status = wait_for(EXAMPLE_DEADLINE, || child.try_wait().ok().flatten());
-    if status.is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
+    let (status, stdout, stderr) = common::run_with_deadline(name, &mut cmd, EXAMPLE_DEADLINE);
     assert!(
         status.is_some_and(|s| s.success()),
         "example {name} {args:?}: {status:?} (None: killed after {EXAMPLE_DEADLINE:?})\n\

@@ -419,12 +419,15 @@ pub fn interop_python(modules: &str) -> PathBuf {
     candidate
 }
 
-/// Runs an interop script (`cmd` runs in tests/interop with stdin closed), killing it after
-/// `timeout`; asserts that it exited 0 and printed `ok_marker` (the scripts print `OK: …`).
-/// Its output is drained on threads, so a chatty script never blocks on a full pipe.
-pub fn assert_script_ok(what: &str, cmd: &mut Command, timeout: Duration, ok_marker: &str) {
-    cmd.current_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop"))
-        .stdin(Stdio::null())
+/// Runs `cmd` (stdin closed) to completion, killing it after `timeout`; returns its exit status
+/// (None: killed), stdout and stderr. The output is drained on threads, so a chatty child never
+/// blocks on a full pipe.
+pub fn run_with_deadline(
+    what: &str,
+    cmd: &mut Command,
+    timeout: Duration,
+) -> (Option<ExitStatus>, String, String) {
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd
@@ -456,8 +459,18 @@ pub fn assert_script_ok(what: &str, cmd: &mut Command, timeout: Duration, ok_mar
         let _ = child.kill();
         let _ = child.wait();
     }
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
+    (
+        status,
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
+    )
+}
+
+/// Runs an interop script (`cmd` runs in tests/interop), killing it after `timeout`; asserts
+/// that it exited 0 and printed `ok_marker` (the scripts print `OK: …`).
+pub fn assert_script_ok(what: &str, cmd: &mut Command, timeout: Duration, ok_marker: &str) {
+    cmd.current_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop"));
+    let (status, stdout, stderr) = run_with_deadline(what, cmd, timeout);
     assert!(
         status.is_some_and(|s| s.success()) && stdout.contains(ok_marker),
         "{what}: {status:?} (None: killed after {timeout:?})\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
