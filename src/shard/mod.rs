@@ -27,7 +27,7 @@ use outbound::{OutFrame, PushError};
 use session::{RealmDirectory, SessionOutput};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -504,13 +504,18 @@ impl Shard {
     }
 }
 
-/// A listener bound in the control thread, ready to be served by the shards.
+/// A listener bound in the control thread, ready to be served by the shards. The sockets are
+/// owned, so a start that fails halfway closes whatever it had bound.
 enum BoundListener {
     /// One SO_REUSEPORT socket per shard.
-    Tcp { fds: Vec<RawFd> },
+    Tcp { fds: Vec<OwnedFd> },
     /// Accepted on shard 0.
-    Unix { fd: RawFd },
+    Unix { fd: OwnedFd },
 }
+
+/// One listening socket handed to a shard: the listener's index, the socket, whether it is a
+/// Unix socket.
+type ShardListener = (usize, OwnedFd, bool);
 
 /// Why the router could not start.
 #[derive(Debug, thiserror::Error)]
@@ -532,7 +537,7 @@ pub struct Router {
 fn bind_tcp(
     addr: std::net::SocketAddr,
     n: usize,
-) -> Result<(Vec<RawFd>, std::net::SocketAddr), StartError> {
+) -> Result<(Vec<OwnedFd>, std::net::SocketAddr), StartError> {
     let err = |m: String| StartError::Bind {
         addr: addr.to_string(),
         message: m,
@@ -561,12 +566,12 @@ fn bind_tcp(
         if let Some(a) = s.local_addr().ok().and_then(|a| a.as_socket()) {
             bound = a;
         }
-        fds.push(s.into_raw_fd());
+        fds.push(OwnedFd::from(s));
     }
     Ok((fds, bound))
 }
 
-fn bind_unix(path: &std::path::Path) -> Result<RawFd, StartError> {
+fn bind_unix(path: &std::path::Path) -> Result<OwnedFd, StartError> {
     let err = |m: String| StartError::Bind {
         addr: path.display().to_string(),
         message: m,
@@ -580,7 +585,7 @@ fn bind_unix(path: &std::path::Path) -> Result<RawFd, StartError> {
     }
     let l = std::os::unix::net::UnixListener::bind(path).map_err(|e| err(e.to_string()))?;
     l.set_nonblocking(true).map_err(|e| err(e.to_string()))?;
-    Ok(l.into_raw_fd())
+    Ok(OwnedFd::from(l))
 }
 
 impl Router {
@@ -619,10 +624,23 @@ impl Router {
             started: epoch,
             mesh_backlog: Box::new(move |i| backlog_senders.backlog(i) as u64),
         });
+        // Each shard's sockets, moved into its thread (whatever is not handed over is closed
+        // when this function returns early).
+        let mut per_shard: Vec<Vec<ShardListener>> = (0..n).map(|_| Vec::new()).collect();
+        for (li, b) in bound.into_iter().enumerate() {
+            match b {
+                BoundListener::Tcp { fds } => {
+                    for (i, fd) in fds.into_iter().enumerate() {
+                        per_shard[i].push((li, fd, false));
+                    }
+                }
+                BoundListener::Unix { fd } => per_shard[0].push((li, fd, true)),
+            }
+        }
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
         let mut handles = Vec::with_capacity(n);
-        for (i, inbox) in inboxes.into_iter().enumerate() {
+        for (i, (inbox, fds)) in inboxes.into_iter().zip(per_shard).enumerate() {
             let cpu = cfg
                 .cpus
                 .get(i)
@@ -632,14 +650,6 @@ impl Router {
                 Some(c) => glommio::Placement::Fixed(c),
                 None => glommio::Placement::Unbound,
             };
-            let mut fds: Vec<(usize, RawFd, bool)> = Vec::new();
-            for (li, b) in bound.iter().enumerate() {
-                match b {
-                    BoundListener::Tcp { fds: v } => fds.push((li, v[i], false)),
-                    BoundListener::Unix { fd } if i == 0 => fds.push((li, *fd, true)),
-                    BoundListener::Unix { .. } => {}
-                }
-            }
             let mut builder = glommio::LocalExecutorBuilder::new(placement)
                 .name(&format!("shard-{i}"))
                 .io_memory(256 << 10)
@@ -652,33 +662,29 @@ impl Router {
             let shared2 = shared.clone();
             let ready = ready_tx.clone();
             let metrics2 = shard_metrics[i].clone();
-            let h = builder
-                .spawn(move || async move {
-                    shard_main(i, n, cfg2, senders2, inbox, fds, shared2, metrics2, ready).await;
-                })
-                .map_err(|e| StartError::Shard {
-                    shard: i,
-                    message: e.to_string(),
-                })?;
-            handles.push(h);
+            match builder.spawn(move || async move {
+                shard_main(i, n, cfg2, senders2, inbox, fds, shared2, metrics2, ready).await;
+            }) {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    // The sockets of this shard and the next ones are dropped (closed) on return.
+                    stop_started(&senders, handles);
+                    return Err(StartError::Shard {
+                        shard: i,
+                        message: e.to_string(),
+                    });
+                }
+            }
         }
         drop(ready_tx);
         for _ in 0..n {
-            match ready_rx.recv_timeout(Duration::from_secs(10)) {
-                Ok(Ok(())) => {}
-                Ok(Err(m)) => {
-                    return Err(StartError::Shard {
-                        shard: 0,
-                        message: m,
-                    })
-                }
-                Err(_) => {
-                    return Err(StartError::Shard {
-                        shard: 0,
-                        message: "a shard did not start (see the log; memlock limit?)".into(),
-                    })
-                }
-            }
+            let message = match ready_rx.recv_timeout(Duration::from_secs(10)) {
+                Ok(Ok(())) => continue,
+                Ok(Err(m)) => m,
+                Err(_) => "a shard did not start (see the log; memlock limit?)".into(),
+            };
+            stop_started(&senders, handles);
+            return Err(StartError::Shard { shard: 0, message });
         }
         Ok(Router {
             handles,
@@ -721,6 +727,15 @@ impl Router {
     }
 }
 
+/// Stops the shards a failed [`Router::start`] had already started, so that they close the
+/// listeners they own before the error is returned.
+fn stop_started(senders: &MeshSenders<ShardMsg>, handles: Vec<glommio::ExecutorJoinHandle<()>>) {
+    ShutdownHandle(senders.clone()).shutdown();
+    for h in handles {
+        let _ = h.join();
+    }
+}
+
 /// Asks all shards to close their sessions and stop. `Send + Clone`.
 #[derive(Clone)]
 pub struct ShutdownHandle(MeshSenders<ShardMsg>);
@@ -740,7 +755,7 @@ async fn shard_main(
     cfg: Arc<RouterConfig>,
     senders: MeshSenders<ShardMsg>,
     inbox: mesh::Inbox<ShardMsg>,
-    listeners: Vec<(usize, RawFd, bool)>,
+    listeners: Vec<ShardListener>,
     shared: Arc<SharedCounters>,
     metrics: Arc<ShardMetrics>,
     ready: std::sync::mpsc::Sender<Result<(), String>>,
@@ -776,20 +791,22 @@ async fn shard_main(
             cfg.authz.cache_size,
         ),
     });
+    // The accept loops own this shard's listeners: they are kept (not detached) so that shutdown
+    // can end them, which closes the listening sockets before the shard thread ends. A detached
+    // task is never dropped by glommio, so its listener would outlive `Router::join`.
+    let mut accept_tasks = Vec::with_capacity(listeners.len());
     for (li, fd, is_unix) in listeners {
         let shard = shard.clone();
-        if is_unix {
-            // SAFETY: `fd` is a listening Unix socket created by `bind_unix` and owned by nobody
-            // else; std takes ownership here.
-            let std_listener = unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) };
-            glommio::spawn_local(accept_unix(shard, std_listener, li)).detach();
+        accept_tasks.push(if is_unix {
+            let std_listener = std::os::unix::net::UnixListener::from(fd);
+            glommio::spawn_local(accept_unix(shard, std_listener, li))
         } else {
             // SAFETY: `fd` is a listening TCP socket created by `bind_tcp` for this shard only.
-            let listener = unsafe { glommio::net::TcpListener::from_raw_fd(fd) };
-            glommio::spawn_local(accept_tcp(shard, listener, li)).detach();
-        }
+            let listener = unsafe { glommio::net::TcpListener::from_raw_fd(fd.into_raw_fd()) };
+            glommio::spawn_local(accept_tcp(shard, listener, li))
+        });
     }
-    {
+    let ticker = {
         let shard = shard.clone();
         glommio::spawn_local(async move {
             let mut ticks = 0u64;
@@ -803,8 +820,7 @@ async fn shard_main(
                 }
             }
         })
-        .detach();
-    }
+    };
     metrics.heartbeat();
     metrics.set_state(ShardState::Running);
     let _ = ready.send(Ok(()));
@@ -836,7 +852,14 @@ async fn shard_main(
             break;
         }
     }
+    // Stop accepting before closing the sessions: ending the accept loops drops (closes) the
+    // listeners, so the ports and the Unix socket are free once every shard has returned.
+    shard.shutting_down.set(true);
+    for t in accept_tasks {
+        t.cancel().await;
+    }
     shard.shutdown().await;
+    ticker.cancel().await;
     shard.flush_mesh();
 }
 
