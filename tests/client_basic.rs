@@ -568,40 +568,37 @@ async fn pubsub(via: Via) {
     publ.leave().await.expect("publisher leaves");
 }
 
-#[test]
-fn rpc_over_rawsocket_msgpack() {
+/// Runs `case` against a fresh router over its `scheme` listener with `ser`, then stops it.
+fn over_network<Fut: std::future::Future<Output = ()> + 'static>(
+    scheme: &str,
+    ser: Serializer,
+    case: fn(Via) -> Fut,
+) {
     let router = start_router();
-    let url = endpoint(&router, "rs");
-    run(move || rpc(Via::Net(url, Serializer::MsgPack)));
+    let url = endpoint(&router, scheme);
+    run(move || case(Via::Net(url, ser)));
     router.shutdown_handle().shutdown();
     router.join().expect("router stops");
+}
+
+#[test]
+fn rpc_over_rawsocket_msgpack() {
+    over_network("rs", Serializer::MsgPack, rpc);
 }
 
 #[test]
 fn rpc_over_websocket_json() {
-    let router = start_router();
-    let url = endpoint(&router, "ws");
-    run(move || rpc(Via::Net(url, Serializer::Json)));
-    router.shutdown_handle().shutdown();
-    router.join().expect("router stops");
+    over_network("ws", Serializer::Json, rpc);
 }
 
 #[test]
 fn pubsub_over_rawsocket_msgpack() {
-    let router = start_router();
-    let url = endpoint(&router, "rs");
-    run(move || pubsub(Via::Net(url, Serializer::MsgPack)));
-    router.shutdown_handle().shutdown();
-    router.join().expect("router stops");
+    over_network("rs", Serializer::MsgPack, pubsub);
 }
 
 #[test]
 fn pubsub_over_websocket_json() {
-    let router = start_router();
-    let url = endpoint(&router, "ws");
-    run(move || pubsub(Via::Net(url, Serializer::Json)));
-    router.shutdown_handle().shutdown();
-    router.join().expect("router stops");
+    over_network("ws", Serializer::Json, pubsub);
 }
 
 /// In process: no socket, no serialization.
