@@ -55,7 +55,9 @@ pub mod meta;
 pub mod metrics;
 pub mod net;
 pub mod routing;
+pub mod session;
 pub mod shard;
+pub mod util;
 
 pub use config::RouterConfig;
 pub use shard::{LocalConnector, Router};

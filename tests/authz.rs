@@ -160,7 +160,7 @@ fn join_realm(router: &RouterProcess, realm: &str, authid: &str, ticket: &str) -
     let mut c = authenticate(router, realm, authid, ticket);
     match c.recv(REPLY_TIMEOUT) {
         Ok(Message::Welcome(w)) => {
-            let d = switchyard::shard::session::welcome_dict(&w);
+            let d = switchyard::session::welcome_dict(&w);
             assert_eq!(d.get("authid").and_then(Value::as_str), Some(authid));
         }
         other => panic!("{authid}: expected WELCOME, got {other:?}"),
@@ -534,7 +534,7 @@ fn dynamic_authenticator_welcomes_and_refuses() {
     );
     match recv(&mut carol, "WELCOME") {
         Message::Welcome(w) => {
-            let d = switchyard::shard::session::welcome_dict(&w);
+            let d = switchyard::session::welcome_dict(&w);
             assert_eq!(d.get("authid").and_then(Value::as_str), Some("carol"));
             assert_eq!(d.get("authrole").and_then(Value::as_str), Some("member"));
             assert_eq!(

@@ -25,7 +25,7 @@ use libfuzzer_sys::fuzz_target;
 use switchyard::codec::uri::MatchPolicy;
 use switchyard::codec::*;
 use switchyard::routing::{Action, PeerMsg, RealmShard, RoutingConfig, SessionRef};
-use switchyard::shard::session::{router_roles, RealmDirectory, Session, SessionOutput, State};
+use switchyard::session::{router_roles, RealmDirectory, Session, SessionOutput, State};
 
 const SHARDS: usize = 2;
 const SLOTS: usize = 6;

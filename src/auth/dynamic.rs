@@ -134,7 +134,7 @@ mod tests {
     #[test]
     fn session_state_machine() {
         use crate::codec::{Hello, HelloDetails, Message, Uri};
-        use crate::shard::session::{
+        use crate::session::{
             router_roles, take_dynamic_auth, RealmDirectory, Session, SessionOutput, State,
         };
         use std::rc::Rc;

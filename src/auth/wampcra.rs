@@ -19,7 +19,7 @@ use super::{
     hmac_sha256, AuthMethod, Authenticator, CraKey, CraSecret, Entry, Expect, Pending, Salt,
 };
 use crate::codec::{Dict, Id, Value};
-use crate::meta::iso8601;
+use crate::util::iso8601;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;

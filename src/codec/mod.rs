@@ -58,6 +58,15 @@ impl Serializer {
         }
     }
 
+    /// The serializer's short name, as the meta API's session details name it (`json`,
+    /// `msgpack`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Serializer::Json => "json",
+            Serializer::MsgPack => "msgpack",
+        }
+    }
+
     /// Whether frames of this serializer are binary (WebSocket opcode).
     pub fn is_binary(self) -> bool {
         matches!(self, Serializer::MsgPack)

@@ -23,7 +23,6 @@
 //! resumption, so a session that leaves is both detached and destroyed).
 
 mod procs;
-mod time;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -31,10 +30,11 @@ use std::time::{Duration, Instant};
 
 use crate::codec::{self, Dict, Id, Message, Payload, PublishOptions, Uri, Value};
 use crate::routing::Action;
+use crate::session::State;
 use crate::shard::conn::SessionHandle;
-use crate::shard::{session::State, Shard, ShardMsg};
+use crate::shard::{Shard, ShardMsg};
 
-pub use time::iso8601;
+pub use crate::util::iso8601;
 
 /// How long a scatter-gather query waits for the other shards before answering
 /// `wamp.error.timeout`.
@@ -511,16 +511,7 @@ pub fn session_details(h: &SessionHandle) -> Dict {
         Value::Str(crate::auth::PROVIDER.into()),
     );
     let mut transport = Dict::new();
-    transport.insert(
-        "serializer".into(),
-        Value::Str(
-            match h.serializer {
-                codec::Serializer::Json => "json",
-                codec::Serializer::MsgPack => "msgpack",
-            }
-            .into(),
-        ),
-    );
+    transport.insert("serializer".into(), Value::Str(h.serializer.name().into()));
     if h.local {
         // In-process: messages are passed as values, nothing is serialized.
         transport.insert("type".into(), Value::Str("inproc".into()));

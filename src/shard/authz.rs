@@ -7,7 +7,6 @@
 //! whose message needs a dynamic decision that is not cached waits for it before the message
 //! is routed (its reader awaits, so its messages stay in order); a timeout or an error denies.
 
-use super::session::SessionOutput;
 use super::signal::Signal;
 use super::{conn::SessionHandle, Shard};
 use crate::auth::dynamic::{AuthOutcome, DynamicAuth};
@@ -15,6 +14,7 @@ use crate::auth::AuthFailed;
 use crate::authz::{AuthzAction, AuthzCache, Decision, RealmPolicy, SessionInfo, Verdict};
 use crate::codec::{self, CallOptions, Dict, Id, Message, Payload, Uri, Value};
 use crate::routing::{Features, SessionRef};
+use crate::session::SessionOutput;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;

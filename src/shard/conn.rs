@@ -7,7 +7,6 @@
 //! byte stream so TCP, Unix sockets and TLS share one path.
 
 use super::outbound::{OutFrame, Outbound};
-use super::session::{Session, State};
 use super::signal::Signal;
 use super::Shard;
 use crate::codec::{self, Id, Serializer};
@@ -16,6 +15,7 @@ use crate::logging::SessionRealm;
 use crate::metrics::{local_shard, with_local, Limit};
 use crate::net::rawsocket::{self, RawFrame, RejectCode, SerializerId};
 use crate::net::websocket::{self, Role, WsEvent};
+use crate::session::{Session, State};
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use std::cell::RefCell;
@@ -566,7 +566,7 @@ pub(super) async fn on_input(
     shard: &Shard,
     handle: &Rc<SessionHandle>,
     decoded: Result<codec::Message, codec::DecodeError>,
-    outputs: &mut Vec<super::session::SessionOutput>,
+    outputs: &mut Vec<crate::session::SessionOutput>,
 ) {
     if let Ok(m) = &decoded {
         shard.metrics.messages_in.inc(m.code());

@@ -13,18 +13,18 @@ pub mod local;
 pub mod mesh;
 pub mod outbound;
 mod oversize;
-pub mod session;
+
 pub mod signal;
 
 use crate::codec::{self, Abort, Dict, Id, Message, Uri, Value};
 use crate::config::{ListenAddr, RouterConfig, SlowConsumerPolicy};
 use crate::metrics::{CallTimer, RouterMetrics, ShardMetrics, ShardState};
 use crate::routing::{Action, PeerMsg, RealmShard, SessionRef};
+use crate::session::{self, RealmDirectory, SessionOutput};
 use conn::SessionHandle;
 pub use local::{LocalConnectError, LocalConnector};
 use mesh::{MeshOutbox, MeshSenders};
 use outbound::{OutFrame, PushError};
-use session::{RealmDirectory, SessionOutput};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
