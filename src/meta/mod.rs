@@ -28,7 +28,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::codec::{self, Dict, Id, Message, Payload, PublishOptions, Uri, Value};
+use crate::codec::{Dict, Id, Message, Payload, PublishOptions, Uri, Value};
 use crate::routing::Action;
 use crate::session::State;
 use crate::shard::conn::SessionHandle;
