@@ -31,8 +31,6 @@
 //! both detached and destroyed).
 
 pub(crate) mod procs;
-#[cfg(test)]
-mod tests;
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;

@@ -131,11 +131,16 @@ impl Cluster {
     }
 
     pub fn leave(&mut self, session: SessionId) {
+        self.leave_unsettled(session);
+        self.settle();
+    }
+
+    /// The session leaves; its peer messages stay queued (see [`Cluster::step_random`]).
+    pub fn leave_unsettled(&mut self, session: SessionId) {
         let s = self.sessions.remove(&session).expect("test session");
         let mut out = Vec::new();
         self.shards[s.shard].on_session_leave(session, self.now, &mut out);
         self.collect(s.shard, out);
-        self.settle();
     }
 
     pub fn advance(&mut self, d: Duration) {
