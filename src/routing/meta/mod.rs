@@ -1,28 +1,28 @@
 //! The WAMP Meta API inside the routing core: session, subscription and registration meta
 //! procedures and events, and session testaments. Sans-IO like the rest of `routing`: fed by
-//! [`RealmShard`](super::RealmShard), answering with the same [`Action`](super::Action)s.
+//! [`RealmShard`](super::RealmShard), answering with the same [`Action`]s.
 //!
 //! **Who publishes what.** Every meta event is an ordinary event of the realm, published by the
 //! router (publisher ID 0) through the broker.
 //!
 //! - `wamp.session.on_join` / `on_leave` and testaments: the session's own shard, which alone
-//!   knows the session ([`Meta::join`], [`Meta::leave`]).
+//!   knows the session (`Meta::join`, `Meta::leave`).
 //! - `wamp.subscription.*` and `wamp.registration.*` lifecycle events: the *home shard* of the
 //!   subscription's or registration's URI. The session's shard reports each confirmed join
 //!   (SUBSCRIBED / REGISTERED sent) and each leave of a joined session as a
 //!   [`PeerMsg::Lifecycle`] on the FIFO channel its removal request also takes; the home shard
-//!   handles those reports and its own removals in one order ([`Meta::on_lifecycle`],
-//!   [`Meta::on_removed`]). So every observer sees `on_create` → `on_subscribe`… →
+//!   handles those reports and its own removals in one order (`Meta::on_lifecycle`,
+//!   `Meta::on_removed`). So every observer sees `on_create` → `on_subscribe`… →
 //!   `on_unsubscribe`… → `on_delete` for one ID, `on_create` exactly once (with the first join)
 //!   and `on_delete` exactly once (when the home removes an entry that had an `on_create`),
 //!   whatever the interleaving of sessions on different shards. A subscription whose only
 //!   subscribers left before their SUBSCRIBED was sent has neither.
 //!
 //! **Queries.** Subscription and registration tables are replicated on every shard, so their
-//! procedures are answered from this shard's replica ([`procs`]). Each shard owns its sessions,
+//! procedures are answered from this shard's replica (`procs`). Each shard owns its sessions,
 //! so session queries and subscriber lists gather: a [`MetaQuery`] to every other shard, the
 //! [`MetaAnswer`]s back, and the caller's RESULT when all answered, or `wamp.error.timeout` at
-//! [`GATHER_TIMEOUT`] (a deadline of the core, see [`Meta::next_deadline`]). `wamp.session.kill*`
+//! [`GATHER_TIMEOUT`] (a deadline of the core, see `Meta::next_deadline`). `wamp.session.kill*`
 //! makes each shard emit [`Action::Kill`] for its own matching sessions.
 //!
 //! **Testaments** live with the session on its shard, bounded by [`MAX_TESTAMENTS`] and

@@ -16,7 +16,7 @@ use super::{
 
 pub(super) const INVALID_ARGUMENT: &str = "wamp.error.invalid_argument";
 
-/// The procedures [`Meta::call`] answers.
+/// The procedures `Meta::call` answers.
 pub const PROCEDURES: &[&str] = &[
     "wamp.session.count",
     "wamp.session.list",
