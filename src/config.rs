@@ -23,6 +23,26 @@ pub enum SlowConsumerPolicy {
     Disconnect,
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, event fields at the top level (for log shippers).
+    Json,
+}
+
+impl std::fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        })
+    }
+}
+
 /// A transport protocol served on a listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListenerKind {
@@ -301,7 +321,7 @@ pub struct RouterSection {
     /// Log filter (same as `--log-level`).
     pub log_level: Option<String>,
     /// Log line format (same as `--log-format`).
-    pub log_format: Option<crate::logging::LogFormat>,
+    pub log_format: Option<LogFormat>,
 }
 
 /// `[[realm]]`.

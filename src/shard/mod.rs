@@ -218,7 +218,7 @@ impl Shard {
                     tracing::info!(
                         shard = self.id,
                         session = h.id,
-                        realm = %crate::logging::SessionRealm(h),
+                        realm = %conn::SessionRealm(h),
                         "slow consumer disconnected"
                     );
                     h.outbound.close(1008, "outbound queue full");
