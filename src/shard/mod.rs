@@ -7,7 +7,7 @@
 //! A shard owns its sessions and one [`RealmShard`] per realm; routing messages between shards
 //! travel through the mesh, batched per destination per turn of work.
 
-pub mod authz;
+pub mod authorizer;
 pub mod conn;
 pub mod local;
 pub mod mesh;
@@ -115,7 +115,7 @@ pub struct Shard {
     /// The meta API's per-shard state (scatter-gather queries, testaments, queued events).
     pub meta: crate::meta::MetaState,
     /// Dynamic authorizer calls and their cache.
-    pub authz: authz::AuthzState,
+    pub authz: authorizer::AuthzState,
 }
 
 /// Decrements the process-wide connection count when a connection ends.
@@ -785,7 +785,7 @@ async fn shard_main(
         call_timer: CallTimer::default(),
         pending_local: RefCell::new(Vec::new()),
         meta: crate::meta::MetaState::default(),
-        authz: authz::AuthzState::new(
+        authz: authorizer::AuthzState::new(
             rand::random::<u64>() % codec::MAX_ID + 1,
             cfg.authz.cache_ttl,
             cfg.authz.cache_size,
