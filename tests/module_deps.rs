@@ -9,7 +9,7 @@
 //! - the members of a `use crate::{a, b::c}` group;
 //! - a `super::` chain that climbs out of the top-level module (counting the inline `mod x {`
 //!   blocks it is written in);
-//! - `crate::Name` where `Name` is re-exported by `lib.rs` (`pub use config::RouterConfig`)
+//! - `crate::Name` where `Name` is re-exported by `lib.rs` (`pub use router_config::RouterConfig`)
 //!   counts as a reference to the module it comes from.
 //!
 //! Test code (`#[cfg(test)]`) counts: a unit test that needs a higher layer belongs next to that
@@ -247,7 +247,7 @@ fn tokens(text: &str) -> Vec<(Tok, usize)> {
     out
 }
 
-/// The names `lib.rs` re-exports from a top-level module (`pub use config::RouterConfig;`,
+/// The names `lib.rs` re-exports from a top-level module (`pub use router_config::RouterConfig;`,
 /// `pub use shard::{LocalConnector, Router};`) → that module.
 fn lib_reexports(src: &Path, mods: &BTreeSet<String>) -> BTreeMap<String, String> {
     let text = std::fs::read_to_string(src.join("lib.rs")).expect("src/lib.rs");
@@ -432,9 +432,10 @@ fn graph() -> (BTreeSet<String>, Graph) {
 
 fn render(g: &Graph) -> String {
     let mut s = String::from("top-level module graph (module -> what it imports):\n");
+    let width = g.keys().map(String::len).max().unwrap_or(0);
     for (from, tos) in g {
         let list: Vec<&str> = tos.keys().map(String::as_str).collect();
-        s.push_str(&format!("  {from:<8} -> {}\n", list.join(", ")));
+        s.push_str(&format!("  {from:<width$} -> {}\n", list.join(", ")));
     }
     s
 }

@@ -17,8 +17,9 @@ mod oversize;
 pub mod signal;
 
 use crate::codec::{self, Abort, Dict, Id, Message, Uri, Value};
-use crate::config::{ListenAddr, RouterConfig, SlowConsumerPolicy};
+use crate::config::{ListenAddr, SlowConsumerPolicy};
 use crate::metrics::{CallTimer, RouterMetrics, ShardMetrics, ShardState};
+use crate::router_config::RouterConfig;
 use crate::routing::{Action, PeerMsg, RealmShard, SessionRef};
 use crate::session::{self, RealmDirectory, SessionOutput};
 use conn::SessionHandle;
