@@ -1,9 +1,15 @@
 //! Flags merged over the config file into a [`RouterConfig`], one step per concern.
+//!
+//! Everywhere a flag wins over the file's key (`args.x.or(r.x)`). The steps run in the order of
+//! [`build_router_config`], which is also the order in which errors are reported: shards and
+//! CPUs, listeners (addresses, then TLS), realms, limits, runtime tuning, the WebSocket cookie,
+//! the dynamic authorizer settings.
 
 use super::{RealmConfig, RouterConfig};
+use crate::auth::CookieStore;
 use crate::config::{
-    load_tls, parse_cpu_list, parse_socket_addr, Args, ConfigError, ConfigFile, ListenAddr,
-    ListenerConfig, ListenerKind,
+    load_tls, parse_cpu_list, parse_socket_addr, Args, AuthzSettings, ConfigError, ConfigFile,
+    Limits, ListenAddr, ListenerConfig, ListenerKind, RouterSection,
 };
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,6 +36,7 @@ fn addrs(
     list.iter().map(|s| parse_socket_addr(key, s)).collect()
 }
 
+/// The [`RouterConfig`] of `switchyard` run with `args` and the config file `file`.
 pub(super) fn build_router_config(
     args: &Args,
     file: &ConfigFile,
@@ -39,12 +46,38 @@ pub(super) fn build_router_config(
         shards: args.shards.or(r.shards).unwrap_or(0),
         ..Default::default()
     };
+    shards_and_cpus(args, r, &mut cfg)?;
+    cfg.listeners = listeners(args, r)?;
+    cfg.realms = realms(args, file, std::mem::take(&mut cfg.realms))?;
+    limits(args, r, &mut cfg.limits)?;
+    cfg.spin_before_park = args
+        .spin_before_park_us
+        .or(r.spin_before_park_us)
+        .map(Duration::from_micros);
+    cfg.ws_compression = !args.no_ws_compression && r.ws_compression.unwrap_or(true);
+    cfg.ws_cookie = ws_cookie(args, r)?;
+    authorizer_settings(args, r, &mut cfg.authz)?;
+    Ok(cfg)
+}
+
+/// `cpus`; without `shards`, one shard per listed CPU.
+fn shards_and_cpus(
+    args: &Args,
+    r: &RouterSection,
+    cfg: &mut RouterConfig,
+) -> Result<(), ConfigError> {
     if let Some(cpus) = args.cpus.as_ref().or(r.cpus.as_ref()) {
         cfg.cpus = parse_cpu_list(cpus).map_err(|m| invalid("cpus", m))?;
         if cfg.shards == 0 {
             cfg.shards = cfg.cpus.len();
         }
     }
+    Ok(())
+}
+
+/// Every listener: plain WebSocket and RawSocket (with their defaults 127.0.0.1:8080 and
+/// :8081 unless turned off or given), TLS ones, Unix sockets; at least one.
+fn listeners(args: &Args, r: &RouterSection) -> Result<Vec<ListenerConfig>, ConfigError> {
     let ws_path = args
         .ws_path
         .clone()
@@ -74,6 +107,50 @@ pub(super) fn build_router_config(
     } else {
         args.unix.clone()
     };
+    let tls = tls(args, r, !(wss.is_empty() && rss.is_empty()))?;
+    let wsk = ListenerKind::WebSocket { path: ws_path };
+    let tcp = |kind: &ListenerKind, a: SocketAddr, tls: &Option<_>| ListenerConfig {
+        kind: kind.clone(),
+        addr: ListenAddr::Tcp(a),
+        tls: tls.clone(),
+    };
+    let mut listeners = Vec::new();
+    for a in ws {
+        listeners.push(tcp(&wsk, a, &None));
+    }
+    for a in rs {
+        listeners.push(tcp(&ListenerKind::RawSocket, a, &None));
+    }
+    for a in wss {
+        listeners.push(tcp(&wsk, a, &tls));
+    }
+    for a in rss {
+        listeners.push(tcp(&ListenerKind::RawSocket, a, &tls));
+    }
+    for p in unix {
+        listeners.push(ListenerConfig {
+            kind: ListenerKind::RawSocket,
+            addr: ListenAddr::Unix(p),
+            tls: None,
+        });
+    }
+    if listeners.is_empty() {
+        return Err(invalid(
+            "ws, rawsocket, unix, wss, rss",
+            "no listeners: give at least one of --ws, --rs, --unix, --wss, --rss",
+        ));
+    }
+    Ok(listeners)
+}
+
+/// The TLS server config of the `wss`/`rss` listeners (`wanted`: there are some), with client
+/// certificates (authmethod `tls`) when `tls_client_ca` is set. `tls_client_auth` without a CA
+/// is refused even when no TLS listener is configured.
+fn tls(
+    args: &Args,
+    r: &RouterSection,
+    wanted: bool,
+) -> Result<Option<Arc<rustls::ServerConfig>>, ConfigError> {
     let client_ca = args.tls_client_ca.as_ref().or(r.tls_client_ca.as_ref());
     if client_ca.is_none() && (args.tls_client_auth.is_some() || r.tls_client_auth.is_some()) {
         return Err(invalid(
@@ -81,68 +158,43 @@ pub(super) fn build_router_config(
             "needs tls_client_ca (--tls-client-ca)",
         ));
     }
-    let tls = if wss.is_empty() && rss.is_empty() {
-        None
-    } else {
-        let cert = args.tls_cert.as_ref().or(r.tls_cert.as_ref());
-        let key = args.tls_key.as_ref().or(r.tls_key.as_ref());
-        match (cert, key) {
-            (Some(c), Some(k)) => match args.tls_client_ca.as_ref().or(r.tls_client_ca.as_ref()) {
-                None => Some(load_tls(c, k)?),
-                Some(ca) => {
-                    let mode = args.tls_client_auth.as_ref().or(r.tls_client_auth.as_ref());
-                    let required = match mode.map(String::as_str) {
-                        None | Some("optional") => false,
-                        Some("required") => true,
-                        Some(_) => {
-                            return Err(invalid(
-                                "tls_client_auth",
-                                "must be `optional` or `required`",
-                            ))
-                        }
-                    };
-                    Some(crate::auth::load_tls_client_auth(c, k, ca, required)?)
-                }
-            },
-            _ => {
-                return Err(invalid(
-                    "tls_cert, tls_key",
-                    "TLS listeners (--wss/--rss) need both --tls-cert and --tls-key",
-                ))
+    if !wanted {
+        return Ok(None);
+    }
+    let cert = args.tls_cert.as_ref().or(r.tls_cert.as_ref());
+    let key = args.tls_key.as_ref().or(r.tls_key.as_ref());
+    match (cert, key) {
+        (Some(c), Some(k)) => match client_ca {
+            None => Ok(Some(load_tls(c, k)?)),
+            Some(ca) => {
+                let mode = args.tls_client_auth.as_ref().or(r.tls_client_auth.as_ref());
+                let required = match mode.map(String::as_str) {
+                    None | Some("optional") => false,
+                    Some("required") => true,
+                    Some(_) => {
+                        return Err(invalid(
+                            "tls_client_auth",
+                            "must be `optional` or `required`",
+                        ))
+                    }
+                };
+                Ok(Some(crate::auth::load_tls_client_auth(c, k, ca, required)?))
             }
-        }
-    };
-    let wsk = ListenerKind::WebSocket { path: ws_path };
-    let tcp = |kind: &ListenerKind, a: SocketAddr, tls: &Option<_>| ListenerConfig {
-        kind: kind.clone(),
-        addr: ListenAddr::Tcp(a),
-        tls: tls.clone(),
-    };
-    for a in ws {
-        cfg.listeners.push(tcp(&wsk, a, &None));
+        },
+        _ => Err(invalid(
+            "tls_cert, tls_key",
+            "TLS listeners (--wss/--rss) need both --tls-cert and --tls-key",
+        )),
     }
-    for a in rs {
-        cfg.listeners.push(tcp(&ListenerKind::RawSocket, a, &None));
-    }
-    for a in wss {
-        cfg.listeners.push(tcp(&wsk, a, &tls));
-    }
-    for a in rss {
-        cfg.listeners.push(tcp(&ListenerKind::RawSocket, a, &tls));
-    }
-    for p in unix {
-        cfg.listeners.push(ListenerConfig {
-            kind: ListenerKind::RawSocket,
-            addr: ListenAddr::Unix(p),
-            tls: None,
-        });
-    }
-    if cfg.listeners.is_empty() {
-        return Err(invalid(
-            "ws, rawsocket, unix, wss, rss",
-            "no listeners: give at least one of --ws, --rs, --unix, --wss, --rss",
-        ));
-    }
+}
+
+/// The realms: `--realm` (anonymous) if given, else the file's `[[realm]]` tables, else
+/// `default`; names must be URIs and distinct.
+fn realms(
+    args: &Args,
+    file: &ConfigFile,
+    default: Vec<RealmConfig>,
+) -> Result<Vec<RealmConfig>, ConfigError> {
     let realms: Vec<RealmConfig> = if !args.realms.is_empty() {
         args.realms.iter().map(RealmConfig::anonymous).collect()
     } else if !file.realms.is_empty() {
@@ -152,7 +204,7 @@ pub(super) fn build_router_config(
             .map(|(i, r)| r.to_config(i))
             .collect::<Result<_, _>>()?
     } else {
-        cfg.realms.clone()
+        default
     };
     for (i, r) in realms.iter().enumerate() {
         if crate::codec::uri::validate_uri(&r.name, crate::codec::uri::UriCheck::Loose).is_err() {
@@ -168,8 +220,11 @@ pub(super) fn build_router_config(
             ));
         }
     }
-    cfg.realms = realms;
-    let l = &mut cfg.limits;
+    Ok(realms)
+}
+
+/// The limits protecting the router; the per-session counts must be at least 1.
+fn limits(args: &Args, r: &RouterSection, l: &mut Limits) -> Result<(), ConfigError> {
     if let Some(v) = args.max_message_size_ws.or(r.max_message_size_ws) {
         l.max_message_size_ws = v;
     }
@@ -221,50 +276,59 @@ pub(super) fn build_router_config(
             *slot = v;
         }
     }
-    cfg.spin_before_park = args
-        .spin_before_park_us
-        .or(r.spin_before_park_us)
-        .map(Duration::from_micros);
-    cfg.ws_compression = !args.no_ws_compression && r.ws_compression.unwrap_or(true);
-    if args.ws_cookie || r.ws_cookie == Some(true) {
-        let name = args
-            .ws_cookie_name
-            .clone()
-            .or(r.ws_cookie_name.clone())
-            .unwrap_or_else(|| "cbtid".into());
-        if name.is_empty()
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        {
-            return Err(invalid("ws_cookie_name", "must be [A-Za-z0-9_-]+"));
-        }
-        let max_age = args
-            .ws_cookie_max_age_s
-            .or(r.ws_cookie_max_age_s)
-            .unwrap_or(86_400);
-        if max_age == 0 {
-            return Err(invalid("ws_cookie_max_age_s", "must be at least 1"));
-        }
-        cfg.ws_cookie = Some(Arc::new(crate::auth::CookieStore::new(
-            name,
-            Duration::from_secs(max_age),
-            args.ws_cookie_max_entries
-                .or(r.ws_cookie_max_entries)
-                .unwrap_or(100_000),
-        )));
+    Ok(())
+}
+
+/// The WebSocket tracking cookie and the store of authmethod `cookie`, when turned on.
+fn ws_cookie(args: &Args, r: &RouterSection) -> Result<Option<Arc<CookieStore>>, ConfigError> {
+    if !(args.ws_cookie || r.ws_cookie == Some(true)) {
+        return Ok(None);
     }
+    let name = args
+        .ws_cookie_name
+        .clone()
+        .or(r.ws_cookie_name.clone())
+        .unwrap_or_else(|| "cbtid".into());
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(invalid("ws_cookie_name", "must be [A-Za-z0-9_-]+"));
+    }
+    let max_age = args
+        .ws_cookie_max_age_s
+        .or(r.ws_cookie_max_age_s)
+        .unwrap_or(86_400);
+    if max_age == 0 {
+        return Err(invalid("ws_cookie_max_age_s", "must be at least 1"));
+    }
+    Ok(Some(Arc::new(CookieStore::new(
+        name,
+        Duration::from_secs(max_age),
+        args.ws_cookie_max_entries
+            .or(r.ws_cookie_max_entries)
+            .unwrap_or(100_000),
+    ))))
+}
+
+/// Cache and timeout of the dynamic authorizers.
+fn authorizer_settings(
+    args: &Args,
+    r: &RouterSection,
+    a: &mut AuthzSettings,
+) -> Result<(), ConfigError> {
     if let Some(v) = args.authorizer_cache_ttl_ms.or(r.authorizer_cache_ttl_ms) {
-        cfg.authz.cache_ttl = Duration::from_millis(v);
+        a.cache_ttl = Duration::from_millis(v);
     }
     if let Some(v) = args.authorizer_cache_size.or(r.authorizer_cache_size) {
-        cfg.authz.cache_size = v;
+        a.cache_size = v;
     }
     if let Some(v) = args.authorizer_timeout_ms.or(r.authorizer_timeout_ms) {
         if v == 0 {
             return Err(invalid("authorizer_timeout_ms", "must be at least 1"));
         }
-        cfg.authz.timeout = Duration::from_millis(v);
+        a.timeout = Duration::from_millis(v);
     }
-    Ok(cfg)
+    Ok(())
 }
