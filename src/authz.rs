@@ -106,6 +106,26 @@ pub struct Role {
     pub permissions: Vec<Permission>,
 }
 
+impl Role {
+    /// The role a `[[realm.role]]` section describes.
+    pub fn from_section(r: &crate::config::RoleSection) -> Role {
+        Role {
+            name: r.name.clone(),
+            trusted: r.trusted,
+            permissions: r
+                .permissions
+                .iter()
+                .map(|p| Permission {
+                    uri: p.uri.clone(),
+                    matching: p.matching,
+                    allow: p.allow,
+                    disclose: p.disclose,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// The outcome of an authorization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {

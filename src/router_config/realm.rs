@@ -1,10 +1,12 @@
-//! A `[[realm]]` section validated into a [`RealmConfig`]: its principals (auth), roles and
-//! dynamic authorizer (authz), and dynamic authenticators.
+//! A `[[realm]]` section validated into a [`RealmConfig`]: its principals (each built by
+//! [`Principal::from_section`], then checked together by [`Authenticator::new`]), roles
+//! ([`Role::from_section`]) and dynamic authorizer, and dynamic authenticators; every error is
+//! given the full key, e.g. `realm[0].principal[1].pubkey`.
 
 use super::RealmConfig;
 use crate::auth::dynamic::DynamicAuthenticator;
-use crate::auth::{AuthMethod, Authenticator, CraSecret, Principal, Salt, Secret};
-use crate::authz::{Permission, RealmPolicy, Role};
+use crate::auth::{AuthMethod, Authenticator, Principal};
+use crate::authz::{RealmPolicy, Role};
 use crate::config::{ConfigError, RealmSection};
 use std::sync::Arc;
 
@@ -18,68 +20,15 @@ impl RealmSection {
             key: format!("realm[{index}].principal[{j}].{key}"),
             message,
         };
-        let mut principals = Vec::with_capacity(self.principals.len());
-        for (j, p) in self.principals.iter().enumerate() {
-            let salt = match (&p.salt, &p.secret) {
-                (Some(salt), Some(_)) => Some(Salt {
-                    salt: salt.clone(),
-                    iterations: p.iterations.unwrap_or(1000),
-                    keylen: p.keylen.unwrap_or(32),
-                }),
-                (Some(_), None) => return Err(invalid(j, "salt", "needs a `secret`".into())),
-                (None, _) => {
-                    if p.iterations.is_some() {
-                        return Err(invalid(j, "iterations", "needs a `salt`".into()));
-                    }
-                    if p.keylen.is_some() {
-                        return Err(invalid(j, "keylen", "needs a `salt`".into()));
-                    }
-                    None
-                }
-            };
-            let pubkey = match &p.pubkey {
-                None => None,
-                Some(k) => Some(crate::auth::parse_pubkey(k).map_err(|m| invalid(j, "pubkey", m))?),
-            };
-            principals.push(Principal {
-                authid: p.authid.clone(),
-                authrole: p.role.clone(),
-                ticket: p.ticket.clone().map(Secret::new),
-                wampcra: p.secret.clone().map(|s| CraSecret {
-                    secret: Secret::new(s),
-                    salt,
-                }),
-                pubkey,
-                scram: p.scram_params().map_err(|(k, m)| invalid(j, k, m))?,
-                cert_fingerprint: match &p.cert_fingerprint {
-                    None => None,
-                    Some(f) => Some(
-                        crate::auth::parse_fingerprint(f)
-                            .map_err(|m| invalid(j, "cert_fingerprint", m))?,
-                    ),
-                },
-            });
-        }
+        let principals = self
+            .principals
+            .iter()
+            .enumerate()
+            .map(|(j, p)| Principal::from_section(p).map_err(|(k, m)| invalid(j, k, m)))
+            .collect::<Result<Vec<_>, _>>()?;
         let auth = Authenticator::new(&principals, rand::random())
             .map_err(|e| invalid(e.index, e.key, e.message))?;
-        let roles = self
-            .roles
-            .iter()
-            .map(|r| Role {
-                name: r.name.clone(),
-                trusted: r.trusted,
-                permissions: r
-                    .permissions
-                    .iter()
-                    .map(|p| Permission {
-                        uri: p.uri.clone(),
-                        matching: p.matching,
-                        allow: p.allow,
-                        disclose: p.disclose,
-                    })
-                    .collect(),
-            })
-            .collect();
+        let roles = self.roles.iter().map(Role::from_section).collect();
         let mut authenticators: Vec<DynamicAuthenticator> = Vec::new();
         for (j, a) in self.authenticators.iter().enumerate() {
             let key = |k: &str| format!("realm[{index}].authenticator[{j}].{k}");
