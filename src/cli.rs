@@ -17,6 +17,8 @@ use std::fmt::Write;
 /// A commented example config file; `switchyard config example` prints it.
 pub const EXAMPLE_CONFIG: &str = include_str!("../deploy/switchyard.toml");
 
+/// `config check`'s listing is a command-line concern, so it is defined here rather than next
+/// to [`Settings`].
 impl Settings {
     /// The effective settings, one `key = value` per line (TOML-like, for `config check`).
     pub fn describe(&self) -> String {

@@ -3,8 +3,8 @@
 //! validated into ([`Limits`], [`ListenerConfig`], [`AuthzSettings`], …), with [`ConfigError`],
 //! which names the bad key.
 //!
-//! This module is the bottom of the configuration: it imports nothing of the crate but `codec`
-//! and `util`. Auth, authz, logging and the runtime are built *from* it; the validated, runnable
+//! This module is the bottom of the configuration: it imports nothing else of the crate (at most
+//! `codec` and `util` may be added; `tests/module_deps.rs` checks it). Auth, authz, logging and the runtime are built *from* it; the validated, runnable
 //! [`crate::RouterConfig`] (which holds built objects: authenticators, policies, the cookie
 //! store) lives above them in [`crate::router_config`].
 //!
