@@ -51,7 +51,7 @@ pub mod client;
 pub mod codec;
 pub mod config;
 pub mod logging;
-pub mod meta;
+
 pub mod metrics;
 pub mod net;
 pub mod router_config;

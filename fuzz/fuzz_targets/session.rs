@@ -24,7 +24,9 @@ use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use switchyard::codec::uri::MatchPolicy;
 use switchyard::codec::*;
-use switchyard::routing::{Action, PeerMsg, RealmShard, RoutingConfig, SessionRef};
+use switchyard::routing::{
+    Action, PeerMsg, RealmShard, RoutingConfig, SessionDetails, SessionRef,
+};
 use switchyard::session::{router_roles, RealmDirectory, Session, SessionOutput, State};
 
 const SHARDS: usize = 2;
@@ -559,13 +561,18 @@ impl World {
                     assert!(client.routed.is_none(), "joined twice");
                     let s = &client.session;
                     let features = s.features;
-                    client.routed = Some(SessionRef::new(
-                        s.id,
-                        client.shard,
-                        &s.authid,
-                        &s.authrole,
-                        features,
-                    ));
+                    let sref = SessionRef::new(s.id, client.shard, &s.authid, &s.authrole, features);
+                    client.routed = Some(sref.clone());
+                    let details = SessionDetails {
+                        authmethod: s.authmethod.clone(),
+                        authprovider: "static".into(),
+                        transport: Default::default(),
+                        serializer: switchyard::codec::Serializer::MsgPack,
+                    };
+                    let shard = client.shard;
+                    let mut out = Vec::new();
+                    self.shards[shard].on_session_join(sref, details, self.now, &mut out);
+                    self.collect(shard, out);
                 }
                 SessionOutput::Route(m) => {
                     let sref = client.routed.clone().expect("routed before joining");
@@ -598,7 +605,10 @@ impl World {
                     assert!(to < SHARDS, "PeerMsg to shard {to} of {SHARDS}");
                     self.queues.entry((shard, to)).or_default().push_back(msg);
                 }
-                Action::Abort { session, .. } => self.aborts.push(session),
+                // A kill (meta API) ends the session like an abort does, for routing.
+                Action::Abort { session, .. } | Action::Kill { session, .. } => {
+                    self.aborts.push(session)
+                }
             }
         }
     }

@@ -31,7 +31,7 @@ use crate::codec::{
 use crate::routing::matcher::UriIndex;
 
 use super::ids::{random_global_id, IdAllocator, SessionId, ShardId};
-use super::peer::{PeerMsg, Publication};
+use super::peer::{Lifecycle, PeerMsg, Publication, Table};
 use super::realm::{errors, Ctx};
 use super::session::SessionRef;
 
@@ -41,6 +41,8 @@ struct Interest {
     id: Id,
     /// Shards with local subscribers, in the order they joined.
     shards: Vec<ShardId>,
+    /// When the home shard created the subscription (ISO 8601), the same on every shard.
+    created: Arc<str>,
 }
 
 /// A local subscriber.
@@ -88,6 +90,8 @@ pub struct SubscriptionInfo {
     pub pattern: Uri,
     /// Shards that have subscribers (the subscribers themselves live on those shards).
     pub shards: Vec<ShardId>,
+    /// When the home shard created it (ISO 8601).
+    pub created: Arc<str>,
 }
 
 /// See the module docs.
@@ -239,6 +243,9 @@ impl Broker {
                         }
                         subs.active.insert(id);
                         local.subscribers.push(subscriber);
+                        ctx.send(session.id, subscribed(msg.request, id));
+                        report(ctx, id, policy, msg.topic, session.id, true);
+                        return;
                     }
                     // Already subscribed: the spec says answer with the existing ID.
                     ctx.send(session.id, subscribed(msg.request, id));
@@ -358,111 +365,130 @@ impl Broker {
         }
     }
 
-    // ---- peer messages ---------------------------------------------------------------------
+    // ---- peer messages (dispatched by `RealmShard`) ---------------------------------------
 
-    pub(crate) fn on_peer(&mut self, msg: PeerMsg, ctx: &mut Ctx<'_>) {
-        match msg {
-            PeerMsg::InterestAddRequest {
+    /// On the home shard of `(policy, topic)`: shard `from` has local subscribers now.
+    pub(crate) fn on_interest_add_request(
+        &mut self,
+        token: u64,
+        from: ShardId,
+        policy: MatchPolicy,
+        topic: Uri,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let ids = &mut self.ids;
+        let entry = self
+            .interest
+            .get_or_insert_with(policy, &topic, || Interest {
+                id: ids.next_id(),
+                shards: Vec::new(),
+                created: ctx.wall_clock(),
+            });
+        if !entry.shards.contains(&from) {
+            entry.shards.push(from);
+        }
+        let id = entry.id;
+        let created = entry.created.clone();
+        self.interest_by_id.insert(id, (policy, topic.clone()));
+        ctx.broadcast_others(&PeerMsg::InterestAdd {
+            token,
+            origin: from,
+            subscription: id,
+            policy,
+            topic,
+            created,
+        });
+        ctx.peer(
+            from,
+            PeerMsg::InterestAck {
                 token,
-                from,
-                policy,
-                topic,
-            } => {
-                // We are the home shard of (policy, topic).
-                let ids = &mut self.ids;
-                let entry = self
-                    .interest
-                    .get_or_insert_with(policy, &topic, || Interest {
-                        id: ids.next_id(),
-                        shards: Vec::new(),
-                    });
-                if !entry.shards.contains(&from) {
-                    entry.shards.push(from);
-                }
-                let id = entry.id;
-                self.interest_by_id.insert(id, (policy, topic.clone()));
-                ctx.broadcast_others(&PeerMsg::InterestAdd {
-                    token,
-                    origin: from,
-                    subscription: id,
-                    policy,
-                    topic,
-                });
-                ctx.peer(
-                    from,
-                    PeerMsg::InterestAck {
-                        token,
-                        subscription: id,
-                    },
-                );
-            }
-            PeerMsg::InterestAdd {
-                token,
-                origin,
-                subscription,
-                policy,
-                topic,
-            } => {
-                let entry = self
-                    .interest
-                    .get_or_insert_with(policy, &topic, || Interest {
-                        id: subscription,
-                        shards: Vec::new(),
-                    });
-                if entry.id != subscription {
-                    // The home shard is authoritative; a stale entry cannot survive FIFO
-                    // delivery, but converge anyway.
-                    self.interest_by_id.remove(&entry.id);
-                    entry.id = subscription;
-                    entry.shards.clear();
-                }
-                if !entry.shards.contains(&origin) {
-                    entry.shards.push(origin);
-                }
-                self.interest_by_id.insert(subscription, (policy, topic));
-                ctx.peer(
-                    origin,
-                    PeerMsg::InterestAck {
-                        token,
-                        subscription,
-                    },
-                );
-            }
+                subscription: id,
+            },
+        );
+    }
+
+    /// From the home shard: replicate its interest entry, then ack to `origin`.
+    pub(crate) fn on_interest_add(
+        &mut self,
+        token: u64,
+        origin: ShardId,
+        subscription: Id,
+        (policy, topic): (MatchPolicy, Uri),
+        created: Arc<str>,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let entry = self
+            .interest
+            .get_or_insert_with(policy, &topic, || Interest {
+                id: subscription,
+                shards: Vec::new(),
+                created: created.clone(),
+            });
+        if entry.id != subscription {
+            // The home shard is authoritative; a stale entry cannot survive FIFO
+            // delivery, but converge anyway.
+            self.interest_by_id.remove(&entry.id);
+            entry.id = subscription;
+            entry.shards.clear();
+            entry.created = created;
+        }
+        if !entry.shards.contains(&origin) {
+            entry.shards.push(origin);
+        }
+        self.interest_by_id.insert(subscription, (policy, topic));
+        ctx.peer(
+            origin,
             PeerMsg::InterestAck {
                 token,
                 subscription,
-            } => self.on_ack(token, subscription, ctx),
-            PeerMsg::InterestRemoveRequest {
-                from,
-                policy,
-                topic,
-            } => {
-                let Some(entry) = self.interest.get(policy, &topic) else {
-                    return;
-                };
-                let id = entry.id;
-                self.remove_interest(from, id, policy, &topic);
-                ctx.broadcast_others(&PeerMsg::InterestRemove {
-                    shard: from,
-                    subscription: id,
-                    policy,
-                    topic,
-                });
-            }
-            PeerMsg::InterestRemove {
-                shard,
-                subscription,
-                policy,
-                topic,
-            } => self.remove_interest(shard, subscription, policy, &topic),
-            PeerMsg::Publish(publication) => self.deliver_local(&publication, ctx),
-            _ => {}
+            },
+        );
+    }
+
+    /// On the home shard: shard `from` has no local subscriber of `(policy, topic)` any more.
+    /// Reports the removal of the entry when it was the last shard (meta `on_delete`).
+    pub(crate) fn on_interest_remove_request(
+        &mut self,
+        from: ShardId,
+        policy: MatchPolicy,
+        topic: Uri,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let Some(entry) = self.interest.get(policy, &topic) else {
+            return;
+        };
+        let id = entry.id;
+        if self.remove_interest(from, id, policy, &topic) {
+            ctx.removed(Table::Subscription, id);
         }
+        ctx.broadcast_others(&PeerMsg::InterestRemove {
+            shard: from,
+            subscription: id,
+            policy,
+            topic,
+        });
+    }
+
+    /// From the home shard: replicate the removal of `shard`'s interest.
+    pub(crate) fn on_interest_remove(
+        &mut self,
+        shard: ShardId,
+        subscription: Id,
+        policy: MatchPolicy,
+        topic: &str,
+    ) {
+        self.remove_interest(shard, subscription, policy, topic);
+    }
+
+    /// A publication from another shard (or a router event): deliver it to local subscribers.
+    pub(crate) fn on_publication(&self, publication: &Publication, ctx: &mut Ctx<'_>) {
+        self.deliver_local(publication, ctx);
     }
 
     // ---- internals -------------------------------------------------------------------------
 
-    fn on_ack(&mut self, token: u64, subscription: Id, ctx: &mut Ctx<'_>) {
+    /// On the subscribing shard: one more shard routes publications of the subscription here.
+    pub(crate) fn on_ack(&mut self, token: u64, subscription: Id, ctx: &mut Ctx<'_>) {
         let Some((policy, topic)) = self.pending.get(&token).cloned() else {
             return; // everyone who waited left; the interest was withdrawn already
         };
@@ -491,13 +517,18 @@ impl Broker {
             .insert(subscription, (policy, topic.clone()));
         for (subscriber, request) in waiters {
             let session = subscriber.session;
+            let mut joined = false;
             if let Some(subs) = self.sessions.get_mut(&session) {
                 subs.waiting.retain(|(p, t)| !(*p == policy && *t == topic));
                 if subs.active.insert(subscription) {
                     local.subscribers.push(subscriber);
+                    joined = true;
                 }
             }
             ctx.send(session, subscribed(request, subscription));
+            if joined {
+                report(ctx, subscription, policy, topic.clone(), session, true);
+            }
         }
         if local.subscribers.is_empty() {
             self.local.remove(policy, &topic);
@@ -514,6 +545,8 @@ impl Broker {
             return;
         };
         local.subscribers.retain(|s| s.session != session);
+        // Before the interest removal below: the home publishes on_unsubscribe first.
+        report(ctx, id, policy, topic.clone(), session, false);
         if local.subscribers.is_empty() {
             self.local.remove(policy, &topic);
             self.local_by_id.remove(&id);
@@ -534,19 +567,27 @@ impl Broker {
     }
 
     /// Drops `shard` from the interest entry with ID `id`; the entry goes (and on the home
-    /// shard the ID retires) with its last shard.
-    fn remove_interest(&mut self, shard: ShardId, id: Id, policy: MatchPolicy, topic: &str) {
+    /// shard the ID retires) with its last shard. True when the entry went.
+    fn remove_interest(
+        &mut self,
+        shard: ShardId,
+        id: Id,
+        policy: MatchPolicy,
+        topic: &str,
+    ) -> bool {
         let Some(entry) = self.interest.get_mut(policy, topic) else {
-            return;
+            return false;
         };
         if entry.id != id {
-            return;
+            return false;
         }
         entry.shards.retain(|s| *s != shard);
         if entry.shards.is_empty() {
             self.interest.remove(policy, topic);
             self.interest_by_id.remove(&id);
+            return true;
         }
+        false
     }
 
     /// One EVENT per matching active local subscription, to its eligible subscribers.
@@ -603,6 +644,7 @@ impl Broker {
                     policy: *policy,
                     pattern: pattern.clone(),
                     shards: entry.shards.clone(),
+                    created: entry.created.clone(),
                 })
             })
             .collect()
@@ -617,6 +659,7 @@ impl Broker {
             policy: *policy,
             pattern: pattern.clone(),
             shards: entry.shards.clone(),
+            created: entry.created.clone(),
         })
     }
 
@@ -672,6 +715,26 @@ fn receives(p: &Publication, s: &Subscriber) -> bool {
         && has_id(&o.exclude) != Some(true)
         && has_str(&o.exclude_authid, &s.authid) != Some(true)
         && has_str(&o.exclude_authrole, &s.authrole) != Some(true)
+}
+
+/// Tells the home shard of the subscription that local `session` joined or left it (the home
+/// publishes the meta events; see [`super::peer`]).
+fn report(
+    ctx: &mut Ctx<'_>,
+    id: Id,
+    policy: MatchPolicy,
+    uri: Uri,
+    session: SessionId,
+    joined: bool,
+) {
+    ctx.report(Lifecycle {
+        table: Table::Subscription,
+        id,
+        policy,
+        uri,
+        session,
+        joined,
+    });
 }
 
 fn subscribed(request: Id, subscription: Id) -> Message {

@@ -18,7 +18,8 @@
 //! - call [`RealmShard::on_message`] for each message of an established session of the realm;
 //! - deliver each `Action::Peer { shard, msg }` to the same realm's `RealmShard` on `shard`, in
 //!   order per (source, destination) pair;
-//! - after `Action::Abort` (or any other end of a session), call
+//! - call [`RealmShard::on_session_join`] when a session joins the realm;
+//! - after `Action::Abort` or `Action::Kill` (or any other end of a session), call
 //!   [`RealmShard::on_session_leave`];
 //! - call [`RealmShard::on_tick`] at [`RealmShard::next_deadline`].
 //!
@@ -28,6 +29,7 @@
 //! - [`broker`]: subscriptions, the replicated shard-interest table, publication fan-out.
 //! - [`dealer`]: the replicated registration table, call routing, cancel and timeouts.
 //! - [`peer`]: the cross-shard protocol (every [`PeerMsg`] and the order it relies on).
+//! - [`meta`]: the WAMP Meta API (procedures, lifecycle and session events, testaments).
 //! - [`ids`]: router-scope ID allocation, home shards, global IDs.
 //! - [`session`]: what routing knows about a session ([`SessionRef`], [`Features`]).
 //! - [`matcher`]: the URI matching index both tables are built on.
@@ -36,6 +38,7 @@ pub mod broker;
 pub mod dealer;
 pub mod ids;
 pub mod matcher;
+pub mod meta;
 pub mod peer;
 pub mod realm;
 pub mod session;
@@ -44,6 +47,7 @@ pub mod session;
 mod tests;
 
 pub use ids::{SessionId, ShardId};
+pub use meta::SessionDetails;
 pub use peer::PeerMsg;
 pub use realm::{Action, RealmShard, RoutingConfig};
 pub use session::{Features, SessionRef};

@@ -28,7 +28,19 @@
 //!                  progressive invocations: C --InvokeMore--> K
 //!                  cancel (kill): C --Interrupt--> K; skip / killnowait / timeout / caller
 //!                  left: C --CallGone--> K (K forgets the invocation, INTERRUPTs if asked)
+//! SUBSCRIBED / REGISTERED sent on S, or a joined session leaves it:
+//!                  S --Lifecycle--> H (H publishes the meta events, in its order)
+//! meta query on Q: Q --MetaQuery--> every X != Q; every X --MetaReply--> Q
 //! ```
+//!
+//! **Meta events** of a subscription or registration (`on_create`, `on_subscribe` /
+//! `on_register`, `on_unsubscribe` / `on_unregister`, `on_delete`) are published by its home
+//! shard, which sees every change of the URI in order: the session's shard reports each
+//! confirmed join (after SUBSCRIBED / REGISTERED) and each leave of a joined session with a
+//! [`PeerMsg::Lifecycle`] on the same FIFO channel as its removal request, so the home publishes
+//! `on_unsubscribe` before the `on_delete` the removal causes. `on_create` goes with the first
+//! join, `on_delete` with the removal of an entry that had one: exactly once per lifetime of an
+//! ID, whatever the interleaving (see `super::meta`).
 //!
 //! Tokens (`token`) name a pending request of the shard that sent it; the pair
 //! (origin shard, token) is unique, and an acknowledgement for a token the origin no longer
@@ -56,17 +68,20 @@ pub enum PeerMsg {
         topic: Uri,
     },
     /// From the home shard to every other shard: add `origin` to the interest entry (creating
-    /// it with `subscription`), then send [`PeerMsg::InterestAck`] to `origin`.
+    /// it with `subscription` and the home's creation time), then send
+    /// [`PeerMsg::InterestAck`] to `origin`.
     InterestAdd {
         token: u64,
         origin: ShardId,
         subscription: Id,
         policy: MatchPolicy,
         topic: Uri,
+        created: Arc<str>,
     },
     /// To the shard that asked: one more shard routes publications for the subscription to it.
     InterestAck { token: u64, subscription: Id },
     /// To the home shard: shard `from` has no local subscriber for `(policy, topic)` any more.
+    /// (A leaving subscriber's [`PeerMsg::Lifecycle`] precedes it on the same channel.)
     InterestRemoveRequest {
         from: ShardId,
         policy: MatchPolicy,
@@ -130,6 +145,73 @@ pub enum PeerMsg {
         error: Uri,
         payload: Payload,
     },
+
+    // ---- meta API -----------------------------------------------------------------------
+    /// Session's shard to the home shard of a subscription or registration: a local session
+    /// joined it (SUBSCRIBED / REGISTERED sent) or left it. The home publishes the meta events.
+    Lifecycle(Box<Lifecycle>),
+    /// To every other shard: answer `query` about your own sessions to shard `from`.
+    MetaQuery {
+        token: u64,
+        from: ShardId,
+        query: MetaQuery,
+    },
+    /// The answer to [`PeerMsg::MetaQuery`] `token`.
+    MetaReply { token: u64, answer: MetaAnswer },
+}
+
+/// Which table an ID belongs to (subscription and registration IDs are separate spaces).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Table {
+    Subscription,
+    Registration,
+}
+
+/// A local session joined or left a subscription or registration (see
+/// [`PeerMsg::Lifecycle`]).
+#[derive(Debug, Clone)]
+pub struct Lifecycle {
+    pub table: Table,
+    pub id: Id,
+    pub policy: MatchPolicy,
+    pub uri: Uri,
+    pub session: SessionId,
+    /// True for a join, false for a leave.
+    pub joined: bool,
+}
+
+/// What a shard is asked about its own sessions (the meta API's session queries).
+#[derive(Debug, Clone)]
+pub enum MetaQuery {
+    /// Established sessions of the realm, optionally only those with one of these authroles.
+    Sessions { filter: Option<Vec<String>> },
+    /// The details of one session.
+    Get { session: Id },
+    /// Close matching sessions (all but `exclude`) with GOODBYE.
+    Kill {
+        target: KillTarget,
+        exclude: Id,
+        reason: Uri,
+        message: String,
+    },
+    /// Local subscribers of a subscription.
+    Subscribers { subscription: Id },
+}
+
+/// Which sessions a kill closes.
+#[derive(Debug, Clone)]
+pub enum KillTarget {
+    Session(Id),
+    Authid(String),
+    Authrole(String),
+    All,
+}
+
+/// A shard's answer to a [`MetaQuery`].
+#[derive(Debug, Clone)]
+pub enum MetaAnswer {
+    Sessions(Vec<Id>),
+    Details(Option<Dict>),
 }
 
 /// Names a routed call on the callee's shard: by the caller's request, and by the callee and
@@ -195,6 +277,8 @@ pub struct RegistrationChange {
     pub disclose_caller: bool,
     pub forward_timeout: bool,
     pub callee: CalleeRef,
+    /// When the home shard created the registration (ISO 8601; empty in the request).
+    pub created: Arc<str>,
 }
 
 /// Removing a callee from a registration.

@@ -4,30 +4,35 @@
 //! owns. Nothing here touches a socket, a clock, a thread or an executor.
 //!
 //! ```text
-//!  session messages ─ on_message ─┐                    ┌─ Action::Send / SendMany → sessions
-//!  PeerMsg from shards ─ on_peer ─┼─► Broker / Dealer ─┼─ Action::Peer → other shards
-//!  session gone ─ on_session_leave┤        │           └─ Action::Abort → protocol violations
-//!  time ─ on_tick / next_deadline ┘        └─ PeerMsg to self: queued, handled before returning
+//!  session joined ─ on_session_join ─┐                        ┌─ Action::Send / SendMany
+//!  session messages ─ on_message ────┤   Broker / Dealer /    ├─ Action::Peer → other shards
+//!  PeerMsg from shards ─ on_peer ────┼─► Meta                 ├─ Action::Abort, Action::Kill
+//!  session gone ─ on_session_leave ──┤     │                  │
+//!  time ─ on_tick / next_deadline ───┘     └─ PeerMsg to self, meta events: handled before
+//!                                             the input returns
 //! ```
 //!
 //! The broker ([`super::broker`]) owns subscriptions and publication fan-out; the dealer
 //! ([`super::dealer`]) owns registrations and calls. Both keep replicated tables updated by
-//! [`PeerMsg`]s as [`super::peer`] describes.
+//! [`PeerMsg`]s as [`super::peer`] describes, and report the lifecycle facts they know (a
+//! session joined or left a subscription or registration, the home removed one) to the meta API
+//! ([`super::meta`]), which turns them into meta events the broker publishes.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use crate::codec::uri::{MatchPolicy, UriCheck};
-use crate::codec::{self, Dict, Message, Payload, Uri, Value};
+use crate::codec::{self, Dict, Id, Message, Payload, Uri, Value};
 
 use super::broker::Broker;
 use super::dealer::Dealer;
 use super::ids::{home_shard, SessionId, ShardId};
-use super::peer::PeerMsg;
+use super::meta::{self, Meta, RouterEvent, SessionDetails};
+use super::peer::{Lifecycle, PeerMsg, Table};
 use super::session::SessionRef;
 
 /// What the runtime must do after feeding an input.
@@ -50,6 +55,13 @@ pub enum Action {
     /// The session broke the protocol: send ABORT with `reason` (and `message` in the details),
     /// close it, then call [`RealmShard::on_session_leave`].
     Abort {
+        session: SessionId,
+        reason: Uri,
+        message: String,
+    },
+    /// Close a local session with GOODBYE `reason` (meta API `wamp.session.kill*`), then call
+    /// [`RealmShard::on_session_leave`] once it is gone.
+    Kill {
         session: SessionId,
         reason: Uri,
         message: String,
@@ -112,11 +124,47 @@ pub(crate) struct Ctx<'a> {
     pub now: Instant,
     pub config: &'a RoutingConfig,
     pub rng: &'a mut StdRng,
+    /// The wall-clock time at `epoch.0` (for the meta API's `created` times).
+    epoch: (Instant, SystemTime),
     out: &'a mut Vec<Action>,
     local: &'a mut VecDeque<PeerMsg>,
+    /// Meta events to publish once the current handler returns.
+    events: &'a mut Vec<RouterEvent>,
+    /// Subscriptions and registrations the home shard removed during the current handler.
+    removed: &'a mut Vec<(Table, Id)>,
 }
 
 impl Ctx<'_> {
+    /// Any action.
+    pub fn action(&mut self, a: Action) {
+        self.out.push(a);
+    }
+
+    /// The wall-clock time of `now`, ISO 8601 (the time is passed in, never read here).
+    pub fn wall_clock(&self) -> Arc<str> {
+        let (at, wall) = self.epoch;
+        let t = wall + self.now.saturating_duration_since(at);
+        Arc::from(crate::util::iso8601(t))
+    }
+
+    /// Reports a local session's join or leave of a subscription or registration to the home
+    /// shard of its URI, which publishes the meta events (see [`super::meta`]).
+    pub fn report(&mut self, change: Lifecycle) {
+        let home = self.home(change.policy, &change.uri);
+        self.peer(home, PeerMsg::Lifecycle(Box::new(change)));
+    }
+
+    /// On the home shard: a subscription or registration was removed (its last subscriber or
+    /// callee went).
+    pub fn removed(&mut self, table: Table, id: Id) {
+        self.removed.push((table, id));
+    }
+
+    /// A meta event for the broker to publish when the current handler returns.
+    pub(crate) fn event(&mut self, e: RouterEvent) {
+        self.events.push(e);
+    }
+
     pub fn send(&mut self, to: SessionId, msg: Message) {
         self.out.push(Action::Send { to, msg });
     }
@@ -208,11 +256,17 @@ pub struct RealmShard {
     shard_count: usize,
     config: RoutingConfig,
     rng: StdRng,
+    /// The wall-clock time at a known instant: `created` times are computed from `now`.
+    epoch: (Instant, SystemTime),
     /// PeerMsgs this shard sent itself, handled in order before an input returns (so "local"
     /// and "remote" take the same code path and keep the same ordering guarantees).
     local: VecDeque<PeerMsg>,
+    /// Scratch: meta events and removals of the handler running (see [`Ctx`]).
+    events: Vec<RouterEvent>,
+    removed: Vec<(Table, Id)>,
     broker: Broker,
     dealer: Dealer,
+    meta: Meta,
 }
 
 impl RealmShard {
@@ -233,9 +287,13 @@ impl RealmShard {
             shard_count,
             config,
             rng: StdRng::seed_from_u64(seed),
+            epoch: (Instant::now(), SystemTime::now()),
             local: VecDeque::new(),
+            events: Vec::new(),
+            removed: Vec::new(),
             broker: Broker::new(shard, shard_count),
             dealer: Dealer::new(shard, shard_count),
+            meta: Meta::default(),
         }
     }
 
@@ -257,6 +315,23 @@ impl RealmShard {
         &self.dealer
     }
 
+    /// Testaments a local session holds (for tests and introspection).
+    pub fn testament_count(&self, session: SessionId) -> usize {
+        self.meta.testament_count(session)
+    }
+
+    /// A local session joined the realm (after WELCOME): `wamp.session.on_join`. Call before
+    /// feeding its messages.
+    pub fn on_session_join(
+        &mut self,
+        session: SessionRef,
+        details: SessionDetails,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        self.with_ctx(now, out, |_, _, meta, ctx| meta.join(session, details, ctx));
+    }
+
     /// A message from an established session of this realm owned by this shard.
     ///
     /// Routing messages are PUBLISH, SUBSCRIBE, UNSUBSCRIBE, CALL, CANCEL, REGISTER, UNREGISTER,
@@ -270,7 +345,10 @@ impl RealmShard {
         now: Instant,
         out: &mut Vec<Action>,
     ) {
-        self.with_ctx(now, out, |broker, dealer, ctx| match msg {
+        self.with_ctx(now, out, |broker, dealer, meta, ctx| match msg {
+            Message::Call(m) if meta::procs::is_meta_procedure(&m.procedure) => {
+                meta.call(session.id, m, broker, dealer, ctx)
+            }
             Message::Publish(m) => broker.publish(session, m, ctx),
             Message::Subscribe(m) => broker.subscribe(session, m, ctx),
             Message::Unsubscribe(m) => broker.unsubscribe(session, m, ctx),
@@ -301,24 +379,30 @@ impl RealmShard {
     /// A message from the same realm's shard `from`.
     pub fn on_peer(&mut self, from: ShardId, msg: PeerMsg, now: Instant, out: &mut Vec<Action>) {
         let _ = from; // every message names what it needs; `from` is for the runtime's metrics
-        self.with_ctx(now, out, |broker, dealer, ctx| {
-            route_peer(broker, dealer, msg, ctx)
+        self.with_ctx(now, out, |broker, dealer, meta, ctx| {
+            route_peer(broker, dealer, meta, msg, ctx)
         });
     }
 
-    /// A local session left the realm (GOODBYE, ABORT, transport closed). Removes its
-    /// subscriptions and registrations everywhere, fails the calls it was serving and interrupts
-    /// the calls it was making.
+    /// A local session left the realm (GOODBYE, ABORT, transport closed, kill). Publishes its
+    /// testaments, removes its subscriptions and registrations everywhere, fails the calls it
+    /// was serving, interrupts the calls it was making, then publishes
+    /// `wamp.session.on_leave`.
     pub fn on_session_leave(&mut self, session: SessionId, now: Instant, out: &mut Vec<Action>) {
-        self.with_ctx(now, out, |broker, dealer, ctx| {
+        self.with_ctx(now, out, |broker, dealer, meta, ctx| {
+            meta.leave_testaments(session, ctx);
             broker.session_left(session, ctx);
             dealer.session_left(session, ctx);
         });
+        self.with_ctx(now, out, |_, _, meta, ctx| meta.leave(session, ctx));
     }
 
-    /// Time passed: fires call timeouts due at or before `now`.
+    /// Time passed: fires call timeouts and meta query timeouts due at or before `now`.
     pub fn on_tick(&mut self, now: Instant, out: &mut Vec<Action>) {
-        self.with_ctx(now, out, |_, dealer, ctx| dealer.tick(ctx));
+        self.with_ctx(now, out, |_, dealer, meta, ctx| {
+            dealer.tick(ctx);
+            meta.tick(ctx);
+        });
     }
 
     /// Publishes an event from the router itself (the meta API's `wamp.session.on_join`, …) to
@@ -333,7 +417,7 @@ impl RealmShard {
         out: &mut Vec<Action>,
     ) -> codec::Id {
         let mut id = 0;
-        self.with_ctx(now, out, |broker, _, ctx| {
+        self.with_ctx(now, out, |broker, _, _, ctx| {
             id = broker.publish_from_router(topic, payload, options, ctx)
         });
         id
@@ -341,16 +425,21 @@ impl RealmShard {
 
     /// When [`RealmShard::on_tick`] next has something to do.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.dealer.next_deadline()
+        match (self.dealer.next_deadline(), self.meta.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    /// Runs `f` with a context over this shard's state, then handles every PeerMsg the shard
-    /// sent itself meanwhile (in order, including the ones those handlers send).
+    /// Runs `f` with a context over this shard's state, then, until nothing is left: the
+    /// removals it reported become meta events, the meta events are published, and the next
+    /// PeerMsg the shard sent itself is handled (in order, including the ones those handlers
+    /// send).
     fn with_ctx(
         &mut self,
         now: Instant,
         out: &mut Vec<Action>,
-        f: impl FnOnce(&mut Broker, &mut Dealer, &mut Ctx<'_>),
+        f: impl FnOnce(&mut Broker, &mut Dealer, &mut Meta, &mut Ctx<'_>),
     ) {
         let Self {
             realm,
@@ -358,9 +447,13 @@ impl RealmShard {
             shard_count,
             config,
             rng,
+            epoch,
             local,
+            events,
+            removed,
             broker,
             dealer,
+            meta,
         } = self;
         let mut ctx = Ctx {
             shard: *shard,
@@ -369,24 +462,110 @@ impl RealmShard {
             now,
             config,
             rng,
+            epoch: *epoch,
             out,
             local,
+            events,
+            removed,
         };
-        f(broker, dealer, &mut ctx);
-        while let Some(msg) = ctx.local.pop_front() {
-            route_peer(broker, dealer, msg, &mut ctx);
+        f(broker, dealer, meta, &mut ctx);
+        loop {
+            let removed = std::mem::take(ctx.removed);
+            for (table, id) in removed {
+                meta.on_removed(table, id, &mut ctx);
+            }
+            let events = std::mem::take(ctx.events);
+            for e in events {
+                broker.publish_from_router(e.topic, e.payload, e.options, &mut ctx);
+            }
+            let Some(msg) = ctx.local.pop_front() else {
+                break;
+            };
+            route_peer(broker, dealer, meta, msg, &mut ctx);
         }
     }
 }
 
-fn route_peer(broker: &mut Broker, dealer: &mut Dealer, msg: PeerMsg, ctx: &mut Ctx<'_>) {
+/// Hands a peer message to the part of the core it is for. One exhaustive match: a new
+/// [`PeerMsg`] variant does not compile until it has a handler.
+fn route_peer(
+    broker: &mut Broker,
+    dealer: &mut Dealer,
+    meta: &mut Meta,
+    msg: PeerMsg,
+    ctx: &mut Ctx<'_>,
+) {
     match msg {
-        PeerMsg::InterestAddRequest { .. }
-        | PeerMsg::InterestAdd { .. }
-        | PeerMsg::InterestAck { .. }
-        | PeerMsg::InterestRemoveRequest { .. }
-        | PeerMsg::InterestRemove { .. }
-        | PeerMsg::Publish(_) => broker.on_peer(msg, ctx),
-        _ => dealer.on_peer(msg, ctx),
+        // broker
+        PeerMsg::InterestAddRequest {
+            token,
+            from,
+            policy,
+            topic,
+        } => broker.on_interest_add_request(token, from, policy, topic, ctx),
+        PeerMsg::InterestAdd {
+            token,
+            origin,
+            subscription,
+            policy,
+            topic,
+            created,
+        } => broker.on_interest_add(token, origin, subscription, (policy, topic), created, ctx),
+        PeerMsg::InterestAck {
+            token,
+            subscription,
+        } => broker.on_ack(token, subscription, ctx),
+        PeerMsg::InterestRemoveRequest {
+            from,
+            policy,
+            topic,
+        } => broker.on_interest_remove_request(from, policy, topic, ctx),
+        PeerMsg::InterestRemove {
+            shard,
+            subscription,
+            policy,
+            topic,
+        } => broker.on_interest_remove(shard, subscription, policy, &topic),
+        PeerMsg::Publish(publication) => broker.on_publication(&publication, ctx),
+        // dealer: registrations
+        PeerMsg::RegisterRequest(change) => dealer.on_register_request(*change, ctx),
+        PeerMsg::RegisterRejected { token, error } => {
+            dealer.on_register_rejected(token, &error, ctx)
+        }
+        PeerMsg::RegistrationAdd(change) => dealer.on_registration_add(&change, ctx),
+        PeerMsg::RegistrationAck {
+            token,
+            registration,
+        } => dealer.on_ack(token, registration, ctx),
+        PeerMsg::UnregisterRequest(removal) => dealer.on_unregister_request(*removal, ctx),
+        PeerMsg::RegistrationRemove(removal) => dealer.on_registration_remove(&removal),
+        // dealer: calls
+        PeerMsg::Invoke(invoke) => dealer.on_invoke(*invoke, ctx),
+        PeerMsg::InvokeMore {
+            call,
+            progress,
+            payload,
+        } => dealer.on_more(call, progress, payload, ctx),
+        PeerMsg::Interrupt { call } => dealer.on_interrupt(call, ctx),
+        PeerMsg::CallGone { call, interrupt } => dealer.on_call_gone(call, interrupt, ctx),
+        PeerMsg::CallResult {
+            caller,
+            request,
+            details,
+            payload,
+        } => dealer.on_call_result(caller, request, details, payload, ctx),
+        PeerMsg::CallError {
+            caller,
+            request,
+            details,
+            error,
+            payload,
+        } => dealer.on_call_error(caller, request, (details, error), payload, ctx),
+        // meta API
+        PeerMsg::Lifecycle(l) => meta.on_lifecycle(&l, broker, dealer, ctx),
+        PeerMsg::MetaQuery { token, from, query } => {
+            meta.on_query(token, from, &query, broker, ctx)
+        }
+        PeerMsg::MetaReply { token, answer } => meta.on_reply(token, answer, ctx),
     }
 }

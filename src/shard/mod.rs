@@ -74,12 +74,6 @@ pub enum ShardMsg {
     },
     /// An in-process session (see [`LocalConnector`]) for this shard to serve.
     LocalConn { end: crate::net::inproc::RouterEnd },
-    /// A meta API query or answer (see [`crate::meta`]) for the same realm on this shard.
-    Meta {
-        realm: Uri,
-        from: usize,
-        msg: crate::meta::MetaMsg,
-    },
     /// A routing message for the same realm on this shard.
     Peer {
         realm: Uri,
@@ -111,10 +105,6 @@ pub struct Shard {
     pub metrics: Arc<ShardMetrics>,
     /// When each call in flight was sent, for the call latency histogram.
     pub call_timer: CallTimer,
-    /// Routing work produced while routing work is applied (processed iteratively).
-    pending_local: RefCell<Vec<(Uri, PeerMsg)>>,
-    /// The meta API's per-shard state (scatter-gather queries, testaments, queued events).
-    pub meta: crate::meta::MetaState,
     /// Dynamic authorizer calls and their cache.
     pub authz: authorizer::AuthzState,
 }
@@ -244,17 +234,19 @@ impl Shard {
                     if let Some(r) = self.metrics.realm(&realm) {
                         r.sessions.inc();
                     }
-                    *h.realm.borrow_mut() = Some(realm);
-                    let core = h.core.borrow();
-                    *h.sref.borrow_mut() = Some(SessionRef::new(
-                        h.id,
-                        self.id,
-                        &core.authid,
-                        &core.authrole,
-                        core.features,
-                    ));
-                    drop(core);
-                    crate::meta::on_join(self, h);
+                    *h.realm.borrow_mut() = Some(realm.clone());
+                    let sref = {
+                        let core = h.core.borrow();
+                        SessionRef::new(h.id, self.id, &core.authid, &core.authrole, core.features)
+                    };
+                    *h.sref.borrow_mut() = Some(sref.clone());
+                    let mut actions = Vec::new();
+                    if let Some(r) = self.realms.borrow_mut().get_mut(&realm) {
+                        let details = h.meta_details();
+                        r.on_session_join(sref, details, Instant::now(), &mut actions);
+                    }
+                    self.apply_actions(&realm, actions);
+                    self.flush_mesh();
                 }
                 SessionOutput::Route(m) => self.route(h, m),
                 SessionOutput::Close => {
@@ -281,9 +273,6 @@ impl Shard {
         if let Message::Call(c) = &m {
             self.call_timer.on_call(h.id, c.request, Instant::now());
         }
-        let Some(m) = crate::meta::intercept(self, h, &realm, m) else {
-            return;
-        };
         self.route_to_realm(h, &realm, m);
     }
 
@@ -309,7 +298,6 @@ impl Shard {
             if let Some(r) = self.metrics.realm(&realm) {
                 r.sessions.dec();
             }
-            crate::meta::on_session_leave(self, h, &realm);
             let mut actions = Vec::new();
             if let Some(r) = self.realms.borrow_mut().get_mut(&realm) {
                 r.on_session_leave(h.id, Instant::now(), &mut actions);
@@ -323,120 +311,126 @@ impl Shard {
         self.sessions.borrow().get(&id).cloned()
     }
 
-    /// Carries out routing actions; peer messages to this shard itself are processed here too.
+    /// Carries out routing actions, in order.
     pub(crate) fn apply_actions(&self, realm: &Uri, actions: Vec<Action>) {
-        let mut queue = actions;
         let realm_metrics = self.metrics.realm(realm);
         let count_out = || {
             if let Some(r) = realm_metrics {
                 r.messages_out.inc();
             }
         };
-        loop {
-            for a in queue.drain(..) {
-                match a {
-                    Action::Send { to, msg } if to == self.authz.caller => {
-                        self.on_authorizer_reply(&msg);
-                    }
-                    Action::Send { to, msg } => {
-                        crate::meta::on_send(self, realm, to, &msg);
-                        if let Some(h) = self.session(to) {
-                            self.call_timer.on_reply(to, &msg, &self.metrics);
-                            self.metrics.count_limit_error(&msg);
-                            let code = msg.code();
-                            let frame = if h.local {
-                                // Moved, not copied (SessionHandle::frame would clone it).
-                                let size = crate::net::inproc::approx_size(&msg);
-                                OutFrame::Local(Arc::new(msg), size)
-                            } else {
-                                let b = codec::encode(h.serializer, &msg);
-                                if b.len() > h.peer_max {
-                                    self.too_big_for_peer(&h, &msg);
-                                    continue;
-                                }
-                                OutFrame::Message(b)
-                            };
-                            if self.deliver(&h, frame, code) {
-                                count_out();
-                            }
-                        }
-                    }
-                    Action::SendMany { to, msg } => {
-                        // Encode once per serializer, share the frame between recipients.
-                        let mut frames: [Option<bytes::Bytes>; 2] = [None, None];
-                        // Local recipients share the message itself (see OutFrame::Local).
-                        let mut local_size = None;
-                        let message_code = msg.code();
-                        for id in to {
-                            if let Some(h) = self.session(id) {
-                                let frame = if h.local {
-                                    let size = *local_size.get_or_insert_with(|| {
-                                        crate::net::inproc::approx_size(&msg)
-                                    });
-                                    OutFrame::Local(msg.clone(), size)
-                                } else {
-                                    OutFrame::Message(
-                                        frames[h.serializer.index()]
-                                            .get_or_insert_with(|| {
-                                                codec::encode(h.serializer, &msg)
-                                            })
-                                            .clone(),
-                                    )
-                                };
-                                if self.deliver(&h, frame, message_code) {
-                                    count_out();
-                                }
-                            }
-                        }
-                    }
-                    Action::Peer { shard, msg } => {
-                        if shard == self.id {
-                            self.pending_local.borrow_mut().push((realm.clone(), msg));
-                        } else {
-                            self.metrics.mesh_sent.inc();
-                            self.mesh.push(
-                                shard,
-                                ShardMsg::Peer {
-                                    realm: realm.clone(),
-                                    from: self.id,
-                                    msg,
-                                },
-                            );
-                        }
-                    }
-                    Action::Abort {
-                        session,
-                        reason,
-                        message,
-                    } => {
-                        if let Some(h) = self.session(session) {
-                            let mut details = Dict::new();
-                            details.insert("message".into(), Value::Str(message));
-                            let abort = Message::Abort(Abort { details, reason });
-                            if h.outbound.push_unbounded(h.frame(&abort)).is_ok() {
-                                self.metrics.messages_out.inc(codec::code::ABORT);
-                            }
-                            h.core.borrow_mut().state = session::State::Closed;
-                            h.outbound.close(1002, "protocol violation");
-                            self.session_gone(&h);
-                        }
+        for a in actions {
+            match a {
+                // The dynamic authorizer's internal caller is not a connection (see authz.rs).
+                Action::Send { to, msg } if to == self.authz.caller => {
+                    self.on_authorizer_reply(&msg);
+                }
+                Action::Send { to, msg } => {
+                    if self.send_one(to, msg) {
+                        count_out();
                     }
                 }
-            }
-            let local: Vec<_> = std::mem::take(&mut *self.pending_local.borrow_mut());
-            if local.is_empty() {
-                // Meta events the actions above caused are published as ordinary events.
-                if crate::meta::publish_queued(self, realm, &mut queue) {
-                    continue;
+                Action::SendMany { to, msg } => {
+                    for _ in 0..self.send_shared(to, &msg) {
+                        count_out();
+                    }
                 }
-                break;
-            }
-            for (r, msg) in local {
-                if let Some(rs) = self.realms.borrow_mut().get_mut(&r) {
-                    rs.on_peer(self.id, msg, Instant::now(), &mut queue);
+                Action::Peer { shard, msg } => {
+                    self.metrics.mesh_sent.inc();
+                    self.mesh.push(
+                        shard,
+                        ShardMsg::Peer {
+                            realm: realm.clone(),
+                            from: self.id,
+                            msg,
+                        },
+                    );
+                }
+                Action::Abort {
+                    session,
+                    reason,
+                    message,
+                } => {
+                    if let Some(h) = self.session(session) {
+                        let mut details = Dict::new();
+                        details.insert("message".into(), Value::Str(message));
+                        let abort = Message::Abort(Abort { details, reason });
+                        if h.outbound.push_unbounded(h.frame(&abort)).is_ok() {
+                            self.metrics.messages_out.inc(codec::code::ABORT);
+                        }
+                        h.core.borrow_mut().state = session::State::Closed;
+                        h.outbound.close(1002, "protocol violation");
+                        self.session_gone(&h);
+                    }
+                }
+                Action::Kill {
+                    session,
+                    reason,
+                    message,
+                } => {
+                    if let Some(h) = self.session(session) {
+                        let mut out = Vec::new();
+                        h.core
+                            .borrow_mut()
+                            .close_with_goodbye(&reason, &message, &mut out);
+                        self.apply_session_outputs(&h, out);
+                    }
                 }
             }
         }
+    }
+
+    /// One message to one local session: encoded for its serializer (moved to an in-process
+    /// one), through the slow-consumer policy. True when it was queued.
+    fn send_one(&self, to: Id, msg: Message) -> bool {
+        let Some(h) = self.session(to) else {
+            return false;
+        };
+        self.call_timer.on_reply(to, &msg, &self.metrics);
+        self.metrics.count_limit_error(&msg);
+        let code = msg.code();
+        let frame = if h.local {
+            // Moved, not copied (SessionHandle::frame would clone it).
+            let size = crate::net::inproc::approx_size(&msg);
+            OutFrame::Local(Arc::new(msg), size)
+        } else {
+            let b = codec::encode(h.serializer, &msg);
+            if b.len() > h.peer_max {
+                self.too_big_for_peer(&h, &msg);
+                return false;
+            }
+            OutFrame::Message(b)
+        };
+        self.deliver(&h, frame, code)
+    }
+
+    /// One message to several local sessions (an EVENT): encoded once per serializer, the
+    /// frame shared between recipients; in-process recipients share the message itself.
+    /// Returns how many were queued.
+    fn send_shared(&self, to: Vec<Id>, msg: &Arc<Message>) -> usize {
+        let mut frames: [Option<bytes::Bytes>; 2] = [None, None];
+        let mut local_size = None;
+        let message_code = msg.code();
+        let mut queued = 0;
+        for id in to {
+            let Some(h) = self.session(id) else {
+                continue;
+            };
+            let frame = if h.local {
+                let size = *local_size.get_or_insert_with(|| crate::net::inproc::approx_size(msg));
+                OutFrame::Local(msg.clone(), size)
+            } else {
+                OutFrame::Message(
+                    frames[h.serializer.index()]
+                        .get_or_insert_with(|| codec::encode(h.serializer, msg))
+                        .clone(),
+                )
+            };
+            if self.deliver(&h, frame, message_code) {
+                queued += 1;
+            }
+        }
+        queued
     }
 
     fn on_peer(&self, realm: Uri, from: usize, msg: PeerMsg) {
@@ -456,7 +450,6 @@ impl Shard {
             .filter(|(_, r)| r.next_deadline().is_some_and(|d| d <= now))
             .map(|(k, _)| k.clone())
             .collect();
-        crate::meta::tick(self, now);
         for realm in due {
             let mut actions = Vec::new();
             if let Some(r) = self.realms.borrow_mut().get_mut(&realm) {
@@ -784,8 +777,6 @@ async fn shard_main(
         shutting_down: Cell::new(false),
         metrics: metrics.clone(),
         call_timer: CallTimer::default(),
-        pending_local: RefCell::new(Vec::new()),
-        meta: crate::meta::MetaState::default(),
         authz: authorizer::AuthzState::new(
             rand::random::<u64>() % codec::MAX_ID + 1,
             cfg.authz.cache_ttl,
@@ -843,9 +834,6 @@ async fn shard_main(
                     glommio::spawn_local(local::serve(shard.clone(), end)).detach();
                 }
                 ShardMsg::Peer { realm, from, msg } => shard.on_peer(realm, from, msg),
-                ShardMsg::Meta { realm, from, msg } => {
-                    crate::meta::on_mesh(&shard, realm, from, msg)
-                }
             }
         }
         shard.flush_mesh();

@@ -390,7 +390,7 @@ impl Dealer {
     }
 
     /// Delivers (or queues) an invocation to a local callee.
-    pub(super) fn on_invoke(&mut self, invoke: Invoke, ctx: &mut Ctx<'_>) {
+    pub(crate) fn on_invoke(&mut self, invoke: Invoke, ctx: &mut Ctx<'_>) {
         let Some(state) = self.callees.get_mut(&invoke.callee) else {
             return fail_invoke(&invoke, errors::NO_SUCH_PROCEDURE, "callee left", ctx);
         };
@@ -444,7 +444,7 @@ impl Dealer {
     }
 
     /// A progressive-invocation chunk: INVOCATION with the same ID and the initial details.
-    pub(super) fn on_more(
+    pub(crate) fn on_more(
         &mut self,
         call: CallRef,
         progress: bool,
@@ -528,98 +528,100 @@ impl Dealer {
         })
     }
 
-    /// Messages about calls, on either side.
-    pub(super) fn on_call_peer(&mut self, msg: PeerMsg, ctx: &mut Ctx<'_>) {
-        match msg {
-            // callee side
-            PeerMsg::Invoke(invoke) => self.on_invoke(*invoke, ctx),
-            PeerMsg::InvokeMore {
-                call,
-                progress,
-                payload,
-            } => self.on_more(call, progress, payload, ctx),
-            PeerMsg::Interrupt { call } => {
-                if let Some(&(callee, id)) = self.by_call.get(&(call.caller, call.request)) {
-                    let msg = Self::interrupt(id, CancelMode::Kill, GoneReason::Canceled);
-                    ctx.send(callee, msg);
-                } else if let Some(invoke) = self.unqueue(&call) {
-                    // The callee never saw it: answer the kill as the callee would.
-                    fail_invoke(&invoke, errors::CANCELED, "canceled", ctx);
-                }
+    // ---- peer messages about calls (dispatched by `RealmShard`) -----------------------------
+
+    /// Callee side, cancel mode `kill`: INTERRUPT, keep waiting for the callee's answer.
+    pub(crate) fn on_interrupt(&mut self, call: CallRef, ctx: &mut Ctx<'_>) {
+        if let Some(&(callee, id)) = self.by_call.get(&(call.caller, call.request)) {
+            let msg = Self::interrupt(id, CancelMode::Kill, GoneReason::Canceled);
+            ctx.send(callee, msg);
+        } else if let Some(invoke) = self.unqueue(&call) {
+            // The callee never saw it: answer the kill as the callee would.
+            fail_invoke(&invoke, errors::CANCELED, "canceled", ctx);
+        }
+    }
+
+    /// Callee side: the caller no longer waits; forget the invocation (INTERRUPT if asked).
+    pub(crate) fn on_call_gone(
+        &mut self,
+        call: CallRef,
+        interrupt: Option<GoneReason>,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let Some((callee, id)) = self.by_call.get(&(call.caller, call.request)).copied() else {
+            self.unqueue(&call);
+            return;
+        };
+        self.end_invocation(callee, id);
+        let cancels = self
+            .callees
+            .get(&callee)
+            .is_some_and(|s| s.features.callee_call_canceling);
+        if let (Some(why), true) = (interrupt, cancels) {
+            let msg = Self::interrupt(id, CancelMode::KillNoWait, why);
+            ctx.send(callee, msg);
+        }
+    }
+
+    /// Caller side: a progressive or final result.
+    pub(crate) fn on_call_result(
+        &mut self,
+        caller: SessionId,
+        request: Id,
+        details: ResultDetails,
+        payload: Payload,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let key = (caller, request);
+        let progress = details.progress == Some(true);
+        if progress {
+            let Some(out) = self.calls.get_mut(&key) else {
+                return;
+            };
+            if !out.receive_progress {
+                return;
             }
-            PeerMsg::CallGone { call, interrupt } => {
-                let Some((callee, id)) = self.by_call.get(&(call.caller, call.request)).copied()
-                else {
-                    self.unqueue(&call);
-                    return;
-                };
-                self.end_invocation(callee, id);
-                let cancels = self
-                    .callees
-                    .get(&callee)
-                    .is_some_and(|s| s.features.callee_call_canceling);
-                if let (Some(why), true) = (interrupt, cancels) {
-                    let msg = Self::interrupt(id, CancelMode::KillNoWait, why);
-                    ctx.send(callee, msg);
-                }
+            let next = out.timeout.and_then(|t| ctx.now.checked_add(t));
+            if let (Some(new), Some(old)) = (next, out.deadline) {
+                out.deadline = Some(new);
+                self.timers.remove(&(old, caller, request));
+                self.timers.insert((new, caller, request));
             }
-            // caller side
-            PeerMsg::CallResult {
-                caller,
+        } else if self.finish(key, ctx).is_none() {
+            return; // canceled / timed out / caller gone: discard
+        }
+        ctx.send(
+            caller,
+            Message::Result(CallResult {
                 request,
                 details,
                 payload,
-            } => {
-                let key = (caller, request);
-                let progress = details.progress == Some(true);
-                if progress {
-                    let Some(out) = self.calls.get_mut(&key) else {
-                        return;
-                    };
-                    if !out.receive_progress {
-                        return;
-                    }
-                    let next = out.timeout.and_then(|t| ctx.now.checked_add(t));
-                    if let (Some(new), Some(old)) = (next, out.deadline) {
-                        out.deadline = Some(new);
-                        self.timers.remove(&(old, caller, request));
-                        self.timers.insert((new, caller, request));
-                    }
-                } else if self.finish(key, ctx).is_none() {
-                    return; // canceled / timed out / caller gone: discard
-                }
-                ctx.send(
-                    caller,
-                    Message::Result(CallResult {
-                        request,
-                        details,
-                        payload,
-                    }),
-                );
-            }
-            PeerMsg::CallError {
-                caller,
+            }),
+        );
+    }
+
+    /// Caller side: the call failed.
+    pub(crate) fn on_call_error(
+        &mut self,
+        caller: SessionId,
+        request: Id,
+        (details, error): (crate::codec::Dict, crate::codec::Uri),
+        payload: Payload,
+        ctx: &mut Ctx<'_>,
+    ) {
+        if self.finish((caller, request), ctx).is_none() {
+            return;
+        }
+        ctx.send(
+            caller,
+            Message::Error(crate::codec::Error {
+                request_type: code::CALL,
                 request,
                 details,
                 error,
                 payload,
-            } => {
-                if self.finish((caller, request), ctx).is_none() {
-                    return;
-                }
-                ctx.send(
-                    caller,
-                    Message::Error(crate::codec::Error {
-                        request_type: code::CALL,
-                        request,
-                        details,
-                        error,
-                        payload,
-                    }),
-                );
-            }
-            _ => {}
-        }
+            }),
+        );
     }
 }
 

@@ -20,6 +20,7 @@ mod calls;
 
 use std::cell::Cell;
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::codec::uri::{self, MatchPolicy};
@@ -30,7 +31,9 @@ use crate::codec::{
 use crate::routing::matcher::UriIndex;
 
 use super::ids::{IdAllocator, SessionId, ShardId};
-use super::peer::{CallRef, CalleeRef, CalleeRemoval, Invoke, PeerMsg, RegistrationChange};
+use super::peer::{
+    CallRef, CalleeRef, CalleeRemoval, Invoke, Lifecycle, PeerMsg, RegistrationChange, Table,
+};
 use super::realm::{errors, Ctx};
 use super::session::{Features, SessionRef};
 
@@ -47,6 +50,8 @@ pub struct Registration {
     pub forward_timeout: bool,
     /// In registration order (the order the home shard applied them, the same everywhere).
     pub callees: Vec<CalleeRef>,
+    /// When the home shard created the registration (ISO 8601), the same on every shard.
+    pub created: Arc<str>,
     /// Round-robin cursor. Per shard: each shard rotates its own calls through all callees,
     /// so the load is even in aggregate without cross-shard coordination per call.
     rr_next: Cell<usize>,
@@ -235,6 +240,7 @@ impl Dealer {
                     shard: ctx.shard,
                     features: session.features,
                 },
+                created: Arc::from(""),
             })),
         );
     }
@@ -257,6 +263,7 @@ impl Dealer {
             );
             return;
         };
+        report(ctx, msg.registration, &reg, session.id, false);
         Self::request_removal(session.id, msg.registration, reg.policy, reg.procedure, ctx);
         // Invocations already in flight stay valid: the callee may still answer them.
         ctx.send(
@@ -286,6 +293,9 @@ impl Dealer {
             }
         }
         for (id, reg) in state.regs {
+            if reg.active {
+                report(ctx, id, &reg, session, false);
+            }
             for queued in reg.queued {
                 if let Queued::Invoke(invoke) = queued {
                     fail_invoke(&invoke, errors::NO_SUCH_PROCEDURE, "callee left", ctx);
@@ -331,48 +341,54 @@ impl Dealer {
         );
     }
 
-    pub(crate) fn on_peer(&mut self, msg: PeerMsg, ctx: &mut Ctx<'_>) {
-        match msg {
-            PeerMsg::RegisterRequest(change) => self.on_register_request(*change, ctx),
-            PeerMsg::RegistrationAdd(change) => {
-                self.apply_add(&change);
-                ctx.peer(
-                    change.origin,
-                    PeerMsg::RegistrationAck {
-                        token: change.token,
-                        registration: change.registration,
-                    },
-                );
-            }
-            PeerMsg::RegisterRejected { token, error } => {
-                let Some(p) = self.pending_regs.remove(&token) else {
-                    return;
-                };
-                if let Some(state) = self.callees.get_mut(&p.session) {
-                    state.registering.remove(&token);
-                }
-                ctx.error(p.session, code::REGISTER, p.request, &error);
-            }
+    // ---- peer messages about registrations (dispatched by `RealmShard`) --------------------
+
+    /// From the home shard: replicate the new callee, then ack to the registering shard.
+    pub(crate) fn on_registration_add(&mut self, change: &RegistrationChange, ctx: &mut Ctx<'_>) {
+        self.apply_add(change);
+        ctx.peer(
+            change.origin,
             PeerMsg::RegistrationAck {
-                token,
-                registration,
-            } => self.on_ack(token, registration, ctx),
-            PeerMsg::UnregisterRequest(removal) => {
-                if let Some(id) = self.apply_removal(&removal) {
-                    let mut removal = *removal;
-                    removal.registration = id;
-                    ctx.broadcast_others(&PeerMsg::RegistrationRemove(Box::new(removal)));
-                }
+                token: change.token,
+                registration: change.registration,
+            },
+        );
+    }
+
+    /// From the home shard: the REGISTER conflicts; answer the callee with `error`.
+    pub(crate) fn on_register_rejected(&mut self, token: u64, error: &str, ctx: &mut Ctx<'_>) {
+        let Some(p) = self.pending_regs.remove(&token) else {
+            return;
+        };
+        if let Some(state) = self.callees.get_mut(&p.session) {
+            state.registering.remove(&token);
+        }
+        ctx.error(p.session, code::REGISTER, p.request, error);
+    }
+
+    /// On the home shard: remove a callee, broadcast the removal, and report the end of the
+    /// registration when it was the last callee (meta `on_delete`).
+    pub(crate) fn on_unregister_request(&mut self, mut removal: CalleeRemoval, ctx: &mut Ctx<'_>) {
+        if let Some((id, gone)) = self.apply_removal(&removal) {
+            if gone {
+                ctx.removed(Table::Registration, id);
             }
-            PeerMsg::RegistrationRemove(removal) => {
-                self.apply_removal(&removal);
-            }
-            other => self.on_call_peer(other, ctx),
+            removal.registration = id;
+            ctx.broadcast_others(&PeerMsg::RegistrationRemove(Box::new(removal)));
         }
     }
 
+    /// From the home shard: replicate a callee removal.
+    pub(crate) fn on_registration_remove(&mut self, removal: &CalleeRemoval) {
+        self.apply_removal(removal);
+    }
+
     /// On the home shard: check conflicts, allocate, apply, broadcast, ack.
-    fn on_register_request(&mut self, mut change: RegistrationChange, ctx: &mut Ctx<'_>) {
+    pub(crate) fn on_register_request(
+        &mut self,
+        mut change: RegistrationChange,
+        ctx: &mut Ctx<'_>,
+    ) {
         if let Some(existing) = self.regs.get(change.policy, &change.procedure) {
             let conflict = if existing
                 .callees
@@ -397,8 +413,10 @@ impl Dealer {
                 return;
             }
             change.registration = existing.id;
+            change.created = existing.created.clone();
         } else {
             change.registration = self.ids.next_id();
+            change.created = ctx.wall_clock();
         }
         self.apply_add(&change);
         ctx.peer(
@@ -422,6 +440,7 @@ impl Dealer {
                 disclose_caller: c.disclose_caller,
                 forward_timeout: c.forward_timeout,
                 callees: Vec::new(),
+                created: c.created.clone(),
                 rr_next: Cell::new(0),
             });
         if entry.id != c.registration {
@@ -430,6 +449,7 @@ impl Dealer {
             entry.id = c.registration;
             entry.invoke = c.invoke;
             entry.callees.clear();
+            entry.created = c.created.clone();
         }
         if !entry.callees.iter().any(|x| x.session == c.callee.session) {
             entry.callees.push(c.callee);
@@ -438,8 +458,9 @@ impl Dealer {
             .insert(c.registration, (c.policy, c.procedure.clone()));
     }
 
-    /// Removes the callee; returns the registration ID if something was removed.
-    fn apply_removal(&mut self, r: &CalleeRemoval) -> Option<Id> {
+    /// Removes the callee; returns the registration ID if something was removed, and whether
+    /// the registration went with it (its last callee).
+    fn apply_removal(&mut self, r: &CalleeRemoval) -> Option<(Id, bool)> {
         let entry = self.regs.get_mut(r.policy, &r.procedure)?;
         if r.registration != 0 && entry.id != r.registration {
             return None;
@@ -450,16 +471,17 @@ impl Dealer {
             return None;
         }
         let id = entry.id;
-        if entry.callees.is_empty() {
+        let gone = entry.callees.is_empty();
+        if gone {
             self.regs.remove(r.policy, &r.procedure);
             self.reg_by_id.remove(&id);
         }
-        Some(id)
+        Some((id, gone))
     }
 
     /// On the registering shard: count acks; at `shard_count`, REGISTERED and flush queued
     /// invocations.
-    fn on_ack(&mut self, token: u64, registration: Id, ctx: &mut Ctx<'_>) {
+    pub(crate) fn on_ack(&mut self, token: u64, registration: Id, ctx: &mut Ctx<'_>) {
         let Some(p) = self.pending_regs.get_mut(&token) else {
             return;
         };
@@ -496,6 +518,7 @@ impl Dealer {
                 registration,
             }),
         );
+        report(ctx, registration, local, session, true);
         for queued in queued {
             match queued {
                 Queued::Invoke(invoke) => self.on_invoke(*invoke, ctx),
@@ -596,6 +619,19 @@ impl Dealer {
     pub fn pending_invocations(&self) -> usize {
         self.invocations.len()
     }
+}
+
+/// Tells the home shard of the registration that local callee `session` joined or left it
+/// (the home publishes the meta events; see [`super::peer`]).
+fn report(ctx: &mut Ctx<'_>, id: Id, reg: &LocalRegistration, session: SessionId, joined: bool) {
+    ctx.report(Lifecycle {
+        table: Table::Registration,
+        id,
+        policy: reg.policy,
+        uri: reg.procedure.clone(),
+        session,
+        joined,
+    });
 }
 
 /// Answers an Invoke that cannot be delivered.

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crate::codec::uri::MatchPolicy;
 use crate::codec::*;
 use crate::routing::ids::{home_shard, SessionId, ShardId};
+use crate::routing::meta::SessionDetails;
 use crate::routing::peer::PeerMsg;
 use crate::routing::realm::{Action, RealmShard, RoutingConfig};
 use crate::routing::session::{Features, SessionRef};
@@ -24,6 +25,8 @@ pub struct Cluster {
     pub peer_log: Vec<(ShardId, ShardId, &'static str)>,
     /// Sessions the routing core asked to abort, with the message.
     pub aborts: Vec<(SessionId, String)>,
+    /// Sessions the routing core asked to close (meta API kill), with the reason.
+    pub kills: Vec<(SessionId, String)>,
     /// `SendMany` actions seen: (recipient count).
     pub send_many: Vec<usize>,
     pub now: Instant,
@@ -49,6 +52,9 @@ pub fn kind(m: &PeerMsg) -> &'static str {
         PeerMsg::CallGone { .. } => "CallGone",
         PeerMsg::CallResult { .. } => "CallResult",
         PeerMsg::CallError { .. } => "CallError",
+        PeerMsg::Lifecycle(_) => "Lifecycle",
+        PeerMsg::MetaQuery { .. } => "MetaQuery",
+        PeerMsg::MetaReply { .. } => "MetaReply",
     }
 }
 
@@ -68,6 +74,7 @@ impl Cluster {
             inbox: HashMap::new(),
             peer_log: Vec::new(),
             aborts: Vec::new(),
+            kills: Vec::new(),
             send_many: Vec::new(),
             now: Instant::now(),
         }
@@ -88,6 +95,10 @@ impl Cluster {
     ) -> SessionRef {
         let s = SessionRef::new(id, shard, authid, authrole, features);
         self.sessions.insert(id, s.clone());
+        let mut out = Vec::new();
+        self.shards[shard].on_session_join(s.clone(), details(), self.now, &mut out);
+        self.collect(shard, out);
+        self.settle();
         s
     }
 
@@ -120,11 +131,16 @@ impl Cluster {
     }
 
     pub fn leave(&mut self, session: SessionId) {
+        self.leave_unsettled(session);
+        self.settle();
+    }
+
+    /// The session leaves; its peer messages stay queued (see [`Cluster::step_random`]).
+    pub fn leave_unsettled(&mut self, session: SessionId) {
         let s = self.sessions.remove(&session).expect("test session");
         let mut out = Vec::new();
         self.shards[s.shard].on_session_leave(session, self.now, &mut out);
         self.collect(s.shard, out);
-        self.settle();
     }
 
     pub fn advance(&mut self, d: Duration) {
@@ -217,6 +233,9 @@ impl Cluster {
                 Action::Abort {
                     session, message, ..
                 } => self.aborts.push((session, message)),
+                Action::Kill {
+                    session, reason, ..
+                } => self.kills.push((session, reason.to_string())),
             }
         }
     }
@@ -243,6 +262,18 @@ impl Cluster {
 }
 
 // ---- message builders ---------------------------------------------------------------------
+
+/// The meta details of a test session (a JSON WebSocket session, ticket-authenticated).
+pub fn details() -> SessionDetails {
+    let mut transport = Dict::new();
+    transport.insert("serializer".into(), Value::from("json"));
+    SessionDetails {
+        authmethod: "ticket".into(),
+        authprovider: "static".into(),
+        transport,
+        serializer: Serializer::Json,
+    }
+}
 
 pub fn args(v: &[i64]) -> Payload {
     Payload::args(v.iter().map(|i| Value::from(*i)).collect())

@@ -5,3 +5,4 @@ mod broker;
 mod dealer;
 mod fuzz;
 mod harness;
+mod meta;
