@@ -543,6 +543,8 @@ fn shortest_cycle(g: &Graph, comp: &BTreeSet<&str>, from: &str, to: &str) -> Vec
 #[test]
 fn no_cycles() {
     let (_, g) = graph();
+    // Shown with `cargo test --test module_deps -- --nocapture`.
+    println!("{}", render(&g));
     let comps = cycles(&g);
     if comps.is_empty() {
         return;
