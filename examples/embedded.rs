@@ -15,8 +15,8 @@ use std::time::Duration;
 use switchyard::client::{
     CallOptions, Client, ClientConfig, Dict, Invocation, RegisterOptions, Value, Yield,
 };
-use switchyard::config::RouterConfig;
 use switchyard::shard::{LocalConnector, Router};
+use switchyard::RouterConfig;
 
 fn router_config() -> Result<RouterConfig, String> {
     match std::env::args_os().nth(1) {

@@ -2,7 +2,7 @@
 //!
 //! Three sources decide, in this order, for a message from an established session:
 //!
-//! 1. An embedder's [`Authorizer`] installed on [`crate::config::RouterConfig::authorizer`]:
+//! 1. An embedder's [`Authorizer`] installed on [`crate::RouterConfig::authorizer`]:
 //!    its answer is final; `None` means "no opinion".
 //! 2. The realm's static rules ([`RealmPolicy`], from `[[realm.role]]`): a realm without roles
 //!    and without a dynamic authorizer allows everything (the router's historical behaviour).
@@ -43,29 +43,10 @@ impl AuthzAction {
     }
 }
 
-/// How a permission's `uri` is compared with the requested URI.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum UriMatch {
-    /// The URIs are equal.
-    #[default]
-    Exact,
-    /// The requested URI starts with the permission's.
-    Prefix,
-    /// Same number of `.`-separated components; an empty component matches any one.
-    Wildcard,
-}
+/// The permission fields are config values (`[[realm.role.permission]]`); re-exported here.
+pub use crate::config::{Allow, Disclose, UriMatch};
 
-/// The actions a permission allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Allow {
-    pub call: bool,
-    pub register: bool,
-    pub publish: bool,
-    pub subscribe: bool,
-}
-
+/// The rule side of [`Allow`] (the struct itself is a config value).
 impl Allow {
     /// Whether `action` is allowed.
     pub fn permits(&self, action: AuthzAction) -> bool {
@@ -76,16 +57,6 @@ impl Allow {
             AuthzAction::Subscribe => self.subscribe,
         }
     }
-}
-
-/// Identity disclosure a permission forces, whatever the request asked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Disclose {
-    /// The caller's identity goes to the callee (as `CALL.Options.disclose_me`).
-    pub caller: bool,
-    /// The publisher's identity goes to subscribers (as `PUBLISH.Options.disclose_me`).
-    pub publisher: bool,
 }
 
 /// One rule of a role.
@@ -135,6 +106,26 @@ pub struct Role {
     pub permissions: Vec<Permission>,
 }
 
+impl Role {
+    /// The role a `[[realm.role]]` section describes.
+    pub fn from_section(r: &crate::config::RoleSection) -> Role {
+        Role {
+            name: r.name.clone(),
+            trusted: r.trusted,
+            permissions: r
+                .permissions
+                .iter()
+                .map(|p| Permission {
+                    uri: p.uri.clone(),
+                    matching: p.matching,
+                    allow: p.allow,
+                    disclose: p.disclose,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// The outcome of an authorization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
@@ -164,7 +155,7 @@ pub struct SessionInfo<'a> {
 }
 
 /// An authorizer an embedder installs on the router
-/// ([`crate::config::RouterConfig::authorizer`]). It runs on the shard's thread for every
+/// ([`crate::RouterConfig::authorizer`]). It runs on the shard's thread for every
 /// CALL, REGISTER, PUBLISH and SUBSCRIBE, so it must be quick and must not block.
 ///
 /// Return `Some(decision)` to decide, `None` to leave the decision to the realm's configured

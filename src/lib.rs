@@ -54,10 +54,11 @@ pub mod logging;
 
 pub mod metrics;
 pub mod net;
+pub mod router_config;
 pub mod routing;
 pub mod session;
 pub mod shard;
 pub mod util;
 
-pub use config::RouterConfig;
+pub use router_config::RouterConfig;
 pub use shard::{LocalConnector, Router};

@@ -1,6 +1,8 @@
 //! Logging: the `tracing` subscriber (text or JSON lines on stderr) and the fields that tie a
 //! line to a session.
 //!
+//! The `realm` field is written with [`crate::shard::conn::SessionRealm`].
+//!
 //! Every event about a session carries three fields: `shard`, `session` (the WAMP session ID)
 //! and `realm` (`-` before the session joined one). They are explicit event fields, not span
 //! fields, on purpose: an event about one session is often emitted while another session's task
@@ -8,28 +10,8 @@
 //! wrong session; and fields cost nothing per idle session, where a span per connection would
 //! hold memory in the subscriber for as long as the connection lives.
 
-use crate::shard::conn::SessionHandle;
-use std::fmt;
-
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// Human-readable lines.
-    #[default]
-    Text,
-    /// One JSON object per line, event fields at the top level (for log shippers).
-    Json,
-}
-
-impl fmt::Display for LogFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            LogFormat::Text => "text",
-            LogFormat::Json => "json",
-        })
-    }
-}
+/// The log line format is a config value (`--log-format`, `log_format`); re-exported here.
+pub use crate::config::LogFormat;
 
 /// Installs the global subscriber writing to stderr. `filter` is a level (`info`) or a
 /// `tracing` filter expression (`info,switchyard::shard=debug`).
@@ -49,25 +31,4 @@ pub fn init(filter: &str, format: LogFormat) -> Result<(), String> {
             .try_init(),
     };
     res.map_err(|e| e.to_string())
-}
-
-/// Displays a session's realm for the `realm` log field: the realm it joined, or `-`.
-///
-/// Never panics: it only tries to borrow the session's state and prints `?` if that state is
-/// being changed at the moment of logging.
-pub struct SessionRealm<'a>(pub &'a SessionHandle);
-
-impl fmt::Display for SessionRealm<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Ok(r) = self.0.realm.try_borrow() {
-            if let Some(r) = r.as_ref() {
-                return f.write_str(r);
-            }
-        }
-        // Left the realm already (GOODBYE): the protocol state still knows which it was.
-        match self.0.core.try_borrow() {
-            Ok(core) => f.write_str(core.realm.as_deref().unwrap_or("-")),
-            Err(_) => f.write_str("?"),
-        }
-    }
 }

@@ -578,7 +578,8 @@ fn embedded_router_uses_an_installed_authorizer() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
     use switchyard::authz::{Authorizer, AuthzAction, Decision, SessionInfo, SharedAuthorizer};
-    use switchyard::config::{ListenAddr, ListenerConfig, ListenerKind, RouterConfig};
+    use switchyard::config::{ListenAddr, ListenerConfig, ListenerKind};
+    use switchyard::RouterConfig;
 
     struct NoSecrets(AtomicUsize);
     impl Authorizer for NoSecrets {

@@ -12,8 +12,9 @@ use switchyard::client::{
     CallError, CallOptions, CancelMode, Client, ClientConfig, Dict, Error, Event, MatchPolicy,
     PublishOptions, RegisterOptions, Serializer, SubscribeOptions, Value, Yield,
 };
-use switchyard::config::{ListenAddr, ListenerConfig, ListenerKind, RouterConfig};
+use switchyard::config::{ListenAddr, ListenerConfig, ListenerKind};
 use switchyard::shard::Router;
+use switchyard::RouterConfig;
 
 /// Bound on the whole test body.
 const TEST_DEADLINE: Duration = Duration::from_secs(60);

@@ -381,7 +381,7 @@ fn rawsocket_unix() {
 /// In process: no socket, no serialization.
 #[test]
 fn in_process() {
-    use switchyard::config::RouterConfig;
+    use switchyard::RouterConfig;
     let cfg = RouterConfig {
         shards: 2,
         listeners: Vec::new(),

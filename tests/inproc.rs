@@ -12,11 +12,10 @@ use switchyard::codec::{
     Call, CallOptions, Dict, Id, Message, Payload, Publish, PublishOptions, Register, Serializer,
     Subscribe, Uri, Value, Yield,
 };
-use switchyard::config::{
-    ListenAddr, ListenerConfig, ListenerKind, RouterConfig, SlowConsumerPolicy,
-};
+use switchyard::config::{ListenAddr, ListenerConfig, ListenerKind, SlowConsumerPolicy};
 use switchyard::net::inproc::LocalTransport;
 use switchyard::shard::Router;
+use switchyard::RouterConfig;
 
 /// A router with one RawSocket listener on 127.0.0.1:0.
 fn start(shards: usize, tweak: impl FnOnce(&mut RouterConfig)) -> (Router, SocketAddr) {

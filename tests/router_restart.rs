@@ -10,8 +10,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use switchyard::codec::Serializer;
-use switchyard::config::{ListenAddr, ListenerConfig, ListenerKind, RouterConfig};
+use switchyard::config::{ListenAddr, ListenerConfig, ListenerKind};
 use switchyard::shard::Router;
+use switchyard::RouterConfig;
 
 /// How long after `join` the old port may still accept connections (it should be none at all).
 const FREED_WITHIN: Duration = Duration::from_secs(2);

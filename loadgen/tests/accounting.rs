@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-use switchyard::config::{ListenAddr, ListenerConfig, ListenerKind, RouterConfig};
+use switchyard::config::{ListenAddr, ListenerConfig, ListenerKind};
 use switchyard::shard::Router;
+use switchyard::RouterConfig;
 
 struct Endpoints {
     rs: String,

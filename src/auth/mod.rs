@@ -136,6 +136,52 @@ pub struct Principal {
     pub cert_fingerprint: Option<[u8; 32]>,
 }
 
+impl Principal {
+    /// The principal a `[[realm.principal]]` section describes (the parsing and cross-checks of
+    /// its credential keys); an error is `(key, message)`, the key being the section's field at
+    /// fault.
+    pub fn from_section(
+        p: &crate::config::PrincipalSection,
+    ) -> Result<Principal, (&'static str, String)> {
+        let salt = match (&p.salt, &p.secret) {
+            (Some(salt), Some(_)) => Some(Salt {
+                salt: salt.clone(),
+                iterations: p.iterations.unwrap_or(1000),
+                keylen: p.keylen.unwrap_or(32),
+            }),
+            (Some(_), None) => return Err(("salt", "needs a `secret`".into())),
+            (None, _) => {
+                if p.iterations.is_some() {
+                    return Err(("iterations", "needs a `salt`".into()));
+                }
+                if p.keylen.is_some() {
+                    return Err(("keylen", "needs a `salt`".into()));
+                }
+                None
+            }
+        };
+        let pubkey = match &p.pubkey {
+            None => None,
+            Some(k) => Some(parse_pubkey(k).map_err(|m| ("pubkey", m))?),
+        };
+        Ok(Principal {
+            authid: p.authid.clone(),
+            authrole: p.role.clone(),
+            ticket: p.ticket.clone().map(Secret::new),
+            wampcra: p.secret.clone().map(|s| CraSecret {
+                secret: Secret::new(s),
+                salt,
+            }),
+            pubkey,
+            scram: p.scram_params()?,
+            cert_fingerprint: match &p.cert_fingerprint {
+                None => None,
+                Some(f) => Some(parse_fingerprint(f).map_err(|m| ("cert_fingerprint", m))?),
+            },
+        })
+    }
+}
+
 /// A principal the authenticator cannot accept; `key` is the offending principal field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{key}: {message}")]

@@ -1068,3 +1068,6 @@ mod tests {
         assert_eq!(reason(&out).as_deref(), Some("wamp.error.timeout"));
     }
 }
+
+#[cfg(test)]
+mod dynamic_auth_tests;

@@ -11,7 +11,6 @@ use super::signal::Signal;
 use super::Shard;
 use crate::codec::{self, Id, Serializer};
 use crate::config::{ListenerConfig, ListenerKind};
-use crate::logging::SessionRealm;
 use crate::metrics::{local_shard, with_local, Limit};
 use crate::net::rawsocket::{self, RawFrame, RejectCode, SerializerId};
 use crate::net::websocket::{self, Role, WsEvent};
@@ -19,6 +18,7 @@ use crate::session::{Session, State};
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use std::cell::RefCell;
+use std::fmt;
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -60,6 +60,28 @@ pub struct SessionHandle {
     pub peer_max: usize,
     /// An in-process session ([`super::local`]): it is sent `Message` values, never bytes.
     pub local: bool,
+}
+
+/// Displays a session's realm for the `realm` log field (see [`crate::logging`]): the realm it
+/// joined, or `-`.
+///
+/// Never panics: it only tries to borrow the session's state and prints `?` if that state is
+/// being changed at the moment of logging.
+pub struct SessionRealm<'a>(pub &'a SessionHandle);
+
+impl fmt::Display for SessionRealm<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Ok(r) = self.0.realm.try_borrow() {
+            if let Some(r) = r.as_ref() {
+                return f.write_str(r);
+            }
+        }
+        // Left the realm already (GOODBYE): the protocol state still knows which it was.
+        match self.0.core.try_borrow() {
+            Ok(core) => f.write_str(core.realm.as_deref().unwrap_or("-")),
+            Err(_) => f.write_str("?"),
+        }
+    }
 }
 
 impl SessionHandle {

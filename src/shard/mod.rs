@@ -7,7 +7,7 @@
 //! A shard owns its sessions and one [`RealmShard`] per realm; routing messages between shards
 //! travel through the mesh, batched per destination per turn of work.
 
-pub mod authz;
+pub mod authorizer;
 pub mod conn;
 pub mod local;
 pub mod mesh;
@@ -17,8 +17,9 @@ mod oversize;
 pub mod signal;
 
 use crate::codec::{self, Abort, Dict, Id, Message, Uri, Value};
-use crate::config::{ListenAddr, RouterConfig, SlowConsumerPolicy};
+use crate::config::{ListenAddr, SlowConsumerPolicy};
 use crate::metrics::{CallTimer, RouterMetrics, ShardMetrics, ShardState};
+use crate::router_config::RouterConfig;
 use crate::routing::{Action, PeerMsg, RealmShard, SessionRef};
 use crate::session::{self, RealmDirectory, SessionOutput};
 use conn::SessionHandle;
@@ -105,7 +106,7 @@ pub struct Shard {
     /// When each call in flight was sent, for the call latency histogram.
     pub call_timer: CallTimer,
     /// Dynamic authorizer calls and their cache.
-    pub authz: authz::AuthzState,
+    pub authz: authorizer::AuthzState,
 }
 
 /// Decrements the process-wide connection count when a connection ends.
@@ -208,7 +209,7 @@ impl Shard {
                     tracing::info!(
                         shard = self.id,
                         session = h.id,
-                        realm = %crate::logging::SessionRealm(h),
+                        realm = %conn::SessionRealm(h),
                         "slow consumer disconnected"
                     );
                     h.outbound.close(1008, "outbound queue full");
@@ -776,7 +777,7 @@ async fn shard_main(
         shutting_down: Cell::new(false),
         metrics: metrics.clone(),
         call_timer: CallTimer::default(),
-        authz: authz::AuthzState::new(
+        authz: authorizer::AuthzState::new(
             rand::random::<u64>() % codec::MAX_ID + 1,
             cfg.authz.cache_ttl,
             cfg.authz.cache_size,

@@ -37,7 +37,7 @@ impl Shard {
         tracing::debug!(
             shard = self.id,
             session = h.id,
-            realm = %crate::logging::SessionRealm(h),
+            realm = %super::conn::SessionRealm(h),
             "message of type {} larger than the peer's {} bytes; not sent",
             msg.code(),
             h.peer_max

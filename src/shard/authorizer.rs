@@ -1,5 +1,5 @@
-//! Authorization on a shard (see [`crate::authz`]): the check at the top of routing, and the
-//! calls to a realm's dynamic authorizer procedure with their per-shard cache.
+//! The shard's authorizer (the rules themselves are [`crate::authz`]): the check at the top of
+//! routing, and the calls to a realm's dynamic authorizer procedure with their per-shard cache.
 //!
 //! The router calls the authorizer as an internal caller of the realm (one per shard, never a
 //! connection): the CALL goes through the dealer like any other, and the RESULT or ERROR that

@@ -1,0 +1,334 @@
+//! Flags merged over the config file into a [`RouterConfig`], one step per concern.
+//!
+//! Everywhere a flag wins over the file's key (`args.x.or(r.x)`). The steps run in the order of
+//! [`build_router_config`], which is also the order in which errors are reported: shards and
+//! CPUs, listeners (addresses, then TLS), realms, limits, runtime tuning, the WebSocket cookie,
+//! the dynamic authorizer settings.
+
+use super::{RealmConfig, RouterConfig};
+use crate::auth::CookieStore;
+use crate::config::{
+    load_tls, parse_cpu_list, parse_socket_addr, Args, AuthzSettings, ConfigError, ConfigFile,
+    Limits, ListenAddr, ListenerConfig, ListenerKind, RouterSection,
+};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub(super) fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+fn addrs(
+    key: &str,
+    flag: &[String],
+    file: &Option<Vec<String>>,
+) -> Result<Vec<SocketAddr>, ConfigError> {
+    let list: Vec<String> = if !flag.is_empty() {
+        flag.to_vec()
+    } else {
+        file.clone().unwrap_or_default()
+    };
+    list.iter().map(|s| parse_socket_addr(key, s)).collect()
+}
+
+/// The [`RouterConfig`] of `switchyard` run with `args` and the config file `file`.
+pub(super) fn build_router_config(
+    args: &Args,
+    file: &ConfigFile,
+) -> Result<RouterConfig, ConfigError> {
+    let r = &file.router;
+    let mut cfg = RouterConfig {
+        shards: args.shards.or(r.shards).unwrap_or(0),
+        ..Default::default()
+    };
+    shards_and_cpus(args, r, &mut cfg)?;
+    cfg.listeners = listeners(args, r)?;
+    cfg.realms = realms(args, file, std::mem::take(&mut cfg.realms))?;
+    limits(args, r, &mut cfg.limits)?;
+    cfg.spin_before_park = args
+        .spin_before_park_us
+        .or(r.spin_before_park_us)
+        .map(Duration::from_micros);
+    cfg.ws_compression = !args.no_ws_compression && r.ws_compression.unwrap_or(true);
+    cfg.ws_cookie = ws_cookie(args, r)?;
+    authorizer_settings(args, r, &mut cfg.authz)?;
+    Ok(cfg)
+}
+
+/// `cpus`; without `shards`, one shard per listed CPU.
+fn shards_and_cpus(
+    args: &Args,
+    r: &RouterSection,
+    cfg: &mut RouterConfig,
+) -> Result<(), ConfigError> {
+    if let Some(cpus) = args.cpus.as_ref().or(r.cpus.as_ref()) {
+        cfg.cpus = parse_cpu_list(cpus).map_err(|m| invalid("cpus", m))?;
+        if cfg.shards == 0 {
+            cfg.shards = cfg.cpus.len();
+        }
+    }
+    Ok(())
+}
+
+/// Every listener: plain WebSocket and RawSocket (with their defaults 127.0.0.1:8080 and
+/// :8081 unless turned off or given), TLS ones, Unix sockets; at least one.
+fn listeners(args: &Args, r: &RouterSection) -> Result<Vec<ListenerConfig>, ConfigError> {
+    let ws_path = args
+        .ws_path
+        .clone()
+        .or(r.ws_path.clone())
+        .unwrap_or_else(|| "/ws".into());
+    if !ws_path.starts_with('/') {
+        return Err(invalid("ws_path", "must start with '/'"));
+    }
+    let mut ws = addrs("ws", &args.ws, &r.ws)?;
+    if ws.is_empty() && !args.no_ws && r.ws.is_none() {
+        ws.push(SocketAddr::from(([127, 0, 0, 1], 8080)));
+    }
+    let mut rs = addrs("rawsocket", &args.rs, &r.rawsocket)?;
+    if rs.is_empty() && !args.no_rs && r.rawsocket.is_none() {
+        rs.push(SocketAddr::from(([127, 0, 0, 1], 8081)));
+    }
+    if args.no_ws {
+        ws.clear();
+    }
+    if args.no_rs {
+        rs.clear();
+    }
+    let wss = addrs("wss", &args.wss, &r.wss)?;
+    let rss = addrs("rss", &args.rss, &r.rss)?;
+    let unix: Vec<PathBuf> = if args.unix.is_empty() {
+        r.unix.clone().unwrap_or_default()
+    } else {
+        args.unix.clone()
+    };
+    let tls = tls(args, r, !(wss.is_empty() && rss.is_empty()))?;
+    let wsk = ListenerKind::WebSocket { path: ws_path };
+    let tcp = |kind: &ListenerKind, a: SocketAddr, tls: &Option<_>| ListenerConfig {
+        kind: kind.clone(),
+        addr: ListenAddr::Tcp(a),
+        tls: tls.clone(),
+    };
+    let mut listeners = Vec::new();
+    for a in ws {
+        listeners.push(tcp(&wsk, a, &None));
+    }
+    for a in rs {
+        listeners.push(tcp(&ListenerKind::RawSocket, a, &None));
+    }
+    for a in wss {
+        listeners.push(tcp(&wsk, a, &tls));
+    }
+    for a in rss {
+        listeners.push(tcp(&ListenerKind::RawSocket, a, &tls));
+    }
+    for p in unix {
+        listeners.push(ListenerConfig {
+            kind: ListenerKind::RawSocket,
+            addr: ListenAddr::Unix(p),
+            tls: None,
+        });
+    }
+    if listeners.is_empty() {
+        return Err(invalid(
+            "ws, rawsocket, unix, wss, rss",
+            "no listeners: give at least one of --ws, --rs, --unix, --wss, --rss",
+        ));
+    }
+    Ok(listeners)
+}
+
+/// The TLS server config of the `wss`/`rss` listeners (`wanted`: there are some), with client
+/// certificates (authmethod `tls`) when `tls_client_ca` is set. `tls_client_auth` without a CA
+/// is refused even when no TLS listener is configured.
+fn tls(
+    args: &Args,
+    r: &RouterSection,
+    wanted: bool,
+) -> Result<Option<Arc<rustls::ServerConfig>>, ConfigError> {
+    let client_ca = args.tls_client_ca.as_ref().or(r.tls_client_ca.as_ref());
+    if client_ca.is_none() && (args.tls_client_auth.is_some() || r.tls_client_auth.is_some()) {
+        return Err(invalid(
+            "tls_client_auth",
+            "needs tls_client_ca (--tls-client-ca)",
+        ));
+    }
+    if !wanted {
+        return Ok(None);
+    }
+    let cert = args.tls_cert.as_ref().or(r.tls_cert.as_ref());
+    let key = args.tls_key.as_ref().or(r.tls_key.as_ref());
+    match (cert, key) {
+        (Some(c), Some(k)) => match client_ca {
+            None => Ok(Some(load_tls(c, k)?)),
+            Some(ca) => {
+                let mode = args.tls_client_auth.as_ref().or(r.tls_client_auth.as_ref());
+                let required = match mode.map(String::as_str) {
+                    None | Some("optional") => false,
+                    Some("required") => true,
+                    Some(_) => {
+                        return Err(invalid(
+                            "tls_client_auth",
+                            "must be `optional` or `required`",
+                        ))
+                    }
+                };
+                Ok(Some(crate::auth::load_tls_client_auth(c, k, ca, required)?))
+            }
+        },
+        _ => Err(invalid(
+            "tls_cert, tls_key",
+            "TLS listeners (--wss/--rss) need both --tls-cert and --tls-key",
+        )),
+    }
+}
+
+/// The realms: `--realm` (anonymous) if given, else the file's `[[realm]]` tables, else
+/// `default`; names must be URIs and distinct.
+fn realms(
+    args: &Args,
+    file: &ConfigFile,
+    default: Vec<RealmConfig>,
+) -> Result<Vec<RealmConfig>, ConfigError> {
+    let realms: Vec<RealmConfig> = if !args.realms.is_empty() {
+        args.realms.iter().map(RealmConfig::anonymous).collect()
+    } else if !file.realms.is_empty() {
+        file.realms
+            .iter()
+            .enumerate()
+            .map(|(i, r)| r.to_config(i))
+            .collect::<Result<_, _>>()?
+    } else {
+        default
+    };
+    for (i, r) in realms.iter().enumerate() {
+        if crate::codec::uri::validate_uri(&r.name, crate::codec::uri::UriCheck::Loose).is_err() {
+            return Err(invalid(
+                &format!("realm[{i}].name"),
+                format!("{:?} is not a valid URI", r.name),
+            ));
+        }
+        if realms[..i].iter().any(|o| o.name == r.name) {
+            return Err(invalid(
+                &format!("realm[{i}].name"),
+                format!("realm {:?} is listed twice", r.name),
+            ));
+        }
+    }
+    Ok(realms)
+}
+
+/// The limits protecting the router; the per-session counts must be at least 1.
+fn limits(args: &Args, r: &RouterSection, l: &mut Limits) -> Result<(), ConfigError> {
+    if let Some(v) = args.max_message_size_ws.or(r.max_message_size_ws) {
+        l.max_message_size_ws = v;
+    }
+    if let Some(v) = args.max_decompressed_size_ws.or(r.max_decompressed_size_ws) {
+        l.max_decompressed_size_ws = v;
+    }
+    if let Some(v) = args.max_message_size_rs.or(r.max_message_size_rs) {
+        l.max_message_size_rs = v;
+    }
+    if let Some(v) = args.outbound_queue_bytes.or(r.outbound_queue_bytes) {
+        l.outbound_queue_bytes = v;
+    }
+    if let Some(v) = args.slow_consumer.or(r.slow_consumer) {
+        l.slow_consumer = v;
+    }
+    if let Some(v) = args.hello_timeout_ms.or(r.hello_timeout_ms) {
+        l.hello_timeout = Duration::from_millis(v);
+    }
+    if let Some(v) = args.handshake_timeout_ms.or(r.handshake_timeout_ms) {
+        l.handshake_timeout = Duration::from_millis(v);
+    }
+    if let Some(v) = args.max_connections.or(r.max_connections) {
+        l.max_connections = v;
+    }
+    for (key, flag, file, slot) in [
+        (
+            "max_pending_calls_per_session",
+            args.max_pending_calls_per_session,
+            r.max_pending_calls_per_session,
+            &mut l.max_pending_calls_per_session,
+        ),
+        (
+            "max_subscriptions_per_session",
+            args.max_subscriptions_per_session,
+            r.max_subscriptions_per_session,
+            &mut l.max_subscriptions_per_session,
+        ),
+        (
+            "max_registrations_per_session",
+            args.max_registrations_per_session,
+            r.max_registrations_per_session,
+            &mut l.max_registrations_per_session,
+        ),
+    ] {
+        if let Some(v) = flag.or(file) {
+            if v == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+            *slot = v;
+        }
+    }
+    Ok(())
+}
+
+/// The WebSocket tracking cookie and the store of authmethod `cookie`, when turned on.
+fn ws_cookie(args: &Args, r: &RouterSection) -> Result<Option<Arc<CookieStore>>, ConfigError> {
+    if !(args.ws_cookie || r.ws_cookie == Some(true)) {
+        return Ok(None);
+    }
+    let name = args
+        .ws_cookie_name
+        .clone()
+        .or(r.ws_cookie_name.clone())
+        .unwrap_or_else(|| "cbtid".into());
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(invalid("ws_cookie_name", "must be [A-Za-z0-9_-]+"));
+    }
+    let max_age = args
+        .ws_cookie_max_age_s
+        .or(r.ws_cookie_max_age_s)
+        .unwrap_or(86_400);
+    if max_age == 0 {
+        return Err(invalid("ws_cookie_max_age_s", "must be at least 1"));
+    }
+    Ok(Some(Arc::new(CookieStore::new(
+        name,
+        Duration::from_secs(max_age),
+        args.ws_cookie_max_entries
+            .or(r.ws_cookie_max_entries)
+            .unwrap_or(100_000),
+    ))))
+}
+
+/// Cache and timeout of the dynamic authorizers.
+fn authorizer_settings(
+    args: &Args,
+    r: &RouterSection,
+    a: &mut AuthzSettings,
+) -> Result<(), ConfigError> {
+    if let Some(v) = args.authorizer_cache_ttl_ms.or(r.authorizer_cache_ttl_ms) {
+        a.cache_ttl = Duration::from_millis(v);
+    }
+    if let Some(v) = args.authorizer_cache_size.or(r.authorizer_cache_size) {
+        a.cache_size = v;
+    }
+    if let Some(v) = args.authorizer_timeout_ms.or(r.authorizer_timeout_ms) {
+        if v == 0 {
+            return Err(invalid("authorizer_timeout_ms", "must be at least 1"));
+        }
+        a.timeout = Duration::from_millis(v);
+    }
+    Ok(())
+}
