@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Writes seed corpora for the fuzz targets into fuzz/corpus/<target>/ (gitignored).
 
-Seeds come from the WAMP test vectors (wamp-proto's testsuite, a copy in
-/work/shared/wamp-testsuite or $WAMP_TESTSUITE): every `bytes_hex` sample of the serializers
+Seeds come from the WAMP test vectors (wamp-proto's testsuite, vendored in
+tests/vectors/wamp-testsuite, or $WAMP_TESTSUITE): every `bytes_hex` sample of the serializers
 we support, wrapped the way each target expects its input. Targets whose input is built with
 `arbitrary` (`session`) get no seeds; libFuzzer finds its structure quickly.
 
@@ -18,8 +18,9 @@ import sys
 import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+VENDORED = os.path.join(HERE, os.pardir, "tests", "vectors", "wamp-testsuite")
 SUITE = (sys.argv[1] if len(sys.argv) > 1 else
-         os.environ.get("WAMP_TESTSUITE", "/work/shared/wamp-testsuite"))
+         os.environ.get("WAMP_TESTSUITE", os.path.normpath(VENDORED)))
 CORPUS = os.path.join(HERE, "corpus")
 
 

@@ -1,7 +1,8 @@
 //! The official WAMP test vectors (`wamp-testsuite/singlemessage/**.json`), read at test time.
 //!
-//! Where the vectors are: `$WAMP_TESTSUITE` if set, else `../shared/wamp-testsuite` next to the
-//! repository (the layout CI clones into). A missing folder is a failure, never a silent pass.
+//! Where the vectors are: `$WAMP_TESTSUITE` if set, else the copy vendored into this repository
+//! (`tests/vectors/wamp-testsuite/`, see its `SOURCE.md` for source, commit and licence). A
+//! missing folder is a failure, never a silent pass.
 //!
 //! Two kinds of sample:
 //! - serialization samples (`serializers` + `expected_attributes`): every JSON and MessagePack
@@ -26,7 +27,7 @@ use switchyard::codec::{self, code, Dict, Message, Options, Payload, Serializer,
 fn suite_dir() -> PathBuf {
     match std::env::var_os("WAMP_TESTSUITE") {
         Some(p) => PathBuf::from(p),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/wamp-testsuite"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/wamp-testsuite"),
     }
 }
 
@@ -496,8 +497,8 @@ fn official_single_message_vectors() {
     let dir = root.join("singlemessage");
     assert!(
         dir.is_dir(),
-        "WAMP test vectors not found at {} (set WAMP_TESTSUITE to the wamp-testsuite folder, \
-         or clone the repository next to shared/)",
+        "WAMP test vectors not found at {} (vendored in tests/vectors/wamp-testsuite; \
+         WAMP_TESTSUITE overrides)",
         dir.display()
     );
     let mut files = Vec::new();

@@ -150,7 +150,13 @@ fn config_check_names_the_bad_key_and_fails() {
         assert!(stderr.contains(expect), "{text:?}: {stderr}");
         assert!(!stderr.contains("backtrace"), "{stderr}");
     }
-    let out = switchyard(&["config", "check", "/nonexistent/switchyard.toml"]);
+    // A path that does not exist, inside the repository (nothing outside it is assumed).
+    let missing = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("no-such-dir")
+        .join("switchyard.toml");
+    let missing = missing.to_str().expect("the repository path is UTF-8");
+    let out = switchyard(&["config", "check", missing]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/switchyard.toml"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(missing));
 }
