@@ -439,3 +439,27 @@ fn every_metric_family_is_documented_and_every_documented_one_exists() {
         "docs/operations.md's metric table and the scrape differ"
     );
 }
+
+/// Issue 21, item 1: idle TCP connections held open against the metrics port must not take
+/// `/health` and `/metrics` down. 64 sockets connect and send nothing (as many as the server
+/// serves at once); every probe after them must still get its answer.
+#[test]
+fn health_and_metrics_answer_while_64_idle_connections_are_held() {
+    let r = Router::start(&[]);
+    let idle: Vec<TcpStream> = (0..64)
+        .map(|_| TcpStream::connect_timeout(&r.metrics, IO_TIMEOUT).unwrap())
+        .collect();
+    for i in 0..20 {
+        let path = if i % 2 == 0 { "/health" } else { "/metrics" };
+        let (status, body) = r.get(path);
+        assert_eq!(status, 200, "probe {i} of {path} failed: {body:?}");
+    }
+    // More idle connections arriving while probes run change nothing.
+    let more: Vec<TcpStream> = (0..64)
+        .map(|_| TcpStream::connect_timeout(&r.metrics, IO_TIMEOUT).unwrap())
+        .collect();
+    let (status, body) = r.get("/health");
+    assert_eq!(status, 200, "{body:?}");
+    drop((idle, more));
+    r.stop();
+}
