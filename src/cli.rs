@@ -87,6 +87,14 @@ pub struct Args {
     /// Time allowed for the TLS and transport handshakes, in milliseconds.
     #[arg(long, value_name = "MS")]
     pub handshake_timeout_ms: Option<u64>,
+    /// Time a message may take to arrive once its first byte is in, in milliseconds; a slower
+    /// peer is disconnected.
+    #[arg(long, value_name = "MS")]
+    pub frame_timeout_ms: Option<u64>,
+    /// Disconnect a joined session that sends nothing for this long, in milliseconds (0, the
+    /// default: never).
+    #[arg(long, value_name = "MS")]
+    pub idle_timeout_ms: Option<u64>,
     /// Maximum connections per process.
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
@@ -408,6 +416,12 @@ fn build_router_config(args: &Args, file: &ConfigFile) -> Result<RouterConfig, C
     if let Some(v) = args.handshake_timeout_ms.or(r.handshake_timeout_ms) {
         l.handshake_timeout = Duration::from_millis(v);
     }
+    if let Some(v) = args.frame_timeout_ms.or(r.frame_timeout_ms) {
+        l.frame_timeout = Duration::from_millis(v);
+    }
+    if let Some(v) = args.idle_timeout_ms.or(r.idle_timeout_ms) {
+        l.idle_timeout = (v > 0).then(|| Duration::from_millis(v));
+    }
     if let Some(v) = args.max_connections.or(r.max_connections) {
         l.max_connections = v;
     }
@@ -535,6 +549,12 @@ impl Settings {
             o,
             "handshake_timeout_ms = {}",
             l.handshake_timeout.as_millis()
+        );
+        let _ = writeln!(o, "frame_timeout_ms = {}", l.frame_timeout.as_millis());
+        let _ = writeln!(
+            o,
+            "idle_timeout_ms = {}",
+            l.idle_timeout.map_or(0, |d| d.as_millis())
         );
         let _ = writeln!(o, "max_connections = {}", l.max_connections);
         let _ = writeln!(

@@ -120,6 +120,11 @@ pub struct Limits {
     pub hello_timeout: Duration,
     /// Time allowed for the TLS + transport handshake.
     pub handshake_timeout: Duration,
+    /// Time a message may take to arrive once its first byte is in (a peer dripping a frame
+    /// byte by byte is closed after it).
+    pub frame_timeout: Duration,
+    /// Joined sessions with no input for this long are closed; None: never.
+    pub idle_timeout: Option<Duration>,
     /// Connections per process.
     pub max_connections: usize,
     /// Calls one session may have outstanding.
@@ -140,6 +145,8 @@ impl Default for Limits {
             slow_consumer: SlowConsumerPolicy::Drop,
             hello_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(5),
+            frame_timeout: Duration::from_secs(10),
+            idle_timeout: None,
             max_connections: 100_000,
             max_pending_calls_per_session: 1_000,
             max_subscriptions_per_session: 10_000,
@@ -279,6 +286,8 @@ pub struct RouterSection {
     pub slow_consumer: Option<SlowConsumerPolicy>,
     pub hello_timeout_ms: Option<u64>,
     pub handshake_timeout_ms: Option<u64>,
+    pub frame_timeout_ms: Option<u64>,
+    pub idle_timeout_ms: Option<u64>,
     pub max_connections: Option<usize>,
     pub max_pending_calls_per_session: Option<usize>,
     pub max_subscriptions_per_session: Option<usize>,

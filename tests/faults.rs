@@ -888,3 +888,132 @@ fn subscriber_that_stops_reading_costs_only_itself() {
         publisher.must_leave();
     }
 }
+
+/// Sends `bytes` one at a time, waiting up to `gap` for the router to close the connection after
+/// each; returns how many were sent before it did, or None if it never closed.
+fn drip_until_closed(s: &mut std::net::TcpStream, bytes: &[u8], gap: Duration) -> Option<usize> {
+    use std::io::{Read, Write};
+    let mut sink = [0u8; 4096];
+    for (i, b) in bytes.iter().enumerate() {
+        if s.write_all(std::slice::from_ref(b)).is_err() {
+            return Some(i);
+        }
+        s.set_read_timeout(Some(gap)).ok()?;
+        let deadline = Instant::now() + gap;
+        // Drain anything the router sends (a close frame) until the gap is over or it closes.
+        while Instant::now() < deadline {
+            match s.read(&mut sink) {
+                Ok(0) => return Some(i + 1),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => break,
+                Err(_) => return Some(i + 1),
+            }
+        }
+    }
+    None
+}
+
+/// Issue 21, item 2: after WELCOME, a message whose bytes drip in one at a time is bounded by
+/// `--frame-timeout-ms` from its first byte: the connection is closed before the message is
+/// complete and the `frame_timeout` limit is counted. Over RawSocket (one frame), WebSocket
+/// (one frame) and WebSocket fragments (every frame complete, the message never).
+#[test]
+fn dripping_message_after_welcome_is_closed_by_the_frame_timeout() {
+    const GAP: Duration = Duration::from_millis(100);
+    let router = start(&["--frame-timeout-ms", "400", "--metrics", "127.0.0.1:0"]);
+    let metrics = metrics_addr(&router);
+    survives(&router, |r| {
+        // RawSocket: a 64-byte message frame, header then payload, a byte per GAP.
+        let mut c = RawClient::connect(r.endpoint("rs").addr(), Serializer::Json);
+        c.must_join("realm1");
+        let mut frame = rawsocket::encode_header(FrameKind::Message, 64)
+            .expect("header")
+            .to_vec();
+        frame.extend_from_slice(&[b' '; 64]);
+        let Conn::Tcp(s) = &mut c.conn else {
+            unreachable!("TCP client")
+        };
+        let sent = drip_until_closed(s, &frame, GAP);
+        assert!(
+            matches!(sent, Some(n) if n < frame.len()),
+            "RawSocket: connection not closed while a frame dripped in (sent {sent:?} of {})",
+            frame.len()
+        );
+
+        // WebSocket: one masked binary frame of 64 bytes, a byte per GAP.
+        let ws = r.endpoint("ws");
+        let mut w = WsClient::connect(ws.addr(), ws.path(), Serializer::MsgPack);
+        w.must_join("realm1");
+        let mut frame = vec![0x82, 0x80 | 64, 1, 2, 3, 4];
+        frame.extend_from_slice(&[0u8; 64]);
+        let sent = drip_until_closed(&mut w.stream, &frame, GAP);
+        assert!(
+            matches!(sent, Some(n) if n < frame.len()),
+            "WebSocket: connection not closed while a frame dripped in (sent {sent:?} of {})",
+            frame.len()
+        );
+
+        // WebSocket fragments: each frame arrives whole, the message never ends.
+        let mut w = WsClient::connect(ws.addr(), ws.path(), Serializer::MsgPack);
+        w.must_join("realm1");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut first = true;
+        let closed = loop {
+            assert!(
+                Instant::now() < deadline,
+                "fragments kept the connection open"
+            );
+            let opcode = if first { 0x2 } else { 0x0 };
+            first = false;
+            // FIN clear: a fragment of a message still being sent.
+            let frame = [opcode, 0x81, 9, 9, 9, 9, 0x90 ^ 9];
+            use std::io::Write;
+            if w.stream.write_all(&frame).is_err() {
+                break true;
+            }
+            let mut probe = [0u8; 64];
+            w.stream.set_read_timeout(Some(GAP)).expect("timeout");
+            use std::io::Read;
+            match w.stream.read(&mut probe) {
+                Ok(0) => break true,
+                Ok(_) => {}
+                Err(e) if is_timeout(&e) => {}
+                Err(_) => break true,
+            }
+        };
+        assert!(closed);
+    });
+    let deadline = Instant::now() + CLOSE_TIMEOUT;
+    loop {
+        let s = Scrape::get(metrics);
+        let n = s
+            .series("switchyard_limit_exceeded_total{shard=\"0\",limit=\"frame_timeout\"}")
+            .unwrap_or(0.0);
+        if n >= 3.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "frame_timeout counted {n} times, not 3"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Issue 21, item 2: `--idle-timeout-ms` closes a joined session that sends nothing, counted
+/// as `idle_timeout`; without the flag an idle joined session stays (the healthy sessions in
+/// every other test here).
+#[test]
+fn idle_timeout_closes_a_silent_joined_session() {
+    let router = start(&["--idle-timeout-ms", "300", "--metrics", "127.0.0.1:0"]);
+    let mut c = RawClient::connect(router.endpoint("rs").addr(), Serializer::Json);
+    c.must_join("realm1");
+    c.expect_close(Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("silent joined session: {e}"));
+    let s = Scrape::get(metrics_addr(&router));
+    assert_eq!(
+        s.series("switchyard_limit_exceeded_total{shard=\"0\",limit=\"idle_timeout\"}"),
+        Some(1.0)
+    );
+}

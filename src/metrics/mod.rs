@@ -218,6 +218,10 @@ pub enum Limit {
     HandshakeTimeout,
     /// No HELLO within `--hello-timeout-ms`.
     HelloTimeout,
+    /// A message not complete within `--frame-timeout-ms` of its first byte (session closed).
+    FrameTimeout,
+    /// A joined session silent for `--idle-timeout-ms` (session closed).
+    IdleTimeout,
     /// A connection beyond `--max-connections`.
     Connections,
     /// A CALL beyond `--max-pending-calls-per-session`.
@@ -230,12 +234,14 @@ pub enum Limit {
 
 impl Limit {
     /// Every limit, in the order the metrics list them.
-    pub const ALL: [Limit; 9] = [
+    pub const ALL: [Limit; 11] = [
         Limit::MessageSize,
         Limit::PeerMessageSize,
         Limit::DecompressedSize,
         Limit::HandshakeTimeout,
         Limit::HelloTimeout,
+        Limit::FrameTimeout,
+        Limit::IdleTimeout,
         Limit::Connections,
         Limit::PendingCalls,
         Limit::Subscriptions,
@@ -250,6 +256,8 @@ impl Limit {
             Limit::DecompressedSize => "decompressed_size",
             Limit::HandshakeTimeout => "handshake_timeout",
             Limit::HelloTimeout => "hello_timeout",
+            Limit::FrameTimeout => "frame_timeout",
+            Limit::IdleTimeout => "idle_timeout",
             Limit::Connections => "connections",
             Limit::PendingCalls => "pending_calls",
             Limit::Subscriptions => "subscriptions",

@@ -257,7 +257,8 @@ pub fn render(m: &RouterMetrics) -> String {
         "counter",
         "Times a peer hit a limit: message_size and decompressed_size (transport closed), \
          peer_message_size (not sent; a waiting request gets wamp.error.payload_size_exceeded), \
-         handshake_timeout, hello_timeout, connections (refused), pending_calls, subscriptions \
+         handshake_timeout, hello_timeout, frame_timeout and idle_timeout (session closed), \
+         connections (refused), pending_calls, subscriptions \
          and registrations (request answered with ERROR switchyard.error.limit_exceeded).",
     );
     for s in &m.shards {

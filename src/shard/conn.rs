@@ -34,6 +34,17 @@ enum Deframer {
     Ws(Box<websocket::FrameDecoder>),
 }
 
+impl Deframer {
+    /// Whether the decoder itself holds part of a message (WebSocket fragments); a RawSocket
+    /// decoder keeps nothing outside the read buffer.
+    fn in_message(&self) -> bool {
+        match self {
+            Deframer::Raw(_) => false,
+            Deframer::Ws(d) => d.in_message(),
+        }
+    }
+}
+
 /// The framing a session's transport uses, writer side.
 enum Framer {
     Raw { peer_max: usize },
@@ -402,22 +413,25 @@ async fn run_session<S>(
 
     let (mut reader, writer) = futures_lite::io::split(stream);
     glommio::spawn_local(writer_task(writer, handle.clone(), framer)).detach();
-    // HELLO must arrive by this instant (checked while reading; no timer task per session).
-    let hello_deadline = std::time::Instant::now() + shard.cfg.limits.hello_timeout;
+    let mut deadlines = ReadDeadlines::new(&shard.cfg.limits, std::time::Instant::now());
 
     let mut outputs = Vec::new();
     'read: loop {
         // Handle what is already buffered.
+        let mut completed = false;
         loop {
             if handle.outbound.is_closing() || handle.done.is_set() {
                 break 'read;
             }
             match next_input(&mut deframer, &mut buf) {
                 Ok(Some(Input::Message(frame))) => {
+                    completed = true;
                     let decoded = codec::decode(serializer, &frame);
                     on_input(&shard, &handle, decoded, &mut outputs).await;
                 }
                 Ok(Some(Input::Ping(p))) => {
+                    // A ping between two fragments of a WebSocket message does not end it.
+                    completed |= !deframer.in_message();
                     let _ = handle.outbound.push_unbounded(OutFrame::Pong(p));
                 }
                 Ok(Some(Input::Close)) => {
@@ -441,6 +455,7 @@ async fn run_session<S>(
                 }
             }
         }
+        deadlines.after_drain(!buf.is_empty() || deframer.in_message(), completed);
         shard.flush_mesh();
         // A producer whose socket always has data would otherwise never return to the
         // executor, starving the writers that drain the queues it fills.
@@ -450,18 +465,24 @@ async fn run_session<S>(
             buf = BytesMut::new();
         }
         pause_while_mesh_backlogged(&shard, &handle).await;
+        let due = deadlines.next(&handle.core.borrow());
         let n = futures_lite::future::or(
             async { Some(read_some(&shard, &mut reader, &mut buf).await.ok()) },
             async {
-                done_or_hello_deadline(&handle, hello_deadline).await;
+                done_or_until(&handle, due.map(|(at, _)| at)).await;
                 None
             },
         )
         .await;
         match n {
-            Some(Some(n)) if n > 0 => {}
+            Some(Some(n)) if n > 0 => deadlines.on_bytes(std::time::Instant::now()),
             None if !handle.done.is_set() => {
-                hello_timed_out(&shard, &handle);
+                match due.map(|(_, why)| why) {
+                    Some(Expired::Hello) => hello_timed_out(&shard, &handle),
+                    Some(Expired::Frame) => read_timed_out(&shard, &handle, Limit::FrameTimeout),
+                    Some(Expired::Idle) => read_timed_out(&shard, &handle, Limit::IdleTimeout),
+                    None => {}
+                }
                 break;
             }
             _ => break,
@@ -517,6 +538,106 @@ impl SessionHandle {
         );
         handle
     }
+}
+
+/// The network reader's deadlines, checked while it waits for input (no timer task per
+/// session): HELLO by a time; a message complete within `frame_timeout` of its first byte
+/// (so a peer dripping a frame byte by byte cannot hold a connection and its buffer forever);
+/// and, optionally, some input from a joined session within `idle_timeout`.
+struct ReadDeadlines {
+    hello: std::time::Instant,
+    frame_timeout: Duration,
+    idle_timeout: Option<Duration>,
+    /// When the first byte of the message still incomplete arrived (at the latest); None when
+    /// no message is partly received.
+    partial_since: Option<std::time::Instant>,
+    /// When the last bytes arrived (or the session opened).
+    last_input: std::time::Instant,
+}
+
+/// Which of the [`ReadDeadlines`] passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expired {
+    Hello,
+    Frame,
+    Idle,
+}
+
+impl ReadDeadlines {
+    fn new(limits: &crate::config::Limits, now: std::time::Instant) -> Self {
+        ReadDeadlines {
+            hello: now + limits.hello_timeout,
+            frame_timeout: limits.frame_timeout,
+            idle_timeout: limits.idle_timeout,
+            partial_since: None,
+            last_input: now,
+        }
+    }
+
+    /// Bytes arrived at `now`.
+    fn on_bytes(&mut self, now: std::time::Instant) {
+        self.last_input = now;
+    }
+
+    /// The buffered input was handled: `incomplete` if part of a message is still waiting for
+    /// the rest, `completed` if at least one message was taken (what is left then belongs to
+    /// a later message, whose first byte came with the last read at the latest).
+    fn after_drain(&mut self, incomplete: bool, completed: bool) {
+        self.partial_since = if !incomplete {
+            None
+        } else if completed || self.partial_since.is_none() {
+            Some(self.last_input)
+        } else {
+            self.partial_since
+        };
+    }
+
+    /// The earliest deadline that applies to a session in `core`'s state, if any.
+    fn next(&self, core: &Session) -> Option<(std::time::Instant, Expired)> {
+        let hello = core
+            .awaiting_welcome()
+            .then_some((self.hello, Expired::Hello));
+        let frame = self
+            .partial_since
+            .map(|t| (t + self.frame_timeout, Expired::Frame));
+        let idle = match (core.state, self.idle_timeout) {
+            (State::Established, Some(d)) => Some((self.last_input + d, Expired::Idle)),
+            _ => None,
+        };
+        [hello, frame, idle]
+            .into_iter()
+            .flatten()
+            .min_by_key(|(t, _)| *t)
+    }
+}
+
+/// Returns when the session is done or `deadline` (if any) passes.
+async fn done_or_until(handle: &SessionHandle, deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(at) => {
+            let left = at.saturating_duration_since(std::time::Instant::now());
+            futures_lite::future::or(handle.done.wait(), glommio::timer::sleep(left)).await
+        }
+        None => handle.done.wait().await,
+    }
+}
+
+/// A message took too long to arrive, or a joined session stayed silent: count it and close
+/// the transport (WebSocket close 1008 / 1001; a RawSocket connection is simply closed).
+fn read_timed_out(shard: &Shard, handle: &SessionHandle, limit: Limit) {
+    shard.metrics.limit_exceeded.inc(limit);
+    let (code, why) = match limit {
+        Limit::IdleTimeout => (1001, "idle timeout"),
+        _ => (1008, "message not received in time"),
+    };
+    tracing::debug!(
+        shard = shard.id,
+        session = handle.id,
+        realm = %SessionRealm(handle),
+        "{why}; closing"
+    );
+    handle.core.borrow_mut().state = State::Closed;
+    handle.outbound.close(code, why);
 }
 
 /// Returns when the session is done or, while its HELLO is still awaited, when `deadline`
