@@ -1017,3 +1017,24 @@ fn idle_timeout_closes_a_silent_joined_session() {
         Some(1.0)
     );
 }
+
+/// Issue 21, item 3: a RawSocket client announcing the smallest maximum message length
+/// (handshake `7f 01 00 00`: 512 bytes, JSON) cannot be sent the router's WELCOME (its roles and
+/// features take more). The session must end cleanly with ABORT
+/// `wamp.error.payload_size_exceeded` and a close, never be treated as joined.
+#[test]
+fn welcome_larger_than_the_peer_accepts_ends_the_session_with_abort() {
+    let router = start(&[]);
+    survives(&router, |r| {
+        let conn = Conn::tcp(r.endpoint("rs").addr()).expect("connect");
+        let mut c = RawClient::handshake_with_max(conn, Serializer::Json, 0).expect("handshake");
+        c.send(&hello("realm1")).expect("send HELLO");
+        let got = c
+            .expect_close(CLOSE_TIMEOUT)
+            .unwrap_or_else(|e| panic!("512-byte client after HELLO: {e}"));
+        assert!(
+            matches!(got.as_slice(), [Message::Abort(a)] if a.reason.as_str() == "wamp.error.payload_size_exceeded"),
+            "expected exactly ABORT wamp.error.payload_size_exceeded, got {got:?}"
+        );
+    });
+}

@@ -234,8 +234,9 @@ impl Shard {
         for o in outs {
             match o {
                 SessionOutput::Reply(m) => {
-                    if h.outbound.push_unbounded(h.frame(&m)).is_ok() {
-                        self.metrics.messages_out.inc(m.code());
+                    if self.push_reply(h, &m) == oversize::AfterTooBig::Ended {
+                        // Never joined (an undeliverable WELCOME): the rest is moot.
+                        return;
                     }
                 }
                 SessionOutput::Joined { realm } => {
@@ -350,7 +351,7 @@ impl Shard {
                             } else {
                                 let b = codec::encode(h.serializer, &msg);
                                 if b.len() > h.peer_max {
-                                    self.too_big_for_peer(&h, &msg);
+                                    let _ = self.too_big_for_peer(&h, &msg);
                                     continue;
                                 }
                                 OutFrame::Message(b)
@@ -412,9 +413,7 @@ impl Shard {
                             let mut details = Dict::new();
                             details.insert("message".into(), Value::Str(message));
                             let abort = Message::Abort(Abort { details, reason });
-                            if h.outbound.push_unbounded(h.frame(&abort)).is_ok() {
-                                self.metrics.messages_out.inc(codec::code::ABORT);
-                            }
+                            let _ = self.push_reply(&h, &abort);
                             h.core.borrow_mut().state = session::State::Closed;
                             h.outbound.close(1002, "protocol violation");
                             self.session_gone(&h);
@@ -480,8 +479,8 @@ impl Shard {
             );
             for o in out {
                 match o {
-                    SessionOutput::Reply(m) if h.outbound.push_unbounded(h.frame(&m)).is_ok() => {
-                        self.metrics.messages_out.inc(m.code());
+                    SessionOutput::Reply(m) => {
+                        let _ = self.push_reply(h, &m);
                     }
                     SessionOutput::Close => h.outbound.close(1001, "shutdown"),
                     _ => {}
