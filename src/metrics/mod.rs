@@ -18,6 +18,7 @@
 pub mod http;
 pub mod prometheus;
 
+use crate::auth::{AuthMethod, FailReason};
 use crate::codec::{code, Id, Message};
 use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
@@ -292,6 +293,60 @@ impl ByLimit {
     }
 }
 
+/// Every authentication method, in [`ByAuthFailure`] slot order (after "none").
+const AUTH_METHODS: [AuthMethod; 7] = [
+    AuthMethod::Anonymous,
+    AuthMethod::Ticket,
+    AuthMethod::WampCra,
+    AuthMethod::Cryptosign,
+    AuthMethod::WampScram,
+    AuthMethod::Tls,
+    AuthMethod::Cookie,
+];
+
+/// Failed logins per (method, [`FailReason`]); method None: no offered method was available.
+#[derive(Debug, Default)]
+pub struct ByAuthFailure([Counter; (AUTH_METHODS.len() + 1) * FailReason::ALL.len()]);
+
+impl ByAuthFailure {
+    fn slot(method: Option<AuthMethod>, reason: FailReason) -> usize {
+        let m = method.map_or(0, |m| 1 + m as usize);
+        m * FailReason::ALL.len() + reason as usize
+    }
+
+    pub fn inc(&self, method: Option<AuthMethod>, reason: FailReason) {
+        self.0[Self::slot(method, reason)].inc();
+    }
+
+    pub fn get(&self, method: Option<AuthMethod>, reason: FailReason) -> u64 {
+        self.0[Self::slot(method, reason)].get()
+    }
+
+    /// The series to render: the ones a login can produce (no_matching_method without a
+    /// method; the challenge-response methods with each other reason), always, so a dashboard
+    /// sees zeros; any other pair once it is non-zero.
+    pub fn series(&self) -> impl Iterator<Item = (&'static str, FailReason, u64)> + '_ {
+        let methods = std::iter::once(None).chain(AUTH_METHODS.into_iter().map(Some));
+        methods.flat_map(move |m| {
+            FailReason::ALL.into_iter().filter_map(move |r| {
+                let n = self.get(m, r);
+                let expected = match (m, r) {
+                    (None, FailReason::NoMatchingMethod) => true,
+                    (None, _) | (Some(_), FailReason::NoMatchingMethod) => false,
+                    (Some(m), _) => matches!(
+                        m,
+                        AuthMethod::Ticket
+                            | AuthMethod::WampCra
+                            | AuthMethod::Cryptosign
+                            | AuthMethod::WampScram
+                    ),
+                };
+                (expected || n > 0).then(|| (m.map_or("none", AuthMethod::as_str), r, n))
+            })
+        })
+    }
+}
+
 /// Counters of one realm on one shard.
 #[derive(Debug)]
 pub struct RealmMetrics {
@@ -349,8 +404,8 @@ pub struct ShardMetrics {
     pub backpressure_pauses: Counter,
     /// Time from a session's CALL to the final RESULT or ERROR it receives.
     pub call_latency: Histogram,
-    /// Failed authentications (no authenticator yet: stays 0; see [`ShardMetrics::auth_failure`]).
-    pub auth_failures: Counter,
+    /// Failed logins, by method and reason ([`ShardMetrics::auth_failure`]).
+    pub auth_failures: ByAuthFailure,
     /// Times a peer hit a limit, by limit.
     pub limit_exceeded: ByLimit,
     /// Messages refused by authorization (`wamp.error.not_authorized`).
@@ -377,7 +432,7 @@ impl ShardMetrics {
             mesh_received: Counter::default(),
             backpressure_pauses: Counter::default(),
             call_latency: Histogram::default(),
-            auth_failures: Counter::default(),
+            auth_failures: ByAuthFailure::default(),
             limit_exceeded: ByLimit::default(),
             authz_denials: Counter::default(),
             realms: realms
@@ -410,9 +465,9 @@ impl ShardMetrics {
         }
     }
 
-    /// The hook for the authenticator: one failed authentication on this shard.
-    pub fn auth_failure(&self) {
-        self.auth_failures.inc();
+    /// One failed login on this shard.
+    pub fn auth_failure(&self, method: Option<AuthMethod>, reason: FailReason) {
+        self.auth_failures.inc(method, reason);
     }
 
     pub fn set_state(&self, s: ShardState) {

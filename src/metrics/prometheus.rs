@@ -233,14 +233,24 @@ pub fn render(m: &RouterMetrics) -> String {
         "Times a session's input paused because another shard's inbox was backlogged.",
         |_, s| s.backpressure_pauses.get(),
     );
-    per_shard(
+    let name = "switchyard_auth_failures_total";
+    family(
         &mut out,
-        m,
-        "switchyard_auth_failures_total",
+        name,
         "counter",
-        "Failed authentications.",
-        |_, s| s.auth_failures.get(),
+        "Failed logins by method (none: no offered method available) and reason \
+         (no_matching_method, unknown_authid, bad_signature, rejected by the dynamic authenticator).",
     );
+    for s in &m.shards {
+        for (method, reason, n) in s.auth_failures.series() {
+            let _ = writeln!(
+                out,
+                "{name}{{shard=\"{}\",method=\"{method}\",reason=\"{}\"}} {n}",
+                s.shard,
+                reason.label(),
+            );
+        }
+    }
     per_shard(
         &mut out,
         m,

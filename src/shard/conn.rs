@@ -701,9 +701,6 @@ pub(super) async fn on_input(
     }
     if let Some(req) = super::session::take_dynamic_auth(outputs) {
         let result = shard.dynamic_authenticate(&req).await;
-        if result.is_err() {
-            shard.metrics.auth_failure();
-        }
         handle.core.borrow_mut().on_dynamic_auth(result, outputs);
     }
     if let Some(ask) = shard.needs_authorizer(handle, outputs) {

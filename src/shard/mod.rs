@@ -263,8 +263,24 @@ impl Shard {
                 }
                 // Taken out by the connection driver, which awaits the authenticator.
                 SessionOutput::DynamicAuth(_) => {}
+                SessionOutput::AuthFailed(f) => self.auth_failed(h, &f),
             }
         }
+    }
+
+    /// A login failed: counted by method and reason, logged at info (no secrets: the authid
+    /// the client claimed is all it sent that is shown). The client already has its ABORT.
+    fn auth_failed(&self, h: &SessionHandle, f: &session::AuthFailure) {
+        self.metrics.auth_failure(f.method, f.reason);
+        tracing::info!(
+            shard = self.id,
+            session = h.id,
+            realm = %f.realm,
+            authid = ?f.authid.as_deref().unwrap_or(""),
+            authmethod = f.method.map_or("none", crate::auth::AuthMethod::as_str),
+            reason = f.reason.label(),
+            "login failed"
+        );
     }
 
     fn route(&self, h: &SessionHandle, m: Message) {
