@@ -234,6 +234,7 @@ pub fn build_settings(args: &Args) -> Result<Settings, ConfigError> {
 /// [`build_settings`] with the config file already parsed (`args.config` is not read again).
 fn build_settings_from(args: &Args, file: &ConfigFile) -> Result<Settings, ConfigError> {
     let r = &file.router;
+    crate::config_check::check_uris(file)?;
     let router = build_router_config(args, file)?;
     let metrics = match args.metrics.as_ref().or(r.metrics.as_ref()) {
         Some(a) => Some(parse_socket_addr("metrics", a)?),

@@ -50,6 +50,7 @@ pub mod cli;
 pub mod client;
 pub mod codec;
 pub mod config;
+pub mod config_check;
 pub mod logging;
 pub mod meta;
 pub mod metrics;

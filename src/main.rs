@@ -35,8 +35,11 @@ fn try_main() -> Result<()> {
                 ..args.clone()
             };
             let settings = build_settings(&args)?;
+            let realms = switchyard::config_check::describe_realms(
+                &switchyard::config::ConfigFile::load(file)?,
+            );
             print!(
-                "# {}: ok; effective settings:\n{}",
+                "# {}: ok; effective settings:\n{}{realms}",
                 file.display(),
                 settings.describe()
             );

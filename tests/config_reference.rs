@@ -140,6 +140,19 @@ fn config_check_names_the_bad_key_and_fails() {
         ("[router]\ncpus = \"3-1\"\n", "cpus:"),
         ("[router]\nlog_format = \"xml\"\n", "log_format"),
         ("[[realm]]\nname = \"a..b\"\n", "realm[0].name"),
+        // Issue 21, item 5: every URI-valued key, with the router's own URI rules.
+        (
+            "[[realm]]\nname = \"r\"\nauthorizer = \"com..bad uri!\"\n",
+            "realm[0].authorizer",
+        ),
+        (
+            "[[realm]]\nname = \"r\"\n[[realm.authenticator]]\nmethod = \"ticket\"\nprocedure = \"com.x y\"\n",
+            "realm[0].authenticator[0].procedure",
+        ),
+        (
+            "[[realm]]\nname = \"r\"\n[[realm.role]]\nname = \"u\"\n[[realm.role.permission]]\nuri = \"com..x\"\n",
+            "realm[0].role[0].permission[0].uri",
+        ),
         ("[routr]\n", "routr"),
     ] {
         let path = dir.path().join("bad.toml");
@@ -153,4 +166,51 @@ fn config_check_names_the_bad_key_and_fails() {
     let out = switchyard(&["config", "check", "/nonexistent/switchyard.toml"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/switchyard.toml"));
+}
+
+/// Issue 21, item 5: `config check` prints the whole effective config: principals (their
+/// methods, never their secrets), roles, permissions and the authorizer.
+#[test]
+fn config_check_prints_realms_without_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ok.toml");
+    std::fs::write(
+        &path,
+        r#"
+[[realm]]
+name = "secure"
+anonymous = false
+authorizer = "com.example.authorize"
+
+[[realm.principal]]
+authid = "joe"
+role = "user"
+ticket = "joe-secret-ticket"
+
+[[realm.role]]
+name = "user"
+[[realm.role.permission]]
+uri = "com.example."
+match = "prefix"
+allow = { call = true, subscribe = true }
+"#,
+    )
+    .unwrap();
+    let out = switchyard(&["config", "check", path.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expect in [
+        "name = \"secure\"",
+        "authorizer = \"com.example.authorize\"",
+        "authid = \"joe\", role = \"user\", methods = [\"ticket\"]",
+        "[[realm.role]] name = \"user\"",
+        "permission uri = \"com.example.\", match = \"prefix\", allow = { call = true, register = false",
+    ] {
+        assert!(stdout.contains(expect), "{expect:?} missing from:\n{stdout}");
+    }
+    assert!(!stdout.contains("joe-secret-ticket"), "{stdout}");
 }
