@@ -259,6 +259,41 @@ fn build_settings_from(args: &Args, file: &ConfigFile) -> Result<Settings, Confi
     })
 }
 
+/// A TLS file that cannot be read, named by its key and by where the key was set (the flag or
+/// the config file): `--tls-cert: cannot read /etc/x.pem: No such file …` or
+/// `tls_cert in /etc/switchyard.toml: cannot read …`. The OS error is shown once.
+fn name_tls_file(e: ConfigError, args: &Args, r: &RouterSection) -> ConfigError {
+    let ConfigError::Read { path, source } = e else {
+        return e;
+    };
+    let keys = [
+        ("tls_cert", "--tls-cert", &args.tls_cert, &r.tls_cert),
+        ("tls_key", "--tls-key", &args.tls_key, &r.tls_key),
+        (
+            "tls_client_ca",
+            "--tls-client-ca",
+            &args.tls_client_ca,
+            &r.tls_client_ca,
+        ),
+    ];
+    let file = args
+        .config
+        .as_ref()
+        .map_or("the config file".into(), |p| p.display().to_string());
+    let key = keys
+        .iter()
+        .find_map(|(key, flag, by_flag, by_file)| match (by_flag, by_file) {
+            (Some(p), _) if *p == path => Some((*flag).to_owned()),
+            (None, Some(p)) if *p == path => Some(format!("{key} in {file}")),
+            _ => None,
+        })
+        .unwrap_or_else(|| "TLS".into());
+    ConfigError::Invalid {
+        key,
+        message: format!("cannot read {}: {source}", path.display()),
+    }
+}
+
 fn build_router_config(args: &Args, file: &ConfigFile) -> Result<RouterConfig, ConfigError> {
     let r = &file.router;
     let mut cfg = RouterConfig {
@@ -314,7 +349,7 @@ fn build_router_config(args: &Args, file: &ConfigFile) -> Result<RouterConfig, C
         let key = args.tls_key.as_ref().or(r.tls_key.as_ref());
         match (cert, key) {
             (Some(c), Some(k)) => match args.tls_client_ca.as_ref().or(r.tls_client_ca.as_ref()) {
-                None => Some(load_tls(c, k)?),
+                None => Some(load_tls(c, k).map_err(|e| name_tls_file(e, args, r))?),
                 Some(ca) => {
                     let mode = args.tls_client_auth.as_ref().or(r.tls_client_auth.as_ref());
                     let required = match mode.map(String::as_str) {
@@ -327,7 +362,10 @@ fn build_router_config(args: &Args, file: &ConfigFile) -> Result<RouterConfig, C
                             ))
                         }
                     };
-                    Some(crate::auth::load_tls_client_auth(c, k, ca, required)?)
+                    Some(
+                        crate::auth::load_tls_client_auth(c, k, ca, required)
+                            .map_err(|e| name_tls_file(e, args, r))?,
+                    )
                 }
             },
             _ => {

@@ -241,7 +241,8 @@ impl RouterConfig {
 /// A configuration error, naming the key or flag at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: {source}")]
+    /// A file could not be read; the OS error is the source (shown once by `{:#}`).
+    #[error("cannot read {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,

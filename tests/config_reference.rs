@@ -165,7 +165,50 @@ fn config_check_names_the_bad_key_and_fails() {
     }
     let out = switchyard(&["config", "check", "/nonexistent/switchyard.toml"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/switchyard.toml"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("config file: cannot read /nonexistent/switchyard.toml"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("os error").count(), 1, "{stderr}");
+}
+
+/// Issue 21, item 6: a TLS file that cannot be read is named by its key and by where the key
+/// was set (flag or config file), with the OS error once.
+#[test]
+fn missing_tls_file_names_the_key_and_the_file_that_set_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = switchyard(&[
+        "--wss",
+        "127.0.0.1:0",
+        "--tls-cert",
+        "/nonexistent/cert.pem",
+        "--tls-key",
+        "/nonexistent/key.pem",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("--tls-cert: cannot read /nonexistent/cert.pem"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("os error").count(), 1, "{stderr}");
+
+    let path = dir.path().join("tls.toml");
+    std::fs::write(
+        &path,
+        "[router]\nwss = [\"127.0.0.1:0\"]\ntls_cert = \"/nonexistent/c.pem\"\ntls_key = \"/nonexistent/k.pem\"\n",
+    )
+    .unwrap();
+    let out = switchyard(&["config", "check", path.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    let expect = format!(
+        "tls_cert in {}: cannot read /nonexistent/c.pem",
+        path.display()
+    );
+    assert!(stderr.contains(&expect), "{stderr}");
+    assert_eq!(stderr.matches("os error").count(), 1, "{stderr}");
 }
 
 /// Issue 21, item 5: `config check` prints the whole effective config: principals (their

@@ -463,3 +463,16 @@ fn health_and_metrics_answer_while_64_idle_connections_are_held() {
     drop((idle, more));
     r.stop();
 }
+
+/// Issue 21, item 6: text logs written to a pipe (systemd, a log shipper) carry no ANSI colour
+/// escapes.
+#[test]
+fn text_logs_to_a_pipe_have_no_colour_codes() {
+    let r = Router::start(&["--log-format", "text"]);
+    let err = r.stop();
+    assert!(err.contains("shutting down"), "no info line in:\n{err}");
+    assert!(
+        !err.contains('\x1b'),
+        "escape codes in piped logs:\n{err:?}"
+    );
+}
