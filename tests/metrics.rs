@@ -427,12 +427,9 @@ fn every_metric_family_is_documented_and_every_documented_one_exists() {
     let doc = include_str!("../docs/operations.md");
     let documented: BTreeSet<&str> = doc
         .lines()
-        .filter_map(|l| l.strip_prefix("| `switchyard_"))
+        .filter(|l| l.starts_with("| `switchyard_") || l.starts_with("| `process_"))
+        .map(|l| &l[3..])
         .map(|l| &l[..l.find(['`', '{']).unwrap()])
-        .collect();
-    let rendered: BTreeSet<&str> = rendered
-        .iter()
-        .map(|f| f.strip_prefix("switchyard_").unwrap())
         .collect();
     assert_eq!(
         rendered, documented,
@@ -475,4 +472,37 @@ fn text_logs_to_a_pipe_have_no_colour_codes() {
         !err.contains('\x1b'),
         "escape codes in piped logs:\n{err:?}"
     );
+}
+
+/// Issue 21, item 7: connections still in their transport handshake are counted in
+/// `switchyard_connections`, and the standard `process_*` families are exported.
+#[test]
+fn handshaking_connections_and_process_metrics_are_reported() {
+    let r = Router::start(&[]);
+    // Five connections that never send their RawSocket handshake.
+    let held: Vec<TcpStream> = (0..5)
+        .map(|_| TcpStream::connect_timeout(&r.rs, IO_TIMEOUT).unwrap())
+        .collect();
+    let s = eventually(&r, "5 connections in handshake counted", |s| {
+        s.sum("switchyard_connections", &[]) >= 5.0
+    });
+    let rss = s.series("process_resident_memory_bytes").unwrap_or(0.0);
+    assert!(rss > 1e6, "process_resident_memory_bytes {rss}");
+    let fds = s.series("process_open_fds").unwrap_or(0.0);
+    assert!(fds >= 5.0, "process_open_fds {fds} with 5 connections held");
+    assert!(s.series("process_cpu_seconds_total").is_some());
+    let start = s.series("process_start_time_seconds").unwrap_or(0.0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        (now - 120.0..=now + 5.0).contains(&start),
+        "process_start_time_seconds {start}, now {now}"
+    );
+    drop(held);
+    eventually(&r, "closed connections uncounted", |s| {
+        s.sum("switchyard_connections", &[]) == 0.0
+    });
+    r.stop();
 }

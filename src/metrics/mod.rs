@@ -16,6 +16,7 @@
 //! thread, so the thread-local *is* the shard.
 
 pub mod http;
+pub mod process;
 pub mod prometheus;
 
 use crate::auth::{AuthMethod, FailReason};

@@ -83,7 +83,7 @@ pub fn render(m: &RouterMetrics) -> String {
         m,
         "switchyard_connections",
         "gauge",
-        "Open transports on the shard (established sessions or not).",
+        "Open transports on the shard: in their TLS/transport handshake, before HELLO, or joined.",
         |_, s| s.connections.get(),
     );
 
@@ -314,6 +314,7 @@ pub fn render(m: &RouterMetrics) -> String {
         );
         let _ = writeln!(out, "{name}_count{{shard=\"{}\"}} {total}", s.shard);
     }
+    super::process::render(&mut out);
     out
 }
 

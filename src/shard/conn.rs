@@ -127,6 +127,7 @@ where
         return;
     };
     let _guard = shard.connection_guard();
+    let handshaking = Handshaking::count(&shard.metrics);
     let over_limit = shard.connections_over_limit();
     let timeout = shard.cfg.limits.handshake_timeout;
     match cfg.tls.clone() {
@@ -137,7 +138,7 @@ where
                 match with_timeout(timeout, acceptor.accept(stream)).await {
                     Some(Ok(s)) => {
                         let channel = crate::auth::Channel::from_tls(s.get_ref().1);
-                        transport(shard, s, &cfg, over_limit, channel).await
+                        transport(shard, s, &cfg, over_limit, channel, handshaking).await
                     }
                     Some(Err(e)) => tracing::debug!(shard = shard.id, "TLS handshake failed: {e}"),
                     None => {
@@ -148,7 +149,17 @@ where
             })
             .await
         }
-        None => transport(shard, stream, &cfg, over_limit, Default::default()).await,
+        None => {
+            transport(
+                shard,
+                stream,
+                &cfg,
+                over_limit,
+                Default::default(),
+                handshaking,
+            )
+            .await
+        }
     }
 }
 
@@ -158,6 +169,7 @@ async fn transport<S>(
     cfg: &ListenerConfig,
     over_limit: bool,
     mut channel: crate::auth::Channel,
+    handshaking: Handshaking,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + 'static,
 {
@@ -186,6 +198,8 @@ async fn transport<S>(
         let _ = stream.close().await;
         return;
     };
+    // The session counts itself from here (SessionHandle::open, with no await in between).
+    drop(handshaking);
     run_session(
         shard, stream, serializer, deframer, framer, leftover, channel,
     )
@@ -193,6 +207,23 @@ async fn transport<S>(
 }
 
 type Negotiated = (Serializer, Deframer, Framer, BytesMut);
+
+/// Counts a connection in `switchyard_connections` while its TLS and transport handshakes run;
+/// once they succeed the session counts itself ([`SessionHandle::open`]).
+struct Handshaking(std::sync::Arc<crate::metrics::ShardMetrics>);
+
+impl Handshaking {
+    fn count(metrics: &std::sync::Arc<crate::metrics::ShardMetrics>) -> Self {
+        metrics.connections.inc();
+        Handshaking(metrics.clone())
+    }
+}
+
+impl Drop for Handshaking {
+    fn drop(&mut self) {
+        self.0.connections.dec();
+    }
+}
 
 async fn rawsocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     shard: &Shard,
