@@ -90,6 +90,9 @@ fn run(settings: Settings) -> Result<()> {
         None => None,
     };
     let router = Router::start(settings.router).context("switchyard could not start")?;
+    // Return memory freed after bursts (see switchyard::util::trim for the numbers).
+    switchyard::util::trim::spawn(std::time::Duration::from_secs(5), 16 << 20)
+        .context("cannot start the malloc-trim thread")?;
     // Before `ready`: a SIGTERM right after it must shut down cleanly, not kill the process.
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,

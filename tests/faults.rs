@@ -1038,3 +1038,95 @@ fn welcome_larger_than_the_peer_accepts_ends_the_session_with_abort() {
         );
     });
 }
+
+/// Issue 21, item 8: one session's burst of 10,000 pipelined SUBSCRIBEs must not stall another
+/// session on the same shard. While the burst is processed, a neighbour keeps calling
+/// `wamp.session.count` (answered by the router itself on this shard); the behaviour checked:
+/// every one of its calls is answered within `STALL_BOUND`, far below the time the whole burst
+/// takes to process, i.e. the shard interleaves the neighbour with the burst instead of
+/// processing the burst in a few long turns.
+#[test]
+fn subscribe_burst_does_not_stall_a_neighbour_on_the_same_shard() {
+    use switchyard::codec::{self, Call, CallOptions, Payload, Subscribe, SubscribeOptions};
+    const BURST: u64 = 10_000;
+    // Generous: a turn is bounded to a few dozen messages (well under a millisecond in a
+    // release build); a debug build on a loaded 2-core CI machine stays far below this too.
+    const STALL_BOUND: Duration = Duration::from_millis(100);
+    let router = start(&[]);
+    let rs = router.endpoint("rs").addr();
+    let mut probe = RawClient::connect(rs, Serializer::Json);
+    probe.must_join("realm1");
+    let call = |c: &mut RawClient, request: u64| -> Duration {
+        let t = Instant::now();
+        c.send(&Message::Call(Call {
+            request,
+            options: CallOptions::default(),
+            procedure: "wamp.session.count".into(),
+            payload: Payload::default(),
+        }))
+        .expect("send CALL");
+        match c.recv(REPLY_TIMEOUT) {
+            Ok(Message::Result(r)) if r.request == request => t.elapsed(),
+            other => panic!("CALL {request}: {other:?}"),
+        }
+    };
+    for i in 1..=20 {
+        call(&mut probe, i);
+    }
+
+    let mut burst = RawClient::connect(rs, Serializer::Json);
+    burst.must_join("realm1");
+    let mut bytes = Vec::new();
+    for i in 1..=BURST {
+        let m = codec::encode(
+            Serializer::Json,
+            &Message::Subscribe(Subscribe {
+                request: i,
+                options: SubscribeOptions::default(),
+                topic: format!("com.example.burst.t{i}").into(),
+            }),
+        );
+        let h = rawsocket::encode_header(FrameKind::Message, m.len() as u32).expect("header");
+        bytes.extend_from_slice(&h);
+        bytes.extend_from_slice(&m);
+    }
+    let started = Instant::now();
+    let burster = std::thread::spawn(move || {
+        burst.send_bytes(&bytes).expect("send the burst");
+        let mut acked = 0;
+        while acked < BURST {
+            match burst.recv(Duration::from_secs(30)) {
+                Ok(Message::Subscribed(_)) => acked += 1,
+                other => panic!("after {acked} SUBSCRIBED: {other:?}"),
+            }
+        }
+        started.elapsed()
+    });
+    // (start of the call relative to the burst, its latency)
+    let mut calls: Vec<(Duration, Duration)> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !burster.is_finished() {
+        assert!(Instant::now() < deadline, "burst not processed within 60 s");
+        let at = started.elapsed();
+        let took = call(&mut probe, 100 + calls.len() as u64);
+        calls.push((at, took));
+    }
+    let burst_took = burster.join().expect("burst thread");
+    // Only the calls made while the burst was being processed.
+    let during: Vec<Duration> = calls
+        .iter()
+        .filter(|(at, _)| *at < burst_took)
+        .map(|(_, took)| *took)
+        .collect();
+    let worst = during.iter().max().copied().unwrap_or_default();
+    eprintln!(
+        "burst of {BURST} SUBSCRIBEs took {burst_took:?}; {} neighbour calls meanwhile, \
+         slowest {worst:?}",
+        during.len()
+    );
+    assert!(
+        worst < STALL_BOUND,
+        "a neighbour's call took {worst:?} during the burst (bound {STALL_BOUND:?}; the burst \
+         took {burst_took:?}; calls {during:?})"
+    );
+}

@@ -668,7 +668,11 @@ impl Router {
             let mut builder = glommio::LocalExecutorBuilder::new(placement)
                 .name(&format!("shard-{i}"))
                 .io_memory(256 << 10)
-                .ring_depth(2048);
+                .ring_depth(2048)
+                // glommio polls for I/O (other sessions' input) only when its task queue is
+                // empty or this timer fires (default 100 ms): with the reader's per-turn yield
+                // (conn::INPUT_PER_TURN) this bounds how long a busy session holds the others.
+                .preempt_timer(conn::PREEMPT_TIMER);
             if let Some(spin) = cfg.spin_before_park {
                 builder = builder.spin_before_park(spin);
             }
