@@ -257,3 +257,39 @@ allow = { call = true, subscribe = true }
     }
     assert!(!stdout.contains("joe-secret-ticket"), "{stdout}");
 }
+
+/// Issue 21, item 9: the example in docs/configuration.md says `config example` prints it, so
+/// every `key = value` line of that (abridged) example must be a line of the real example, in
+/// the same section.
+#[test]
+fn documented_example_agrees_with_config_example() {
+    let block = DOC
+        .split("## Example")
+        .nth(1)
+        .and_then(|s| s.split("```toml").nth(1))
+        .and_then(|s| s.split("```").next())
+        .expect("docs/configuration.md has a ```toml block under ## Example");
+    let real = switchyard::cli::EXAMPLE_CONFIG;
+    // (section, line) pairs of a TOML text, comments and blank lines left out.
+    let pairs = |text: &str| -> BTreeSet<(String, String)> {
+        let mut section = String::new();
+        let mut out = BTreeSet::new();
+        for l in text.lines().map(str::trim) {
+            if l.is_empty() || l.starts_with('#') {
+                continue;
+            }
+            if l.starts_with('[') {
+                section = l.to_owned();
+            } else {
+                out.insert((section.clone(), l.to_owned()));
+            }
+        }
+        out
+    };
+    let real = pairs(real);
+    let stale: Vec<_> = pairs(block).difference(&real).cloned().collect();
+    assert!(
+        stale.is_empty(),
+        "docs/configuration.md's example has lines `config example` does not print: {stale:?}"
+    );
+}

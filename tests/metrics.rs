@@ -506,3 +506,65 @@ fn handshaking_connections_and_process_metrics_are_reported() {
     });
     r.stop();
 }
+
+/// Issue 21, item 9: docs/operations.md says which series have no `shard` label; the scrape
+/// must agree, family by family.
+#[test]
+fn documented_shard_label_exceptions_match_the_scrape() {
+    use std::collections::BTreeSet;
+    let r = Router::start(&[]);
+    let (status, body) = r.get("/metrics");
+    assert_eq!(status, 200);
+    r.stop();
+    let mut without: BTreeSet<&str> = BTreeSet::new();
+    let mut with: BTreeSet<&str> = BTreeSet::new();
+    for l in body
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let name = &l[..l.find(['{', ' ']).unwrap_or(l.len())];
+        let family = name
+            .strip_suffix("_bucket")
+            .or(name.strip_suffix("_sum"))
+            .or(name.strip_suffix("_count"))
+            .unwrap_or(name);
+        if l.contains("shard=\"") {
+            with.insert(family);
+        } else {
+            without.insert(family);
+        }
+    }
+    let doc = include_str!("../docs/operations.md");
+    let statement = doc
+        .split("Every `switchyard_*` series has a `shard` label")
+        .nth(1)
+        .and_then(|s| s.split("\n\n").next())
+        .expect("docs/operations.md states which series have a shard label");
+    // The switchyard_ families the statement names as exceptions, and the process_ families.
+    let named: BTreeSet<&str> = statement
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|n| n.starts_with("switchyard_"))
+        .collect();
+    let expected: BTreeSet<&str> = without
+        .iter()
+        .copied()
+        .filter(|f| f.starts_with("switchyard_"))
+        .collect();
+    assert_eq!(
+        named, expected,
+        "series without a shard label vs docs/operations.md"
+    );
+    assert!(
+        without
+            .iter()
+            .all(|f| f.starts_with("switchyard_") || f.starts_with("process_")),
+        "{without:?}"
+    );
+    assert!(statement.contains("`process_*` series have none"));
+    assert!(
+        with.iter().all(|f| f.starts_with("switchyard_")),
+        "{with:?}"
+    );
+}
