@@ -63,18 +63,6 @@ pub fn init(filter: &str, format: LogFormat) -> Result<(), String> {
     res.map_err(|e| e.to_string())
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn colour_only_on_a_terminal_without_no_color() {
-        use std::ffi::OsStr;
-        assert!(super::colour(true, None));
-        assert!(super::colour(true, Some(OsStr::new(""))));
-        assert!(!super::colour(true, Some(OsStr::new("1"))));
-        assert!(!super::colour(false, None));
-    }
-}
-
 /// Displays a session's realm for the `realm` log field: the realm it joined, or `-`.
 ///
 /// Never panics: it only tries to borrow the session's state and prints `?` if that state is
@@ -93,5 +81,17 @@ impl fmt::Display for SessionRealm<'_> {
             Ok(core) => f.write_str(core.realm.as_deref().unwrap_or("-")),
             Err(_) => f.write_str("?"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        use std::ffi::OsStr;
+        assert!(super::colour(true, None));
+        assert!(super::colour(true, Some(OsStr::new(""))));
+        assert!(!super::colour(true, Some(OsStr::new("1"))));
+        assert!(!super::colour(false, None));
     }
 }
