@@ -6,6 +6,7 @@
 //! [`Outbound`] queue, framing many messages per write call. Everything here is generic over the
 //! byte stream so TCP, Unix sockets and TLS share one path.
 
+use super::deadlines::{Expired, ReadDeadlines};
 use super::outbound::{OutFrame, Outbound};
 use super::signal::Signal;
 use super::Shard;
@@ -520,7 +521,10 @@ async fn run_session<S>(
             buf = BytesMut::new();
         }
         pause_while_mesh_backlogged(&shard, &handle).await;
-        let due = deadlines.next(&handle.core.borrow());
+        let due = {
+            let core = handle.core.borrow();
+            deadlines.next(core.awaiting_welcome(), core.state == State::Established)
+        };
         let n = futures_lite::future::or(
             async { Some(read_some(&shard, &mut reader, &mut buf).await.ok()) },
             async {
@@ -592,77 +596,6 @@ impl SessionHandle {
             "transport open"
         );
         handle
-    }
-}
-
-/// The network reader's deadlines, checked while it waits for input (no timer task per
-/// session): HELLO by a time; a message complete within `frame_timeout` of its first byte
-/// (so a peer dripping a frame byte by byte cannot hold a connection and its buffer forever);
-/// and, optionally, some input from a joined session within `idle_timeout`.
-struct ReadDeadlines {
-    hello: std::time::Instant,
-    frame_timeout: Duration,
-    idle_timeout: Option<Duration>,
-    /// When the first byte of the message still incomplete arrived (at the latest); None when
-    /// no message is partly received.
-    partial_since: Option<std::time::Instant>,
-    /// When the last bytes arrived (or the session opened).
-    last_input: std::time::Instant,
-}
-
-/// Which of the [`ReadDeadlines`] passed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Expired {
-    Hello,
-    Frame,
-    Idle,
-}
-
-impl ReadDeadlines {
-    fn new(limits: &crate::config::Limits, now: std::time::Instant) -> Self {
-        ReadDeadlines {
-            hello: now + limits.hello_timeout,
-            frame_timeout: limits.frame_timeout,
-            idle_timeout: limits.idle_timeout,
-            partial_since: None,
-            last_input: now,
-        }
-    }
-
-    /// Bytes arrived at `now`.
-    fn on_bytes(&mut self, now: std::time::Instant) {
-        self.last_input = now;
-    }
-
-    /// The buffered input was handled: `incomplete` if part of a message is still waiting for
-    /// the rest, `completed` if at least one message was taken (what is left then belongs to
-    /// a later message, whose first byte came with the last read at the latest).
-    fn after_drain(&mut self, incomplete: bool, completed: bool) {
-        self.partial_since = if !incomplete {
-            None
-        } else if completed || self.partial_since.is_none() {
-            Some(self.last_input)
-        } else {
-            self.partial_since
-        };
-    }
-
-    /// The earliest deadline that applies to a session in `core`'s state, if any.
-    fn next(&self, core: &Session) -> Option<(std::time::Instant, Expired)> {
-        let hello = core
-            .awaiting_welcome()
-            .then_some((self.hello, Expired::Hello));
-        let frame = self
-            .partial_since
-            .map(|t| (t + self.frame_timeout, Expired::Frame));
-        let idle = match (core.state, self.idle_timeout) {
-            (State::Established, Some(d)) => Some((self.last_input + d, Expired::Idle)),
-            _ => None,
-        };
-        [hello, frame, idle]
-            .into_iter()
-            .flatten()
-            .min_by_key(|(t, _)| *t)
     }
 }
 

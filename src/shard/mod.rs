@@ -9,6 +9,7 @@
 
 pub mod authz;
 pub mod conn;
+mod deadlines;
 pub mod local;
 pub mod mesh;
 pub mod outbound;
