@@ -5,14 +5,14 @@
 //! burst (large HELLOs buffered, tens of thousands of SUBSCRIBEs, many sessions closing at once)
 //! the process then stays at its peak RSS.
 //!
-//! Measured on the release binary, 2 shards, with a script that sends 8 × 10 MB HELLOs, then
-//! 4 sessions × 10,000 SUBSCRIBEs, closes every session and reads `VmRSS`: 7 MB at start,
-//! 126–131 MB idle right after. Without trimming it stays at 127–128 MB; with this thread it
-//! falls to 78–93 MB within 5 s. The rest is not free malloc memory (trimming again changes
-//! nothing): capacity kept by long-lived tables after the bursts; shrinking those is separate
-//! work.
+//! Measured on the release binary, 2 shards, with `tests/interop/rss_after_bursts.py`
+//! (8 × 10 MB HELLOs, then 4 sessions × 10,000 SUBSCRIBEs, every session closed, `VmRSS`
+//! read): 7 MB at start, 126–131 MB idle right after. Without trimming it stays at 127–128 MB;
+//! with this thread it falls to 78–93 MB within 5 s and stays there. What remains is memory
+//! still in use (tables keeping their capacity after the bursts) or free memory below the
+//! threshold; which of the two was not measured, and shrinking tables is separate work.
 //!
-//! [`spawn`] starts one low-priority thread that looks every `period` at how much memory malloc
+//! [`spawn`] starts one thread, asleep almost always, that looks every `period` at how much memory malloc
 //! holds free (`mallinfo2`: free chunks in arenas, `fordblks`) and calls `malloc_trim(0)` when it
 //! exceeds `threshold`. `malloc_trim(0)` walks every arena and releases whole free pages with
 //! `MADV_DONTNEED`; it locks one arena at a time, so a shard allocating meanwhile waits for at
