@@ -69,6 +69,12 @@ impl Settings {
             "handshake_timeout_ms = {}",
             l.handshake_timeout.as_millis()
         );
+        let _ = writeln!(o, "frame_timeout_ms = {}", l.frame_timeout.as_millis());
+        let _ = writeln!(
+            o,
+            "idle_timeout_ms = {}",
+            l.idle_timeout.map_or(0, |d| d.as_millis())
+        );
         let _ = writeln!(o, "max_connections = {}", l.max_connections);
         let _ = writeln!(
             o,

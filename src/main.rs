@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use std::io::Write;
 use switchyard::cli::{build_settings, Args, Command, ConfigCommand, Settings, EXAMPLE_CONFIG};
+use switchyard::config::ConfigError;
 use switchyard::shard::Router;
 
 fn main() -> std::process::ExitCode {
@@ -34,9 +35,12 @@ fn try_main() -> Result<()> {
                 config: Some(file.clone()),
                 ..args.clone()
             };
-            let settings = build_settings(&args)?;
+            let settings = settings(&args)?;
+            let realms = switchyard::router_config::describe_realms(
+                &switchyard::config::ConfigFile::load(file)?,
+            );
             print!(
-                "# {}: ok; effective settings:\n{}",
+                "# {}: ok; effective settings:\n{}{realms}",
                 file.display(),
                 settings.describe()
             );
@@ -61,8 +65,18 @@ fn try_main() -> Result<()> {
             print!("{lines}");
             Ok(())
         }
-        None => run(build_settings(&args)?),
+        None => run(settings(&args)?),
     }
+}
+
+/// [`build_settings`], with an unreadable config file named as such (the OS error once).
+fn settings(args: &Args) -> Result<Settings> {
+    build_settings(args).map_err(|e| match &e {
+        ConfigError::Read { path, .. } if args.config.as_ref() == Some(path) => {
+            anyhow::Error::new(e).context("config file")
+        }
+        _ => e.into(),
+    })
 }
 
 fn run(settings: Settings) -> Result<()> {
@@ -76,6 +90,14 @@ fn run(settings: Settings) -> Result<()> {
         None => None,
     };
     let router = Router::start(settings.router).context("switchyard could not start")?;
+    // Return memory freed after bursts (see switchyard::util::trim for the numbers).
+    switchyard::util::trim::spawn(std::time::Duration::from_secs(5), 16 << 20)
+        .context("cannot start the malloc-trim thread")?;
+    // Before `ready`: a SIGTERM right after it must shut down cleanly, not kill the process.
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])?;
     {
         let mut out = std::io::stdout().lock();
         for e in router.endpoints() {
@@ -91,10 +113,6 @@ fn run(settings: Settings) -> Result<()> {
         out.flush()?;
     }
     let shutdown = router.shutdown_handle();
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ])?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {

@@ -140,6 +140,19 @@ fn config_check_names_the_bad_key_and_fails() {
         ("[router]\ncpus = \"3-1\"\n", "cpus:"),
         ("[router]\nlog_format = \"xml\"\n", "log_format"),
         ("[[realm]]\nname = \"a..b\"\n", "realm[0].name"),
+        // Issue 21, item 5: every URI-valued key, with the router's own URI rules.
+        (
+            "[[realm]]\nname = \"r\"\nauthorizer = \"com..bad uri!\"\n",
+            "realm[0].authorizer",
+        ),
+        (
+            "[[realm]]\nname = \"r\"\n[[realm.authenticator]]\nmethod = \"ticket\"\nprocedure = \"com.x y\"\n",
+            "realm[0].authenticator[0].procedure",
+        ),
+        (
+            "[[realm]]\nname = \"r\"\n[[realm.role]]\nname = \"u\"\n[[realm.role.permission]]\nuri = \"com..x\"\n",
+            "realm[0].role[0].permission[0].uri",
+        ),
         ("[routr]\n", "routr"),
     ] {
         let path = dir.path().join("bad.toml");
@@ -158,5 +171,125 @@ fn config_check_names_the_bad_key_and_fails() {
     let missing = missing.to_str().expect("the repository path is UTF-8");
     let out = switchyard(&["config", "check", missing]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains(missing));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("config file: cannot read {missing}")),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("os error").count(), 1, "{stderr}");
+}
+
+/// Issue 21, item 6: a TLS file that cannot be read is named by its key and by where the key
+/// was set (flag or config file), with the OS error once.
+#[test]
+fn missing_tls_file_names_the_key_and_the_file_that_set_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // Paths that do not exist, inside the test's own directory.
+    let cert = dir.path().join("none").join("cert.pem");
+    let key = dir.path().join("none").join("key.pem");
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let out = switchyard(&["--wss", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", key]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!("--tls-cert: cannot read {cert}")),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("os error").count(), 1, "{stderr}");
+
+    let path = dir.path().join("tls.toml");
+    std::fs::write(
+        &path,
+        format!("[router]\nwss = [\"127.0.0.1:0\"]\ntls_cert = {cert:?}\ntls_key = {key:?}\n"),
+    )
+    .unwrap();
+    let out = switchyard(&["config", "check", path.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    let expect = format!("tls_cert in {}: cannot read {cert}", path.display());
+    assert!(stderr.contains(&expect), "{stderr}");
+    assert_eq!(stderr.matches("os error").count(), 1, "{stderr}");
+}
+
+/// Issue 21, item 5: `config check` prints the whole effective config: principals (their
+/// methods, never their secrets), roles, permissions and the authorizer.
+#[test]
+fn config_check_prints_realms_without_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ok.toml");
+    std::fs::write(
+        &path,
+        r#"
+[[realm]]
+name = "secure"
+anonymous = false
+authorizer = "com.example.authorize"
+
+[[realm.principal]]
+authid = "joe"
+role = "user"
+ticket = "joe-secret-ticket"
+
+[[realm.role]]
+name = "user"
+[[realm.role.permission]]
+uri = "com.example."
+match = "prefix"
+allow = { call = true, subscribe = true }
+"#,
+    )
+    .unwrap();
+    let out = switchyard(&["config", "check", path.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expect in [
+        "name = \"secure\"",
+        "authorizer = \"com.example.authorize\"",
+        "authid = \"joe\", role = \"user\", methods = [\"ticket\"]",
+        "[[realm.role]] name = \"user\"",
+        "permission uri = \"com.example.\", match = \"prefix\", allow = { call = true, register = false",
+    ] {
+        assert!(stdout.contains(expect), "{expect:?} missing from:\n{stdout}");
+    }
+    assert!(!stdout.contains("joe-secret-ticket"), "{stdout}");
+}
+
+/// Issue 21, item 9: the example in docs/configuration.md says `config example` prints it, so
+/// every `key = value` line of that (abridged) example must be a line of the real example, in
+/// the same section.
+#[test]
+fn documented_example_agrees_with_config_example() {
+    let block = DOC
+        .split("## Example")
+        .nth(1)
+        .and_then(|s| s.split("```toml").nth(1))
+        .and_then(|s| s.split("```").next())
+        .expect("docs/configuration.md has a ```toml block under ## Example");
+    let real = switchyard::cli::EXAMPLE_CONFIG;
+    // (section, line) pairs of a TOML text, comments and blank lines left out.
+    let pairs = |text: &str| -> BTreeSet<(String, String)> {
+        let mut section = String::new();
+        let mut out = BTreeSet::new();
+        for l in text.lines().map(str::trim) {
+            if l.is_empty() || l.starts_with('#') {
+                continue;
+            }
+            if l.starts_with('[') {
+                section = l.to_owned();
+            } else {
+                out.insert((section.clone(), l.to_owned()));
+            }
+        }
+        out
+    };
+    let real = pairs(real);
+    let stale: Vec<_> = pairs(block).difference(&real).cloned().collect();
+    assert!(
+        stale.is_empty(),
+        "docs/configuration.md's example has lines `config example` does not print: {stale:?}"
+    );
 }

@@ -95,6 +95,8 @@ fn every_limit_is_a_series_from_the_start() {
         "decompressed_size",
         "handshake_timeout",
         "hello_timeout",
+        "frame_timeout",
+        "idle_timeout",
         "connections",
         "pending_calls",
         "subscriptions",

@@ -427,15 +427,144 @@ fn every_metric_family_is_documented_and_every_documented_one_exists() {
     let doc = include_str!("../docs/operations.md");
     let documented: BTreeSet<&str> = doc
         .lines()
-        .filter_map(|l| l.strip_prefix("| `switchyard_"))
+        .filter(|l| l.starts_with("| `switchyard_") || l.starts_with("| `process_"))
+        .map(|l| &l[3..])
         .map(|l| &l[..l.find(['`', '{']).unwrap()])
-        .collect();
-    let rendered: BTreeSet<&str> = rendered
-        .iter()
-        .map(|f| f.strip_prefix("switchyard_").unwrap())
         .collect();
     assert_eq!(
         rendered, documented,
         "docs/operations.md's metric table and the scrape differ"
+    );
+}
+
+/// Issue 21, item 1: idle TCP connections held open against the metrics port must not take
+/// `/health` and `/metrics` down. 64 sockets connect and send nothing (as many as the server
+/// serves at once); every probe after them must still get its answer.
+#[test]
+fn health_and_metrics_answer_while_64_idle_connections_are_held() {
+    let r = Router::start(&[]);
+    let idle: Vec<TcpStream> = (0..64)
+        .map(|_| TcpStream::connect_timeout(&r.metrics, IO_TIMEOUT).unwrap())
+        .collect();
+    for i in 0..20 {
+        let path = if i % 2 == 0 { "/health" } else { "/metrics" };
+        let (status, body) = r.get(path);
+        assert_eq!(status, 200, "probe {i} of {path} failed: {body:?}");
+    }
+    // More idle connections arriving while probes run change nothing.
+    let more: Vec<TcpStream> = (0..64)
+        .map(|_| TcpStream::connect_timeout(&r.metrics, IO_TIMEOUT).unwrap())
+        .collect();
+    let (status, body) = r.get("/health");
+    assert_eq!(status, 200, "{body:?}");
+    drop((idle, more));
+    r.stop();
+}
+
+/// Issue 21, item 6: text logs written to a pipe (systemd, a log shipper) carry no ANSI colour
+/// escapes.
+#[test]
+fn text_logs_to_a_pipe_have_no_colour_codes() {
+    let r = Router::start(&["--log-format", "text"]);
+    let err = r.stop();
+    assert!(err.contains("shutting down"), "no info line in:\n{err}");
+    assert!(
+        !err.contains('\x1b'),
+        "escape codes in piped logs:\n{err:?}"
+    );
+}
+
+/// Issue 21, item 7: connections still in their transport handshake are counted in
+/// `switchyard_connections`, and the standard `process_*` families are exported.
+#[test]
+fn handshaking_connections_and_process_metrics_are_reported() {
+    let r = Router::start(&[]);
+    // Five connections that never send their RawSocket handshake.
+    let held: Vec<TcpStream> = (0..5)
+        .map(|_| TcpStream::connect_timeout(&r.rs, IO_TIMEOUT).unwrap())
+        .collect();
+    let s = eventually(&r, "5 connections in handshake counted", |s| {
+        s.sum("switchyard_connections", &[]) >= 5.0
+    });
+    let rss = s.series("process_resident_memory_bytes").unwrap_or(0.0);
+    assert!(rss > 1e6, "process_resident_memory_bytes {rss}");
+    let fds = s.series("process_open_fds").unwrap_or(0.0);
+    assert!(fds >= 5.0, "process_open_fds {fds} with 5 connections held");
+    assert!(s.series("process_cpu_seconds_total").is_some());
+    let start = s.series("process_start_time_seconds").unwrap_or(0.0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        (now - 120.0..=now + 5.0).contains(&start),
+        "process_start_time_seconds {start}, now {now}"
+    );
+    drop(held);
+    eventually(&r, "closed connections uncounted", |s| {
+        s.sum("switchyard_connections", &[]) == 0.0
+    });
+    r.stop();
+}
+
+/// Issue 21, item 9: docs/operations.md says which series have no `shard` label; the scrape
+/// must agree, family by family.
+#[test]
+fn documented_shard_label_exceptions_match_the_scrape() {
+    use std::collections::BTreeSet;
+    let r = Router::start(&[]);
+    let (status, body) = r.get("/metrics");
+    assert_eq!(status, 200);
+    r.stop();
+    let mut without: BTreeSet<&str> = BTreeSet::new();
+    let mut with: BTreeSet<&str> = BTreeSet::new();
+    for l in body
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let name = &l[..l.find(['{', ' ']).unwrap_or(l.len())];
+        let family = name
+            .strip_suffix("_bucket")
+            .or(name.strip_suffix("_sum"))
+            .or(name.strip_suffix("_count"))
+            .unwrap_or(name);
+        if l.contains("shard=\"") {
+            with.insert(family);
+        } else {
+            without.insert(family);
+        }
+    }
+    let doc = include_str!("../docs/operations.md");
+    let statement = doc
+        .split("Every `switchyard_*` series has a `shard` label")
+        .nth(1)
+        .and_then(|s| s.split("\n\n").next())
+        .expect("docs/operations.md states which series have a shard label");
+    // The switchyard_ families the statement names as exceptions, and the process_ families.
+    let named: BTreeSet<&str> = statement
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|n| n.starts_with("switchyard_"))
+        .collect();
+    let expected: BTreeSet<&str> = without
+        .iter()
+        .copied()
+        .filter(|f| f.starts_with("switchyard_"))
+        .collect();
+    assert_eq!(
+        named, expected,
+        "series without a shard label vs docs/operations.md"
+    );
+    assert!(
+        without
+            .iter()
+            .all(|f| f.starts_with("switchyard_") || f.starts_with("process_")),
+        "{without:?}"
+    );
+    assert!(statement.contains("`process_*` series have none"));
+    assert!(
+        with.iter().all(|f| f.starts_with("switchyard_")),
+        "{with:?}"
     );
 }

@@ -208,6 +208,40 @@ pub struct Identity {
 #[error("authentication failed")]
 pub struct AuthFailed;
 
+/// Why a login failed, as the operator sees it (the `reason` label of
+/// `switchyard_auth_failures_total` and the info log line); never sent to the client, which
+/// only gets ABORT `wamp.error.authentication_failed` / `wamp.error.no_matching_auth_method`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailReason {
+    /// No method the client offered is available for it in the realm.
+    NoMatchingMethod,
+    /// AUTHENTICATE for an authid that is not a configured principal.
+    UnknownAuthid,
+    /// AUTHENTICATE with a wrong ticket, signature or proof for a known principal.
+    BadSignature,
+    /// The realm's dynamic authenticator refused (or failed, or timed out).
+    Rejected,
+}
+
+impl FailReason {
+    pub const ALL: [FailReason; 4] = [
+        FailReason::NoMatchingMethod,
+        FailReason::UnknownAuthid,
+        FailReason::BadSignature,
+        FailReason::Rejected,
+    ];
+
+    /// The `reason` label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            FailReason::NoMatchingMethod => "no_matching_method",
+            FailReason::UnknownAuthid => "unknown_authid",
+            FailReason::BadSignature => "bad_signature",
+            FailReason::Rejected => "rejected",
+        }
+    }
+}
+
 /// What a CHALLENGE asked for, kept by the session until AUTHENTICATE. `Debug` redacts.
 pub struct Pending {
     method: AuthMethod,
@@ -532,6 +566,15 @@ impl Authenticator {
 
     /// [`Authenticator::authenticate`] with AUTHENTICATE.Extra (WAMP-SCRAM reads its `nonce`
     /// and channel binding there).
+    /// Why `pending` failed, for the operator: whether its authid was a known principal.
+    pub fn fail_reason(pending: &Pending) -> FailReason {
+        if pending.principal.is_some() {
+            FailReason::BadSignature
+        } else {
+            FailReason::UnknownAuthid
+        }
+    }
+
     pub fn authenticate_with(
         &self,
         pending: Pending,

@@ -39,6 +39,8 @@ pub struct RouterSection {
     pub slow_consumer: Option<SlowConsumerPolicy>,
     pub hello_timeout_ms: Option<u64>,
     pub handshake_timeout_ms: Option<u64>,
+    pub frame_timeout_ms: Option<u64>,
+    pub idle_timeout_ms: Option<u64>,
     pub max_connections: Option<usize>,
     pub max_pending_calls_per_session: Option<usize>,
     pub max_subscriptions_per_session: Option<usize>,

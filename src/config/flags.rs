@@ -71,6 +71,14 @@ pub struct Args {
     /// Time allowed for the TLS and transport handshakes, in milliseconds.
     #[arg(long, value_name = "MS")]
     pub handshake_timeout_ms: Option<u64>,
+    /// Time a message may take to arrive once its first byte is in, in milliseconds; a slower
+    /// peer is disconnected.
+    #[arg(long, value_name = "MS")]
+    pub frame_timeout_ms: Option<u64>,
+    /// Disconnect a joined session that sends nothing for this long, in milliseconds (0, the
+    /// default: never).
+    #[arg(long, value_name = "MS")]
+    pub idle_timeout_ms: Option<u64>,
     /// Maximum connections per process.
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,

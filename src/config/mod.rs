@@ -126,6 +126,11 @@ pub struct Limits {
     pub hello_timeout: Duration,
     /// Time allowed for the TLS + transport handshake.
     pub handshake_timeout: Duration,
+    /// Time a message may take to arrive once its first byte is in (a peer dripping a frame
+    /// byte by byte is closed after it).
+    pub frame_timeout: Duration,
+    /// Joined sessions with no input for this long are closed; None: never.
+    pub idle_timeout: Option<Duration>,
     /// Connections per process.
     pub max_connections: usize,
     /// Calls one session may have outstanding.
@@ -146,6 +151,8 @@ impl Default for Limits {
             slow_consumer: SlowConsumerPolicy::Drop,
             hello_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(5),
+            frame_timeout: Duration::from_secs(10),
+            idle_timeout: None,
             max_connections: 100_000,
             max_pending_calls_per_session: 1_000,
             max_subscriptions_per_session: 10_000,
@@ -178,7 +185,8 @@ impl Default for AuthzSettings {
 /// A configuration error, naming the key or flag at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: {source}")]
+    /// A file could not be read; the OS error is the source (shown once by `{:#}`).
+    #[error("cannot read {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,

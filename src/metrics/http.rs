@@ -1,22 +1,37 @@
 //! A tiny HTTP/1.1 responder for `/metrics` and `/health`, on its own std threads.
 //!
 //! It never runs on a shard: the accept loop is one std thread with blocking `std::net`, and
-//! each connection is answered on a short-lived thread (at most [`MAX_CLIENTS`] at once, the
-//! rest are closed) so one slow scraper cannot hold up a health probe. Every read and write
-//! has a timeout; one request per connection (`Connection: close`).
+//! each connection is answered on a short-lived thread. One request per connection
+//! (`Connection: close`).
+//!
+//! Why health probes keep answering when someone holds many idle connections open (the port is
+//! often bound on `0.0.0.0` for Kubernetes probes, so anyone who reaches it can try):
+//!
+//! - **Bounded per-request time.** A request head must be complete within [`REQUEST_DEADLINE`]
+//!   of the accept (one deadline for the whole head, not a timeout per `read`, so a client
+//!   dripping a byte at a time cannot stretch it); the response write has its own timeout.
+//! - **Enough concurrency.** Up to [`MAX_CLIENTS`] connections are served at once.
+//! - **Idle connections shed first.** When all slots are taken, the accept loop does not turn
+//!   the new connection away: it shuts down the oldest connection that has not finished sending
+//!   its request head yet (an idle or slow peer; its thread's blocked `read` then returns) and
+//!   serves the new one. Connections already being answered are never shed. Only when every
+//!   slot is busy writing a response is the new connection closed.
 
 use super::{prometheus, RouterMetrics};
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-/// Connections answered at the same time; more are closed at once.
-pub const MAX_CLIENTS: usize = 16;
+/// Connections served at the same time (each is one short-lived thread).
+pub const MAX_CLIENTS: usize = 64;
 /// Largest request head accepted.
 const MAX_REQUEST: usize = 8 * 1024;
-const IO_TIMEOUT: Duration = Duration::from_secs(2);
+/// Time from accept to a complete request head.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(2);
+/// Time allowed for writing the response.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Serves `metrics` on `listener` from a new thread named `metrics-http`.
 pub fn spawn(
@@ -28,8 +43,61 @@ pub fn spawn(
         .spawn(move || serve(listener, metrics))
 }
 
+/// The connections being served, by accept order. A connection still reading its request head
+/// keeps a clone of its socket here so the accept loop can shed it; the entry's socket is taken
+/// out (`None`) once the head is complete, which makes it unsheddable.
+#[derive(Default)]
+struct Slots {
+    next: u64,
+    live: BTreeMap<u64, Option<TcpStream>>,
+}
+
+impl Slots {
+    /// Takes a slot for a new connection, shedding the oldest one still reading its head if all
+    /// are taken. None: every slot is busy answering.
+    fn admit(&mut self, reading: Option<TcpStream>) -> Option<u64> {
+        if self.live.len() >= MAX_CLIENTS {
+            let oldest_reading = self
+                .live
+                .iter_mut()
+                .find_map(|(k, s)| s.take().map(|s| (*k, s)))?;
+            let _ = oldest_reading.1.shutdown(std::net::Shutdown::Both);
+            self.live.remove(&oldest_reading.0);
+        }
+        let key = self.next;
+        self.next += 1;
+        self.live.insert(key, reading);
+        Some(key)
+    }
+}
+
+/// Releases the slot when the connection's thread ends (however it ends).
+struct SlotGuard {
+    slots: Arc<Mutex<Slots>>,
+    key: u64,
+}
+
+impl SlotGuard {
+    /// The request head is in: this connection may no longer be shed.
+    fn answering(&self) {
+        if let Ok(mut s) = self.slots.lock() {
+            if let Some(e) = s.live.get_mut(&self.key) {
+                *e = None;
+            }
+        }
+    }
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.slots.lock() {
+            s.live.remove(&self.key);
+        }
+    }
+}
+
 fn serve(listener: TcpListener, metrics: Arc<RouterMetrics>) {
-    let busy = Arc::new(AtomicUsize::new(0));
+    let slots = Arc::new(Mutex::new(Slots::default()));
     for conn in listener.incoming() {
         let stream = match conn {
             Ok(s) => s,
@@ -39,21 +107,26 @@ fn serve(listener: TcpListener, metrics: Arc<RouterMetrics>) {
                 continue;
             }
         };
-        if busy.fetch_add(1, Ordering::Relaxed) >= MAX_CLIENTS {
-            busy.fetch_sub(1, Ordering::Relaxed);
+        let accepted = Instant::now();
+        let key = {
+            let Ok(mut s) = slots.lock() else { return };
+            s.admit(stream.try_clone().ok())
+        };
+        let Some(key) = key else {
+            // Every slot is writing a response; this one is closed (dropped) at once.
             continue;
-        }
+        };
+        let guard = SlotGuard {
+            slots: slots.clone(),
+            key,
+        };
         let metrics = metrics.clone();
-        let busy2 = busy.clone();
-        let spawned = std::thread::Builder::new()
+        // On a failed spawn the closure (and the guard in it) is dropped, freeing the slot.
+        let _ = std::thread::Builder::new()
             .name("metrics-conn".into())
             .spawn(move || {
-                let _ = answer(stream, &metrics);
-                busy2.fetch_sub(1, Ordering::Relaxed);
+                let _ = answer(stream, &metrics, accepted, &guard);
             });
-        if spawned.is_err() {
-            busy.fetch_sub(1, Ordering::Relaxed);
-        }
     }
 }
 
@@ -92,12 +165,22 @@ pub fn respond(method: &str, path: &str, metrics: &RouterMetrics) -> Response {
     }
 }
 
-fn answer(mut stream: TcpStream, metrics: &RouterMetrics) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(IO_TIMEOUT))?;
-    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+fn answer(
+    mut stream: TcpStream,
+    metrics: &RouterMetrics,
+    accepted: Instant,
+    slot: &SlotGuard,
+) -> std::io::Result<()> {
+    let deadline = accepted + REQUEST_DEADLINE;
+    stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     let (method, path) = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(());
+        }
+        stream.set_read_timeout(Some(left))?;
         let n = stream.read(&mut chunk)?;
         if n == 0 {
             return Ok(());
@@ -121,6 +204,7 @@ fn answer(mut stream: TcpStream, metrics: &RouterMetrics) -> std::io::Result<()>
             }
         }
     };
+    slot.answering();
     let r = respond(&method, &path, metrics);
     let head = format!(
         "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",

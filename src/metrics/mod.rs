@@ -16,8 +16,10 @@
 //! thread, so the thread-local *is* the shard.
 
 pub mod http;
+pub mod process;
 pub mod prometheus;
 
+use crate::auth::{AuthMethod, FailReason};
 use crate::codec::{code, Id, Message};
 use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
@@ -218,6 +220,10 @@ pub enum Limit {
     HandshakeTimeout,
     /// No HELLO within `--hello-timeout-ms`.
     HelloTimeout,
+    /// A message not complete within `--frame-timeout-ms` of its first byte (session closed).
+    FrameTimeout,
+    /// A joined session silent for `--idle-timeout-ms` (session closed).
+    IdleTimeout,
     /// A connection beyond `--max-connections`.
     Connections,
     /// A CALL beyond `--max-pending-calls-per-session`.
@@ -230,12 +236,14 @@ pub enum Limit {
 
 impl Limit {
     /// Every limit, in the order the metrics list them.
-    pub const ALL: [Limit; 9] = [
+    pub const ALL: [Limit; 11] = [
         Limit::MessageSize,
         Limit::PeerMessageSize,
         Limit::DecompressedSize,
         Limit::HandshakeTimeout,
         Limit::HelloTimeout,
+        Limit::FrameTimeout,
+        Limit::IdleTimeout,
         Limit::Connections,
         Limit::PendingCalls,
         Limit::Subscriptions,
@@ -250,6 +258,8 @@ impl Limit {
             Limit::DecompressedSize => "decompressed_size",
             Limit::HandshakeTimeout => "handshake_timeout",
             Limit::HelloTimeout => "hello_timeout",
+            Limit::FrameTimeout => "frame_timeout",
+            Limit::IdleTimeout => "idle_timeout",
             Limit::Connections => "connections",
             Limit::PendingCalls => "pending_calls",
             Limit::Subscriptions => "subscriptions",
@@ -281,6 +291,60 @@ impl ByLimit {
 
     pub fn get(&self, l: Limit) -> u64 {
         self.0[l as usize].get()
+    }
+}
+
+/// Every authentication method, in [`ByAuthFailure`] slot order (after "none").
+const AUTH_METHODS: [AuthMethod; 7] = [
+    AuthMethod::Anonymous,
+    AuthMethod::Ticket,
+    AuthMethod::WampCra,
+    AuthMethod::Cryptosign,
+    AuthMethod::WampScram,
+    AuthMethod::Tls,
+    AuthMethod::Cookie,
+];
+
+/// Failed logins per (method, [`FailReason`]); method None: no offered method was available.
+#[derive(Debug, Default)]
+pub struct ByAuthFailure([Counter; (AUTH_METHODS.len() + 1) * FailReason::ALL.len()]);
+
+impl ByAuthFailure {
+    fn slot(method: Option<AuthMethod>, reason: FailReason) -> usize {
+        let m = method.map_or(0, |m| 1 + m as usize);
+        m * FailReason::ALL.len() + reason as usize
+    }
+
+    pub fn inc(&self, method: Option<AuthMethod>, reason: FailReason) {
+        self.0[Self::slot(method, reason)].inc();
+    }
+
+    pub fn get(&self, method: Option<AuthMethod>, reason: FailReason) -> u64 {
+        self.0[Self::slot(method, reason)].get()
+    }
+
+    /// The series to render: the ones a login can produce (no_matching_method without a
+    /// method; the challenge-response methods with each other reason), always, so a dashboard
+    /// sees zeros; any other pair once it is non-zero.
+    pub fn series(&self) -> impl Iterator<Item = (&'static str, FailReason, u64)> + '_ {
+        let methods = std::iter::once(None).chain(AUTH_METHODS.into_iter().map(Some));
+        methods.flat_map(move |m| {
+            FailReason::ALL.into_iter().filter_map(move |r| {
+                let n = self.get(m, r);
+                let expected = match (m, r) {
+                    (None, FailReason::NoMatchingMethod) => true,
+                    (None, _) | (Some(_), FailReason::NoMatchingMethod) => false,
+                    (Some(m), _) => matches!(
+                        m,
+                        AuthMethod::Ticket
+                            | AuthMethod::WampCra
+                            | AuthMethod::Cryptosign
+                            | AuthMethod::WampScram
+                    ),
+                };
+                (expected || n > 0).then(|| (m.map_or("none", AuthMethod::as_str), r, n))
+            })
+        })
     }
 }
 
@@ -341,8 +405,8 @@ pub struct ShardMetrics {
     pub backpressure_pauses: Counter,
     /// Time from a session's CALL to the final RESULT or ERROR it receives.
     pub call_latency: Histogram,
-    /// Failed authentications (no authenticator yet: stays 0; see [`ShardMetrics::auth_failure`]).
-    pub auth_failures: Counter,
+    /// Failed logins, by method and reason ([`ShardMetrics::auth_failure`]).
+    pub auth_failures: ByAuthFailure,
     /// Times a peer hit a limit, by limit.
     pub limit_exceeded: ByLimit,
     /// Messages refused by authorization (`wamp.error.not_authorized`).
@@ -369,7 +433,7 @@ impl ShardMetrics {
             mesh_received: Counter::default(),
             backpressure_pauses: Counter::default(),
             call_latency: Histogram::default(),
-            auth_failures: Counter::default(),
+            auth_failures: ByAuthFailure::default(),
             limit_exceeded: ByLimit::default(),
             authz_denials: Counter::default(),
             realms: realms
@@ -402,9 +466,9 @@ impl ShardMetrics {
         }
     }
 
-    /// The hook for the authenticator: one failed authentication on this shard.
-    pub fn auth_failure(&self) {
-        self.auth_failures.inc();
+    /// One failed login on this shard.
+    pub fn auth_failure(&self, method: Option<AuthMethod>, reason: FailReason) {
+        self.auth_failures.inc(method, reason);
     }
 
     pub fn set_state(&self, s: ShardState) {

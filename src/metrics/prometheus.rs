@@ -83,7 +83,7 @@ pub fn render(m: &RouterMetrics) -> String {
         m,
         "switchyard_connections",
         "gauge",
-        "Open transports on the shard (established sessions or not).",
+        "Open transports on the shard: in their TLS/transport handshake, before HELLO, or joined.",
         |_, s| s.connections.get(),
     );
 
@@ -233,14 +233,24 @@ pub fn render(m: &RouterMetrics) -> String {
         "Times a session's input paused because another shard's inbox was backlogged.",
         |_, s| s.backpressure_pauses.get(),
     );
-    per_shard(
+    let name = "switchyard_auth_failures_total";
+    family(
         &mut out,
-        m,
-        "switchyard_auth_failures_total",
+        name,
         "counter",
-        "Failed authentications.",
-        |_, s| s.auth_failures.get(),
+        "Failed logins by method (none: no offered method available) and reason \
+         (no_matching_method, unknown_authid, bad_signature, rejected by the dynamic authenticator).",
     );
+    for s in &m.shards {
+        for (method, reason, n) in s.auth_failures.series() {
+            let _ = writeln!(
+                out,
+                "{name}{{shard=\"{}\",method=\"{method}\",reason=\"{}\"}} {n}",
+                s.shard,
+                reason.label(),
+            );
+        }
+    }
     per_shard(
         &mut out,
         m,
@@ -257,7 +267,8 @@ pub fn render(m: &RouterMetrics) -> String {
         "counter",
         "Times a peer hit a limit: message_size and decompressed_size (transport closed), \
          peer_message_size (not sent; a waiting request gets wamp.error.payload_size_exceeded), \
-         handshake_timeout, hello_timeout, connections (refused), pending_calls, subscriptions \
+         handshake_timeout, hello_timeout, frame_timeout and idle_timeout (session closed), \
+         connections (refused), pending_calls, subscriptions \
          and registrations (request answered with ERROR switchyard.error.limit_exceeded).",
     );
     for s in &m.shards {
@@ -303,6 +314,7 @@ pub fn render(m: &RouterMetrics) -> String {
         );
         let _ = writeln!(out, "{name}_count{{shard=\"{}\"}} {total}", s.shard);
     }
+    super::process::render(&mut out);
     out
 }
 

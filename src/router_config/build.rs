@@ -165,7 +165,7 @@ fn tls(
     let key = args.tls_key.as_ref().or(r.tls_key.as_ref());
     match (cert, key) {
         (Some(c), Some(k)) => match client_ca {
-            None => Ok(Some(load_tls(c, k)?)),
+            None => Ok(Some(load_tls(c, k).map_err(|e| name_tls_file(e, args, r))?)),
             Some(ca) => {
                 let mode = args.tls_client_auth.as_ref().or(r.tls_client_auth.as_ref());
                 let required = match mode.map(String::as_str) {
@@ -178,13 +178,51 @@ fn tls(
                         ))
                     }
                 };
-                Ok(Some(crate::auth::load_tls_client_auth(c, k, ca, required)?))
+                Ok(Some(
+                    crate::auth::load_tls_client_auth(c, k, ca, required)
+                        .map_err(|e| name_tls_file(e, args, r))?,
+                ))
             }
         },
         _ => Err(invalid(
             "tls_cert, tls_key",
             "TLS listeners (--wss/--rss) need both --tls-cert and --tls-key",
         )),
+    }
+}
+
+/// A TLS file that cannot be read, named by its key and by where the key was set (the flag or
+/// the config file): `--tls-cert: cannot read /etc/x.pem: No such file …` or
+/// `tls_cert in /etc/switchyard.toml: cannot read …`. The OS error is shown once.
+fn name_tls_file(e: ConfigError, args: &Args, r: &RouterSection) -> ConfigError {
+    let ConfigError::Read { path, source } = e else {
+        return e;
+    };
+    let keys = [
+        ("tls_cert", "--tls-cert", &args.tls_cert, &r.tls_cert),
+        ("tls_key", "--tls-key", &args.tls_key, &r.tls_key),
+        (
+            "tls_client_ca",
+            "--tls-client-ca",
+            &args.tls_client_ca,
+            &r.tls_client_ca,
+        ),
+    ];
+    let file = args
+        .config
+        .as_ref()
+        .map_or("the config file".into(), |p| p.display().to_string());
+    let key = keys
+        .iter()
+        .find_map(|(key, flag, by_flag, by_file)| match (by_flag, by_file) {
+            (Some(p), _) if *p == path => Some((*flag).to_owned()),
+            (None, Some(p)) if *p == path => Some(format!("{key} in {file}")),
+            _ => None,
+        })
+        .unwrap_or_else(|| "TLS".into());
+    ConfigError::Invalid {
+        key,
+        message: format!("cannot read {}: {source}", path.display()),
     }
 }
 
@@ -245,6 +283,12 @@ fn limits(args: &Args, r: &RouterSection, l: &mut Limits) -> Result<(), ConfigEr
     }
     if let Some(v) = args.handshake_timeout_ms.or(r.handshake_timeout_ms) {
         l.handshake_timeout = Duration::from_millis(v);
+    }
+    if let Some(v) = args.frame_timeout_ms.or(r.frame_timeout_ms) {
+        l.frame_timeout = Duration::from_millis(v);
+    }
+    if let Some(v) = args.idle_timeout_ms.or(r.idle_timeout_ms) {
+        l.idle_timeout = (v > 0).then(|| Duration::from_millis(v));
     }
     if let Some(v) = args.max_connections.or(r.max_connections) {
         l.max_connections = v;

@@ -10,9 +10,14 @@
 //!   (listeners, TLS, limits, realms, cookies, authorizer settings).
 //! - `realm.rs`: a `[[realm]]` section into a [`RealmConfig`] (principals, roles,
 //!   authenticators).
+//! - `check.rs`: what `switchyard config check` adds (every URI-valued key checked with the
+//!   router's URI rules, also at start-up; the realms described without secrets).
 
 mod build;
+mod check;
 mod realm;
+
+pub use check::{check_uris, describe_realms};
 
 use crate::auth::dynamic::DynamicAuthenticator;
 use crate::auth::{Authenticator, CookieStore};
@@ -168,6 +173,7 @@ pub fn build_settings(args: &Args) -> Result<Settings, ConfigError> {
 /// [`build_settings`] with the config file already parsed (`args.config` is not read again).
 fn build_settings_from(args: &Args, file: &ConfigFile) -> Result<Settings, ConfigError> {
     let r = &file.router;
+    check_uris(file)?;
     let router = build_router_config(args, file)?;
     let metrics = match args.metrics.as_ref().or(r.metrics.as_ref()) {
         Some(a) => Some(parse_socket_addr("metrics", a)?),
@@ -233,7 +239,10 @@ mod embed_tests {
     fn bad_key_is_named() {
         let e = RouterConfig::from_toml("[router]\nshardz = 2\n").unwrap_err();
         assert!(e.to_string().contains("shardz"), "{e}");
-        let e = RouterConfig::from_file(std::path::Path::new("/nonexistent/x.toml")).unwrap_err();
-        assert!(e.to_string().contains("/nonexistent/x.toml"), "{e}");
+        // A path that does not exist, inside the repository.
+        let missing =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/no-such-dir/x.toml");
+        let e = RouterConfig::from_file(&missing).unwrap_err();
+        assert!(e.to_string().contains(&*missing.to_string_lossy()), "{e}");
     }
 }

@@ -47,6 +47,20 @@ pub enum SessionOutput {
     /// Ask the realm's dynamic authenticator, then feed the outcome to
     /// [`Session::on_dynamic_auth`].
     DynamicAuth(Box<DynamicAuth>),
+    /// A login failed (after its ABORT): for the operator's metric and log, never the client.
+    AuthFailed(Box<AuthFailure>),
+}
+
+/// One failed login, as the session state machine reports it. No secrets: the authid the
+/// client claimed is the only thing it sent that is kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthFailure {
+    pub realm: Uri,
+    /// The method that failed; None when no offered method was available.
+    pub method: Option<AuthMethod>,
+    pub reason: auth::FailReason,
+    /// The authid the client claimed, if any.
+    pub authid: Option<String>,
 }
 
 /// What the router knows about realms, as the session needs it.
@@ -367,6 +381,12 @@ impl Session {
             "no offered authentication method is available".into(),
         )));
         out.push(SessionOutput::Close);
+        out.push(SessionOutput::AuthFailed(Box::new(AuthFailure {
+            authid: hello.authid.clone(),
+            realm,
+            method: None,
+            reason: auth::FailReason::NoMatchingMethod,
+        })));
     }
 
     fn anonymous_identity(&self) -> Identity {
@@ -422,6 +442,8 @@ impl Session {
                     hello,
                     auth: pending,
                 } = *p;
+                let (method, reason) =
+                    (pending.method(), auth::Authenticator::fail_reason(&pending));
                 let result = realms
                     .authenticator(&realm)
                     .ok_or(auth::AuthFailed)
@@ -438,6 +460,12 @@ impl Session {
                             e.to_string(),
                         )));
                         out.push(SessionOutput::Close);
+                        out.push(SessionOutput::AuthFailed(Box::new(AuthFailure {
+                            authid: hello.authid.clone(),
+                            realm,
+                            method: Some(method),
+                            reason,
+                        })));
                     }
                 }
             }
@@ -468,7 +496,13 @@ impl Session {
         if self.state != State::Authenticating || !d.asked {
             return;
         }
-        let DynamicPending { realm, hello, .. } = *d;
+        let DynamicPending {
+            realm,
+            hello,
+            authid,
+            method,
+            ..
+        } = *d;
         match result {
             Ok(outcome) => {
                 let start = out.len();
@@ -486,6 +520,12 @@ impl Session {
                     e.to_string(),
                 )));
                 out.push(SessionOutput::Close);
+                out.push(SessionOutput::AuthFailed(Box::new(AuthFailure {
+                    realm,
+                    method: Some(method),
+                    reason: auth::FailReason::Rejected,
+                    authid: Some(authid),
+                })));
             }
         }
     }
@@ -859,7 +899,13 @@ mod tests {
             reason(&out).as_deref(),
             Some("wamp.error.authentication_failed")
         );
-        assert_eq!(out.last(), Some(&SessionOutput::Close));
+        assert!(out.contains(&SessionOutput::Close));
+        // The failure is reported for the operator, with its reason (never to the client).
+        assert!(matches!(
+            out.last(),
+            Some(SessionOutput::AuthFailed(f))
+                if f.reason == auth::FailReason::BadSignature && f.method == Some(AuthMethod::Ticket)
+        ));
         assert_eq!(s.state, State::Closed);
     }
 

@@ -165,9 +165,7 @@ impl Shard {
                         action.as_str()
                     ))]),
                 });
-                if h.outbound.push_unbounded(h.frame(&err)).is_ok() {
-                    self.metrics.messages_out.inc(err.code());
-                }
+                let _ = self.push_reply(h, &err);
             }
             return None;
         }

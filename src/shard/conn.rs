@@ -6,6 +6,7 @@
 //! [`Outbound`] queue, framing many messages per write call. Everything here is generic over the
 //! byte stream so TCP, Unix sockets and TLS share one path.
 
+use super::deadlines::{Expired, ReadDeadlines};
 use super::outbound::{OutFrame, Outbound};
 use super::signal::Signal;
 use super::Shard;
@@ -28,10 +29,36 @@ use std::time::Duration;
 /// Largest batch of queued frames written in one call.
 const WRITE_BATCH_BYTES: usize = 256 * 1024;
 
+/// Messages of one session handled before its reader yields to the shard's other tasks. One
+/// read can bring thousands of pipelined messages (256 KiB of 50-byte SUBSCRIBEs: ~5,000);
+/// handling them all in one turn stalled every other session of the shard for hundreds of
+/// milliseconds (issue 21). 64 keeps a turn well under a millisecond for ordinary messages and
+/// costs one yield per 64 messages under load.
+///
+/// A yield alone is not enough: glommio looks for I/O completions (the neighbours' input) only
+/// when its task queue runs empty or its preempt timer fires, 100 ms by default. The shards run
+/// with [`PREEMPT_TIMER`] instead, so a busy session yields to its neighbours within about
+/// that long.
+const INPUT_PER_TURN: usize = 64;
+
+/// The shard executors' preempt timer (see [`INPUT_PER_TURN`]).
+pub(super) const PREEMPT_TIMER: Duration = Duration::from_millis(2);
+
 /// The framing a session's transport uses, reader side.
 enum Deframer {
     Raw(rawsocket::FrameDecoder),
     Ws(Box<websocket::FrameDecoder>),
+}
+
+impl Deframer {
+    /// Whether the decoder itself holds part of a message (WebSocket fragments); a RawSocket
+    /// decoder keeps nothing outside the read buffer.
+    fn in_message(&self) -> bool {
+        match self {
+            Deframer::Raw(_) => false,
+            Deframer::Ws(d) => d.in_message(),
+        }
+    }
 }
 
 /// The framing a session's transport uses, writer side.
@@ -161,6 +188,7 @@ where
         return;
     };
     let _guard = shard.connection_guard();
+    let handshaking = Handshaking::count(&shard.metrics);
     let over_limit = shard.connections_over_limit();
     let timeout = shard.cfg.limits.handshake_timeout;
     match cfg.tls.clone() {
@@ -171,7 +199,7 @@ where
                 match with_timeout(timeout, acceptor.accept(stream)).await {
                     Some(Ok(s)) => {
                         let channel = crate::auth::Channel::from_tls(s.get_ref().1);
-                        transport(shard, s, &cfg, over_limit, channel).await
+                        transport(shard, s, &cfg, over_limit, channel, handshaking).await
                     }
                     Some(Err(e)) => tracing::debug!(shard = shard.id, "TLS handshake failed: {e}"),
                     None => {
@@ -182,7 +210,17 @@ where
             })
             .await
         }
-        None => transport(shard, stream, &cfg, over_limit, Default::default()).await,
+        None => {
+            transport(
+                shard,
+                stream,
+                &cfg,
+                over_limit,
+                Default::default(),
+                handshaking,
+            )
+            .await
+        }
     }
 }
 
@@ -192,6 +230,7 @@ async fn transport<S>(
     cfg: &ListenerConfig,
     over_limit: bool,
     mut channel: crate::auth::Channel,
+    handshaking: Handshaking,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + 'static,
 {
@@ -220,6 +259,8 @@ async fn transport<S>(
         let _ = stream.close().await;
         return;
     };
+    // The session counts itself from here (SessionHandle::open, with no await in between).
+    drop(handshaking);
     run_session(
         shard, stream, serializer, deframer, framer, leftover, channel,
     )
@@ -227,6 +268,23 @@ async fn transport<S>(
 }
 
 type Negotiated = (Serializer, Deframer, Framer, BytesMut);
+
+/// Counts a connection in `switchyard_connections` while its TLS and transport handshakes run;
+/// once they succeed the session counts itself ([`SessionHandle::open`]).
+struct Handshaking(std::sync::Arc<crate::metrics::ShardMetrics>);
+
+impl Handshaking {
+    fn count(metrics: &std::sync::Arc<crate::metrics::ShardMetrics>) -> Self {
+        metrics.connections.inc();
+        Handshaking(metrics.clone())
+    }
+}
+
+impl Drop for Handshaking {
+    fn drop(&mut self) {
+        self.0.connections.dec();
+    }
+}
 
 async fn rawsocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     shard: &Shard,
@@ -447,22 +505,34 @@ async fn run_session<S>(
 
     let (mut reader, writer) = futures_lite::io::split(stream);
     glommio::spawn_local(writer_task(writer, handle.clone(), framer)).detach();
-    // HELLO must arrive by this instant (checked while reading; no timer task per session).
-    let hello_deadline = std::time::Instant::now() + shard.cfg.limits.hello_timeout;
+    let mut deadlines = ReadDeadlines::new(&shard.cfg.limits, std::time::Instant::now());
 
     let mut outputs = Vec::new();
     'read: loop {
-        // Handle what is already buffered.
+        // Handle what is already buffered, yielding every INPUT_PER_TURN messages.
+        let mut completed = false;
+        let mut this_turn = 0;
         loop {
             if handle.outbound.is_closing() || handle.done.is_set() {
                 break 'read;
             }
             match next_input(&mut deframer, &mut buf) {
                 Ok(Some(Input::Message(frame))) => {
+                    completed = true;
                     let decoded = codec::decode(serializer, &frame);
                     on_input(&shard, &handle, decoded, &mut outputs).await;
+                    this_turn += 1;
+                    if this_turn == INPUT_PER_TURN {
+                        this_turn = 0;
+                        shard.flush_mesh();
+                        // Other ready tasks run now; sessions whose input is not yet seen
+                        // run once the executor's PREEMPT_TIMER makes it poll for I/O.
+                        futures_lite::future::yield_now().await;
+                    }
                 }
                 Ok(Some(Input::Ping(p))) => {
+                    // A ping between two fragments of a WebSocket message does not end it.
+                    completed |= !deframer.in_message();
                     let _ = handle.outbound.push_unbounded(OutFrame::Pong(p));
                 }
                 Ok(Some(Input::Close)) => {
@@ -486,6 +556,7 @@ async fn run_session<S>(
                 }
             }
         }
+        deadlines.after_drain(!buf.is_empty() || deframer.in_message(), completed);
         shard.flush_mesh();
         // A producer whose socket always has data would otherwise never return to the
         // executor, starving the writers that drain the queues it fills.
@@ -495,18 +566,27 @@ async fn run_session<S>(
             buf = BytesMut::new();
         }
         pause_while_mesh_backlogged(&shard, &handle).await;
+        let due = {
+            let core = handle.core.borrow();
+            deadlines.next(core.awaiting_welcome(), core.state == State::Established)
+        };
         let n = futures_lite::future::or(
             async { Some(read_some(&shard, &mut reader, &mut buf).await.ok()) },
             async {
-                done_or_hello_deadline(&handle, hello_deadline).await;
+                done_or_until(&handle, due.map(|(at, _)| at)).await;
                 None
             },
         )
         .await;
         match n {
-            Some(Some(n)) if n > 0 => {}
+            Some(Some(n)) if n > 0 => deadlines.on_bytes(std::time::Instant::now()),
             None if !handle.done.is_set() => {
-                hello_timed_out(&shard, &handle);
+                match due.map(|(_, why)| why) {
+                    Some(Expired::Hello) => hello_timed_out(&shard, &handle),
+                    Some(Expired::Frame) => read_timed_out(&shard, &handle, Limit::FrameTimeout),
+                    Some(Expired::Idle) => read_timed_out(&shard, &handle, Limit::IdleTimeout),
+                    None => {}
+                }
                 break;
             }
             _ => break,
@@ -562,6 +642,35 @@ impl SessionHandle {
         );
         handle
     }
+}
+
+/// Returns when the session is done or `deadline` (if any) passes.
+async fn done_or_until(handle: &SessionHandle, deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(at) => {
+            let left = at.saturating_duration_since(std::time::Instant::now());
+            futures_lite::future::or(handle.done.wait(), glommio::timer::sleep(left)).await
+        }
+        None => handle.done.wait().await,
+    }
+}
+
+/// A message took too long to arrive, or a joined session stayed silent: count it and close
+/// the transport (WebSocket close 1008 / 1001; a RawSocket connection is simply closed).
+fn read_timed_out(shard: &Shard, handle: &SessionHandle, limit: Limit) {
+    shard.metrics.limit_exceeded.inc(limit);
+    let (code, why) = match limit {
+        Limit::IdleTimeout => (1001, "idle timeout"),
+        _ => (1008, "message not received in time"),
+    };
+    tracing::debug!(
+        shard = shard.id,
+        session = handle.id,
+        realm = %SessionRealm(handle),
+        "{why}; closing"
+    );
+    handle.core.borrow_mut().state = State::Closed;
+    handle.outbound.close(code, why);
 }
 
 /// Returns when the session is done or, while its HELLO is still awaited, when `deadline`
@@ -625,9 +734,6 @@ pub(super) async fn on_input(
     }
     if let Some(req) = super::session::take_dynamic_auth(outputs) {
         let result = shard.dynamic_authenticate(&req).await;
-        if result.is_err() {
-            shard.metrics.auth_failure();
-        }
         handle.core.borrow_mut().on_dynamic_auth(result, outputs);
     }
     if let Some(ask) = shard.needs_authorizer(handle, outputs) {

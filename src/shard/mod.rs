@@ -9,6 +9,7 @@
 
 pub mod authorizer;
 pub mod conn;
+mod deadlines;
 pub mod local;
 pub mod mesh;
 pub mod outbound;
@@ -225,8 +226,9 @@ impl Shard {
         for o in outs {
             match o {
                 SessionOutput::Reply(m) => {
-                    if h.outbound.push_unbounded(h.frame(&m)).is_ok() {
-                        self.metrics.messages_out.inc(m.code());
+                    if self.push_reply(h, &m) == oversize::AfterTooBig::Ended {
+                        // Never joined (an undeliverable WELCOME): the rest is moot.
+                        return;
                     }
                 }
                 SessionOutput::Joined { realm } => {
@@ -255,8 +257,24 @@ impl Shard {
                 }
                 // Taken out by the connection driver, which awaits the authenticator.
                 SessionOutput::DynamicAuth(_) => {}
+                SessionOutput::AuthFailed(f) => self.auth_failed(h, &f),
             }
         }
+    }
+
+    /// A login failed: counted by method and reason, logged at info (no secrets: the authid
+    /// the client claimed is all it sent that is shown). The client already has its ABORT.
+    fn auth_failed(&self, h: &SessionHandle, f: &session::AuthFailure) {
+        self.metrics.auth_failure(f.method, f.reason);
+        tracing::info!(
+            shard = self.id,
+            session = h.id,
+            realm = %f.realm,
+            authid = ?f.authid.as_deref().unwrap_or(""),
+            authmethod = f.method.map_or("none", crate::auth::AuthMethod::as_str),
+            reason = f.reason.label(),
+            "login failed"
+        );
     }
 
     fn route(&self, h: &SessionHandle, m: Message) {
@@ -355,9 +373,7 @@ impl Shard {
                         let mut details = Dict::new();
                         details.insert("message".into(), Value::Str(message));
                         let abort = Message::Abort(Abort { details, reason });
-                        if h.outbound.push_unbounded(h.frame(&abort)).is_ok() {
-                            self.metrics.messages_out.inc(codec::code::ABORT);
-                        }
+                        let _ = self.push_reply(&h, &abort);
                         h.core.borrow_mut().state = session::State::Closed;
                         h.outbound.close(1002, "protocol violation");
                         self.session_gone(&h);
@@ -396,7 +412,7 @@ impl Shard {
         } else {
             let b = codec::encode(h.serializer, &msg);
             if b.len() > h.peer_max {
-                self.too_big_for_peer(&h, &msg);
+                let _ = self.too_big_for_peer(&h, &msg);
                 return false;
             }
             OutFrame::Message(b)
@@ -474,8 +490,8 @@ impl Shard {
             );
             for o in out {
                 match o {
-                    SessionOutput::Reply(m) if h.outbound.push_unbounded(h.frame(&m)).is_ok() => {
-                        self.metrics.messages_out.inc(m.code());
+                    SessionOutput::Reply(m) => {
+                        let _ = self.push_reply(h, &m);
                     }
                     SessionOutput::Close => h.outbound.close(1001, "shutdown"),
                     _ => {}
@@ -647,7 +663,11 @@ impl Router {
             let mut builder = glommio::LocalExecutorBuilder::new(placement)
                 .name(&format!("shard-{i}"))
                 .io_memory(256 << 10)
-                .ring_depth(2048);
+                .ring_depth(2048)
+                // glommio polls for I/O (other sessions' input) only when its task queue is
+                // empty or this timer fires (default 100 ms): with the reader's per-turn yield
+                // (conn::INPUT_PER_TURN) this bounds how long a busy session holds the others.
+                .preempt_timer(conn::PREEMPT_TIMER);
             if let Some(spin) = cfg.spin_before_park {
                 builder = builder.spin_before_park(spin);
             }

@@ -85,7 +85,7 @@ pub enum RecvError {
     Decode(codec::DecodeError),
 }
 
-fn is_timeout(e: &io::Error) -> bool {
+pub fn is_timeout(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut

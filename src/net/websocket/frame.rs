@@ -318,6 +318,12 @@ impl FrameDecoder {
         self
     }
 
+    /// Whether a fragmented or compressed message is being reassembled (some of it is in,
+    /// the rest is not).
+    pub fn in_message(&self) -> bool {
+        self.message.is_some()
+    }
+
     /// Whether a Close frame has been received.
     pub fn is_closed(&self) -> bool {
         self.closed
