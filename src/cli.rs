@@ -75,6 +75,11 @@ impl Settings {
             "idle_timeout_ms = {}",
             l.idle_timeout.map_or(0, |d| d.as_millis())
         );
+        let _ = writeln!(
+            o,
+            "ping_interval_ms = {}",
+            l.ping_interval.map_or(0, |d| d.as_millis())
+        );
         let _ = writeln!(o, "max_connections = {}", l.max_connections);
         let _ = writeln!(
             o,

@@ -1018,6 +1018,89 @@ fn idle_timeout_closes_a_silent_joined_session() {
     );
 }
 
+/// Issue 21, item 2 (transport ping): with `--ping-interval-ms`, a joined session that stays
+/// silent is pinged; one that answers (the test clients answer pings while they read) stays
+/// open over many intervals on RawSocket and WebSocket, one that does not answer is closed and
+/// counted as `ping_timeout`.
+#[test]
+fn transport_ping_keeps_answering_sessions_and_closes_silent_ones() {
+    const INTERVAL: Duration = Duration::from_millis(150);
+    let interval = INTERVAL.as_millis().to_string();
+    let router = start(&["--ping-interval-ms", &interval, "--metrics", "127.0.0.1:0"]);
+    let rs = router.endpoint("rs").addr();
+    let ws = router.endpoint("ws");
+
+    // A session that reads (and so answers pings) but never sends a WAMP message.
+    fn answers_pings_for(c: &mut impl WampConn, d: Duration, what: &str) {
+        let end = Instant::now() + d;
+        while Instant::now() < end {
+            match c.recv(end.saturating_duration_since(Instant::now())) {
+                Err(RecvError::Timeout) => {}
+                other => panic!("{what}: quiet session got {other:?}"),
+            }
+        }
+    }
+    fn still_answers(c: &mut impl WampConn, what: &str) {
+        call(c, 7, "wamp.session.count");
+        match c.recv(REPLY_TIMEOUT) {
+            Ok(Message::Result(r)) if r.request == 7 => {}
+            other => panic!("{what}: after pings, expected RESULT, got {other:?}"),
+        }
+    }
+    let mut quiet_rs = RawClient::connect(rs, Serializer::Json);
+    quiet_rs.must_join("realm1");
+    let mut quiet_ws = WsClient::connect(ws.addr(), ws.path(), Serializer::MsgPack);
+    quiet_ws.must_join("realm1");
+    // Both read at the same time (a session not reading does not answer).
+    std::thread::scope(|t| {
+        t.spawn(|| {
+            answers_pings_for(&mut quiet_rs, INTERVAL * 6, "RawSocket");
+            still_answers(&mut quiet_rs, "RawSocket");
+            quiet_rs.must_leave();
+        });
+        t.spawn(|| {
+            answers_pings_for(&mut quiet_ws, INTERVAL * 6, "WebSocket");
+            still_answers(&mut quiet_ws, "WebSocket");
+            quiet_ws.must_leave();
+        });
+    });
+
+    // A session that reads nothing: it is sent a PING frame, then closed.
+    let mut dead = RawClient::connect(rs, Serializer::Json);
+    dead.must_join("realm1");
+    let mut header = [0u8; 4];
+    use std::io::Read;
+    dead.conn
+        .set_read_timeout(CLOSE_TIMEOUT)
+        .expect("read timeout");
+    dead.conn.read_exact(&mut header).expect("a PING frame");
+    let h = rawsocket::parse_frame_header(&header).expect("valid header");
+    assert_eq!(h.kind, FrameKind::Ping, "the router pings a silent session");
+    let mut payload = vec![0u8; h.len as usize];
+    dead.conn.read_exact(&mut payload).expect("PING payload");
+    // Not answered: the connection ends (nothing else arrives first).
+    let mut rest = [0u8; 64];
+    match dead.conn.read(&mut rest) {
+        Ok(0) => {}
+        Err(e) if !is_timeout(&e) => {}
+        other => panic!("unanswered ping: expected the connection closed, got {other:?}"),
+    }
+    let deadline = Instant::now() + CLOSE_TIMEOUT;
+    loop {
+        let n = Scrape::get(metrics_addr(&router))
+            .series("switchyard_limit_exceeded_total{shard=\"0\",limit=\"ping_timeout\"}")
+            .unwrap_or(0.0);
+        if n == 1.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ping_timeout counted {n} times, not 1"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Issue 21, item 3: a RawSocket client announcing the smallest maximum message length
 /// (handshake `7f 01 00 00`: 512 bytes, JSON) cannot be sent the router's WELCOME (its roles and
 /// features take more). The session must end cleanly with ABORT

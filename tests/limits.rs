@@ -97,6 +97,7 @@ fn every_limit_is_a_series_from_the_start() {
         "hello_timeout",
         "frame_timeout",
         "idle_timeout",
+        "ping_timeout",
         "connections",
         "pending_calls",
         "subscriptions",

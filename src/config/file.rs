@@ -41,6 +41,7 @@ pub struct RouterSection {
     pub handshake_timeout_ms: Option<u64>,
     pub frame_timeout_ms: Option<u64>,
     pub idle_timeout_ms: Option<u64>,
+    pub ping_interval_ms: Option<u64>,
     pub max_connections: Option<usize>,
     pub max_pending_calls_per_session: Option<usize>,
     pub max_subscriptions_per_session: Option<usize>,

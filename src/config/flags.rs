@@ -79,6 +79,10 @@ pub struct Args {
     /// default: never).
     #[arg(long, value_name = "MS")]
     pub idle_timeout_ms: Option<u64>,
+    /// Send a transport ping to a joined session silent for this long, in milliseconds, and
+    /// disconnect it if it stays silent as long again (0, the default: no pings).
+    #[arg(long, value_name = "MS")]
+    pub ping_interval_ms: Option<u64>,
     /// Maximum connections per process.
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,

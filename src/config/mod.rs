@@ -131,6 +131,9 @@ pub struct Limits {
     pub frame_timeout: Duration,
     /// Joined sessions with no input for this long are closed; None: never.
     pub idle_timeout: Option<Duration>,
+    /// A joined session silent for this long is sent a transport ping (WebSocket ping,
+    /// RawSocket PING frame); silent for as long again, it is closed. None: no pings.
+    pub ping_interval: Option<Duration>,
     /// Connections per process.
     pub max_connections: usize,
     /// Calls one session may have outstanding.
@@ -153,6 +156,7 @@ impl Default for Limits {
             handshake_timeout: Duration::from_secs(5),
             frame_timeout: Duration::from_secs(10),
             idle_timeout: None,
+            ping_interval: None,
             max_connections: 100_000,
             max_pending_calls_per_session: 1_000,
             max_subscriptions_per_session: 10_000,

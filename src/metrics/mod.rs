@@ -224,6 +224,8 @@ pub enum Limit {
     FrameTimeout,
     /// A joined session silent for `--idle-timeout-ms` (session closed).
     IdleTimeout,
+    /// A joined session that answered no transport ping within `--ping-interval-ms` (closed).
+    PingTimeout,
     /// A connection beyond `--max-connections`.
     Connections,
     /// A CALL beyond `--max-pending-calls-per-session`.
@@ -236,7 +238,7 @@ pub enum Limit {
 
 impl Limit {
     /// Every limit, in the order the metrics list them.
-    pub const ALL: [Limit; 11] = [
+    pub const ALL: [Limit; 12] = [
         Limit::MessageSize,
         Limit::PeerMessageSize,
         Limit::DecompressedSize,
@@ -244,6 +246,7 @@ impl Limit {
         Limit::HelloTimeout,
         Limit::FrameTimeout,
         Limit::IdleTimeout,
+        Limit::PingTimeout,
         Limit::Connections,
         Limit::PendingCalls,
         Limit::Subscriptions,
@@ -260,6 +263,7 @@ impl Limit {
             Limit::HelloTimeout => "hello_timeout",
             Limit::FrameTimeout => "frame_timeout",
             Limit::IdleTimeout => "idle_timeout",
+            Limit::PingTimeout => "ping_timeout",
             Limit::Connections => "connections",
             Limit::PendingCalls => "pending_calls",
             Limit::Subscriptions => "subscriptions",

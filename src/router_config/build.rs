@@ -290,6 +290,9 @@ fn limits(args: &Args, r: &RouterSection, l: &mut Limits) -> Result<(), ConfigEr
     if let Some(v) = args.idle_timeout_ms.or(r.idle_timeout_ms) {
         l.idle_timeout = (v > 0).then(|| Duration::from_millis(v));
     }
+    if let Some(v) = args.ping_interval_ms.or(r.ping_interval_ms) {
+        l.ping_interval = (v > 0).then(|| Duration::from_millis(v));
+    }
     if let Some(v) = args.max_connections.or(r.max_connections) {
         l.max_connections = v;
     }

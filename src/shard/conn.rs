@@ -582,9 +582,18 @@ async fn run_session<S>(
             Some(Some(n)) if n > 0 => deadlines.on_bytes(std::time::Instant::now()),
             None if !handle.done.is_set() => {
                 match due.map(|(_, why)| why) {
+                    Some(Expired::Ping) => {
+                        deadlines.on_ping_sent(std::time::Instant::now());
+                        let ping = OutFrame::Ping(Bytes::from_static(b"switchyard"));
+                        let _ = handle.outbound.push_unbounded(ping);
+                        continue;
+                    }
                     Some(Expired::Hello) => hello_timed_out(&shard, &handle),
                     Some(Expired::Frame) => read_timed_out(&shard, &handle, Limit::FrameTimeout),
                     Some(Expired::Idle) => read_timed_out(&shard, &handle, Limit::IdleTimeout),
+                    Some(Expired::PingTimeout) => {
+                        read_timed_out(&shard, &handle, Limit::PingTimeout)
+                    }
                     None => {}
                 }
                 break;
@@ -661,6 +670,7 @@ fn read_timed_out(shard: &Shard, handle: &SessionHandle, limit: Limit) {
     shard.metrics.limit_exceeded.inc(limit);
     let (code, why) = match limit {
         Limit::IdleTimeout => (1001, "idle timeout"),
+        Limit::PingTimeout => (1001, "ping timeout"),
         _ => (1008, "message not received in time"),
     };
     tracing::debug!(

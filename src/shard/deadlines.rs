@@ -7,11 +7,16 @@ use std::time::{Duration, Instant};
 /// The network reader's deadlines, checked while it waits for input (no timer task per
 /// session): HELLO by a time; a message complete within `frame_timeout` of its first byte
 /// (so a peer dripping a frame byte by byte cannot hold a connection and its buffer forever);
-/// and, optionally, some input from a joined session within `idle_timeout`.
+/// and, optionally, some input from a joined session within `idle_timeout`, and a transport
+/// ping to a joined session silent for `ping_interval`, answered (any input) within as long
+/// again.
 pub struct ReadDeadlines {
     hello: Instant,
     frame_timeout: Duration,
     idle_timeout: Option<Duration>,
+    ping_interval: Option<Duration>,
+    /// When the unanswered ping was sent; cleared by any input.
+    ping_sent: Option<Instant>,
     /// When the first byte of the message still incomplete arrived (at the latest); None when
     /// no message is partly received.
     partial_since: Option<Instant>,
@@ -25,6 +30,10 @@ pub enum Expired {
     Hello,
     Frame,
     Idle,
+    /// Time to send a transport ping.
+    Ping,
+    /// The ping was not answered.
+    PingTimeout,
 }
 
 impl ReadDeadlines {
@@ -33,6 +42,8 @@ impl ReadDeadlines {
             hello: now + limits.hello_timeout,
             frame_timeout: limits.frame_timeout,
             idle_timeout: limits.idle_timeout,
+            ping_interval: limits.ping_interval,
+            ping_sent: None,
             partial_since: None,
             last_input: now,
         }
@@ -41,6 +52,12 @@ impl ReadDeadlines {
     /// Bytes arrived at `now`.
     pub fn on_bytes(&mut self, now: Instant) {
         self.last_input = now;
+        self.ping_sent = None;
+    }
+
+    /// A transport ping was sent at `now` ([`Expired::Ping`]); it is answered by any input.
+    pub fn on_ping_sent(&mut self, now: Instant) {
+        self.ping_sent = Some(now);
     }
 
     /// The buffered input was handled: `incomplete` if part of a message is still waiting for
@@ -67,7 +84,12 @@ impl ReadDeadlines {
             (true, Some(d)) => Some((self.last_input + d, Expired::Idle)),
             _ => None,
         };
-        [hello, frame, idle]
+        let ping = match (joined, self.ping_interval, self.ping_sent) {
+            (true, Some(d), None) => Some((self.last_input + d, Expired::Ping)),
+            (true, Some(d), Some(sent)) => Some((sent + d, Expired::PingTimeout)),
+            _ => None,
+        };
+        [hello, frame, idle, ping]
             .into_iter()
             .flatten()
             .min_by_key(|(t, _)| *t)
@@ -86,6 +108,30 @@ mod tests {
             ..Default::default()
         };
         ReadDeadlines::new(&limits, now)
+    }
+
+    #[test]
+    fn a_silent_joined_session_is_pinged_then_timed_out_unless_it_answers() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let limits = crate::config::Limits {
+            ping_interval: Some(s(5)),
+            ..Default::default()
+        };
+        let mut d = ReadDeadlines::new(&limits, t0);
+        // Not before the session joined.
+        assert_eq!(d.next(true, false).map(|x| x.1), Some(Expired::Hello));
+        assert_eq!(d.next(false, true), Some((t0 + s(5), Expired::Ping)));
+        d.on_ping_sent(t0 + s(5));
+        assert_eq!(
+            d.next(false, true),
+            Some((t0 + s(10), Expired::PingTimeout))
+        );
+        // Answered (a pong is input): the next ping is due an interval after the answer.
+        d.on_bytes(t0 + s(7));
+        assert_eq!(d.next(false, true), Some((t0 + s(12), Expired::Ping)));
+        // A closing session is not pinged.
+        assert_eq!(d.next(false, false), None);
     }
 
     #[test]
