@@ -566,7 +566,7 @@ impl World {
                     let details = SessionDetails {
                         authmethod: s.authmethod.clone(),
                         authprovider: "static".into(),
-                        transport: Default::default(),
+                        local: false,
                         serializer: switchyard::codec::Serializer::MsgPack,
                     };
                     let shard = client.shard;

@@ -115,22 +115,10 @@ impl SessionHandle {
     /// What the meta API tells about this session beyond its identity (given to the routing
     /// core when the session joins).
     pub fn meta_details(&self) -> crate::routing::SessionDetails {
-        let core = self.core.borrow();
-        let mut transport = codec::Dict::new();
-        if self.local {
-            // In-process: messages are passed as values, nothing is serialized.
-            transport.insert("serializer".into(), codec::Value::Str("none".into()));
-            transport.insert("type".into(), codec::Value::Str("inproc".into()));
-        } else {
-            transport.insert(
-                "serializer".into(),
-                codec::Value::Str(self.serializer.name().into()),
-            );
-        }
         crate::routing::SessionDetails {
-            authmethod: core.authmethod.clone(),
+            authmethod: self.core.borrow().authmethod.clone(),
             authprovider: crate::auth::PROVIDER.into(),
-            transport,
+            local: self.local,
             serializer: self.serializer,
         }
     }

@@ -59,15 +59,34 @@ pub const MAX_TESTAMENTS: usize = 32;
 pub const MAX_TESTAMENT_BYTES: usize = 64 * 1024;
 
 /// What the meta API tells about a session beyond its identity (`wamp.session.get`,
-/// `wamp.session.on_join`), given by the runtime when the session joins.
+/// `wamp.session.on_join`), given by the runtime when the session joins. Kept per joined
+/// session, so it is compact: the `transport` dictionary is built when asked for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionDetails {
     pub authmethod: String,
-    pub authprovider: String,
-    /// The `transport` entry of the details (`serializer`, `type`, …).
-    pub transport: Dict,
-    /// The serializer testament sizes are counted in.
+    pub authprovider: std::borrow::Cow<'static, str>,
+    /// An in-process session (`Router::local_connector`): messages pass as values.
+    pub local: bool,
+    /// The session's serializer (named in `transport`; testament sizes are counted in it).
     pub serializer: Serializer,
+}
+
+impl SessionDetails {
+    /// The `transport` entry of the details: `serializer`, and `type = "inproc"` for an
+    /// in-process session (whose serializer is `none`).
+    pub fn transport(&self) -> Dict {
+        let mut t = Dict::new();
+        if self.local {
+            t.insert("serializer".into(), Value::Str("none".into()));
+            t.insert("type".into(), Value::Str("inproc".into()));
+        } else {
+            t.insert(
+                "serializer".into(),
+                Value::Str(self.serializer.name().into()),
+            );
+        }
+        t
+    }
 }
 
 /// A local session of the realm, as the meta API knows it.
@@ -439,12 +458,9 @@ impl Member {
         );
         d.insert(
             "authprovider".into(),
-            Value::Str(self.details.authprovider.clone()),
+            Value::Str(self.details.authprovider.to_string()),
         );
-        d.insert(
-            "transport".into(),
-            Value::Dict(self.details.transport.clone()),
-        );
+        d.insert("transport".into(), Value::Dict(self.details.transport()));
         d
     }
 }

@@ -265,12 +265,10 @@ impl Cluster {
 
 /// The meta details of a test session (a JSON WebSocket session, ticket-authenticated).
 pub fn details() -> SessionDetails {
-    let mut transport = Dict::new();
-    transport.insert("serializer".into(), Value::from("json"));
     SessionDetails {
         authmethod: "ticket".into(),
         authprovider: "static".into(),
-        transport,
+        local: false,
         serializer: Serializer::Json,
     }
 }
