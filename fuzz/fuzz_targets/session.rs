@@ -584,6 +584,8 @@ impl World {
                 SessionOutput::Close => self.close(slot),
                 // The fuzzed realm has no dynamic authenticator.
                 SessionOutput::DynamicAuth(_) => {}
+                // Counted and logged by the runtime; the client already has its ABORT.
+                SessionOutput::AuthFailed(_) => {}
             }
         }
         self.run_aborts();
