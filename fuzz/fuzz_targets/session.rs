@@ -24,9 +24,7 @@ use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use switchyard::codec::uri::MatchPolicy;
 use switchyard::codec::*;
-use switchyard::routing::{
-    Action, PeerMsg, RealmShard, RoutingConfig, SessionDetails, SessionRef,
-};
+use switchyard::routing::{Action, PeerMsg, RealmShard, RoutingConfig, SessionDetails, SessionRef};
 use switchyard::session::{router_roles, RealmDirectory, Session, SessionOutput, State};
 
 const SHARDS: usize = 2;
@@ -561,7 +559,8 @@ impl World {
                     assert!(client.routed.is_none(), "joined twice");
                     let s = &client.session;
                     let features = s.features;
-                    let sref = SessionRef::new(s.id, client.shard, &s.authid, &s.authrole, features);
+                    let sref =
+                        SessionRef::new(s.id, client.shard, &s.authid, &s.authrole, features);
                     client.routed = Some(sref.clone());
                     let details = SessionDetails {
                         authmethod: s.authmethod.clone(),
