@@ -79,6 +79,9 @@ pub struct RouterConfig {
     pub authz: AuthzSettings,
     /// An embedder's authorizer, consulted before every realm's rules (see [`crate::authz`]).
     pub authorizer: Option<SharedAuthorizer>,
+    /// An embedder's publish filter, asked for every (publication, subscriber) the publisher's
+    /// options allow (see [`crate::routing::filter`]); nexus's `PublishFilterFactory`.
+    pub publish_filter: Option<crate::routing::SharedPublishFilter>,
 }
 
 impl Default for RouterConfig {
@@ -94,11 +97,20 @@ impl Default for RouterConfig {
             ws_cookie: None,
             authz: AuthzSettings::default(),
             authorizer: None,
+            publish_filter: None,
         }
     }
 }
 
 impl RouterConfig {
+    /// What the routing core of every realm runs with: the limits and the publish filter.
+    pub fn routing(&self) -> crate::routing::RoutingConfig {
+        crate::routing::RoutingConfig {
+            publish_filter: self.publish_filter.clone(),
+            ..self.limits.routing()
+        }
+    }
+
     /// The shard count after resolving 0 to the number of CPUs.
     pub fn shard_count(&self) -> usize {
         if self.shards > 0 {

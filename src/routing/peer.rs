@@ -53,8 +53,9 @@ use crate::codec::{
     Dict, Id, InvocationDetails, InvokePolicy, Payload, PublishOptions, ResultDetails, Uri,
 };
 
+use super::filter::DetailFilter;
 use super::ids::{SessionId, ShardId};
-use super::session::Features;
+use super::session::{Attributes, Features};
 
 /// A message from one realm shard to the same realm's shard on another core.
 #[derive(Debug, Clone)]
@@ -251,6 +252,11 @@ pub struct Publication {
     pub publisher: SessionId,
     pub publisher_authid: Arc<str>,
     pub publisher_authrole: Arc<str>,
+    /// The publisher's other session details (for an embedder's publish filter).
+    pub publisher_attributes: Arc<Attributes>,
+    /// The `exclude_<key>` / `eligible_<key>` lists of `options`, read once by the publisher's
+    /// shard.
+    pub filter: DetailFilter,
     pub options: PublishOptions,
     pub payload: Payload,
 }

@@ -30,6 +30,7 @@ use crate::codec::{self, Dict, Id, Message, Payload, Uri, Value};
 
 use super::broker::Broker;
 use super::dealer::Dealer;
+use super::filter::SharedPublishFilter;
 use super::ids::{home_shard, SessionId, ShardId};
 use super::meta::{self, Meta, RouterEvent, SessionDetails};
 use super::peer::{Lifecycle, PeerMsg, Table};
@@ -82,6 +83,8 @@ pub struct RoutingConfig {
     /// How long a finished progressive call invocation's request ID is remembered, so late
     /// continuations are discarded instead of starting a new call (spec: "grace period").
     pub progressive_grace: Duration,
+    /// The embedder's publish filter, asked per eligible subscriber (see [`super::filter`]).
+    pub publish_filter: Option<SharedPublishFilter>,
 }
 
 impl Default for RoutingConfig {
@@ -92,6 +95,7 @@ impl Default for RoutingConfig {
             max_registrations_per_session: 10_000,
             max_pending_calls_per_session: 1_000,
             progressive_grace: Duration::from_secs(60),
+            publish_filter: None,
         }
     }
 }
@@ -99,6 +103,7 @@ impl Default for RoutingConfig {
 /// Error URIs the routing core answers with.
 pub mod errors {
     pub const INVALID_URI: &str = "wamp.error.invalid_uri";
+    pub const INVALID_ARGUMENT: &str = "wamp.error.invalid_argument";
     pub const NO_SUCH_SESSION: &str = "wamp.error.no_such_session";
     pub const NO_SUCH_SUBSCRIPTION: &str = "wamp.error.no_such_subscription";
     pub const NO_SUCH_PROCEDURE: &str = "wamp.error.no_such_procedure";

@@ -240,6 +240,7 @@ impl Shard {
                     let sref = {
                         let core = h.core.borrow();
                         SessionRef::new(h.id, self.id, &core.authid, &core.authrole, core.features)
+                            .with_attributes(core.attributes.clone())
                     };
                     *h.sref.borrow_mut() = Some(sref.clone());
                     let mut actions = Vec::new();
@@ -781,7 +782,7 @@ async fn shard_main(
         let uri = Uri::from(r.name.as_str());
         realms.insert(
             uri.clone(),
-            RealmShard::new(uri, id, count, cfg.limits.routing(), rand::random()),
+            RealmShard::new(uri, id, count, cfg.routing(), rand::random()),
         );
     }
     let shard = Rc::new(Shard {

@@ -445,6 +445,12 @@ impl Member {
             "transport".into(),
             Value::Dict(self.details.transport.clone()),
         );
+        // The details publish filters test (`exclude_<key>` / `eligible_<key>`): HELLO's and
+        // authentication's string values, never replacing the entries above.
+        for (k, v) in self.sref.attributes.iter() {
+            d.entry(k.to_owned())
+                .or_insert_with(|| Value::Str(v.to_owned()));
+        }
         d
     }
 }

@@ -351,6 +351,8 @@ impl Meta {
                 .map_err(|e| bad(format!("publish_options: {e}")))?,
             Some(_) => return Err(bad("publish_options must be a dict")),
         };
+        crate::routing::filter::DetailFilter::from_options(&options)
+            .map_err(|e| bad(format!("publish_options: {e}")))?;
         // The router publishes testaments: there is nothing to acknowledge nor disclose.
         options.acknowledge = None;
         options.disclose_me = None;

@@ -3,6 +3,7 @@
 
 mod broker;
 mod dealer;
+mod filter;
 mod fuzz;
 mod harness;
 mod meta;
