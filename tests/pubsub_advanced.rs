@@ -1,6 +1,6 @@
 //! Advanced-profile pub/sub over a real socket (a two-shard router): filtering by any session
-//! detail (`exclude_<key>` / `eligible_<key>`), its details in `wamp.session.get`, and the
-//! embedder's publish filter.
+//! detail (`exclude_<key>` / `eligible_<key>`), its details in `wamp.session.get`, the
+//! embedder's publish filter, and event retention.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -236,5 +236,82 @@ fn embedder_publish_filter_over_a_socket() {
         wait_until("globex's marker", || firsts(&in_g).last() == Some(&0)).await;
         assert_eq!(firsts(&in_a), vec![1, 0]);
         assert_eq!(firsts(&in_g), vec![2, 0]);
+    });
+}
+
+fn broker_feature(c: &Client, name: &str) -> bool {
+    let w = c.welcome_details().expect("welcomed");
+    let roles = w.roles.as_ref().and_then(|r| r.dict()).expect("roles");
+    roles
+        .get("broker")
+        .and_then(Value::as_dict)
+        .and_then(|b| b.get("features"))
+        .and_then(Value::as_dict)
+        .and_then(|f| f.get(name))
+        .and_then(Value::as_bool)
+        == Some(true)
+}
+
+#[test]
+fn retained_event_outlives_its_publisher_over_a_socket() {
+    let router = start_router(RouterConfig::default());
+    let url = router.endpoints()[0].clone();
+    run(move || async move {
+        let publ = Client::connect(config(&url))
+            .await
+            .expect("publisher joins");
+        assert!(broker_feature(&publ, "event_retention"));
+        let retain = PublishOptions {
+            retain: Some(true),
+            ..ack()
+        };
+        for n in [1, 2] {
+            publ.publish("com.r", vec![Value::UInt(n)], Dict::new(), retain.clone())
+                .await
+                .expect("publish")
+                .expect("acknowledged");
+        }
+        publ.leave().await.expect("leaves");
+
+        let sub = Client::connect(config(&url))
+            .await
+            .expect("subscriber joins");
+        let inbox: Inbox = Rc::default();
+        let i = inbox.clone();
+        sub.subscribe(
+            "com.r",
+            SubscribeOptions {
+                get_retained: Some(true),
+                ..Default::default()
+            },
+            move |ev| i.borrow_mut().push(ev),
+        )
+        .await
+        .expect("subscribe");
+        wait_until("the retained event", || !inbox.borrow().is_empty()).await;
+        // A later live event arrives after it; the retained one came once.
+        let marker = Client::connect(config(&url)).await.expect("joins");
+        marker
+            .publish("com.r", vec![Value::UInt(0)], Dict::new(), ack())
+            .await
+            .expect("publish")
+            .expect("acknowledged");
+        wait_until("the live event", || firsts(&inbox).last() == Some(&0)).await;
+        assert_eq!(firsts(&inbox), vec![2, 0]);
+        let retained: Vec<_> = inbox.borrow().iter().map(|e| e.details.retained).collect();
+        assert_eq!(retained, vec![Some(true), None]);
+    });
+}
+
+#[test]
+fn retention_off_is_not_announced() {
+    let mut cfg = RouterConfig::default();
+    cfg.limits.max_retained_events = 0;
+    let router = start_router(cfg);
+    let url = router.endpoints()[0].clone();
+    run(move || async move {
+        let c = Client::connect(config(&url)).await.expect("joins");
+        assert!(!broker_feature(&c, "event_retention"));
+        assert!(broker_feature(&c, "subscriber_blackwhite_listing"));
     });
 }

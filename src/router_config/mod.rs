@@ -130,6 +130,10 @@ impl Limits {
             max_pending_calls_per_session: self.max_pending_calls_per_session,
             max_subscriptions_per_session: self.max_subscriptions_per_session,
             max_registrations_per_session: self.max_registrations_per_session,
+            retention: crate::routing::retained::RetentionLimits {
+                max_events: self.max_retained_events,
+                max_bytes: self.max_retained_bytes,
+            },
             ..Default::default()
         }
     }

@@ -36,6 +36,7 @@ use super::filter::{receives, DetailFilter};
 use super::ids::{random_global_id, IdAllocator, SessionId, ShardId};
 use super::peer::{Lifecycle, PeerMsg, Publication, Table};
 use super::realm::{errors, Ctx};
+use super::retained::{RetainedEvent, RetainedStore, Stamp};
 use super::session::{self, Attributes, SessionRef};
 
 /// A subscription as the replicated interest table knows it.
@@ -81,9 +82,18 @@ enum SubState {
         token: u64,
         acks: usize,
         /// SUBSCRIBE requests to answer on activation.
-        waiters: Vec<(Subscriber, Id)>,
+        waiters: Vec<Waiter>,
     },
     Active,
+}
+
+/// A SUBSCRIBE waiting for its subscription to become active.
+#[derive(Debug)]
+struct Waiter {
+    subscriber: Subscriber,
+    request: Id,
+    /// `SUBSCRIBE.Options.get_retained`.
+    get_retained: bool,
 }
 
 /// Per local session: what to clean up when it leaves, and what counts against its limit.
@@ -120,6 +130,10 @@ pub struct Broker {
     sessions: HashMap<SessionId, SessionSubs>,
     /// Scratch: which shards a publication goes to (reused, no allocation per publish).
     fanout: Vec<bool>,
+    /// This shard's replica of the realm's retained events ([`super::retained`]).
+    retained: RetainedStore,
+    /// Sequence of the retained events this shard stamps.
+    retain_seq: u64,
 }
 
 impl Broker {
@@ -134,6 +148,8 @@ impl Broker {
             next_token: 0,
             sessions: HashMap::new(),
             fanout: vec![false; shard_count.max(1)],
+            retained: RetainedStore::default(),
+            retain_seq: 0,
         }
     }
 
@@ -188,7 +204,9 @@ impl Broker {
             options: msg.options,
             payload: msg.payload,
         });
-        self.dispatch(&publication, ctx);
+        let retained = (publication.options.retain == Some(true) && ctx.config.retention.enabled())
+            .then(|| self.stamp_retained(&publication, ctx));
+        self.dispatch(&publication, retained, ctx);
         if ack {
             ctx.send(
                 publisher.id,
@@ -226,13 +244,91 @@ impl Broker {
             options,
             payload,
         });
-        self.dispatch(&publication, ctx);
+        // Router events are never retained (testaments included).
+        self.dispatch(&publication, None, ctx);
         publication.id
     }
 
+    /// `p` as this shard's newest retained event (detached payload, stamp, size).
+    fn stamp_retained(&mut self, p: &Publication, ctx: &mut Ctx<'_>) -> Arc<RetainedEvent> {
+        let kept = Publication {
+            payload: p.payload.detached(),
+            ..p.clone()
+        };
+        let size = crate::codec::encode(
+            crate::codec::Serializer::MsgPack,
+            &Message::Publish(Publish {
+                request: 0,
+                options: kept.options.clone(),
+                topic: kept.topic.clone(),
+                payload: kept.payload.clone(),
+            }),
+        )
+        .len();
+        self.retain_seq += 1;
+        Arc::new(RetainedEvent {
+            stamp: Stamp {
+                at: ctx.now,
+                shard: ctx.shard,
+                seq: self.retain_seq,
+            },
+            publication: Arc::new(kept),
+            size,
+        })
+    }
+
+    /// From the publisher's shard: a retained event for this shard's replica (no local
+    /// subscription matched when it was published).
+    pub(crate) fn on_retain(&mut self, event: Arc<RetainedEvent>, ctx: &mut Ctx<'_>) {
+        self.retained.put(event, ctx.config.retention);
+    }
+
+    /// From the publisher's shard: a retained publication for local subscribers. Kept and
+    /// delivered in one step, so a local subscription gets it either live (active now) or as
+    /// the retained event when it becomes active, never both, never neither.
+    pub(crate) fn on_publish_retained(&mut self, event: Arc<RetainedEvent>, ctx: &mut Ctx<'_>) {
+        self.deliver_local(&event.publication, ctx);
+        self.retained.put(event, ctx.config.retention);
+    }
+
+    /// The retained events of `(policy, topic)` the new subscriber `s` of subscription `id`
+    /// would have received, as EVENTs with `retained = true`, after its SUBSCRIBED.
+    fn send_retained(
+        &self,
+        s: &Subscriber,
+        id: Id,
+        (policy, topic): (MatchPolicy, &str),
+        ctx: &mut Ctx<'_>,
+    ) {
+        for ev in self.retained.matching(policy, topic) {
+            let p = &ev.publication;
+            if !receives(p, s, ctx.config.publish_filter.as_ref()) {
+                continue;
+            }
+            let mut details = event_details(p, policy);
+            details.retained = Some(true);
+            ctx.send(
+                s.session,
+                Message::Event(crate::codec::Event {
+                    subscription: id,
+                    publication: p.id,
+                    details,
+                    payload: p.payload.clone(),
+                }),
+            );
+        }
+    }
+
     /// Local delivery, then one message to each other shard with interest in any matching
-    /// subscription.
-    fn dispatch(&mut self, publication: &Arc<Publication>, ctx: &mut Ctx<'_>) {
+    /// subscription. A retained publication also goes to every other shard: with the
+    /// publication to an interested shard (`PublishRetained`, one message, so keeping and
+    /// delivering happen in one step there), alone to the others (`Retain`).
+    fn dispatch(
+        &mut self,
+        publication: &Arc<Publication>,
+        retained: Option<Arc<RetainedEvent>>,
+        ctx: &mut Ctx<'_>,
+    ) {
         self.deliver_local(publication, ctx);
         self.fanout.iter_mut().for_each(|f| *f = false);
         let fanout = &mut self.fanout;
@@ -244,10 +340,18 @@ impl Broker {
                     }
                 }
             });
-        for shard in 0..self.fanout.len() {
-            if shard != ctx.shard && self.fanout[shard] {
-                ctx.peer(shard, PeerMsg::Publish(publication.clone()));
+        let me = ctx.shard;
+        for shard in (0..ctx.shard_count).filter(|s| *s != me) {
+            let interested = self.fanout.get(shard).copied().unwrap_or(false);
+            match (&retained, interested) {
+                (None, true) => ctx.peer(shard, PeerMsg::Publish(publication.clone())),
+                (None, false) => {}
+                (Some(r), true) => ctx.peer(shard, PeerMsg::PublishRetained(r.clone())),
+                (Some(r), false) => ctx.peer(shard, PeerMsg::Retain(r.clone())),
             }
+        }
+        if let Some(r) = retained {
+            self.retained.put(r, ctx.config.retention);
         }
     }
 
@@ -269,6 +373,7 @@ impl Broker {
             authrole: session.authrole.clone(),
             attributes: session.attributes.clone(),
         };
+        let get_retained = msg.options.get_retained == Some(true);
         let subs = self.sessions.entry(session.id).or_default();
         if let Some(local) = self.local.get_mut(policy, &msg.topic) {
             match (&mut local.state, local.id) {
@@ -281,8 +386,11 @@ impl Broker {
                             return;
                         }
                         subs.active.insert(id);
-                        local.subscribers.push(subscriber);
+                        local.subscribers.push(subscriber.clone());
                         ctx.send(session.id, subscribed(msg.request, id));
+                        if get_retained {
+                            self.send_retained(&subscriber, id, (policy, &msg.topic), ctx);
+                        }
                         report(ctx, id, policy, msg.topic, session.id, true);
                         return;
                     }
@@ -290,7 +398,7 @@ impl Broker {
                     ctx.send(session.id, subscribed(msg.request, id));
                 }
                 (SubState::Pending { waiters, .. }, _) => {
-                    let already = waiters.iter().any(|(w, _)| w.session == session.id);
+                    let already = waiters.iter().any(|w| w.subscriber.session == session.id);
                     if !already {
                         if subs.active.len() + subs.waiting.len()
                             >= ctx.config.max_subscriptions_per_session
@@ -300,7 +408,11 @@ impl Broker {
                         }
                         subs.waiting.push((policy, msg.topic.clone()));
                     }
-                    waiters.push((subscriber, msg.request));
+                    waiters.push(Waiter {
+                        subscriber,
+                        request: msg.request,
+                        get_retained,
+                    });
                 }
                 (SubState::Active, None) => {
                     // Unreachable by construction (activation needs an ack, acks carry the ID);
@@ -330,7 +442,11 @@ impl Broker {
                 state: SubState::Pending {
                     token,
                     acks: 0,
-                    waiters: vec![(subscriber, msg.request)],
+                    waiters: vec![Waiter {
+                        subscriber,
+                        request: msg.request,
+                        get_retained,
+                    }],
                 },
                 subscribers: Vec::new(),
             },
@@ -392,7 +508,7 @@ impl Broker {
             let SubState::Pending { waiters, token, .. } = &mut local.state else {
                 continue;
             };
-            waiters.retain(|(w, _)| w.session != session);
+            waiters.retain(|w| w.subscriber.session != session);
             if waiters.is_empty() && local.subscribers.is_empty() {
                 // Nobody waits any more: withdraw now. The home shard handles our add before
                 // this removal (FIFO), and acks still in flight name a token we forget here.
@@ -554,22 +670,30 @@ impl Broker {
         };
         self.local_by_id
             .insert(subscription, (policy, topic.clone()));
-        for (subscriber, request) in waiters {
-            let session = subscriber.session;
+        let mut retained_for = Vec::new();
+        for w in waiters {
+            let session = w.subscriber.session;
             let mut joined = false;
             if let Some(subs) = self.sessions.get_mut(&session) {
                 subs.waiting.retain(|(p, t)| !(*p == policy && *t == topic));
                 if subs.active.insert(subscription) {
-                    local.subscribers.push(subscriber);
+                    local.subscribers.push(w.subscriber.clone());
                     joined = true;
                 }
             }
-            ctx.send(session, subscribed(request, subscription));
+            ctx.send(session, subscribed(w.request, subscription));
             if joined {
                 report(ctx, subscription, policy, topic.clone(), session, true);
+                if w.get_retained {
+                    retained_for.push(w.subscriber);
+                }
             }
         }
-        if local.subscribers.is_empty() {
+        let empty = local.subscribers.is_empty();
+        for s in &retained_for {
+            self.send_retained(s, subscription, (policy, &topic), ctx);
+        }
+        if empty {
             self.local.remove(policy, &topic);
             self.local_by_id.remove(&subscription);
             Self::withdraw_interest(policy, topic, ctx);
@@ -631,7 +755,6 @@ impl Broker {
 
     /// One EVENT per matching active local subscription, to its eligible subscribers.
     fn deliver_local(&self, p: &Publication, ctx: &mut Ctx<'_>) {
-        let disclose = p.options.disclose_me == Some(true);
         self.local.for_each_match(&p.topic, |policy, local| {
             let (SubState::Active, Some(id)) = (&local.state, local.id) else {
                 return;
@@ -645,21 +768,7 @@ impl Broker {
             if to.is_empty() {
                 return;
             }
-            let o = &p.options;
-            let details = EventDetails {
-                publisher: disclose.then_some(IdField(p.publisher)),
-                publisher_authid: disclose.then(|| p.publisher_authid.to_string()),
-                publisher_authrole: disclose.then(|| p.publisher_authrole.to_string()),
-                topic: (policy != MatchPolicy::Exact).then(|| p.topic.clone()),
-                transaction_hash: o.transaction_hash.clone(),
-                enc_algo: o.enc_algo.clone(),
-                enc_serializer: o.enc_serializer.clone(),
-                ppt_scheme: o.ppt_scheme.clone(),
-                ppt_serializer: o.ppt_serializer.clone(),
-                ppt_cipher: o.ppt_cipher.clone(),
-                ppt_keyid: o.ppt_keyid.clone(),
-                ..EventDetails::default()
-            };
+            let details = event_details(p, policy);
             let event = Message::Event(crate::codec::Event {
                 subscription: id,
                 publication: p.id,
@@ -722,6 +831,11 @@ impl Broker {
             .map_or(&[], |l| l.subscribers.as_slice())
     }
 
+    /// Retained events in this shard's replica.
+    pub fn retained_count(&self) -> usize {
+        self.retained.len()
+    }
+
     /// Whether local session `session` holds active subscription `id`.
     pub fn is_subscribed(&self, session: SessionId, id: Id) -> bool {
         self.sessions
@@ -735,6 +849,26 @@ impl Broker {
             .get(&session)
             .map(|s| s.active.iter().copied().collect())
             .unwrap_or_default()
+    }
+}
+
+/// EVENT.Details of publication `p` for a subscription with match policy `policy`.
+fn event_details(p: &Publication, policy: MatchPolicy) -> EventDetails {
+    let disclose = p.options.disclose_me == Some(true);
+    let o = &p.options;
+    EventDetails {
+        publisher: disclose.then_some(IdField(p.publisher)),
+        publisher_authid: disclose.then(|| p.publisher_authid.to_string()),
+        publisher_authrole: disclose.then(|| p.publisher_authrole.to_string()),
+        topic: (policy != MatchPolicy::Exact).then(|| p.topic.clone()),
+        transaction_hash: o.transaction_hash.clone(),
+        enc_algo: o.enc_algo.clone(),
+        enc_serializer: o.enc_serializer.clone(),
+        ppt_scheme: o.ppt_scheme.clone(),
+        ppt_serializer: o.ppt_serializer.clone(),
+        ppt_cipher: o.ppt_cipher.clone(),
+        ppt_keyid: o.ppt_keyid.clone(),
+        ..EventDetails::default()
     }
 }
 

@@ -29,6 +29,7 @@
 //! - [`broker`]: subscriptions, the replicated shard-interest table, publication fan-out.
 //! - [`filter`]: who receives a publication (publisher options, the embedder's filter).
 //! - [`dealer`]: the replicated registration table, call routing, cancel and timeouts.
+//! - [`retained`]: event retention (the newest retained event per topic, on every shard).
 //! - [`peer`]: the cross-shard protocol (every [`PeerMsg`] and the order it relies on).
 //! - [`meta`]: the WAMP Meta API (procedures, lifecycle and session events, testaments).
 //! - [`ids`]: router-scope ID allocation, home shards, global IDs.
@@ -43,6 +44,7 @@ pub mod matcher;
 pub mod meta;
 pub mod peer;
 pub mod realm;
+pub mod retained;
 pub mod session;
 
 #[cfg(test)]

@@ -20,6 +20,8 @@
 //!                  H and every X --InterestAck--> S        (S answers after shard_count acks)
 //! last local unsubscribe on S: S --InterestRemoveRequest--> H --InterestRemove--> every X != H
 //! PUBLISH on P:    P --Publish--> each shard with interest in a matching subscription (once)
+//!                  with retain: P --PublishRetained--> those shards instead, P --Retain-->
+//!                  every other X != P (each keeps the newest per topic)
 //! REGISTER on S:   S --RegisterRequest--> H (checks policy conflicts)
 //!                  H --RegistrationAdd--> every X != H; H and every X --RegistrationAck--> S
 //!                  or H --RegisterRejected--> S
@@ -55,6 +57,7 @@ use crate::codec::{
 
 use super::filter::DetailFilter;
 use super::ids::{SessionId, ShardId};
+use super::retained::RetainedEvent;
 use super::session::{Attributes, Features};
 
 /// A message from one realm shard to the same realm's shard on another core.
@@ -99,6 +102,14 @@ pub enum PeerMsg {
     /// A publication, once per interested shard; the receiver matches it against its own
     /// subscriptions and applies the publisher's black/whitelists to its own subscribers.
     Publish(Arc<Publication>),
+    /// A publication with `retain`, to a shard with interest: the receiver delivers it to its
+    /// subscribers and keeps it in its replica of the retained events, in one step.
+    PublishRetained(Arc<RetainedEvent>),
+    /// A publication with `retain`, to every other shard (one without interest): kept in the
+    /// receiver's replica only. Not acknowledged. `PublishRetained`/`Retain` go out before any
+    /// ack the publisher's shard sends later, which makes `get_retained` exactly-once (see
+    /// `super::retained`).
+    Retain(Arc<RetainedEvent>),
 
     // ---- dealer: registrations ----------------------------------------------------------
     /// To the home shard: add `callee` to `(policy, procedure)`.

@@ -34,6 +34,7 @@ use super::filter::SharedPublishFilter;
 use super::ids::{home_shard, SessionId, ShardId};
 use super::meta::{self, Meta, RouterEvent, SessionDetails};
 use super::peer::{Lifecycle, PeerMsg, Table};
+use super::retained::RetentionLimits;
 use super::session::SessionRef;
 
 /// What the runtime must do after feeding an input.
@@ -83,6 +84,8 @@ pub struct RoutingConfig {
     /// How long a finished progressive call invocation's request ID is remembered, so late
     /// continuations are discarded instead of starting a new call (spec: "grace period").
     pub progressive_grace: Duration,
+    /// Bounds of the realm's retained events (zero events: retention off).
+    pub retention: RetentionLimits,
     /// The embedder's publish filter, asked per eligible subscriber (see [`super::filter`]).
     pub publish_filter: Option<SharedPublishFilter>,
 }
@@ -96,6 +99,10 @@ impl Default for RoutingConfig {
             max_pending_calls_per_session: 1_000,
             progressive_grace: Duration::from_secs(60),
             publish_filter: None,
+            retention: RetentionLimits {
+                max_events: 10_000,
+                max_bytes: 16 * 1024 * 1024,
+            },
         }
     }
 }
@@ -532,6 +539,8 @@ fn route_peer(
             topic,
         } => broker.on_interest_remove(shard, subscription, policy, &topic),
         PeerMsg::Publish(publication) => broker.on_publication(&publication, ctx),
+        PeerMsg::Retain(event) => broker.on_retain(event, ctx),
+        PeerMsg::PublishRetained(event) => broker.on_publish_retained(event, ctx),
         // dealer: registrations
         PeerMsg::RegisterRequest(change) => dealer.on_register_request(*change, ctx),
         PeerMsg::RegisterRejected { token, error } => {

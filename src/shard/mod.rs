@@ -43,7 +43,20 @@ pub const BROKER_FEATURES: &[&str] = &[
     "pattern_based_subscription",
     "session_meta_api",
     "subscription_meta_api",
+    // Left out of WELCOME when `router.max_retained_events` is 0 (see `broker_features`).
+    "event_retention",
 ];
+/// The broker features this configuration offers: [`BROKER_FEATURES`] without
+/// `event_retention` when retention is off.
+fn broker_features(limits: &crate::config::Limits) -> Vec<&'static str> {
+    let retention = limits.max_retained_events > 0 && limits.max_retained_bytes > 0;
+    BROKER_FEATURES
+        .iter()
+        .copied()
+        .filter(|f| retention || *f != "event_retention")
+        .collect()
+}
+
 /// See [`BROKER_FEATURES`].
 pub const DEALER_FEATURES: &[&str] = &[
     "caller_identification",
@@ -793,7 +806,10 @@ async fn shard_main(
         sessions: RefCell::new(HashMap::new()),
         realms: RefCell::new(realms),
         shared,
-        welcome_roles: Rc::new(session::router_roles(BROKER_FEATURES, DEALER_FEATURES)),
+        welcome_roles: Rc::new(session::router_roles(
+            &broker_features(&cfg.limits),
+            DEALER_FEATURES,
+        )),
         read_scratch: RefCell::new(vec![0; 256 * 1024]),
         shutting_down: Cell::new(false),
         metrics: metrics.clone(),

@@ -40,6 +40,8 @@ pub fn kind(m: &PeerMsg) -> &'static str {
         PeerMsg::InterestRemoveRequest { .. } => "InterestRemoveRequest",
         PeerMsg::InterestRemove { .. } => "InterestRemove",
         PeerMsg::Publish(_) => "Publish",
+        PeerMsg::Retain(_) => "Retain",
+        PeerMsg::PublishRetained(_) => "PublishRetained",
         PeerMsg::RegisterRequest(_) => "RegisterRequest",
         PeerMsg::RegisterRejected { .. } => "RegisterRejected",
         PeerMsg::RegistrationAdd(_) => "RegistrationAdd",

@@ -7,3 +7,4 @@ mod filter;
 mod fuzz;
 mod harness;
 mod meta;
+mod retention;
