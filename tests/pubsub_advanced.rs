@@ -1,6 +1,6 @@
 //! Advanced-profile pub/sub over a real socket (a two-shard router): filtering by any session
 //! detail (`exclude_<key>` / `eligible_<key>`), its details in `wamp.session.get`, the
-//! embedder's publish filter, and event retention.
+//! embedder's publish filter, event retention, and subscription revocation.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -313,5 +313,55 @@ fn retention_off_is_not_announced() {
         let c = Client::connect(config(&url)).await.expect("joins");
         assert!(!broker_feature(&c, "event_retention"));
         assert!(broker_feature(&c, "subscriber_blackwhite_listing"));
+    });
+}
+
+#[test]
+fn revoked_subscription_stops_events_over_a_socket() {
+    let router = start_router(RouterConfig::default());
+    let url = router.endpoints()[0].clone();
+    run(move || async move {
+        let (victim, in_victim) = subscriber(&url, "acme", "com.v").await;
+        let (_other, in_other) = subscriber(&url, "acme", "com.v").await;
+        let admin = Client::connect(config(&url)).await.expect("admin joins");
+        assert!(broker_feature(&admin, "subscription_revocation"));
+        let id = admin
+            .call(
+                "wamp.subscription.lookup",
+                vec![Value::Str("com.v".into())],
+                Dict::new(),
+                CallOptions::default(),
+            )
+            .await
+            .expect("lookup")
+            .args
+            .first()
+            .and_then(Value::as_u64)
+            .expect("a subscription ID");
+        admin
+            .call(
+                "wamp.subscription.remove_subscriber",
+                vec![
+                    Value::UInt(id),
+                    Value::UInt(victim.session_id().expect("joined")),
+                    Value::Str("test".into()),
+                ],
+                Dict::new(),
+                CallOptions::default(),
+            )
+            .await
+            .expect("revoked");
+        admin
+            .publish("com.v", vec![Value::UInt(0)], Dict::new(), ack())
+            .await
+            .expect("publish")
+            .expect("acknowledged");
+        wait_until("the other subscriber's event", || firsts(&in_other) == [0]).await;
+        glommio::timer::sleep(Duration::from_millis(50)).await;
+        assert!(in_victim.borrow().is_empty(), "revoked: no event");
+        assert!(
+            victim.is_connected(),
+            "revocation does not close the session"
+        );
     });
 }

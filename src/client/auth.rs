@@ -112,7 +112,7 @@ pub(crate) fn roles() -> Value {
     );
     roles.insert(
         "subscriber".into(),
-        features(&["pattern_based_subscription"]),
+        features(&["pattern_based_subscription", "subscription_revocation"]),
     );
     Value::Dict(roles)
 }

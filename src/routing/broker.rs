@@ -494,6 +494,45 @@ impl Broker {
         );
     }
 
+    /// `wamp.subscription.remove_subscriber` on the subscriber's shard: as if `session` had
+    /// unsubscribed (meta events, interest withdrawn with the last local subscriber), and with
+    /// `notify` it is told `UNSUBSCRIBED [0, {subscription, reason}]` (subscription
+    /// revocation). Nothing if it no longer holds the subscription.
+    pub(crate) fn revoke(
+        &mut self,
+        subscription: Id,
+        session: SessionId,
+        reason: Option<String>,
+        notify: bool,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let held = self
+            .sessions
+            .get_mut(&session)
+            .is_some_and(|s| s.active.remove(&subscription));
+        if !held {
+            return;
+        }
+        self.remove_subscriber(subscription, session, ctx);
+        if notify {
+            let mut details = crate::codec::Dict::new();
+            details.insert(
+                "subscription".into(),
+                crate::codec::Value::UInt(subscription),
+            );
+            if let Some(r) = reason {
+                details.insert("reason".into(), crate::codec::Value::Str(r));
+            }
+            ctx.send(
+                session,
+                Message::Unsubscribed(Unsubscribed {
+                    request: 0,
+                    details: Some(details),
+                }),
+            );
+        }
+    }
+
     pub(crate) fn session_left(&mut self, session: SessionId, ctx: &mut Ctx<'_>) {
         let Some(subs) = self.sessions.remove(&session) else {
             return;

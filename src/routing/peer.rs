@@ -33,6 +33,8 @@
 //! SUBSCRIBED / REGISTERED sent on S, or a joined session leaves it:
 //!                  S --Lifecycle--> H (H publishes the meta events, in its order)
 //! meta query on Q: Q --MetaQuery--> every X != Q; every X --MetaReply--> Q
+//!                  remove_subscriber: the subscriber's shard S --RevokeSubscription--> S, then
+//!                  as an unsubscribe (S --Lifecycle--> H, maybe S --InterestRemoveRequest--> H)
 //! ```
 //!
 //! **Meta events** of a subscription or registration (`on_create`, `on_subscribe` /
@@ -170,6 +172,16 @@ pub enum PeerMsg {
     },
     /// The answer to [`PeerMsg::MetaQuery`] `token`.
     MetaReply { token: u64, answer: MetaAnswer },
+    /// From a shard to itself only: the meta API (which reads the broker) asks the broker
+    /// (which it may not change) to revoke a local subscriber, handled right after the query
+    /// (`wamp.subscription.remove_subscriber`). `notify`: the subscriber announced
+    /// `subscription_revocation` and is sent `UNSUBSCRIBED [0, {subscription, reason}]`.
+    RevokeSubscription {
+        subscription: Id,
+        session: SessionId,
+        reason: Option<String>,
+        notify: bool,
+    },
 }
 
 /// Which table an ID belongs to (subscription and registration IDs are separate spaces).
@@ -208,6 +220,13 @@ pub enum MetaQuery {
     },
     /// Local subscribers of a subscription.
     Subscribers { subscription: Id },
+    /// `wamp.subscription.remove_subscriber`: the shard that has `session` as a subscriber of
+    /// `subscription` revokes it (answers `[session]`), the others answer `[]`.
+    RemoveSubscriber {
+        subscription: Id,
+        session: SessionId,
+        reason: Option<String>,
+    },
 }
 
 /// Which sessions a kill closes.

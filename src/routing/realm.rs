@@ -581,5 +581,11 @@ fn route_peer(
             meta.on_query(token, from, &query, broker, ctx)
         }
         PeerMsg::MetaReply { token, answer } => meta.on_reply(token, answer, ctx),
+        PeerMsg::RevokeSubscription {
+            subscription,
+            session,
+            reason,
+            notify,
+        } => broker.revoke(subscription, session, reason, notify, ctx),
     }
 }

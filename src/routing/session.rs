@@ -164,6 +164,9 @@ pub struct Features {
     /// Caller announced `progressive_call_invocations`: without it a CALL with `progress: true`
     /// is a protocol violation.
     pub caller_progressive_call_invocations: bool,
+    /// Subscriber announced `subscription_revocation`: a revoked subscription is told with
+    /// `UNSUBSCRIBED [0, {subscription, reason}]`; otherwise it is removed silently.
+    pub subscriber_subscription_revocation: bool,
 }
 
 impl Features {
@@ -174,6 +177,7 @@ impl Features {
         callee_progressive_call_results: true,
         callee_progressive_call_invocations: true,
         caller_progressive_call_invocations: true,
+        subscriber_subscription_revocation: true,
     };
 
     /// Reads `HELLO.Details.roles` (`{"caller": {"features": {...}}, "callee": {...}}`).
@@ -199,6 +203,7 @@ impl Features {
             callee_progressive_call_invocations: canceling
                 && flag("callee", "progressive_call_invocations"),
             caller_progressive_call_invocations: flag("caller", "progressive_call_invocations"),
+            subscriber_subscription_revocation: flag("subscriber", "subscription_revocation"),
         }
     }
 }

@@ -43,6 +43,7 @@ pub const BROKER_FEATURES: &[&str] = &[
     "pattern_based_subscription",
     "session_meta_api",
     "subscription_meta_api",
+    "subscription_revocation",
     // Left out of WELCOME when `router.max_retained_events` is 0 (see `broker_features`).
     "event_retention",
 ];

@@ -106,6 +106,7 @@ enum Kind {
     KillCount,
     Subscribers,
     CountSubscribers,
+    RemoveSubscriber,
 }
 
 /// A query waiting for the other shards' answers.
@@ -412,6 +413,28 @@ impl Meta {
                 }
                 MetaAnswer::Sessions(ids)
             }
+            MetaQuery::RemoveSubscriber {
+                subscription,
+                session,
+                reason,
+            } => {
+                let member = self.members.get(session).filter(|m| !m.closing);
+                match member {
+                    Some(m) if broker.is_subscribed(*session, *subscription) => {
+                        ctx.peer(
+                            ctx.shard,
+                            PeerMsg::RevokeSubscription {
+                                subscription: *subscription,
+                                session: *session,
+                                reason: reason.clone(),
+                                notify: m.sref.features.subscriber_subscription_revocation,
+                            },
+                        );
+                        MetaAnswer::Sessions(vec![*session])
+                    }
+                    _ => MetaAnswer::Sessions(Vec::new()),
+                }
+            }
             MetaQuery::Subscribers { subscription } => MetaAnswer::Sessions(
                 broker
                     .local_subscribers(*subscription)
@@ -488,6 +511,14 @@ impl Gather {
             },
             Kind::Kill if self.ids.is_empty() => no_such(ctx),
             Kind::Kill => procs::reply(ctx, caller, request, Vec::new()),
+            Kind::RemoveSubscriber if self.ids.is_empty() => procs::reply_error(
+                ctx,
+                caller,
+                request,
+                errors::NO_SUCH_SESSION,
+                Some("no such session among the subscribers"),
+            ),
+            Kind::RemoveSubscriber => procs::reply(ctx, caller, request, Vec::new()),
         }
     }
 }

@@ -8,3 +8,4 @@ mod fuzz;
 mod harness;
 mod meta;
 mod retention;
+mod revocation;
