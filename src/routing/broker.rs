@@ -875,6 +875,11 @@ impl Broker {
         self.retained.len()
     }
 
+    /// The publication IDs of this shard's retained events, sorted (replicas compare equal).
+    pub fn retained_publications(&self) -> Vec<Id> {
+        self.retained.publications()
+    }
+
     /// Whether local session `session` holds active subscription `id`.
     pub fn is_subscribed(&self, session: SessionId, id: Id) -> bool {
         self.sessions

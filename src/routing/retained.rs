@@ -152,6 +152,13 @@ impl RetainedStore {
             .collect()
     }
 
+    /// The publication IDs held, sorted.
+    pub fn publications(&self) -> Vec<crate::codec::Id> {
+        let mut ids: Vec<_> = self.by_topic.values().map(|e| e.publication.id).collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// Retained events held.
     pub fn len(&self) -> usize {
         self.by_topic.len()
