@@ -86,6 +86,10 @@ pub struct RealmSection {
     /// `[[realm.authenticator]]` tables.
     #[serde(default, rename = "authenticator")]
     pub authenticators: Vec<AuthenticatorSection>,
+    /// This realm's bound on retained events (`router.max_retained_events` otherwise).
+    pub max_retained_events: Option<usize>,
+    /// This realm's bound on retained bytes (`router.max_retained_bytes` otherwise).
+    pub max_retained_bytes: Option<usize>,
 }
 
 /// `[[realm.authenticator]]`: a WAMP procedure that authenticates sessions using `method`

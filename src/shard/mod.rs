@@ -44,13 +44,17 @@ pub const BROKER_FEATURES: &[&str] = &[
     "session_meta_api",
     "subscription_meta_api",
     "subscription_revocation",
-    // Left out of WELCOME when `router.max_retained_events` is 0 (see `broker_features`).
+    // Left out of WELCOME when no realm keeps retained events (see `broker_features`).
     "event_retention",
 ];
 /// The broker features this configuration offers: [`BROKER_FEATURES`] without
-/// `event_retention` when retention is off.
-fn broker_features(limits: &crate::config::Limits) -> Vec<&'static str> {
-    let retention = limits.max_retained_events > 0 && limits.max_retained_bytes > 0;
+/// `event_retention` when no realm keeps retained events (WELCOME's roles are the same for
+/// every realm; a realm with retention off ignores `retain`, which the spec allows).
+fn broker_features(cfg: &RouterConfig) -> Vec<&'static str> {
+    let retention = cfg
+        .realms
+        .iter()
+        .any(|r| cfg.routing(r).retention.enabled());
     BROKER_FEATURES
         .iter()
         .copied()
@@ -796,7 +800,7 @@ async fn shard_main(
         let uri = Uri::from(r.name.as_str());
         realms.insert(
             uri.clone(),
-            RealmShard::new(uri, id, count, cfg.routing(), rand::random()),
+            RealmShard::new(uri, id, count, cfg.routing(r), rand::random()),
         );
     }
     let shard = Rc::new(Shard {
@@ -808,7 +812,7 @@ async fn shard_main(
         realms: RefCell::new(realms),
         shared,
         welcome_roles: Rc::new(session::router_roles(
-            &broker_features(&cfg.limits),
+            &broker_features(&cfg),
             DEALER_FEATURES,
         )),
         read_scratch: RefCell::new(vec![0; 256 * 1024]),
