@@ -177,3 +177,40 @@ fn embedder_filter_sees_publisher_and_subscriber_details() {
         assert_eq!(receivers(&mut c, o, &all), vec![10]);
     }
 }
+
+/// A testament's `exclude_<key>` / `eligible_<key>` lists are checked when it is added and
+/// applied when it is published.
+#[test]
+fn testament_detail_lists() {
+    let mut c = Cluster::new(2);
+    c.join(1, 0);
+    member(&mut c, 10, 1, "acme", "ticket");
+    member(&mut c, 20, 0, "globex", "ticket");
+    subscribe_all(&mut c, &[10, 20]);
+    let add = |c: &mut Cluster, req: Id, value: Value| {
+        let mut po = Dict::new();
+        po.insert("eligible_tenant".into(), value);
+        let mut kw = Dict::new();
+        kw.insert("publish_options".into(), Value::Dict(po));
+        let args = vec![Value::from("t"), Value::List(vec![Value::from(7i64)])];
+        c.run(
+            1,
+            call(
+                req,
+                "wamp.session.add_testament",
+                CallOptions::default(),
+                Payload::args_kwargs(args, kw),
+            ),
+        );
+        c.one(1)
+    };
+    let refused = add(&mut c, 1, Value::from("acme"));
+    assert_eq!(error(&refused).2, "wamp.error.invalid_argument");
+    assert!(matches!(
+        add(&mut c, 2, strs(&["acme"])),
+        Message::Result(_)
+    ));
+    c.leave(1);
+    assert_eq!(c.take(10).len(), 1, "acme gets the testament");
+    assert!(c.take(20).is_empty(), "globex does not");
+}
