@@ -22,6 +22,9 @@
 //! [`Publication`] and are applied on every shard to that shard's own subscribers
 //! ([`super::filter`]), with the embedder's publish filter if one is configured.
 
+mod read;
+mod retention;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -36,7 +39,7 @@ use super::filter::{receives, DetailFilter};
 use super::ids::{random_global_id, IdAllocator, SessionId, ShardId};
 use super::peer::{Lifecycle, PeerMsg, Publication, Table};
 use super::realm::{errors, Ctx};
-use super::retained::{RetainedEvent, RetainedStore, Stamp};
+use super::retained::{RetainedEvent, RetainedStore};
 use super::session::{self, Attributes, SessionRef};
 
 /// A subscription as the replicated interest table knows it.
@@ -247,76 +250,6 @@ impl Broker {
         // Router events are never retained (testaments included).
         self.dispatch(&publication, None, ctx);
         publication.id
-    }
-
-    /// `p` as this shard's newest retained event (detached payload, stamp, size).
-    fn stamp_retained(&mut self, p: &Publication, ctx: &mut Ctx<'_>) -> Arc<RetainedEvent> {
-        let kept = Publication {
-            payload: p.payload.detached(),
-            ..p.clone()
-        };
-        let size = crate::codec::encode(
-            crate::codec::Serializer::MsgPack,
-            &Message::Publish(Publish {
-                request: 0,
-                options: kept.options.clone(),
-                topic: kept.topic.clone(),
-                payload: kept.payload.clone(),
-            }),
-        )
-        .len();
-        self.retain_seq += 1;
-        Arc::new(RetainedEvent {
-            stamp: Stamp {
-                at: ctx.now,
-                shard: ctx.shard,
-                seq: self.retain_seq,
-            },
-            publication: Arc::new(kept),
-            size,
-        })
-    }
-
-    /// From the publisher's shard: a retained event for this shard's replica (no local
-    /// subscription matched when it was published).
-    pub(crate) fn on_retain(&mut self, event: Arc<RetainedEvent>, ctx: &mut Ctx<'_>) {
-        self.retained.put(event, ctx.config.retention);
-    }
-
-    /// From the publisher's shard: a retained publication for local subscribers. Kept and
-    /// delivered in one step, so a local subscription gets it either live (active now) or as
-    /// the retained event when it becomes active, never both, never neither.
-    pub(crate) fn on_publish_retained(&mut self, event: Arc<RetainedEvent>, ctx: &mut Ctx<'_>) {
-        self.deliver_local(&event.publication, ctx);
-        self.retained.put(event, ctx.config.retention);
-    }
-
-    /// The retained events of `(policy, topic)` the new subscriber `s` of subscription `id`
-    /// would have received, as EVENTs with `retained = true`, after its SUBSCRIBED.
-    fn send_retained(
-        &self,
-        s: &Subscriber,
-        id: Id,
-        (policy, topic): (MatchPolicy, &str),
-        ctx: &mut Ctx<'_>,
-    ) {
-        for ev in self.retained.matching(policy, topic) {
-            let p = &ev.publication;
-            if !receives(p, s, ctx.config.publish_filter.as_ref()) {
-                continue;
-            }
-            let mut details = event_details(p, policy);
-            details.retained = Some(true);
-            ctx.send(
-                s.session,
-                Message::Event(crate::codec::Event {
-                    subscription: id,
-                    publication: p.id,
-                    details,
-                    payload: p.payload.clone(),
-                }),
-            );
-        }
     }
 
     /// Local delivery, then one message to each other shard with interest in any matching
@@ -816,83 +749,6 @@ impl Broker {
             });
             ctx.send_many(to, event);
         });
-    }
-
-    // ---- read access (meta API) ------------------------------------------------------------
-
-    /// Every subscription in the realm (this shard's replica of the interest table).
-    pub fn subscriptions(&self) -> Vec<SubscriptionInfo> {
-        self.interest_by_id
-            .iter()
-            .filter_map(|(id, (policy, pattern))| {
-                let entry = self.interest.get(*policy, pattern)?;
-                Some(SubscriptionInfo {
-                    id: *id,
-                    policy: *policy,
-                    pattern: pattern.clone(),
-                    shards: entry.shards.clone(),
-                    created: entry.created.clone(),
-                })
-            })
-            .collect()
-    }
-
-    /// One subscription by ID (this shard's replica of the interest table).
-    pub fn subscription(&self, id: Id) -> Option<SubscriptionInfo> {
-        let (policy, pattern) = self.interest_by_id.get(&id)?;
-        let entry = self.interest.get(*policy, pattern)?;
-        Some(SubscriptionInfo {
-            id,
-            policy: *policy,
-            pattern: pattern.clone(),
-            shards: entry.shards.clone(),
-            created: entry.created.clone(),
-        })
-    }
-
-    /// The subscription for exactly `(policy, pattern)` (`wamp.subscription.lookup`).
-    pub fn lookup(&self, policy: MatchPolicy, pattern: &str) -> Option<Id> {
-        self.interest.get(policy, pattern).map(|e| e.id)
-    }
-
-    /// The subscriptions a topic matches (`wamp.subscription.match`).
-    pub fn matching(&self, topic: &str) -> Vec<Id> {
-        let mut out = Vec::new();
-        self.interest.for_each_match(topic, |_, e| out.push(e.id));
-        out
-    }
-
-    /// This shard's subscribers of subscription `id` (active ones only).
-    pub fn local_subscribers(&self, id: Id) -> &[Subscriber] {
-        self.local_by_id
-            .get(&id)
-            .and_then(|(p, t)| self.local.get(*p, t))
-            .map_or(&[], |l| l.subscribers.as_slice())
-    }
-
-    /// Retained events in this shard's replica.
-    pub fn retained_count(&self) -> usize {
-        self.retained.len()
-    }
-
-    /// The publication IDs of this shard's retained events, sorted (replicas compare equal).
-    pub fn retained_publications(&self) -> Vec<Id> {
-        self.retained.publications()
-    }
-
-    /// Whether local session `session` holds active subscription `id`.
-    pub fn is_subscribed(&self, session: SessionId, id: Id) -> bool {
-        self.sessions
-            .get(&session)
-            .is_some_and(|s| s.active.contains(&id))
-    }
-
-    /// The active subscriptions of a local session.
-    pub fn subscriptions_of(&self, session: SessionId) -> Vec<Id> {
-        self.sessions
-            .get(&session)
-            .map(|s| s.active.iter().copied().collect())
-            .unwrap_or_default()
     }
 }
 
