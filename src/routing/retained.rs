@@ -20,14 +20,20 @@
 //! subscription between "delivered" and "kept": the harness test
 //! `exactly_once_under_random_interleavings` found it.)
 //!
+//! **Which events a topic keeps.** The spec asks for "the most recent retained event that
+//! they would have received" and allows supplemental events "that have limited distribution".
+//! So a topic keeps its newest *unrestricted* retained event (no `exclude*`/`eligible*` list;
+//! `exclude_me` does not count) and the *restricted* ones newer than it, at most
+//! [`MAX_PER_TOPIC`] in all; a subscriber gets the newest of them it is eligible for, or none.
+//! A newer unrestricted event replaces everything older on its topic.
+//!
 //! **Why every replica agrees.** Updates of one topic may come from several shards in different
-//! orders, so a replica keeps, per topic, the event with the greatest [`Stamp`]
-//! ("most recent", last writer wins), not the last one to arrive. The bounds
-//! ([`RetentionLimits`]) are applied the same way: the store is the newest events by stamp that
-//! fit, so an event older than everything kept is refused when the store is full, and the
-//! oldest goes first otherwise. With the same updates, every replica holds the same events.
-//! The events are shared (`Arc`) between the replicas of one process, so the bound is also the
-//! memory used, not multiplied by the shard count.
+//! orders, so a replica orders a topic's events by [`Stamp`] ("most recent": last writer wins),
+//! not by arrival. The bounds ([`RetentionLimits`]) are applied the same way: the oldest events
+//! by stamp go first, so an event older than everything kept is not kept when the store is
+//! full. With the same updates, every replica holds the same events (the routing fuzz test
+//! checks it). The events are shared (`Arc`) between the replicas of one process, so the bound
+//! is also the memory used, not multiplied by the shard count.
 //!
 //! A retained event stays until a newer one of its topic replaces it or the bounds push it out;
 //! its publisher leaving does not remove it. `retain` on a topic where the publication is
@@ -79,94 +85,148 @@ impl RetentionLimits {
     }
 }
 
+/// Retained events one topic keeps: its newest unrestricted one and the restricted ones newer
+/// than it (see the module docs).
+pub const MAX_PER_TOPIC: usize = 4;
+
+impl RetainedEvent {
+    /// Published with a black- or whitelist (beyond `exclude_me`): not every subscriber
+    /// would have received it.
+    pub fn restricted(&self) -> bool {
+        let o = &self.publication.options;
+        o.exclude.is_some()
+            || o.exclude_authid.is_some()
+            || o.exclude_authrole.is_some()
+            || o.eligible.is_some()
+            || o.eligible_authid.is_some()
+            || o.eligible_authrole.is_some()
+            || !self.publication.filter.is_empty()
+    }
+}
+
 /// One shard's replica of a realm's retained events. See the module docs.
 #[derive(Debug, Default)]
 pub struct RetainedStore {
-    by_topic: HashMap<Uri, Arc<RetainedEvent>>,
-    /// The same events, oldest first (what goes when the store is full).
+    /// Per topic, newest first: restricted events, then at most one unrestricted one.
+    by_topic: HashMap<Uri, Vec<Arc<RetainedEvent>>>,
+    /// Every event kept, oldest first (what goes when the store is full).
     by_age: BTreeMap<Stamp, Uri>,
     bytes: usize,
 }
 
 impl RetainedStore {
-    /// Keeps `ev` if it is the newest of its topic and fits (evicting the oldest events).
-    /// The outcome depends only on the set of events put, not on their order.
+    /// Keeps `ev` if it is not superseded on its topic, then removes what it supersedes and
+    /// the oldest events beyond the bounds (possibly `ev` itself).
     pub fn put(&mut self, ev: Arc<RetainedEvent>, limits: RetentionLimits) {
-        if !limits.enabled() || ev.size > limits.max_bytes {
+        if !limits.enabled() || ev.size > limits.max_bytes || self.by_age.contains_key(&ev.stamp) {
             return;
         }
         let topic = ev.publication.topic.clone();
-        if let Some(old) = self.by_topic.get(&topic) {
-            if old.stamp >= ev.stamp {
-                return;
-            }
-            let old = old.clone();
-            self.remove(&old);
+        let kept = self.by_topic.entry(topic.clone()).or_default();
+        // Newest first; everything after the first unrestricted event is superseded.
+        let at = kept
+            .iter()
+            .position(|k| k.stamp < ev.stamp)
+            .unwrap_or(kept.len());
+        if kept[..at].iter().any(|k| !k.restricted()) {
+            return;
         }
-        while self.by_topic.len() + 1 > limits.max_events
-            || self.bytes.saturating_add(ev.size) > limits.max_bytes
-        {
-            let Some((&oldest, _)) = self.by_age.first_key_value() else {
-                return;
-            };
-            if oldest > ev.stamp {
-                return; // older than everything kept: the newest that fit stay
-            }
-            let Some(victim) = self
-                .by_age
-                .get(&oldest)
-                .and_then(|t| self.by_topic.get(t))
-                .cloned()
-            else {
-                self.by_age.remove(&oldest);
-                continue;
-            };
-            self.remove(&victim);
-        }
+        kept.insert(at, ev.clone());
+        let cut = kept
+            .iter()
+            .position(|k| !k.restricted())
+            .map_or(kept.len(), |i| i + 1)
+            .min(MAX_PER_TOPIC);
+        let dropped: Vec<_> = kept.drain(cut..).collect();
         self.bytes += ev.size;
-        self.by_age.insert(ev.stamp, topic.clone());
-        self.by_topic.insert(topic, ev);
+        self.by_age.insert(ev.stamp, topic);
+        for d in dropped {
+            self.forget(&d);
+        }
+        while self.by_age.len() > limits.max_events || self.bytes > limits.max_bytes {
+            let Some((&oldest, t)) = self.by_age.first_key_value() else {
+                break;
+            };
+            let victim = self
+                .by_topic
+                .get(t)
+                .and_then(|v| v.iter().find(|k| k.stamp == oldest))
+                .cloned();
+            match victim {
+                Some(v) => self.remove(&v),
+                None => {
+                    self.by_age.remove(&oldest);
+                }
+            }
+        }
     }
 
+    /// Removes `ev` from its topic and from the accounting.
     fn remove(&mut self, ev: &RetainedEvent) {
-        self.by_topic.remove(&ev.publication.topic);
-        self.by_age.remove(&ev.stamp);
-        self.bytes = self.bytes.saturating_sub(ev.size);
+        if let Some(kept) = self.by_topic.get_mut(&ev.publication.topic) {
+            kept.retain(|k| k.stamp != ev.stamp);
+            if kept.is_empty() {
+                self.by_topic.remove(&ev.publication.topic);
+            }
+        }
+        self.forget(ev);
     }
 
-    /// The retained events whose topic `(policy, pattern)` matches, oldest first.
-    pub fn matching(&self, policy: MatchPolicy, pattern: &str) -> Vec<Arc<RetainedEvent>> {
+    /// Removes `ev` from the accounting (already out of its topic's list).
+    fn forget(&mut self, ev: &RetainedEvent) {
+        if self.by_age.remove(&ev.stamp).is_some() {
+            self.bytes = self.bytes.saturating_sub(ev.size);
+        }
+    }
+
+    /// The retained events of each topic `(policy, pattern)` matches, newest first per topic;
+    /// topics in the order of their newest event, oldest first.
+    pub fn matching(&self, policy: MatchPolicy, pattern: &str) -> Vec<&[Arc<RetainedEvent>]> {
         if policy == MatchPolicy::Exact {
-            return self.by_topic.get(pattern).cloned().into_iter().collect();
+            return self
+                .by_topic
+                .get(pattern)
+                .map(Vec::as_slice)
+                .into_iter()
+                .collect();
         }
         let mut index = UriIndex::new();
         index.insert(policy, pattern, ());
-        self.by_age
-            .values()
-            .filter(|t| {
+        let mut out: Vec<&[Arc<RetainedEvent>]> = self
+            .by_topic
+            .iter()
+            .filter(|(t, _)| {
                 let mut hit = false;
                 index.for_each_match(t, |_, _| hit = true);
                 hit
             })
-            .filter_map(|t| self.by_topic.get(t).cloned())
-            .collect()
+            .map(|(_, v)| v.as_slice())
+            .filter(|v| !v.is_empty())
+            .collect();
+        out.sort_by_key(|v| v.first().map(|e| e.stamp));
+        out
     }
 
     /// The publication IDs held, sorted.
     pub fn publications(&self) -> Vec<crate::codec::Id> {
-        let mut ids: Vec<_> = self.by_topic.values().map(|e| e.publication.id).collect();
+        let mut ids: Vec<_> = self
+            .by_topic
+            .values()
+            .flatten()
+            .map(|e| e.publication.id)
+            .collect();
         ids.sort_unstable();
         ids
     }
 
     /// Retained events held.
     pub fn len(&self) -> usize {
-        self.by_topic.len()
+        self.by_age.len()
     }
 
     /// Whether no event is retained.
     pub fn is_empty(&self) -> bool {
-        self.by_topic.is_empty()
+        self.by_age.is_empty()
     }
 
     /// Bytes counted against the bound.
@@ -182,6 +242,17 @@ mod tests {
     use std::time::Duration;
 
     fn ev(t0: Instant, ms: u64, shard: ShardId, topic: &str, size: usize) -> Arc<RetainedEvent> {
+        restricted_ev(t0, ms, shard, topic, size, false)
+    }
+
+    fn restricted_ev(
+        t0: Instant,
+        ms: u64,
+        shard: ShardId,
+        topic: &str,
+        size: usize,
+        restricted: bool,
+    ) -> Arc<RetainedEvent> {
         Arc::new(RetainedEvent {
             stamp: Stamp {
                 at: t0 + Duration::from_millis(ms),
@@ -196,7 +267,10 @@ mod tests {
                 publisher_authrole: "".into(),
                 publisher_attributes: Arc::default(),
                 filter: Default::default(),
-                options: PublishOptions::default(),
+                options: PublishOptions {
+                    eligible: restricted.then(|| vec![1]),
+                    ..Default::default()
+                },
                 payload: Payload::Empty,
             }),
             size,
@@ -204,9 +278,55 @@ mod tests {
     }
 
     fn ids(s: &RetainedStore) -> Vec<u64> {
-        let mut v: Vec<u64> = s.by_topic.values().map(|e| e.publication.id).collect();
-        v.sort_unstable();
-        v
+        s.publications()
+    }
+
+    #[test]
+    fn restricted_events_supplement_the_newest_unrestricted_one() {
+        let t0 = Instant::now();
+        let limits = RetentionLimits {
+            max_events: 100,
+            max_bytes: 1000,
+        };
+        let events = [
+            restricted_ev(t0, 1, 0, "t", 1, true), // superseded by 2
+            ev(t0, 2, 1, "t", 1),
+            restricted_ev(t0, 3, 0, "t", 1, true),
+            restricted_ev(t0, 4, 2, "t", 1, true),
+            restricted_ev(t0, 5, 1, "t", 1, true),
+            restricted_ev(t0, 6, 0, "t", 1, true), // 4 kept: 6, 5, 4, 3; 2 goes
+        ];
+        let mut results = Vec::new();
+        for r in 0..events.len() {
+            for rev in [false, true] {
+                let mut order: Vec<_> = events.iter().cycle().skip(r).take(events.len()).collect();
+                if rev {
+                    order.reverse();
+                }
+                let mut s = RetainedStore::default();
+                for e in order {
+                    s.put((*e).clone(), limits);
+                }
+                assert_eq!(s.bytes(), s.len());
+                results.push(ids(&s));
+            }
+        }
+        assert!(results.iter().all(|r| r == &results[0]), "{results:?}");
+        assert_eq!(results[0], vec![3, 4, 5, 6]);
+
+        // A newer unrestricted event replaces them all.
+        let mut s = RetainedStore::default();
+        for e in &events {
+            s.put(e.clone(), limits);
+        }
+        s.put(ev(t0, 7, 0, "t", 1), limits);
+        assert_eq!(ids(&s), vec![7]);
+        assert_eq!(s.bytes(), 1);
+        let newest_first: Vec<u64> = s.matching(MatchPolicy::Exact, "t")[0]
+            .iter()
+            .map(|e| e.publication.id)
+            .collect();
+        assert_eq!(newest_first, vec![7]);
     }
 
     #[test]
@@ -261,9 +381,9 @@ mod tests {
         for (i, t) in ["com.x.a", "com.y.a", "com.x.b"].iter().enumerate() {
             s.put(ev(t0, i as u64, 0, t, 1), on);
         }
-        let topics = |v: Vec<Arc<RetainedEvent>>| {
+        let topics = |v: Vec<&[Arc<RetainedEvent>]>| {
             v.iter()
-                .map(|e| e.publication.topic.to_string())
+                .map(|e| e[0].publication.topic.to_string())
                 .collect::<Vec<_>>()
         };
         assert_eq!(

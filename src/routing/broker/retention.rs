@@ -69,11 +69,15 @@ impl Broker {
         (policy, topic): (MatchPolicy, &str),
         ctx: &mut Ctx<'_>,
     ) {
-        for ev in self.retained.matching(policy, topic) {
-            let p = &ev.publication;
-            if !receives(p, s, ctx.config.publish_filter.as_ref()) {
+        for kept in self.retained.matching(policy, topic) {
+            // The most recent one this subscriber would have received, if any.
+            let Some(ev) = kept
+                .iter()
+                .find(|e| receives(&e.publication, s, ctx.config.publish_filter.as_ref()))
+            else {
                 continue;
-            }
+            };
+            let p = &ev.publication;
             let mut details = event_details(p, policy);
             details.retained = Some(true);
             ctx.send(

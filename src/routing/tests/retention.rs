@@ -118,6 +118,28 @@ fn retained_event_only_to_subscribers_who_were_eligible() {
     // exclude_me (default) also holds for the publisher subscribing later.
     c.run(1, sub_retained(1, "t", Exact));
     assert_eq!(c.take(1).len(), 1);
+
+    // An unrestricted retained event, then a restricted newer one: each subscriber gets the
+    // most recent one it would have received.
+    c.run(1, publish(2, "u", retain(), args(&[1])));
+    let mut o = retain();
+    o.eligible_authrole = Some(vec!["admin".into()]);
+    c.run(1, publish(3, "u", o, args(&[2])));
+    c.run(10, sub_retained(2, "u", Exact));
+    let got = c.take(10);
+    assert_eq!(
+        arg_of(&got[1]),
+        (2, true),
+        "alice: the restricted, newer one"
+    );
+    c.run(11, sub_retained(2, "u", Exact));
+    let got = c.take(11);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(
+        arg_of(&got[1]),
+        (1, true),
+        "bob: the older one for everyone"
+    );
 }
 
 #[test]
