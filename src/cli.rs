@@ -96,6 +96,8 @@ impl Settings {
             "max_registrations_per_session = {}",
             l.max_registrations_per_session
         );
+        let _ = writeln!(o, "max_retained_events = {}", l.max_retained_events);
+        let _ = writeln!(o, "max_retained_bytes = {}", l.max_retained_bytes);
         match c.spin_before_park {
             Some(d) => {
                 let _ = writeln!(o, "spin_before_park_us = {}", d.as_micros());

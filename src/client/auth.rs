@@ -112,13 +112,13 @@ pub(crate) fn roles() -> Value {
     );
     roles.insert(
         "subscriber".into(),
-        features(&["pattern_based_subscription"]),
+        features(&["pattern_based_subscription", "subscription_revocation"]),
     );
     Value::Dict(roles)
 }
 
-/// HELLO.Details for `auth` and `agent`.
-pub(crate) fn hello_details(auth: &Auth, agent: &str) -> HelloDetails {
+/// HELLO.Details for `auth` and `agent`, with the embedder's `more` entries (ours win).
+pub(crate) fn hello_details(auth: &Auth, agent: &str, more: &Dict) -> HelloDetails {
     let authextra = match auth {
         Auth::Cryptosign { secret_key, .. } => {
             let key = ed25519_dalek::SigningKey::from_bytes(secret_key);
@@ -135,9 +135,19 @@ pub(crate) fn hello_details(auth: &Auth, agent: &str) -> HelloDetails {
         roles: Some(DictField(roles())),
         authmethods: Some(vec![auth.method().into()]),
         authid: auth.authid().map(str::to_owned),
+        authrole: None,
         authextra,
         agent: Some(agent.to_owned()),
-        ..Default::default()
+        extra: more
+            .iter()
+            .filter(|(k, _)| {
+                !matches!(
+                    k.as_str(),
+                    "roles" | "authmethods" | "authid" | "authrole" | "authextra" | "agent"
+                )
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
     }
 }
 
@@ -276,6 +286,7 @@ mod tests {
                 secret_key: seed,
             },
             "t",
+            &Dict::new(),
         );
         let pubkey = hello.authextra.unwrap().dict().unwrap()["pubkey"].clone();
         assert_eq!(

@@ -141,6 +141,10 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// HELLO.Details.agent (default `switchyard-client/<version>`).
     pub agent: String,
+    /// More `HELLO.Details` entries (e.g. a `"tenant"` a publisher may filter on with
+    /// `PUBLISH.Options.eligible_tenant`); the keys the client sets itself (`roles`,
+    /// `authmethods`, `authid`, `authextra`, `agent`) win over these.
+    pub hello_details: crate::codec::Dict,
 }
 
 impl ClientConfig {
@@ -155,6 +159,7 @@ impl ClientConfig {
             reconnect: None,
             connect_timeout: Duration::from_secs(10),
             agent: concat!("switchyard-client/", env!("CARGO_PKG_VERSION")).into(),
+            hello_details: crate::codec::Dict::new(),
         }
     }
 
@@ -191,6 +196,12 @@ impl ClientConfig {
     /// Sets HELLO.Details.agent.
     pub fn agent(mut self, agent: impl Into<String>) -> Self {
         self.agent = agent.into();
+        self
+    }
+
+    /// Adds `HELLO.Details.<key> = value` (see [`ClientConfig::hello_details`]).
+    pub fn hello_detail(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.hello_details.insert(key.into(), value.into());
         self
     }
 }

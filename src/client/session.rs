@@ -273,7 +273,11 @@ impl Inner {
         writer
             .send(Message::Hello(Hello {
                 realm: Uri::from(self.cfg.realm.as_str()),
-                details: auth::hello_details(&self.cfg.auth, &self.cfg.agent),
+                details: auth::hello_details(
+                    &self.cfg.auth,
+                    &self.cfg.agent,
+                    &self.cfg.hello_details,
+                ),
             }))
             .await?;
         let mut challenges = 0;

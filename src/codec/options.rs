@@ -393,6 +393,29 @@ options! {
     }
 }
 
+impl PublishOptions {
+    /// `exclude_<key>`: subscribers whose session detail `key` is one of `values` do not
+    /// receive the event (nexus's extension of the spec's `exclude_authid` / `_authrole`; the
+    /// router also applies the typed lists for those two keys).
+    pub fn exclude_detail(mut self, key: &str, values: &[&str]) -> Self {
+        self.extra
+            .insert(format!("exclude_{key}"), str_list(values));
+        self
+    }
+
+    /// `eligible_<key>`: only subscribers whose session detail `key` is one of `values`
+    /// receive the event (every eligible list given must match).
+    pub fn eligible_detail(mut self, key: &str, values: &[&str]) -> Self {
+        self.extra
+            .insert(format!("eligible_{key}"), str_list(values));
+        self
+    }
+}
+
+fn str_list(values: &[&str]) -> Value {
+    Value::List(values.iter().map(|v| Value::Str((*v).to_owned())).collect())
+}
+
 options! {
     /// `SUBSCRIBE.Options`.
     SubscribeOptions {

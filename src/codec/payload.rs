@@ -80,6 +80,21 @@ impl Payload {
         }
     }
 
+    /// The same payload in buffers of its own: a payload kept for long (a retained event)
+    /// must not pin the whole frame buffer it was sliced from.
+    pub fn detached(&self) -> Payload {
+        let own = |b: &Option<Bytes>| b.as_ref().map(|b| Bytes::copy_from_slice(b));
+        match self {
+            Payload::Encoded(e) => Payload::Encoded(EncodedPayload {
+                format: e.format,
+                args: own(&e.args),
+                kwargs: own(&e.kwargs),
+            }),
+            Payload::Transparent(b) => Payload::Transparent(Bytes::copy_from_slice(b)),
+            other => other.clone(),
+        }
+    }
+
     /// Approximate encoded size, for queue accounting.
     pub fn encoded_len_hint(&self) -> usize {
         match self {

@@ -46,6 +46,8 @@ pub struct RouterSection {
     pub max_pending_calls_per_session: Option<usize>,
     pub max_subscriptions_per_session: Option<usize>,
     pub max_registrations_per_session: Option<usize>,
+    pub max_retained_events: Option<usize>,
+    pub max_retained_bytes: Option<usize>,
     pub spin_before_park_us: Option<u64>,
     pub ws_compression: Option<bool>,
     /// Client certificates (authmethod `tls`), as `--tls-client-ca` / `--tls-client-auth`.
@@ -85,6 +87,10 @@ pub struct RealmSection {
     /// `[[realm.authenticator]]` tables.
     #[serde(default, rename = "authenticator")]
     pub authenticators: Vec<AuthenticatorSection>,
+    /// This realm's bound on retained events (`router.max_retained_events` otherwise).
+    pub max_retained_events: Option<usize>,
+    /// This realm's bound on retained bytes (`router.max_retained_bytes` otherwise).
+    pub max_retained_bytes: Option<usize>,
 }
 
 /// `[[realm.authenticator]]`: a WAMP procedure that authenticates sessions using `method`

@@ -98,6 +98,13 @@ pub struct Args {
     /// switchyard.error.limit_exceeded.
     #[arg(long, value_name = "N")]
     pub max_registrations_per_session: Option<usize>,
+    /// Retained events (PUBLISH.Options.retain, the latest per topic) one realm keeps; 0 turns
+    /// event retention off.
+    #[arg(long, value_name = "N")]
+    pub max_retained_events: Option<usize>,
+    /// Encoded bytes of retained events one realm keeps.
+    #[arg(long, value_name = "BYTES")]
+    pub max_retained_bytes: Option<usize>,
     /// Microseconds an idle shard spins before parking (lower latency, more CPU).
     #[arg(long, value_name = "US")]
     pub spin_before_park_us: Option<u64>,

@@ -142,6 +142,11 @@ pub struct Limits {
     pub max_subscriptions_per_session: usize,
     /// Registrations one session may hold.
     pub max_registrations_per_session: usize,
+    /// Retained events (`PUBLISH.Options.retain`, one per topic) one realm keeps; 0 turns
+    /// event retention off (and it is not announced).
+    pub max_retained_events: usize,
+    /// Encoded bytes of retained events one realm keeps.
+    pub max_retained_bytes: usize,
 }
 
 impl Default for Limits {
@@ -161,6 +166,8 @@ impl Default for Limits {
             max_pending_calls_per_session: 1_000,
             max_subscriptions_per_session: 10_000,
             max_registrations_per_session: 10_000,
+            max_retained_events: 10_000,
+            max_retained_bytes: 16 * 1024 * 1024,
         }
     }
 }

@@ -296,6 +296,12 @@ fn limits(args: &Args, r: &RouterSection, l: &mut Limits) -> Result<(), ConfigEr
     if let Some(v) = args.max_connections.or(r.max_connections) {
         l.max_connections = v;
     }
+    if let Some(v) = args.max_retained_events.or(r.max_retained_events) {
+        l.max_retained_events = v;
+    }
+    if let Some(v) = args.max_retained_bytes.or(r.max_retained_bytes) {
+        l.max_retained_bytes = v;
+    }
     for (key, flag, file, slot) in [
         (
             "max_pending_calls_per_session",

@@ -97,6 +97,12 @@ pub fn describe_realms(file: &ConfigFile) -> String {
             None if r.roles.is_empty() => o.push_str("# no roles and no authorizer: open\n"),
             None => {}
         }
+        if let Some(n) = r.max_retained_events {
+            let _ = writeln!(o, "max_retained_events = {n}");
+        }
+        if let Some(n) = r.max_retained_bytes {
+            let _ = writeln!(o, "max_retained_bytes = {n}");
+        }
         for a in &r.authenticators {
             let _ = writeln!(
                 o,

@@ -44,6 +44,11 @@ pub struct RealmConfig {
     pub authz: Arc<RealmPolicy>,
     /// Dynamic authenticators (`[[realm.authenticator]]`), one per method.
     pub authenticators: Vec<DynamicAuthenticator>,
+    /// Retained events this realm keeps (`realm.max_retained_events`); `None`: the router's
+    /// `limits.max_retained_events`. 0 turns retention off in this realm.
+    pub max_retained_events: Option<usize>,
+    /// Retained bytes this realm keeps (`realm.max_retained_bytes`); `None`: the router's.
+    pub max_retained_bytes: Option<usize>,
 }
 
 impl RealmConfig {
@@ -55,6 +60,8 @@ impl RealmConfig {
             auth: Arc::default(),
             authz: Arc::default(),
             authenticators: Vec::new(),
+            max_retained_events: None,
+            max_retained_bytes: None,
         }
     }
 }
@@ -79,6 +86,9 @@ pub struct RouterConfig {
     pub authz: AuthzSettings,
     /// An embedder's authorizer, consulted before every realm's rules (see [`crate::authz`]).
     pub authorizer: Option<SharedAuthorizer>,
+    /// An embedder's publish filter, asked for every (publication, subscriber) the publisher's
+    /// options allow (see [`crate::routing::filter`]); nexus's `PublishFilterFactory`.
+    pub publish_filter: Option<crate::routing::SharedPublishFilter>,
 }
 
 impl Default for RouterConfig {
@@ -94,11 +104,28 @@ impl Default for RouterConfig {
             ws_cookie: None,
             authz: AuthzSettings::default(),
             authorizer: None,
+            publish_filter: None,
         }
     }
 }
 
 impl RouterConfig {
+    /// What the routing core of `realm` runs with: the limits (with the realm's own retention
+    /// bounds, if it has any) and the publish filter.
+    pub fn routing(&self, realm: &RealmConfig) -> crate::routing::RoutingConfig {
+        let mut r = crate::routing::RoutingConfig {
+            publish_filter: self.publish_filter.clone(),
+            ..self.limits.routing()
+        };
+        if let Some(n) = realm.max_retained_events {
+            r.retention.max_events = n;
+        }
+        if let Some(n) = realm.max_retained_bytes {
+            r.retention.max_bytes = n;
+        }
+        r
+    }
+
     /// The shard count after resolving 0 to the number of CPUs.
     pub fn shard_count(&self) -> usize {
         if self.shards > 0 {
@@ -118,6 +145,10 @@ impl Limits {
             max_pending_calls_per_session: self.max_pending_calls_per_session,
             max_subscriptions_per_session: self.max_subscriptions_per_session,
             max_registrations_per_session: self.max_registrations_per_session,
+            retention: crate::routing::retained::RetentionLimits {
+                max_events: self.max_retained_events,
+                max_bytes: self.max_retained_bytes,
+            },
             ..Default::default()
         }
     }
@@ -216,6 +247,19 @@ mod embed_tests {
         assert!(embedded.to_string().starts_with("metrics:"), "{embedded}");
         let from_text = RouterConfig::from_toml(text).expect_err("from_toml refuses it");
         assert!(from_text.to_string().starts_with("metrics:"), "{from_text}");
+    }
+
+    #[test]
+    fn retention_bounds_per_realm_override_the_router() {
+        let text = "[router]\nmax_retained_events = 0\nmax_retained_bytes = 1000\n\n\
+                    [[realm]]\nname = \"off\"\n\n\
+                    [[realm]]\nname = \"on\"\nmax_retained_events = 5\n";
+        let cfg = RouterConfig::from_toml(text).expect("valid config");
+        let off = cfg.routing(&cfg.realms[0]).retention;
+        let on = cfg.routing(&cfg.realms[1]).retention;
+        assert!(!off.enabled());
+        assert_eq!((on.max_events, on.max_bytes), (5, 1000));
+        assert!(RouterConfig::from_toml("[[realm]]\nname = \"r\"\nmax_retained = 1\n").is_err());
     }
 
     #[test]

@@ -78,6 +78,8 @@ impl RealmSection {
             auth: Arc::new(auth),
             authz: Arc::new(authz),
             authenticators,
+            max_retained_events: self.max_retained_events,
+            max_retained_bytes: self.max_retained_bytes,
         })
     }
 }

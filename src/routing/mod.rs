@@ -27,7 +27,9 @@
 //!
 //! - [`realm`]: the entry points, [`Action`], [`RoutingConfig`], error URIs.
 //! - [`broker`]: subscriptions, the replicated shard-interest table, publication fan-out.
+//! - [`filter`]: who receives a publication (publisher options, the embedder's filter).
 //! - [`dealer`]: the replicated registration table, call routing, cancel and timeouts.
+//! - [`retained`]: event retention (the newest retained event per topic, on every shard).
 //! - [`peer`]: the cross-shard protocol (every [`PeerMsg`] and the order it relies on).
 //! - [`meta`]: the WAMP Meta API (procedures, lifecycle and session events, testaments).
 //! - [`ids`]: router-scope ID allocation, home shards, global IDs.
@@ -36,18 +38,21 @@
 
 pub mod broker;
 pub mod dealer;
+pub mod filter;
 pub mod ids;
 pub mod matcher;
 pub mod meta;
 pub mod peer;
 pub mod realm;
+pub mod retained;
 pub mod session;
 
 #[cfg(test)]
 mod tests;
 
+pub use filter::{PublishFilter, SharedPublishFilter};
 pub use ids::{SessionId, ShardId};
 pub use meta::SessionDetails;
 pub use peer::PeerMsg;
 pub use realm::{Action, RealmShard, RoutingConfig};
-pub use session::{Features, SessionRef};
+pub use session::{Attributes, Features, SessionRef};

@@ -20,6 +20,8 @@
 //!                  H and every X --InterestAck--> S        (S answers after shard_count acks)
 //! last local unsubscribe on S: S --InterestRemoveRequest--> H --InterestRemove--> every X != H
 //! PUBLISH on P:    P --Publish--> each shard with interest in a matching subscription (once)
+//!                  with retain: P --PublishRetained--> those shards instead, P --Retain-->
+//!                  every other X != P (each keeps the newest per topic)
 //! REGISTER on S:   S --RegisterRequest--> H (checks policy conflicts)
 //!                  H --RegistrationAdd--> every X != H; H and every X --RegistrationAck--> S
 //!                  or H --RegisterRejected--> S
@@ -31,6 +33,8 @@
 //! SUBSCRIBED / REGISTERED sent on S, or a joined session leaves it:
 //!                  S --Lifecycle--> H (H publishes the meta events, in its order)
 //! meta query on Q: Q --MetaQuery--> every X != Q; every X --MetaReply--> Q
+//!                  remove_subscriber: the subscriber's shard S --RevokeSubscription--> S, then
+//!                  as an unsubscribe (S --Lifecycle--> H, maybe S --InterestRemoveRequest--> H)
 //! ```
 //!
 //! **Meta events** of a subscription or registration (`on_create`, `on_subscribe` /
@@ -53,8 +57,10 @@ use crate::codec::{
     Dict, Id, InvocationDetails, InvokePolicy, Payload, PublishOptions, ResultDetails, Uri,
 };
 
+use super::filter::DetailFilter;
 use super::ids::{SessionId, ShardId};
-use super::session::Features;
+use super::retained::RetainedEvent;
+use super::session::{Attributes, Features};
 
 /// A message from one realm shard to the same realm's shard on another core.
 #[derive(Debug, Clone)]
@@ -98,6 +104,14 @@ pub enum PeerMsg {
     /// A publication, once per interested shard; the receiver matches it against its own
     /// subscriptions and applies the publisher's black/whitelists to its own subscribers.
     Publish(Arc<Publication>),
+    /// A publication with `retain`, to a shard with interest: the receiver delivers it to its
+    /// subscribers and keeps it in its replica of the retained events, in one step.
+    PublishRetained(Arc<RetainedEvent>),
+    /// A publication with `retain`, to every other shard (one without interest): kept in the
+    /// receiver's replica only. Not acknowledged. `PublishRetained`/`Retain` go out before any
+    /// ack the publisher's shard sends later, which makes `get_retained` exactly-once (see
+    /// `super::retained`).
+    Retain(Arc<RetainedEvent>),
 
     // ---- dealer: registrations ----------------------------------------------------------
     /// To the home shard: add `callee` to `(policy, procedure)`.
@@ -158,6 +172,16 @@ pub enum PeerMsg {
     },
     /// The answer to [`PeerMsg::MetaQuery`] `token`.
     MetaReply { token: u64, answer: MetaAnswer },
+    /// From a shard to itself only: the meta API (which reads the broker) asks the broker
+    /// (which it may not change) to revoke a local subscriber, handled right after the query
+    /// (`wamp.subscription.remove_subscriber`). `notify`: the subscriber announced
+    /// `subscription_revocation` and is sent `UNSUBSCRIBED [0, {subscription, reason}]`.
+    RevokeSubscription {
+        subscription: Id,
+        session: SessionId,
+        reason: Option<String>,
+        notify: bool,
+    },
 }
 
 /// Which table an ID belongs to (subscription and registration IDs are separate spaces).
@@ -196,6 +220,13 @@ pub enum MetaQuery {
     },
     /// Local subscribers of a subscription.
     Subscribers { subscription: Id },
+    /// `wamp.subscription.remove_subscriber`: the shard that has `session` as a subscriber of
+    /// `subscription` revokes it (answers `[session]`), the others answer `[]`.
+    RemoveSubscriber {
+        subscription: Id,
+        session: SessionId,
+        reason: Option<String>,
+    },
 }
 
 /// Which sessions a kill closes.
@@ -251,6 +282,11 @@ pub struct Publication {
     pub publisher: SessionId,
     pub publisher_authid: Arc<str>,
     pub publisher_authrole: Arc<str>,
+    /// The publisher's other session details (for an embedder's publish filter).
+    pub publisher_attributes: Arc<Attributes>,
+    /// The `exclude_<key>` / `eligible_<key>` lists of `options`, read once by the publisher's
+    /// shard.
+    pub filter: DetailFilter,
     pub options: PublishOptions,
     pub payload: Payload,
 }

@@ -30,9 +30,11 @@ use crate::codec::{self, Dict, Id, Message, Payload, Uri, Value};
 
 use super::broker::Broker;
 use super::dealer::Dealer;
+use super::filter::SharedPublishFilter;
 use super::ids::{home_shard, SessionId, ShardId};
 use super::meta::{self, Meta, RouterEvent, SessionDetails};
 use super::peer::{Lifecycle, PeerMsg, Table};
+use super::retained::RetentionLimits;
 use super::session::SessionRef;
 
 /// What the runtime must do after feeding an input.
@@ -82,6 +84,10 @@ pub struct RoutingConfig {
     /// How long a finished progressive call invocation's request ID is remembered, so late
     /// continuations are discarded instead of starting a new call (spec: "grace period").
     pub progressive_grace: Duration,
+    /// Bounds of the realm's retained events (zero events: retention off).
+    pub retention: RetentionLimits,
+    /// The embedder's publish filter, asked per eligible subscriber (see [`super::filter`]).
+    pub publish_filter: Option<SharedPublishFilter>,
 }
 
 impl Default for RoutingConfig {
@@ -92,6 +98,11 @@ impl Default for RoutingConfig {
             max_registrations_per_session: 10_000,
             max_pending_calls_per_session: 1_000,
             progressive_grace: Duration::from_secs(60),
+            publish_filter: None,
+            retention: RetentionLimits {
+                max_events: 10_000,
+                max_bytes: 16 * 1024 * 1024,
+            },
         }
     }
 }
@@ -99,6 +110,7 @@ impl Default for RoutingConfig {
 /// Error URIs the routing core answers with.
 pub mod errors {
     pub const INVALID_URI: &str = "wamp.error.invalid_uri";
+    pub const INVALID_ARGUMENT: &str = "wamp.error.invalid_argument";
     pub const NO_SUCH_SESSION: &str = "wamp.error.no_such_session";
     pub const NO_SUCH_SUBSCRIPTION: &str = "wamp.error.no_such_subscription";
     pub const NO_SUCH_PROCEDURE: &str = "wamp.error.no_such_procedure";
@@ -527,6 +539,8 @@ fn route_peer(
             topic,
         } => broker.on_interest_remove(shard, subscription, policy, &topic),
         PeerMsg::Publish(publication) => broker.on_publication(&publication, ctx),
+        PeerMsg::Retain(event) => broker.on_retain(event, ctx),
+        PeerMsg::PublishRetained(event) => broker.on_publish_retained(event, ctx),
         // dealer: registrations
         PeerMsg::RegisterRequest(change) => dealer.on_register_request(*change, ctx),
         PeerMsg::RegisterRejected { token, error } => {
@@ -567,5 +581,11 @@ fn route_peer(
             meta.on_query(token, from, &query, broker, ctx)
         }
         PeerMsg::MetaReply { token, answer } => meta.on_reply(token, answer, ctx),
+        PeerMsg::RevokeSubscription {
+            subscription,
+            session,
+            reason,
+            notify,
+        } => broker.revoke(subscription, session, reason, notify, ctx),
     }
 }

@@ -6,6 +6,7 @@
 //! whitelists); the dealer replicates each callee's `(session, shard, features)` to every shard,
 //! so the caller's shard can decide cancel modes and feature errors without a round trip.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::codec::{Dict, Value};
@@ -22,6 +23,9 @@ pub struct SessionRef {
     pub authid: Arc<str>,
     pub authrole: Arc<str>,
     pub features: Features,
+    /// Every string-valued detail of the session the publish filters may test
+    /// (`exclude_<key>` / `eligible_<key>`), shared by all its subscriptions.
+    pub attributes: Arc<Attributes>,
 }
 
 impl SessionRef {
@@ -39,7 +43,103 @@ impl SessionRef {
             authid: Arc::from(authid),
             authrole: Arc::from(authrole),
             features,
+            attributes: Arc::default(),
         }
+    }
+
+    /// The same session with these attributes (see [`Attributes`]).
+    pub fn with_attributes(mut self, attributes: Attributes) -> Self {
+        self.attributes = Arc::new(attributes);
+        self
+    }
+
+    /// The value of session detail `key` as publish filters see it: `authid` and `authrole`
+    /// from the identity, anything else from [`Attributes`].
+    pub fn attribute(&self, key: &str) -> Option<&str> {
+        attribute(&self.authid, &self.authrole, &self.attributes, key)
+    }
+}
+
+/// Session detail `key` of a session with this identity and these attributes.
+pub(crate) fn attribute<'a>(
+    authid: &'a str,
+    authrole: &'a str,
+    attributes: &'a Attributes,
+    key: &str,
+) -> Option<&'a str> {
+    match key {
+        "authid" => Some(authid),
+        "authrole" => Some(authrole),
+        _ => attributes.get(key),
+    }
+}
+
+/// Entries of [`Attributes`] beyond the authentication ones; more are ignored.
+pub const MAX_ATTRIBUTES: usize = 32;
+/// Longest attribute key kept, in bytes.
+pub const MAX_ATTRIBUTE_KEY: usize = 64;
+/// Longest attribute value kept, in bytes.
+pub const MAX_ATTRIBUTE_VALUE: usize = 512;
+
+/// The string-valued session details beyond authid and authrole, as
+/// `PUBLISH.Options.exclude_<key>` / `eligible_<key>` and `wamp.session.get` see them.
+///
+/// Built once at WELCOME ([`Attributes::build`]), in increasing order of trust, a later source
+/// replacing an earlier one's key:
+///
+/// 1. the string values of `HELLO.Details` (what the client *claims*, e.g. `agent` or a
+///    custom `"tenant": "acme"`);
+/// 2. the string values of the `authextra` that authentication returned (WELCOME's, e.g. a
+///    dynamic authenticator's `extra`);
+/// 3. `authmethod` and `authprovider` (authid and authrole live in [`SessionRef`] itself).
+///
+/// So a filter on a key that authentication sets cannot be spoofed by the client; a filter on
+/// any other key matches what the client said. Bounded: at most [`MAX_ATTRIBUTES`] entries from
+/// sources 1 and 2, keys and values longer than [`MAX_ATTRIBUTE_KEY`] / [`MAX_ATTRIBUTE_VALUE`]
+/// are skipped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Attributes(BTreeMap<String, String>);
+
+impl Attributes {
+    /// See the type's docs. `hello` is every `HELLO.Details` entry (known keys included),
+    /// `authextra` the one authentication returned.
+    pub fn build(
+        hello: &Dict,
+        authextra: Option<&Dict>,
+        authmethod: &str,
+        authprovider: &str,
+    ) -> Self {
+        let mut map = BTreeMap::new();
+        let sources = [Some(hello), authextra];
+        for (k, v) in sources.into_iter().flatten().flat_map(|d| d.iter()) {
+            let Value::Str(v) = v else { continue };
+            if k.len() > MAX_ATTRIBUTE_KEY
+                || v.len() > MAX_ATTRIBUTE_VALUE
+                || matches!(
+                    k.as_str(),
+                    "authid" | "authrole" | "authmethod" | "authprovider"
+                )
+            {
+                continue;
+            }
+            if map.len() >= MAX_ATTRIBUTES && !map.contains_key(k) {
+                continue;
+            }
+            map.insert(k.clone(), v.clone());
+        }
+        map.insert("authmethod".into(), authmethod.into());
+        map.insert("authprovider".into(), authprovider.into());
+        Attributes(map)
+    }
+
+    /// The value of `key`, if the session has a string detail of that name.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
+    /// Every entry, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 }
 
@@ -64,6 +164,9 @@ pub struct Features {
     /// Caller announced `progressive_call_invocations`: without it a CALL with `progress: true`
     /// is a protocol violation.
     pub caller_progressive_call_invocations: bool,
+    /// Subscriber announced `subscription_revocation`: a revoked subscription is told with
+    /// `UNSUBSCRIBED [0, {subscription, reason}]`; otherwise it is removed silently.
+    pub subscriber_subscription_revocation: bool,
 }
 
 impl Features {
@@ -74,6 +177,7 @@ impl Features {
         callee_progressive_call_results: true,
         callee_progressive_call_invocations: true,
         caller_progressive_call_invocations: true,
+        subscriber_subscription_revocation: true,
     };
 
     /// Reads `HELLO.Details.roles` (`{"caller": {"features": {...}}, "callee": {...}}`).
@@ -99,6 +203,7 @@ impl Features {
             callee_progressive_call_invocations: canceling
                 && flag("callee", "progressive_call_invocations"),
             caller_progressive_call_invocations: flag("caller", "progressive_call_invocations"),
+            subscriber_subscription_revocation: flag("subscriber", "subscription_revocation"),
         }
     }
 }
@@ -112,6 +217,35 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), v.clone()))
             .collect()
+    }
+
+    #[test]
+    fn attributes_prefer_authentication_over_hello() {
+        let hello = dict(&[
+            ("tenant", Value::Str("claimed".into())),
+            ("agent", Value::Str("x/1".into())),
+            ("authmethod", Value::Str("forged".into())),
+            ("roles", Value::Dict(Dict::new())),
+            ("long", Value::Str("v".repeat(MAX_ATTRIBUTE_VALUE + 1))),
+        ]);
+        let extra = dict(&[("tenant", Value::Str("acme".into()))]);
+        let a = Attributes::build(&hello, Some(&extra), "ticket", "static");
+        assert_eq!(a.get("tenant"), Some("acme"));
+        assert_eq!(a.get("agent"), Some("x/1"));
+        assert_eq!(a.get("authmethod"), Some("ticket"));
+        assert_eq!(a.get("authprovider"), Some("static"));
+        assert_eq!(a.get("roles"), None, "only strings");
+        assert_eq!(a.get("long"), None, "bounded");
+        let many: Dict = (0..100)
+            .map(|i| (format!("k{i}"), Value::Str("v".into())))
+            .collect();
+        assert_eq!(
+            Attributes::build(&many, None, "m", "p").iter().count(),
+            MAX_ATTRIBUTES + 2
+        );
+        let s = SessionRef::new(1, 0, "alice", "user", Features::ALL).with_attributes(a);
+        assert_eq!(s.attribute("authid"), Some("alice"));
+        assert_eq!(s.attribute("tenant"), Some("acme"));
     }
 
     #[test]

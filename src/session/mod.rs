@@ -14,7 +14,7 @@ use crate::codec::uri::{validate_uri, UriCheck};
 use crate::codec::{
     code, Abort, Challenge, DecodeError, Dict, Goodbye, Id, Message, Uri, Value, Welcome,
 };
-use crate::routing::Features;
+use crate::routing::{Attributes, Features};
 use std::rc::Rc;
 use std::time::SystemTime;
 
@@ -119,6 +119,8 @@ pub struct Session {
     pub authmethod: String,
     /// The features the client announced in HELLO that the router acts on.
     pub features: Features,
+    /// The session details publish filters test (set at WELCOME, see [`Attributes`]).
+    pub attributes: Attributes,
     /// Between CHALLENGE and AUTHENTICATE: what was asked. Boxed, so that an established
     /// session does not carry its size.
     pending: Option<Box<PendingAuth>>,
@@ -156,6 +158,7 @@ impl Session {
             authrole: String::new(),
             authmethod: String::new(),
             features: Features::default(),
+            attributes: Attributes::default(),
             pending: None,
             dynamic: None,
             roles,
@@ -546,6 +549,12 @@ impl Session {
             .and_then(|r| r.dict())
             .map(Features::from_roles)
             .unwrap_or_default();
+        self.attributes = Attributes::build(
+            &hello.to_dict(),
+            id.authextra.as_ref(),
+            id.method.as_str(),
+            auth::PROVIDER,
+        );
         let details = WelcomeDetails {
             roles: Some(DictField((*self.roles).clone())),
             realm: Some(realm.to_string()),

@@ -48,7 +48,25 @@ pub const BROKER_FEATURES: &[&str] = &[
     "pattern_based_subscription",
     "session_meta_api",
     "subscription_meta_api",
+    "subscription_revocation",
+    // Left out of WELCOME when no realm keeps retained events (see `broker_features`).
+    "event_retention",
 ];
+/// The broker features this configuration offers: [`BROKER_FEATURES`] without
+/// `event_retention` when no realm keeps retained events (WELCOME's roles are the same for
+/// every realm; a realm with retention off ignores `retain`, which the spec allows).
+fn broker_features(cfg: &RouterConfig) -> Vec<&'static str> {
+    let retention = cfg
+        .realms
+        .iter()
+        .any(|r| cfg.routing(r).retention.enabled());
+    BROKER_FEATURES
+        .iter()
+        .copied()
+        .filter(|f| retention || *f != "event_retention")
+        .collect()
+}
+
 /// See [`BROKER_FEATURES`].
 pub const DEALER_FEATURES: &[&str] = &[
     "caller_identification",
@@ -245,6 +263,7 @@ impl Shard {
                     let sref = {
                         let core = h.core.borrow();
                         SessionRef::new(h.id, self.id, &core.authid, &core.authrole, core.features)
+                            .with_attributes(core.attributes.clone())
                     };
                     *h.sref.borrow_mut() = Some(sref.clone());
                     let mut actions = Vec::new();

@@ -6,7 +6,7 @@ use super::local::LocalConnector;
 use super::mesh::MeshOutbox;
 use super::mesh::{self, MeshSenders};
 use super::{authorizer, conn, local, Shard, ShardMsg, SharedCounters};
-use super::{BROKER_FEATURES, DEALER_FEATURES};
+use super::{broker_features, DEALER_FEATURES};
 use crate::codec::{self, Uri};
 use crate::config::ListenAddr;
 use crate::metrics::{CallTimer, RouterMetrics, ShardMetrics, ShardState};
@@ -287,7 +287,7 @@ async fn shard_main(
         let uri = Uri::from(r.name.as_str());
         realms.insert(
             uri.clone(),
-            RealmShard::new(uri, id, count, cfg.limits.routing(), rand::random()),
+            RealmShard::new(uri, id, count, cfg.routing(r), rand::random()),
         );
     }
     let shard = Rc::new(Shard {
@@ -298,7 +298,10 @@ async fn shard_main(
         sessions: RefCell::new(HashMap::new()),
         realms: RefCell::new(realms),
         shared,
-        welcome_roles: Rc::new(session::router_roles(BROKER_FEATURES, DEALER_FEATURES)),
+        welcome_roles: Rc::new(session::router_roles(
+            &broker_features(&cfg),
+            DEALER_FEATURES,
+        )),
         read_scratch: RefCell::new(vec![0; 256 * 1024]),
         shutting_down: Cell::new(false),
         metrics: metrics.clone(),

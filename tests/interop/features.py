@@ -138,6 +138,40 @@ async def check_black_white_listing():
         x.leave()
 
 
+async def check_event_retention():
+    """retain / get_retained: the most recent retained event, once, after SUBSCRIBED, marked
+    retained, only to eligible subscribers, after its publisher left."""
+    p = await connect()
+    for n in (1, 2):
+        await p.publish("com.f.ret", n, options=PublishOptions(acknowledge=True, retain=True))
+    await p.publish("com.f.ret.admins", 9,
+                    options=PublishOptions(acknowledge=True, retain=True,
+                                           eligible_authrole=["admin"]))
+    p.leave()
+    subs = await many(4)  # rotating transports: sessions on both shards
+    got = {i: [] for i in range(4)}
+    opts = SubscribeOptions(get_retained=True, details=True)
+    for i, s in enumerate(subs):
+        await s.subscribe(lambda n, details=None, i=i: got[i].append((n, details.retained)),
+                          "com.f.ret", options=opts)
+    admins = []
+    await subs[0].subscribe(lambda n: admins.append(n), "com.f.ret.admins", options=opts)
+    plain = await connect()
+    unasked = []
+    await plain.subscribe(lambda n: unasked.append(n), "com.f.ret")
+    await until(lambda: all(len(v) == 1 for v in got.values()), "retained events")
+    q = await connect()
+    await q.publish("com.f.ret", 0, options=PublishOptions(acknowledge=True))
+    await until(lambda: all(len(v) == 2 for v in got.values()) and unasked == [0],
+                "live events")
+    await asyncio.sleep(0.1)
+    for v in got.values():
+        assert v == [(2, True), (0, None)], got
+    assert admins == [], admins  # anonymous sessions were not eligible
+    for x in subs + [plain, q]:
+        x.leave()
+
+
 async def check_rpc():
     callees = await many(2)
     callers = await many(4)
@@ -294,7 +328,7 @@ async def check_slow_consumer():
 
 async def main():
     for check in [check_slow_consumer, check_pubsub_basic, check_patterns_and_identification,
-                  check_black_white_listing, check_rpc, check_progress_timeout_cancel,
+                  check_black_white_listing, check_event_retention, check_rpc, check_progress_timeout_cancel,
                   check_caller_leaves]:
         await asyncio.wait_for(check(), 30)
         print("ok", check.__name__, flush=True)

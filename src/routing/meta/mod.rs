@@ -125,6 +125,7 @@ enum Kind {
     KillCount,
     Subscribers,
     CountSubscribers,
+    RemoveSubscriber,
 }
 
 /// A query waiting for the other shards' answers.
@@ -431,6 +432,28 @@ impl Meta {
                 }
                 MetaAnswer::Sessions(ids)
             }
+            MetaQuery::RemoveSubscriber {
+                subscription,
+                session,
+                reason,
+            } => {
+                let member = self.members.get(session).filter(|m| !m.closing);
+                match member {
+                    Some(m) if broker.is_subscribed(*session, *subscription) => {
+                        ctx.peer(
+                            ctx.shard,
+                            PeerMsg::RevokeSubscription {
+                                subscription: *subscription,
+                                session: *session,
+                                reason: reason.clone(),
+                                notify: m.sref.features.subscriber_subscription_revocation,
+                            },
+                        );
+                        MetaAnswer::Sessions(vec![*session])
+                    }
+                    _ => MetaAnswer::Sessions(Vec::new()),
+                }
+            }
             MetaQuery::Subscribers { subscription } => MetaAnswer::Sessions(
                 broker
                     .local_subscribers(*subscription)
@@ -461,6 +484,12 @@ impl Member {
             Value::Str(self.details.authprovider.to_string()),
         );
         d.insert("transport".into(), Value::Dict(self.details.transport()));
+        // The details publish filters test (`exclude_<key>` / `eligible_<key>`): HELLO's and
+        // authentication's string values, never replacing the entries above.
+        for (k, v) in self.sref.attributes.iter() {
+            d.entry(k.to_owned())
+                .or_insert_with(|| Value::Str(v.to_owned()));
+        }
         d
     }
 }
@@ -498,6 +527,14 @@ impl Gather {
             },
             Kind::Kill if self.ids.is_empty() => no_such(ctx),
             Kind::Kill => procs::reply(ctx, caller, request, Vec::new()),
+            Kind::RemoveSubscriber if self.ids.is_empty() => procs::reply_error(
+                ctx,
+                caller,
+                request,
+                errors::NO_SUCH_SESSION,
+                Some("no such session among the subscribers"),
+            ),
+            Kind::RemoveSubscriber => procs::reply(ctx, caller, request, Vec::new()),
         }
     }
 }

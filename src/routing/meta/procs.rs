@@ -33,6 +33,7 @@ pub const PROCEDURES: &[&str] = &[
     "wamp.subscription.get",
     "wamp.subscription.list_subscribers",
     "wamp.subscription.count_subscribers",
+    "wamp.subscription.remove_subscriber",
     "wamp.registration.list",
     "wamp.registration.lookup",
     "wamp.registration.match",
@@ -320,7 +321,9 @@ impl Meta {
                 }
                 Ok(Done::Now(vec![Value::UInt(n as u64)]))
             }
-            p if p.starts_with("wamp.subscription.") => subscription(broker, p, &args, gather),
+            p if p.starts_with("wamp.subscription.") => {
+                subscription(broker, p, &args, &kwargs, gather)
+            }
             p => registration(dealer, p, &args),
         }
     }
@@ -351,6 +354,8 @@ impl Meta {
                 .map_err(|e| bad(format!("publish_options: {e}")))?,
             Some(_) => return Err(bad("publish_options must be a dict")),
         };
+        crate::routing::filter::DetailFilter::from_options(&options)
+            .map_err(|e| bad(format!("publish_options: {e}")))?;
         // The router publishes testaments: there is nothing to acknowledge nor disclose.
         options.acknowledge = None;
         options.disclose_me = None;
@@ -399,6 +404,7 @@ fn subscription(
     broker: &Broker,
     p: &str,
     args: &[Value],
+    kwargs: &Dict,
     mut gather: impl FnMut(Kind, MetaQuery) -> Result<Done, Fail>,
 ) -> Result<Done, Fail> {
     let no_such = || {
@@ -439,6 +445,25 @@ fn subscription(
                 Kind::CountSubscribers
             };
             gather(kind, MetaQuery::Subscribers { subscription })
+        }
+        // `(subscription|id, session|id, reason|string?)`, reason also as a keyword argument.
+        "wamp.subscription.remove_subscriber" => {
+            let subscription = arg_id(args, 0, "subscription")?;
+            let session = arg_id(args, 1, "session")?;
+            let reason = match args.get(2).or_else(|| kwargs.get("reason")) {
+                None | Some(Value::Null) => None,
+                Some(Value::Str(s)) => Some(s.clone()),
+                Some(_) => return Err(bad("reason must be a string")),
+            };
+            broker.subscription(subscription).ok_or_else(no_such)?;
+            gather(
+                Kind::RemoveSubscriber,
+                MetaQuery::RemoveSubscriber {
+                    subscription,
+                    session,
+                    reason,
+                },
+            )
         }
         _ => Err(bad("unknown subscription meta procedure")),
     }

@@ -33,20 +33,39 @@ fn random_message(rng: &mut StdRng) -> Message {
     );
     let flag = |rng: &mut StdRng| pick(rng, &[None, Some(false), Some(true)]);
     match rng.gen_range(0..20) {
-        0..=2 => subscribe(id, uri, policy),
+        0..=2 => Message::Subscribe(Subscribe {
+            request: id,
+            options: SubscribeOptions {
+                match_policy: Some(policy),
+                get_retained: flag(rng),
+                ..Default::default()
+            },
+            topic: Uri::from(uri),
+        }),
         3 => unsubscribe(id, rng.gen_range(0..8)),
-        4..=7 => publish(
-            id,
-            uri,
-            PublishOptions {
+        4..=7 => {
+            let mut options = PublishOptions {
                 acknowledge: flag(rng),
                 exclude_me: flag(rng),
                 eligible: rng.gen_bool(0.2).then(|| vec![rng.gen_range(0..8)]),
                 exclude: rng.gen_bool(0.2).then(|| vec![rng.gen_range(0..8)]),
+                retain: flag(rng),
                 ..Default::default()
-            },
-            args(&[1]),
-        ),
+            };
+            if rng.gen_bool(0.2) {
+                let key = pick(
+                    rng,
+                    &["eligible_authmethod", "exclude_authid", "eligible_x"],
+                );
+                let value = if rng.gen_bool(0.8) {
+                    Value::List(vec![Value::from("u1"), Value::from("ticket")])
+                } else {
+                    Value::from("not a list")
+                };
+                options.extra.insert(key.into(), value);
+            }
+            publish(id, uri, options, args(&[1]))
+        }
         8 | 9 => register(
             id,
             uri,
@@ -101,7 +120,8 @@ fn random_message(rng: &mut StdRng) -> Message {
     }
 }
 
-fn run(seed: u64, shards: usize) {
+/// Returns how many retained events survived everyone's departure.
+fn run(seed: u64, shards: usize) -> usize {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut c = Cluster::new(shards);
     let sessions: Vec<u64> = (1..=6).collect();
@@ -170,6 +190,15 @@ fn run(seed: u64, shards: usize) {
         }
     }
     c.advance(Duration::from_secs(3600));
+    // Retained events outlive their publishers, and every replica holds the same ones.
+    let retained = c.shards[0].broker().retained_publications();
+    for shard in &c.shards {
+        assert_eq!(
+            shard.broker().retained_publications(),
+            retained,
+            "seed {seed}: retained replicas differ"
+        );
+    }
     for shard in &c.shards {
         let d = shard.dealer();
         assert!(
@@ -184,11 +213,14 @@ fn run(seed: u64, shards: usize) {
         assert_eq!(d.pending_invocations(), 0, "seed {seed}: invocations leak");
         assert_eq!(shard.next_deadline(), None, "seed {seed}: timers leak");
     }
+    retained.len()
 }
 
 #[test]
 fn random_inputs_never_panic_and_leak_nothing() {
+    let mut retained = 0;
     for seed in 0..200 {
-        run(seed, 1 + (seed as usize % 3));
+        retained += run(seed, 1 + (seed as usize % 3));
     }
+    assert!(retained > 0, "the inputs exercise event retention");
 }

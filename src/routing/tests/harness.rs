@@ -40,6 +40,8 @@ pub fn kind(m: &PeerMsg) -> &'static str {
         PeerMsg::InterestRemoveRequest { .. } => "InterestRemoveRequest",
         PeerMsg::InterestRemove { .. } => "InterestRemove",
         PeerMsg::Publish(_) => "Publish",
+        PeerMsg::Retain(_) => "Retain",
+        PeerMsg::PublishRetained(_) => "PublishRetained",
         PeerMsg::RegisterRequest(_) => "RegisterRequest",
         PeerMsg::RegisterRejected { .. } => "RegisterRejected",
         PeerMsg::RegistrationAdd(_) => "RegistrationAdd",
@@ -55,6 +57,7 @@ pub fn kind(m: &PeerMsg) -> &'static str {
         PeerMsg::Lifecycle(_) => "Lifecycle",
         PeerMsg::MetaQuery { .. } => "MetaQuery",
         PeerMsg::MetaReply { .. } => "MetaReply",
+        PeerMsg::RevokeSubscription { .. } => "RevokeSubscription",
     }
 }
 
@@ -93,7 +96,12 @@ impl Cluster {
         authrole: &str,
         features: Features,
     ) -> SessionRef {
-        let s = SessionRef::new(id, shard, authid, authrole, features);
+        self.join_ref(SessionRef::new(id, shard, authid, authrole, features))
+    }
+
+    /// Joins the session `s` describes (on `s.shard`), e.g. one with attributes.
+    pub fn join_ref(&mut self, s: SessionRef) -> SessionRef {
+        let (id, shard) = (s.id, s.shard);
         self.sessions.insert(id, s.clone());
         let mut out = Vec::new();
         self.shards[shard].on_session_join(s.clone(), details(), self.now, &mut out);

@@ -3,6 +3,9 @@
 
 mod broker;
 mod dealer;
+mod filter;
 mod fuzz;
 mod harness;
 mod meta;
+mod retention;
+mod revocation;

@@ -17,8 +17,13 @@
 //! not acknowledged: UNSUBSCRIBED is immediate, and a publication still in flight to this shard
 //! finds no local subscription and is dropped here, which is what the subscriber asked for.
 //!
-//! Publisher options (exclude_me, exclude/eligible and their _authid/_authrole forms) travel in
-//! the [`Publication`] and are applied on every shard to that shard's own subscribers.
+//! Publisher options (exclude_me, exclude/eligible, their _authid/_authrole forms and the
+//! `exclude_<key>` / `eligible_<key>` lists over any session detail) travel in the
+//! [`Publication`] and are applied on every shard to that shard's own subscribers
+//! ([`super::filter`]), with the embedder's publish filter if one is configured.
+
+mod read;
+mod retention;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -30,10 +35,12 @@ use crate::codec::{
 };
 use crate::routing::matcher::UriIndex;
 
+use super::filter::{receives, DetailFilter};
 use super::ids::{random_global_id, IdAllocator, SessionId, ShardId};
 use super::peer::{Lifecycle, PeerMsg, Publication, Table};
 use super::realm::{errors, Ctx};
-use super::session::SessionRef;
+use super::retained::{RetainedEvent, RetainedStore};
+use super::session::{self, Attributes, SessionRef};
 
 /// A subscription as the replicated interest table knows it.
 #[derive(Debug, Clone)]
@@ -45,12 +52,21 @@ struct Interest {
     created: Arc<str>,
 }
 
-/// A local subscriber.
+/// A local subscriber: what the publish filters test ([`super::filter`]).
 #[derive(Debug, Clone)]
 pub struct Subscriber {
     pub session: SessionId,
     pub authid: Arc<str>,
     pub authrole: Arc<str>,
+    /// The session's other details (shared with its [`SessionRef`]).
+    pub attributes: Arc<Attributes>,
+}
+
+impl Subscriber {
+    /// Session detail `key` (`authid`, `authrole`, or one of the [`Attributes`]).
+    pub fn attribute(&self, key: &str) -> Option<&str> {
+        session::attribute(&self.authid, &self.authrole, &self.attributes, key)
+    }
 }
 
 /// This shard's side of one subscription.
@@ -69,9 +85,18 @@ enum SubState {
         token: u64,
         acks: usize,
         /// SUBSCRIBE requests to answer on activation.
-        waiters: Vec<(Subscriber, Id)>,
+        waiters: Vec<Waiter>,
     },
     Active,
+}
+
+/// A SUBSCRIBE waiting for its subscription to become active.
+#[derive(Debug)]
+struct Waiter {
+    subscriber: Subscriber,
+    request: Id,
+    /// `SUBSCRIBE.Options.get_retained`.
+    get_retained: bool,
 }
 
 /// Per local session: what to clean up when it leaves, and what counts against its limit.
@@ -108,6 +133,10 @@ pub struct Broker {
     sessions: HashMap<SessionId, SessionSubs>,
     /// Scratch: which shards a publication goes to (reused, no allocation per publish).
     fanout: Vec<bool>,
+    /// This shard's replica of the realm's retained events ([`super::retained`]).
+    retained: RetainedStore,
+    /// Sequence of the retained events this shard stamps.
+    retain_seq: u64,
 }
 
 impl Broker {
@@ -122,6 +151,8 @@ impl Broker {
             next_token: 0,
             sessions: HashMap::new(),
             fanout: vec![false; shard_count.max(1)],
+            retained: RetainedStore::default(),
+            retain_seq: 0,
         }
     }
 
@@ -149,16 +180,36 @@ impl Broker {
             }
             return;
         }
+        let filter = match DetailFilter::from_options(&msg.options) {
+            Ok(f) => f,
+            Err(e) => {
+                // Never delivered with a list it could not read (that could widen who gets it).
+                if ack {
+                    ctx.error_msg(
+                        publisher.id,
+                        code::PUBLISH,
+                        msg.request,
+                        errors::INVALID_ARGUMENT,
+                        Some(&e.to_string()),
+                    );
+                }
+                return;
+            }
+        };
         let publication = Arc::new(Publication {
             id: random_global_id(ctx.rng),
             topic: msg.topic,
             publisher: publisher.id,
             publisher_authid: publisher.authid.clone(),
             publisher_authrole: publisher.authrole.clone(),
+            publisher_attributes: publisher.attributes.clone(),
+            filter,
             options: msg.options,
             payload: msg.payload,
         });
-        self.dispatch(&publication, ctx);
+        let retained = (publication.options.retain == Some(true) && ctx.config.retention.enabled())
+            .then(|| self.stamp_retained(&publication, ctx));
+        self.dispatch(&publication, retained, ctx);
         if ack {
             ctx.send(
                 publisher.id,
@@ -171,7 +222,9 @@ impl Broker {
     }
 
     /// A publication by the router itself (meta events such as `wamp.session.on_join`): no
-    /// publisher session (ID 0, which no session has), no URI policy. Returns the publication ID.
+    /// publisher session (ID 0, which no session has), no URI policy. Returns the publication ID
+    /// (0, nothing published, if `options` hold an `exclude_<key>`/`eligible_<key>` that is
+    /// not a list of strings).
     pub(crate) fn publish_from_router(
         &mut self,
         topic: Uri,
@@ -179,22 +232,36 @@ impl Broker {
         options: crate::codec::PublishOptions,
         ctx: &mut Ctx<'_>,
     ) -> Id {
+        let Ok(filter) = DetailFilter::from_options(&options) else {
+            // A testament with an unreadable list: never delivered more widely than asked.
+            return 0;
+        };
         let publication = Arc::new(Publication {
             id: random_global_id(ctx.rng),
             topic,
             publisher: 0,
             publisher_authid: Arc::from(""),
             publisher_authrole: Arc::from(""),
+            publisher_attributes: Arc::default(),
+            filter,
             options,
             payload,
         });
-        self.dispatch(&publication, ctx);
+        // Router events are never retained (testaments included).
+        self.dispatch(&publication, None, ctx);
         publication.id
     }
 
     /// Local delivery, then one message to each other shard with interest in any matching
-    /// subscription.
-    fn dispatch(&mut self, publication: &Arc<Publication>, ctx: &mut Ctx<'_>) {
+    /// subscription. A retained publication also goes to every other shard: with the
+    /// publication to an interested shard (`PublishRetained`, one message, so keeping and
+    /// delivering happen in one step there), alone to the others (`Retain`).
+    fn dispatch(
+        &mut self,
+        publication: &Arc<Publication>,
+        retained: Option<Arc<RetainedEvent>>,
+        ctx: &mut Ctx<'_>,
+    ) {
         self.deliver_local(publication, ctx);
         self.fanout.iter_mut().for_each(|f| *f = false);
         let fanout = &mut self.fanout;
@@ -206,10 +273,18 @@ impl Broker {
                     }
                 }
             });
-        for shard in 0..self.fanout.len() {
-            if shard != ctx.shard && self.fanout[shard] {
-                ctx.peer(shard, PeerMsg::Publish(publication.clone()));
+        let me = ctx.shard;
+        for shard in (0..ctx.shard_count).filter(|s| *s != me) {
+            let interested = self.fanout.get(shard).copied().unwrap_or(false);
+            match (&retained, interested) {
+                (None, true) => ctx.peer(shard, PeerMsg::Publish(publication.clone())),
+                (None, false) => {}
+                (Some(r), true) => ctx.peer(shard, PeerMsg::PublishRetained(r.clone())),
+                (Some(r), false) => ctx.peer(shard, PeerMsg::Retain(r.clone())),
             }
+        }
+        if let Some(r) = retained {
+            self.retained.put(r, ctx.config.retention);
         }
     }
 
@@ -229,7 +304,9 @@ impl Broker {
             session: session.id,
             authid: session.authid.clone(),
             authrole: session.authrole.clone(),
+            attributes: session.attributes.clone(),
         };
+        let get_retained = msg.options.get_retained == Some(true);
         let subs = self.sessions.entry(session.id).or_default();
         if let Some(local) = self.local.get_mut(policy, &msg.topic) {
             match (&mut local.state, local.id) {
@@ -242,8 +319,11 @@ impl Broker {
                             return;
                         }
                         subs.active.insert(id);
-                        local.subscribers.push(subscriber);
+                        local.subscribers.push(subscriber.clone());
                         ctx.send(session.id, subscribed(msg.request, id));
+                        if get_retained {
+                            self.send_retained(&subscriber, id, (policy, &msg.topic), ctx);
+                        }
                         report(ctx, id, policy, msg.topic, session.id, true);
                         return;
                     }
@@ -251,7 +331,7 @@ impl Broker {
                     ctx.send(session.id, subscribed(msg.request, id));
                 }
                 (SubState::Pending { waiters, .. }, _) => {
-                    let already = waiters.iter().any(|(w, _)| w.session == session.id);
+                    let already = waiters.iter().any(|w| w.subscriber.session == session.id);
                     if !already {
                         if subs.active.len() + subs.waiting.len()
                             >= ctx.config.max_subscriptions_per_session
@@ -261,7 +341,11 @@ impl Broker {
                         }
                         subs.waiting.push((policy, msg.topic.clone()));
                     }
-                    waiters.push((subscriber, msg.request));
+                    waiters.push(Waiter {
+                        subscriber,
+                        request: msg.request,
+                        get_retained,
+                    });
                 }
                 (SubState::Active, None) => {
                     // Unreachable by construction (activation needs an ack, acks carry the ID);
@@ -291,7 +375,11 @@ impl Broker {
                 state: SubState::Pending {
                     token,
                     acks: 0,
-                    waiters: vec![(subscriber, msg.request)],
+                    waiters: vec![Waiter {
+                        subscriber,
+                        request: msg.request,
+                        get_retained,
+                    }],
                 },
                 subscribers: Vec::new(),
             },
@@ -339,6 +427,45 @@ impl Broker {
         );
     }
 
+    /// `wamp.subscription.remove_subscriber` on the subscriber's shard: as if `session` had
+    /// unsubscribed (meta events, interest withdrawn with the last local subscriber), and with
+    /// `notify` it is told `UNSUBSCRIBED [0, {subscription, reason}]` (subscription
+    /// revocation). Nothing if it no longer holds the subscription.
+    pub(crate) fn revoke(
+        &mut self,
+        subscription: Id,
+        session: SessionId,
+        reason: Option<String>,
+        notify: bool,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let held = self
+            .sessions
+            .get_mut(&session)
+            .is_some_and(|s| s.active.remove(&subscription));
+        if !held {
+            return;
+        }
+        self.remove_subscriber(subscription, session, ctx);
+        if notify {
+            let mut details = crate::codec::Dict::new();
+            details.insert(
+                "subscription".into(),
+                crate::codec::Value::UInt(subscription),
+            );
+            if let Some(r) = reason {
+                details.insert("reason".into(), crate::codec::Value::Str(r));
+            }
+            ctx.send(
+                session,
+                Message::Unsubscribed(Unsubscribed {
+                    request: 0,
+                    details: Some(details),
+                }),
+            );
+        }
+    }
+
     pub(crate) fn session_left(&mut self, session: SessionId, ctx: &mut Ctx<'_>) {
         let Some(subs) = self.sessions.remove(&session) else {
             return;
@@ -353,7 +480,7 @@ impl Broker {
             let SubState::Pending { waiters, token, .. } = &mut local.state else {
                 continue;
             };
-            waiters.retain(|(w, _)| w.session != session);
+            waiters.retain(|w| w.subscriber.session != session);
             if waiters.is_empty() && local.subscribers.is_empty() {
                 // Nobody waits any more: withdraw now. The home shard handles our add before
                 // this removal (FIFO), and acks still in flight name a token we forget here.
@@ -515,22 +642,30 @@ impl Broker {
         };
         self.local_by_id
             .insert(subscription, (policy, topic.clone()));
-        for (subscriber, request) in waiters {
-            let session = subscriber.session;
+        let mut retained_for = Vec::new();
+        for w in waiters {
+            let session = w.subscriber.session;
             let mut joined = false;
             if let Some(subs) = self.sessions.get_mut(&session) {
                 subs.waiting.retain(|(p, t)| !(*p == policy && *t == topic));
                 if subs.active.insert(subscription) {
-                    local.subscribers.push(subscriber);
+                    local.subscribers.push(w.subscriber.clone());
                     joined = true;
                 }
             }
-            ctx.send(session, subscribed(request, subscription));
+            ctx.send(session, subscribed(w.request, subscription));
             if joined {
                 report(ctx, subscription, policy, topic.clone(), session, true);
+                if w.get_retained {
+                    retained_for.push(w.subscriber);
+                }
             }
         }
-        if local.subscribers.is_empty() {
+        let empty = local.subscribers.is_empty();
+        for s in &retained_for {
+            self.send_retained(s, subscription, (policy, &topic), ctx);
+        }
+        if empty {
             self.local.remove(policy, &topic);
             self.local_by_id.remove(&subscription);
             Self::withdraw_interest(policy, topic, ctx);
@@ -592,7 +727,6 @@ impl Broker {
 
     /// One EVENT per matching active local subscription, to its eligible subscribers.
     fn deliver_local(&self, p: &Publication, ctx: &mut Ctx<'_>) {
-        let disclose = p.options.disclose_me == Some(true);
         self.local.for_each_match(&p.topic, |policy, local| {
             let (SubState::Active, Some(id)) = (&local.state, local.id) else {
                 return;
@@ -600,27 +734,13 @@ impl Broker {
             let to: Vec<SessionId> = local
                 .subscribers
                 .iter()
-                .filter(|s| receives(p, s))
+                .filter(|s| receives(p, s, ctx.config.publish_filter.as_ref()))
                 .map(|s| s.session)
                 .collect();
             if to.is_empty() {
                 return;
             }
-            let o = &p.options;
-            let details = EventDetails {
-                publisher: disclose.then_some(IdField(p.publisher)),
-                publisher_authid: disclose.then(|| p.publisher_authid.to_string()),
-                publisher_authrole: disclose.then(|| p.publisher_authrole.to_string()),
-                topic: (policy != MatchPolicy::Exact).then(|| p.topic.clone()),
-                transaction_hash: o.transaction_hash.clone(),
-                enc_algo: o.enc_algo.clone(),
-                enc_serializer: o.enc_serializer.clone(),
-                ppt_scheme: o.ppt_scheme.clone(),
-                ppt_serializer: o.ppt_serializer.clone(),
-                ppt_cipher: o.ppt_cipher.clone(),
-                ppt_keyid: o.ppt_keyid.clone(),
-                ..EventDetails::default()
-            };
+            let details = event_details(p, policy);
             let event = Message::Event(crate::codec::Event {
                 subscription: id,
                 publication: p.id,
@@ -630,91 +750,26 @@ impl Broker {
             ctx.send_many(to, event);
         });
     }
-
-    // ---- read access (meta API) ------------------------------------------------------------
-
-    /// Every subscription in the realm (this shard's replica of the interest table).
-    pub fn subscriptions(&self) -> Vec<SubscriptionInfo> {
-        self.interest_by_id
-            .iter()
-            .filter_map(|(id, (policy, pattern))| {
-                let entry = self.interest.get(*policy, pattern)?;
-                Some(SubscriptionInfo {
-                    id: *id,
-                    policy: *policy,
-                    pattern: pattern.clone(),
-                    shards: entry.shards.clone(),
-                    created: entry.created.clone(),
-                })
-            })
-            .collect()
-    }
-
-    /// One subscription by ID (this shard's replica of the interest table).
-    pub fn subscription(&self, id: Id) -> Option<SubscriptionInfo> {
-        let (policy, pattern) = self.interest_by_id.get(&id)?;
-        let entry = self.interest.get(*policy, pattern)?;
-        Some(SubscriptionInfo {
-            id,
-            policy: *policy,
-            pattern: pattern.clone(),
-            shards: entry.shards.clone(),
-            created: entry.created.clone(),
-        })
-    }
-
-    /// The subscription for exactly `(policy, pattern)` (`wamp.subscription.lookup`).
-    pub fn lookup(&self, policy: MatchPolicy, pattern: &str) -> Option<Id> {
-        self.interest.get(policy, pattern).map(|e| e.id)
-    }
-
-    /// The subscriptions a topic matches (`wamp.subscription.match`).
-    pub fn matching(&self, topic: &str) -> Vec<Id> {
-        let mut out = Vec::new();
-        self.interest.for_each_match(topic, |_, e| out.push(e.id));
-        out
-    }
-
-    /// This shard's subscribers of subscription `id` (active ones only).
-    pub fn local_subscribers(&self, id: Id) -> &[Subscriber] {
-        self.local_by_id
-            .get(&id)
-            .and_then(|(p, t)| self.local.get(*p, t))
-            .map_or(&[], |l| l.subscribers.as_slice())
-    }
-
-    /// Whether local session `session` holds active subscription `id`.
-    pub fn is_subscribed(&self, session: SessionId, id: Id) -> bool {
-        self.sessions
-            .get(&session)
-            .is_some_and(|s| s.active.contains(&id))
-    }
-
-    /// The active subscriptions of a local session.
-    pub fn subscriptions_of(&self, session: SessionId) -> Vec<Id> {
-        self.sessions
-            .get(&session)
-            .map(|s| s.active.iter().copied().collect())
-            .unwrap_or_default()
-    }
 }
 
-/// Publisher exclusion and subscriber black/whitelisting, as the spec lists the six rules
-/// (plus exclude_me, default true).
-fn receives(p: &Publication, s: &Subscriber) -> bool {
+/// EVENT.Details of publication `p` for a subscription with match policy `policy`.
+fn event_details(p: &Publication, policy: MatchPolicy) -> EventDetails {
+    let disclose = p.options.disclose_me == Some(true);
     let o = &p.options;
-    if s.session == p.publisher && o.exclude_me.unwrap_or(true) {
-        return false;
+    EventDetails {
+        publisher: disclose.then_some(IdField(p.publisher)),
+        publisher_authid: disclose.then(|| p.publisher_authid.to_string()),
+        publisher_authrole: disclose.then(|| p.publisher_authrole.to_string()),
+        topic: (policy != MatchPolicy::Exact).then(|| p.topic.clone()),
+        transaction_hash: o.transaction_hash.clone(),
+        enc_algo: o.enc_algo.clone(),
+        enc_serializer: o.enc_serializer.clone(),
+        ppt_scheme: o.ppt_scheme.clone(),
+        ppt_serializer: o.ppt_serializer.clone(),
+        ppt_cipher: o.ppt_cipher.clone(),
+        ppt_keyid: o.ppt_keyid.clone(),
+        ..EventDetails::default()
     }
-    let has_str =
-        |list: &Option<Vec<String>>, v: &str| list.as_ref().map(|l| l.iter().any(|x| x == v));
-    let has_id = |list: &Option<Vec<u64>>| list.as_ref().map(|l| l.contains(&s.session));
-    has_id(&o.eligible) != Some(false)
-        && has_str(&o.eligible_authid, &s.authid) != Some(false)
-        && has_str(&o.eligible_authrole, &s.authrole) != Some(false)
-        && has_id(&o.exclude) != Some(true)
-        && has_str(&o.exclude_authid, &s.authid) != Some(true)
-        && has_str(&o.exclude_authrole, &s.authrole) != Some(true)
 }
 
 /// Tells the home shard of the subscription that local `session` joined or left it (the home
