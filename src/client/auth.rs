@@ -100,7 +100,11 @@ pub(crate) fn roles() -> Value {
     let mut roles = Dict::new();
     roles.insert("caller".into(), features(&CALL));
     let mut callee: Vec<&str> = CALL.to_vec();
-    callee.extend(["pattern_based_registration", "shared_registration"]);
+    callee.extend([
+        "pattern_based_registration",
+        "shared_registration",
+        "call_reroute",
+    ]);
     roles.insert("callee".into(), features(&callee));
     roles.insert(
         "publisher".into(),

@@ -53,6 +53,7 @@ pub const DEALER_FEATURES: &[&str] = &[
     "progressive_call_invocations",
     "pattern_based_registration",
     "shared_registration",
+    "call_reroute",
     "session_meta_api",
     "registration_meta_api",
     "testament_meta_api",

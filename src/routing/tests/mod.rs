@@ -6,3 +6,4 @@ mod dealer;
 mod fuzz;
 mod harness;
 mod meta;
+mod reroute;
