@@ -104,6 +104,7 @@ pub(crate) fn roles() -> Value {
         "pattern_based_registration",
         "shared_registration",
         "call_reroute",
+        "call_trustlevels",
     ]);
     roles.insert("callee".into(), features(&callee));
     roles.insert(
@@ -116,7 +117,7 @@ pub(crate) fn roles() -> Value {
     );
     roles.insert(
         "subscriber".into(),
-        features(&["pattern_based_subscription"]),
+        features(&["pattern_based_subscription", "publication_trustlevels"]),
     );
     Value::Dict(roles)
 }

@@ -155,6 +155,7 @@ impl Broker {
             publisher: publisher.id,
             publisher_authid: publisher.authid.clone(),
             publisher_authrole: publisher.authrole.clone(),
+            publisher_trustlevel: publisher.trustlevel,
             options: msg.options,
             payload: msg.payload,
         });
@@ -185,6 +186,7 @@ impl Broker {
             publisher: 0,
             publisher_authid: Arc::from(""),
             publisher_authrole: Arc::from(""),
+            publisher_trustlevel: None,
             options,
             payload,
         });
@@ -619,6 +621,7 @@ impl Broker {
                 ppt_serializer: o.ppt_serializer.clone(),
                 ppt_cipher: o.ppt_cipher.clone(),
                 ppt_keyid: o.ppt_keyid.clone(),
+                trustlevel: p.publisher_trustlevel,
                 ..EventDetails::default()
             };
             let event = Message::Event(crate::codec::Event {

@@ -251,6 +251,8 @@ pub struct Publication {
     pub publisher: SessionId,
     pub publisher_authid: Arc<str>,
     pub publisher_authrole: Arc<str>,
+    /// The publisher's trust level, for `EVENT.Details.trustlevel`.
+    pub publisher_trustlevel: Option<u64>,
     pub options: PublishOptions,
     pub payload: Payload,
 }

@@ -22,6 +22,10 @@ pub struct SessionRef {
     pub authid: Arc<str>,
     pub authrole: Arc<str>,
     pub features: Features,
+    /// The session's trust level (from its role's `trustlevel` or the dynamic authenticator),
+    /// given to callees as `INVOCATION.Details.trustlevel` and to subscribers as
+    /// `EVENT.Details.trustlevel`; `None`: not configured, the key is left out.
+    pub trustlevel: Option<u64>,
 }
 
 impl SessionRef {
@@ -39,7 +43,14 @@ impl SessionRef {
             authid: Arc::from(authid),
             authrole: Arc::from(authrole),
             features,
+            trustlevel: None,
         }
+    }
+
+    /// The same session with trust level `trustlevel`.
+    pub fn with_trustlevel(mut self, trustlevel: Option<u64>) -> Self {
+        self.trustlevel = trustlevel;
+        self
     }
 }
 

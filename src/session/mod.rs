@@ -122,6 +122,9 @@ pub struct Session {
     pub authmethod: String,
     /// The features the client announced in HELLO that the router acts on.
     pub features: Features,
+    /// The trust level the dynamic authenticator gave (it overrides the role's); `None`
+    /// otherwise.
+    pub trustlevel: Option<u64>,
     /// Between CHALLENGE and AUTHENTICATE: what was asked. Boxed, so that an established
     /// session does not carry its size.
     pending: Option<Box<PendingAuth>>,
@@ -159,6 +162,7 @@ impl Session {
             authrole: String::new(),
             authmethod: String::new(),
             features: Features::default(),
+            trustlevel: None,
             pending: None,
             dynamic: None,
             roles,
@@ -508,6 +512,7 @@ impl Session {
         } = *d;
         match result {
             Ok(outcome) => {
+                self.trustlevel = outcome.trustlevel;
                 let start = out.len();
                 self.welcome(realm, hello, outcome.identity, out);
                 for o in &mut out[start..] {

@@ -719,6 +719,7 @@ impl Routed {
             ppt_serializer: o.ppt_serializer.clone(),
             ppt_cipher: o.ppt_cipher.clone(),
             ppt_keyid: o.ppt_keyid.clone(),
+            trustlevel: caller.trustlevel,
             ..InvocationDetails::default()
         };
         Routed {

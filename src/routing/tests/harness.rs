@@ -93,7 +93,12 @@ impl Cluster {
         authrole: &str,
         features: Features,
     ) -> SessionRef {
-        let s = SessionRef::new(id, shard, authid, authrole, features);
+        self.join_session(SessionRef::new(id, shard, authid, authrole, features))
+    }
+
+    /// Joins a session described in full (e.g. with a trust level).
+    pub fn join_session(&mut self, s: SessionRef) -> SessionRef {
+        let (id, shard) = (s.id, s.shard);
         self.sessions.insert(id, s.clone());
         let mut out = Vec::new();
         self.shards[shard].on_session_join(s.clone(), details(), self.now, &mut out);

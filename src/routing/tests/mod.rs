@@ -7,3 +7,4 @@ mod fuzz;
 mod harness;
 mod meta;
 mod reroute;
+mod trustlevel;
