@@ -51,6 +51,7 @@ fn main() {
     let roles = vec![Role {
         name: "user".into(),
         trusted: false,
+        trustlevel: None,
         permissions,
     }];
     let policy = match RealmPolicy::new(roles, None) {

@@ -103,6 +103,8 @@ pub struct Role {
     pub name: String,
     /// May do anything (and register the realm's dynamic authorizer).
     pub trusted: bool,
+    /// The trust level given to this role's calls and publications.
+    pub trustlevel: Option<u64>,
     pub permissions: Vec<Permission>,
 }
 
@@ -112,6 +114,7 @@ impl Role {
         Role {
             name: r.name.clone(),
             trusted: r.trusted,
+            trustlevel: r.trustlevel,
             permissions: r
                 .permissions
                 .iter()
@@ -215,6 +218,7 @@ pub struct RealmPolicy {
 #[derive(Debug, Clone)]
 struct CompiledRole {
     trusted: bool,
+    trustlevel: Option<u64>,
     exact: HashMap<String, Permission>,
     prefix: Vec<Permission>,
     wildcard: Vec<Permission>,
@@ -224,6 +228,7 @@ impl CompiledRole {
     fn new(r: Role) -> CompiledRole {
         let mut c = CompiledRole {
             trusted: r.trusted,
+            trustlevel: r.trustlevel,
             exact: HashMap::new(),
             prefix: Vec::new(),
             wildcard: Vec::new(),
@@ -320,6 +325,11 @@ impl RealmPolicy {
     /// Whether the realm enforces nothing (no roles, no dynamic authorizer).
     pub fn is_open(&self) -> bool {
         self.roles.is_empty() && self.authorizer.is_none()
+    }
+
+    /// The trust level configured for `authrole` (`[[realm.role]] trustlevel`).
+    pub fn trustlevel(&self, authrole: &str) -> Option<u64> {
+        self.roles.get(authrole).and_then(|r| r.trustlevel)
     }
 
     /// Whether `authrole` is a trusted role of this realm.
@@ -509,11 +519,13 @@ mod tests {
                 Role {
                     name: "admin".into(),
                     trusted: true,
+                    trustlevel: None,
                     permissions: vec![],
                 },
                 Role {
                     name: "user".into(),
                     trusted: false,
+                    trustlevel: None,
                     permissions: vec![
                         perm("com.app.", UriMatch::Prefix, CALL),
                         perm("com.app.secret", UriMatch::Exact, Allow::default()),

@@ -50,9 +50,11 @@ ticket = "dan-t"
 [[realm.role]]
 name = "backend"
 trusted = true
+trustlevel = 9
 
 [[realm.role]]
 name = "user"
+trustlevel = 1
 
 [[realm.role.permission]]
 uri = "com.app."
@@ -93,11 +95,16 @@ trusted = true
 
 [[realm.role]]
 name = "member"
+trustlevel = 4
 
 [[realm.role.permission]]
 uri = ""
 match = "prefix"
 allow = { subscribe = true }
+
+[[realm.role.permission]]
+uri = "dyn.news"
+allow = { publish = true }
 "#;
 
 fn write_config(dir: &Path) -> PathBuf {
@@ -569,6 +576,48 @@ fn dynamic_authenticator_welcomes_and_refuses() {
     let mut late = authenticate(&router, "dyn", "carol", "good-ticket");
     late.must_abort("wamp.error.authentication_failed");
     carol.must_leave();
+}
+
+/// Trust levels: the caller's and the publisher's reach the callee and the subscriber, from
+/// the role's `trustlevel` or, overriding it, from the dynamic authenticator's answer.
+#[test]
+fn trustlevels_from_roles_and_the_authenticator() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let router = start(dir.path());
+    let mut svc = join(&router, "svc", "svc-t");
+    let mut alice = join(&router, "alice", "alice-t");
+    registered(&mut svc, 1, "com.app.tl").expect("register");
+    call(&mut alice, 1, "com.app.tl");
+    let inv = serve_one(&mut svc, Some(Value::from(1i64)));
+    assert_eq!(inv.details.trustlevel, Some(1), "role user");
+    assert!(matches!(recv(&mut alice, "RESULT"), Message::Result(_)));
+    subscribed(&mut alice, 2, "com.app.tl.feed").expect("subscribe");
+    published(&mut svc, 2, "com.app.tl.feed").expect("publish");
+    match recv(&mut alice, "EVENT") {
+        Message::Event(e) => assert_eq!(e.details.trustlevel, Some(9), "role backend"),
+        other => panic!("expected EVENT, got {other:?}"),
+    }
+
+    // Realm `dyn`: the authenticator's `trustlevel` wins over the role's (4).
+    let mut auth = join_realm(&router, "dyn", "svc", "svc-t");
+    registered(&mut auth, 1, "auth.login").expect("register the authenticator");
+    subscribed(&mut auth, 2, "dyn.news").expect("subscribe");
+    for (authid, answer_level, expected) in [("carol", Some(6u64), 6u64), ("dave", None, 4)] {
+        let mut user = authenticate(&router, "dyn", authid, "good-ticket");
+        let mut answer = Dict::new();
+        answer.insert("role".into(), Value::from("member"));
+        if let Some(t) = answer_level {
+            answer.insert("trustlevel".into(), Value::UInt(t));
+        }
+        serve_one(&mut auth, Some(Value::Dict(answer)));
+        assert!(matches!(recv(&mut user, "WELCOME"), Message::Welcome(_)));
+        published(&mut user, 1, "dyn.news").expect("member publishes");
+        match recv(&mut auth, "EVENT") {
+            Message::Event(e) => assert_eq!(e.details.trustlevel, Some(expected), "{authid}"),
+            other => panic!("expected EVENT, got {other:?}"),
+        }
+        user.must_leave();
+    }
 }
 
 /// An embedder's [`Authorizer`] installed on the library router decides before the realm's

@@ -1213,3 +1213,40 @@ fn subscribe_burst_does_not_stall_a_neighbour_on_the_same_shard() {
          took {burst_took:?}; calls {during:?})"
     );
 }
+
+#[test]
+fn request_id_zero_is_a_protocol_violation() {
+    let router = start(&[]);
+    survives(&router, |r| {
+        let rs = r.endpoint("rs").addr();
+        let mut callee = RawClient::connect(rs, Serializer::Json);
+        callee.must_join("realm1");
+        callee
+            .send_payload(br#"[64,1,{},"com.example.zero"]"#)
+            .expect("send REGISTER");
+        match callee.recv(REPLY_TIMEOUT) {
+            Ok(Message::Registered(_)) => {}
+            other => panic!("expected REGISTERED, got {other:?}"),
+        }
+        // CALL with request ID 0: ABORT, and the callee sees nothing.
+        let mut caller = RawClient::connect(rs, Serializer::Json);
+        caller.must_join("realm1");
+        caller
+            .send_payload(br#"[48,0,{},"com.example.zero"]"#)
+            .expect("send CALL");
+        expect_protocol_violation(&mut caller, "CALL with request 0");
+        // A valid CALL afterwards does reach the callee, so the silence above meant something.
+        let mut caller = RawClient::connect(rs, Serializer::Json);
+        caller.must_join("realm1");
+        caller
+            .send_payload(br#"[48,1,{},"com.example.zero"]"#)
+            .expect("send CALL");
+        match callee.recv(REPLY_TIMEOUT) {
+            Ok(Message::Invocation(_)) => {}
+            other => panic!("expected the INVOCATION of the valid CALL only, got {other:?}"),
+        }
+        // YIELD with request 0 from the callee is a violation as well.
+        callee.send_payload(br#"[70,0,{}]"#).expect("send YIELD");
+        expect_protocol_violation(&mut callee, "YIELD with request 0");
+    });
+}

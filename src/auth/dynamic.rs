@@ -4,7 +4,8 @@
 //! `HELLO(authmethods=[ticket], authid)` → `CHALLENGE ticket {}` → `AUTHENTICATE(ticket)`; the
 //! router then calls the procedure with `(realm, authid, details)`, details being
 //! `{ticket, authmethod, session, authextra?}`, and welcomes the session with what it returns:
-//! a role (string) or a dict `{role, authid?, extra?}`. An ERROR, a timeout, no registration or
+//! a role (string) or a dict `{role, authid?, extra?, trustlevel?}` (`trustlevel`: a
+//! non-negative integer that overrides the role's trust level). An ERROR, a timeout, no registration or
 //! any other result aborts with `wamp.error.authentication_failed`.
 //!
 //! The session state machine stays sans-IO: it hands a [`DynamicAuth`] to the runtime (as
@@ -41,6 +42,9 @@ pub struct AuthOutcome {
     pub identity: Identity,
     /// `WELCOME.Details.authextra`, if the procedure returned `extra`.
     pub extra: Option<Dict>,
+    /// The session's trust level, if the procedure returned `trustlevel` (it takes precedence
+    /// over the role's).
+    pub trustlevel: Option<u64>,
 }
 
 impl DynamicAuth {
@@ -65,8 +69,8 @@ impl DynamicAuth {
 
     /// Reads the procedure's result (its first positional argument).
     pub fn outcome(&self, result: Option<&Value>) -> Result<AuthOutcome, AuthFailed> {
-        let (role, authid, extra) = match result {
-            Some(Value::Str(role)) => (role.clone(), self.authid.clone(), None),
+        let (role, authid, extra, trustlevel) = match result {
+            Some(Value::Str(role)) => (role.clone(), self.authid.clone(), None, None),
             Some(Value::Dict(d)) => {
                 let role = d.get("role").and_then(Value::as_str).ok_or(AuthFailed)?;
                 let authid = d
@@ -74,7 +78,11 @@ impl DynamicAuth {
                     .and_then(Value::as_str)
                     .unwrap_or(&self.authid);
                 let extra = d.get("extra").and_then(Value::as_dict).cloned();
-                (role.to_owned(), authid.to_owned(), extra)
+                let trustlevel = match d.get("trustlevel") {
+                    None | Some(Value::Null) => None,
+                    Some(v) => Some(v.as_u64().ok_or(AuthFailed)?),
+                };
+                (role.to_owned(), authid.to_owned(), extra, trustlevel)
             }
             _ => return Err(AuthFailed),
         };
@@ -89,6 +97,7 @@ impl DynamicAuth {
                 authextra: extra.clone(),
             },
             extra,
+            trustlevel,
         })
     }
 }
@@ -127,5 +136,24 @@ mod tests {
         assert!(r.outcome(Some(&Value::Bool(true))).is_err());
         assert!(r.outcome(None).is_err());
         assert!(r.outcome(Some(&Value::Str(String::new()))).is_err());
+    }
+
+    #[test]
+    fn trustlevel_from_the_answer() {
+        let r = req();
+        let ok = r.outcome(Some(&Value::Str("user".into()))).unwrap();
+        assert_eq!(ok.trustlevel, None);
+        let answer = |t: Value| {
+            let mut dict = Dict::new();
+            dict.insert("role".into(), Value::Str("user".into()));
+            dict.insert("trustlevel".into(), t);
+            Value::Dict(dict)
+        };
+        let ok = r.outcome(Some(&answer(Value::UInt(3)))).unwrap();
+        assert_eq!(ok.trustlevel, Some(3));
+        let ok = r.outcome(Some(&answer(Value::Null))).unwrap();
+        assert_eq!(ok.trustlevel, None);
+        assert!(r.outcome(Some(&answer(Value::Str("high".into())))).is_err());
+        assert!(r.outcome(Some(&answer(Value::Int(-1)))).is_err());
     }
 }

@@ -100,7 +100,12 @@ pub(crate) fn roles() -> Value {
     let mut roles = Dict::new();
     roles.insert("caller".into(), features(&CALL));
     let mut callee: Vec<&str> = CALL.to_vec();
-    callee.extend(["pattern_based_registration", "shared_registration"]);
+    callee.extend([
+        "pattern_based_registration",
+        "shared_registration",
+        "call_reroute",
+        "call_trustlevels",
+    ]);
     roles.insert("callee".into(), features(&callee));
     roles.insert(
         "publisher".into(),
@@ -112,7 +117,11 @@ pub(crate) fn roles() -> Value {
     );
     roles.insert(
         "subscriber".into(),
-        features(&["pattern_based_subscription", "subscription_revocation"]),
+        features(&[
+            "pattern_based_subscription",
+            "subscription_revocation",
+            "publication_trustlevels",
+        ]),
     );
     Value::Dict(roles)
 }

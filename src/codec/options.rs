@@ -443,6 +443,8 @@ options! {
         ppt_serializer: String = "ppt_serializer",
         ppt_cipher: String = "ppt_cipher",
         ppt_keyid: String = "ppt_keyid",
+        /// The publisher's trust level (publication trust levels), set by the router.
+        trustlevel: u64 = "trustlevel",
     }
 }
 
@@ -508,6 +510,8 @@ options! {
         ppt_serializer: String = "ppt_serializer",
         ppt_cipher: String = "ppt_cipher",
         ppt_keyid: String = "ppt_keyid",
+        /// The caller's trust level (call trust levels), set by the router.
+        trustlevel: u64 = "trustlevel",
     }
 }
 

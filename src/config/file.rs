@@ -109,6 +109,10 @@ pub struct RoleSection {
     pub name: String,
     #[serde(default)]
     pub trusted: bool,
+    /// The trust level of this role's calls and publications (`INVOCATION.Details.trustlevel`,
+    /// `EVENT.Details.trustlevel`); none if absent.
+    #[serde(default)]
+    pub trustlevel: Option<u64>,
     /// `[[realm.role.permission]]` tables.
     #[serde(default, rename = "permission")]
     pub permissions: Vec<PermissionSection>,

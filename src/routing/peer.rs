@@ -287,6 +287,8 @@ pub struct Publication {
     /// The `exclude_<key>` / `eligible_<key>` lists of `options`, read once by the publisher's
     /// shard.
     pub filter: DetailFilter,
+    /// The publisher's trust level, for `EVENT.Details.trustlevel`.
+    pub publisher_trustlevel: Option<u64>,
     pub options: PublishOptions,
     pub payload: Payload,
 }

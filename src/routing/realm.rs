@@ -122,6 +122,8 @@ pub mod errors {
     /// A message could not be delivered because of the recipient's transport size limit.
     pub const PAYLOAD_SIZE_EXCEEDED: &str = "wamp.error.payload_size_exceeded";
     pub const TIMEOUT: &str = "wamp.error.timeout";
+    pub const UNAVAILABLE: &str = "wamp.error.unavailable";
+    pub const NO_AVAILABLE_CALLEE: &str = "wamp.error.no_available_callee";
     pub const FEATURE_NOT_SUPPORTED: &str = "wamp.error.feature_not_supported";
     pub const PROTOCOL_VIOLATION: &str = "wamp.error.protocol_violation";
     /// Not in the spec (it defines no limit error); under our own namespace on purpose.

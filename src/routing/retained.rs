@@ -267,6 +267,7 @@ mod tests {
                 publisher_authrole: "".into(),
                 publisher_attributes: Arc::default(),
                 filter: Default::default(),
+                publisher_trustlevel: None,
                 options: PublishOptions {
                     eligible: restricted.then(|| vec![1]),
                     ..Default::default()

@@ -26,6 +26,10 @@ pub struct SessionRef {
     /// Every string-valued detail of the session the publish filters may test
     /// (`exclude_<key>` / `eligible_<key>`), shared by all its subscriptions.
     pub attributes: Arc<Attributes>,
+    /// The session's trust level (from its role's `trustlevel` or the dynamic authenticator),
+    /// given to callees as `INVOCATION.Details.trustlevel` and to subscribers as
+    /// `EVENT.Details.trustlevel`; `None`: not configured, the key is left out.
+    pub trustlevel: Option<u64>,
 }
 
 impl SessionRef {
@@ -44,12 +48,19 @@ impl SessionRef {
             authrole: Arc::from(authrole),
             features,
             attributes: Arc::default(),
+            trustlevel: None,
         }
     }
 
     /// The same session with these attributes (see [`Attributes`]).
     pub fn with_attributes(mut self, attributes: Attributes) -> Self {
         self.attributes = Arc::new(attributes);
+        self
+    }
+
+    /// The same session with trust level `trustlevel`.
+    pub fn with_trustlevel(mut self, trustlevel: Option<u64>) -> Self {
+        self.trustlevel = trustlevel;
         self
     }
 

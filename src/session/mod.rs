@@ -18,6 +18,9 @@ use crate::routing::{Attributes, Features};
 use std::rc::Rc;
 use std::time::SystemTime;
 
+mod ids;
+pub use ids::{check_client_ids, BadId};
+
 /// Where the session is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -121,6 +124,9 @@ pub struct Session {
     pub features: Features,
     /// The session details publish filters test (set at WELCOME, see [`Attributes`]).
     pub attributes: Attributes,
+    /// The trust level the dynamic authenticator gave (it overrides the role's); `None`
+    /// otherwise.
+    pub trustlevel: Option<u64>,
     /// Between CHALLENGE and AUTHENTICATE: what was asked. Boxed, so that an established
     /// session does not carry its size.
     pending: Option<Box<PendingAuth>>,
@@ -159,6 +165,7 @@ impl Session {
             authmethod: String::new(),
             features: Features::default(),
             attributes: Attributes::default(),
+            trustlevel: None,
             pending: None,
             dynamic: None,
             roles,
@@ -508,6 +515,7 @@ impl Session {
         } = *d;
         match result {
             Ok(outcome) => {
+                self.trustlevel = outcome.trustlevel;
                 let start = out.len();
                 self.welcome(realm, hello, outcome.identity, out);
                 for o in &mut out[start..] {
@@ -576,6 +584,9 @@ impl Session {
     }
 
     fn established(&mut self, msg: Message, out: &mut Vec<SessionOutput>) {
+        if let Err(bad) = check_client_ids(&msg) {
+            return self.violation(bad.to_string(), out);
+        }
         match msg {
             Message::Goodbye(_) => {
                 out.push(SessionOutput::Reply(Message::Goodbye(Goodbye {

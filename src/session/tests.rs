@@ -134,6 +134,76 @@ fn routes_requests_and_rejects_router_messages() {
     );
 }
 
+/// Every message a client sends that carries an ID, with the ID at 0, at 2^53 (the
+/// largest valid) and, where the codec lets it through, nothing larger.
+const CLIENT_ID_FRAMES: &[&str] = &[
+    r#"[16,{ID},{},"a.b"]"#,
+    r#"[32,{ID},{},"a.b"]"#,
+    r#"[34,{ID},7]"#,
+    r#"[34,7,{ID}]"#,
+    r#"[48,{ID},{},"a.b"]"#,
+    r#"[49,{ID},{}]"#,
+    r#"[64,{ID},{},"a.b"]"#,
+    r#"[66,{ID},7]"#,
+    r#"[66,7,{ID}]"#,
+    r#"[70,{ID},{}]"#,
+    r#"[8,68,{ID},{},"a.b"]"#,
+    r#"[337,{ID}]"#,
+];
+
+fn established_session() -> Session {
+    let mut s = session();
+    let mut out = Vec::new();
+    s.on_message(hello("realm1"), &Realms, &mut out);
+    assert_eq!(s.state, State::Established);
+    s
+}
+
+fn frame_with_id(template: &str, id: u64) -> Message {
+    let text = template.replace("{ID}", &id.to_string());
+    crate::codec::json::decode(&bytes::Bytes::from(text)).expect("test frame decodes")
+}
+
+#[test]
+fn id_zero_in_any_client_message_is_a_violation() {
+    for template in CLIENT_ID_FRAMES {
+        let mut s = established_session();
+        let mut out = Vec::new();
+        s.on_message(frame_with_id(template, 0), &Realms, &mut out);
+        assert_eq!(
+            reason(&out).as_deref(),
+            Some("wamp.error.protocol_violation"),
+            "{template} with ID 0: {out:?}"
+        );
+        assert_eq!(out.last(), Some(&SessionOutput::Close), "{template}");
+        assert_eq!(s.state, State::Closed, "{template}");
+    }
+}
+
+#[test]
+fn ids_one_and_two_pow_53_are_routed() {
+    for id in [1, crate::codec::MAX_ID] {
+        for template in CLIENT_ID_FRAMES {
+            let mut s = established_session();
+            let mut out = Vec::new();
+            let msg = frame_with_id(template, id);
+            s.on_message(msg.clone(), &Realms, &mut out);
+            assert_eq!(out, vec![SessionOutput::Route(msg)], "{template} with {id}");
+        }
+    }
+}
+
+#[test]
+fn ids_above_two_pow_53_are_refused_by_the_codec() {
+    for template in CLIENT_ID_FRAMES {
+        let text = template.replace("{ID}", &(crate::codec::MAX_ID + 1).to_string());
+        assert!(
+            crate::codec::json::decode(&bytes::Bytes::from(text)).is_err(),
+            "{template}"
+        );
+    }
+}
+
 #[test]
 fn shutdown_goodbye_waits_for_reply() {
     let mut s = session();

@@ -75,7 +75,7 @@ pub struct Ask {
 }
 
 impl Shard {
-    fn policy(&self, realm: &str) -> Option<&RealmPolicy> {
+    pub(super) fn policy(&self, realm: &str) -> Option<&RealmPolicy> {
         self.cfg
             .realms
             .iter()

@@ -46,6 +46,7 @@ pub const BROKER_FEATURES: &[&str] = &[
     "publisher_identification",
     "subscriber_blackwhite_listing",
     "pattern_based_subscription",
+    "publication_trustlevels",
     "session_meta_api",
     "subscription_meta_api",
     "subscription_revocation",
@@ -76,6 +77,8 @@ pub const DEALER_FEATURES: &[&str] = &[
     "progressive_call_invocations",
     "pattern_based_registration",
     "shared_registration",
+    "call_reroute",
+    "call_trustlevels",
     "session_meta_api",
     "registration_meta_api",
     "testament_meta_api",
@@ -262,8 +265,13 @@ impl Shard {
                     *h.realm.borrow_mut() = Some(realm.clone());
                     let sref = {
                         let core = h.core.borrow();
+                        let trustlevel = core.trustlevel.or_else(|| {
+                            self.policy(&realm)
+                                .and_then(|p| p.trustlevel(&core.authrole))
+                        });
                         SessionRef::new(h.id, self.id, &core.authid, &core.authrole, core.features)
                             .with_attributes(core.attributes.clone())
+                            .with_trustlevel(trustlevel)
                     };
                     *h.sref.borrow_mut() = Some(sref.clone());
                     let mut actions = Vec::new();

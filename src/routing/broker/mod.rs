@@ -204,6 +204,7 @@ impl Broker {
             publisher_authrole: publisher.authrole.clone(),
             publisher_attributes: publisher.attributes.clone(),
             filter,
+            publisher_trustlevel: publisher.trustlevel,
             options: msg.options,
             payload: msg.payload,
         });
@@ -244,6 +245,7 @@ impl Broker {
             publisher_authrole: Arc::from(""),
             publisher_attributes: Arc::default(),
             filter,
+            publisher_trustlevel: None,
             options,
             payload,
         });
@@ -768,6 +770,7 @@ fn event_details(p: &Publication, policy: MatchPolicy) -> EventDetails {
         ppt_serializer: o.ppt_serializer.clone(),
         ppt_cipher: o.ppt_cipher.clone(),
         ppt_keyid: o.ppt_keyid.clone(),
+        trustlevel: p.publisher_trustlevel,
         ..EventDetails::default()
     }
 }

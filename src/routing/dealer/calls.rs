@@ -26,19 +26,30 @@
 //! - An Invoke reaching a callee that left or unregistered meanwhile answers
 //!   `wamp.error.no_such_procedure` (what a single-threaded dealer would have said a moment
 //!   later); a callee leaving mid-call answers `wamp.error.canceled` (URI reference spelling).
+//! - Call rerouting: a callee's `wamp.error.unavailable` is acted on whether or not the callee
+//!   announced `call_reroute` (the URI is reserved, so it can mean nothing else). The caller's
+//!   shard reroutes, with its replica of the registration table: the registration is looked up
+//!   again by procedure and the policy picks among the callees not tried yet (`pick_other`);
+//!   none left, `single`, or a call that cannot move (a progressive call invocation, or
+//!   progressive results already forwarded) answers `wamp.error.no_available_callee`. The call
+//!   timeout keeps running across reroutes. A reroute that reaches a callee which left
+//!   meanwhile answers `no_such_procedure` (as a first Invoke would); it is not rerouted again.
+//!   To reroute, the caller's shard keeps the CALL (its encoded payload is shared, not copied)
+//!   only when the registration has more than one callee and is not `single`.
 
 use std::time::Duration;
 
 use crate::codec::uri::{self, MatchPolicy};
 use crate::codec::{
     code, Call, CallResult, Cancel, CancelMode, Id, IdField, Interrupt, InterruptOptions,
-    Invocation as InvocationMsg, InvocationDetails, Message, Payload, ResultDetails, Yield,
+    Invocation as InvocationMsg, InvocationDetails, InvokePolicy, Message, Payload, ResultDetails,
+    Yield,
 };
 
-use super::super::peer::{CallRef, GoneReason, Invoke, PeerMsg};
+use super::super::peer::{CallRef, CalleeRef, GoneReason, Invoke, PeerMsg};
 use super::super::realm::{errors, Ctx};
 use super::super::session::SessionRef;
-use super::{fail_invoke, Dealer, Invocation, OutCall, Queued};
+use super::{fail_invoke, Dealer, Invocation, OutCall, Queued, Registration, Reroute};
 use crate::routing::ids::SessionId;
 
 impl Dealer {
@@ -116,31 +127,21 @@ impl Dealer {
             );
         }
 
-        let o = &msg.options;
-        let disclose = o.disclose_me == Some(true) || reg.disclose_caller;
-        let receive_progress = o.receive_progress == Some(true);
-        let forward_progress = receive_progress && callee.features.callee_progressive_call_results;
-        let timeout_ms = o.timeout.unwrap_or(0);
-        let callee_times_out =
-            timeout_ms > 0 && reg.forward_timeout && callee.features.callee_call_timeout;
-        let details = InvocationDetails {
-            caller: disclose.then_some(IdField(caller.id)),
-            caller_authid: disclose.then(|| caller.authid.to_string()),
-            caller_authrole: disclose.then(|| caller.authrole.to_string()),
-            procedure: (reg.policy != MatchPolicy::Exact).then(|| msg.procedure.clone()),
-            receive_progress: forward_progress.then_some(true),
-            progress: progress.then_some(true),
-            timeout: callee_times_out.then_some(timeout_ms),
-            ppt_scheme: o.ppt_scheme.clone(),
-            ppt_serializer: o.ppt_serializer.clone(),
-            ppt_cipher: o.ppt_cipher.clone(),
-            ppt_keyid: o.ppt_keyid.clone(),
-            ..InvocationDetails::default()
-        };
+        let routed = Routed::new(caller, &msg, reg, &callee);
         let registration = reg.id;
+        // Kept for a reroute only where one is possible.
+        let reroute = (!progress && reg.invoke != InvokePolicy::Single && reg.callees.len() > 1)
+            .then(|| {
+                Box::new(Reroute {
+                    caller: caller.clone(),
+                    call: msg.clone(),
+                    tried: vec![callee.session],
+                })
+            });
 
+        let timeout_ms = msg.options.timeout.unwrap_or(0);
         let timeout =
-            (timeout_ms > 0 && !callee_times_out).then(|| Duration::from_millis(timeout_ms));
+            (timeout_ms > 0 && !routed.callee_times_out).then(|| Duration::from_millis(timeout_ms));
         // A timeout too large for the clock is no timeout at all.
         let deadline = timeout.and_then(|t| ctx.now.checked_add(t));
         if let Some(d) = deadline {
@@ -153,12 +154,13 @@ impl Dealer {
                 callee_shard: callee.shard,
                 registration,
                 callee_cancels: callee.features.callee_call_canceling,
-                receive_progress,
+                receive_progress: msg.options.receive_progress == Some(true),
                 timeout,
                 deadline,
                 streaming: progress,
                 was_streaming: progress,
                 killed: false,
+                reroute,
             },
         );
         self.calls_of
@@ -173,12 +175,69 @@ impl Dealer {
                 request: msg.request,
                 callee: callee.session,
                 registration,
-                details,
+                details: routed.details,
                 payload: msg.payload,
-                forward_progress,
+                forward_progress: routed.forward_progress,
                 streaming: progress,
             })),
         );
+    }
+
+    /// The callee answered `wamp.error.unavailable`: send the call to another callee, or answer
+    /// `wamp.error.no_available_callee` when none is left (spec `rpc_call_rerouting.md`).
+    /// Returns `false` when the error is to be forwarded as it is (a killed call).
+    fn reroute(&mut self, key: (SessionId, Id), ctx: &mut Ctx<'_>) -> bool {
+        let Some(out) = self.calls.get_mut(&key) else {
+            return true; // canceled / timed out / caller gone: discard
+        };
+        if out.killed {
+            return false;
+        }
+        let Some(mut rr) = out.reroute.take() else {
+            self.finish(key, ctx);
+            ctx.error_msg(
+                key.0,
+                code::CALL,
+                key.1,
+                errors::NO_AVAILABLE_CALLEE,
+                Some("the callee is unavailable and the call cannot be rerouted"),
+            );
+            return true;
+        };
+        let Some((reg, callee)) = self.pick_other(&rr.call.procedure, &rr.tried, ctx) else {
+            self.finish(key, ctx);
+            ctx.error_msg(
+                key.0,
+                code::CALL,
+                key.1,
+                errors::NO_AVAILABLE_CALLEE,
+                Some("every callee is unavailable"),
+            );
+            return true;
+        };
+        let routed = Routed::new(&rr.caller, &rr.call, reg, &callee);
+        let registration = reg.id;
+        rr.tried.push(callee.session);
+        let invoke = Invoke {
+            caller: key.0,
+            caller_shard: ctx.shard,
+            request: key.1,
+            callee: callee.session,
+            registration,
+            details: routed.details,
+            payload: rr.call.payload.clone(),
+            forward_progress: routed.forward_progress,
+            streaming: false,
+        };
+        if let Some(out) = self.calls.get_mut(&key) {
+            out.callee = callee.session;
+            out.callee_shard = callee.shard;
+            out.registration = registration;
+            out.callee_cancels = callee.features.callee_call_canceling;
+            out.reroute = Some(rr);
+        }
+        ctx.peer(callee.shard, PeerMsg::Invoke(Box::new(invoke)));
+        true
     }
 
     /// `[CANCEL, CALL.Request|id, Options|dict]`
@@ -581,6 +640,8 @@ impl Dealer {
             if !out.receive_progress {
                 return;
             }
+            // The caller has seen part of this callee's answer: no other callee may take over.
+            out.reroute = None;
             let next = out.timeout.and_then(|t| ctx.now.checked_add(t));
             if let (Some(new), Some(old)) = (next, out.deadline) {
                 out.deadline = Some(new);
@@ -609,6 +670,9 @@ impl Dealer {
         payload: Payload,
         ctx: &mut Ctx<'_>,
     ) {
+        if error.as_str() == errors::UNAVAILABLE && self.reroute((caller, request), ctx) {
+            return;
+        }
         if self.finish((caller, request), ctx).is_none() {
             return;
         }
@@ -622,6 +686,47 @@ impl Dealer {
                 payload,
             }),
         );
+    }
+}
+
+/// What a CALL becomes for one chosen callee.
+struct Routed {
+    details: InvocationDetails,
+    /// The caller asked for progressive results and the callee can send them.
+    forward_progress: bool,
+    /// The callee enforces the call's timeout itself (`forward_timeout`).
+    callee_times_out: bool,
+}
+
+impl Routed {
+    fn new(caller: &SessionRef, msg: &Call, reg: &Registration, callee: &CalleeRef) -> Self {
+        let o = &msg.options;
+        let disclose = o.disclose_me == Some(true) || reg.disclose_caller;
+        let receive_progress = o.receive_progress == Some(true);
+        let forward_progress = receive_progress && callee.features.callee_progressive_call_results;
+        let timeout_ms = o.timeout.unwrap_or(0);
+        let callee_times_out =
+            timeout_ms > 0 && reg.forward_timeout && callee.features.callee_call_timeout;
+        let details = InvocationDetails {
+            caller: disclose.then_some(IdField(caller.id)),
+            caller_authid: disclose.then(|| caller.authid.to_string()),
+            caller_authrole: disclose.then(|| caller.authrole.to_string()),
+            procedure: (reg.policy != MatchPolicy::Exact).then(|| msg.procedure.clone()),
+            receive_progress: forward_progress.then_some(true),
+            progress: (o.progress == Some(true)).then_some(true),
+            timeout: callee_times_out.then_some(timeout_ms),
+            ppt_scheme: o.ppt_scheme.clone(),
+            ppt_serializer: o.ppt_serializer.clone(),
+            ppt_cipher: o.ppt_cipher.clone(),
+            ppt_keyid: o.ppt_keyid.clone(),
+            trustlevel: caller.trustlevel,
+            ..InvocationDetails::default()
+        };
+        Routed {
+            details,
+            forward_progress,
+            callee_times_out,
+        }
     }
 }
 

@@ -132,6 +132,20 @@ struct OutCall {
     was_streaming: bool,
     /// A `kill` cancel was sent; the callee's answer ends the call.
     killed: bool,
+    /// What a reroute needs when the callee answers `wamp.error.unavailable`; `None` when no
+    /// other callee can take the call (policy `single`, one callee, a progressive call
+    /// invocation whose chunks went to this callee, progressive results already forwarded).
+    reroute: Option<Box<Reroute>>,
+}
+
+/// A call kept for rerouting (spec `rpc_call_rerouting.md`), on the caller's shard.
+#[derive(Debug)]
+struct Reroute {
+    caller: SessionRef,
+    /// The CALL as received (its payload is shared, not copied, when it is still encoded).
+    call: crate::codec::Call,
+    /// Callees that answered `wamp.error.unavailable`, and the current one.
+    tried: Vec<SessionId>,
 }
 
 /// See the module docs.
@@ -553,6 +567,39 @@ impl Dealer {
         };
         let callee = *reg.callees.get(index)?;
         Some((reg, callee))
+    }
+
+    /// The next callee for a rerouted call to `procedure`, per the invocation policy of its
+    /// registration, skipping every callee in `tried` (spec: "assuming that the unavailable
+    /// registration virtually does not exist"). `single` never reroutes.
+    fn pick_other(
+        &self,
+        procedure: &str,
+        tried: &[SessionId],
+        ctx: &mut Ctx<'_>,
+    ) -> Option<(&Registration, CalleeRef)> {
+        let (_, reg) = self.regs.best_match(procedure)?;
+        let untried = |c: &&CalleeRef| !tried.contains(&c.session);
+        let callee = match reg.invoke {
+            InvokePolicy::Single => None,
+            // `first`: the one registered after the called one; `last`: the one before.
+            InvokePolicy::First => reg.callees.iter().find(untried),
+            InvokePolicy::Last => reg.callees.iter().rev().find(untried),
+            InvokePolicy::RoundRobin => {
+                let n = reg.callees.len();
+                // At most one turn of the queue.
+                (0..n).find_map(|_| {
+                    let i = reg.rr_next.get() % n;
+                    reg.rr_next.set(i + 1);
+                    reg.callees.get(i).filter(|c| !tried.contains(&c.session))
+                })
+            }
+            InvokePolicy::Random => {
+                use rand::seq::IteratorRandom;
+                reg.callees.iter().filter(untried).choose(ctx.rng)
+            }
+        };
+        Some((reg, *callee?))
     }
 
     // ---- read access (meta API) ------------------------------------------------------------

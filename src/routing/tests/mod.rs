@@ -7,5 +7,7 @@ mod filter;
 mod fuzz;
 mod harness;
 mod meta;
+mod reroute;
 mod retention;
 mod revocation;
+mod trustlevel;
