@@ -108,8 +108,11 @@ pub const MAX_ATTRIBUTE_VALUE: usize = 512;
 /// any other key matches what the client said. Bounded: at most [`MAX_ATTRIBUTES`] entries from
 /// sources 1 and 2, keys and values longer than [`MAX_ATTRIBUTE_KEY`] / [`MAX_ATTRIBUTE_VALUE`]
 /// are skipped.
+///
+/// Kept for every joined session, so stored compactly: one sorted boxed slice (a `BTreeMap`
+/// would cost a ~500-byte node per session).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Attributes(BTreeMap<String, String>);
+pub struct Attributes(Box<[(Box<str>, Box<str>)]>);
 
 impl Attributes {
     /// See the type's docs. `hello` is every `HELLO.Details` entry (known keys included),
@@ -140,17 +143,22 @@ impl Attributes {
         }
         map.insert("authmethod".into(), authmethod.into());
         map.insert("authprovider".into(), authprovider.into());
-        Attributes(map)
+        Attributes(
+            map.into_iter()
+                .map(|(k, v): (String, String)| (k.into_boxed_str(), v.into_boxed_str()))
+                .collect(),
+        )
     }
 
     /// The value of `key`, if the session has a string detail of that name.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str)
+        let i = self.0.binary_search_by(|(k, _)| (**k).cmp(key)).ok()?;
+        Some(&self.0[i].1)
     }
 
     /// Every entry, in key order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.0.iter().map(|(k, v)| (&**k, &**v))
     }
 }
 

@@ -264,13 +264,14 @@ impl Shard {
                     }
                     *h.realm.borrow_mut() = Some(realm.clone());
                     let sref = {
-                        let core = h.core.borrow();
+                        let mut core = h.core.borrow_mut();
                         let trustlevel = core.trustlevel.or_else(|| {
                             self.policy(&realm)
                                 .and_then(|p| p.trustlevel(&core.authrole))
                         });
                         SessionRef::new(h.id, self.id, &core.authid, &core.authrole, core.features)
-                            .with_attributes(core.attributes.clone())
+                            // Moved: the session's one copy lives in its SessionRef.
+                            .with_attributes(std::mem::take(&mut core.attributes))
                             .with_trustlevel(trustlevel)
                     };
                     *h.sref.borrow_mut() = Some(sref.clone());
