@@ -91,6 +91,11 @@ impl Settings {
             "max_registrations_per_session = {}",
             l.max_registrations_per_session
         );
+        let _ = writeln!(
+            o,
+            "strict_progressive_results = {}",
+            l.strict_progressive_results
+        );
         match c.spin_before_park {
             Some(d) => {
                 let _ = writeln!(o, "spin_before_park_us = {}", d.as_micros());

@@ -139,6 +139,9 @@ pub struct Limits {
     pub max_subscriptions_per_session: usize,
     /// Registrations one session may hold.
     pub max_registrations_per_session: usize,
+    /// Progressive call results only to callees that announce call canceling (the spec's
+    /// rule); off by default (see `routing::RoutingConfig::strict_progressive_results`).
+    pub strict_progressive_results: bool,
 }
 
 impl Default for Limits {
@@ -157,6 +160,7 @@ impl Default for Limits {
             max_pending_calls_per_session: 1_000,
             max_subscriptions_per_session: 10_000,
             max_registrations_per_session: 10_000,
+            strict_progressive_results: false,
         }
     }
 }

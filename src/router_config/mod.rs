@@ -118,6 +118,7 @@ impl Limits {
             max_pending_calls_per_session: self.max_pending_calls_per_session,
             max_subscriptions_per_session: self.max_subscriptions_per_session,
             max_registrations_per_session: self.max_registrations_per_session,
+            strict_progressive_results: self.strict_progressive_results,
             ..Default::default()
         }
     }

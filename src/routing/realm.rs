@@ -82,6 +82,11 @@ pub struct RoutingConfig {
     /// How long a finished progressive call invocation's request ID is remembered, so late
     /// continuations are discarded instead of starting a new call (spec: "grace period").
     pub progressive_grace: Duration,
+    /// Progressive call results only for callees that also announced `call_canceling`, as
+    /// the spec requires. Off (the default): a callee announcing `progressive_call_results`
+    /// alone (autobahn-js 22.11, wampy 8) gets `receive_progress` too, and when its caller
+    /// goes away its further results are dropped instead of interrupting it.
+    pub strict_progressive_results: bool,
 }
 
 impl Default for RoutingConfig {
@@ -92,6 +97,7 @@ impl Default for RoutingConfig {
             max_registrations_per_session: 10_000,
             max_pending_calls_per_session: 1_000,
             progressive_grace: Duration::from_secs(60),
+            strict_progressive_results: false,
         }
     }
 }

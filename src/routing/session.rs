@@ -60,7 +60,9 @@ impl SessionRef {
 ///
 /// The spec makes some features conditional on others; [`Features::from_roles`] folds those
 /// rules in, so the fields mean "the dealer may use this with that callee":
-/// progressive call results and progressive call invocations both require call canceling.
+/// progressive call invocations require call canceling. Progressive call results require it
+/// too in the spec; the dealer applies that rule only with
+/// `RoutingConfig::strict_progressive_results` (see [`Features::callee_progressive_call_results`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
 pub struct Features {
     /// Callee announced `call_canceling`: INTERRUPT may be sent; otherwise every cancel is `skip`.
@@ -68,7 +70,8 @@ pub struct Features {
     /// Callee announced `call_timeout`: with `REGISTER.Options.forward_timeout` the timeout is
     /// forwarded in INVOCATION instead of being enforced by the dealer.
     pub callee_call_timeout: bool,
-    /// Callee may receive `INVOCATION.Details.receive_progress` (and canceling is supported).
+    /// Callee announced `progressive_call_results` (whether or not it announced canceling:
+    /// the dealer checks [`Features::callee_call_canceling`] too when the config is strict).
     pub callee_progressive_call_results: bool,
     /// Callee may receive progressive invocations (and canceling is supported).
     pub callee_progressive_call_invocations: bool,
@@ -105,8 +108,7 @@ impl Features {
         Features {
             callee_call_canceling: canceling,
             callee_call_timeout: flag("callee", "call_timeout"),
-            callee_progressive_call_results: canceling
-                && flag("callee", "progressive_call_results"),
+            callee_progressive_call_results: flag("callee", "progressive_call_results"),
             callee_progressive_call_invocations: canceling
                 && flag("callee", "progressive_call_invocations"),
             caller_progressive_call_invocations: flag("caller", "progressive_call_invocations"),
@@ -152,7 +154,9 @@ mod tests {
                 Value::Dict(dict(&[("progressive_call_results", Value::Bool(true))])),
             )])),
         )]);
-        assert!(!Features::from_roles(&no_cancel).callee_progressive_call_results);
+        // Kept as announced: whether canceling is required is the dealer's (configured) call.
+        let f = Features::from_roles(&no_cancel);
+        assert!(f.callee_progressive_call_results && !f.callee_call_canceling);
         assert_eq!(Features::from_roles(&Dict::new()), Features::default());
     }
 }

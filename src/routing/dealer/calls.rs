@@ -26,6 +26,14 @@
 //! - An Invoke reaching a callee that left or unregistered meanwhile answers
 //!   `wamp.error.no_such_procedure` (what a single-threaded dealer would have said a moment
 //!   later); a callee leaving mid-call answers `wamp.error.canceled` (URI reference spelling).
+//! - Progressive call results for a callee that announced `progressive_call_results` but not
+//!   `call_canceling` (autobahn-js 22.11, wampy 8): by default it gets `receive_progress`
+//!   anyway, since without it those clients' progressive procedures do not work at all. What
+//!   canceling would be needed for is handled without it: a caller that leaves, cancels or
+//!   times out makes the invocation "issued but not pending", so the callee's further
+//!   progressive and final YIELDs are discarded (no INTERRUPT is sent to it). With
+//!   `RoutingConfig::strict_progressive_results` the spec's rule applies: no canceling, no
+//!   progressive results (the caller then gets only the final result).
 //! - Call rerouting: a callee's `wamp.error.unavailable` is acted on whether or not the callee
 //!   announced `call_reroute` (the URI is reserved, so it can mean nothing else). The caller's
 //!   shard reroutes, with its replica of the registration table: the registration is looked up
@@ -47,7 +55,7 @@ use crate::codec::{
 };
 
 use super::super::peer::{CallRef, CalleeRef, GoneReason, Invoke, PeerMsg};
-use super::super::realm::{errors, Ctx};
+use super::super::realm::{errors, Ctx, RoutingConfig};
 use super::super::session::SessionRef;
 use super::{fail_invoke, Dealer, Invocation, OutCall, Queued, Registration, Reroute};
 use crate::routing::ids::SessionId;
@@ -127,7 +135,7 @@ impl Dealer {
             );
         }
 
-        let routed = Routed::new(caller, &msg, reg, &callee);
+        let routed = Routed::new(caller, &msg, reg, &callee, ctx.config);
         let registration = reg.id;
         // Kept for a reroute only where one is possible.
         let reroute = (!progress && reg.invoke != InvokePolicy::Single && reg.callees.len() > 1)
@@ -215,7 +223,7 @@ impl Dealer {
             );
             return true;
         };
-        let routed = Routed::new(&rr.caller, &rr.call, reg, &callee);
+        let routed = Routed::new(&rr.caller, &rr.call, reg, &callee, ctx.config);
         let registration = reg.id;
         rr.tried.push(callee.session);
         let invoke = Invoke {
@@ -699,11 +707,20 @@ struct Routed {
 }
 
 impl Routed {
-    fn new(caller: &SessionRef, msg: &Call, reg: &Registration, callee: &CalleeRef) -> Self {
+    fn new(
+        caller: &SessionRef,
+        msg: &Call,
+        reg: &Registration,
+        callee: &CalleeRef,
+        config: &RoutingConfig,
+    ) -> Self {
         let o = &msg.options;
         let disclose = o.disclose_me == Some(true) || reg.disclose_caller;
         let receive_progress = o.receive_progress == Some(true);
-        let forward_progress = receive_progress && callee.features.callee_progressive_call_results;
+        let f = &callee.features;
+        let callee_progress = f.callee_progressive_call_results
+            && (f.callee_call_canceling || !config.strict_progressive_results);
+        let forward_progress = receive_progress && callee_progress;
         let timeout_ms = o.timeout.unwrap_or(0);
         let callee_times_out =
             timeout_ms > 0 && reg.forward_timeout && callee.features.callee_call_timeout;

@@ -6,5 +6,6 @@ mod dealer;
 mod fuzz;
 mod harness;
 mod meta;
+mod progress_compat;
 mod reroute;
 mod trustlevel;
