@@ -547,6 +547,11 @@ fn route_peer(
         } => dealer.on_ack(token, registration, ctx),
         PeerMsg::UnregisterRequest(removal) => dealer.on_unregister_request(*removal, ctx),
         PeerMsg::RegistrationRemove(removal) => dealer.on_registration_remove(&removal),
+        PeerMsg::RevokeCallee {
+            registration,
+            callee,
+            reason,
+        } => dealer.on_revoke_callee(registration, callee, reason, ctx),
         // dealer: calls
         PeerMsg::Invoke(invoke) => dealer.on_invoke(*invoke, ctx),
         PeerMsg::InvokeMore {

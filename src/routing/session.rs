@@ -78,6 +78,9 @@ pub struct Features {
     /// Caller announced `progressive_call_invocations`: without it a CALL with `progress: true`
     /// is a protocol violation.
     pub caller_progressive_call_invocations: bool,
+    /// Callee announced `registration_revocation`: a revoked registration is announced to it
+    /// with `UNREGISTERED [0, {registration, reason}]` (else it is not told).
+    pub callee_registration_revocation: bool,
 }
 
 impl Features {
@@ -88,6 +91,7 @@ impl Features {
         callee_progressive_call_results: true,
         callee_progressive_call_invocations: true,
         caller_progressive_call_invocations: true,
+        callee_registration_revocation: true,
     };
 
     /// Reads `HELLO.Details.roles` (`{"caller": {"features": {...}}, "callee": {...}}`).
@@ -112,6 +116,7 @@ impl Features {
             callee_progressive_call_invocations: canceling
                 && flag("callee", "progressive_call_invocations"),
             caller_progressive_call_invocations: flag("caller", "progressive_call_invocations"),
+            callee_registration_revocation: flag("callee", "registration_revocation"),
         }
     }
 }

@@ -56,6 +56,7 @@ pub const DEALER_FEATURES: &[&str] = &[
     "shared_registration",
     "call_reroute",
     "call_trustlevels",
+    "registration_revocation",
     "session_meta_api",
     "registration_meta_api",
     "testament_meta_api",

@@ -55,6 +55,7 @@ pub fn kind(m: &PeerMsg) -> &'static str {
         PeerMsg::Lifecycle(_) => "Lifecycle",
         PeerMsg::MetaQuery { .. } => "MetaQuery",
         PeerMsg::MetaReply { .. } => "MetaReply",
+        PeerMsg::RevokeCallee { .. } => "RevokeCallee",
     }
 }
 

@@ -8,4 +8,5 @@ mod harness;
 mod meta;
 mod progress_compat;
 mod reroute;
+mod revoke;
 mod trustlevel;

@@ -18,6 +18,7 @@ const NO_CANCEL: Features = Features {
     callee_progressive_call_results: true,
     callee_progressive_call_invocations: false,
     caller_progressive_call_invocations: false,
+    callee_registration_revocation: false,
 };
 
 fn progress() -> CallOptions {
