@@ -40,8 +40,9 @@
 //!   again by procedure and the policy picks among the callees not tried yet (`pick_other`);
 //!   none left, `single`, or a call that cannot move (a progressive call invocation, or
 //!   progressive results already forwarded) answers `wamp.error.no_available_callee`. The call
-//!   timeout keeps running across reroutes. A reroute that reaches a callee which left
-//!   meanwhile answers `no_such_procedure` (as a first Invoke would); it is not rerouted again.
+//!   timeout keeps running across reroutes. A rerouted Invoke that reaches a callee which left
+//!   meanwhile (its `no_such_procedure`) goes on to the next callee; a first Invoke in that
+//!   situation still answers `no_such_procedure`, as before.
 //!   To reroute, the caller's shard keeps the CALL (its encoded payload is shared, not copied)
 //!   only when the registration has more than one callee and is not `single`.
 
@@ -189,6 +190,15 @@ impl Dealer {
                 streaming: progress,
             })),
         );
+    }
+
+    /// Whether the call was rerouted at least once (a `no_such_procedure` then comes from a
+    /// callee that left after this shard's replica chose it, and the reroute goes on).
+    fn is_rerouted(&self, key: (SessionId, Id)) -> bool {
+        self.calls
+            .get(&key)
+            .and_then(|c| c.reroute.as_ref())
+            .is_some_and(|r| r.tried.len() > 1)
     }
 
     /// The callee answered `wamp.error.unavailable`: send the call to another callee, or answer
@@ -678,7 +688,10 @@ impl Dealer {
         payload: Payload,
         ctx: &mut Ctx<'_>,
     ) {
-        if error.as_str() == errors::UNAVAILABLE && self.reroute((caller, request), ctx) {
+        let key = (caller, request);
+        let reroute = error.as_str() == errors::UNAVAILABLE
+            || (error.as_str() == errors::NO_SUCH_PROCEDURE && self.is_rerouted(key));
+        if reroute && self.reroute(key, ctx) {
             return;
         }
         if self.finish((caller, request), ctx).is_none() {
