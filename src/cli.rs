@@ -98,6 +98,11 @@ impl Settings {
         );
         let _ = writeln!(o, "max_retained_events = {}", l.max_retained_events);
         let _ = writeln!(o, "max_retained_bytes = {}", l.max_retained_bytes);
+        let _ = writeln!(
+            o,
+            "strict_progressive_results = {}",
+            l.strict_progressive_results
+        );
         match c.spin_before_park {
             Some(d) => {
                 let _ = writeln!(o, "spin_before_park_us = {}", d.as_micros());

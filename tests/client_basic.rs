@@ -1066,3 +1066,58 @@ fn local_deadline_connection_loss_and_connect_timeout() {
     let call = reports.recv_timeout(WAIT).expect("second CALL");
     assert_eq!(call[3], "com.test.dropped");
 }
+
+/// Trust levels and call rerouting as the client library sees them: the caller's trust level
+/// (from its role, `anonymous` here) is in `Invocation::details.trustlevel`, and a callee
+/// answering `wamp.error.unavailable` hands the call to the other callee.
+#[test]
+fn trustlevel_and_reroute_in_process() {
+    let mut cfg = RouterConfig::from_toml(
+        r#"
+[[realm]]
+name = "realm1"
+
+[[realm.role]]
+name = "anonymous"
+trusted = true
+trustlevel = 3
+"#,
+    )
+    .expect("config");
+    cfg.shards = 2;
+    cfg.listeners = Vec::new();
+    let router = Router::start(cfg).expect("router starts");
+    let local = router.local_connector();
+    run(move || async move {
+        let via = Via::Local(local);
+        let busy = via.connect().await.expect("busy callee joins");
+        let idle = via.connect().await.expect("idle callee joins");
+        let caller = via.connect().await.expect("caller joins");
+        let opts = || RegisterOptions {
+            invoke: Some(switchyard::client::InvokePolicy::First),
+            ..Default::default()
+        };
+        let busy_hits = Rc::new(Cell::new(0u32));
+        let hits = busy_hits.clone();
+        busy.register("com.test.tl", opts(), move |_inv| {
+            hits.set(hits.get() + 1);
+            async move { Err(CallError::new("wamp.error.unavailable")) }
+        })
+        .await
+        .expect("register busy");
+        idle.register("com.test.tl", opts(), |inv| async move {
+            let t = inv.details.trustlevel.map_or(Value::Null, Value::UInt);
+            Ok(Yield::new(vec![t], Dict::new()))
+        })
+        .await
+        .expect("register idle");
+        let r = caller
+            .call("com.test.tl", vec![], Dict::new(), CallOptions::default())
+            .await
+            .expect("rerouted call");
+        assert_eq!(r.args, vec![Value::UInt(3)]);
+        assert_eq!(busy_hits.get(), 1, "the first callee was tried first");
+    });
+    router.shutdown_handle().shutdown();
+    router.join().expect("router stops");
+}

@@ -23,7 +23,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{RouterProcess, TlsFiles};
+use common::{assert_script_ok, RouterProcess, TlsFiles};
 
 /// Concurrent sessions per case.
 const SESSIONS: &str = "16";
@@ -361,4 +361,45 @@ fn node_features() {
         .arg(format!("{ws},msgpack"))
         .arg(format!("{},json", fixture.url("rs")));
     run_client("autobahn-js features", cmd, &fixture);
+}
+
+/// Progressive results with an autobahn-js 22.11 callee (no `call_canceling`) and caller, on
+/// two shards: forwarded by default, the spec's strict rule with
+/// `--strict-progressive-results`; a caller leaving mid-call does not hurt the callee.
+fn node_progress(mode: &str, extra: &[&str]) {
+    let node = node();
+    let mut args = vec![
+        "--shards",
+        "2",
+        "--ws",
+        "127.0.0.1:0",
+        "--rs",
+        "127.0.0.1:0",
+    ];
+    args.extend_from_slice(extra);
+    let router = RouterProcess::start(&args);
+    let ws = router.endpoint("ws").url.clone();
+    let rs = router.endpoint("rs").url.clone();
+    let mut cmd = Command::new(node);
+    cmd.arg("progress.js")
+        .arg(mode)
+        .arg(format!("{ws},json"))
+        .arg(format!("{ws},msgpack"))
+        .arg(format!("{rs},json"));
+    assert_script_ok(
+        &format!("autobahn-js progress {mode}"),
+        &mut cmd,
+        Duration::from_secs(45),
+        "OK:",
+    );
+}
+
+#[test]
+fn node_progressive_results_by_default() {
+    node_progress("default", &[]);
+}
+
+#[test]
+fn node_progressive_results_strict() {
+    node_progress("strict", &["--strict-progressive-results"]);
 }

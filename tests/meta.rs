@@ -894,3 +894,46 @@ fn autobahn_python_meta() {
         "OK: meta",
     );
 }
+
+/// `wamp.registration.remove_callee` over a socket, callee and admin on (possibly) different
+/// shards: the callee leaves the registration (`on_unregister`, `on_delete`), calls find no
+/// procedure, and a callee that did not announce `registration_revocation` gets no UNREGISTERED.
+#[test]
+fn remove_callee_revokes_a_registration() {
+    let r = start();
+    let mut a = Peer::join(&r, Serializer::Json);
+    a.subscribe("wamp.registration.on_unregister", None);
+    a.subscribe("wamp.registration.on_delete", None);
+    let mut b = Peer::join(&r, Serializer::MsgPack);
+    let reg = b.register("com.example.revoked", "exact");
+    let reason = Value::from("moving endpoint");
+    assert_eq!(
+        a.call_ok(
+            "wamp.registration.remove_callee",
+            vec![Value::UInt(reg), Value::UInt(b.id), reason]
+        ),
+        Vec::<Value>::new()
+    );
+    a.event("wamp.registration.on_unregister", |x| {
+        x == [Value::UInt(b.id), Value::UInt(reg)]
+    });
+    a.event("wamp.registration.on_delete", |x| {
+        x == [Value::UInt(b.id), Value::UInt(reg)]
+    });
+    assert_eq!(
+        a.call("com.example.revoked", vec![], Dict::new()),
+        Err("wamp.error.no_such_procedure".to_owned())
+    );
+    assert_eq!(
+        a.call(
+            "wamp.registration.remove_callee",
+            vec![Value::UInt(reg), Value::UInt(b.id)],
+            Dict::new()
+        ),
+        Err("wamp.error.no_such_registration".to_owned())
+    );
+    match b.c.recv(Duration::from_millis(200)) {
+        Err(RecvError::Timeout) => {}
+        other => panic!("the callee did not announce revocation, yet got {other:?}"),
+    }
+}

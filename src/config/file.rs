@@ -48,6 +48,7 @@ pub struct RouterSection {
     pub max_registrations_per_session: Option<usize>,
     pub max_retained_events: Option<usize>,
     pub max_retained_bytes: Option<usize>,
+    pub strict_progressive_results: Option<bool>,
     pub spin_before_park_us: Option<u64>,
     pub ws_compression: Option<bool>,
     /// Client certificates (authmethod `tls`), as `--tls-client-ca` / `--tls-client-auth`.

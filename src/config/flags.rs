@@ -105,6 +105,10 @@ pub struct Args {
     /// Encoded bytes of retained events one realm keeps.
     #[arg(long, value_name = "BYTES")]
     pub max_retained_bytes: Option<usize>,
+    /// Send progressive call results only to callees that announce call canceling, as the
+    /// spec requires (by default a callee announcing progressive_call_results alone gets them).
+    #[arg(long)]
+    pub strict_progressive_results: bool,
     /// Microseconds an idle shard spins before parking (lower latency, more CPU).
     #[arg(long, value_name = "US")]
     pub spin_before_park_us: Option<u64>,

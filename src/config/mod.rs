@@ -147,6 +147,9 @@ pub struct Limits {
     pub max_retained_events: usize,
     /// Encoded bytes of retained events one realm keeps.
     pub max_retained_bytes: usize,
+    /// Progressive call results only to callees that announce call canceling (the spec's
+    /// rule); off by default (see `routing::RoutingConfig::strict_progressive_results`).
+    pub strict_progressive_results: bool,
 }
 
 impl Default for Limits {
@@ -168,6 +171,7 @@ impl Default for Limits {
             max_registrations_per_session: 10_000,
             max_retained_events: 10_000,
             max_retained_bytes: 16 * 1024 * 1024,
+            strict_progressive_results: false,
         }
     }
 }

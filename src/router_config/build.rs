@@ -302,6 +302,8 @@ fn limits(args: &Args, r: &RouterSection, l: &mut Limits) -> Result<(), ConfigEr
     if let Some(v) = args.max_retained_bytes.or(r.max_retained_bytes) {
         l.max_retained_bytes = v;
     }
+    l.strict_progressive_results =
+        args.strict_progressive_results || r.strict_progressive_results == Some(true);
     for (key, flag, file, slot) in [
         (
             "max_pending_calls_per_session",

@@ -149,6 +149,7 @@ impl Limits {
                 max_events: self.max_retained_events,
                 max_bytes: self.max_retained_bytes,
             },
+            strict_progressive_results: self.strict_progressive_results,
             ..Default::default()
         }
     }

@@ -26,6 +26,8 @@
 //!                  H --RegistrationAdd--> every X != H; H and every X --RegistrationAck--> S
 //!                  or H --RegisterRejected--> S
 //! UNREGISTER/leave: S --UnregisterRequest--> H --RegistrationRemove--> every X != H
+//! wamp.registration.remove_callee on Q, callee on K: Q --RevokeCallee--> K, then K as for
+//!                  UNREGISTER (K --UnregisterRequest--> H …)
 //! CALL on C, callee on K:  C --Invoke--> K; K --CallResult / CallError--> C
 //!                  progressive invocations: C --InvokeMore--> K
 //!                  cancel (kill): C --Interrupt--> K; skip / killnowait / timeout / caller
@@ -126,6 +128,16 @@ pub enum PeerMsg {
     UnregisterRequest(Box<CalleeRemoval>),
     /// From the home shard to every other shard: apply the removal.
     RegistrationRemove(Box<CalleeRemoval>),
+    /// Any shard (a `wamp.registration.remove_callee` call) to the callee's shard: `callee` no
+    /// longer provides `registration`. The callee's shard removes it as if the callee had sent
+    /// UNREGISTER and tells the callee with `UNREGISTERED [0, {registration, reason}]` if it
+    /// announced `registration_revocation`. Not acknowledged; a callee that left or
+    /// unregistered meanwhile makes it a no-op.
+    RevokeCallee {
+        registration: Id,
+        callee: SessionId,
+        reason: Option<String>,
+    },
 
     // ---- dealer: calls ------------------------------------------------------------------
     /// Caller's shard to callee's shard: invoke.

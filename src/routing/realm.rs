@@ -88,6 +88,11 @@ pub struct RoutingConfig {
     pub retention: RetentionLimits,
     /// The embedder's publish filter, asked per eligible subscriber (see [`super::filter`]).
     pub publish_filter: Option<SharedPublishFilter>,
+    /// Progressive call results only for callees that also announced `call_canceling`, as
+    /// the spec requires. Off (the default): a callee announcing `progressive_call_results`
+    /// alone (autobahn-js 22.11, wampy 8) gets `receive_progress` too, and when its caller
+    /// goes away its further results are dropped instead of interrupting it.
+    pub strict_progressive_results: bool,
 }
 
 impl Default for RoutingConfig {
@@ -103,6 +108,7 @@ impl Default for RoutingConfig {
                 max_events: 10_000,
                 max_bytes: 16 * 1024 * 1024,
             },
+            strict_progressive_results: false,
         }
     }
 }
@@ -555,6 +561,11 @@ fn route_peer(
         } => dealer.on_ack(token, registration, ctx),
         PeerMsg::UnregisterRequest(removal) => dealer.on_unregister_request(*removal, ctx),
         PeerMsg::RegistrationRemove(removal) => dealer.on_registration_remove(&removal),
+        PeerMsg::RevokeCallee {
+            registration,
+            callee,
+            reason,
+        } => dealer.on_revoke_callee(registration, callee, reason, ctx),
         // dealer: calls
         PeerMsg::Invoke(invoke) => dealer.on_invoke(*invoke, ctx),
         PeerMsg::InvokeMore {

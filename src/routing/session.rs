@@ -168,7 +168,9 @@ impl Attributes {
 ///
 /// The spec makes some features conditional on others; [`Features::from_roles`] folds those
 /// rules in, so the fields mean "the dealer may use this with that callee":
-/// progressive call results and progressive call invocations both require call canceling.
+/// progressive call invocations require call canceling. Progressive call results require it
+/// too in the spec; the dealer applies that rule only with
+/// `RoutingConfig::strict_progressive_results` (see [`Features::callee_progressive_call_results`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
 pub struct Features {
     /// Callee announced `call_canceling`: INTERRUPT may be sent; otherwise every cancel is `skip`.
@@ -176,7 +178,8 @@ pub struct Features {
     /// Callee announced `call_timeout`: with `REGISTER.Options.forward_timeout` the timeout is
     /// forwarded in INVOCATION instead of being enforced by the dealer.
     pub callee_call_timeout: bool,
-    /// Callee may receive `INVOCATION.Details.receive_progress` (and canceling is supported).
+    /// Callee announced `progressive_call_results` (whether or not it announced canceling:
+    /// the dealer checks [`Features::callee_call_canceling`] too when the config is strict).
     pub callee_progressive_call_results: bool,
     /// Callee may receive progressive invocations (and canceling is supported).
     pub callee_progressive_call_invocations: bool,
@@ -186,6 +189,9 @@ pub struct Features {
     /// Subscriber announced `subscription_revocation`: a revoked subscription is told with
     /// `UNSUBSCRIBED [0, {subscription, reason}]`; otherwise it is removed silently.
     pub subscriber_subscription_revocation: bool,
+    /// Callee announced `registration_revocation`: a revoked registration is announced to it
+    /// with `UNREGISTERED [0, {registration, reason}]` (else it is not told).
+    pub callee_registration_revocation: bool,
 }
 
 impl Features {
@@ -197,6 +203,7 @@ impl Features {
         callee_progressive_call_invocations: true,
         caller_progressive_call_invocations: true,
         subscriber_subscription_revocation: true,
+        callee_registration_revocation: true,
     };
 
     /// Reads `HELLO.Details.roles` (`{"caller": {"features": {...}}, "callee": {...}}`).
@@ -217,12 +224,12 @@ impl Features {
         Features {
             callee_call_canceling: canceling,
             callee_call_timeout: flag("callee", "call_timeout"),
-            callee_progressive_call_results: canceling
-                && flag("callee", "progressive_call_results"),
+            callee_progressive_call_results: flag("callee", "progressive_call_results"),
             callee_progressive_call_invocations: canceling
                 && flag("callee", "progressive_call_invocations"),
             caller_progressive_call_invocations: flag("caller", "progressive_call_invocations"),
             subscriber_subscription_revocation: flag("subscriber", "subscription_revocation"),
+            callee_registration_revocation: flag("callee", "registration_revocation"),
         }
     }
 }
@@ -294,7 +301,9 @@ mod tests {
                 Value::Dict(dict(&[("progressive_call_results", Value::Bool(true))])),
             )])),
         )]);
-        assert!(!Features::from_roles(&no_cancel).callee_progressive_call_results);
+        // Kept as announced: whether canceling is required is the dealer's (configured) call.
+        let f = Features::from_roles(&no_cancel);
+        assert!(f.callee_progressive_call_results && !f.callee_call_canceling);
         assert_eq!(Features::from_roles(&Dict::new()), Features::default());
     }
 }

@@ -8,7 +8,7 @@
 //! travel through the mesh, batched per destination per turn of work.
 //!
 //! This file is a shard's state and how it carries out the routing core's actions
-//! ([`Shard::apply_actions`]); `router.rs` starts and stops the shards (binding, `shard_main`,
+//! (`Shard::apply_actions`); `router.rs` starts and stops the shards (binding, `shard_main`,
 //! accept loops); `conn.rs` drives one connection; `mesh.rs` is the cross-shard channel.
 
 pub mod authorizer;
@@ -79,6 +79,7 @@ pub const DEALER_FEATURES: &[&str] = &[
     "shared_registration",
     "call_reroute",
     "call_trustlevels",
+    "registration_revocation",
     "session_meta_api",
     "registration_meta_api",
     "testament_meta_api",

@@ -26,14 +26,23 @@
 //! - An Invoke reaching a callee that left or unregistered meanwhile answers
 //!   `wamp.error.no_such_procedure` (what a single-threaded dealer would have said a moment
 //!   later); a callee leaving mid-call answers `wamp.error.canceled` (URI reference spelling).
+//! - Progressive call results for a callee that announced `progressive_call_results` but not
+//!   `call_canceling` (autobahn-js 22.11, wampy 8): by default it gets `receive_progress`
+//!   anyway, since without it those clients' progressive procedures do not work at all. What
+//!   canceling would be needed for is handled without it: a caller that leaves, cancels or
+//!   times out makes the invocation "issued but not pending", so the callee's further
+//!   progressive and final YIELDs are discarded (no INTERRUPT is sent to it). With
+//!   `RoutingConfig::strict_progressive_results` the spec's rule applies: no canceling, no
+//!   progressive results (the caller then gets only the final result).
 //! - Call rerouting: a callee's `wamp.error.unavailable` is acted on whether or not the callee
 //!   announced `call_reroute` (the URI is reserved, so it can mean nothing else). The caller's
 //!   shard reroutes, with its replica of the registration table: the registration is looked up
 //!   again by procedure and the policy picks among the callees not tried yet (`pick_other`);
 //!   none left, `single`, or a call that cannot move (a progressive call invocation, or
 //!   progressive results already forwarded) answers `wamp.error.no_available_callee`. The call
-//!   timeout keeps running across reroutes. A reroute that reaches a callee which left
-//!   meanwhile answers `no_such_procedure` (as a first Invoke would); it is not rerouted again.
+//!   timeout keeps running across reroutes. A rerouted Invoke that reaches a callee which left
+//!   meanwhile (its `no_such_procedure`) goes on to the next callee; a first Invoke in that
+//!   situation still answers `no_such_procedure`, as before.
 //!   To reroute, the caller's shard keeps the CALL (its encoded payload is shared, not copied)
 //!   only when the registration has more than one callee and is not `single`.
 
@@ -47,7 +56,7 @@ use crate::codec::{
 };
 
 use super::super::peer::{CallRef, CalleeRef, GoneReason, Invoke, PeerMsg};
-use super::super::realm::{errors, Ctx};
+use super::super::realm::{errors, Ctx, RoutingConfig};
 use super::super::session::SessionRef;
 use super::{fail_invoke, Dealer, Invocation, OutCall, Queued, Registration, Reroute};
 use crate::routing::ids::SessionId;
@@ -127,7 +136,7 @@ impl Dealer {
             );
         }
 
-        let routed = Routed::new(caller, &msg, reg, &callee);
+        let routed = Routed::new(caller, &msg, reg, &callee, ctx.config);
         let registration = reg.id;
         // Kept for a reroute only where one is possible.
         let reroute = (!progress && reg.invoke != InvokePolicy::Single && reg.callees.len() > 1)
@@ -183,6 +192,15 @@ impl Dealer {
         );
     }
 
+    /// Whether the call was rerouted at least once (a `no_such_procedure` then comes from a
+    /// callee that left after this shard's replica chose it, and the reroute goes on).
+    fn is_rerouted(&self, key: (SessionId, Id)) -> bool {
+        self.calls
+            .get(&key)
+            .and_then(|c| c.reroute.as_ref())
+            .is_some_and(|r| r.tried.len() > 1)
+    }
+
     /// The callee answered `wamp.error.unavailable`: send the call to another callee, or answer
     /// `wamp.error.no_available_callee` when none is left (spec `rpc_call_rerouting.md`).
     /// Returns `false` when the error is to be forwarded as it is (a killed call).
@@ -215,7 +233,7 @@ impl Dealer {
             );
             return true;
         };
-        let routed = Routed::new(&rr.caller, &rr.call, reg, &callee);
+        let routed = Routed::new(&rr.caller, &rr.call, reg, &callee, ctx.config);
         let registration = reg.id;
         rr.tried.push(callee.session);
         let invoke = Invoke {
@@ -670,7 +688,10 @@ impl Dealer {
         payload: Payload,
         ctx: &mut Ctx<'_>,
     ) {
-        if error.as_str() == errors::UNAVAILABLE && self.reroute((caller, request), ctx) {
+        let key = (caller, request);
+        let reroute = error.as_str() == errors::UNAVAILABLE
+            || (error.as_str() == errors::NO_SUCH_PROCEDURE && self.is_rerouted(key));
+        if reroute && self.reroute(key, ctx) {
             return;
         }
         if self.finish((caller, request), ctx).is_none() {
@@ -699,11 +720,20 @@ struct Routed {
 }
 
 impl Routed {
-    fn new(caller: &SessionRef, msg: &Call, reg: &Registration, callee: &CalleeRef) -> Self {
+    fn new(
+        caller: &SessionRef,
+        msg: &Call,
+        reg: &Registration,
+        callee: &CalleeRef,
+        config: &RoutingConfig,
+    ) -> Self {
         let o = &msg.options;
         let disclose = o.disclose_me == Some(true) || reg.disclose_caller;
         let receive_progress = o.receive_progress == Some(true);
-        let forward_progress = receive_progress && callee.features.callee_progressive_call_results;
+        let f = &callee.features;
+        let callee_progress = f.callee_progressive_call_results
+            && (f.callee_call_canceling || !config.strict_progressive_results);
+        let forward_progress = receive_progress && callee_progress;
         let timeout_ms = o.timeout.unwrap_or(0);
         let callee_times_out =
             timeout_ms > 0 && reg.forward_timeout && callee.features.callee_call_timeout;

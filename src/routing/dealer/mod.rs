@@ -289,6 +289,46 @@ impl Dealer {
         );
     }
 
+    /// `wamp.registration.remove_callee` reached the callee's shard (spec
+    /// `rpc_registration_revocation.md`): the callee is removed from the registration as if it
+    /// had unregistered; it hears of it only if it announced `registration_revocation` (else
+    /// the spec forbids the UNREGISTERED). Invocations in flight stay valid, as for UNREGISTER.
+    pub(crate) fn on_revoke_callee(
+        &mut self,
+        registration: Id,
+        callee: SessionId,
+        reason: Option<String>,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let Some(state) = self.callees.get_mut(&callee) else {
+            return; // left meanwhile
+        };
+        let reg = match state.regs.get(&registration) {
+            Some(r) if r.active => state.regs.remove(&registration),
+            _ => None, // unregistered meanwhile, or still pending (not granted yet)
+        };
+        let Some(reg) = reg else {
+            return;
+        };
+        let tell = state.features.callee_registration_revocation;
+        report(ctx, registration, &reg, callee, false);
+        Self::request_removal(callee, registration, reg.policy, reg.procedure, ctx);
+        if tell {
+            let mut details = crate::codec::Dict::new();
+            details.insert("registration".into(), Value::UInt(registration));
+            if let Some(r) = reason {
+                details.insert("reason".into(), Value::Str(r));
+            }
+            ctx.send(
+                callee,
+                Message::Unregistered(Unregistered {
+                    request: 0,
+                    details: Some(details),
+                }),
+            );
+        }
+    }
+
     pub(crate) fn session_left(&mut self, session: SessionId, ctx: &mut Ctx<'_>) {
         self.caller_left(session, ctx);
         self.callee_left(session, ctx);

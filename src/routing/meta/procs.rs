@@ -7,7 +7,7 @@ use crate::codec::{self, Call, Dict, Id, Message, Options, Payload, PublishOptio
 use super::super::broker::Broker;
 use super::super::dealer::{Dealer, Registration};
 use super::super::ids::SessionId;
-use super::super::peer::{KillTarget, MetaQuery};
+use super::super::peer::{KillTarget, MetaQuery, PeerMsg};
 use super::super::realm::{errors, Ctx};
 use super::{
     reg_details, sub_details, testament_size, Kind, Meta, Testament, MAX_TESTAMENTS,
@@ -40,6 +40,7 @@ pub const PROCEDURES: &[&str] = &[
     "wamp.registration.get",
     "wamp.registration.list_callees",
     "wamp.registration.count_callees",
+    "wamp.registration.remove_callee",
 ];
 
 /// Whether a CALL is for the meta API (the prefix test first: ordinary calls, the hot path,
@@ -153,6 +154,19 @@ fn kill_kwargs(kwargs: &Dict) -> Result<(Uri, String), Fail> {
         Some(_) => return Err(bad("message must be a string")),
     };
     Ok((reason, message))
+}
+
+/// `wamp.registration.remove_callee(registration, callee, reason?)`; the reason may also be
+/// the keyword argument `reason`.
+fn remove_callee_args(args: &[Value], kwargs: &Dict) -> Result<(Id, Id, Option<String>), Fail> {
+    let registration = arg_id(args, 0, "registration")?;
+    let callee = arg_id(args, 1, "callee")?;
+    let reason = match args.get(2).or_else(|| kwargs.get("reason")) {
+        None | Some(Value::Null) => None,
+        Some(Value::Str(s)) => Some(s.clone()),
+        Some(_) => return Err(bad("reason must be a string")),
+    };
+    Ok((registration, callee, reason))
 }
 
 /// `scope` keyword argument of the testament procedures.
@@ -320,6 +334,36 @@ impl Meta {
                     }
                 }
                 Ok(Done::Now(vec![Value::UInt(n as u64)]))
+            }
+            "wamp.registration.remove_callee" => {
+                let (registration, callee, reason) = remove_callee_args(&args, &kwargs)?;
+                let shard = dealer
+                    .registration(registration)
+                    .ok_or_else(|| {
+                        (
+                            errors::NO_SUCH_REGISTRATION,
+                            "no registration with this ID".to_owned(),
+                        )
+                    })?
+                    .callees
+                    .iter()
+                    .find(|c| c.session == callee)
+                    .ok_or_else(|| {
+                        (
+                            errors::NO_SUCH_SESSION,
+                            "the session is not a callee of this registration".to_owned(),
+                        )
+                    })?
+                    .shard;
+                ctx.peer(
+                    shard,
+                    PeerMsg::RevokeCallee {
+                        registration,
+                        callee,
+                        reason,
+                    },
+                );
+                Ok(Done::Now(Vec::new()))
             }
             p if p.starts_with("wamp.subscription.") => {
                 subscription(broker, p, &args, &kwargs, gather)

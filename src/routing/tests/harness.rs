@@ -58,6 +58,7 @@ pub fn kind(m: &PeerMsg) -> &'static str {
         PeerMsg::MetaQuery { .. } => "MetaQuery",
         PeerMsg::MetaReply { .. } => "MetaReply",
         PeerMsg::RevokeSubscription { .. } => "RevokeSubscription",
+        PeerMsg::RevokeCallee { .. } => "RevokeCallee",
     }
 }
 
