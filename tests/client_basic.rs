@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::{run, wait_until, TEST_DEADLINE, WAIT};
+
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -15,11 +17,6 @@ use switchyard::client::{
 use switchyard::config::{ListenAddr, ListenerConfig, ListenerKind};
 use switchyard::shard::Router;
 use switchyard::RouterConfig;
-
-/// Bound on the whole test body.
-const TEST_DEADLINE: Duration = Duration::from_secs(60);
-/// Bound on waiting for something that should happen.
-const WAIT: Duration = Duration::from_secs(5);
 
 fn start_router() -> Router {
     let listener = |kind| ListenerConfig {
@@ -45,41 +42,6 @@ fn endpoint(router: &Router, scheme: &str) -> String {
         .find(|u| u.starts_with(&format!("{scheme}://")))
         .unwrap_or_else(|| panic!("no {scheme} endpoint in {:?}", router.endpoints()))
         .clone()
-}
-
-/// Runs `body` in a glommio executor on this thread, bounded by [`TEST_DEADLINE`].
-fn run<F, Fut>(body: F)
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()> + 'static,
-{
-    glommio::LocalExecutorBuilder::default()
-        .spawn(move || async move {
-            let done = futures_lite::future::or(
-                async {
-                    body().await;
-                    true
-                },
-                async {
-                    glommio::timer::sleep(TEST_DEADLINE).await;
-                    false
-                },
-            )
-            .await;
-            assert!(done, "test body did not finish within {TEST_DEADLINE:?}");
-        })
-        .expect("executor starts")
-        .join()
-        .expect("executor ends");
-}
-
-/// Waits (bounded) until `f` holds.
-async fn wait_until(what: &str, f: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
-        glommio::timer::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 fn uint(v: &Value) -> u64 {

@@ -2,10 +2,13 @@
 //! detail (`exclude_<key>` / `eligible_<key>`), its details in `wamp.session.get`, the
 //! embedder's publish filter, event retention, and subscription revocation.
 
+mod common;
+
+use common::{run, wait_until};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use switchyard::client::{
     CallOptions, Client, ClientConfig, Dict, Event, PublishOptions, Serializer, SubscribeOptions,
@@ -18,11 +21,6 @@ use switchyard::routing::{PublishFilter, SharedPublishFilter};
 use switchyard::shard::Router;
 use switchyard::RouterConfig;
 
-/// Bound on the whole test body.
-const TEST_DEADLINE: Duration = Duration::from_secs(60);
-/// Bound on waiting for something that should happen.
-const WAIT: Duration = Duration::from_secs(5);
-
 fn start_router(cfg: RouterConfig) -> Router {
     Router::start(RouterConfig {
         shards: 2,
@@ -34,41 +32,6 @@ fn start_router(cfg: RouterConfig) -> Router {
         ..cfg
     })
     .expect("router starts")
-}
-
-/// Runs `body` in a glommio executor on this thread, bounded by [`TEST_DEADLINE`].
-fn run<F, Fut>(body: F)
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()> + 'static,
-{
-    glommio::LocalExecutorBuilder::default()
-        .spawn(move || async move {
-            let done = futures_lite::future::or(
-                async {
-                    body().await;
-                    true
-                },
-                async {
-                    glommio::timer::sleep(TEST_DEADLINE).await;
-                    false
-                },
-            )
-            .await;
-            assert!(done, "test body did not finish within {TEST_DEADLINE:?}");
-        })
-        .expect("executor starts")
-        .join()
-        .expect("executor ends");
-}
-
-/// Waits (bounded) until `f` holds.
-async fn wait_until(what: &str, f: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
-        glommio::timer::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 fn config(url: &str) -> ClientConfig {

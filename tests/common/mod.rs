@@ -16,9 +16,13 @@
 #![allow(dead_code)]
 
 mod client;
+mod exec;
 mod scrape;
 
 pub use client::*;
+// Only the tests of the client library run an executor.
+#[allow(unused_imports)]
+pub use exec::*;
 // Not every test crate reads metrics.
 #[allow(unused_imports)]
 pub use scrape::*;

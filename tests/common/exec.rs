@@ -1,0 +1,43 @@
+//! Running a test body in a glommio executor (the client library's runtime), bounded in time.
+
+use std::time::{Duration, Instant};
+
+/// Bound on a whole test body run by [`run`].
+pub const TEST_DEADLINE: Duration = Duration::from_secs(60);
+/// Bound on waiting for something that should happen ([`wait_until`]).
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// Runs `body` in a glommio executor on this thread, bounded by [`TEST_DEADLINE`].
+pub fn run<F, Fut>(body: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    glommio::LocalExecutorBuilder::default()
+        .spawn(move || async move {
+            let done = futures_lite::future::or(
+                async {
+                    body().await;
+                    true
+                },
+                async {
+                    glommio::timer::sleep(TEST_DEADLINE).await;
+                    false
+                },
+            )
+            .await;
+            assert!(done, "test body did not finish within {TEST_DEADLINE:?}");
+        })
+        .expect("executor starts")
+        .join()
+        .expect("executor ends");
+}
+
+/// Waits (at most [`WAIT`]) until `f` holds.
+pub async fn wait_until(what: &str, f: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+}
