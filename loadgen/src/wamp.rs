@@ -142,49 +142,6 @@ pub fn read_stamp(p: &Payload) -> Option<(u64, u64)> {
     }
 }
 
-/// The fan-out fast path: for a MessagePack EVENT frame `[36, sub, pub, details, args?, …]`
-/// whose details are a small flat map (what the router sends without disclosure options),
-/// `Some(stamp)` read straight from the frame, without decoding it into a `Message` (decoding
-/// and moving the message cost loadgen more CPU than the router spends sending it). `None`
-/// when the frame is anything else or unusual: the caller decodes it in full.
-pub fn msgpack_event_stamp(frame: &[u8]) -> Option<Option<(u64, u64)>> {
-    let len = match *frame.first()? {
-        n @ 0x94..=0x96 => (n - 0x90) as usize,
-        _ => return None,
-    };
-    if *frame.get(1)? != 36 {
-        return None;
-    }
-    let (_, rest) = msgpack_uint(frame.get(2..)?)?;
-    let (_, rest) = msgpack_uint(rest)?;
-    let pairs = match *rest.first()? {
-        n @ 0x80..=0x8f => (n - 0x80) as usize,
-        _ => return None,
-    };
-    let mut rest = &rest[1..];
-    for _ in 0..pairs * 2 {
-        rest = msgpack_skip_scalar(rest)?;
-    }
-    if len == 4 {
-        return Some(None);
-    }
-    Some(msgpack_two_uints(rest))
-}
-
-/// Skips one MessagePack nil, bool, unsigned integer or string; None for anything else.
-fn msgpack_skip_scalar(b: &[u8]) -> Option<&[u8]> {
-    let n = match *b.first()? {
-        0xc0 | 0xc2 | 0xc3 => return b.get(1..),
-        0x00..=0x7f => return b.get(1..),
-        0xcc..=0xcf => return msgpack_uint(b).map(|(_, r)| r),
-        m @ 0xa0..=0xbf => 1 + (m - 0xa0) as usize,
-        0xd9 => 2 + *b.get(1)? as usize,
-        0xda => 3 + u16::from_be_bytes([*b.get(1)?, *b.get(2)?]) as usize,
-        _ => return None,
-    };
-    b.get(n..)
-}
-
 fn msgpack_two_uints(b: &[u8]) -> Option<(u64, u64)> {
     let rest = match *b.first()? {
         0x90..=0x9f => &b[1..],
@@ -250,59 +207,6 @@ fn json_two_uints(b: &[u8]) -> Option<(u64, u64)> {
 mod tests {
     use super::*;
     use switchyard::codec;
-
-    /// The EVENT fast path reads what a full decode reads, and declines (None) whatever it
-    /// does not handle, so the caller falls back to decoding.
-    #[test]
-    fn event_fast_path_agrees_with_decode() {
-        use switchyard::codec::{Dict, Event, EventDetails};
-        let pad = pad_for(64);
-        let with_details = EventDetails {
-            topic: Some("com.example.t".into()),
-            publisher: Some(switchyard::codec::options::IdField(1 << 40)),
-            retained: Some(true),
-            ..Default::default()
-        };
-        let mut nested = EventDetails::default();
-        let mut x = Dict::new();
-        x.insert("x".into(), Value::List(vec![Value::UInt(1)]));
-        nested.extra = x;
-        let none = EventDetails::default;
-        for (i, (details, payload)) in [
-            (none(), stamped(u64::MAX - 3, 7, &pad)),
-            (with_details.clone(), stamped(123, 1 << 33, &pad)),
-            (none(), Payload::default()),
-            (none(), Payload::args(vec![Value::Str("not ours".into())])),
-            (nested, stamped(5, 6, &pad)),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let frame = codec::encode(
-                Serializer::MsgPack,
-                &Message::Event(Event {
-                    subscription: 1 + i as u64 * 1000,
-                    publication: (1 << 52) + i as u64,
-                    details,
-                    payload,
-                }),
-            );
-            let Ok(Message::Event(ev)) = codec::decode(Serializer::MsgPack, &frame) else {
-                panic!("case {i}: not an EVENT");
-            };
-            match msgpack_event_stamp(&frame) {
-                Some(stamp) => assert_eq!(stamp, read_stamp(&ev.payload), "case {i}"),
-                None => assert_eq!(i, 4, "case {i}: declined a plain EVENT"),
-            }
-        }
-        // Not an EVENT: declined.
-        let published = codec::encode(
-            Serializer::MsgPack,
-            &publish(3, &"t".into(), false, Payload::default()),
-        );
-        assert_eq!(msgpack_event_stamp(&published), None);
-        assert_eq!(msgpack_event_stamp(&[0x95, 36]), None);
-    }
 
     /// A stamp survives encoding and decoding in both serializers, for small and large values.
     #[test]

@@ -16,7 +16,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
-use switchyard::codec::{self, Message, Serializer, Uri};
+use switchyard::codec::{self, Message, Uri};
 
 use super::{open_sessions, sleep_until, Env, Notify, Pace, Session};
 use crate::clock::now_ns;
@@ -116,26 +116,15 @@ async fn subscriber(ctx: ShardCtx, mut sess: Session) {
         };
         let now = now_ns();
         let mut n = 0;
-        let mut handle = |frame: bytes::Bytes| {
-            if ser == Serializer::MsgPack {
-                if let Some(stamp) = wamp::msgpack_event_stamp(&frame) {
-                    n += 1;
-                    if let Some((sent, _)) = stamp {
-                        ctx.latency.record(sent, now);
-                    }
-                    return;
+        let mut handle = |frame: bytes::Bytes| match codec::decode(ser, &frame) {
+            Ok(Message::Event(ev)) => {
+                n += 1;
+                if let Some((sent, _)) = wamp::read_stamp(&ev.payload) {
+                    ctx.latency.record(sent, now);
                 }
             }
-            match codec::decode(ser, &frame) {
-                Ok(Message::Event(ev)) => {
-                    n += 1;
-                    if let Some((sent, _)) = wamp::read_stamp(&ev.payload) {
-                        ctx.latency.record(sent, now);
-                    }
-                }
-                Ok(_) => {}
-                Err(_) => bump(&ctx.counters.errors, 1),
-            }
+            Ok(_) => {}
+            Err(_) => bump(&ctx.counters.errors, 1),
         };
         handle(frame);
         while let Ok(Some(f)) = sess.r.buffered_frame() {
