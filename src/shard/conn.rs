@@ -7,17 +7,18 @@
 //! byte stream so TCP, Unix sockets and TLS share one path.
 
 use super::deadlines::{Expired, ReadDeadlines};
+use super::handshake::{rawsocket_handshake, websocket_handshake, Handshaking};
 use super::outbound::{OutFrame, Outbound};
 use super::signal::Signal;
 use super::Shard;
 use crate::codec::{self, Id, Serializer};
 use crate::config::{ListenerConfig, ListenerKind};
 use crate::metrics::{local_shard, with_local, Limit};
-use crate::net::rawsocket::{self, RawFrame, RejectCode, SerializerId};
+use crate::net::rawsocket::{self, RawFrame};
 use crate::net::websocket::{self, Role, WsEvent};
 use crate::session::{Session, State};
 use bytes::{BufMut, Bytes, BytesMut};
-use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures_lite::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use std::cell::RefCell;
 use std::fmt;
 use std::future::poll_fn;
@@ -45,7 +46,7 @@ const INPUT_PER_TURN: usize = 64;
 pub(super) const PREEMPT_TIMER: Duration = Duration::from_millis(2);
 
 /// The framing a session's transport uses, reader side.
-enum Deframer {
+pub(super) enum Deframer {
     Raw(rawsocket::FrameDecoder),
     Ws(Box<websocket::FrameDecoder>),
 }
@@ -62,7 +63,7 @@ impl Deframer {
 }
 
 /// The framing a session's transport uses, writer side.
-enum Framer {
+pub(super) enum Framer {
     Raw { peer_max: usize },
     Ws(Box<websocket::FrameEncoder>),
 }
@@ -139,7 +140,7 @@ impl SessionHandle {
 
 /// Reads the next bytes into `buf`, through the shard's shared scratch buffer so an idle
 /// session holds no read buffer of its own.
-async fn read_some<R: AsyncRead + Unpin>(
+pub(super) async fn read_some<R: AsyncRead + Unpin>(
     shard: &Shard,
     r: &mut R,
     buf: &mut BytesMut,
@@ -253,179 +254,6 @@ async fn transport<S>(
         shard, stream, serializer, deframer, framer, leftover, channel,
     )
     .await;
-}
-
-type Negotiated = (Serializer, Deframer, Framer, BytesMut);
-
-/// Counts a connection in `switchyard_connections` while its TLS and transport handshakes run;
-/// once they succeed the session counts itself ([`SessionHandle::open`]).
-struct Handshaking(std::sync::Arc<crate::metrics::ShardMetrics>);
-
-impl Handshaking {
-    fn count(metrics: &std::sync::Arc<crate::metrics::ShardMetrics>) -> Self {
-        metrics.connections.inc();
-        Handshaking(metrics.clone())
-    }
-}
-
-impl Drop for Handshaking {
-    fn drop(&mut self) {
-        self.0.connections.dec();
-    }
-}
-
-async fn rawsocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
-    shard: &Shard,
-    stream: &mut S,
-    over_limit: bool,
-) -> Option<Negotiated> {
-    let mut req = [0u8; 4];
-    stream.read_exact(&mut req).await.ok()?;
-    let hello = match rawsocket::parse_client_handshake(req) {
-        Ok(h) => h,
-        Err(e) => {
-            tracing::debug!(shard = shard.id, "RawSocket handshake refused: {e}");
-            if let Some(reply) = e.reply() {
-                let _ = stream.write_all(&reply).await;
-            }
-            return None;
-        }
-    };
-    let serializer = match hello.serializer {
-        SerializerId::JSON => Serializer::Json,
-        SerializerId::MSGPACK => Serializer::MsgPack,
-        _ => {
-            let _ = stream
-                .write_all(&rawsocket::reject_reply(RejectCode::SerializerUnsupported))
-                .await;
-            return None;
-        }
-    };
-    if over_limit {
-        shard.metrics.limit_exceeded.inc(Limit::Connections);
-        let _ = stream
-            .write_all(&rawsocket::reject_reply(
-                RejectCode::MaxConnectionCountReached,
-            ))
-            .await;
-        return None;
-    }
-    let ours = shard
-        .cfg
-        .limits
-        .max_message_size_rs
-        .min(rawsocket::MAX_FRAME_LEN as usize) as u32;
-    let exp = rawsocket::exponent_for(ours);
-    stream
-        .write_all(&rawsocket::server_reply(hello.serializer, exp))
-        .await
-        .ok()?;
-    Some((
-        serializer,
-        Deframer::Raw(rawsocket::FrameDecoder::for_exponent(exp)),
-        Framer::Raw {
-            peer_max: hello.max_len as usize,
-        },
-        BytesMut::new(),
-    ))
-}
-
-async fn websocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
-    shard: &Shard,
-    stream: &mut S,
-    path: &str,
-    over_limit: bool,
-    channel: &mut crate::auth::Channel,
-) -> Option<Negotiated> {
-    let mut buf = BytesMut::new();
-    let (req, used) = loop {
-        match websocket::parse_request(&buf) {
-            Ok(Some(r)) => break r,
-            Ok(None) => {
-                if read_some(shard, stream, &mut buf).await.ok()? == 0 {
-                    return None;
-                }
-            }
-            Err(e) => {
-                let _ = stream.write_all(&e.response()).await;
-                return None;
-            }
-        }
-    };
-    let _ = buf.split_to(used);
-    let refuse =
-        |status: u16, reason: &str, body: &str| websocket::error_response(status, reason, body);
-    if req.path != path {
-        let _ = stream
-            .write_all(&refuse(
-                404,
-                "Not Found",
-                "no WebSocket endpoint at this path",
-            ))
-            .await;
-        return None;
-    }
-    let supported = [
-        Serializer::MsgPack.subprotocol(),
-        Serializer::Json.subprotocol(),
-    ];
-    let Some(proto) = req.choose_subprotocol(&supported) else {
-        let _ = stream
-            .write_all(&refuse(
-                400,
-                "Bad Request",
-                "no supported WAMP subprotocol offered (wamp.2.json, wamp.2.msgpack)",
-            ))
-            .await;
-        return None;
-    };
-    if over_limit {
-        shard.metrics.limit_exceeded.inc(Limit::Connections);
-        let _ = stream
-            .write_all(&refuse(
-                503,
-                "Service Unavailable",
-                "connection limit reached",
-            ))
-            .await;
-        return None;
-    }
-    let serializer = Serializer::from_subprotocol(proto)?;
-    let deflate_cfg = websocket::DeflateConfig {
-        enabled: shard.cfg.ws_compression,
-        ..Default::default()
-    };
-    let params = websocket::negotiate_deflate(&req.deflate_offers, &deflate_cfg);
-    // Cookie tracking: keep a known cookie, else set a fresh one.
-    let mut set_cookie = None;
-    if let Some(store) = &shard.cfg.ws_cookie {
-        let presented = req.cookie(&store.name);
-        let (value, known) = store.track(presented, &rand::random(), std::time::Instant::now());
-        if !known {
-            set_cookie = Some(store.set_cookie_header(&value, channel.tls_exporter.is_some()));
-        }
-        channel.cookie = Some(value);
-    }
-    let extra: Vec<(&str, &str)> = set_cookie
-        .as_deref()
-        .map(|v| ("Set-Cookie", v))
-        .into_iter()
-        .collect();
-    let resp = websocket::accept_response(&req.key, Some(proto), params.as_ref(), &extra).ok()?;
-    stream.write_all(&resp).await.ok()?;
-    let (dec, enc) = websocket::codec(
-        Role::Server,
-        shard.cfg.limits.max_message_size_ws,
-        params.as_ref(),
-        &deflate_cfg,
-    );
-    let dec = dec.with_max_decompressed_size(shard.cfg.limits.max_decompressed_size_ws);
-    Some((
-        serializer,
-        Deframer::Ws(Box::new(dec)),
-        Framer::Ws(Box::new(enc)),
-        buf,
-    ))
 }
 
 /// A transport-level input after deframing.

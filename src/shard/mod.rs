@@ -14,6 +14,7 @@
 pub mod authorizer;
 pub mod conn;
 mod deadlines;
+mod handshake;
 pub mod local;
 pub mod mesh;
 pub mod outbound;
