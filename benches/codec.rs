@@ -36,10 +36,7 @@ fn event() -> Message {
 fn bench(c: &mut Criterion) {
     for (name, msg) in [("publish", publish()), ("event", event())] {
         for ser in Serializer::ALL {
-            let label = match ser {
-                Serializer::Json => "json",
-                Serializer::MsgPack => "msgpack",
-            };
+            let label = ser.name();
             // Encoding a decoded message is the router's real case: the payload is spliced.
             let frame: Bytes = codec::encode(ser, &msg);
             let decoded = codec::decode(ser, &frame).expect("decodes");
@@ -51,13 +48,16 @@ fn bench(c: &mut Criterion) {
             });
         }
     }
+    for ser in [Serializer::MsgPack, Serializer::Cbor] {
+        let frame = codec::encode(ser, &event());
+        c.bench_function(&format!("decode+encode event {}", ser.name()), |b| {
+            b.iter(|| {
+                let m = codec::decode(ser, black_box(&frame)).unwrap();
+                codec::encode(ser, &m)
+            })
+        });
+    }
     let frame = codec::encode(Serializer::MsgPack, &event());
-    c.bench_function("decode+encode event msgpack", |b| {
-        b.iter(|| {
-            let m = codec::decode(Serializer::MsgPack, black_box(&frame)).unwrap();
-            codec::encode(Serializer::MsgPack, &m)
-        })
-    });
     let mut out = Vec::with_capacity(256);
     c.bench_function("decode+encode_into event msgpack (reused buffer)", |b| {
         b.iter(|| {

@@ -569,7 +569,7 @@ fn nested(n: usize) -> Value {
 }
 
 #[test]
-fn both_serializers_accept_the_same_nesting_depth() {
+fn every_serializer_accepts_the_same_nesting_depth() {
     // Whatever one serializer accepts, the other must accept after conversion, or forwarding a
     // payload between a MessagePack and a JSON peer would produce frames the router rejects.
     let accepted = |ser: Serializer, n: usize| {
@@ -583,6 +583,7 @@ fn both_serializers_accept_the_same_nesting_depth() {
     };
     let limit = |ser| (1..300).find(|n| !accepted(ser, *n)).expect("a limit");
     assert_eq!(limit(Serializer::Json), limit(Serializer::MsgPack));
+    assert_eq!(limit(Serializer::Json), limit(Serializer::Cbor));
     let value_limit = |ser: Serializer| {
         (1..300)
             .find(|n| {
@@ -596,6 +597,10 @@ fn both_serializers_accept_the_same_nesting_depth() {
                         msgpack::encode_value(&mut out, &nested(*n));
                         msgpack::decode_value(&out).is_err()
                     }
+                    Serializer::Cbor => {
+                        codec::cbor::encode_value(&mut out, &nested(*n));
+                        codec::cbor::decode_value(&out).is_err()
+                    }
                 }
             })
             .expect("a limit")
@@ -604,6 +609,7 @@ fn both_serializers_accept_the_same_nesting_depth() {
         value_limit(Serializer::Json),
         value_limit(Serializer::MsgPack)
     );
+    assert_eq!(value_limit(Serializer::Json), value_limit(Serializer::Cbor));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -408,6 +408,41 @@ fn wmsg_json(elems: &[Elem<'_>]) -> Vec<u8> {
     serde_json::to_vec(&Json::Array(arr)).expect("serializable")
 }
 
+/// Serializes a wmsg as CBOR with `ciborium` (not with the codec under test).
+fn wmsg_cbor(elems: &[Elem<'_>]) -> Vec<u8> {
+    fn conv(j: &Json) -> ciborium::Value {
+        use ciborium::Value as C;
+        match j {
+            Json::Null => C::Null,
+            Json::Bool(b) => C::Bool(*b),
+            Json::Number(n) => match (n.as_u64(), n.as_i64()) {
+                (Some(u), _) => C::Integer(u.into()),
+                (None, Some(i)) => C::Integer(i.into()),
+                _ => C::Float(n.as_f64().unwrap()),
+            },
+            Json::String(s) => C::Text(s.clone()),
+            Json::Array(a) => C::Array(a.iter().map(conv).collect()),
+            Json::Object(o) => C::Map(
+                o.iter()
+                    .map(|(k, v)| (C::Text(k.clone()), conv(v)))
+                    .collect(),
+            ),
+        }
+    }
+    let arr = ciborium::Value::Array(
+        elems
+            .iter()
+            .map(|e| match e {
+                Elem::Json(j) => conv(j),
+                Elem::Bin(b) => ciborium::Value::Bytes(b.clone()),
+            })
+            .collect(),
+    );
+    let mut out = Vec::new();
+    ciborium::ser::into_writer(&arr, &mut out).expect("serializable");
+    out
+}
+
 /// Serializes a wmsg as MessagePack with `rmp` directly (not with the codec under test).
 fn wmsg_msgpack(elems: &[Elem<'_>]) -> Vec<u8> {
     fn put(out: &mut Vec<u8>, j: &Json) {
@@ -560,6 +595,7 @@ fn official_single_message_vectors() {
                 let frames = [
                     (Serializer::Json, "json", json_frame),
                     (Serializer::MsgPack, "msgpack", wmsg_msgpack(&elems)),
+                    (Serializer::Cbor, "cbor", wmsg_cbor(&elems)),
                 ];
                 for (ser, name, frame) in frames {
                     if let Err(e) =
@@ -578,7 +614,11 @@ fn official_single_message_vectors() {
                 failures.push(format!("{what}: neither wmsg nor serializers+expected"));
                 continue;
             };
-            for (name, ser) in [("json", Serializer::Json), ("msgpack", Serializer::MsgPack)] {
+            for (name, ser) in [
+                ("json", Serializer::Json),
+                ("msgpack", Serializer::MsgPack),
+                ("cbor", Serializer::Cbor),
+            ] {
                 let reps = sers.get(name).and_then(Json::as_array);
                 for (j, rep) in reps.into_iter().flatten().enumerate() {
                     let result = representation_bytes(rep)
@@ -609,7 +649,7 @@ fn official_single_message_vectors() {
         failures.len(),
         failures.join("\n")
     );
-    for name in ["json", "msgpack"] {
+    for name in ["json", "msgpack", "cbor"] {
         let t = tally.get(name);
         assert!(
             t.is_some_and(|t| t.representations > 0),

@@ -276,6 +276,28 @@ fn python_unix_msgpack() {
     python_case("unix", "msgpack", &[]);
 }
 
+// autobahn-python with CBOR (`wamp.2.cbor`, RawSocket serializer 3).
+
+#[test]
+fn python_ws_cbor() {
+    python_case("ws", "cbor", &[]);
+}
+
+#[test]
+fn python_rawsocket_cbor() {
+    python_case("rs", "cbor", &[]);
+}
+
+#[test]
+fn python_ws_cbor_rpc_pubsub() {
+    python_case("ws", "cbor", &["--rpc-pubsub"]);
+}
+
+#[test]
+fn python_rawsocket_cbor_rpc_pubsub() {
+    python_case("rs", "cbor", &["--rpc-pubsub"]);
+}
+
 // autobahn-js: WebSocket with both serializers; its RawSocket transport is JSON-only and has no
 // TLS (see client.js).
 

@@ -87,6 +87,7 @@ fuzz_target!(|data: &[u8]| {
             match hello.serializer {
                 SerializerId::JSON => Some(Serializer::Json),
                 SerializerId::MSGPACK => Some(Serializer::MsgPack),
+                SerializerId::CBOR => Some(Serializer::Cbor),
                 _ => None,
             }
         }

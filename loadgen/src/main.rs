@@ -94,6 +94,7 @@ enum Scenario {
 enum Ser {
     Json,
     Msgpack,
+    Cbor,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -196,6 +197,7 @@ impl Common {
         match self.serializer {
             Ser::Json => Serializer::Json,
             Ser::Msgpack => Serializer::MsgPack,
+            Ser::Cbor => Serializer::Cbor,
         }
     }
 

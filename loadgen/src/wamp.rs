@@ -134,10 +134,43 @@ pub fn read_stamp(p: &Payload) -> Option<(u64, u64)> {
             let args = e.args.as_ref()?;
             match e.format {
                 Serializer::MsgPack => msgpack_two_uints(args),
+                Serializer::Cbor => cbor_two_uints(args),
                 Serializer::Json => json_two_uints(args),
             }
         }
         Payload::Values { args: Some(a), .. } => Some((a.first()?.as_u64()?, a.get(1)?.as_u64()?)),
+        _ => None,
+    }
+}
+
+/// The first two elements of a CBOR array, if both are unsigned integers.
+fn cbor_two_uints(b: &[u8]) -> Option<(u64, u64)> {
+    // An array head (major type 4) of any length form, then two major-type-0 integers.
+    let skip = match *b.first()? {
+        0x80..=0x97 | 0x9f => 1,
+        0x98 => 2,
+        0x99 => 3,
+        0x9a => 5,
+        0x9b => 9,
+        _ => return None,
+    };
+    let (a, rest) = cbor_uint(b.get(skip..)?)?;
+    let (s, _) = cbor_uint(rest)?;
+    Some((a, s))
+}
+
+fn cbor_uint(b: &[u8]) -> Option<(u64, &[u8])> {
+    let be = |n: usize| -> Option<(u64, &[u8])> {
+        let bytes = b.get(1..1 + n)?;
+        let v = bytes.iter().fold(0u64, |acc, &x| (acc << 8) | x as u64);
+        Some((v, &b[1 + n..]))
+    };
+    match *b.first()? {
+        m @ 0x00..=0x17 => Some((m as u64, &b[1..])),
+        0x18 => be(1),
+        0x19 => be(2),
+        0x1a => be(4),
+        0x1b => be(8),
         _ => None,
     }
 }

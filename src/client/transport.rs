@@ -266,6 +266,7 @@ pub async fn connect(
             let id = match ser {
                 Serializer::Json => SerializerId::JSON,
                 Serializer::MsgPack => SerializerId::MSGPACK,
+                Serializer::Cbor => SerializerId::CBOR,
             };
             stream
                 .write_all(&rawsocket::client_hello(id, rawsocket::MAX_EXPONENT))

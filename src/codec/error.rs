@@ -13,6 +13,8 @@ pub enum DecodeError {
     Json(String),
     #[error("invalid MessagePack: {0}")]
     MsgPack(String),
+    #[error("invalid CBOR: {0}")]
+    Cbor(String),
     #[error("invalid UTF-8 in {0}")]
     Utf8(&'static str),
     #[error("a WAMP message must be a non-empty array")]

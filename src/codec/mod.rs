@@ -10,6 +10,7 @@
 //! - [`payload`]: arguments kept as encoded bytes or as values.
 //! - [`json`], [`msgpack`]: the serializers; [`uri`]: URI rules.
 
+pub mod cbor;
 pub mod error;
 pub mod json;
 pub mod message;
@@ -38,6 +39,7 @@ pub const MAX_ID: u64 = 1 << 53;
 pub enum Serializer {
     Json,
     MsgPack,
+    Cbor,
 }
 
 impl Serializer {
@@ -46,6 +48,7 @@ impl Serializer {
         match self {
             Serializer::Json => "wamp.2.json",
             Serializer::MsgPack => "wamp.2.msgpack",
+            Serializer::Cbor => "wamp.2.cbor",
         }
     }
 
@@ -54,6 +57,7 @@ impl Serializer {
         match s {
             "wamp.2.json" => Some(Serializer::Json),
             "wamp.2.msgpack" => Some(Serializer::MsgPack),
+            "wamp.2.cbor" => Some(Serializer::Cbor),
             _ => None,
         }
     }
@@ -64,16 +68,17 @@ impl Serializer {
         match self {
             Serializer::Json => "json",
             Serializer::MsgPack => "msgpack",
+            Serializer::Cbor => "cbor",
         }
     }
 
     /// Whether frames of this serializer are binary (WebSocket opcode).
     pub fn is_binary(self) -> bool {
-        matches!(self, Serializer::MsgPack)
+        matches!(self, Serializer::MsgPack | Serializer::Cbor)
     }
 
-    /// Both serializers, in a fixed order (for per-serializer caches).
-    pub const ALL: [Serializer; 2] = [Serializer::Json, Serializer::MsgPack];
+    /// Every serializer, in a fixed order (for per-serializer caches).
+    pub const ALL: [Serializer; 3] = [Serializer::Json, Serializer::MsgPack, Serializer::Cbor];
 
     /// A small index for per-serializer arrays.
     pub fn index(self) -> usize {
@@ -135,6 +140,7 @@ pub fn decode(serializer: Serializer, frame: &Bytes) -> Result<Message, DecodeEr
     match serializer {
         Serializer::Json => json::decode(frame),
         Serializer::MsgPack => msgpack::decode(frame),
+        Serializer::Cbor => cbor::decode(frame),
     }
 }
 
@@ -143,6 +149,7 @@ pub fn encode_into(serializer: Serializer, message: &Message, out: &mut Vec<u8>)
     match serializer {
         Serializer::Json => json::encode_into(message, out),
         Serializer::MsgPack => msgpack::encode_into(message, out),
+        Serializer::Cbor => cbor::encode_into(message, out),
     }
 }
 

@@ -212,5 +212,6 @@ fn decode_value(format: Serializer, bytes: &[u8]) -> Result<Value, DecodeError> 
     match format {
         Serializer::Json => json::decode_value(bytes),
         Serializer::MsgPack => msgpack::decode_value(bytes),
+        Serializer::Cbor => super::cbor::decode_value(bytes),
     }
 }

@@ -52,6 +52,7 @@ pub(super) async fn rawsocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     let serializer = match hello.serializer {
         SerializerId::JSON => Serializer::Json,
         SerializerId::MSGPACK => Serializer::MsgPack,
+        SerializerId::CBOR => Serializer::Cbor,
         _ => {
             let _ = stream
                 .write_all(&rawsocket::reject_reply(RejectCode::SerializerUnsupported))
@@ -125,6 +126,7 @@ pub(super) async fn websocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     }
     let supported = [
         Serializer::MsgPack.subprotocol(),
+        Serializer::Cbor.subprotocol(),
         Serializer::Json.subprotocol(),
     ];
     let Some(proto) = req.choose_subprotocol(&supported) else {
@@ -132,7 +134,7 @@ pub(super) async fn websocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
             .write_all(&refuse(
                 400,
                 "Bad Request",
-                "no supported WAMP subprotocol offered (wamp.2.json, wamp.2.msgpack)",
+                "no supported WAMP subprotocol offered (wamp.2.json, wamp.2.msgpack, wamp.2.cbor)",
             ))
             .await;
         return None;

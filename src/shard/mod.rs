@@ -459,7 +459,7 @@ impl Shard {
     /// frame shared between recipients; in-process recipients share the message itself.
     /// Returns how many were queued.
     fn send_shared(&self, to: Vec<Id>, msg: &Arc<Message>) -> usize {
-        let mut frames: [Option<bytes::Bytes>; 2] = [None, None];
+        let mut frames: [Option<bytes::Bytes>; codec::Serializer::ALL.len()] = Default::default();
         let mut local_size = None;
         let message_code = msg.code();
         let mut queued = 0;

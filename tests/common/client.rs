@@ -204,6 +204,7 @@ pub fn serializer_id(s: Serializer) -> SerializerId {
     match s {
         Serializer::Json => SerializerId::JSON,
         Serializer::MsgPack => SerializerId::MSGPACK,
+        Serializer::Cbor => SerializerId::CBOR,
     }
 }
 

@@ -12,7 +12,7 @@ session 2k must receive. The two sessions of a pair usually sit on different sha
 exercises the cross-shard dealer and broker.
 
 Usage:
-    client.py --url URL [--serializer json|msgpack] [--sessions N] [--realm R]
+    client.py --url URL [--serializer json|msgpack|cbor] [--sessions N] [--realm R]
               [--cafile PEM] [--timeout-s S] [--rpc-pubsub]
 
 URL schemes:
@@ -37,7 +37,7 @@ try:
     from autobahn.asyncio.rawsocket import WampRawSocketClientFactory
     from autobahn.asyncio.wamp import ApplicationSession
     from autobahn.asyncio.websocket import WampWebSocketClientFactory
-    from autobahn.wamp.serializer import JsonSerializer, MsgPackSerializer
+    from autobahn.wamp.serializer import CBORSerializer, JsonSerializer, MsgPackSerializer
     from autobahn.wamp.types import CallResult, ComponentConfig, PublishOptions
 except ImportError as e:  # pragma: no cover - reported to the test harness
     print(f"client.py: cannot import autobahn ({e}); run `bash tests/run.sh`", file=sys.stderr)
@@ -128,7 +128,7 @@ class CheckedSession(ApplicationSession):
 
 
 def serializer_for(name):
-    return MsgPackSerializer() if name == "msgpack" else JsonSerializer()
+    return {"msgpack": MsgPackSerializer, "cbor": CBORSerializer}.get(name, JsonSerializer)()
 
 
 def tls_context(args):
@@ -190,7 +190,7 @@ async def run_all(args):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--url", required=True)
-    p.add_argument("--serializer", choices=["json", "msgpack"], default="json")
+    p.add_argument("--serializer", choices=["json", "msgpack", "cbor"], default="json")
     p.add_argument("--sessions", type=int, default=16)
     p.add_argument("--realm", default="realm1")
     p.add_argument("--cafile")
