@@ -302,6 +302,62 @@ fn invalid_msgpack_is_a_protocol_violation() {
     });
 }
 
+/// Issue 17: bad CBOR — truncated, wrong types, nested too deep, a bignum, a frame over the
+/// size limit — gets a clear ABORT (or, over the limit, the connection failed) over RawSocket
+/// and WebSocket, and the healthy session of `survives` is unaffected.
+#[test]
+fn invalid_cbor_is_a_protocol_violation() {
+    let router = start(&["--max-message-size-rs", "65536"]);
+    survives(&router, |r| {
+        let deep = {
+            // [16, 1, {}, "a.b", [[[…]]]] nested beyond the depth limit.
+            let mut f = vec![0x85, 0x10, 0x01, 0xa0, 0x63, b'a', b'.', b'b'];
+            f.extend(std::iter::repeat_n(0x81, 200));
+            f.push(0x80);
+            f
+        };
+        let cases: [(&str, Vec<u8>); 5] = [
+            ("truncated CBOR", vec![0x84, 0x10]),
+            // [16, "x", {}, "a.b"]: a string request ID.
+            (
+                "a string ID",
+                vec![0x84, 0x10, 0x61, b'x', 0xa0, 0x63, b'a', b'.', b'b'],
+            ),
+            ("CBOR nested too deep", deep),
+            // [16, 2(h'01'), {}, "a.b"]: a bignum request ID.
+            (
+                "a bignum",
+                vec![0x84, 0x10, 0xc2, 0x41, 0x01, 0xa0, 0x63, b'a', b'.', b'b'],
+            ),
+            ("a map, not an array", vec![0xa1, 0x61, b'a', 0x01]),
+        ];
+        for (what, frame) in &cases {
+            let mut c = RawClient::connect(r.endpoint("rs").addr(), Serializer::Cbor);
+            c.must_join("realm1");
+            c.send_payload(frame).expect("send");
+            expect_protocol_violation(&mut c, what);
+        }
+        let ws = r.endpoint("ws");
+        let mut c = WsClient::connect(ws.addr(), ws.path(), Serializer::Cbor);
+        c.must_join("realm1");
+        c.send_payload(&cases[0].1).expect("send");
+        match c.recv(REPLY_TIMEOUT) {
+            Ok(Message::Abort(a)) => {
+                assert_eq!(a.reason.as_str(), "wamp.error.protocol_violation", "{a:?}")
+            }
+            other => panic!("WebSocket truncated CBOR: expected ABORT, got {other:?}"),
+        }
+        // Over the negotiated maximum: the connection is failed, as for any serializer.
+        let mut c = RawClient::connect(r.endpoint("rs").addr(), Serializer::Cbor);
+        c.must_join("realm1");
+        let mut big = vec![0x84, 0x10, 0x01, 0xa0, 0x7a, 0, 1, 0, 0];
+        big.extend(std::iter::repeat_n(b'a', 65536));
+        let _ = c.send_payload(&big);
+        c.expect_close(CLOSE_TIMEOUT)
+            .unwrap_or_else(|e| panic!("oversized CBOR frame: {e}"));
+    });
+}
+
 #[test]
 fn hello_timeout_aborts_and_closes() {
     const HELLO_TIMEOUT_MS: u64 = 300;

@@ -1,0 +1,156 @@
+//! Peers using different serializers on a 2-shard router (issue 17): a CBOR publisher reaches
+//! JSON, MessagePack and CBOR subscribers (WebSocket and RawSocket) with the same values, and a
+//! CBOR caller calls a MessagePack callee; payloads carry binary, unicode, integers at the
+//! edges of their ranges, floats and nested dictionaries.
+
+mod common;
+
+use common::{run, wait_until};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+use switchyard::client::{
+    CallOptions, Client, ClientConfig, Dict, Event, PublishOptions, RegisterOptions, Serializer,
+    SubscribeOptions, Value, Yield,
+};
+use switchyard::config::{ListenAddr, ListenerConfig, ListenerKind};
+use switchyard::shard::Router;
+use switchyard::RouterConfig;
+
+fn start_router() -> Router {
+    let listener = |kind| ListenerConfig {
+        kind,
+        addr: ListenAddr::Tcp("127.0.0.1:0".parse().expect("address")),
+        tls: None,
+    };
+    Router::start(RouterConfig {
+        shards: 2,
+        listeners: vec![
+            listener(ListenerKind::RawSocket),
+            listener(ListenerKind::WebSocket { path: "/ws".into() }),
+        ],
+        ..Default::default()
+    })
+    .expect("router starts")
+}
+
+fn endpoint(router: &Router, scheme: &str) -> String {
+    router
+        .endpoints()
+        .iter()
+        .find(|u| u.starts_with(&format!("{scheme}://")))
+        .unwrap_or_else(|| panic!("no {scheme} endpoint in {:?}", router.endpoints()))
+        .clone()
+}
+
+fn config(url: &str, s: Serializer) -> ClientConfig {
+    ClientConfig::new(url, "realm1")
+        .serializer(s)
+        .connect_timeout(Duration::from_secs(5))
+}
+
+/// Arguments every serializer must carry unchanged.
+fn args() -> Vec<Value> {
+    let mut inner = Dict::new();
+    inner.insert(
+        "list".into(),
+        Value::List(vec![Value::Null, Value::Bool(true)]),
+    );
+    inner.insert("ключ ✓".into(), Value::Float(-2.5));
+    let mut nested = Dict::new();
+    nested.insert("deeper".into(), Value::Dict(inner));
+    vec![
+        Value::Bin(bytes::Bytes::from_static(b"\x00\x01\xfe\xff binary")),
+        Value::Str("unicode: é 中 🚀".into()),
+        Value::UInt(u64::MAX),
+        Value::UInt(1 << 53),
+        Value::Int(i64::MIN),
+        Value::Float(1.5),
+        Value::Dict(nested),
+    ]
+}
+
+fn kwargs() -> Dict {
+    let mut k = Dict::new();
+    k.insert("bin".into(), Value::Bin(bytes::Bytes::from(vec![0u8; 300])));
+    k.insert("n".into(), Value::Int(-1));
+    k
+}
+
+#[test]
+fn cbor_publisher_reaches_every_serializer_and_calls_a_msgpack_callee() {
+    let router = start_router();
+    let (ws, rs) = (endpoint(&router, "ws"), endpoint(&router, "rs"));
+    run(move || async move {
+        let peers = [
+            (ws.clone(), Serializer::Json),
+            (rs.clone(), Serializer::MsgPack),
+            (ws.clone(), Serializer::Cbor),
+            (rs.clone(), Serializer::Cbor),
+        ];
+        let mut subscribers = Vec::new();
+        for (url, ser) in peers {
+            let c = Client::connect(config(&url, ser))
+                .await
+                .unwrap_or_else(|e| panic!("{ser:?} subscriber joins: {e}"));
+            let inbox: Rc<RefCell<Vec<Event>>> = Rc::default();
+            let i = inbox.clone();
+            c.subscribe("com.mixed", SubscribeOptions::default(), move |ev| {
+                i.borrow_mut().push(ev)
+            })
+            .await
+            .expect("subscribe");
+            subscribers.push((ser, c, inbox));
+        }
+        let publisher = Client::connect(config(&ws, Serializer::Cbor))
+            .await
+            .expect("publisher joins");
+        publisher
+            .publish(
+                "com.mixed",
+                args(),
+                kwargs(),
+                PublishOptions {
+                    acknowledge: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("publish")
+            .expect("acknowledged");
+        for (ser, _c, inbox) in &subscribers {
+            wait_until(&format!("the {ser:?} subscriber's event"), || {
+                !inbox.borrow().is_empty()
+            })
+            .await;
+            let got = inbox.borrow();
+            assert_eq!(got.len(), 1, "{ser:?}");
+            assert_eq!(got[0].args, args(), "{ser:?} subscriber's args");
+            assert_eq!(got[0].kwargs, kwargs(), "{ser:?} subscriber's kwargs");
+        }
+
+        // A MessagePack callee echoes; a CBOR caller gets back what it sent.
+        let callee = Client::connect(config(&rs, Serializer::MsgPack))
+            .await
+            .expect("callee joins");
+        callee
+            .register(
+                "com.mixed.echo",
+                RegisterOptions::default(),
+                |inv| async move { Ok(Yield::new(inv.args, inv.kwargs)) },
+            )
+            .await
+            .expect("register");
+        for url in [&ws, &rs] {
+            let caller = Client::connect(config(url, Serializer::Cbor))
+                .await
+                .expect("caller joins");
+            let r = caller
+                .call("com.mixed.echo", args(), kwargs(), CallOptions::default())
+                .await
+                .expect("call");
+            assert_eq!(r.args, args(), "{url}: echoed args");
+            assert_eq!(r.kwargs, kwargs(), "{url}: echoed kwargs");
+        }
+    });
+}
