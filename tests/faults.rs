@@ -415,7 +415,11 @@ fn websocket_without_supported_subprotocol_gets_4xx() {
     survives(&router, |r| {
         let ws = r.endpoint("ws");
         for offered in [
-            &["wamp.2.cbor.batched", "com.example.other"][..],
+            &[
+                "wamp.2.ubjson",
+                "wamp.2.flatbuffers.batched",
+                "com.example.other",
+            ][..],
             &["mqtt"][..],
         ] {
             let (_s, status, head, _, _) =
@@ -425,6 +429,85 @@ fn websocket_without_supported_subprotocol_gets_4xx() {
                 "offering {offered:?}: expected HTTP 4xx, got {head}"
             );
         }
+    });
+}
+
+/// Issue 17: batched WebSocket with the spec's record separator 0x1e (autobahn's 0x18 is
+/// covered by the interop tests): HELLO and SUBSCRIBE in one WebSocket message are both
+/// handled, the answers come back 0x1e-terminated, and an empty batch fails the transport.
+#[test]
+fn batched_websocket_json_with_the_record_separator() {
+    use std::io::{Read, Write};
+    let router = start(&[]);
+    survives(&router, |r| {
+        let ws = r.endpoint("ws");
+        let (mut s, status, head, mut buf, _) =
+            ws_upgrade(ws.addr(), ws.path(), &["wamp.2.json.batched"]).expect("HTTP response");
+        assert_eq!(status, 101, "{head}");
+        assert_eq!(
+            header(&head, "Sec-WebSocket-Protocol"),
+            Some("wamp.2.json.batched")
+        );
+        let masked_text = |payload: &[u8]| {
+            assert!(payload.len() < 126);
+            let key = [1u8, 2, 3, 4];
+            let mut f = vec![0x81, 0x80 | payload.len() as u8];
+            f.extend_from_slice(&key);
+            f.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+            f
+        };
+        let batch =
+            b"[1,\"realm1\",{\"roles\":{\"subscriber\":{}}}]\x1e[32,7,{},\"com.batched\"]\x1e";
+        s.write_all(&masked_text(batch)).expect("send batch");
+        // Read server frames (unmasked, short) until two WAMP messages came back.
+        s.set_read_timeout(Some(REPLY_TIMEOUT)).expect("timeout");
+        let mut messages: Vec<Vec<u8>> = Vec::new();
+        let deadline = Instant::now() + REPLY_TIMEOUT;
+        while messages.len() < 2 {
+            assert!(Instant::now() < deadline, "got only {messages:?}");
+            if buf.len() >= 2 {
+                let (op, len) = (buf[0] & 0x0f, usize::from(buf[1] & 0x7f));
+                let (hlen, len) = match len {
+                    126 if buf.len() >= 4 => (4, usize::from(u16::from_be_bytes([buf[2], buf[3]]))),
+                    126 => (usize::MAX, 0),
+                    n => (2, n),
+                };
+                if hlen != usize::MAX && buf.len() >= hlen + len {
+                    let payload: Vec<u8> = buf.drain(..hlen + len).skip(hlen).collect();
+                    assert_eq!(op, 0x1, "a text frame");
+                    assert_eq!(payload.last(), Some(&0x1e), "ends with 0x1e: {payload:?}");
+                    messages.extend(
+                        payload
+                            .split(|b| *b == 0x1e)
+                            .filter(|m| !m.is_empty())
+                            .map(<[u8]>::to_vec),
+                    );
+                    continue;
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            let n = s.read(&mut chunk).expect("read");
+            assert!(n > 0, "closed after {messages:?}");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        assert!(
+            messages[0].starts_with(b"[2,"),
+            "WELCOME first: {messages:?}"
+        );
+        assert!(
+            messages[1].starts_with(b"[33,7,"),
+            "then SUBSCRIBED: {messages:?}"
+        );
+        // An empty batch (a WebSocket message with no WAMP message) fails the transport.
+        s.write_all(&masked_text(b"")).expect("send empty batch");
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+        // A close frame with code 1007 (invalid payload data): 0x88, length, 0x03 0xef.
+        assert!(
+            rest.windows(4)
+                .any(|w| w[0] == 0x88 && w[1] >= 2 && w[2..] == [0x03, 0xef]),
+            "expected a close frame with code 1007 after an empty batch, got {rest:?}"
+        );
     });
 }
 

@@ -298,6 +298,23 @@ fn python_rawsocket_cbor_rpc_pubsub() {
     python_case("rs", "cbor", &["--rpc-pubsub"]);
 }
 
+// autobahn-python over batched WebSocket (`wamp.2.<serializer>.batched`).
+
+#[test]
+fn python_ws_json_batched_rpc_pubsub() {
+    python_case("ws", "json", &["--batched", "--rpc-pubsub"]);
+}
+
+#[test]
+fn python_ws_msgpack_batched_rpc_pubsub() {
+    python_case("ws", "msgpack", &["--batched", "--rpc-pubsub"]);
+}
+
+#[test]
+fn python_ws_cbor_batched_rpc_pubsub() {
+    python_case("ws", "cbor", &["--batched", "--rpc-pubsub"]);
+}
+
 // autobahn-js: WebSocket with both serializers; its RawSocket transport is JSON-only and has no
 // TLS (see client.js).
 

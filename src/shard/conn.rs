@@ -49,6 +49,15 @@ pub(super) const PREEMPT_TIMER: Duration = Duration::from_millis(2);
 pub(super) enum Deframer {
     Raw(rawsocket::FrameDecoder),
     Ws(Box<websocket::FrameDecoder>),
+    /// A batched WebSocket transport: each WebSocket message holds one or more WAMP messages
+    /// (binary or JSON framing, see [`websocket::batched`]); those not yet handled wait here.
+    /// The JSON separator the peer uses is shared with the writer ([`Framer::WsBatched`]).
+    WsBatched(
+        Box<websocket::FrameDecoder>,
+        bool,
+        std::collections::VecDeque<Bytes>,
+        Rc<std::cell::Cell<u8>>,
+    ),
 }
 
 impl Deframer {
@@ -57,15 +66,20 @@ impl Deframer {
     fn in_message(&self) -> bool {
         match self {
             Deframer::Raw(_) => false,
-            Deframer::Ws(d) => d.in_message(),
+            Deframer::Ws(d) | Deframer::WsBatched(d, ..) => d.in_message(),
         }
     }
 }
 
 /// The framing a session's transport uses, writer side.
 pub(super) enum Framer {
-    Raw { peer_max: usize },
+    Raw {
+        peer_max: usize,
+    },
     Ws(Box<websocket::FrameEncoder>),
+    /// A batched WebSocket transport: the messages of one write go out as one batch, JSON ones
+    /// ended by the separator the peer uses.
+    WsBatched(Box<websocket::FrameEncoder>, Rc<std::cell::Cell<u8>>),
 }
 
 /// A session as its shard sees it: identity, serializer, outbound queue and protocol state.
@@ -279,6 +293,28 @@ fn next_input(d: &mut Deframer, buf: &mut BytesMut) -> Result<Option<Input>, Inp
                 Err((1002, e.to_string(), limit))
             }
         },
+        Deframer::WsBatched(dec, binary, pending, separator) => loop {
+            if let Some(m) = pending.pop_front() {
+                return Ok(Some(Input::Message(m)));
+            }
+            match dec.poll(buf) {
+                Ok(Some(WsEvent::Message { data, .. })) => {
+                    let mut sep = separator.get();
+                    match websocket::batched::split(*binary, &data, &mut sep) {
+                        Ok(parts) => {
+                            separator.set(sep);
+                            pending.extend(parts)
+                        }
+                        Err(e) => return Err((1007, format!("invalid batch: {e}"), None)),
+                    }
+                }
+                Ok(Some(WsEvent::Ping(b))) => return Ok(Some(Input::Ping(b))),
+                Ok(Some(WsEvent::Pong(_))) => continue,
+                Ok(Some(WsEvent::Close { .. })) => return Ok(Some(Input::Close)),
+                Ok(None) => return Ok(None),
+                Err(e) => return Err(ws_error(e)),
+            }
+        },
         Deframer::Ws(dec) => loop {
             match dec.poll(buf) {
                 Ok(Some(WsEvent::Message { data, .. })) => return Ok(Some(Input::Message(data))),
@@ -286,19 +322,20 @@ fn next_input(d: &mut Deframer, buf: &mut BytesMut) -> Result<Option<Input>, Inp
                 Ok(Some(WsEvent::Pong(_))) => continue,
                 Ok(Some(WsEvent::Close { .. })) => return Ok(Some(Input::Close)),
                 Ok(None) => return Ok(None),
-                Err(e) => {
-                    let limit = match e {
-                        websocket::WsError::MessageTooBig { .. } => Some(Limit::MessageSize),
-                        websocket::WsError::DecompressedTooBig { .. } => {
-                            Some(Limit::DecompressedSize)
-                        }
-                        _ => None,
-                    };
-                    return Err((e.close_code(), e.to_string(), limit));
-                }
+                Err(e) => return Err(ws_error(e)),
             }
         },
     }
+}
+
+/// A WebSocket protocol error as the close code, why, and the limit it hit if any.
+fn ws_error(e: websocket::WsError) -> InputError {
+    let limit = match e {
+        websocket::WsError::MessageTooBig { .. } => Some(Limit::MessageSize),
+        websocket::WsError::DecompressedTooBig { .. } => Some(Limit::DecompressedSize),
+        _ => None,
+    };
+    (e.close_code(), e.to_string(), limit)
 }
 
 async fn run_session<S>(
@@ -315,7 +352,7 @@ async fn run_session<S>(
     let id = shard.new_session_id();
     let peer_max = match &framer {
         Framer::Raw { peer_max } => *peer_max,
-        Framer::Ws(_) => usize::MAX,
+        Framer::Ws(_) | Framer::WsBatched(..) => usize::MAX,
     };
     let handle = SessionHandle::open(&shard, id, serializer, peer_max, false, channel);
 
@@ -579,11 +616,30 @@ async fn writer_task<W: AsyncWrite + Unpin>(
     loop {
         let close =
             poll_fn(|cx| handle.outbound.poll_take(cx, &mut batch, WRITE_BATCH_BYTES)).await;
+        if let Framer::WsBatched(enc, sep) = &mut framer {
+            // One WebSocket message per write for all the WAMP messages taken together.
+            let binary = handle.serializer.is_binary();
+            let sep = sep.get();
+            let mut messages = Vec::new();
+            for f in batch.drain(..) {
+                match f {
+                    OutFrame::Message(b) => {
+                        websocket::batched::push(binary, sep, &b, &mut messages)
+                    }
+                    OutFrame::Ping(b) => websocket::encode_ping(Role::Server, &b, &mut out),
+                    OutFrame::Pong(b) => websocket::encode_pong(Role::Server, &b, &mut out),
+                    OutFrame::Local(..) => {}
+                }
+            }
+            if !messages.is_empty() {
+                ws_message(enc, &handle, binary, &messages, &mut out);
+            }
+        }
         for f in batch.drain(..) {
             frame_into(&mut framer, &handle, f, &mut out);
         }
         if let Some(c) = &close {
-            if let Framer::Ws(_) = framer {
+            if let Framer::Ws(_) | Framer::WsBatched(..) = framer {
                 websocket::encode_close(Role::Server, Some(c.code), &c.reason, &mut out);
             }
         }
@@ -619,6 +675,10 @@ async fn writer_task<W: AsyncWrite + Unpin>(
 }
 
 fn frame_into(framer: &mut Framer, handle: &SessionHandle, f: OutFrame, out: &mut BytesMut) {
+    let separator = match framer {
+        Framer::WsBatched(_, sep) => Some(sep.get()),
+        _ => None,
+    };
     match framer {
         Framer::Raw { peer_max } => {
             let (kind, payload) = match f {
@@ -645,21 +705,39 @@ fn frame_into(framer: &mut Framer, handle: &SessionHandle, f: OutFrame, out: &mu
                 out.put_slice(&payload);
             }
         }
-        Framer::Ws(enc) => match f {
+        Framer::Ws(enc) | Framer::WsBatched(enc, _) => match f {
             OutFrame::Message(b) => {
                 let binary = handle.serializer.is_binary();
-                if enc.message(binary, &b, out).is_err() {
-                    tracing::warn!(
-                        shard = local_shard(),
-                        session = handle.id,
-                        realm = %SessionRealm(handle),
-                        "WebSocket compression failed"
-                    );
+                if let Some(sep) = separator {
+                    // (The writer batches whole writes; this is a batch of one.)
+                    let mut one = Vec::with_capacity(b.len() + 4);
+                    websocket::batched::push(binary, sep, &b, &mut one);
+                    ws_message(enc, handle, binary, &one, out);
+                } else {
+                    ws_message(enc, handle, binary, &b, out);
                 }
             }
             OutFrame::Ping(b) => websocket::encode_ping(Role::Server, &b, out),
             OutFrame::Pong(b) => websocket::encode_pong(Role::Server, &b, out),
             OutFrame::Local(..) => {}
         },
+    }
+}
+
+/// One WebSocket data message (compressed if negotiated).
+fn ws_message(
+    enc: &mut websocket::FrameEncoder,
+    handle: &SessionHandle,
+    binary: bool,
+    data: &[u8],
+    out: &mut BytesMut,
+) {
+    if enc.message(binary, data, out).is_err() {
+        tracing::warn!(
+            shard = local_shard(),
+            session = handle.id,
+            realm = %SessionRealm(handle),
+            "WebSocket compression failed"
+        );
     }
 }

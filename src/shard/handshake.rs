@@ -125,16 +125,20 @@ pub(super) async fn websocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
         return None;
     }
     let supported = [
-        Serializer::MsgPack.subprotocol(),
-        Serializer::Cbor.subprotocol(),
-        Serializer::Json.subprotocol(),
+        "wamp.2.msgpack",
+        "wamp.2.cbor",
+        "wamp.2.json",
+        "wamp.2.msgpack.batched",
+        "wamp.2.cbor.batched",
+        "wamp.2.json.batched",
     ];
     let Some(proto) = req.choose_subprotocol(&supported) else {
         let _ = stream
             .write_all(&refuse(
                 400,
                 "Bad Request",
-                "no supported WAMP subprotocol offered (wamp.2.json, wamp.2.msgpack, wamp.2.cbor)",
+                "no supported WAMP subprotocol offered (wamp.2.json, wamp.2.msgpack, wamp.2.cbor, \
+                 each also .batched)",
             ))
             .await;
         return None;
@@ -150,7 +154,9 @@ pub(super) async fn websocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
             .await;
         return None;
     }
-    let serializer = Serializer::from_subprotocol(proto)?;
+    let batched = proto.ends_with(websocket::batched::SUFFIX);
+    let serializer =
+        Serializer::from_subprotocol(proto.trim_end_matches(websocket::batched::SUFFIX))?;
     let deflate_cfg = websocket::DeflateConfig {
         enabled: shard.cfg.ws_compression,
         ..Default::default()
@@ -180,10 +186,16 @@ pub(super) async fn websocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
         &deflate_cfg,
     );
     let dec = dec.with_max_decompressed_size(shard.cfg.limits.max_decompressed_size_ws);
-    Some((
-        serializer,
-        Deframer::Ws(Box::new(dec)),
-        Framer::Ws(Box::new(enc)),
-        buf,
-    ))
+    let (deframer, framer) = if batched {
+        let binary = serializer.is_binary();
+        let separator =
+            std::rc::Rc::new(std::cell::Cell::new(websocket::batched::RECORD_SEPARATOR));
+        (
+            Deframer::WsBatched(Box::new(dec), binary, Default::default(), separator.clone()),
+            Framer::WsBatched(Box::new(enc), separator),
+        )
+    } else {
+        (Deframer::Ws(Box::new(dec)), Framer::Ws(Box::new(enc)))
+    };
+    Some((serializer, deframer, framer, buf))
 }

@@ -127,8 +127,9 @@ class CheckedSession(ApplicationSession):
         self.fail("transport closed before the GOODBYE handshake completed")
 
 
-def serializer_for(name):
-    return {"msgpack": MsgPackSerializer, "cbor": CBORSerializer}.get(name, JsonSerializer)()
+def serializer_for(name, batched=False):
+    """autobahn's serializer; `batched`: WAMP-over-Batched-WebSocket (wamp.2.<name>.batched)."""
+    return {"msgpack": MsgPackSerializer, "cbor": CBORSerializer}.get(name, JsonSerializer)(batched=batched)
 
 
 def tls_context(args):
@@ -154,7 +155,7 @@ async def run_session(index, args, pairs):
     try:
         if scheme in ("ws", "wss"):
             factory = WampWebSocketClientFactory(
-                make_session, url=args.url, serializers=[serializer_for(args.serializer)]
+                make_session, url=args.url, serializers=[serializer_for(args.serializer, args.batched)]
             )
             ssl_ctx = tls_context(args) if scheme == "wss" else None
             transport, _ = await loop.create_connection(
@@ -196,6 +197,7 @@ def main():
     p.add_argument("--cafile")
     p.add_argument("--timeout-s", type=float, default=20.0)
     p.add_argument("--rpc-pubsub", action="store_true", help="pairs register/call and subscribe/publish")
+    p.add_argument("--batched", action="store_true", help="WebSocket: the .batched subprotocol")
     args = p.parse_args()
     if args.rpc_pubsub and args.sessions % 2:
         p.error("--rpc-pubsub needs an even --sessions")

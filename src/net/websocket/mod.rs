@@ -39,6 +39,7 @@
 
 #![warn(missing_docs)]
 
+pub mod batched;
 pub mod client;
 pub mod deflate;
 pub mod encode;
