@@ -125,6 +125,10 @@ matrix() {
   maybe_fresh
   run rpc-half "$target" "$url" "$realm" "$pid" -- rpc --callers 64 --callees 1 --outstanding 16 --size 64 --rate "$half"
   maybe_fresh
+  run fanout-cbor "$target" "$url" "$realm" "$pid" -- fanout --serializer cbor --subscribers 512 --size 64 --outstanding 256
+  maybe_fresh
+  run rpc-cbor "$target" "$url" "$realm" "$pid" -- rpc --serializer cbor --callers 64 --callees 1 --outstanding 16 --size 64
+  maybe_fresh
   run pubsub "$target" "$url" "$realm" "$pid" -- pubsub --publishers 8 --subscribers 64 --topics 8 --size 64 --outstanding 16
   maybe_fresh
   run connect "$target" "$url" "$realm" "$pid" -- connect --concurrency 16
@@ -167,6 +171,8 @@ rows = [
     ("", "rpc-half", "p50 µs", ("latency_us", "p50"), False),
     ("", "rpc-half", "p99 µs", ("latency_us", "p99"), False),
     ("", "rpc-half", "p99.9 µs", ("latency_us", "p99_9"), False),
+    ("fanout 1→512 cbor rs 64 B", "fanout-cbor", "events/s delivered", ("delivered_per_sec",), True),
+    ("rpc 64×1×16 cbor rs 64 B", "rpc-cbor", "calls/s", ("delivered_per_sec",), True),
     ("pubsub 8 pub, 64 sub, 8 topics", "pubsub", "events/s delivered", ("delivered_per_sec",), True),
     ("", "pubsub", "lost", ("totals", "lost"), False),
     ("", "pubsub", "p99 µs", ("latency_us", "p99"), False),
