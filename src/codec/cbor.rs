@@ -13,12 +13,11 @@
 //! keys must be text strings. Encoding always uses the shortest integer form, definite lengths
 //! and 64-bit floats.
 
+use super::binary;
 use super::error::DecodeError;
 use super::message::Message;
-use super::options::{FieldRef, Options};
-use super::payload::Payload;
 use super::value::{Dict, Value};
-use super::wire::{self, ArgsElement, ElementReader, ElementWriter};
+use super::wire::{self, ArgsElement, ElementReader};
 use super::Serializer;
 use bytes::Bytes;
 use std::borrow::Cow;
@@ -450,8 +449,16 @@ pub fn decode(frame: &Bytes) -> Result<Message, DecodeError> {
 
 /// Appends the CBOR encoding of `m` to `out`.
 pub fn encode_into(m: &Message, out: &mut Vec<u8>) {
-    let mut w = Writer { out };
+    let mut w = binary::Writer::<Cbor> {
+        out,
+        format: std::marker::PhantomData,
+    };
     wire::encode_message(m, &mut w);
+}
+
+/// Appends the CBOR encoding of one value.
+pub fn encode_value(out: &mut Vec<u8>, v: &Value) {
+    binary::encode_value::<Cbor>(out, v);
 }
 
 /// An initial byte of major type `major` with argument `v`, in its shortest form.
@@ -473,158 +480,42 @@ fn w_head(out: &mut Vec<u8>, major: u8, v: u64) {
     }
 }
 
-fn w_uint(out: &mut Vec<u8>, v: u64) {
-    w_head(out, 0, v);
-}
-fn w_str(out: &mut Vec<u8>, s: &str) {
-    w_head(out, 3, s.len() as u64);
-    out.extend_from_slice(s.as_bytes());
-}
-fn w_bin(out: &mut Vec<u8>, b: &[u8]) {
-    w_head(out, 2, b.len() as u64);
-    out.extend_from_slice(b);
-}
-fn w_array_len(out: &mut Vec<u8>, n: usize) {
-    w_head(out, 4, n as u64);
-}
-fn w_map_len(out: &mut Vec<u8>, n: usize) {
-    w_head(out, 5, n as u64);
-}
-fn w_bool(out: &mut Vec<u8>, b: bool) {
-    out.push(if b { 0xf5 } else { 0xf4 });
-}
+/// CBOR's primitive writers: shortest integer forms, definite lengths, 64-bit floats.
+struct Cbor;
 
-/// Appends the CBOR encoding of one value.
-pub fn encode_value(out: &mut Vec<u8>, v: &Value) {
-    match v {
-        Value::Null => out.push(0xf6),
-        Value::Bool(b) => w_bool(out, *b),
-        // A negative i64 i is -1 - n with n = -1 - i = !i as u64.
-        Value::Int(i) if *i < 0 => w_head(out, 1, !*i as u64),
-        Value::Int(i) => w_uint(out, *i as u64),
-        Value::UInt(u) => w_uint(out, *u),
-        Value::Float(f) => {
-            out.push(0xfb);
-            out.extend_from_slice(&f.to_bits().to_be_bytes());
-        }
-        Value::Str(s) => w_str(out, s),
-        Value::Bin(b) => w_bin(out, b),
-        Value::List(l) => {
-            w_array_len(out, l.len());
-            for x in l {
-                encode_value(out, x);
-            }
-        }
-        Value::Dict(d) => encode_dict(out, d),
+impl binary::Primitives for Cbor {
+    const FORMAT: Serializer = Serializer::Cbor;
+    fn null(out: &mut Vec<u8>) {
+        out.push(0xf6);
     }
-}
-
-fn encode_dict(out: &mut Vec<u8>, d: &Dict) {
-    w_map_len(out, d.len());
-    for (k, v) in d {
-        w_str(out, k);
-        encode_value(out, v);
+    fn bool(out: &mut Vec<u8>, b: bool) {
+        out.push(if b { 0xf5 } else { 0xf4 });
     }
-}
-
-fn encode_field(out: &mut Vec<u8>, f: FieldRef<'_>) {
-    match f {
-        FieldRef::Bool(b) => w_bool(out, b),
-        FieldRef::UInt(u) => w_uint(out, u),
-        FieldRef::Str(s) => w_str(out, s),
-        FieldRef::Ids(ids) => {
-            w_array_len(out, ids.len());
-            for i in ids {
-                w_uint(out, *i);
-            }
-        }
-        FieldRef::Strs(ss) => {
-            w_array_len(out, ss.len());
-            for s in ss {
-                w_str(out, s);
-            }
-        }
-        FieldRef::Value(v) => encode_value(out, v),
+    fn uint(out: &mut Vec<u8>, v: u64) {
+        w_head(out, 0, v);
     }
-}
-
-struct Writer<'a> {
-    out: &'a mut Vec<u8>,
-}
-
-impl ElementWriter for Writer<'_> {
-    fn begin(&mut self, len: usize) {
-        w_array_len(self.out, len);
+    fn neg(out: &mut Vec<u8>, v: i64) {
+        // A negative i64 v is -1 - n with n = -1 - v = !v.
+        w_head(out, 1, !v as u64);
     }
-
-    fn int(&mut self, v: u64) {
-        w_uint(self.out, v);
+    fn float(out: &mut Vec<u8>, f: f64) {
+        out.push(0xfb);
+        out.extend_from_slice(&f.to_bits().to_be_bytes());
     }
-
-    fn str(&mut self, s: &str) {
-        w_str(self.out, s);
+    fn str(out: &mut Vec<u8>, s: &str) {
+        w_head(out, 3, s.len() as u64);
+        out.extend_from_slice(s.as_bytes());
     }
-
-    fn options<O: Options>(&mut self, o: &O) {
-        w_map_len(self.out, o.len());
-        let out = &mut *self.out;
-        o.for_each_known(&mut |k, v| {
-            w_str(out, k);
-            encode_field(out, v);
-        });
-        for (k, v) in o.extra() {
-            w_str(self.out, k);
-            encode_value(self.out, v);
-        }
+    fn bin(out: &mut Vec<u8>, b: &[u8]) {
+        w_head(out, 2, b.len() as u64);
+        out.extend_from_slice(b);
     }
-
-    fn payload(&mut self, p: &Payload) {
-        match p {
-            Payload::Empty => {}
-            Payload::Encoded(e) if e.format == Serializer::Cbor => {
-                match &e.args {
-                    Some(a) => self.out.extend_from_slice(a),
-                    None if e.kwargs.is_some() => w_array_len(self.out, 0),
-                    None => {}
-                }
-                if let Some(k) = &e.kwargs {
-                    self.out.extend_from_slice(k);
-                }
-            }
-            Payload::Encoded(_) => match p.to_values() {
-                // Another serializer's bytes: convert through values (callers fanning out
-                // convert once with `Payload::for_serializer`).
-                Ok(v) => self.payload(&v),
-                Err(_) => {
-                    // Unreachable for payloads produced by `decode` (validated there); still
-                    // write as many elements as `begin` announced.
-                    debug_assert!(false, "undecodable encoded payload");
-                    w_array_len(self.out, 0);
-                    if p.element_count() == 2 {
-                        w_map_len(self.out, 0);
-                    }
-                }
-            },
-            Payload::Values { args, kwargs } => {
-                match args {
-                    Some(a) => {
-                        w_array_len(self.out, a.len());
-                        for x in a {
-                            encode_value(self.out, x);
-                        }
-                    }
-                    None if kwargs.is_some() => w_array_len(self.out, 0),
-                    None => {}
-                }
-                if let Some(k) = kwargs {
-                    encode_dict(self.out, k);
-                }
-            }
-            Payload::Transparent(b) => w_bin(self.out, b),
-        }
+    fn array_len(out: &mut Vec<u8>, n: usize) {
+        w_head(out, 4, n as u64);
     }
-
-    fn end(&mut self) {}
+    fn map_len(out: &mut Vec<u8>, n: usize) {
+        w_head(out, 5, n as u64);
+    }
 }
 
 #[cfg(test)]

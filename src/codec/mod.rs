@@ -10,6 +10,7 @@
 //! - [`payload`]: arguments kept as encoded bytes or as values.
 //! - [`json`], [`msgpack`]: the serializers; [`uri`]: URI rules.
 
+mod binary;
 pub mod cbor;
 pub mod error;
 pub mod json;

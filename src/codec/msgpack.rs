@@ -5,12 +5,11 @@
 //! uses `rmp`'s primitive writers. Nesting is limited to [`MAX_DEPTH`] levels so a hostile frame
 //! cannot exhaust the stack.
 
+use super::binary;
 use super::error::DecodeError;
 use super::message::Message;
-use super::options::{FieldRef, Options};
-use super::payload::Payload;
 use super::value::{Dict, Value};
-use super::wire::{self, ArgsElement, ElementReader, ElementWriter};
+use super::wire::{self, ArgsElement, ElementReader};
 use super::Serializer;
 use bytes::Bytes;
 use std::borrow::Cow;
@@ -385,164 +384,49 @@ pub fn decode(frame: &Bytes) -> Result<Message, DecodeError> {
 
 /// Appends the MessagePack encoding of `m` to `out`.
 pub fn encode_into(m: &Message, out: &mut Vec<u8>) {
-    let mut w = Writer { out };
+    let mut w = binary::Writer::<MsgPack> {
+        out,
+        format: std::marker::PhantomData,
+    };
     wire::encode_message(m, &mut w);
-}
-
-// Writing into a Vec<u8> cannot fail; rmp's writers return io results we can ignore.
-fn w_uint(out: &mut Vec<u8>, v: u64) {
-    let _ = rmp::encode::write_uint(out, v);
-}
-fn w_str(out: &mut Vec<u8>, s: &str) {
-    let _ = rmp::encode::write_str(out, s);
-}
-fn w_array_len(out: &mut Vec<u8>, n: usize) {
-    let _ = rmp::encode::write_array_len(out, n as u32);
-}
-fn w_map_len(out: &mut Vec<u8>, n: usize) {
-    let _ = rmp::encode::write_map_len(out, n as u32);
 }
 
 /// Appends the MessagePack encoding of one value.
 pub fn encode_value(out: &mut Vec<u8>, v: &Value) {
-    match v {
-        Value::Null => {
-            let _ = rmp::encode::write_nil(out);
-        }
-        Value::Bool(b) => {
-            let _ = rmp::encode::write_bool(out, *b);
-        }
-        Value::Int(i) => {
-            let _ = rmp::encode::write_sint(out, *i);
-        }
-        Value::UInt(u) => w_uint(out, *u),
-        Value::Float(f) => {
-            let _ = rmp::encode::write_f64(out, *f);
-        }
-        Value::Str(s) => w_str(out, s),
-        Value::Bin(b) => {
-            let _ = rmp::encode::write_bin(out, b);
-        }
-        Value::List(l) => {
-            w_array_len(out, l.len());
-            for x in l {
-                encode_value(out, x);
-            }
-        }
-        Value::Dict(d) => encode_dict(out, d),
-    }
+    binary::encode_value::<MsgPack>(out, v);
 }
 
-fn encode_dict(out: &mut Vec<u8>, d: &Dict) {
-    w_map_len(out, d.len());
-    for (k, v) in d {
-        w_str(out, k);
-        encode_value(out, v);
+/// MessagePack's primitive writers (`rmp`'s; writing into a `Vec<u8>` cannot fail, so their io
+/// results are ignored).
+struct MsgPack;
+
+impl binary::Primitives for MsgPack {
+    const FORMAT: Serializer = Serializer::MsgPack;
+    fn null(out: &mut Vec<u8>) {
+        let _ = rmp::encode::write_nil(out);
     }
-}
-
-fn encode_field(out: &mut Vec<u8>, f: FieldRef<'_>) {
-    match f {
-        FieldRef::Bool(b) => {
-            let _ = rmp::encode::write_bool(out, b);
-        }
-        FieldRef::UInt(u) => w_uint(out, u),
-        FieldRef::Str(s) => w_str(out, s),
-        FieldRef::Ids(ids) => {
-            w_array_len(out, ids.len());
-            for i in ids {
-                w_uint(out, *i);
-            }
-        }
-        FieldRef::Strs(ss) => {
-            w_array_len(out, ss.len());
-            for s in ss {
-                w_str(out, s);
-            }
-        }
-        FieldRef::Value(v) => encode_value(out, v),
+    fn bool(out: &mut Vec<u8>, b: bool) {
+        let _ = rmp::encode::write_bool(out, b);
     }
-}
-
-struct Writer<'a> {
-    out: &'a mut Vec<u8>,
-}
-
-impl ElementWriter for Writer<'_> {
-    fn begin(&mut self, len: usize) {
-        w_array_len(self.out, len);
+    fn uint(out: &mut Vec<u8>, v: u64) {
+        let _ = rmp::encode::write_uint(out, v);
     }
-
-    fn int(&mut self, v: u64) {
-        w_uint(self.out, v);
+    fn neg(out: &mut Vec<u8>, v: i64) {
+        let _ = rmp::encode::write_sint(out, v);
     }
-
-    fn str(&mut self, s: &str) {
-        w_str(self.out, s);
+    fn float(out: &mut Vec<u8>, f: f64) {
+        let _ = rmp::encode::write_f64(out, f);
     }
-
-    fn options<O: Options>(&mut self, o: &O) {
-        w_map_len(self.out, o.len());
-        let out = &mut *self.out;
-        o.for_each_known(&mut |k, v| {
-            w_str(out, k);
-            encode_field(out, v);
-        });
-        for (k, v) in o.extra() {
-            w_str(self.out, k);
-            encode_value(self.out, v);
-        }
+    fn str(out: &mut Vec<u8>, s: &str) {
+        let _ = rmp::encode::write_str(out, s);
     }
-
-    fn payload(&mut self, p: &Payload) {
-        match p {
-            Payload::Empty => {}
-            Payload::Encoded(e) if e.format == Serializer::MsgPack => {
-                match &e.args {
-                    Some(a) => self.out.extend_from_slice(a),
-                    None if e.kwargs.is_some() => w_array_len(self.out, 0),
-                    None => {}
-                }
-                if let Some(k) = &e.kwargs {
-                    self.out.extend_from_slice(k);
-                }
-            }
-            Payload::Encoded(_) => {
-                // Another serializer's bytes: convert through values. Callers fanning out to
-                // many receivers convert once with `Payload::for_serializer` first.
-                match p.to_values() {
-                    Ok(v) => self.payload(&v),
-                    Err(_) => {
-                        // Unreachable for payloads produced by `decode` (validated there).
-                        // Still write as many elements as `begin` announced.
-                        debug_assert!(false, "undecodable encoded payload");
-                        w_array_len(self.out, 0);
-                        if p.element_count() == 2 {
-                            w_map_len(self.out, 0);
-                        }
-                    }
-                }
-            }
-            Payload::Values { args, kwargs } => {
-                match args {
-                    Some(a) => {
-                        w_array_len(self.out, a.len());
-                        for x in a {
-                            encode_value(self.out, x);
-                        }
-                    }
-                    None if kwargs.is_some() => w_array_len(self.out, 0),
-                    None => {}
-                }
-                if let Some(k) = kwargs {
-                    encode_dict(self.out, k);
-                }
-            }
-            Payload::Transparent(b) => {
-                let _ = rmp::encode::write_bin(self.out, b);
-            }
-        }
+    fn bin(out: &mut Vec<u8>, b: &[u8]) {
+        let _ = rmp::encode::write_bin(out, b);
     }
-
-    fn end(&mut self) {}
+    fn array_len(out: &mut Vec<u8>, n: usize) {
+        let _ = rmp::encode::write_array_len(out, n as u32);
+    }
+    fn map_len(out: &mut Vec<u8>, n: usize) {
+        let _ = rmp::encode::write_map_len(out, n as u32);
+    }
 }

@@ -5,6 +5,7 @@
 use super::*;
 use crate::codec::message::{Publish, Published};
 use crate::codec::options::PublishOptions;
+use crate::codec::payload::Payload;
 use crate::codec::Uri;
 
 fn hex(s: &str) -> Vec<u8> {
