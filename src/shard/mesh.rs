@@ -76,6 +76,11 @@ pub struct Inbox<M> {
 }
 
 impl<M> Inbox<M> {
+    /// A handle that re-polls this inbox from its own shard ([`Nudge::nudge`]).
+    pub fn nudger(&self) -> Nudge {
+        Nudge(self.shared.clone())
+    }
+
     /// Waits for the next batch; None when every sender is gone.
     pub async fn recv(&self) -> Option<Vec<M>> {
         poll_fn(|cx| {
@@ -94,6 +99,18 @@ impl<M> Inbox<M> {
             }
         })
         .await
+    }
+}
+
+/// Wakes the task waiting on an inbox, from the inbox's own shard: a safety net the shard's
+/// ticker pulls every tick, so that a wake-up from another thread that went missing delays a
+/// batch by one tick instead of leaving it (a shutdown, say) unseen while the shard sleeps.
+pub struct Nudge(Arc<InboxShared>);
+
+impl Nudge {
+    /// Wakes the inbox's waiting task, if any (it then looks at the channel again).
+    pub fn nudge(&self) {
+        self.0.waker.wake();
     }
 }
 

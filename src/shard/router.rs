@@ -329,10 +329,12 @@ async fn shard_main(
     }
     let ticker = {
         let shard = shard.clone();
+        let nudge = inbox.nudger();
         glommio::spawn_local(async move {
             let mut ticks = 0u64;
             loop {
                 glommio::timer::sleep(Duration::from_millis(10)).await;
+                nudge.nudge();
                 shard.tick();
                 shard.metrics.heartbeat();
                 ticks = ticks.wrapping_add(1);
