@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{run, wait_until, TEST_DEADLINE, WAIT};
+use common::{endpoint, run, wait_until, TEST_DEADLINE, WAIT};
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -19,29 +19,7 @@ use switchyard::shard::Router;
 use switchyard::RouterConfig;
 
 fn start_router() -> Router {
-    let listener = |kind| ListenerConfig {
-        kind,
-        addr: ListenAddr::Tcp("127.0.0.1:0".parse().expect("address")),
-        tls: None,
-    };
-    Router::start(RouterConfig {
-        shards: 1,
-        listeners: vec![
-            listener(ListenerKind::RawSocket),
-            listener(ListenerKind::WebSocket { path: "/ws".into() }),
-        ],
-        ..Default::default()
-    })
-    .expect("router starts")
-}
-
-fn endpoint(router: &Router, scheme: &str) -> String {
-    router
-        .endpoints()
-        .iter()
-        .find(|u| u.starts_with(&format!("{scheme}://")))
-        .unwrap_or_else(|| panic!("no {scheme} endpoint in {:?}", router.endpoints()))
-        .clone()
+    common::start_router_in_process(1)
 }
 
 fn uint(v: &Value) -> u64 {

@@ -407,16 +407,7 @@ fn node_features() {
 /// `--strict-progressive-results`; a caller leaving mid-call does not hurt the callee.
 fn node_progress(mode: &str, extra: &[&str]) {
     let node = node();
-    let mut args = vec![
-        "--shards",
-        "2",
-        "--ws",
-        "127.0.0.1:0",
-        "--rs",
-        "127.0.0.1:0",
-    ];
-    args.extend_from_slice(extra);
-    let router = RouterProcess::start(&args);
+    let router = RouterProcess::start_ws_rs(extra);
     let ws = router.endpoint("ws").url.clone();
     let rs = router.endpoint("rs").url.clone();
     let mut cmd = Command::new(node);

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{run, wait_until};
+use common::{endpoint, run, wait_until};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -13,34 +13,10 @@ use switchyard::client::{
     CallOptions, Client, ClientConfig, Dict, Event, PublishOptions, RegisterOptions, Serializer,
     SubscribeOptions, Value, Yield,
 };
-use switchyard::config::{ListenAddr, ListenerConfig, ListenerKind};
 use switchyard::shard::Router;
-use switchyard::RouterConfig;
 
 fn start_router() -> Router {
-    let listener = |kind| ListenerConfig {
-        kind,
-        addr: ListenAddr::Tcp("127.0.0.1:0".parse().expect("address")),
-        tls: None,
-    };
-    Router::start(RouterConfig {
-        shards: 2,
-        listeners: vec![
-            listener(ListenerKind::RawSocket),
-            listener(ListenerKind::WebSocket { path: "/ws".into() }),
-        ],
-        ..Default::default()
-    })
-    .expect("router starts")
-}
-
-fn endpoint(router: &Router, scheme: &str) -> String {
-    router
-        .endpoints()
-        .iter()
-        .find(|u| u.starts_with(&format!("{scheme}://")))
-        .unwrap_or_else(|| panic!("no {scheme} endpoint in {:?}", router.endpoints()))
-        .clone()
+    common::start_router_in_process(2)
 }
 
 fn config(url: &str, s: Serializer) -> ClientConfig {

@@ -1,6 +1,9 @@
 //! Running a test body in a glommio executor (the client library's runtime), bounded in time.
 
 use std::time::{Duration, Instant};
+use switchyard::config::{ListenAddr, ListenerConfig, ListenerKind};
+use switchyard::shard::Router;
+use switchyard::RouterConfig;
 
 /// Bound on a whole test body run by [`run`].
 pub const TEST_DEADLINE: Duration = Duration::from_secs(60);
@@ -40,4 +43,33 @@ pub async fn wait_until(what: &str, f: impl Fn() -> bool) {
         assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
         glommio::timer::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// A router in this process with `shards` shards and a RawSocket and a WebSocket (`/ws`)
+/// listener on 127.0.0.1:0.
+pub fn start_router_in_process(shards: usize) -> Router {
+    let listener = |kind| ListenerConfig {
+        kind,
+        addr: ListenAddr::Tcp("127.0.0.1:0".parse().expect("address")),
+        tls: None,
+    };
+    Router::start(RouterConfig {
+        shards,
+        listeners: vec![
+            listener(ListenerKind::RawSocket),
+            listener(ListenerKind::WebSocket { path: "/ws".into() }),
+        ],
+        ..Default::default()
+    })
+    .expect("router starts")
+}
+
+/// The router's endpoint URL with this scheme (`rs`, `ws`).
+pub fn endpoint(router: &Router, scheme: &str) -> String {
+    router
+        .endpoints()
+        .iter()
+        .find(|u| u.starts_with(&format!("{scheme}://")))
+        .unwrap_or_else(|| panic!("no {scheme} endpoint in {:?}", router.endpoints()))
+        .clone()
 }
