@@ -150,6 +150,10 @@ pub fn config_keys() -> Vec<String> {
             field_names::of::<crate::config::AuthenticatorSection>(),
         ),
         (
+            "realm.history",
+            field_names::of::<crate::config::HistorySection>(),
+        ),
+        (
             "realm.role.permission",
             field_names::of::<crate::config::PermissionSection>(),
         ),

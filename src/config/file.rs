@@ -92,6 +92,35 @@ pub struct RealmSection {
     pub max_retained_events: Option<usize>,
     /// This realm's bound on retained bytes (`router.max_retained_bytes` otherwise).
     pub max_retained_bytes: Option<usize>,
+    /// `[[realm.history]]` tables: subscriptions whose events are kept (event history).
+    #[serde(default, rename = "history")]
+    pub history: Vec<HistorySection>,
+}
+
+/// `[[realm.history]]`: keep the last events of the subscription `topic` + `match` (read back
+/// with `wamp.subscription.get_events`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistorySection {
+    pub topic: String,
+    #[serde(default, rename = "match")]
+    pub matching: UriMatch,
+    /// Events kept at most.
+    #[serde(default = "history_limit")]
+    pub limit: usize,
+    /// Bytes kept at most (payload, topic and options).
+    #[serde(default = "history_bytes")]
+    pub max_bytes: usize,
+    /// Events older than this are dropped; none: no age bound.
+    pub max_age_ms: Option<u64>,
+}
+
+fn history_limit() -> usize {
+    1000
+}
+
+fn history_bytes() -> usize {
+    1024 * 1024
 }
 
 /// `[[realm.authenticator]]`: a WAMP procedure that authenticates sessions using `method`

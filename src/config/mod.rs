@@ -15,8 +15,8 @@ mod file;
 mod flags;
 
 pub use file::{
-    Allow, AuthenticatorSection, ConfigFile, Disclose, PermissionSection, PrincipalSection,
-    RealmSection, RoleSection, RouterSection, UriMatch,
+    Allow, AuthenticatorSection, ConfigFile, Disclose, HistorySection, PermissionSection,
+    PrincipalSection, RealmSection, RoleSection, RouterSection, UriMatch,
 };
 pub use flags::{Args, Command, ConfigCommand};
 

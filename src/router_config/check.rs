@@ -33,6 +33,15 @@ pub fn check_uris(file: &ConfigFile) -> Result<(), ConfigError> {
                 )
             })?;
         }
+        for (k, h) in realm.history.iter().enumerate() {
+            let policy = match h.matching {
+                UriMatch::Exact => MatchPolicy::Exact,
+                UriMatch::Prefix => MatchPolicy::Prefix,
+                UriMatch::Wildcard => MatchPolicy::Wildcard,
+            };
+            validate_pattern(&h.topic, policy, UriCheck::Loose)
+                .map_err(|e| bad(format!("realm[{i}].history[{k}].topic"), &h.topic, &e))?;
+        }
         for (k, role) in realm.roles.iter().enumerate() {
             for (l, p) in role.permissions.iter().enumerate() {
                 let policy = match p.matching {

@@ -49,6 +49,9 @@ pub struct RealmConfig {
     pub max_retained_events: Option<usize>,
     /// Retained bytes this realm keeps (`realm.max_retained_bytes`); `None`: the router's.
     pub max_retained_bytes: Option<usize>,
+    /// The subscriptions whose events this realm keeps (`[[realm.history]]`); empty: no event
+    /// history.
+    pub history: Arc<crate::routing::history::HistoryRules>,
 }
 
 impl RealmConfig {
@@ -62,6 +65,7 @@ impl RealmConfig {
             authenticators: Vec::new(),
             max_retained_events: None,
             max_retained_bytes: None,
+            history: Arc::default(),
         }
     }
 }
@@ -115,6 +119,7 @@ impl RouterConfig {
     pub fn routing(&self, realm: &RealmConfig) -> crate::routing::RoutingConfig {
         let mut r = crate::routing::RoutingConfig {
             publish_filter: self.publish_filter.clone(),
+            history: realm.history.clone(),
             ..self.limits.routing()
         };
         if let Some(n) = realm.max_retained_events {

@@ -7,8 +7,11 @@ use super::RealmConfig;
 use crate::auth::dynamic::DynamicAuthenticator;
 use crate::auth::{AuthMethod, Authenticator, Principal};
 use crate::authz::{RealmPolicy, Role};
-use crate::config::{ConfigError, RealmSection};
+use crate::codec::uri::{validate_pattern, MatchPolicy, UriCheck};
+use crate::config::{ConfigError, RealmSection, UriMatch};
+use crate::routing::history::{HistoryRule, HistoryRules};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Defined here, not in `config`: building a realm needs auth and authz, which sit above
 /// `config`.
@@ -72,7 +75,48 @@ impl RealmSection {
                     message: e.message,
                 }
             })?;
+        let mut rules = Vec::new();
+        for (j, h) in self.history.iter().enumerate() {
+            let key = |k: &str| format!("realm[{index}].history[{j}].{k}");
+            let policy = match h.matching {
+                UriMatch::Exact => MatchPolicy::Exact,
+                UriMatch::Prefix => MatchPolicy::Prefix,
+                UriMatch::Wildcard => MatchPolicy::Wildcard,
+            };
+            if validate_pattern(&h.topic, policy, UriCheck::Loose).is_err() {
+                return Err(ConfigError::Invalid {
+                    key: key("topic"),
+                    message: format!("{:?} is not a valid {} topic", h.topic, policy.as_str()),
+                });
+            }
+            let bound = |k: &str, v: usize| {
+                if v == 0 {
+                    Err(ConfigError::Invalid {
+                        key: key(k),
+                        message: "must be positive".into(),
+                    })
+                } else {
+                    Ok(v)
+                }
+            };
+            rules.push(HistoryRule {
+                uri: h.topic.as_str().into(),
+                policy,
+                limit: bound("limit", h.limit)?,
+                max_bytes: bound("max_bytes", h.max_bytes)?,
+                max_age: match h.max_age_ms {
+                    Some(0) => bound("max_age_ms", 0).map(|_| None)?,
+                    Some(ms) => Some(Duration::from_millis(ms)),
+                    None => None,
+                },
+            });
+        }
+        let history = HistoryRules::new(rules).map_err(|(j, message)| ConfigError::Invalid {
+            key: format!("realm[{index}].history[{j}].topic"),
+            message,
+        })?;
         Ok(RealmConfig {
+            history: Arc::new(history),
             name: self.name.clone(),
             anonymous: self.anonymous,
             auth: Arc::new(auth),

@@ -30,6 +30,7 @@
 //! - [`filter`]: who receives a publication (publisher options, the embedder's filter).
 //! - [`dealer`]: the replicated registration table, call routing, cancel and timeouts.
 //! - [`retained`]: event retention (the newest retained event per topic, on every shard).
+//! - [`history`]: event history (`[[realm.history]]` rules, kept on each rule's home shard).
 //! - [`peer`]: the cross-shard protocol (every [`PeerMsg`] and the order it relies on).
 //! - [`meta`]: the WAMP Meta API (procedures, lifecycle and session events, testaments).
 //! - [`ids`]: router-scope ID allocation, home shards, global IDs.
@@ -39,6 +40,7 @@
 pub mod broker;
 pub mod dealer;
 pub mod filter;
+pub mod history;
 pub mod ids;
 pub mod matcher;
 pub mod meta;

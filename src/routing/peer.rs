@@ -56,7 +56,7 @@ use std::sync::Arc;
 
 use crate::codec::uri::MatchPolicy;
 use crate::codec::{
-    Dict, Id, InvocationDetails, InvokePolicy, Payload, PublishOptions, ResultDetails, Uri,
+    Dict, Id, InvocationDetails, InvokePolicy, Payload, PublishOptions, ResultDetails, Uri, Value,
 };
 
 use super::filter::DetailFilter;
@@ -114,6 +114,14 @@ pub enum PeerMsg {
     /// ack the publisher's shard sends later, which makes `get_retained` exactly-once (see
     /// `super::retained`).
     Retain(Arc<RetainedEvent>),
+    /// From the publisher's shard to the home shard of history rule `rule` (an index into the
+    /// realm's `HistoryRules`): keep `publication` (payload detached), stamped `at_us`
+    /// (wall-clock microseconds on the publisher's shard). See `super::history`.
+    History {
+        rule: usize,
+        at_us: i64,
+        publication: Arc<Publication>,
+    },
 
     // ---- dealer: registrations ----------------------------------------------------------
     /// To the home shard: add `callee` to `(policy, procedure)`.
@@ -182,7 +190,8 @@ pub enum PeerMsg {
         from: ShardId,
         query: MetaQuery,
     },
-    /// The answer to [`PeerMsg::MetaQuery`] `token`.
+    /// The answer to [`PeerMsg::MetaQuery`] `token`. (`wamp.subscription.get_events` sends its
+    /// query to one shard only, the home of the subscription's history rule.)
     MetaReply { token: u64, answer: MetaAnswer },
     /// From a shard to itself only: the meta API (which reads the broker) asks the broker
     /// (which it may not change) to revoke a local subscriber, handled right after the query
@@ -239,6 +248,14 @@ pub enum MetaQuery {
         session: SessionId,
         reason: Option<String>,
     },
+    /// `wamp.subscription.get_events`, to the home shard of history rule `rule` only: the
+    /// events `reader` may see of `subscription`.
+    Events {
+        rule: usize,
+        subscription: Id,
+        query: Box<super::history::EventsQuery>,
+        reader: Box<super::broker::Subscriber>,
+    },
 }
 
 /// Which sessions a kill closes.
@@ -255,6 +272,8 @@ pub enum KillTarget {
 pub enum MetaAnswer {
     Sessions(Vec<Id>),
     Details(Option<Dict>),
+    /// The history's `Event` objects, or the text of a `wamp.error.invalid_argument`.
+    Events(Result<Vec<Value>, String>),
 }
 
 /// Names a routed call on the callee's shard: by the caller's request, and by the callee and

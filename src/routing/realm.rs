@@ -86,6 +86,8 @@ pub struct RoutingConfig {
     pub progressive_grace: Duration,
     /// Bounds of the realm's retained events (zero events: retention off).
     pub retention: RetentionLimits,
+    /// The realm's event history rules ([`super::history`]); none: no history.
+    pub history: Arc<super::history::HistoryRules>,
     /// The embedder's publish filter, asked per eligible subscriber (see [`super::filter`]).
     pub publish_filter: Option<SharedPublishFilter>,
     /// Progressive call results only for callees that also announced `call_canceling`, as
@@ -104,6 +106,7 @@ impl Default for RoutingConfig {
             max_pending_calls_per_session: 1_000,
             progressive_grace: Duration::from_secs(60),
             publish_filter: None,
+            history: Arc::default(),
             retention: RetentionLimits {
                 max_events: 10_000,
                 max_bytes: 16 * 1024 * 1024,
@@ -165,6 +168,14 @@ impl Ctx<'_> {
         let (at, wall) = self.epoch;
         let t = wall + self.now.saturating_duration_since(at);
         Arc::from(crate::util::iso8601(t))
+    }
+
+    /// The wall-clock time of `now`, microseconds since the epoch (event history's stamps).
+    pub fn wall_micros(&self) -> i64 {
+        let (at, wall) = self.epoch;
+        let t = wall + self.now.saturating_duration_since(at);
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
     }
 
     /// Reports a local session's join or leave of a subscription or registration to the home
@@ -548,6 +559,11 @@ fn route_peer(
         } => broker.on_interest_remove(shard, subscription, policy, &topic),
         PeerMsg::Publish(publication) => broker.on_publication(&publication, ctx),
         PeerMsg::Retain(event) => broker.on_retain(event, ctx),
+        PeerMsg::History {
+            rule,
+            at_us,
+            publication,
+        } => broker.on_history(rule, at_us, publication, ctx),
         PeerMsg::PublishRetained(event) => broker.on_publish_retained(event, ctx),
         // dealer: registrations
         PeerMsg::RegisterRequest(change) => dealer.on_register_request(*change, ctx),

@@ -35,9 +35,10 @@ pub struct AuthzState {
     cache: RefCell<AuthzCache>,
     pending: RefCell<HashMap<Id, Rc<Reply>>>,
     next_request: Cell<Id>,
-    /// The decision just fetched for (session, action, uri), consumed by the routing check
-    /// (so a TTL of 0, or an eviction, cannot deny a decision that was just made).
-    fresh: RefCell<Option<(Id, AuthzAction, String, Decision)>>,
+    /// The decisions just fetched for (session, action, uri), used by the routing check and
+    /// cleared by it (so a TTL of 0, or an eviction, cannot deny a decision that was just
+    /// made). At most two: a message needs at most two decisions (see [`targets`]).
+    fresh: RefCell<Vec<(Id, AuthzAction, String, Decision)>>,
 }
 
 impl AuthzState {
@@ -47,7 +48,7 @@ impl AuthzState {
             cache: RefCell::new(AuthzCache::new(ttl, size)),
             pending: RefCell::new(HashMap::new()),
             next_request: Cell::new(1),
-            fresh: RefCell::new(None),
+            fresh: RefCell::new(Vec::new()),
         }
     }
 }
@@ -62,6 +63,10 @@ fn target(m: &Message) -> Option<(&str, AuthzAction)> {
         _ => return None,
     })
 }
+
+/// Event history's meta procedure: reading a subscription's history also needs the right to
+/// subscribe to its topic (`pubsub_event_history.md`, "Security Aspects").
+const GET_EVENTS: &str = "wamp.subscription.get_events";
 
 /// A dynamic decision a session waits for.
 pub struct Ask {
@@ -81,6 +86,29 @@ impl Shard {
             .iter()
             .find(|r| r.name == realm)
             .map(|r| &*r.authz)
+    }
+
+    /// The second decision a message needs, if any: for `wamp.subscription.get_events`, the
+    /// right to subscribe to the subscription's topic or pattern (found in the realm's
+    /// replicated subscription table; an unknown ID needs nothing more, the routing core
+    /// answers `no_such_subscription`).
+    fn second_target(&self, realm: &str, m: &Message) -> Option<(String, AuthzAction)> {
+        let Message::Call(c) = m else {
+            return None;
+        };
+        if &*c.procedure != GET_EVENTS {
+            return None;
+        }
+        let id = match c.payload.args_values() {
+            Ok(Some(args)) => match args.first() {
+                Some(Value::UInt(id)) => *id,
+                _ => return None,
+            },
+            _ => return None,
+        };
+        let realms = self.realms.borrow();
+        let info = realms.get(realm)?.broker().subscription(id)?;
+        Some((info.pattern.to_string(), AuthzAction::Subscribe))
     }
 
     /// The decision for a session's message, without waiting: `None` when the realm's dynamic
@@ -107,11 +135,12 @@ impl Shard {
         match policy.check(&sref.authrole, uri, a) {
             Verdict::Decided(d) => Some(d),
             Verdict::Dynamic => {
-                let mut fresh = self.authz.fresh.borrow_mut();
-                if let Some((s, fa, fu, d)) = fresh.take() {
-                    if s == sref.id && fa == a && fu == uri {
-                        return Some(d);
-                    }
+                let fresh = self.authz.fresh.borrow();
+                if let Some((_, _, _, d)) = fresh
+                    .iter()
+                    .find(|(s, fa, fu, _)| *s == sref.id && *fa == a && fu == uri)
+                {
+                    return Some(*d);
                 }
                 drop(fresh);
                 self.authz
@@ -133,14 +162,31 @@ impl Shard {
         let Some((uri, action)) = target(&m) else {
             return Some(m);
         };
-        let decision = {
+        let second = self.second_target(realm, &m);
+        let (decision, second_denied) = {
             let sref = h.sref.borrow();
             let sref = sref.as_ref()?;
             // Fail closed: a dynamic decision that is neither fresh nor cached is a denial.
-            self.decide(realm, sref, uri, action)
-                .unwrap_or(Decision::DENY)
+            let first = self
+                .decide(realm, sref, uri, action)
+                .unwrap_or(Decision::DENY);
+            let second_denied = match second {
+                Some((u, a)) if first.allow => {
+                    let d = self.decide(realm, sref, &u, a).unwrap_or(Decision::DENY);
+                    (!d.allow).then_some((u, a))
+                }
+                _ => None,
+            };
+            if !self.authz.fresh.borrow().is_empty() {
+                self.authz.fresh.borrow_mut().clear();
+            }
+            (first, second_denied)
         };
-        if !decision.allow {
+        if !decision.allow || second_denied.is_some() {
+            let (uri, action) = match &second_denied {
+                Some((u, a)) => (u.as_str(), *a),
+                None => (uri, action),
+            };
             self.metrics.authz_denials.inc();
             tracing::debug!(shard = self.id, session = h.id, realm = %realm, uri, action = action.as_str(), "not authorized");
             let (request_type, request, answer) = match &m {
@@ -191,9 +237,18 @@ impl Shard {
         let sref = h.sref.borrow();
         let sref = sref.as_ref()?;
         self.policy(&realm)?.authorizer.as_ref()?;
-        if self.decide(&realm, sref, uri, action).is_some() {
-            return None;
-        }
+        let (uri, action) = match self.decide(&realm, sref, uri, action) {
+            None => (uri.to_owned(), action),
+            // Allowed: the message may need a second decision (`get_events`), asked next.
+            Some(d) if d.allow => {
+                let (u, a) = self.second_target(&realm, m)?;
+                if self.decide(&realm, sref, &u, a).is_some() {
+                    return None;
+                }
+                (u, a)
+            }
+            Some(_) => return None,
+        };
         let procedure = self.policy(&realm)?.authorizer.clone()?;
         Some(Ask {
             realm,
@@ -201,7 +256,7 @@ impl Shard {
             session: sref.id,
             authid: sref.authid.to_string(),
             authrole: sref.authrole.to_string(),
-            uri: uri.to_owned(),
+            uri,
             action,
         })
     }
@@ -326,7 +381,11 @@ impl Shard {
                 Instant::now(),
             );
         }
-        *self.authz.fresh.borrow_mut() = Some((ask.session, ask.action, ask.uri, decision));
+        let mut fresh = self.authz.fresh.borrow_mut();
+        if fresh.len() >= 2 {
+            fresh.remove(0);
+        }
+        fresh.push((ask.session, ask.action, ask.uri, decision));
     }
 
     /// A RESULT or ERROR the dealer sent to the internal caller.

@@ -599,7 +599,11 @@ pub(super) async fn on_input(
         let result = shard.dynamic_authenticate(&req).await;
         handle.core.borrow_mut().on_dynamic_auth(result, outputs);
     }
-    if let Some(ask) = shard.needs_authorizer(handle, outputs) {
+    // At most two decisions per message (`get_events` also needs the right to subscribe).
+    for _ in 0..2 {
+        let Some(ask) = shard.needs_authorizer(handle, outputs) else {
+            break;
+        };
         shard.ask_authorizer(ask).await;
     }
     shard.apply_session_outputs(handle, std::mem::take(outputs));

@@ -53,19 +53,25 @@ pub const BROKER_FEATURES: &[&str] = &[
     "subscription_revocation",
     // Left out of WELCOME when no realm keeps retained events (see `broker_features`).
     "event_retention",
+    // Left out of WELCOME when no realm has a `[[realm.history]]` rule.
+    "event_history",
 ];
 /// The broker features this configuration offers: [`BROKER_FEATURES`] without
-/// `event_retention` when no realm keeps retained events (WELCOME's roles are the same for
-/// every realm; a realm with retention off ignores `retain`, which the spec allows).
+/// `event_retention` when no realm keeps retained events, without `event_history` when no
+/// realm keeps history (WELCOME's roles are the same for every realm; a realm with retention
+/// off ignores `retain`, which the spec allows, and one without history rules answers
+/// `get_events` with an error naming that).
 fn broker_features(cfg: &RouterConfig) -> Vec<&'static str> {
     let retention = cfg
         .realms
         .iter()
         .any(|r| cfg.routing(r).retention.enabled());
+    let history = cfg.realms.iter().any(|r| !r.history.is_empty());
     BROKER_FEATURES
         .iter()
         .copied()
         .filter(|f| retention || *f != "event_retention")
+        .filter(|f| history || *f != "event_history")
         .collect()
 }
 

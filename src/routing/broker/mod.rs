@@ -22,6 +22,7 @@
 //! [`Publication`] and are applied on every shard to that shard's own subscribers
 //! ([`super::filter`]), with the embedder's publish filter if one is configured.
 
+mod history;
 mod read;
 mod retention;
 
@@ -36,6 +37,7 @@ use crate::codec::{
 use crate::routing::matcher::UriIndex;
 
 use super::filter::{receives, DetailFilter};
+use super::history::HistoryStore;
 use super::ids::{random_global_id, IdAllocator, SessionId, ShardId};
 use super::peer::{Lifecycle, PeerMsg, Publication, Table};
 use super::realm::{errors, Ctx};
@@ -137,6 +139,8 @@ pub struct Broker {
     retained: RetainedStore,
     /// Sequence of the retained events this shard stamps.
     retain_seq: u64,
+    /// The event histories whose rules have their home on this shard ([`super::history`]).
+    history: HistoryStore,
 }
 
 impl Broker {
@@ -153,6 +157,7 @@ impl Broker {
             fanout: vec![false; shard_count.max(1)],
             retained: RetainedStore::default(),
             retain_seq: 0,
+            history: HistoryStore::default(),
         }
     }
 
@@ -287,6 +292,9 @@ impl Broker {
         }
         if let Some(r) = retained {
             self.retained.put(r, ctx.config.retention);
+        }
+        if !ctx.config.history.is_empty() {
+            self.record_history(publication, ctx);
         }
     }
 
@@ -755,7 +763,7 @@ impl Broker {
 }
 
 /// EVENT.Details of publication `p` for a subscription with match policy `policy`.
-fn event_details(p: &Publication, policy: MatchPolicy) -> EventDetails {
+pub(crate) fn event_details(p: &Publication, policy: MatchPolicy) -> EventDetails {
     let disclose = p.options.disclose_me == Some(true);
     let o = &p.options;
     EventDetails {

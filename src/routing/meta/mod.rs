@@ -126,6 +126,8 @@ enum Kind {
     Subscribers,
     CountSubscribers,
     RemoveSubscriber,
+    /// `wamp.subscription.get_events` (one shard asked: the history rule's home).
+    Events,
 }
 
 /// A query waiting for the other shards' answers.
@@ -137,6 +139,7 @@ struct Gather {
     waiting: usize,
     ids: Vec<Id>,
     details: Option<Dict>,
+    events: Option<Result<Vec<Value>, String>>,
     deadline: Instant,
 }
 
@@ -307,6 +310,7 @@ impl Meta {
             waiting: ctx.shard_count.saturating_sub(1),
             ids: Vec::new(),
             details: None,
+            events: None,
             deadline: ctx.now + GATHER_TIMEOUT,
         };
         g.absorb(local);
@@ -321,6 +325,53 @@ impl Meta {
             from: ctx.shard,
             query,
         });
+        self.gathers.insert(token, g);
+        Ok(())
+    }
+
+    /// Like [`Meta::gather`], but `query` goes to `shard` only (this one included).
+    #[allow(clippy::too_many_arguments)]
+    fn ask_one(
+        &mut self,
+        caller: SessionId,
+        request: Id,
+        kind: Kind,
+        shard: usize,
+        query: MetaQuery,
+        broker: &Broker,
+        ctx: &mut Ctx<'_>,
+    ) -> Result<(), procs::Fail> {
+        if self.gathers.len() >= MAX_GATHERS {
+            return Err((
+                errors::LIMIT_EXCEEDED,
+                "too many meta queries in flight".into(),
+            ));
+        }
+        let mut g = Gather {
+            caller,
+            request,
+            kind,
+            waiting: 1,
+            ids: Vec::new(),
+            details: None,
+            events: None,
+            deadline: ctx.now + GATHER_TIMEOUT,
+        };
+        if shard == ctx.shard {
+            g.absorb(self.answer(&query, broker, ctx));
+            g.finish(ctx);
+            return Ok(());
+        }
+        self.next_token = self.next_token.wrapping_add(1);
+        let token = self.next_token;
+        ctx.peer(
+            shard,
+            PeerMsg::MetaQuery {
+                token,
+                from: ctx.shard,
+                query,
+            },
+        );
         self.gathers.insert(token, g);
         Ok(())
     }
@@ -454,6 +505,14 @@ impl Meta {
                     _ => MetaAnswer::Sessions(Vec::new()),
                 }
             }
+            MetaQuery::Events {
+                rule,
+                subscription,
+                query,
+                reader,
+            } => {
+                MetaAnswer::Events(broker.history_events(*rule, *subscription, query, reader, ctx))
+            }
             MetaQuery::Subscribers { subscription } => MetaAnswer::Sessions(
                 broker
                     .local_subscribers(*subscription)
@@ -503,6 +562,7 @@ impl Gather {
                     self.details = d;
                 }
             }
+            MetaAnswer::Events(e) => self.events = Some(e),
         }
     }
 
@@ -535,6 +595,13 @@ impl Gather {
                 Some("no such session among the subscribers"),
             ),
             Kind::RemoveSubscriber => procs::reply(ctx, caller, request, Vec::new()),
+            Kind::Events => match self.events {
+                Some(Ok(events)) => procs::reply_list(ctx, caller, request, events),
+                Some(Err(text)) => {
+                    procs::reply_error(ctx, caller, request, procs::INVALID_ARGUMENT, Some(&text))
+                }
+                None => procs::reply_error(ctx, caller, request, errors::TIMEOUT, None),
+            },
         }
     }
 }

@@ -4,8 +4,9 @@
 use crate::codec::uri::{validate_uri, MatchPolicy, UriCheck};
 use crate::codec::{self, Call, Dict, Id, Message, Options, Payload, PublishOptions, Uri, Value};
 
-use super::super::broker::Broker;
+use super::super::broker::{Broker, Subscriber};
 use super::super::dealer::{Dealer, Registration};
+use super::super::history::EventsQuery;
 use super::super::ids::SessionId;
 use super::super::peer::{KillTarget, MetaQuery, PeerMsg};
 use super::super::realm::{errors, Ctx};
@@ -34,6 +35,7 @@ pub const PROCEDURES: &[&str] = &[
     "wamp.subscription.list_subscribers",
     "wamp.subscription.count_subscribers",
     "wamp.subscription.remove_subscriber",
+    "wamp.subscription.get_events",
     "wamp.registration.list",
     "wamp.registration.lookup",
     "wamp.registration.match",
@@ -62,6 +64,19 @@ pub(super) fn reply(ctx: &mut Ctx<'_>, caller: SessionId, request: Id, args: Vec
             request,
             details: Default::default(),
             payload,
+        }),
+    );
+}
+
+/// RESULT whose one positional argument is the list `items` (empty included: `get_events`
+/// answers `[[]]` when nothing matched, as the spec's "empty array").
+pub(super) fn reply_list(ctx: &mut Ctx<'_>, caller: SessionId, request: Id, items: Vec<Value>) {
+    ctx.send(
+        caller,
+        Message::Result(codec::CallResult {
+            request,
+            details: Default::default(),
+            payload: Payload::args(vec![Value::List(items)]),
         }),
     );
 }
@@ -365,11 +380,72 @@ impl Meta {
                 );
                 Ok(Done::Now(Vec::new()))
             }
+            "wamp.subscription.get_events" => {
+                self.get_events(caller, request, &args, &kwargs, broker, ctx)
+            }
             p if p.starts_with("wamp.subscription.") => {
                 subscription(broker, p, &args, &kwargs, gather)
             }
             p => registration(dealer, p, &args),
         }
+    }
+
+    /// `wamp.subscription.get_events(subscription, **filters)`: asks the home shard of the
+    /// subscription's history rule (see [`crate::routing::history`]). Whether the caller may
+    /// subscribe to the subscription's topic was checked with its authorization.
+    fn get_events(
+        &mut self,
+        caller: SessionId,
+        request: Id,
+        args: &[Value],
+        kwargs: &Dict,
+        broker: &Broker,
+        ctx: &mut Ctx<'_>,
+    ) -> Result<Done, Fail> {
+        let subscription = arg_id(args, 0, "subscription")?;
+        let info = broker.subscription(subscription).ok_or_else(|| {
+            (
+                errors::NO_SUCH_SUBSCRIPTION,
+                "no subscription with this ID".to_owned(),
+            )
+        })?;
+        let query = EventsQuery::from_kwargs(kwargs).map_err(bad)?;
+        let rules = ctx.config.history.clone();
+        let (rule, home) = match rules.find(info.policy, &info.pattern) {
+            Some(i) => (i, ctx.home(info.policy, &info.pattern)),
+            None => {
+                return Err(bad(format!(
+                    "event history is not enabled for subscription {subscription}"
+                )))
+            }
+        };
+        let Some(member) = self.members.get(&caller) else {
+            return Err((
+                errors::NO_SUCH_SESSION,
+                "not a session of this realm".into(),
+            ));
+        };
+        let reader = Subscriber {
+            session: caller,
+            authid: member.sref.authid.clone(),
+            authrole: member.sref.authrole.clone(),
+            attributes: member.sref.attributes.clone(),
+        };
+        self.ask_one(
+            caller,
+            request,
+            Kind::Events,
+            home,
+            MetaQuery::Events {
+                rule,
+                subscription,
+                query: Box::new(query),
+                reader: Box::new(reader),
+            },
+            broker,
+            ctx,
+        )?;
+        Ok(Done::Later)
     }
 
     fn add_testament(

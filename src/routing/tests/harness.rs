@@ -42,6 +42,7 @@ pub fn kind(m: &PeerMsg) -> &'static str {
         PeerMsg::Publish(_) => "Publish",
         PeerMsg::Retain(_) => "Retain",
         PeerMsg::PublishRetained(_) => "PublishRetained",
+        PeerMsg::History { .. } => "History",
         PeerMsg::RegisterRequest(_) => "RegisterRequest",
         PeerMsg::RegisterRejected { .. } => "RegisterRejected",
         PeerMsg::RegistrationAdd(_) => "RegistrationAdd",

@@ -6,6 +6,7 @@ mod dealer;
 mod filter;
 mod fuzz;
 mod harness;
+mod history;
 mod meta;
 mod progress_compat;
 mod reroute;
