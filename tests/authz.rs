@@ -8,6 +8,8 @@
 //!   (after the TTL the authorizer is invoked again), a timeout or an ERROR denies (fail
 //!   closed), and only a trusted role may register it;
 //! - `switchyard_authz_denials_total` counts the denials;
+//! - event history: `wamp.subscription.get_events` also needs the right to subscribe to the
+//!   subscription's topic, from static rules and from the dynamic authorizer (asked twice);
 //! - autobahn-python (`tests/interop/authz.py`) sees `wamp.error.not_authorized`.
 
 mod common;
@@ -75,6 +77,17 @@ allow = { register = true, publish = true }
 uri = "feed..news"
 match = "wildcard"
 allow = { subscribe = true }
+
+[[realm.role.permission]]
+uri = "wamp.subscription.get_events"
+allow = { call = true }
+
+[[realm.history]]
+topic = "com.app.feed"
+
+[[realm.history]]
+topic = "private.feed"
+limit = 10
 
 [[realm]]
 name = "dyn"
@@ -465,6 +478,136 @@ fn dynamic_authorizer_is_cached_expires_and_fails_closed() {
         subscribed(&mut dan, 50, "ok.other"),
         Err(NOT_AUTHORIZED.into())
     );
+}
+
+/// `wamp.subscription.get_events(subscription)`: the events' first arguments, or the error.
+fn get_events(c: &mut RawClient, request: u64, subscription: u64) -> Result<Vec<u64>, String> {
+    c.send(&Message::Call(Call {
+        request,
+        options: CallOptions::default(),
+        procedure: "wamp.subscription.get_events".into(),
+        payload: Payload::args(vec![Value::UInt(subscription)]),
+    }))
+    .expect("send CALL");
+    match reply(c, "RESULT")? {
+        Message::Result(r) if r.request == request => {
+            let args = r.payload.args_values().expect("decodable").expect("args");
+            let Some(Value::List(events)) = args.into_iter().next() else {
+                panic!("a list of events");
+            };
+            Ok(events
+                .iter()
+                .map(|e| {
+                    let args = e.as_dict().and_then(|d| d.get("args"));
+                    match args {
+                        Some(Value::List(a)) => a.first().and_then(Value::as_u64).expect("n"),
+                        other => panic!("event args: {other:?}"),
+                    }
+                })
+                .collect())
+        }
+        other => panic!("get_events: {other:?}"),
+    }
+}
+
+#[test]
+fn event_history_needs_the_right_to_subscribe() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let router = start(dir.path());
+    let mut svc = join(&router, "svc", "svc-t");
+    registered(&mut svc, 1, "authz.check").expect("trusted registers the authorizer");
+    let mut ids = Vec::new();
+    for (request, topic) in [(2, "com.app.feed"), (3, "private.feed")] {
+        subscribe(&mut svc, request, topic);
+        match reply(&mut svc, "SUBSCRIBED") {
+            Ok(Message::Subscribed(s)) => ids.push(s.subscription),
+            other => panic!("{other:?}"),
+        }
+        for n in 1..=2u64 {
+            svc.send(&Message::Publish(Publish {
+                request: request * 10 + n,
+                options: PublishOptions {
+                    acknowledge: Some(true),
+                    exclude_me: Some(true),
+                    ..Default::default()
+                },
+                topic: topic.into(),
+                payload: Payload::args(vec![Value::UInt(n)]),
+            }))
+            .expect("send PUBLISH");
+            assert!(matches!(
+                reply(&mut svc, "PUBLISHED"),
+                Ok(Message::Published(_))
+            ));
+        }
+    }
+    let (feed, private) = (ids[0], ids[1]);
+
+    // Static rules: alice may subscribe to com.app.* only.
+    let mut alice = join(&router, "alice", "alice-t");
+    assert_eq!(get_events(&mut alice, 1, feed), Ok(vec![1, 2]));
+    assert_eq!(
+        get_events(&mut alice, 2, private),
+        Err(NOT_AUTHORIZED.into())
+    );
+
+    // The dynamic authorizer is asked for the call, then for the subscription's topic.
+    let mut dan = join(&router, "dan", "dan-t");
+    dan.send(&Message::Call(Call {
+        request: 3,
+        options: CallOptions::default(),
+        procedure: "wamp.subscription.get_events".into(),
+        payload: Payload::args(vec![Value::UInt(feed)]),
+    }))
+    .expect("send CALL");
+    let asked = |inv: &switchyard::codec::Invocation| {
+        let a = inv.payload.args_values().expect("decodable").expect("args");
+        (
+            a[1].as_str().map(str::to_owned),
+            a[2].as_str().map(str::to_owned),
+        )
+    };
+    let first = serve_one(&mut svc, Some(Value::Bool(true)));
+    assert_eq!(
+        asked(&first),
+        (
+            Some("wamp.subscription.get_events".into()),
+            Some("call".into())
+        )
+    );
+    let second = serve_one(&mut svc, Some(Value::Bool(false)));
+    assert_eq!(
+        asked(&second),
+        (Some("com.app.feed".into()), Some("subscribe".into()))
+    );
+    assert_eq!(
+        reply(&mut dan, "ERROR").err().as_deref(),
+        Some(NOT_AUTHORIZED)
+    );
+    // Both decisions cached: denied again without asking; private.feed asks for the topic.
+    assert_eq!(get_events(&mut dan, 4, feed), Err(NOT_AUTHORIZED.into()));
+    dan.send(&Message::Call(Call {
+        request: 5,
+        options: CallOptions::default(),
+        procedure: "wamp.subscription.get_events".into(),
+        payload: Payload::args(vec![Value::UInt(private)]),
+    }))
+    .expect("send CALL");
+    let third = serve_one(&mut svc, Some(Value::Bool(true)));
+    assert_eq!(
+        asked(&third),
+        (Some("private.feed".into()), Some("subscribe".into()))
+    );
+    match reply(&mut dan, "RESULT") {
+        Ok(Message::Result(r)) => {
+            let args = r.payload.args_values().expect("decodable").expect("args");
+            assert!(
+                matches!(&args[0], Value::List(l) if l.len() == 2),
+                "{args:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

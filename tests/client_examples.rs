@@ -1,4 +1,5 @@
-//! The examples (`examples/rpc.rs`, `examples/pubsub.rs`, `examples/embedded.rs`) run, not just
+//! The examples (`examples/rpc.rs`, `examples/pubsub.rs`, `examples/embedded.rs`,
+//! `examples/event_history.rs`) run, not just
 //! compile: each is started against a real `switchyard` on 127.0.0.1:0 (embedded starts its
 //! own router) and must exit 0 within a bound, having printed what it did.
 //!
@@ -140,6 +141,30 @@ fn pubsub_example() {
     }
     let sub_out = sub.join().expect("subscriber thread");
     assert!(sub_out.contains("subscriber: received"), "{sub_out}");
+}
+
+#[test]
+fn event_history_example() {
+    let out = run_example("event_history", &[], &[]);
+    assert_eq!(out.matches("history: all:").count(), 6, "{out}");
+    let line = |prefix: &str| {
+        out.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line in {out}"))
+            .to_owned()
+    };
+    let latest = line("history: latest two:");
+    assert!(
+        latest.contains(", 6)") && latest.contains(", 5)"),
+        "{latest}"
+    );
+    let before = line("history: the two before:");
+    assert!(
+        before.contains(", 4)") && before.contains(", 3)"),
+        "{before}"
+    );
+    assert!(out.contains("history: logins: 3"), "{out}");
+    assert!(out.contains("history: done"), "{out}");
 }
 
 #[test]

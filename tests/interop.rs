@@ -105,7 +105,16 @@ impl Fixture {
         let tls = TlsFiles::generate();
         let unix_dir = tempfile::tempdir().expect("temp dir");
         let sock = unix_dir.path().join("switchyard.sock");
+        // Event history for `features.py`'s check_event_history.
+        let config = unix_dir.path().join("switchyard.toml");
+        std::fs::write(
+            &config,
+            "[[realm]]\nname = \"realm1\"\n\n[[realm.history]]\ntopic = \"com.f.hist\"\nmatch = \"prefix\"\nlimit = 100\n",
+        )
+        .expect("write config");
         let router = RouterProcess::start(&[
+            "--config",
+            config.to_str().expect("utf-8 temp path"),
             "--shards",
             "2",
             "--ws",

@@ -279,7 +279,85 @@ fn retention_off_is_not_announced() {
     run(move || async move {
         let c = Client::connect(config(&url)).await.expect("joins");
         assert!(!broker_feature(&c, "event_retention"));
+        assert!(
+            !broker_feature(&c, "event_history"),
+            "no [[realm.history]] rule: not announced"
+        );
         assert!(broker_feature(&c, "subscriber_blackwhite_listing"));
+    });
+}
+
+#[test]
+fn event_history_over_a_socket() {
+    use switchyard::routing::history::{HistoryRule, HistoryRules};
+    let mut cfg = RouterConfig::default();
+    cfg.realms[0].history = Arc::new(
+        HistoryRules::new(vec![HistoryRule {
+            uri: "com.h".into(),
+            policy: switchyard::codec::uri::MatchPolicy::Exact,
+            limit: 3,
+            max_bytes: 1 << 20,
+            max_age: None,
+        }])
+        .expect("one rule"),
+    );
+    let router = start_router(cfg);
+    let url = router.endpoints()[0].clone();
+    run(move || async move {
+        let publ = Client::connect(config(&url)).await.expect("joins");
+        assert!(broker_feature(&publ, "event_history"));
+        for n in 1..=5u64 {
+            let mut kwargs = Dict::new();
+            kwargs.insert("bin".into(), Value::Bin(vec![0, 255, n as u8].into()));
+            publ.publish("com.h", vec![Value::UInt(n)], kwargs, ack())
+                .await
+                .expect("publish")
+                .expect("acknowledged");
+        }
+        // A JSON reader on another connection: binary comes back as binary.
+        let reader = Client::connect(config(&url).serializer(Serializer::Json))
+            .await
+            .expect("joins");
+        let sub = reader
+            .subscribe("com.h", SubscribeOptions::default(), |_| {})
+            .await
+            .expect("subscribe");
+        let mut kwargs = Dict::new();
+        kwargs.insert("reverse".into(), Value::Bool(true));
+        let r = reader
+            .call(
+                "wamp.subscription.get_events",
+                vec![Value::UInt(sub.id)],
+                kwargs,
+                CallOptions::default(),
+            )
+            .await
+            .expect("get_events");
+        let Some(Value::List(events)) = r.args.first() else {
+            panic!("a list: {:?}", r.args);
+        };
+        let got: Vec<(u64, Value)> = events
+            .iter()
+            .filter_map(Value::as_dict)
+            .map(|e| {
+                let n = match e.get("args") {
+                    Some(Value::List(a)) => a.first().and_then(Value::as_u64).unwrap_or(0),
+                    _ => 0,
+                };
+                let bin = e
+                    .get("kwargs")
+                    .and_then(Value::as_dict)
+                    .and_then(|k| k.get("bin"))
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                (n, bin)
+            })
+            .collect();
+        let want: Vec<(u64, Value)> = [5u64, 4, 3]
+            .iter()
+            .map(|n| (*n, Value::Bin(vec![0, 255, *n as u8].into())))
+            .collect();
+        assert_eq!(got, want, "the last three (limit 3), newest first");
     });
 }
 

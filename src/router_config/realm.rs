@@ -191,4 +191,52 @@ pubkey = "{PK}"
         let e = bad("authid = \"b\"\nrole = \"x\"\nsecret = \"s\"\nsalt = \"q\"\nkeylen = 0\n");
         assert!(e.starts_with("realm[0].principal[1].keylen:"), "{e}");
     }
+
+    #[test]
+    fn history_rules_and_their_errors() {
+        let realm = |body: &str| {
+            ConfigFile::parse(&format!("[[realm]]\nname = \"r\"\n{body}"))
+                .map_err(|e| e.to_string())
+                .and_then(|f| f.realms[0].to_config(0).map_err(|e| e.to_string()))
+        };
+        let r = realm(
+            "[[realm.history]]\ntopic = \"a.b\"\n[[realm.history]]\ntopic = \"a\"\nmatch = \"prefix\"\nlimit = 5\nmax_age_ms = 1000\n",
+        )
+        .expect("valid");
+        let rules = r.history.rules();
+        assert_eq!(rules.len(), 2);
+        assert_eq!(
+            (rules[0].limit, rules[0].max_bytes, rules[0].max_age),
+            (1000, 1 << 20, None)
+        );
+        assert_eq!(rules[1].limit, 5);
+        assert_eq!(rules[1].max_age, Some(std::time::Duration::from_secs(1)));
+        for (body, key) in [
+            (
+                "[[realm.history]]\ntopic = \"a..b\"\n",
+                "realm[0].history[0].topic:",
+            ),
+            (
+                "[[realm.history]]\ntopic = \"a.b\"\nlimit = 0\n",
+                "realm[0].history[0].limit:",
+            ),
+            (
+                "[[realm.history]]\ntopic = \"a\"\nmax_bytes = 0\n",
+                "realm[0].history[0].max_bytes:",
+            ),
+            (
+                "[[realm.history]]\ntopic = \"a\"\nmax_age_ms = 0\n",
+                "realm[0].history[0].max_age_ms:",
+            ),
+            (
+                "[[realm.history]]\ntopic = \"a\"\n[[realm.history]]\ntopic = \"a\"\n",
+                "realm[0].history[1].topic:",
+            ),
+        ] {
+            let e = realm(body).expect_err(body);
+            assert!(e.starts_with(key), "{body}: {e}");
+        }
+        let e = realm("[[realm.history]]\ntopic = \"a\"\nlimt = 3\n").expect_err("typo");
+        assert!(e.contains("limt"), "{e}");
+    }
 }

@@ -172,6 +172,51 @@ async def check_event_retention():
         x.leave()
 
 
+async def check_event_history():
+    """wamp.subscription.get_events (the fixture's config keeps the prefix subscription
+    com.f.hist): each filter the spec lists, session-ID lists never stored, authrole lists
+    applied to the reader, an error for a subscription without history."""
+    pubs = await many(2)  # one per shard
+    me = pubs[0]._session_id
+    ids = []
+    for n in range(1, 7):
+        p = pubs[n % 2]
+        topic = "com.f.hist.even" if n % 2 == 0 else "com.f.hist.odd"
+        pub = await p.publish(topic, n, options=PublishOptions(acknowledge=True))
+        ids.append(pub.id)
+    await pubs[0].publish("com.f.hist.odd", 99, options=PublishOptions(acknowledge=True, exclude=[me]))
+    await pubs[1].publish("com.f.hist.odd", 98,
+                          options=PublishOptions(acknowledge=True, eligible_authrole=["nobody"]))
+    reader = await connect()
+    sub = await reader.subscribe(lambda *a: None, "com.f.hist",
+                                 options=SubscribeOptions(match="prefix"))
+    events = await reader.call("wamp.subscription.get_events", sub.id)
+    assert [e["args"][0] for e in events] == [1, 2, 3, 4, 5, 6], events
+    assert [e["publication"] for e in events] == ids, events
+    assert all(e["subscription"] == sub.id for e in events), events
+    assert events[1]["details"]["topic"] == "com.f.hist.even", events[1]
+    assert all("timestamp" in e for e in events), events
+    latest = await reader.call("wamp.subscription.get_events", sub.id, reverse=True, limit=2)
+    assert [e["args"][0] for e in latest] == [6, 5], latest
+    page = await reader.call("wamp.subscription.get_events", sub.id, reverse=True, limit=2,
+                             before_publication=latest[-1]["publication"])
+    assert [e["args"][0] for e in page] == [4, 3], page
+    evens = await reader.call("wamp.subscription.get_events", sub.id, topic="com.f.hist.even",
+                              after_publication=ids[1])
+    assert [e["args"][0] for e in evens] == [4, 6], evens
+    since = await reader.call("wamp.subscription.get_events", sub.id,
+                              from_time=events[4]["timestamp"])
+    assert [e["args"][0] for e in since][:2] == [5, 6], since
+    await expect_error(reader.call("wamp.subscription.get_events", sub.id, limit=0),
+                       "wamp.error.invalid_argument")
+    other = await reader.subscribe(lambda *a: None, "com.f.nohist")
+    await expect_error(reader.call("wamp.subscription.get_events", other.id),
+                       "wamp.error.invalid_argument")
+    assert reader._router_roles["broker"].event_history is True, "announced in WELCOME"
+    for x in pubs + [reader]:
+        x.leave()
+
+
 async def check_rpc():
     callees = await many(2)
     callers = await many(4)
@@ -328,7 +373,7 @@ async def check_slow_consumer():
 
 async def main():
     for check in [check_slow_consumer, check_pubsub_basic, check_patterns_and_identification,
-                  check_black_white_listing, check_event_retention, check_rpc, check_progress_timeout_cancel,
+                  check_black_white_listing, check_event_retention, check_event_history, check_rpc, check_progress_timeout_cancel,
                   check_caller_leaves]:
         await asyncio.wait_for(check(), 30)
         print("ok", check.__name__, flush=True)
