@@ -278,6 +278,11 @@ fn serve_one(svc: &mut RawClient, result: Option<Value>) -> switchyard::codec::I
 const NOT_AUTHORIZED: &str = "wamp.error.not_authorized";
 
 fn denials(router: &RouterProcess) -> f64 {
+    metric_sum(router, "switchyard_authz_denials_total")
+}
+
+/// The sum of a metric's series (`name{…} value` or `name value`) in one scrape.
+fn metric_sum(router: &RouterProcess, name: &str) -> f64 {
     use std::io::{Read, Write};
     let addr = router
         .endpoints
@@ -296,7 +301,10 @@ fn denials(router: &RouterProcess) -> f64 {
     let mut text = String::new();
     s.read_to_string(&mut text).expect("read /metrics");
     text.lines()
-        .filter(|l| l.starts_with("switchyard_authz_denials_total"))
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
@@ -542,6 +550,12 @@ fn event_history_needs_the_right_to_subscribe() {
         }
     }
     let (feed, private) = (ids[0], ids[1]);
+    // The gauge follows within a tick (10 ms); bounded wait.
+    let deadline = Instant::now() + REPLY_TIMEOUT;
+    while metric_sum(&router, "switchyard_history_events") != 4.0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(metric_sum(&router, "switchyard_history_events"), 4.0);
 
     // Static rules: alice may subscribe to com.app.* only.
     let mut alice = join(&router, "alice", "alice-t");

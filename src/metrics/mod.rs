@@ -78,6 +78,11 @@ impl Gauge {
     pub fn get(&self) -> u64 {
         self.0.load(Relaxed)
     }
+
+    #[inline]
+    pub fn set(&self, n: u64) {
+        self.0.store(n, Relaxed);
+    }
 }
 
 /// Upper bounds of the call latency buckets, in microseconds (Prometheus `le`, inclusive).
@@ -362,6 +367,10 @@ pub struct RealmMetrics {
     pub messages_in: Counter,
     /// Messages the broker or dealer of this realm queued for sessions of this shard.
     pub messages_out: Counter,
+    /// Events event history keeps on this shard (the home shard of each rule), set each tick.
+    pub history_events: Gauge,
+    /// Retained events in this shard's replica, set each tick.
+    pub retained_events: Gauge,
 }
 
 /// Where a shard is in its life, for the health probe.
@@ -447,6 +456,8 @@ impl ShardMetrics {
                     sessions: Gauge::default(),
                     messages_in: Counter::default(),
                     messages_out: Counter::default(),
+                    history_events: Gauge::default(),
+                    retained_events: Gauge::default(),
                 })
                 .collect(),
         }

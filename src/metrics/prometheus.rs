@@ -106,6 +106,31 @@ pub fn render(m: &RouterMetrics) -> String {
     }
     for (name, help, pick) in [
         (
+            "switchyard_history_events",
+            "Events kept by event history ([[realm.history]]), on each rule's home shard.",
+            (|r: &super::RealmMetrics| r.history_events.get()) as fn(&super::RealmMetrics) -> u64,
+        ),
+        (
+            "switchyard_retained_events",
+            "Retained events in the shard's replica of the realm's (every shard holds them all).",
+            |r: &super::RealmMetrics| r.retained_events.get(),
+        ),
+    ] {
+        family(&mut out, name, "gauge", help);
+        for s in &m.shards {
+            for r in s.realms.iter() {
+                let _ = writeln!(
+                    out,
+                    "{name}{{shard=\"{}\",realm=\"{}\"}} {}",
+                    s.shard,
+                    escape(&r.name),
+                    pick(r)
+                );
+            }
+        }
+    }
+    for (name, help, pick) in [
+        (
             "switchyard_realm_messages_received_total",
             "Messages from a realm's sessions handed to its broker or dealer.",
             (|r: &super::RealmMetrics| r.messages_in.get()) as fn(&super::RealmMetrics) -> u64,

@@ -500,6 +500,12 @@ impl Shard {
 
     fn tick(&self) {
         let now = Instant::now();
+        for (name, r) in self.realms.borrow().iter() {
+            if let Some(m) = self.metrics.realm(name) {
+                m.history_events.set(r.broker().history_total() as u64);
+                m.retained_events.set(r.broker().retained_count() as u64);
+            }
+        }
         let due: Vec<Uri> = self
             .realms
             .borrow()
