@@ -91,11 +91,12 @@ fn features(names: &[&str]) -> Value {
 
 /// The roles and features the client implements, as HELLO.Details.roles.
 pub(crate) fn roles() -> Value {
-    const CALL: [&str; 4] = [
+    const CALL: [&str; 5] = [
         "progressive_call_results",
         "call_canceling",
         "call_timeout",
         "progressive_call_invocations",
+        "payload_passthru_mode",
     ];
     let mut roles = Dict::new();
     roles.insert("caller".into(), features(&CALL));
@@ -113,6 +114,7 @@ pub(crate) fn roles() -> Value {
             "publisher_exclusion",
             "publisher_identification",
             "subscriber_blackwhite_listing",
+            "payload_passthru_mode",
         ]),
     );
     roles.insert(
@@ -121,6 +123,7 @@ pub(crate) fn roles() -> Value {
             "pattern_based_subscription",
             "subscription_revocation",
             "publication_trustlevels",
+            "payload_passthru_mode",
         ]),
     );
     Value::Dict(roles)

@@ -102,7 +102,7 @@ pub use crate::codec::uri::MatchPolicy;
 pub use crate::codec::{
     CallOptions, CancelMode, Dict, EventDetails, Id, InvocationDetails, InvokePolicy, Payload,
     PublishOptions, RegisterOptions, ResultDetails, Serializer, SubscribeOptions, Uri, Value,
-    WelcomeDetails,
+    WelcomeDetails, YieldOptions,
 };
 pub use auth::Auth;
 pub use backoff::{backoff_delay, ReconnectPolicy};
@@ -281,6 +281,9 @@ pub struct Yield {
     pub args: Vec<Value>,
     /// Keyword results.
     pub kwargs: Dict,
+    /// YIELD.Options (`progress` is set by the client): e.g. the `ppt_*` attributes of payload
+    /// passthru mode, with `args = [Value::Bin(..)]`.
+    pub options: YieldOptions,
 }
 
 impl Yield {
@@ -289,12 +292,28 @@ impl Yield {
         Yield {
             args,
             kwargs: Dict::new(),
+            options: YieldOptions::default(),
         }
     }
 
     /// Positional and keyword results.
     pub fn new(args: Vec<Value>, kwargs: Dict) -> Self {
-        Yield { args, kwargs }
+        Yield {
+            args,
+            kwargs,
+            options: YieldOptions::default(),
+        }
+    }
+
+    /// A payload passthru result (`payload_passthru_mode.md`): `payload` as the one binary
+    /// argument, with `ppt_scheme` and the optional `ppt_serializer`, `ppt_cipher`, `ppt_keyid`
+    /// in `options`.
+    pub fn passthru(payload: impl Into<bytes::Bytes>, options: YieldOptions) -> Self {
+        Yield {
+            args: vec![Value::Bin(payload.into())],
+            kwargs: Dict::new(),
+            options,
+        }
     }
 
     /// No results.

@@ -160,7 +160,7 @@ impl InvState {
                 request: self.request,
                 options: codec::YieldOptions {
                     progress: Some(true),
-                    ..Default::default()
+                    ..y.options
                 },
                 payload: payload(y.args, y.kwargs),
             }),

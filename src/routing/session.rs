@@ -192,6 +192,33 @@ pub struct Features {
     /// Callee announced `registration_revocation`: a revoked registration is announced to it
     /// with `UNREGISTERED [0, {registration, reason}]` (else it is not told).
     pub callee_registration_revocation: bool,
+    /// `payload_passthru_mode` announced for the caller, callee and publisher roles: without
+    /// it a CALL / YIELD / PUBLISH with `ppt_*` options is a protocol violation, and a callee
+    /// or caller without it cannot be sent such a payload (`feature_not_supported`).
+    pub caller_payload_passthru: bool,
+    pub callee_payload_passthru: bool,
+    pub publisher_payload_passthru: bool,
+}
+
+/// Payload passthru mode (`payload_passthru_mode.md`): whether a CALL / YIELD / PUBLISH uses
+/// it (`ppt_*` options present), checked against the sender's announcement. `Err` is the text
+/// of the protocol violation: `ppt_*` options without a non-empty `ppt_scheme` (the one
+/// required attribute), or passthru without announcing `payload_passthru_mode`.
+pub fn payload_passthru(
+    scheme: &Option<String>,
+    others: [&Option<String>; 3],
+    announced: bool,
+) -> Result<bool, &'static str> {
+    if scheme.is_none() && others.iter().all(|o| o.is_none()) {
+        return Ok(false);
+    }
+    if scheme.as_deref().is_none_or(str::is_empty) {
+        return Err("ppt_* options without a non-empty ppt_scheme");
+    }
+    if !announced {
+        return Err("payload passthru (ppt_scheme) without announcing payload_passthru_mode");
+    }
+    Ok(true)
 }
 
 impl Features {
@@ -204,6 +231,9 @@ impl Features {
         caller_progressive_call_invocations: true,
         subscriber_subscription_revocation: true,
         callee_registration_revocation: true,
+        caller_payload_passthru: true,
+        callee_payload_passthru: true,
+        publisher_payload_passthru: true,
     };
 
     /// Reads `HELLO.Details.roles` (`{"caller": {"features": {...}}, "callee": {...}}`).
@@ -230,6 +260,9 @@ impl Features {
             caller_progressive_call_invocations: flag("caller", "progressive_call_invocations"),
             subscriber_subscription_revocation: flag("subscriber", "subscription_revocation"),
             callee_registration_revocation: flag("callee", "registration_revocation"),
+            caller_payload_passthru: flag("caller", "payload_passthru_mode"),
+            callee_payload_passthru: flag("callee", "payload_passthru_mode"),
+            publisher_payload_passthru: flag("publisher", "payload_passthru_mode"),
         }
     }
 }

@@ -51,6 +51,7 @@ pub const BROKER_FEATURES: &[&str] = &[
     "session_meta_api",
     "subscription_meta_api",
     "subscription_revocation",
+    "payload_passthru_mode",
     // Left out of WELCOME when no realm keeps retained events (see `broker_features`).
     "event_retention",
     // Left out of WELCOME when no realm has a `[[realm.history]]` rule.
@@ -87,6 +88,7 @@ pub const DEALER_FEATURES: &[&str] = &[
     "call_reroute",
     "call_trustlevels",
     "registration_revocation",
+    "payload_passthru_mode",
     "session_meta_api",
     "registration_meta_api",
     "testament_meta_api",

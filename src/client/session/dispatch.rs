@@ -322,7 +322,10 @@ impl Inner {
             let m = match result {
                 Ok(y) => Message::Yield(codec::Yield {
                     request,
-                    options: Default::default(),
+                    options: codec::YieldOptions {
+                        progress: None,
+                        ..y.options
+                    },
                     payload: payload(y.args, y.kwargs),
                 }),
                 Err(e) => Message::Error(codec::Error {

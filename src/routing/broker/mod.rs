@@ -185,6 +185,14 @@ impl Broker {
             }
             return;
         }
+        let o = &msg.options;
+        if let Err(text) = session::payload_passthru(
+            &o.ppt_scheme,
+            [&o.ppt_serializer, &o.ppt_cipher, &o.ppt_keyid],
+            publisher.features.publisher_payload_passthru,
+        ) {
+            return ctx.protocol_violation(publisher.id, text);
+        }
         let filter = match DetailFilter::from_options(&msg.options) {
             Ok(f) => f,
             Err(e) => {

@@ -57,7 +57,7 @@ use crate::codec::{
 
 use super::super::peer::{CallRef, CalleeRef, GoneReason, Invoke, PeerMsg};
 use super::super::realm::{errors, Ctx, RoutingConfig};
-use super::super::session::SessionRef;
+use super::super::session::{self, SessionRef};
 use super::{fail_invoke, Dealer, Invocation, OutCall, Queued, Registration, Reroute};
 use crate::routing::ids::SessionId;
 
@@ -106,6 +106,15 @@ impl Dealer {
             );
             return;
         }
+        let o = &msg.options;
+        let ppt = match session::payload_passthru(
+            &o.ppt_scheme,
+            [&o.ppt_serializer, &o.ppt_cipher, &o.ppt_keyid],
+            caller.features.caller_payload_passthru,
+        ) {
+            Ok(ppt) => ppt,
+            Err(text) => return ctx.protocol_violation(caller.id, text),
+        };
         let fail = |this: &mut Self, ctx: &mut Ctx<'_>, error: &str, text: Option<&str>| {
             if progress {
                 this.remember_stream(key, ctx);
@@ -133,6 +142,14 @@ impl Dealer {
                 ctx,
                 errors::FEATURE_NOT_SUPPORTED,
                 Some("the callee does not support progressive call invocations"),
+            );
+        }
+        if ppt && !callee.features.callee_payload_passthru {
+            return fail(
+                self,
+                ctx,
+                errors::FEATURE_NOT_SUPPORTED,
+                Some("the callee does not support payload passthru mode"),
             );
         }
 
@@ -169,6 +186,7 @@ impl Dealer {
                 streaming: progress,
                 was_streaming: progress,
                 killed: false,
+                caller_ppt: caller.features.caller_payload_passthru,
                 reroute,
             },
         );
@@ -372,6 +390,13 @@ impl Dealer {
         };
         let progress = msg.options.progress == Some(true);
         let o = msg.options;
+        if let Err(text) = session::payload_passthru(
+            &o.ppt_scheme,
+            [&o.ppt_serializer, &o.ppt_cipher, &o.ppt_keyid],
+            callee.features.callee_payload_passthru,
+        ) {
+            return ctx.protocol_violation(callee.id, text);
+        }
         let details = ResultDetails {
             progress: progress.then_some(true),
             ppt_scheme: o.ppt_scheme,
@@ -651,6 +676,22 @@ impl Dealer {
     ) {
         let key = (caller, request);
         let progress = details.progress == Some(true);
+        if details.ppt_scheme.is_some() && self.calls.get(&key).is_some_and(|o| !o.caller_ppt) {
+            // A passthru payload the caller did not announce it can read: the call fails
+            // (the spec's `feature_not_supported`; told to the caller, whose call it ends,
+            // since an ERROR for a YIELD is not a message a callee can be sent). Later
+            // results of the callee find no call and are dropped.
+            if self.finish(key, ctx).is_some() {
+                ctx.error_msg(
+                    caller,
+                    code::CALL,
+                    request,
+                    errors::FEATURE_NOT_SUPPORTED,
+                    Some("the callee answered in payload passthru mode, which this caller did not announce"),
+                );
+            }
+            return;
+        }
         if progress {
             let Some(out) = self.calls.get_mut(&key) else {
                 return;

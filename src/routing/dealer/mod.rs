@@ -132,6 +132,8 @@ struct OutCall {
     was_streaming: bool,
     /// A `kill` cancel was sent; the callee's answer ends the call.
     killed: bool,
+    /// The caller announced `payload_passthru_mode` (a passthru RESULT may reach it).
+    caller_ppt: bool,
     /// What a reroute needs when the callee answers `wamp.error.unavailable`; `None` when no
     /// other callee can take the call (policy `single`, one callee, a progressive call
     /// invocation whose chunks went to this callee, progressive results already forwarded).

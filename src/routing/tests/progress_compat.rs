@@ -20,6 +20,9 @@ const NO_CANCEL: Features = Features {
     caller_progressive_call_invocations: false,
     callee_registration_revocation: false,
     subscriber_subscription_revocation: false,
+    caller_payload_passthru: false,
+    callee_payload_passthru: false,
+    publisher_payload_passthru: false,
 };
 
 fn progress() -> CallOptions {
