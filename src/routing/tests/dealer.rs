@@ -771,3 +771,49 @@ fn canceling_a_queued_invocation() {
     registered_id(&c.one(2)); // and no INVOCATION
     assert_eq!(c.shards[s].dealer().pending_invocations(), 0);
 }
+
+/// Payload Passthru Mode (advanced/payload_passthru_mode.md): the `ppt_*` options of CALL and
+/// YIELD reach INVOCATION and RESULT unchanged, with the `[Payload|binary]` arguments.
+#[test]
+fn ppt_options_and_binary_payload_pass_through() {
+    let mut c = Cluster::new(2);
+    c.join(1, 0);
+    c.join(2, 1);
+    reg(&mut c, 2, 1, "com.ppt", single(Exact));
+    let blob = Value::Bin(bytes::Bytes::from_static(b"\x00\x01opaque\xff"));
+    let opts = CallOptions {
+        ppt_scheme: Some("x_custom".into()),
+        ppt_serializer: Some("cbor".into()),
+        ppt_cipher: Some("xsalsa20poly1305".into()),
+        ppt_keyid: Some("key-1".into()),
+        ..Default::default()
+    };
+    c.run(
+        1,
+        call(5, "com.ppt", opts, Payload::args(vec![blob.clone()])),
+    );
+    let m = c.one(2);
+    let inv = invocation(&m);
+    assert_eq!(inv.details.ppt_scheme.as_deref(), Some("x_custom"));
+    assert_eq!(inv.details.ppt_serializer.as_deref(), Some("cbor"));
+    assert_eq!(inv.details.ppt_cipher.as_deref(), Some("xsalsa20poly1305"));
+    assert_eq!(inv.details.ppt_keyid.as_deref(), Some("key-1"));
+    assert_eq!(first_arg(&inv.payload), Some(blob.clone()));
+    let y = Message::Yield(Yield {
+        request: inv.request,
+        options: YieldOptions {
+            ppt_scheme: Some("x_custom".into()),
+            ppt_keyid: Some("key-2".into()),
+            ..Default::default()
+        },
+        payload: Payload::args(vec![blob.clone()]),
+    });
+    c.run(2, y);
+    let m = c.one(1);
+    let r = result(&m);
+    assert_eq!(r.request, 5);
+    assert_eq!(r.details.ppt_scheme.as_deref(), Some("x_custom"));
+    assert_eq!(r.details.ppt_keyid.as_deref(), Some("key-2"));
+    assert_eq!(r.details.ppt_serializer, None);
+    assert_eq!(first_arg(&r.payload), Some(blob));
+}
