@@ -37,3 +37,43 @@ fn ppt_options_and_binary_payload_reach_every_event() {
         assert_eq!(first_arg(&e.payload), Some(blob.clone()));
     }
 }
+
+/// A callee's ERROR in PPT mode: `ERROR.Details.ppt_*` and the binary reach the caller unchanged.
+#[test]
+fn ppt_details_and_binary_payload_on_callee_error() {
+    let mut c = Cluster::new(2);
+    c.join(1, 0);
+    c.join(2, 1);
+    c.run(
+        2,
+        register(1, "com.ppt", reg_opts(Exact, InvokePolicy::Single)),
+    );
+    registered_id(&c.one(2));
+    let blob = Value::Bin(bytes::Bytes::from_static(b"\x01err\x00"));
+    c.run(
+        1,
+        call(3, "com.ppt", CallOptions::default(), Payload::Empty),
+    );
+    let inv = invocation(&c.one(2)).request;
+    let mut details = Dict::new();
+    details.insert("ppt_scheme".into(), Value::from("x_custom"));
+    details.insert("ppt_keyid".into(), Value::from("key-3"));
+    c.run(
+        2,
+        Message::Error(Error {
+            request_type: code::INVOCATION,
+            request: inv,
+            details: details.clone(),
+            error: Uri::from("com.myapp.error"),
+            payload: Payload::args(vec![blob.clone()]),
+        }),
+    );
+    match c.one(1) {
+        Message::Error(e) => {
+            assert_eq!((e.request_type, e.request), (code::CALL, 3));
+            assert_eq!(e.details, details);
+            assert_eq!(first_arg(&e.payload), Some(blob));
+        }
+        other => panic!("expected ERROR, got {other:?}"),
+    }
+}
