@@ -8,6 +8,7 @@ mod fuzz;
 mod harness;
 mod history;
 mod meta;
+mod passthru;
 mod ppt;
 mod progress_compat;
 mod reroute;
