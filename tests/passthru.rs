@@ -38,6 +38,9 @@ fn config(url: &str, s: Serializer) -> ClientConfig {
         .connect_timeout(Duration::from_secs(5))
 }
 
+/// What the callee saw: `ppt_scheme`, `ppt_keyid`, the arguments.
+type Seen = (Option<String>, Option<String>, Vec<Value>);
+
 const SEALED: &[u8] = b"\x00\x01sealed-box\xfe\xff";
 
 fn feature(c: &Client, role: &str, name: &str) -> bool {
@@ -64,7 +67,7 @@ fn sealed_payloads_cross_serializers_untouched() {
             .expect("callee joins");
         assert!(feature(&callee, "dealer", "payload_passthru_mode"));
         assert!(feature(&callee, "broker", "payload_passthru_mode"));
-        let seen: Rc<RefCell<Vec<(Option<String>, Option<String>, Vec<Value>)>>> = Rc::default();
+        let seen: Rc<RefCell<Vec<Seen>>> = Rc::default();
         let s = seen.clone();
         callee
             .register(
