@@ -48,7 +48,12 @@ fn bench(c: &mut Criterion) {
             });
         }
     }
-    for ser in [Serializer::MsgPack, Serializer::Cbor] {
+    for ser in [
+        Serializer::MsgPack,
+        Serializer::Cbor,
+        Serializer::Ubjson,
+        Serializer::Bjdata,
+    ] {
         let frame = codec::encode(ser, &event());
         c.bench_function(&format!("decode+encode event {}", ser.name()), |b| {
             b.iter(|| {

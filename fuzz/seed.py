@@ -33,7 +33,8 @@ def put(target, data):
 
 
 def samples():
-    """(serializer, bytes) for every json/msgpack/cbor sample, and the URIs the vectors mention."""
+    """(serializer, bytes) for every json/msgpack/cbor/ubjson sample, and the URIs the vectors
+    mention."""
     out, uris = [], set()
     files = sorted(glob.glob(os.path.join(SUITE, "**", "*.json"), recursive=True))
     for path in files:
@@ -42,7 +43,7 @@ def samples():
         with open(path) as f:
             doc = json.load(f)
         for sample in doc.get("samples", []):
-            for ser in ("json", "msgpack", "cbor"):
+            for ser in ("json", "msgpack", "cbor", "ubjson"):
                 for variant in sample.get("serializers", {}).get(ser, []):
                     if "bytes_hex" in variant:
                         out.append((ser, bytes.fromhex(variant["bytes_hex"])))
@@ -92,7 +93,7 @@ def main():
 
     # rawsocket: [exp, handshake(4), chunk seed, frames...]
     for ser, data in found:
-        sid = {"json": 1, "msgpack": 2, "cbor": 3}[ser]
+        sid = {"json": 1, "msgpack": 2, "cbor": 3, "ubjson": 4}[ser]
         for exp, seed in ((0, 7), (15, 0), (3, 0x2b)):
             hs = bytes([0x7F, (exp << 4) | sid, 0, 0])
             put("rawsocket", bytes([exp]) + hs + bytes([seed]) +

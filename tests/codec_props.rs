@@ -583,7 +583,9 @@ fn every_serializer_accepts_the_same_nesting_depth() {
     };
     let limit = |ser| (1..300).find(|n| !accepted(ser, *n)).expect("a limit");
     assert_eq!(limit(Serializer::Json), limit(Serializer::MsgPack));
-    assert_eq!(limit(Serializer::Json), limit(Serializer::Cbor));
+    for ser in Serializer::ALL {
+        assert_eq!(limit(Serializer::Json), limit(ser), "{ser:?}");
+    }
     let value_limit = |ser: Serializer| {
         (1..300)
             .find(|n| {
@@ -601,6 +603,14 @@ fn every_serializer_accepts_the_same_nesting_depth() {
                         codec::cbor::encode_value(&mut out, &nested(*n));
                         codec::cbor::decode_value(&out).is_err()
                     }
+                    Serializer::Ubjson => {
+                        codec::ubjson::encode_value(&mut out, &nested(*n));
+                        codec::ubjson::decode_value(&out).is_err()
+                    }
+                    Serializer::Bjdata => {
+                        codec::ubjson::encode_value_bjdata(&mut out, &nested(*n));
+                        codec::ubjson::decode_value_bjdata(&out).is_err()
+                    }
                 }
             })
             .expect("a limit")
@@ -609,7 +619,9 @@ fn every_serializer_accepts_the_same_nesting_depth() {
         value_limit(Serializer::Json),
         value_limit(Serializer::MsgPack)
     );
-    assert_eq!(value_limit(Serializer::Json), value_limit(Serializer::Cbor));
+    for ser in Serializer::ALL {
+        assert_eq!(value_limit(Serializer::Json), value_limit(ser), "{ser:?}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -618,9 +618,22 @@ fn official_single_message_vectors() {
                 ("json", Serializer::Json),
                 ("msgpack", Serializer::MsgPack),
                 ("cbor", Serializer::Cbor),
+                ("ubjson", Serializer::Ubjson),
             ] {
                 let reps = sers.get(name).and_then(Json::as_array);
                 for (j, rep) in reps.into_iter().flatten().enumerate() {
+                    // The suite's "ubjson" samples are UBJSON (py-ubjson) or its BJData dialect
+                    // (autobahn-python 26.6+), told apart by their note.
+                    let bjdata = ser == Serializer::Ubjson
+                        && rep
+                            .get("note")
+                            .and_then(Json::as_str)
+                            .is_some_and(|n| n.contains("BJData"));
+                    let (name, ser) = if bjdata {
+                        ("bjdata", Serializer::Bjdata)
+                    } else {
+                        (name, ser)
+                    };
                     let result = representation_bytes(rep)
                         .and_then(|frame| check_representation(ser, &frame, expected));
                     if let Err(e) = result {
@@ -649,6 +662,12 @@ fn official_single_message_vectors() {
         failures.len(),
         failures.join("\n")
     );
+    for name in ["ubjson", "bjdata"] {
+        assert!(
+            tally.get(name).is_some_and(|t| t.representations > 0),
+            "no {name} representation was checked"
+        );
+    }
     for name in ["json", "msgpack", "cbor"] {
         let t = tally.get(name);
         assert!(

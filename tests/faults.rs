@@ -358,6 +358,66 @@ fn invalid_cbor_is_a_protocol_violation() {
     });
 }
 
+/// Issue 17: bad UBJSON (and BJData) — truncated, wrong types, nested too deep, a negative
+/// length, a frame over the size limit — gets a clear ABORT (or, over the limit, the connection
+/// failed), and the healthy session of `survives` is unaffected.
+#[test]
+fn invalid_ubjson_is_a_protocol_violation() {
+    for dialect in ["ubjson", "bjdata"] {
+        let router = start(&[
+            "--max-message-size-rs",
+            "65536",
+            "--ubjson-dialect",
+            dialect,
+        ]);
+        let ser = if dialect == "ubjson" {
+            Serializer::Ubjson
+        } else {
+            Serializer::Bjdata
+        };
+        survives(&router, |r| {
+            let deep = {
+                // [16, 1, {}, "a.b", [[[…]]]] nested beyond the depth limit.
+                let mut f = b"[U\x10U\x01{}SU\x03a.b".to_vec();
+                f.extend(std::iter::repeat_n(b'[', 200));
+                f.extend(std::iter::repeat_n(b']', 201));
+                f
+            };
+            let cases: [(&str, Vec<u8>); 6] = [
+                ("truncated", b"[U\x10U".to_vec()),
+                ("a string ID", b"[U\x10SU\x01x{}SU\x03a.b]".to_vec()),
+                ("nested too deep", deep),
+                ("a negative length", b"[U\x10U\x01{}Si\xfda.b]".to_vec()),
+                ("a dict, not an array", b"{U\x01aU\x01}".to_vec()),
+                ("an unknown marker", b"[U\x10U\x01{}SU\x03a.bx]".to_vec()),
+            ];
+            for (what, frame) in &cases {
+                let mut c = RawClient::connect(r.endpoint("rs").addr(), ser);
+                c.must_join("realm1");
+                c.send_payload(frame).expect("send");
+                expect_protocol_violation(&mut c, &format!("{dialect}: {what}"));
+            }
+            let ws = r.endpoint("ws");
+            let mut c = WsClient::connect(ws.addr(), ws.path(), ser);
+            c.must_join("realm1");
+            c.send_payload(&cases[0].1).expect("send");
+            match c.recv(REPLY_TIMEOUT) {
+                Ok(Message::Abort(a)) => {
+                    assert_eq!(a.reason.as_str(), "wamp.error.protocol_violation", "{a:?}")
+                }
+                other => panic!("WebSocket truncated {dialect}: expected ABORT, got {other:?}"),
+            }
+            let mut c = RawClient::connect(r.endpoint("rs").addr(), ser);
+            c.must_join("realm1");
+            let mut big = b"[U\x10U\x01{}Sl\x00\x01\x00\x00".to_vec();
+            big.extend(std::iter::repeat_n(b'a', 65536));
+            let _ = c.send_payload(&big);
+            c.expect_close(CLOSE_TIMEOUT)
+                .unwrap_or_else(|e| panic!("oversized {dialect} frame: {e}"));
+        });
+    }
+}
+
 #[test]
 fn hello_timeout_aborts_and_closes() {
     const HELLO_TIMEOUT_MS: u64 = 300;

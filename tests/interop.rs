@@ -113,6 +113,9 @@ impl Fixture {
         )
         .expect("write config");
         let router = RouterProcess::start(&[
+            // autobahn-python 26 speaks BJData as `wamp.2.ubjson`.
+            "--ubjson-dialect",
+            "bjdata",
             "--config",
             config.to_str().expect("utf-8 temp path"),
             "--shards",
@@ -286,6 +289,24 @@ fn python_unix_msgpack() {
 }
 
 // autobahn-python with CBOR (`wamp.2.cbor`, RawSocket serializer 3).
+
+// autobahn-python with `wamp.2.ubjson` (its `bjdata` backend; the fixture runs
+// `--ubjson-dialect bjdata`), RawSocket serializer 4.
+
+#[test]
+fn python_ws_ubjson_rpc_pubsub() {
+    python_case("ws", "ubjson", &["--rpc-pubsub"]);
+}
+
+#[test]
+fn python_rawsocket_ubjson_rpc_pubsub() {
+    python_case("rs", "ubjson", &["--rpc-pubsub"]);
+}
+
+#[test]
+fn python_ws_ubjson_batched_rpc_pubsub() {
+    python_case("ws", "ubjson", &["--batched", "--rpc-pubsub"]);
+}
 
 #[test]
 fn python_ws_cbor() {

@@ -59,14 +59,14 @@ install_python() {
     mkdir -p "$target_dir"
     if [[ -x $venv/bin/python ]] || python3 -m venv "$venv" >/dev/null 2>&1; then
         say "installing autobahn-python into $venv"
-        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+        PYBJDATA_NO_EXTENSION=1 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
             -r "$interop/requirements.txt"
         echo "$want" >"$venv/.requirements.sha256"
         export SWITCHYARD_PYTHON=$venv/bin/python
     else
         rm -rf "$venv"
         say "python3 -m venv is unavailable; installing autobahn-python into $pylib"
-        python3 -m pip install --quiet --disable-pip-version-check --upgrade \
+        PYBJDATA_NO_EXTENSION=1 python3 -m pip install --quiet --disable-pip-version-check --upgrade \
             --target "$pylib" -r "$interop/requirements.txt"
         echo "$want" >"$pylib/.requirements.sha256"
         export SWITCHYARD_PYTHON=python3 PYTHONPATH=$pylib${PYTHONPATH:+:$PYTHONPATH}

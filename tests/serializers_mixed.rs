@@ -1,6 +1,6 @@
 //! Peers using different serializers on a 2-shard router (issue 17): a CBOR publisher reaches
-//! JSON, MessagePack and CBOR subscribers (WebSocket and RawSocket) with the same values, and a
-//! CBOR caller calls a MessagePack callee; payloads carry binary, unicode, integers at the
+//! JSON, MessagePack, CBOR and UBJSON subscribers (WebSocket and RawSocket) with the same
+//! values, a CBOR caller calls a MessagePack callee, and a UBJSON caller a CBOR callee; payloads carry binary, unicode, integers at the
 //! edges of their ranges, floats and nested dictionaries.
 
 mod common;
@@ -63,6 +63,8 @@ fn cbor_publisher_reaches_every_serializer_and_calls_a_msgpack_callee() {
             (rs.clone(), Serializer::MsgPack),
             (ws.clone(), Serializer::Cbor),
             (rs.clone(), Serializer::Cbor),
+            (ws.clone(), Serializer::Ubjson),
+            (rs.clone(), Serializer::Ubjson),
         ];
         let mut subscribers = Vec::new();
         for (url, ser) in peers {
@@ -128,5 +130,28 @@ fn cbor_publisher_reaches_every_serializer_and_calls_a_msgpack_callee() {
             assert_eq!(r.args, args(), "{url}: echoed args");
             assert_eq!(r.kwargs, kwargs(), "{url}: echoed kwargs");
         }
+
+        // A CBOR callee, a UBJSON caller (integers above i64::MAX travel as UBJSON's
+        // high-precision numbers).
+        let cbor_callee = Client::connect(config(&ws, Serializer::Cbor))
+            .await
+            .expect("callee joins");
+        cbor_callee
+            .register(
+                "com.mixed.echo2",
+                RegisterOptions::default(),
+                |inv| async move { Ok(Yield::new(inv.args, inv.kwargs)) },
+            )
+            .await
+            .expect("register");
+        let caller = Client::connect(config(&rs, Serializer::Ubjson))
+            .await
+            .expect("caller joins");
+        let r = caller
+            .call("com.mixed.echo2", args(), kwargs(), CallOptions::default())
+            .await
+            .expect("call");
+        assert_eq!(r.args, args(), "UBJSON caller: echoed args");
+        assert_eq!(r.kwargs, kwargs(), "UBJSON caller: echoed kwargs");
     });
 }

@@ -88,6 +88,7 @@ fuzz_target!(|data: &[u8]| {
                 SerializerId::JSON => Some(Serializer::Json),
                 SerializerId::MSGPACK => Some(Serializer::MsgPack),
                 SerializerId::CBOR => Some(Serializer::Cbor),
+                SerializerId::UBJSON => Some(Serializer::Ubjson),
                 _ => None,
             }
         }

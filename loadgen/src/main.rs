@@ -95,6 +95,8 @@ enum Ser {
     Json,
     Msgpack,
     Cbor,
+    Ubjson,
+    Bjdata,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -198,6 +200,8 @@ impl Common {
             Ser::Json => Serializer::Json,
             Ser::Msgpack => Serializer::MsgPack,
             Ser::Cbor => Serializer::Cbor,
+            Ser::Ubjson => Serializer::Ubjson,
+            Ser::Bjdata => Serializer::Bjdata,
         }
     }
 

@@ -136,6 +136,11 @@ pub fn read_stamp(p: &Payload) -> Option<(u64, u64)> {
                 Serializer::MsgPack => msgpack_two_uints(args),
                 Serializer::Cbor => cbor_two_uints(args),
                 Serializer::Json => json_two_uints(args),
+                // No fast path: through values.
+                Serializer::Ubjson | Serializer::Bjdata => {
+                    let a = p.args_values().ok()??;
+                    Some((a.first()?.as_u64()?, a.get(1)?.as_u64()?))
+                }
             }
         }
         Payload::Values { args: Some(a), .. } => Some((a.first()?.as_u64()?, a.get(1)?.as_u64()?)),

@@ -267,6 +267,7 @@ pub async fn connect(
                 Serializer::Json => SerializerId::JSON,
                 Serializer::MsgPack => SerializerId::MSGPACK,
                 Serializer::Cbor => SerializerId::CBOR,
+                Serializer::Ubjson | Serializer::Bjdata => SerializerId::UBJSON,
             };
             stream
                 .write_all(&rawsocket::client_hello(id, rawsocket::MAX_EXPONENT))

@@ -1,4 +1,4 @@
-//! The encoding half shared by the binary serializers (MessagePack, CBOR): given a format's
+//! The encoding half shared by the binary serializers (MessagePack, CBOR, UBJSON): given a format's
 //! primitive writers ([`Primitives`]), how a value, an options dict and a payload are written.
 //! Each format keeps its own decoder (their cursors differ) and its own primitives.
 
@@ -21,6 +21,10 @@ pub(crate) trait Primitives {
     fn float(out: &mut Vec<u8>, f: f64);
     fn str(out: &mut Vec<u8>, s: &str);
     fn bin(out: &mut Vec<u8>, b: &[u8]);
+    /// A dictionary key (UBJSON writes keys without the string marker).
+    fn key(out: &mut Vec<u8>, s: &str) {
+        Self::str(out, s);
+    }
     fn array_len(out: &mut Vec<u8>, n: usize);
     fn map_len(out: &mut Vec<u8>, n: usize);
 }
@@ -49,7 +53,7 @@ pub(crate) fn encode_value<P: Primitives>(out: &mut Vec<u8>, v: &Value) {
 fn encode_dict<P: Primitives>(out: &mut Vec<u8>, d: &Dict) {
     P::map_len(out, d.len());
     for (k, v) in d {
-        P::str(out, k);
+        P::key(out, k);
         encode_value::<P>(out, v);
     }
 }
@@ -98,11 +102,11 @@ impl<P: Primitives> ElementWriter for Writer<'_, P> {
         P::map_len(self.out, o.len());
         let out = &mut *self.out;
         o.for_each_known(&mut |k, v| {
-            P::str(out, k);
+            P::key(out, k);
             encode_field::<P>(out, v);
         });
         for (k, v) in o.extra() {
-            P::str(self.out, k);
+            P::key(self.out, k);
             encode_value::<P>(self.out, v);
         }
     }

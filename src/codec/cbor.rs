@@ -160,7 +160,7 @@ fn head(c: &mut Cursor<'_>) -> Result<Head, DecodeError> {
 }
 
 /// An IEEE 754 half-precision float as f64.
-fn f16_to_f64(h: u16) -> f64 {
+pub(super) fn f16_to_f64(h: u16) -> f64 {
     let sign = if h & 0x8000 != 0 { -1.0 } else { 1.0 };
     let exp = i32::from((h >> 10) & 0x1f);
     let frac = f64::from(h & 0x3ff);

@@ -15,6 +15,8 @@ pub enum DecodeError {
     MsgPack(String),
     #[error("invalid CBOR: {0}")]
     Cbor(String),
+    #[error("invalid UBJSON: {0}")]
+    Ubjson(String),
     #[error("invalid UTF-8 in {0}")]
     Utf8(&'static str),
     #[error("a WAMP message must be a non-empty array")]

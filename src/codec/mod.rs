@@ -18,6 +18,7 @@ pub mod message;
 pub mod msgpack;
 pub mod options;
 pub mod payload;
+pub mod ubjson;
 pub mod uri;
 pub mod value;
 mod wire;
@@ -41,6 +42,11 @@ pub enum Serializer {
     Json,
     MsgPack,
     Cbor,
+    /// UBJSON (`wamp.2.ubjson`, RawSocket 4).
+    Ubjson,
+    /// BJData, the UBJSON dialect autobahn-python 26.6+ sends as `wamp.2.ubjson` (a listener
+    /// maps that name to it with `--ubjson-dialect bjdata`; see [`ubjson`]).
+    Bjdata,
 }
 
 impl Serializer {
@@ -50,6 +56,7 @@ impl Serializer {
             Serializer::Json => "wamp.2.json",
             Serializer::MsgPack => "wamp.2.msgpack",
             Serializer::Cbor => "wamp.2.cbor",
+            Serializer::Ubjson | Serializer::Bjdata => "wamp.2.ubjson",
         }
     }
 
@@ -59,6 +66,7 @@ impl Serializer {
             "wamp.2.json" => Some(Serializer::Json),
             "wamp.2.msgpack" => Some(Serializer::MsgPack),
             "wamp.2.cbor" => Some(Serializer::Cbor),
+            "wamp.2.ubjson" => Some(Serializer::Ubjson),
             _ => None,
         }
     }
@@ -70,16 +78,27 @@ impl Serializer {
             Serializer::Json => "json",
             Serializer::MsgPack => "msgpack",
             Serializer::Cbor => "cbor",
+            Serializer::Ubjson => "ubjson",
+            Serializer::Bjdata => "bjdata",
         }
     }
 
     /// Whether frames of this serializer are binary (WebSocket opcode).
     pub fn is_binary(self) -> bool {
-        matches!(self, Serializer::MsgPack | Serializer::Cbor)
+        matches!(
+            self,
+            Serializer::MsgPack | Serializer::Cbor | Serializer::Ubjson | Serializer::Bjdata
+        )
     }
 
     /// Every serializer, in a fixed order (for per-serializer caches).
-    pub const ALL: [Serializer; 3] = [Serializer::Json, Serializer::MsgPack, Serializer::Cbor];
+    pub const ALL: [Serializer; 5] = [
+        Serializer::Json,
+        Serializer::MsgPack,
+        Serializer::Cbor,
+        Serializer::Ubjson,
+        Serializer::Bjdata,
+    ];
 
     /// A small index for per-serializer arrays.
     pub fn index(self) -> usize {
@@ -142,6 +161,8 @@ pub fn decode(serializer: Serializer, frame: &Bytes) -> Result<Message, DecodeEr
         Serializer::Json => json::decode(frame),
         Serializer::MsgPack => msgpack::decode(frame),
         Serializer::Cbor => cbor::decode(frame),
+        Serializer::Ubjson => ubjson::decode(frame),
+        Serializer::Bjdata => ubjson::decode_bjdata(frame),
     }
 }
 
@@ -151,6 +172,8 @@ pub fn encode_into(serializer: Serializer, message: &Message, out: &mut Vec<u8>)
         Serializer::Json => json::encode_into(message, out),
         Serializer::MsgPack => msgpack::encode_into(message, out),
         Serializer::Cbor => cbor::encode_into(message, out),
+        Serializer::Ubjson => ubjson::encode_into(message, out),
+        Serializer::Bjdata => ubjson::encode_into_bjdata(message, out),
     }
 }
 

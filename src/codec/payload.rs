@@ -213,5 +213,7 @@ fn decode_value(format: Serializer, bytes: &[u8]) -> Result<Value, DecodeError> 
         Serializer::Json => json::decode_value(bytes),
         Serializer::MsgPack => msgpack::decode_value(bytes),
         Serializer::Cbor => super::cbor::decode_value(bytes),
+        Serializer::Ubjson => super::ubjson::decode_value(bytes),
+        Serializer::Bjdata => super::ubjson::decode_value_bjdata(bytes),
     }
 }

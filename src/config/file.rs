@@ -51,6 +51,7 @@ pub struct RouterSection {
     pub strict_progressive_results: Option<bool>,
     pub spin_before_park_us: Option<u64>,
     pub ws_compression: Option<bool>,
+    pub ubjson_dialect: Option<super::UbjsonDialect>,
     /// Client certificates (authmethod `tls`), as `--tls-client-ca` / `--tls-client-auth`.
     pub tls_client_ca: Option<PathBuf>,
     pub tls_client_auth: Option<String>,

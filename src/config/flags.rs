@@ -112,6 +112,10 @@ pub struct Args {
     /// Microseconds an idle shard spins before parking (lower latency, more CPU).
     #[arg(long, value_name = "US")]
     pub spin_before_park_us: Option<u64>,
+    /// What `wamp.2.ubjson` / RawSocket serializer 4 speak: `ubjson` (default, the spec's
+    /// UBJSON) or `bjdata` (what autobahn-python 26.6+ sends under that name).
+    #[arg(long, value_name = "DIALECT")]
+    pub ubjson_dialect: Option<super::UbjsonDialect>,
     /// Disable permessage-deflate on WebSocket.
     #[arg(long)]
     pub no_ws_compression: bool,

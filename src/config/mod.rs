@@ -36,6 +36,18 @@ pub enum SlowConsumerPolicy {
     Disconnect,
 }
 
+/// What `wamp.2.ubjson` (WebSocket) and RawSocket serializer 4 mean on the wire: UBJSON
+/// (draft 12, big-endian; py-ubjson, autobahn-python up to 25.x) or BJData (little-endian;
+/// autobahn-python 26.6 and later). The two read each other's numbers above 255 wrongly, so the
+/// router speaks one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum UbjsonDialect {
+    #[default]
+    Ubjson,
+    Bjdata,
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]

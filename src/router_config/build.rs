@@ -55,6 +55,7 @@ pub(super) fn build_router_config(
         .or(r.spin_before_park_us)
         .map(Duration::from_micros);
     cfg.ws_compression = !args.no_ws_compression && r.ws_compression.unwrap_or(true);
+    cfg.ubjson_dialect = args.ubjson_dialect.or(r.ubjson_dialect).unwrap_or_default();
     cfg.ws_cookie = ws_cookie(args, r)?;
     authorizer_settings(args, r, &mut cfg.authz)?;
     Ok(cfg)

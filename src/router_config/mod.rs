@@ -84,6 +84,8 @@ pub struct RouterConfig {
     pub spin_before_park: Option<Duration>,
     /// Offer permessage-deflate on WebSocket.
     pub ws_compression: bool,
+    /// What `wamp.2.ubjson` / RawSocket serializer 4 speak (UBJSON or BJData).
+    pub ubjson_dialect: crate::config::UbjsonDialect,
     /// WebSocket cookie tracking (`--ws-cookie`) and the store of authmethod `cookie`.
     pub ws_cookie: Option<Arc<CookieStore>>,
     /// Dynamic authorizer settings.
@@ -105,6 +107,7 @@ impl Default for RouterConfig {
             limits: Limits::default(),
             spin_before_park: None,
             ws_compression: true,
+            ubjson_dialect: Default::default(),
             ws_cookie: None,
             authz: AuthzSettings::default(),
             authorizer: None,

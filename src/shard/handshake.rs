@@ -53,6 +53,7 @@ pub(super) async fn rawsocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
         SerializerId::JSON => Serializer::Json,
         SerializerId::MSGPACK => Serializer::MsgPack,
         SerializerId::CBOR => Serializer::Cbor,
+        SerializerId::UBJSON => shard.ubjson(),
         _ => {
             let _ = stream
                 .write_all(&rawsocket::reject_reply(RejectCode::SerializerUnsupported))
@@ -128,9 +129,11 @@ pub(super) async fn websocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
         "wamp.2.msgpack",
         "wamp.2.cbor",
         "wamp.2.json",
+        "wamp.2.ubjson",
         "wamp.2.msgpack.batched",
         "wamp.2.cbor.batched",
         "wamp.2.json.batched",
+        "wamp.2.ubjson.batched",
     ];
     let Some(proto) = req.choose_subprotocol(&supported) else {
         let _ = stream
@@ -138,7 +141,7 @@ pub(super) async fn websocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
                 400,
                 "Bad Request",
                 "no supported WAMP subprotocol offered (wamp.2.json, wamp.2.msgpack, wamp.2.cbor, \
-                 each also .batched)",
+                 wamp.2.ubjson, each also .batched)",
             ))
             .await;
         return None;
@@ -156,7 +159,10 @@ pub(super) async fn websocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     }
     let batched = proto.ends_with(websocket::batched::SUFFIX);
     let serializer =
-        Serializer::from_subprotocol(proto.trim_end_matches(websocket::batched::SUFFIX))?;
+        match Serializer::from_subprotocol(proto.trim_end_matches(websocket::batched::SUFFIX))? {
+            Serializer::Ubjson => shard.ubjson(),
+            s => s,
+        };
     let deflate_cfg = websocket::DeflateConfig {
         enabled: shard.cfg.ws_compression,
         ..Default::default()

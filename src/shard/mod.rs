@@ -188,6 +188,14 @@ impl RealmDirectory for Shard {
 }
 
 impl Shard {
+    /// The serializer `wamp.2.ubjson` / RawSocket serializer 4 mean here (`--ubjson-dialect`).
+    pub(crate) fn ubjson(&self) -> crate::codec::Serializer {
+        match self.cfg.ubjson_dialect {
+            crate::config::UbjsonDialect::Ubjson => crate::codec::Serializer::Ubjson,
+            crate::config::UbjsonDialect::Bjdata => crate::codec::Serializer::Bjdata,
+        }
+    }
+
     /// Counts a new connection; the guard uncounts it.
     pub fn connection_guard(&self) -> ConnectionGuard {
         self.shared.connections.fetch_add(1, Ordering::Relaxed);

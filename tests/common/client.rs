@@ -205,6 +205,7 @@ pub fn serializer_id(s: Serializer) -> SerializerId {
         Serializer::Json => SerializerId::JSON,
         Serializer::MsgPack => SerializerId::MSGPACK,
         Serializer::Cbor => SerializerId::CBOR,
+        Serializer::Ubjson | Serializer::Bjdata => SerializerId::UBJSON,
     }
 }
 

@@ -12,7 +12,7 @@ session 2k must receive. The two sessions of a pair usually sit on different sha
 exercises the cross-shard dealer and broker.
 
 Usage:
-    client.py --url URL [--serializer json|msgpack|cbor] [--sessions N] [--realm R]
+    client.py --url URL [--serializer json|msgpack|cbor|ubjson] [--sessions N] [--realm R]
               [--cafile PEM] [--timeout-s S] [--rpc-pubsub]
 
 URL schemes:
@@ -129,6 +129,10 @@ class CheckedSession(ApplicationSession):
 
 def serializer_for(name, batched=False):
     """autobahn's serializer; `batched`: WAMP-over-Batched-WebSocket (wamp.2.<name>.batched)."""
+    if name == "ubjson":
+        # autobahn 26 backs it with `bjdata` (BJData): the router runs --ubjson-dialect bjdata.
+        from autobahn.wamp.serializer import UBJSONSerializer
+        return UBJSONSerializer(batched=batched)
     return {"msgpack": MsgPackSerializer, "cbor": CBORSerializer}.get(name, JsonSerializer)(batched=batched)
 
 
@@ -191,7 +195,7 @@ async def run_all(args):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--url", required=True)
-    p.add_argument("--serializer", choices=["json", "msgpack", "cbor"], default="json")
+    p.add_argument("--serializer", choices=["json", "msgpack", "cbor", "ubjson"], default="json")
     p.add_argument("--sessions", type=int, default=16)
     p.add_argument("--realm", default="realm1")
     p.add_argument("--cafile")
