@@ -52,6 +52,9 @@ pub struct RouterSection {
     pub spin_before_park_us: Option<u64>,
     pub ws_compression: Option<bool>,
     pub ubjson_dialect: Option<super::UbjsonDialect>,
+    pub ws_serializers: Option<Vec<String>>,
+    pub rs_serializers: Option<Vec<String>>,
+    pub ws_batched: Option<bool>,
     /// Client certificates (authmethod `tls`), as `--tls-client-ca` / `--tls-client-auth`.
     pub tls_client_ca: Option<PathBuf>,
     pub tls_client_auth: Option<String>,

@@ -116,6 +116,17 @@ pub struct Args {
     /// UBJSON) or `bjdata` (what autobahn-python 26.6+ sends under that name).
     #[arg(long, value_name = "DIALECT")]
     pub ubjson_dialect: Option<super::UbjsonDialect>,
+    /// Serializers WebSocket listeners (ws, wss) accept, comma-separated
+    /// [default: json,msgpack,cbor,ubjson].
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub ws_serializers: Vec<String>,
+    /// Serializers RawSocket listeners (rs, rss, unix) accept, comma-separated
+    /// [default: json,msgpack,cbor,ubjson].
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub rs_serializers: Vec<String>,
+    /// Refuse batched WebSocket (wamp.2.<serializer>.batched) on WebSocket listeners.
+    #[arg(long)]
+    pub no_ws_batched: bool,
     /// Disable permessage-deflate on WebSocket.
     #[arg(long)]
     pub no_ws_compression: bool,

@@ -48,6 +48,92 @@ pub enum UbjsonDialect {
     Bjdata,
 }
 
+/// Which serializers and transports the listeners offer, per listener type: WebSocket
+/// listeners (`ws`, `wss`) and RawSocket listeners (`rs`, `rss`, `unix`). Everything is on by
+/// default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransportOptions {
+    /// Serializers a WebSocket listener accepts (subprotocols `wamp.2.<name>`).
+    pub ws_serializers: Vec<crate::codec::Serializer>,
+    /// Serializers a RawSocket listener accepts (handshake serializer IDs).
+    pub rs_serializers: Vec<crate::codec::Serializer>,
+    /// Batched WebSocket (`wamp.2.<name>.batched`) on WebSocket listeners.
+    pub ws_batched: bool,
+}
+
+/// The serializers a listener may offer, by the names flags and the config file use.
+pub const SERIALIZER_NAMES: [(&str, crate::codec::Serializer); 4] = [
+    ("json", crate::codec::Serializer::Json),
+    ("msgpack", crate::codec::Serializer::MsgPack),
+    ("cbor", crate::codec::Serializer::Cbor),
+    ("ubjson", crate::codec::Serializer::Ubjson),
+];
+
+impl Default for TransportOptions {
+    fn default() -> Self {
+        let all = SERIALIZER_NAMES.iter().map(|(_, s)| *s).collect::<Vec<_>>();
+        TransportOptions {
+            ws_serializers: all.clone(),
+            rs_serializers: all,
+            ws_batched: true,
+        }
+    }
+}
+
+impl TransportOptions {
+    /// Whether a listener of this type (WebSocket or not) accepts `s` (BJData counts as
+    /// `ubjson`: it is what `wamp.2.ubjson` means under `--ubjson-dialect bjdata`).
+    pub fn allows(&self, websocket: bool, s: crate::codec::Serializer) -> bool {
+        let s = match s {
+            crate::codec::Serializer::Bjdata => crate::codec::Serializer::Ubjson,
+            s => s,
+        };
+        let list = if websocket {
+            &self.ws_serializers
+        } else {
+            &self.rs_serializers
+        };
+        list.contains(&s)
+    }
+
+    /// The names of the serializers a listener of this type accepts, in a fixed order.
+    pub fn names(&self, websocket: bool) -> Vec<&'static str> {
+        SERIALIZER_NAMES
+            .iter()
+            .filter(|(_, s)| self.allows(websocket, *s))
+            .map(|(n, _)| *n)
+            .collect()
+    }
+}
+
+/// A list of serializer names (`json,cbor` on the command line, `["json", "cbor"]` in the
+/// file) as serializers; `key` names the flag or key in the error.
+pub fn parse_serializers<S: AsRef<str>>(
+    key: &str,
+    names: &[S],
+) -> Result<Vec<crate::codec::Serializer>, ConfigError> {
+    let mut out = Vec::new();
+    for n in names {
+        let n = n.as_ref().trim();
+        let Some((_, s)) = SERIALIZER_NAMES.iter().find(|(name, _)| *name == n) else {
+            return Err(ConfigError::Invalid {
+                key: key.into(),
+                message: format!("unknown serializer {n:?} (json, msgpack, cbor, ubjson)"),
+            });
+        };
+        if !out.contains(s) {
+            out.push(*s);
+        }
+    }
+    if out.is_empty() {
+        return Err(ConfigError::Invalid {
+            key: key.into(),
+            message: "at least one serializer".into(),
+        });
+    }
+    Ok(out)
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]

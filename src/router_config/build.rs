@@ -56,6 +56,7 @@ pub(super) fn build_router_config(
         .map(Duration::from_micros);
     cfg.ws_compression = !args.no_ws_compression && r.ws_compression.unwrap_or(true);
     cfg.ubjson_dialect = args.ubjson_dialect.or(r.ubjson_dialect).unwrap_or_default();
+    cfg.transports = transports(args, r)?;
     cfg.ws_cookie = ws_cookie(args, r)?;
     authorizer_settings(args, r, &mut cfg.authz)?;
     Ok(cfg)
@@ -78,6 +79,29 @@ fn shards_and_cpus(
 
 /// Every listener: plain WebSocket and RawSocket (with their defaults 127.0.0.1:8080 and
 /// :8081 unless turned off or given), TLS ones, Unix sockets; at least one.
+/// `--ws-serializers` / `router.ws_serializers`, `--rs-serializers` / `router.rs_serializers`,
+/// `--no-ws-batched` / `router.ws_batched` (flags win over the file).
+fn transports(
+    args: &Args,
+    r: &RouterSection,
+) -> Result<crate::config::TransportOptions, ConfigError> {
+    let mut t = crate::config::TransportOptions::default();
+    if !args.ws_serializers.is_empty() {
+        t.ws_serializers =
+            crate::config::parse_serializers("ws-serializers", &args.ws_serializers)?;
+    } else if let Some(l) = &r.ws_serializers {
+        t.ws_serializers = crate::config::parse_serializers("router.ws_serializers", l)?;
+    }
+    if !args.rs_serializers.is_empty() {
+        t.rs_serializers =
+            crate::config::parse_serializers("rs-serializers", &args.rs_serializers)?;
+    } else if let Some(l) = &r.rs_serializers {
+        t.rs_serializers = crate::config::parse_serializers("router.rs_serializers", l)?;
+    }
+    t.ws_batched = !args.no_ws_batched && r.ws_batched.unwrap_or(true);
+    Ok(t)
+}
+
 fn listeners(args: &Args, r: &RouterSection) -> Result<Vec<ListenerConfig>, ConfigError> {
     let ws_path = args
         .ws_path

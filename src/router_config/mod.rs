@@ -84,6 +84,8 @@ pub struct RouterConfig {
     pub spin_before_park: Option<Duration>,
     /// Offer permessage-deflate on WebSocket.
     pub ws_compression: bool,
+    /// Serializers and transports per listener type (all on by default).
+    pub transports: crate::config::TransportOptions,
     /// What `wamp.2.ubjson` / RawSocket serializer 4 speak (UBJSON or BJData).
     pub ubjson_dialect: crate::config::UbjsonDialect,
     /// WebSocket cookie tracking (`--ws-cookie`) and the store of authmethod `cookie`.
@@ -108,6 +110,7 @@ impl Default for RouterConfig {
             spin_before_park: None,
             ws_compression: true,
             ubjson_dialect: Default::default(),
+            transports: Default::default(),
             ws_cookie: None,
             authz: AuthzSettings::default(),
             authorizer: None,

@@ -138,6 +138,9 @@ pub struct Session {
     /// What the transport tells authentication (TLS binding, client certificate, cookie);
     /// `None` for a plain transport without a cookie.
     pub channel: Option<Box<auth::Channel>>,
+    /// `WELCOME.Details.transport` (the listener's serializers and transports), when set by
+    /// the runtime.
+    pub transport: Option<Rc<Value>>,
 }
 
 fn abort(reason: &str, message: String) -> Message {
@@ -170,6 +173,7 @@ impl Session {
             dynamic: None,
             roles,
             channel: None,
+            transport: None,
         }
     }
 
@@ -574,6 +578,10 @@ impl Session {
             agent: Some(concat!("switchyard-", env!("CARGO_PKG_VERSION")).into()),
             ..Default::default()
         };
+        let mut details = details;
+        if let Some(t) = &self.transport {
+            details.extra.insert("transport".into(), (**t).clone());
+        }
         out.push(SessionOutput::Reply(Message::Welcome(Welcome {
             session: self.id,
             details,

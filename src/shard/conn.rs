@@ -355,6 +355,9 @@ async fn run_session<S>(
         Framer::Ws(_) | Framer::WsBatched(..) => usize::MAX,
     };
     let handle = SessionHandle::open(&shard, id, serializer, peer_max, false, channel);
+    let websocket = !matches!(deframer, Deframer::Raw(_));
+    handle.core.borrow_mut().transport =
+        Some(Rc::new(shard.transport_details(websocket, serializer)));
 
     let (mut reader, writer) = futures_lite::io::split(stream);
     glommio::spawn_local(writer_task(writer, handle.clone(), framer)).detach();

@@ -50,11 +50,17 @@ pub(super) async fn rawsocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
         }
     };
     let serializer = match hello.serializer {
-        SerializerId::JSON => Serializer::Json,
-        SerializerId::MSGPACK => Serializer::MsgPack,
-        SerializerId::CBOR => Serializer::Cbor,
-        SerializerId::UBJSON => shard.ubjson(),
-        _ => {
+        SerializerId::JSON => Some(Serializer::Json),
+        SerializerId::MSGPACK => Some(Serializer::MsgPack),
+        SerializerId::CBOR => Some(Serializer::Cbor),
+        SerializerId::UBJSON => Some(shard.ubjson()),
+        _ => None,
+    }
+    // Turned off on RawSocket listeners (`--rs-serializers`): refused like an unknown one.
+    .filter(|s| shard.cfg.transports.allows(false, *s));
+    let serializer = match serializer {
+        Some(s) => s,
+        None => {
             let _ = stream
                 .write_all(&rawsocket::reject_reply(RejectCode::SerializerUnsupported))
                 .await;
@@ -125,23 +131,16 @@ pub(super) async fn websocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
             .await;
         return None;
     }
-    let supported = [
-        "wamp.2.msgpack",
-        "wamp.2.cbor",
-        "wamp.2.json",
-        "wamp.2.ubjson",
-        "wamp.2.msgpack.batched",
-        "wamp.2.cbor.batched",
-        "wamp.2.json.batched",
-        "wamp.2.ubjson.batched",
-    ];
+    let supported = shard.ws_subprotocols();
     let Some(proto) = req.choose_subprotocol(&supported) else {
         let _ = stream
             .write_all(&refuse(
                 400,
                 "Bad Request",
-                "no supported WAMP subprotocol offered (wamp.2.json, wamp.2.msgpack, wamp.2.cbor, \
-                 wamp.2.ubjson, each also .batched)",
+                &format!(
+                    "no supported WAMP subprotocol offered (this listener speaks {})",
+                    supported.join(", ")
+                ),
             ))
             .await;
         return None;

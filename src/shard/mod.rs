@@ -188,6 +188,69 @@ impl RealmDirectory for Shard {
 }
 
 impl Shard {
+    /// The WebSocket subprotocols this router's WebSocket listeners accept, in the order the
+    /// router prefers them (`--ws-serializers`, `--no-ws-batched`).
+    pub(crate) fn ws_subprotocols(&self) -> Vec<&'static str> {
+        const ALL: [(&str, &str, crate::codec::Serializer); 4] = [
+            (
+                "wamp.2.msgpack",
+                "wamp.2.msgpack.batched",
+                crate::codec::Serializer::MsgPack,
+            ),
+            (
+                "wamp.2.cbor",
+                "wamp.2.cbor.batched",
+                crate::codec::Serializer::Cbor,
+            ),
+            (
+                "wamp.2.json",
+                "wamp.2.json.batched",
+                crate::codec::Serializer::Json,
+            ),
+            (
+                "wamp.2.ubjson",
+                "wamp.2.ubjson.batched",
+                crate::codec::Serializer::Ubjson,
+            ),
+        ];
+        let t = &self.cfg.transports;
+        let on: Vec<_> = ALL.iter().filter(|(_, _, s)| t.allows(true, *s)).collect();
+        let mut out: Vec<&'static str> = on.iter().map(|(p, _, _)| *p).collect();
+        if t.ws_batched {
+            out.extend(on.iter().map(|(_, b, _)| *b));
+        }
+        out
+    }
+
+    /// `WELCOME.Details.transport` for a session on a WebSocket (or RawSocket) listener using
+    /// `serializer`: `{"type", "serializer", "serializers": [what this listener type accepts],
+    /// "batched"}` (not a spec key: tells a client what else it could use).
+    pub(crate) fn transport_details(
+        &self,
+        websocket: bool,
+        serializer: crate::codec::Serializer,
+    ) -> crate::codec::Value {
+        use crate::codec::Value;
+        let t = &self.cfg.transports;
+        let mut d = crate::codec::Dict::new();
+        let kind = if websocket { "websocket" } else { "rawsocket" };
+        d.insert("type".into(), Value::Str(kind.into()));
+        d.insert("serializer".into(), Value::Str(serializer.name().into()));
+        d.insert(
+            "serializers".into(),
+            Value::List(
+                t.names(websocket)
+                    .into_iter()
+                    .map(|n| Value::Str(n.into()))
+                    .collect(),
+            ),
+        );
+        if websocket {
+            d.insert("batched".into(), Value::Bool(t.ws_batched));
+        }
+        Value::Dict(d)
+    }
+
     /// The serializer `wamp.2.ubjson` / RawSocket serializer 4 mean here (`--ubjson-dialect`).
     pub(crate) fn ubjson(&self) -> crate::codec::Serializer {
         match self.cfg.ubjson_dialect {
