@@ -34,6 +34,16 @@ pub enum Error {
     /// An argument the client cannot use.
     #[error("invalid argument: {0}")]
     Invalid(String),
+    /// A payload does not fit the serde type asked for (or a value cannot be written as one):
+    /// [`crate::codec::serde_value`].
+    #[error("payload: {0}")]
+    Payload(String),
+}
+
+impl From<crate::codec::serde_value::ValueError> for Error {
+    fn from(e: crate::codec::serde_value::ValueError) -> Self {
+        Error::Payload(e.0)
+    }
 }
 
 /// An ERROR message from the router (or from the callee, through the router).

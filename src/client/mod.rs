@@ -286,7 +286,42 @@ pub struct Yield {
     pub options: YieldOptions,
 }
 
+/// Reading a payload as serde types (see [`crate::codec::serde_value`] for the rules).
+macro_rules! typed_payload {
+    ($t:ty) => {
+        impl $t {
+            /// The positional arguments as `T` (a tuple/struct takes them all, any other type
+            /// the one argument). [`Error::Payload`] when they do not fit.
+            pub fn args_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
+                Ok(crate::codec::serde_value::from_args(self.args.clone())?)
+            }
+
+            /// The keyword arguments as `T` (a struct or map).
+            pub fn kwargs_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
+                Ok(crate::codec::serde_value::from_kwargs(self.kwargs.clone())?)
+            }
+        }
+    };
+}
+
+typed_payload!(CallResult);
+typed_payload!(Event);
+typed_payload!(Invocation);
+
 impl Yield {
+    /// Results from serde types: positional as [`Client::call_typed`] takes arguments,
+    /// keyword from a struct or map (`&()` for none).
+    pub fn typed<A, K>(args: &A, kwargs: &K) -> Result<Self, Error>
+    where
+        A: serde::Serialize + ?Sized,
+        K: serde::Serialize + ?Sized,
+    {
+        Ok(Yield::new(
+            crate::codec::serde_value::to_args(args)?,
+            crate::codec::serde_value::to_kwargs(kwargs)?,
+        ))
+    }
+
     /// Positional results only.
     pub fn args(args: Vec<Value>) -> Self {
         Yield {
@@ -347,6 +382,20 @@ impl CallError {
     pub fn with_args(mut self, args: Vec<Value>) -> Self {
         self.args = args;
         self
+    }
+}
+
+/// A handler's `?` on a client [`Error`]: a payload that did not fit its type answers the
+/// caller `wamp.error.invalid_argument` (with the reason), anything else
+/// `wamp.error.runtime_error`.
+impl From<Error> for CallError {
+    fn from(e: Error) -> Self {
+        let uri = match e {
+            Error::Payload(_) | Error::Invalid(_) => "wamp.error.invalid_argument",
+            Error::Wamp(ref w) => return CallError::new(w.error.clone()).with_args(w.args.clone()),
+            _ => "wamp.error.runtime_error",
+        };
+        CallError::new(uri).with_args(vec![Value::Str(e.to_string())])
     }
 }
 
@@ -764,6 +813,49 @@ impl Client {
         self.inner
             .publish(Uri::from(topic), args, kwargs, opts)
             .await
+    }
+
+    /// [`Client::call`] with serde types: `args` is a tuple, tuple struct, sequence or struct
+    /// (its fields in order) of positional arguments, or one value; the result's positional
+    /// arguments are read as `R` (a tuple/struct takes them all, any other type the one result).
+    /// [`Error::Payload`] when they do not fit.
+    ///
+    /// ```no_run
+    /// # async fn f(client: switchyard::client::Client) -> Result<(), switchyard::client::Error> {
+    /// let sum: i64 = client.call_typed("com.example.add", &(2, 3), Default::default()).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn call_typed<A, R>(
+        &self,
+        procedure: &str,
+        args: &A,
+        opts: CallOptions,
+    ) -> Result<R, Error>
+    where
+        A: serde::Serialize + ?Sized,
+        R: serde::de::DeserializeOwned,
+    {
+        let args = crate::codec::serde_value::to_args(args)?;
+        let r = self.call(procedure, args, Dict::new(), opts).await?;
+        r.args_as()
+    }
+
+    /// [`Client::publish`] with serde types: positional arguments as [`Client::call_typed`]
+    /// takes them, keyword arguments from a struct or map (`&()` for none).
+    pub async fn publish_typed<A, K>(
+        &self,
+        topic: &str,
+        args: &A,
+        kwargs: &K,
+        opts: PublishOptions,
+    ) -> Result<Option<Id>, Error>
+    where
+        A: serde::Serialize + ?Sized,
+        K: serde::Serialize + ?Sized,
+    {
+        let args = crate::codec::serde_value::to_args(args)?;
+        let kwargs = crate::codec::serde_value::to_kwargs(kwargs)?;
+        self.publish(topic, args, kwargs, opts).await
     }
 
     /// Says GOODBYE, waits (at most 5 s) for the router's reply, closes the connection and

@@ -18,6 +18,7 @@ pub mod message;
 pub mod msgpack;
 pub mod options;
 pub mod payload;
+pub mod serde_value;
 pub mod ubjson;
 pub mod uri;
 pub mod value;

@@ -124,7 +124,7 @@ pub struct Args {
     /// [default: json,msgpack,cbor,ubjson].
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub rs_serializers: Vec<String>,
-    /// Refuse batched WebSocket (wamp.2.<serializer>.batched) on WebSocket listeners.
+    /// Refuse batched WebSocket (`wamp.2.<serializer>.batched`) on WebSocket listeners.
     #[arg(long)]
     pub no_ws_batched: bool,
     /// Disable permessage-deflate on WebSocket.
