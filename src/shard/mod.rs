@@ -131,7 +131,7 @@ pub struct Shard {
     pub count: usize,
     pub cfg: Arc<RouterConfig>,
     pub mesh: MeshOutbox<ShardMsg>,
-    pub sessions: RefCell<HashMap<Id, Rc<SessionHandle>>>,
+    pub sessions: RefCell<crate::util::fast::FastMap<Id, Rc<SessionHandle>>>,
     pub realms: RefCell<HashMap<Uri, RealmShard>>,
     pub shared: Arc<SharedCounters>,
     pub welcome_roles: Rc<Value>,

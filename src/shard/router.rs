@@ -295,7 +295,7 @@ async fn shard_main(
         count,
         cfg: cfg.clone(),
         mesh: MeshOutbox::new(senders),
-        sessions: RefCell::new(HashMap::new()),
+        sessions: RefCell::new(Default::default()),
         realms: RefCell::new(realms),
         shared,
         welcome_roles: Rc::new(session::router_roles(

@@ -26,7 +26,7 @@ mod history;
 mod read;
 mod retention;
 
-use std::collections::{HashMap, HashSet};
+use crate::util::fast::{FastMap as HashMap, FastSet as HashSet};
 use std::sync::Arc;
 
 use crate::codec::uri::{self, MatchPolicy};
@@ -148,12 +148,12 @@ impl Broker {
         Self {
             ids: IdAllocator::new(shard, shard_count),
             interest: UriIndex::new(),
-            interest_by_id: HashMap::new(),
+            interest_by_id: HashMap::default(),
             local: UriIndex::new(),
-            local_by_id: HashMap::new(),
-            pending: HashMap::new(),
+            local_by_id: HashMap::default(),
+            pending: HashMap::default(),
             next_token: 0,
-            sessions: HashMap::new(),
+            sessions: HashMap::default(),
             fanout: vec![false; shard_count.max(1)],
             retained: RetainedStore::default(),
             retain_seq: 0,

@@ -19,7 +19,8 @@
 mod calls;
 
 use std::cell::Cell;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use crate::util::fast::{FastMap as HashMap, FastSet as HashSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -186,16 +187,16 @@ impl Dealer {
         Self {
             ids: IdAllocator::new(shard, shard_count),
             regs: UriIndex::new(),
-            reg_by_id: HashMap::new(),
-            pending_regs: HashMap::new(),
+            reg_by_id: HashMap::default(),
+            pending_regs: HashMap::default(),
             next_token: 0,
-            callees: HashMap::new(),
-            invocations: HashMap::new(),
-            by_call: HashMap::new(),
-            calls: HashMap::new(),
-            calls_of: HashMap::new(),
+            callees: HashMap::default(),
+            invocations: HashMap::default(),
+            by_call: HashMap::default(),
+            calls: HashMap::default(),
+            calls_of: HashMap::default(),
             timers: BTreeSet::new(),
-            finished_streams: HashMap::new(),
+            finished_streams: HashMap::default(),
         }
     }
 
