@@ -641,7 +641,11 @@ fn sigterm_sends_system_shutdown_and_exits_0() {
     let ws = router.endpoint("ws").clone();
     let mut raw: Vec<(String, RawClient)> = Vec::new();
     // Every serializer this router speaks (BJData only with `--ubjson-dialect bjdata`).
-    let spoken = || Serializer::ALL.into_iter().filter(|s| *s != Serializer::Bjdata);
+    let spoken = || {
+        Serializer::ALL
+            .into_iter()
+            .filter(|s| *s != Serializer::Bjdata)
+    };
     for ser in spoken() {
         let mut c = RawClient::connect(rs, ser);
         c.must_join("realm1");

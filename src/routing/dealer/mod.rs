@@ -18,8 +18,8 @@
 
 mod calls;
 
-use std::cell::Cell;
 use crate::util::fast::{FastMap as HashMap, FastSet as HashSet};
+use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
