@@ -608,39 +608,58 @@ pub fn encode_value_bjdata(out: &mut Vec<u8>, v: &Value) {
     binary::encode_value::<Bjdata>(out, v);
 }
 
-/// A length or count in its smallest integer type.
-fn w_len(out: &mut Vec<u8>, n: usize) {
-    Ubjson::uint_(out, n as u64);
-}
+/// UBJSON's (`BJ = false`) and BJData's (`BJ = true`) primitive writers: counted containers,
+/// the smallest integer types (BJData: unsigned markers for non-negative integers, little-endian),
+/// 64-bit floats; binary as `[$U#n` (UBJSON, as py-ubjson writes it) or `[$B#n` (BJData, as the
+/// `bjdata` package writes it). Empty containers are written `[]` / `{}`: the `bjdata` package
+/// misreads an empty *counted* object followed by more data, and py-ubjson writes them so too.
+struct Ub<const BJ: bool>;
 
-/// UBJSON's primitive writers: counted containers, smallest integer types, 64-bit floats.
-struct Ubjson;
+type Ubjson = Ub<false>;
+type Bjdata = Ub<true>;
 
-impl Ubjson {
+impl<const BJ: bool> Ub<BJ> {
+    /// A marker and `N` big-endian (UBJSON) or little-endian (BJData) bytes.
+    fn num<const N: usize>(out: &mut Vec<u8>, marker: u8, le: [u8; N]) {
+        out.push(marker);
+        if BJ {
+            out.extend_from_slice(&le);
+        } else {
+            out.extend(le.iter().rev());
+        }
+    }
+
     fn uint_(out: &mut Vec<u8>, v: u64) {
         if v <= u64::from(u8::MAX) {
             out.extend_from_slice(&[b'U', v as u8]);
-        } else if v <= i16::MAX as u64 {
-            out.push(b'I');
-            out.extend_from_slice(&(v as i16).to_be_bytes());
-        } else if v <= i32::MAX as u64 {
-            out.push(b'l');
-            out.extend_from_slice(&(v as i32).to_be_bytes());
+        } else if BJ && v <= u64::from(u16::MAX) {
+            Self::num(out, b'u', (v as u16).to_le_bytes());
+        } else if !BJ && v <= i16::MAX as u64 {
+            Self::num(out, b'I', (v as i16).to_le_bytes());
+        } else if BJ && v <= u64::from(u32::MAX) {
+            Self::num(out, b'm', (v as u32).to_le_bytes());
+        } else if !BJ && v <= i32::MAX as u64 {
+            Self::num(out, b'l', (v as i32).to_le_bytes());
+        } else if BJ {
+            Self::num(out, b'M', v.to_le_bytes());
         } else if v <= i64::MAX as u64 {
-            out.push(b'L');
-            out.extend_from_slice(&(v as i64).to_be_bytes());
+            Self::num(out, b'L', (v as i64).to_le_bytes());
         } else {
             // Above int64: UBJSON's high-precision number.
             let s = v.to_string();
             out.push(b'H');
-            w_len(out, s.len());
+            Self::uint_(out, s.len() as u64);
             out.extend_from_slice(s.as_bytes());
         }
     }
 }
 
-impl binary::Primitives for Ubjson {
-    const FORMAT: Serializer = Serializer::Ubjson;
+impl<const BJ: bool> binary::Primitives for Ub<BJ> {
+    const FORMAT: Serializer = if BJ {
+        Serializer::Bjdata
+    } else {
+        Serializer::Ubjson
+    };
     fn null(out: &mut Vec<u8>) {
         out.push(b'Z');
     }
@@ -654,134 +673,44 @@ impl binary::Primitives for Ubjson {
         if v >= i64::from(i8::MIN) {
             out.extend_from_slice(&[b'i', v as i8 as u8]);
         } else if v >= i64::from(i16::MIN) {
-            out.push(b'I');
-            out.extend_from_slice(&(v as i16).to_be_bytes());
+            Self::num(out, b'I', (v as i16).to_le_bytes());
         } else if v >= i64::from(i32::MIN) {
-            out.push(b'l');
-            out.extend_from_slice(&(v as i32).to_be_bytes());
+            Self::num(out, b'l', (v as i32).to_le_bytes());
         } else {
-            out.push(b'L');
-            out.extend_from_slice(&v.to_be_bytes());
+            Self::num(out, b'L', v.to_le_bytes());
         }
     }
     fn float(out: &mut Vec<u8>, f: f64) {
-        out.push(b'D');
-        out.extend_from_slice(&f.to_bits().to_be_bytes());
+        Self::num(out, b'D', f.to_bits().to_le_bytes());
     }
     fn str(out: &mut Vec<u8>, s: &str) {
         out.push(b'S');
-        w_len(out, s.len());
-        out.extend_from_slice(s.as_bytes());
-    }
-    fn key(out: &mut Vec<u8>, s: &str) {
-        w_len(out, s.len());
-        out.extend_from_slice(s.as_bytes());
-    }
-    fn bin(out: &mut Vec<u8>, b: &[u8]) {
-        out.extend_from_slice(b"[$U#");
-        w_len(out, b.len());
-        out.extend_from_slice(b);
-    }
-    fn array_len(out: &mut Vec<u8>, n: usize) {
-        // Empty: `[]` (complete, no item follows). The `bjdata` package misreads `[#U\x00`
-        // and `{#U\x00` followed by more data; py-ubjson writes `[]` too.
-        if n == 0 {
-            out.extend_from_slice(b"[]");
-            return;
-        }
-        out.extend_from_slice(b"[#");
-        w_len(out, n);
-    }
-    fn map_len(out: &mut Vec<u8>, n: usize) {
-        if n == 0 {
-            out.extend_from_slice(b"{}");
-            return;
-        }
-        out.extend_from_slice(b"{#");
-        w_len(out, n);
-    }
-}
-
-/// BJData's primitive writers: little-endian, unsigned markers for non-negative integers,
-/// counted containers, 64-bit floats, `[$B#n` for binary (as the `bjdata` package writes).
-struct Bjdata;
-
-impl Bjdata {
-    fn uint_(out: &mut Vec<u8>, v: u64) {
-        if v <= u64::from(u8::MAX) {
-            out.extend_from_slice(&[b'U', v as u8]);
-        } else if v <= u64::from(u16::MAX) {
-            out.push(b'u');
-            out.extend_from_slice(&(v as u16).to_le_bytes());
-        } else if v <= u64::from(u32::MAX) {
-            out.push(b'm');
-            out.extend_from_slice(&(v as u32).to_le_bytes());
-        } else {
-            out.push(b'M');
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-    }
-}
-
-impl binary::Primitives for Bjdata {
-    const FORMAT: Serializer = Serializer::Bjdata;
-    fn null(out: &mut Vec<u8>) {
-        out.push(b'Z');
-    }
-    fn bool(out: &mut Vec<u8>, b: bool) {
-        out.push(if b { b'T' } else { b'F' });
-    }
-    fn uint(out: &mut Vec<u8>, v: u64) {
-        Self::uint_(out, v);
-    }
-    fn neg(out: &mut Vec<u8>, v: i64) {
-        if v >= i64::from(i8::MIN) {
-            out.extend_from_slice(&[b'i', v as i8 as u8]);
-        } else if v >= i64::from(i16::MIN) {
-            out.push(b'I');
-            out.extend_from_slice(&(v as i16).to_le_bytes());
-        } else if v >= i64::from(i32::MIN) {
-            out.push(b'l');
-            out.extend_from_slice(&(v as i32).to_le_bytes());
-        } else {
-            out.push(b'L');
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-    }
-    fn float(out: &mut Vec<u8>, f: f64) {
-        out.push(b'D');
-        out.extend_from_slice(&f.to_bits().to_le_bytes());
-    }
-    fn str(out: &mut Vec<u8>, s: &str) {
-        out.push(b'S');
-        Self::uint_(out, s.len() as u64);
-        out.extend_from_slice(s.as_bytes());
+        Self::key(out, s);
     }
     fn key(out: &mut Vec<u8>, s: &str) {
         Self::uint_(out, s.len() as u64);
         out.extend_from_slice(s.as_bytes());
     }
     fn bin(out: &mut Vec<u8>, b: &[u8]) {
-        out.extend_from_slice(b"[$B#");
+        out.extend_from_slice(if BJ { b"[$B#" } else { b"[$U#" });
         Self::uint_(out, b.len() as u64);
         out.extend_from_slice(b);
     }
     fn array_len(out: &mut Vec<u8>, n: usize) {
-        // Empty: `[]`, as for UBJSON (the `bjdata` package misreads an empty counted one).
         if n == 0 {
             out.extend_from_slice(b"[]");
-            return;
+        } else {
+            out.extend_from_slice(b"[#");
+            Self::uint_(out, n as u64);
         }
-        out.extend_from_slice(b"[#");
-        Self::uint_(out, n as u64);
     }
     fn map_len(out: &mut Vec<u8>, n: usize) {
         if n == 0 {
             out.extend_from_slice(b"{}");
-            return;
+        } else {
+            out.extend_from_slice(b"{#");
+            Self::uint_(out, n as u64);
         }
-        out.extend_from_slice(b"{#");
-        Self::uint_(out, n as u64);
     }
 }
 

@@ -104,44 +104,35 @@ pub fn render(m: &RouterMetrics) -> String {
             );
         }
     }
-    for (name, help, pick) in [
+    type Pick = fn(&super::RealmMetrics) -> u64;
+    let per_realm: [(&str, &str, &str, Pick); 4] = [
         (
             "switchyard_history_events",
+            "gauge",
             "Events kept by event history ([[realm.history]]), on each rule's home shard.",
-            (|r: &super::RealmMetrics| r.history_events.get()) as fn(&super::RealmMetrics) -> u64,
+            |r| r.history_events.get(),
         ),
         (
             "switchyard_retained_events",
+            "gauge",
             "Retained events in the shard's replica of the realm's (every shard holds them all).",
-            |r: &super::RealmMetrics| r.retained_events.get(),
+            |r| r.retained_events.get(),
         ),
-    ] {
-        family(&mut out, name, "gauge", help);
-        for s in &m.shards {
-            for r in s.realms.iter() {
-                let _ = writeln!(
-                    out,
-                    "{name}{{shard=\"{}\",realm=\"{}\"}} {}",
-                    s.shard,
-                    escape(&r.name),
-                    pick(r)
-                );
-            }
-        }
-    }
-    for (name, help, pick) in [
         (
             "switchyard_realm_messages_received_total",
+            "counter",
             "Messages from a realm's sessions handed to its broker or dealer.",
-            (|r: &super::RealmMetrics| r.messages_in.get()) as fn(&super::RealmMetrics) -> u64,
+            |r| r.messages_in.get(),
         ),
         (
             "switchyard_realm_messages_sent_total",
+            "counter",
             "Messages a realm's broker or dealer queued for sessions.",
-            |r: &super::RealmMetrics| r.messages_out.get(),
+            |r| r.messages_out.get(),
         ),
-    ] {
-        family(&mut out, name, "counter", help);
+    ];
+    for (name, kind, help, pick) in per_realm {
+        family(&mut out, name, kind, help);
         for s in &m.shards {
             for r in s.realms.iter() {
                 let _ = writeln!(

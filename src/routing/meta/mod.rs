@@ -296,48 +296,17 @@ impl Meta {
         broker: &Broker,
         ctx: &mut Ctx<'_>,
     ) -> Result<(), procs::Fail> {
-        if self.gathers.len() >= MAX_GATHERS {
-            return Err((
-                errors::LIMIT_EXCEEDED,
-                "too many meta queries in flight".into(),
-            ));
-        }
-        let local = self.answer(&query, broker, ctx);
-        let mut g = Gather {
-            caller,
-            request,
-            kind,
-            waiting: ctx.shard_count.saturating_sub(1),
-            ids: Vec::new(),
-            details: None,
-            events: None,
-            deadline: ctx.now + GATHER_TIMEOUT,
-        };
-        g.absorb(local);
-        if g.waiting == 0 {
-            g.finish(ctx);
-            return Ok(());
-        }
-        self.next_token = self.next_token.wrapping_add(1);
-        let token = self.next_token;
-        ctx.broadcast_others(&PeerMsg::MetaQuery {
-            token,
-            from: ctx.shard,
-            query,
-        });
-        self.gathers.insert(token, g);
-        Ok(())
+        self.gather_from(caller, (request, kind), query, None, broker, ctx)
     }
 
-    /// Like [`Meta::gather`], but `query` goes to `shard` only (this one included).
-    #[allow(clippy::too_many_arguments)]
-    fn ask_one(
+    /// [`Meta::gather`] from every shard (`only: None`) or from shard `only` alone (this one
+    /// included): `wamp.subscription.get_events` asks the history rule's home shard.
+    fn gather_from(
         &mut self,
         caller: SessionId,
-        request: Id,
-        kind: Kind,
-        shard: usize,
+        (request, kind): (Id, Kind),
         query: MetaQuery,
+        only: Option<usize>,
         broker: &Broker,
         ctx: &mut Ctx<'_>,
     ) -> Result<(), procs::Fail> {
@@ -347,31 +316,39 @@ impl Meta {
                 "too many meta queries in flight".into(),
             ));
         }
+        let here = only.is_none_or(|s| s == ctx.shard);
         let mut g = Gather {
             caller,
             request,
             kind,
-            waiting: 1,
+            waiting: match only {
+                None => ctx.shard_count.saturating_sub(1),
+                Some(_) if here => 0,
+                Some(_) => 1,
+            },
             ids: Vec::new(),
             details: None,
             events: None,
             deadline: ctx.now + GATHER_TIMEOUT,
         };
-        if shard == ctx.shard {
+        if here {
             g.absorb(self.answer(&query, broker, ctx));
+        }
+        if g.waiting == 0 {
             g.finish(ctx);
             return Ok(());
         }
         self.next_token = self.next_token.wrapping_add(1);
         let token = self.next_token;
-        ctx.peer(
-            shard,
-            PeerMsg::MetaQuery {
-                token,
-                from: ctx.shard,
-                query,
-            },
-        );
+        let msg = PeerMsg::MetaQuery {
+            token,
+            from: ctx.shard,
+            query,
+        };
+        match only {
+            Some(shard) => ctx.peer(shard, msg),
+            None => ctx.broadcast_others(&msg),
+        }
         self.gathers.insert(token, g);
         Ok(())
     }

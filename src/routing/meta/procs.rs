@@ -431,17 +431,16 @@ impl Meta {
             authrole: member.sref.authrole.clone(),
             attributes: member.sref.attributes.clone(),
         };
-        self.ask_one(
+        self.gather_from(
             caller,
-            request,
-            Kind::Events,
-            home,
+            (request, Kind::Events),
             MetaQuery::Events {
                 rule,
                 subscription,
                 query: Box::new(query),
                 reader: Box::new(reader),
             },
+            Some(home),
             broker,
             ctx,
         )?;
