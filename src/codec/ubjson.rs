@@ -42,6 +42,10 @@ struct Cursor<'a> {
     owner: Option<&'a Bytes>,
     /// BJData: little-endian, and the markers `u m M h B`.
     bj: bool,
+    /// Items typed containers of payload-less values (`[$Z#n`, `T`, `F`, `N`) may still
+    /// announce in this frame: such items take no byte each, so together they are bounded by
+    /// the frame's length (as if each took one), never more.
+    empty_budget: usize,
 }
 
 impl<'a> Cursor<'a> {
@@ -150,23 +154,22 @@ impl<'a> Cursor<'a> {
 
     /// The `#` count of a container whose items are of type `typ` (`None`: each item has its
     /// marker). Items of the payload-less types `Z`, `T`, `F` and `N` take no byte each, so
-    /// their count is bounded by [`MAX_TYPED_EMPTY`] instead (no allocation per item beyond it).
+    /// their counts draw on the frame's [`Cursor::empty_budget`] instead: a small frame cannot
+    /// announce millions of them.
     fn count(&mut self, typ: Option<u8>) -> Result<usize, DecodeError> {
         let marker = self.byte()?;
         let n = self.size(marker)?;
-        let room = match typ {
-            Some(b'Z' | b'T' | b'F' | b'N') => MAX_TYPED_EMPTY,
-            _ => self.buf.len() - self.pos,
-        };
-        if n > room {
+        if matches!(typ, Some(b'Z' | b'T' | b'F' | b'N')) {
+            if n > self.empty_budget {
+                return Err(err("too many items in typed containers of empty values"));
+            }
+            self.empty_budget -= n;
+        } else if n > self.buf.len() - self.pos {
             return Err(err("count beyond the end of data"));
         }
         Ok(n)
     }
 }
-
-/// Items a typed container of payload-less values (`[$Z#n`) may announce.
-const MAX_TYPED_EMPTY: usize = 1 << 16;
 
 /// A container's form: items until the end marker, or a count, with an optional item type.
 #[derive(Clone, Copy)]
@@ -393,6 +396,7 @@ fn value_in(bytes: &[u8], bj: bool) -> Result<Value, DecodeError> {
         pos: 0,
         owner: None,
         bj,
+        empty_budget: bytes.len(),
     };
     let m = marker(&mut c, None)?;
     let v = read_value(&mut c, m, 0)?;
@@ -480,6 +484,7 @@ impl ElementReader for Reader<'_> {
             pos: self.c.pos,
             owner: None,
             bj: self.c.bj,
+            empty_budget: self.c.empty_budget,
         };
         let f = form(&mut probe)?;
         if is_bytes(&probe, f) {
@@ -537,6 +542,7 @@ fn decode_in(frame: &Bytes, bj: bool) -> Result<Message, DecodeError> {
         pos: 0,
         owner: Some(frame),
         bj,
+        empty_budget: frame.len(),
     };
     if marker(&mut c, None)? != b'[' {
         return Err(DecodeError::NotAnArray);
@@ -549,14 +555,14 @@ fn decode_in(frame: &Bytes, bj: bool) -> Result<Message, DecodeError> {
         Some(n) => n,
         // Items until `]`: count them first (validating them).
         None => {
-            let start = c.pos;
+            let (start, budget) = (c.pos, c.empty_budget);
             let mut n = 0;
             items(&mut c, f, b']', |c, typ| {
                 n += 1;
                 let m = marker(c, typ)?;
                 skip_value(c, m, 1)
             })?;
-            c.pos = start;
+            (c.pos, c.empty_budget) = (start, budget);
             n
         }
     };

@@ -103,6 +103,23 @@ fn bad_input_is_an_error_not_a_panic() {
         assert!(dv(bad).is_err(), "{bad:?}");
         assert!(decode(&Bytes::copy_from_slice(bad)).is_err(), "{bad:?}");
     }
+    // Typed containers of empty values cost no bytes per item: together they may not announce
+    // more items than the frame has bytes (no allocation or CPU bomb from a small frame).
+    let bomb = [&b"[#U\x03"[..], b"[$Z#I\x7f\xff", b"[$T#I\x7f\xff", b"Z"].concat();
+    assert!(dv(&bomb).is_err());
+    let mut many = b"[#U\x40".to_vec();
+    for _ in 0..64 {
+        many.extend_from_slice(b"[$Z#U\x08");
+    }
+    assert!(
+        dv(&many).is_err(),
+        "64 x 8 empty items from a 389-byte frame"
+    );
+    let frame = Bytes::from_static(b"[U\x10U\x01{U\x01x[$Z#U\x03}SU\x03a.b]");
+    assert!(
+        decode(&frame).is_ok(),
+        "a few, in an end-marked envelope counted twice"
+    );
     let deep = [vec![b'['; MAX_DEPTH + 1], vec![b']'; MAX_DEPTH + 1]].concat();
     assert_eq!(dv(&deep), Err(DecodeError::TooDeep(MAX_DEPTH)));
     let ok = [vec![b'['; MAX_DEPTH], vec![b']'; MAX_DEPTH]].concat();
