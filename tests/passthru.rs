@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{run, wait_until};
+use common::{router_feature, run, wait_until};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -43,19 +43,6 @@ type Seen = (Option<String>, Option<String>, Vec<Value>);
 
 const SEALED: &[u8] = b"\x00\x01sealed-box\xfe\xff";
 
-fn feature(c: &Client, role: &str, name: &str) -> bool {
-    let w = c.welcome_details().expect("welcomed");
-    let roles = w.roles.as_ref().and_then(|r| r.dict()).expect("roles");
-    roles
-        .get(role)
-        .and_then(Value::as_dict)
-        .and_then(|b| b.get("features"))
-        .and_then(Value::as_dict)
-        .and_then(|f| f.get(name))
-        .and_then(Value::as_bool)
-        == Some(true)
-}
-
 #[test]
 fn sealed_payloads_cross_serializers_untouched() {
     let router = start_router();
@@ -65,8 +52,8 @@ fn sealed_payloads_cross_serializers_untouched() {
         let callee = Client::connect(config(&url, Serializer::Json))
             .await
             .expect("callee joins");
-        assert!(feature(&callee, "dealer", "payload_passthru_mode"));
-        assert!(feature(&callee, "broker", "payload_passthru_mode"));
+        assert!(router_feature(&callee, "dealer", "payload_passthru_mode"));
+        assert!(router_feature(&callee, "broker", "payload_passthru_mode"));
         let seen: Rc<RefCell<Vec<Seen>>> = Rc::default();
         let s = seen.clone();
         callee

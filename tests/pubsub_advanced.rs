@@ -207,16 +207,7 @@ fn embedder_publish_filter_over_a_socket() {
 }
 
 fn broker_feature(c: &Client, name: &str) -> bool {
-    let w = c.welcome_details().expect("welcomed");
-    let roles = w.roles.as_ref().and_then(|r| r.dict()).expect("roles");
-    roles
-        .get("broker")
-        .and_then(Value::as_dict)
-        .and_then(|b| b.get("features"))
-        .and_then(Value::as_dict)
-        .and_then(|f| f.get(name))
-        .and_then(Value::as_bool)
-        == Some(true)
+    common::router_feature(c, "broker", name)
 }
 
 #[test]

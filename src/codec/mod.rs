@@ -61,6 +61,16 @@ impl Serializer {
         }
     }
 
+    /// The batched WebSocket subprotocol name (`wamp.2.json.batched`, …).
+    pub fn batched_subprotocol(self) -> &'static str {
+        match self {
+            Serializer::Json => "wamp.2.json.batched",
+            Serializer::MsgPack => "wamp.2.msgpack.batched",
+            Serializer::Cbor => "wamp.2.cbor.batched",
+            Serializer::Ubjson | Serializer::Bjdata => "wamp.2.ubjson.batched",
+        }
+    }
+
     /// The serializer for a WebSocket subprotocol name.
     pub fn from_subprotocol(s: &str) -> Option<Self> {
         match s {

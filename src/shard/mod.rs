@@ -191,33 +191,18 @@ impl Shard {
     /// The WebSocket subprotocols this router's WebSocket listeners accept, in the order the
     /// router prefers them (`--ws-serializers`, `--no-ws-batched`).
     pub(crate) fn ws_subprotocols(&self) -> Vec<&'static str> {
-        const ALL: [(&str, &str, crate::codec::Serializer); 4] = [
-            (
-                "wamp.2.msgpack",
-                "wamp.2.msgpack.batched",
-                crate::codec::Serializer::MsgPack,
-            ),
-            (
-                "wamp.2.cbor",
-                "wamp.2.cbor.batched",
-                crate::codec::Serializer::Cbor,
-            ),
-            (
-                "wamp.2.json",
-                "wamp.2.json.batched",
-                crate::codec::Serializer::Json,
-            ),
-            (
-                "wamp.2.ubjson",
-                "wamp.2.ubjson.batched",
-                crate::codec::Serializer::Ubjson,
-            ),
+        use crate::codec::Serializer;
+        const PREFERENCE: [Serializer; 4] = [
+            Serializer::MsgPack,
+            Serializer::Cbor,
+            Serializer::Json,
+            Serializer::Ubjson,
         ];
         let t = &self.cfg.transports;
-        let on: Vec<_> = ALL.iter().filter(|(_, _, s)| t.allows(true, *s)).collect();
-        let mut out: Vec<&'static str> = on.iter().map(|(p, _, _)| *p).collect();
+        let on = || PREFERENCE.into_iter().filter(|s| t.allows(true, *s));
+        let mut out: Vec<&'static str> = on().map(Serializer::subprotocol).collect();
         if t.ws_batched {
-            out.extend(on.iter().map(|(_, b, _)| *b));
+            out.extend(on().map(Serializer::batched_subprotocol));
         }
         out
     }

@@ -73,3 +73,18 @@ pub fn endpoint(router: &Router, scheme: &str) -> String {
         .unwrap_or_else(|| panic!("no {scheme} endpoint in {:?}", router.endpoints()))
         .clone()
 }
+
+/// Whether the router's WELCOME announced `role.features.name` to client `c`.
+pub fn router_feature(c: &switchyard::client::Client, role: &str, name: &str) -> bool {
+    use switchyard::client::Value;
+    let w = c.welcome_details().expect("welcomed");
+    let roles = w.roles.as_ref().and_then(|r| r.dict()).expect("roles");
+    roles
+        .get(role)
+        .and_then(Value::as_dict)
+        .and_then(|b| b.get("features"))
+        .and_then(Value::as_dict)
+        .and_then(|f| f.get(name))
+        .and_then(Value::as_bool)
+        == Some(true)
+}
