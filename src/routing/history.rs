@@ -24,9 +24,11 @@
 //! bounds are the memory used whatever the shard count. The publisher's shard matches the
 //! topic against the realm's rules (static, on every shard), stamps the publication with its
 //! wall-clock time and sends it to each matching rule's home ([`PeerMsg::History`]; kept at once
-//! when the home is the publisher's shard). A FIFO channel per pair of shards keeps one
-//! publisher's events in publish order; events of publishers on different shards are stored in
-//! the order the home receives them, which is "the order received by the broker". A
+//! when the home is the publisher's shard). The home keeps each rule's events in order of that
+//! time: an event from another shard can arrive after a later one (its publisher saw the
+//! acknowledgement and a second publisher, told of it, published again), and takes its place
+//! by time. One publisher's events keep publish order (a FIFO channel per pair of shards, and
+//! each shard's clock is monotonic); events stamped the same microsecond keep arrival order. A
 //! `get_events` call goes from the caller's shard to the home and back (a one-shard gather of
 //! [`super::meta`]).
 //!
@@ -154,8 +156,8 @@ pub struct HistoryStore {
 }
 
 impl HistoryStore {
-    /// Keeps `ev` for rule `i`, then drops the oldest events beyond the rule's bounds. An
-    /// event larger than `max_bytes` alone is not kept.
+    /// Keeps `ev` for rule `i` in publication-time order, then drops the oldest events beyond
+    /// the rule's bounds. An event larger than `max_bytes` alone is not kept.
     pub fn record(&mut self, i: usize, rule: &HistoryRule, ev: Stored) {
         if ev.size > rule.max_bytes {
             return;
@@ -163,7 +165,17 @@ impl HistoryStore {
         let now = ev.at;
         let log = self.logs.entry(i).or_default();
         log.bytes += ev.size;
-        log.events.push_back(ev);
+        // In publication-time order: an event from another shard may arrive after a later
+        // one published here (or on a third shard). Each shard's clock is monotonic, so one
+        // publisher's events keep their order; equal times keep their arrival order. Almost
+        // always the place is the end.
+        let at = ev.at_us;
+        let pos = log
+            .events
+            .iter()
+            .rposition(|e| e.at_us <= at)
+            .map_or(0, |p| p + 1);
+        log.events.insert(pos, ev);
         let expired = |e: &Stored| rule.max_age.is_some_and(|a| e.at + a < now);
         while log.events.len() > rule.limit
             || log.bytes > rule.max_bytes

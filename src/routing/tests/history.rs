@@ -526,6 +526,29 @@ fn one_publishers_events_keep_their_order_across_shards() {
 }
 
 #[test]
+fn events_from_other_shards_take_their_place_by_publication_time() {
+    let mut c = cluster(3, vec![rule("com.t", Prefix, 1000)]);
+    let home = c.home(Prefix, "com.t");
+    let others: Vec<usize> = (0..3).filter(|s| *s != home).collect();
+    c.join(1, others[0]);
+    c.join(2, others[1]);
+    c.join(3, home);
+    // Publisher 1's event reaches the home shard late, after later events from shard 2 and
+    // from the home shard itself (the causal order a client sees: each acknowledged first).
+    c.hold(others[0], home);
+    c.run(1, publish(10, "com.t.a", Default::default(), args(&[1])));
+    c.advance(Duration::from_millis(1));
+    c.run(2, publish(11, "com.t.b", Default::default(), args(&[2])));
+    c.advance(Duration::from_millis(1));
+    c.run(3, publish(12, "com.t.c", Default::default(), args(&[3])));
+    c.release(others[0], home);
+    c.settle();
+    let s = subscribed(&mut c, 3, "com.t", Prefix);
+    let events = get_events(&mut c, 3, s, &[]).expect("ok");
+    assert_eq!(firsts(&events), vec![1, 2, 3]);
+}
+
+#[test]
 fn duplicate_or_empty_rules_are_refused() {
     assert!(HistoryRules::new(vec![rule("a.b", Exact, 1), rule("a.b", Prefix, 1)]).is_ok());
     assert_eq!(
