@@ -7,8 +7,8 @@
 //! `shard::local`, which feeds the messages to the same session state machine, authorization,
 //! meta API and routing as a network session.
 //!
-//! Each direction is a lock-free crossbeam channel plus an `AtomicWaker` for the waiting side,
-//! the same construction as the cross-shard mesh. Flow control:
+//! The pipe is a [`super::duplex`] pair (a lock-free channel and a waker each way). Flow
+//! control:
 //! - Router → client is bounded in bytes: the shard moves messages from the session's outbound
 //!   queue into the pipe only while fewer than its limit are in flight (estimated sizes,
 //!   [`approx_size`]), and the client returns credit as it receives. A client that stops
@@ -22,17 +22,13 @@
 //! router side closed and everything sent before was received; the shard ends the session when
 //! the client closed or dropped every clone of its end.
 
+use super::duplex::{self, PeerEnd, ServerEnd};
 use crate::codec::{self, DecodeError, Message, Payload, MAX_ID};
-use atomic_waker::AtomicWaker;
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use std::future::poll_fn;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-/// A message for the client with its estimated size (credit returned on receipt). Shared by
-/// the local recipients of one fan-out; see [`unshare`].
-type Sized = (Arc<Message>, usize);
+pub use super::duplex::Closed;
 
 /// The message itself: taken as is by its last holder (usually the only one), copied otherwise
 /// (on the receiving client's thread, not the shard's).
@@ -40,64 +36,10 @@ fn unshare(m: Arc<Message>) -> Message {
     Arc::try_unwrap(m).unwrap_or_else(|shared| (*shared).clone())
 }
 
-/// The state both ends share.
-struct Pipe {
-    to_client: (Sender<Sized>, Receiver<Sized>),
-    to_router: (Sender<Message>, Receiver<Message>),
-    /// The client's receiving task.
-    client_waker: AtomicWaker,
-    /// The shard's reading task (messages from the client, or the client closed).
-    router_rx_waker: AtomicWaker,
-    /// The shard's writing task (credit returned, or the client closed).
-    credit_waker: AtomicWaker,
-    /// Estimated bytes sent to the client and not yet received by it.
-    in_flight: AtomicUsize,
-    client_closed: AtomicBool,
-    router_closed: AtomicBool,
-}
-
-impl Pipe {
-    fn close_client(&self) {
-        self.client_closed.store(true, Ordering::Release);
-        self.router_rx_waker.wake();
-        self.credit_waker.wake();
-    }
-    fn close_router(&self) {
-        self.router_closed.store(true, Ordering::Release);
-        self.client_waker.wake();
-    }
-}
-
-/// The sending end is gone: nothing more can be sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the in-process transport is closed")]
-pub struct Closed;
-
 /// Creates a connected pair of ends.
 pub fn pipe() -> (LocalTransport, RouterEnd) {
-    let p = Arc::new(Pipe {
-        to_client: crossbeam_channel::unbounded(),
-        to_router: crossbeam_channel::unbounded(),
-        client_waker: AtomicWaker::new(),
-        router_rx_waker: AtomicWaker::new(),
-        credit_waker: AtomicWaker::new(),
-        in_flight: AtomicUsize::new(0),
-        client_closed: AtomicBool::new(false),
-        router_closed: AtomicBool::new(false),
-    });
-    (
-        LocalTransport(Arc::new(ClientSide(p.clone()))),
-        RouterEnd(p),
-    )
-}
-
-/// Closes the client end when the last clone of [`LocalTransport`] goes.
-struct ClientSide(Arc<Pipe>);
-
-impl Drop for ClientSide {
-    fn drop(&mut self) {
-        self.0.close_client();
-    }
+    let (client, router) = duplex::pair();
+    (LocalTransport(client), router)
 }
 
 /// The client end of an in-process session. `Send + Sync`; clones share one end (e.g. one
@@ -105,54 +47,19 @@ impl Drop for ClientSide {
 /// dropped or [`LocalTransport::close`] is called. Only one task should wait in
 /// [`LocalTransport::recv`] at a time.
 #[derive(Clone)]
-pub struct LocalTransport(Arc<ClientSide>);
+pub struct LocalTransport(PeerEnd<Message, Arc<Message>>);
 
 impl LocalTransport {
-    fn pipe(&self) -> &Pipe {
-        &self.0 .0
-    }
-
     /// Sends a message to the router. Never blocks; fails once either end has closed.
     pub fn send(&self, m: Message) -> Result<(), Closed> {
-        let p = self.pipe();
-        if p.client_closed.load(Ordering::Acquire) || p.router_closed.load(Ordering::Acquire) {
-            return Err(Closed);
-        }
-        p.to_router.0.send(m).map_err(|_| Closed)?;
-        p.router_rx_waker.wake();
-        Ok(())
+        // Not counted against any bound: the client is the application's own code.
+        self.0.send(m, 0)
     }
 
     /// Polls for the next message from the router: `Ready(None)` once the router closed its end
     /// and everything it sent before has been received.
     pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Message>> {
-        let p = self.pipe();
-        let take = |p: &Pipe| match p.to_client.1.try_recv() {
-            Ok((m, size)) => {
-                p.in_flight.fetch_sub(size, Ordering::AcqRel);
-                p.credit_waker.wake();
-                Some(Some(unshare(m)))
-            }
-            Err(TryRecvError::Empty) if p.router_closed.load(Ordering::Acquire) => {
-                // Closed after its last send: anything sent is visible now.
-                match p.to_client.1.try_recv() {
-                    Ok((m, size)) => {
-                        p.in_flight.fetch_sub(size, Ordering::AcqRel);
-                        Some(Some(unshare(m)))
-                    }
-                    Err(_) => Some(None),
-                }
-            }
-            Err(_) => None,
-        };
-        if let Some(r) = take(p) {
-            return Poll::Ready(r);
-        }
-        p.client_waker.register(cx.waker());
-        match take(p) {
-            Some(r) => Poll::Ready(r),
-            None => Poll::Pending,
-        }
+        self.0.poll_recv(cx).map(|m| m.map(unshare))
     }
 
     /// Waits for the next message from the router; `None` once the router side has closed.
@@ -162,109 +69,26 @@ impl LocalTransport {
 
     /// Closes the session's transport, like closing a socket: the router ends the session.
     pub fn close(&self) {
-        self.pipe().close_client();
+        self.0.close();
     }
 
     /// Whether the router has closed its end (messages may still be waiting in `recv`).
     pub fn is_closed_by_router(&self) -> bool {
-        self.pipe().router_closed.load(Ordering::Acquire)
+        self.0.is_closed_by_router()
     }
 }
 
 impl std::fmt::Debug for LocalTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LocalTransport")
-            .field("in_flight", &self.pipe().in_flight.load(Ordering::Relaxed))
+            .field("in_flight", &self.0.in_flight())
             .finish()
     }
 }
 
-/// The router end of an in-process session, served by one shard. Closes on drop.
-pub struct RouterEnd(Arc<Pipe>);
-
-impl RouterEnd {
-    /// Polls for the next message from the client: `Ready(None)` once the client closed its end
-    /// and everything it sent before has been taken.
-    pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Message>> {
-        let p = &*self.0;
-        let take = |p: &Pipe| match p.to_router.1.try_recv() {
-            Ok(m) => Some(Some(m)),
-            Err(_) if p.client_closed.load(Ordering::Acquire) => {
-                p.to_router.1.try_recv().ok().map(Some).or(Some(None))
-            }
-            Err(_) => None,
-        };
-        if let Some(r) = take(p) {
-            return Poll::Ready(r);
-        }
-        p.router_rx_waker.register(cx.waker());
-        match take(p) {
-            Some(r) => Poll::Ready(r),
-            None => Poll::Pending,
-        }
-    }
-
-    /// Waits for the next message from the client; `None` once the client has closed.
-    pub async fn recv(&self) -> Option<Message> {
-        poll_fn(|cx| self.poll_recv(cx)).await
-    }
-
-    /// Takes a message the client already sent, without waiting.
-    pub fn try_recv(&self) -> Option<Message> {
-        self.0.to_router.1.try_recv().ok()
-    }
-
-    /// Ready when fewer than `limit` estimated bytes are in flight to the client, or the client
-    /// is gone (check [`RouterEnd::client_closed`]).
-    pub fn poll_credit(&self, cx: &mut Context<'_>, limit: usize) -> Poll<()> {
-        let p = &*self.0;
-        let ok = |p: &Pipe| {
-            p.in_flight.load(Ordering::Acquire) < limit || p.client_closed.load(Ordering::Acquire)
-        };
-        if ok(p) {
-            return Poll::Ready(());
-        }
-        p.credit_waker.register(cx.waker());
-        if ok(p) {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    }
-
-    /// Sends a message to the client, counting `size` estimated bytes against the credit.
-    pub fn send(&self, m: Arc<Message>, size: usize) {
-        let p = &*self.0;
-        if p.client_closed.load(Ordering::Acquire) {
-            return;
-        }
-        p.in_flight.fetch_add(size, Ordering::AcqRel);
-        if p.to_client.0.send((m, size)).is_ok() {
-            p.client_waker.wake();
-        }
-    }
-
-    /// Whether the client has closed its end.
-    pub fn client_closed(&self) -> bool {
-        self.0.client_closed.load(Ordering::Acquire)
-    }
-
-    /// Estimated bytes sent to the client and not yet received.
-    pub fn in_flight(&self) -> usize {
-        self.0.in_flight.load(Ordering::Acquire)
-    }
-
-    /// Closes the router end: the client's `recv` returns `None` after the queued messages.
-    pub fn close(&self) {
-        self.0.close_router();
-    }
-}
-
-impl Drop for RouterEnd {
-    fn drop(&mut self) {
-        self.0.close_router();
-    }
-}
+/// The router end of an in-process session, served by one shard (messages shared by the local
+/// recipients of one fan-out, with their estimated sizes, see [`approx_size`]). Closes on drop.
+pub type RouterEnd = ServerEnd<Message, Arc<Message>>;
 
 /// A message's size for flow control: its payload's encoded size estimate plus a fixed
 /// allowance for the envelope (IDs, URI, options). Cheap: no encoding.
@@ -422,9 +246,9 @@ mod tests {
         let c2 = client.clone();
         client.send(goodbye()).unwrap();
         drop(client);
-        assert!(!router.client_closed());
+        assert!(!router.peer_closed());
         drop(c2);
-        assert!(router.client_closed());
+        assert!(router.peer_closed());
         // What was sent before the close is still taken, then the end is seen.
         assert!(matches!(router.poll_recv(&mut cx()), Poll::Ready(Some(_))));
         assert!(matches!(router.poll_recv(&mut cx()), Poll::Ready(None)));

@@ -1,5 +1,6 @@
 //! Transports: RawSocket and WebSocket (sans-IO), and the glommio IO glue.
 
+pub mod duplex;
 pub mod inproc;
 pub mod rawsocket;
 pub mod websocket;

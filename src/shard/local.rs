@@ -18,8 +18,9 @@ use super::conn::{
 use super::mesh::MeshSenders;
 use super::outbound::OutFrame;
 use super::{Shard, ShardMsg};
-use crate::codec::Serializer;
+use crate::codec::{DecodeError, Message, Serializer};
 use crate::metrics::Limit;
+use crate::net::duplex::ServerEnd;
 use crate::net::inproc::{self, LocalTransport, RouterEnd};
 use std::future::poll_fn;
 use std::rc::Rc;
@@ -83,8 +84,61 @@ impl std::fmt::Debug for LocalConnector {
     }
 }
 
+/// What a session served over a [`crate::net::duplex`] pipe exchanges with its peer: `Up` items become
+/// messages (decoded or checked), outgoing frames become `Down` items with their sizes.
+pub(super) trait Wire: 'static {
+    type Up: 'static;
+    type Down: 'static;
+    /// The message an item from the peer carries, or why it is not one.
+    fn input(&self, up: Self::Up) -> Result<Message, DecodeError>;
+    /// The item (and its size for the credit) a queued frame becomes; `None`: not sent
+    /// (transport keep-alives, which a pipe does not need).
+    fn output(frame: OutFrame) -> Option<(Self::Down, usize)>;
+}
+
+/// In-process sessions: `Message` values, checked as decoding would have checked them.
+pub(super) struct InProc;
+
+impl Wire for InProc {
+    type Up = Message;
+    type Down = Arc<Message>;
+    fn input(&self, m: Message) -> Result<Message, DecodeError> {
+        // What decoding checks on a network session (the message was built in memory).
+        inproc::validate(&m).map(|()| m)
+    }
+    fn output(frame: OutFrame) -> Option<(Arc<Message>, usize)> {
+        match frame {
+            OutFrame::Local(m, size) => Some((m, size)),
+            _ => None,
+        }
+    }
+}
+
+/// How a session over a pipe starts: its serializer (`None`: an in-process session, sent
+/// `Message` values), the transport facts for WELCOME and the meta API.
+pub(super) struct PipeSession {
+    pub serializer: Option<Serializer>,
+    pub transport: Option<Rc<crate::codec::Value>>,
+}
+
 /// Serves one in-process session to completion.
 pub(super) async fn serve(shard: Rc<Shard>, end: RouterEnd) {
+    let setup = PipeSession {
+        serializer: None,
+        transport: None,
+    };
+    serve_pipe(shard, end, InProc, setup).await
+}
+
+/// Serves one session over a pipe to completion: the session state machine, hello timeout,
+/// mesh backpressure and outbound queue of a network session, with the pipe in place of the
+/// socket.
+pub(super) async fn serve_pipe<W: Wire>(
+    shard: Rc<Shard>,
+    end: ServerEnd<W::Up, W::Down>,
+    wire: W,
+    setup: PipeSession,
+) {
     if shard.shutting_down.get() {
         return;
     }
@@ -98,13 +152,14 @@ pub(super) async fn serve(shard: Rc<Shard>, end: RouterEnd) {
     let handle = SessionHandle::open(
         &shard,
         id,
-        // Nominal: nothing is encoded for this session (meta reports it as in-process).
-        Serializer::MsgPack,
+        // In process: nominal, nothing is encoded (meta reports the session as in-process).
+        setup.serializer.unwrap_or(Serializer::MsgPack),
         usize::MAX,
-        true,
+        setup.serializer.is_none(),
         Default::default(),
     );
-    glommio::spawn_local(writer(
+    handle.core.borrow_mut().transport = setup.transport;
+    glommio::spawn_local(writer::<W>(
         end.clone(),
         handle.clone(),
         shard.cfg.limits.outbound_queue_bytes,
@@ -132,9 +187,7 @@ pub(super) async fn serve(shard: Rc<Shard>, end: RouterEnd) {
             if handle.outbound.is_closing() || handle.done.is_set() {
                 break 'read;
             }
-            // What decoding checks on a network session (the message was built in memory).
-            let checked = inproc::validate(&m).map(|()| m);
-            on_input(&shard, &handle, checked, &mut outputs).await;
+            on_input(&shard, &handle, wire.input(m), &mut outputs).await;
             taken += 1;
             if taken < READ_BATCH {
                 next = end.try_recv();
@@ -145,16 +198,16 @@ pub(super) async fn serve(shard: Rc<Shard>, end: RouterEnd) {
         pause_while_mesh_backlogged(&shard, &handle).await;
     }
     close_session(&shard, &handle).await;
-    tracing::debug!(
-        shard = shard.id,
-        session = id,
-        "in-process transport closed"
-    );
+    tracing::debug!(shard = shard.id, session = id, "pipe transport closed");
 }
 
-/// Moves queued messages into the pipe while the client has credit; closes the router end when
-/// the session's queue is closed and drained, the session is killed, or the client is gone.
-async fn writer(end: Rc<RouterEnd>, handle: Rc<SessionHandle>, credit: usize) {
+/// Moves queued messages into the pipe while the peer has credit; closes the router end when
+/// the session's queue is closed and drained, the session is killed, or the peer is gone.
+async fn writer<W: Wire>(
+    end: Rc<ServerEnd<W::Up, W::Down>>,
+    handle: Rc<SessionHandle>,
+    credit: usize,
+) {
     let mut batch = Vec::new();
     loop {
         let ready = futures_lite::future::or(
@@ -168,7 +221,7 @@ async fn writer(end: Rc<RouterEnd>, handle: Rc<SessionHandle>, credit: usize) {
             },
         )
         .await;
-        if !ready || end.client_closed() {
+        if !ready || end.peer_closed() {
             break;
         }
         let close = futures_lite::future::or(
@@ -186,8 +239,8 @@ async fn writer(end: Rc<RouterEnd>, handle: Rc<SessionHandle>, credit: usize) {
         .await;
         let Some(close) = close else { break };
         for f in batch.drain(..) {
-            if let OutFrame::Local(m, size) = f {
-                end.send(m, size);
+            if let Some((item, size)) = W::output(f) {
+                end.send(item, size);
             }
         }
         if close.is_some() {
