@@ -130,6 +130,18 @@ def main():
     ):
         put("websocket_handshake", (base + extra + "\r\n").encode() + b"\x81\x80abcd")
 
+    # longpoll_http
+    for head in (
+        "POST /lp/open?x=1 HTTP/1.1\r\nHost: a\r\nOrigin: http://a.b\r\nContent-Length: 33\r\n\r\n"
+        '{"protocols": ["wamp.2.json"]}   ',
+        "POST /lp/0123456789abcdef0123456789abcdef/send HTTP/1.1\r\nContent-Length: 2\r\n\r\n[]",
+        "POST /lp/abc/receive HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        "OPTIONS /lp/open HTTP/1.1\r\nAccess-Control-Request-Method: POST\r\n\r\n",
+        "POST /lp/open HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        '{"protocols": ["wamp.2.cbor.batched", "wamp.2.json"]}',
+    ):
+        put("longpoll_http", head.encode())
+
     # uri
     for uri in sorted(uris) + ["com.myapp.topic1", "com.myapp..topic", "com.myapp.", "wamp.session.on_join",
                                "", ".", "a..b", "com.my app", "com.\u00e9t\u00e9", "a#b", "a\u3000b"]:

@@ -89,6 +89,7 @@ fn run(settings: Settings) -> Result<()> {
         ),
         None => None,
     };
+    let settings_longpoll = settings.router.transports.longpoll.clone();
     let router = Router::start(settings.router).context("switchyard could not start")?;
     // Return memory freed after bursts (see switchyard::util::trim for the numbers).
     switchyard::util::trim::spawn(std::time::Duration::from_secs(5), 16 << 20)
@@ -102,6 +103,22 @@ fn run(settings: Settings) -> Result<()> {
         let mut out = std::io::stdout().lock();
         for e in router.endpoints() {
             writeln!(out, "listening {e}")?;
+        }
+        // The long-poll transport shares the WebSocket listeners (its own line, so scripts
+        // and tests find its URL).
+        if let Some(lp) = &settings_longpoll {
+            for e in router.endpoints() {
+                let http = match e.split_once("://") {
+                    Some(("ws", rest)) => {
+                        format!("http://{}", rest.split('/').next().unwrap_or(""))
+                    }
+                    Some(("wss", rest)) => {
+                        format!("https://{}", rest.split('/').next().unwrap_or(""))
+                    }
+                    _ => continue,
+                };
+                writeln!(out, "listening longpoll {http}{}", lp.path)?;
+            }
         }
         if let Some(l) = metrics_listener {
             let addr = l.local_addr()?;

@@ -55,6 +55,11 @@ pub struct RouterSection {
     pub ws_serializers: Option<Vec<String>>,
     pub rs_serializers: Option<Vec<String>>,
     pub ws_batched: Option<bool>,
+    /// The HTTP long-poll transport, as `--no-longpoll` / `--longpoll-*`.
+    pub longpoll: Option<bool>,
+    pub longpoll_path: Option<String>,
+    pub longpoll_request_timeout_ms: Option<u64>,
+    pub longpoll_session_timeout_ms: Option<u64>,
     /// Client certificates (authmethod `tls`), as `--tls-client-ca` / `--tls-client-auth`.
     pub tls_client_ca: Option<PathBuf>,
     pub tls_client_auth: Option<String>,

@@ -127,6 +127,20 @@ pub struct Args {
     /// Refuse batched WebSocket (`wamp.2.<serializer>.batched`) on WebSocket listeners.
     #[arg(long)]
     pub no_ws_batched: bool,
+    /// Turn off the HTTP long-poll transport on WebSocket listeners.
+    #[arg(long)]
+    pub no_longpoll: bool,
+    /// Base path of the HTTP long-poll transport on WebSocket listeners [default: /lp].
+    #[arg(long, value_name = "PATH")]
+    pub longpoll_path: Option<String>,
+    /// Milliseconds a long-poll `receive` request waits for a message before it is answered
+    /// empty [default: 10000].
+    #[arg(long, value_name = "MS")]
+    pub longpoll_request_timeout_ms: Option<u64>,
+    /// Milliseconds without a request after which a long-poll transport is closed
+    /// [default: 30000].
+    #[arg(long, value_name = "MS")]
+    pub longpoll_session_timeout_ms: Option<u64>,
     /// Disable permessage-deflate on WebSocket.
     #[arg(long)]
     pub no_ws_compression: bool,

@@ -59,6 +59,32 @@ pub struct TransportOptions {
     pub rs_serializers: Vec<crate::codec::Serializer>,
     /// Batched WebSocket (`wamp.2.<name>.batched`) on WebSocket listeners.
     pub ws_batched: bool,
+    /// The HTTP long-poll transport on WebSocket listeners (`None`: off).
+    pub longpoll: Option<LongPollOptions>,
+}
+
+/// The HTTP long-poll transport (`transport_http_longpoll.md`), served next to the WebSocket
+/// endpoint of every WebSocket listener. It speaks the serializers WebSocket listeners speak
+/// (and their `.batched` forms when batched WebSocket is on).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LongPollOptions {
+    /// Base path: `<path>/open`, `<path>/<transport>/send|receive|close`.
+    pub path: String,
+    /// How long a `receive` request waits for a message before it is answered empty.
+    pub request_timeout: std::time::Duration,
+    /// A transport with no request for this long is closed (its session ends as if its
+    /// connection dropped).
+    pub session_timeout: std::time::Duration,
+}
+
+impl Default for LongPollOptions {
+    fn default() -> Self {
+        LongPollOptions {
+            path: crate::net::longpoll::DEFAULT_PATH.into(),
+            request_timeout: std::time::Duration::from_secs(10),
+            session_timeout: std::time::Duration::from_secs(30),
+        }
+    }
 }
 
 /// The serializers a listener may offer, by the names flags and the config file use.
@@ -76,6 +102,7 @@ impl Default for TransportOptions {
             ws_serializers: all.clone(),
             rs_serializers: all,
             ws_batched: true,
+            longpoll: Some(LongPollOptions::default()),
         }
     }
 }

@@ -2,5 +2,6 @@
 
 pub mod duplex;
 pub mod inproc;
+pub mod longpoll;
 pub mod rawsocket;
 pub mod websocket;

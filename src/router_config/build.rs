@@ -99,7 +99,70 @@ fn transports(
         t.rs_serializers = crate::config::parse_serializers("router.rs_serializers", l)?;
     }
     t.ws_batched = !args.no_ws_batched && r.ws_batched.unwrap_or(true);
+    t.longpoll = longpoll(args, r)?;
     Ok(t)
+}
+
+/// `--no-longpoll` / `router.longpoll`, `--longpoll-path` / `router.longpoll_path`, and the
+/// two timeouts (flags win over the file).
+fn longpoll(
+    args: &Args,
+    r: &RouterSection,
+) -> Result<Option<crate::config::LongPollOptions>, ConfigError> {
+    if args.no_longpoll || r.longpoll == Some(false) {
+        return Ok(None);
+    }
+    let mut lp = crate::config::LongPollOptions::default();
+    let (key, path) = match (&args.longpoll_path, &r.longpoll_path) {
+        (Some(p), _) => ("longpoll-path", Some(p)),
+        (None, Some(p)) => ("router.longpoll_path", Some(p)),
+        (None, None) => ("", None),
+    };
+    if let Some(p) = path {
+        let ok = p.starts_with('/')
+            && p.len() > 1
+            && p.bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#');
+        if !ok {
+            return Err(ConfigError::Invalid {
+                key: key.into(),
+                message: format!(
+                    "{p:?} is not a URL path (it must start with '/', name something, and \
+                     hold no spaces, '?' or '#')"
+                ),
+            });
+        }
+        lp.path = p.trim_end_matches('/').to_owned();
+    }
+    let ms = |flag: &str, key: &str, a: Option<u64>, f: Option<u64>, d: std::time::Duration| {
+        let (name, v) = match (a, f) {
+            (Some(v), _) => (flag, v),
+            (None, Some(v)) => (key, v),
+            (None, None) => return Ok(d),
+        };
+        if v == 0 {
+            return Err(ConfigError::Invalid {
+                key: name.into(),
+                message: "must be at least 1 millisecond".into(),
+            });
+        }
+        Ok(std::time::Duration::from_millis(v))
+    };
+    lp.request_timeout = ms(
+        "longpoll-request-timeout-ms",
+        "router.longpoll_request_timeout_ms",
+        args.longpoll_request_timeout_ms,
+        r.longpoll_request_timeout_ms,
+        lp.request_timeout,
+    )?;
+    lp.session_timeout = ms(
+        "longpoll-session-timeout-ms",
+        "router.longpoll_session_timeout_ms",
+        args.longpoll_session_timeout_ms,
+        r.longpoll_session_timeout_ms,
+        lp.session_timeout,
+    )?;
+    Ok(Some(lp))
 }
 
 fn listeners(args: &Args, r: &RouterSection) -> Result<Vec<ListenerConfig>, ConfigError> {

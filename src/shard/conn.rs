@@ -7,7 +7,7 @@
 //! byte stream so TCP, Unix sockets and TLS share one path.
 
 use super::deadlines::{Expired, ReadDeadlines};
-use super::handshake::{rawsocket_handshake, websocket_handshake, Handshaking};
+use super::handshake::{rawsocket_handshake, websocket_handshake, Accepted, Handshaking};
 use super::outbound::{OutFrame, Outbound};
 use super::signal::Signal;
 use super::Shard;
@@ -239,13 +239,12 @@ async fn transport<S>(
 {
     let timeout = shard.cfg.limits.handshake_timeout;
     let hs = match &cfg.kind {
-        ListenerKind::RawSocket => {
-            with_timeout(
-                timeout,
-                rawsocket_handshake(&shard, &mut stream, over_limit),
-            )
-            .await
-        }
+        ListenerKind::RawSocket => with_timeout(
+            timeout,
+            rawsocket_handshake(&shard, &mut stream, over_limit),
+        )
+        .await
+        .map(|n| n.map(Accepted::Session)),
         ListenerKind::WebSocket { path } => {
             with_timeout(
                 timeout,
@@ -254,13 +253,24 @@ async fn transport<S>(
             .await
         }
     };
-    let Some(Some((serializer, deframer, framer, leftover))) = hs else {
-        if hs.is_none() {
-            shard.metrics.limit_exceeded.inc(Limit::HandshakeTimeout);
-            tracing::debug!(shard = shard.id, "transport handshake timed out");
+    let (serializer, deframer, framer, leftover) = match hs {
+        Some(Some(Accepted::Session(n))) => n,
+        Some(Some(Accepted::LongPoll(buf))) => {
+            // Plain HTTP requests: no session of their own (long-poll sessions count
+            // themselves), each request bounded by the long-poll timeouts, not the handshake's.
+            drop(handshaking);
+            super::longpoll::serve_http(shard, &mut stream, buf).await;
+            let _ = stream.close().await;
+            return;
         }
-        let _ = stream.close().await;
-        return;
+        hs => {
+            if hs.is_none() {
+                shard.metrics.limit_exceeded.inc(Limit::HandshakeTimeout);
+                tracing::debug!(shard = shard.id, "transport handshake timed out");
+            }
+            let _ = stream.close().await;
+            return;
+        }
     };
     // The session counts itself from here (SessionHandle::open, with no await in between).
     drop(handshaking);

@@ -15,6 +15,14 @@ use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 pub(super) type Negotiated = (Serializer, Deframer, Framer, BytesMut);
 
+/// What a WebSocket listener's connection turned out to be.
+pub(super) enum Accepted {
+    /// A WAMP session over the transport, negotiated.
+    Session(Negotiated),
+    /// HTTP long-poll requests (see [`super::longpoll`]); the bytes read so far.
+    LongPoll(BytesMut),
+}
+
 /// Counts a connection in `switchyard_connections` while its TLS and transport handshakes run;
 /// once they succeed the session counts itself ([`SessionHandle::open`]).
 pub(super) struct Handshaking(std::sync::Arc<crate::metrics::ShardMetrics>);
@@ -102,9 +110,27 @@ pub(super) async fn websocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     path: &str,
     over_limit: bool,
     channel: &mut crate::auth::Channel,
-) -> Option<Negotiated> {
+) -> Option<Accepted> {
     let mut buf = BytesMut::new();
+    let longpoll = shard
+        .cfg
+        .transports
+        .longpoll
+        .as_ref()
+        .map(|o| o.path.as_str());
     let (req, used) = loop {
+        if let Some(base) = longpoll {
+            match crate::net::longpoll::peek(&buf, base) {
+                crate::net::longpoll::Peek::LongPoll => return Some(Accepted::LongPoll(buf)),
+                crate::net::longpoll::Peek::Partial => {
+                    if read_some(shard, stream, &mut buf).await.ok()? == 0 {
+                        return None;
+                    }
+                    continue;
+                }
+                crate::net::longpoll::Peek::Other => {}
+            }
+        }
         match websocket::parse_request(&buf) {
             Ok(Some(r)) => break r,
             Ok(None) => {
@@ -202,5 +228,5 @@ pub(super) async fn websocket_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     } else {
         (Deframer::Ws(Box::new(dec)), Framer::Ws(Box::new(enc)))
     };
-    Some((serializer, deframer, framer, buf))
+    Some(Accepted::Session((serializer, deframer, framer, buf)))
 }

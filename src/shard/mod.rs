@@ -16,6 +16,7 @@ pub mod conn;
 mod deadlines;
 mod handshake;
 pub mod local;
+mod longpoll;
 pub mod mesh;
 pub mod outbound;
 mod oversize;
@@ -123,6 +124,8 @@ pub enum ShardMsg {
 #[derive(Default)]
 pub struct SharedCounters {
     pub connections: AtomicUsize,
+    /// The open HTTP long-poll transports, reachable from every shard.
+    pub longpoll: longpoll::Registry,
 }
 
 /// One shard's state. Lives on its executor thread only (`Rc`).
