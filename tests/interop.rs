@@ -68,15 +68,15 @@ fn python() -> &'static PathBuf {
     }
 }
 
-/// Checks that node and autobahn-js are there.
+/// Checks that node and the JavaScript clients (autobahn-js, wampy.js) are there.
 fn node() -> &'static str {
     static NODE: OnceLock<Result<(), String>> = OnceLock::new();
     let found = NODE.get_or_init(|| {
         let dir = interop_dir();
-        for module in ["autobahn", "msgpack5"] {
+        for module in ["autobahn", "msgpack5", "xhr2", "wampy"] {
             if !dir.join("node_modules").join(module).join("package.json").exists() {
                 return Err(format!(
-                    "autobahn-js is not installed ({}/node_modules/{module} is missing)\n{INSTALL_HINT}",
+                    "the JavaScript interop clients are not installed ({}/node_modules/{module} is missing)\n{INSTALL_HINT}",
                     dir.display()
                 ));
             }
@@ -143,6 +143,10 @@ impl Fixture {
     }
 
     fn url(&self, scheme: &str) -> String {
+        if scheme == "lp" {
+            // The long-poll transport, at its default path on the WebSocket listener.
+            return format!("http://{}/lp", self.router.endpoint("ws").addr());
+        }
         self.router.endpoint(scheme).url.clone()
     }
 }
@@ -393,6 +397,43 @@ fn python_rawsocket_json_rpc_pubsub() {
 #[test]
 fn python_unix_msgpack_rpc_pubsub() {
     python_case("unix", "msgpack", &["--rpc-pubsub"]);
+}
+
+/// wampy.js 8 with CBOR over WebSocket, against a second wampy session in `other`.
+fn wampy_case(other: &str) {
+    let node = node();
+    let fixture = Fixture::start();
+    let mut cmd = Command::new(node);
+    cmd.arg("wampy.js")
+        .args(["--url", &fixture.url("ws")])
+        .args(["--other", other])
+        .args(["--timeout-ms", &(CLIENT_TIMEOUT_S * 1000).to_string()]);
+    run_client(&format!("wampy.js cbor + {other}"), cmd, &fixture);
+}
+
+#[test]
+fn wampy_cbor() {
+    wampy_case("cbor");
+}
+
+#[test]
+fn wampy_cbor_with_msgpack() {
+    wampy_case("msgpack");
+}
+
+#[test]
+fn wampy_cbor_with_json() {
+    wampy_case("json");
+}
+
+#[test]
+fn node_longpoll_json() {
+    node_case("lp", "json", &[]);
+}
+
+#[test]
+fn node_longpoll_json_rpc_pubsub() {
+    node_case("lp", "json", &["--rpc-pubsub"]);
 }
 
 #[test]

@@ -19,6 +19,8 @@
 //   ws://127.0.0.1:PORT/ws, wss://127.0.0.1:PORT/ws   WebSocket (wss trusts NODE_EXTRA_CA_CERTS)
 //   rs://127.0.0.1:PORT                               RawSocket over TCP (JSON only, see below)
 //   unix:///path/to/socket                            RawSocket over a Unix socket (JSON only)
+//   http://127.0.0.1:PORT/lp                          HTTP long-poll (JSON only; XMLHttpRequest
+//                                                     from the xhr2 package)
 //
 // autobahn-js limits, as of 22.11.1: its RawSocket transport speaks JSON only and has no TLS, and
 // its wss transport only honours a custom CA together with a client certificate (then it disables
@@ -82,6 +84,12 @@ function transportFor(opts, autobahn) {
     case 'unix:':
       if (opts.serializer !== 'json') usage('autobahn-js RawSocket supports JSON only');
       return { type: 'rawsocket', path: url.pathname, protocols: [protocol] };
+    case 'http:':
+      // HTTP long-poll: autobahn-js speaks wamp.2.json over it, through the browser's
+      // XMLHttpRequest, which Node lacks: xhr2 provides it.
+      if (opts.serializer !== 'json') usage('autobahn-js long-poll supports JSON only');
+      global.XMLHttpRequest = require('xhr2');
+      return { type: 'longpoll', url: opts.url, request_timeout: 12000 };
     default:
       return usage(`unsupported URL scheme ${url.protocol} (autobahn-js has no RawSocket-over-TLS)`);
   }
