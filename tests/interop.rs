@@ -10,7 +10,7 @@
 //! overwhelmingly likely).
 //!
 //! The clients are installed by `bash tests/run.sh` (a Python venv under the cargo target
-//! directory, `npm ci` in `tests/interop`). A test whose client is missing FAILS and says so: no
+//! directory, `npm install --no-save` in `tests/interop`). A test whose client is missing FAILS and says so: no
 //! silent skip.
 //!
 //! Which Python: `$SWITCHYARD_PYTHON` if set (run.sh sets it), else the venv run.sh makes

@@ -10,8 +10,12 @@
 #      system or user site-packages, and `cargo clean` removes it. Where `python3 -m venv` is not
 #      available (Debian's python3 without the python3-venv package), the same pinned packages go
 #      to $CARGO_TARGET_DIR/interop-pylib with `pip install --target` and PYTHONPATH points there.
-#    - autobahn-js and msgpack5 with `npm ci` in tests/interop (exact versions from the committed
-#      package-lock.json), into tests/interop/node_modules.
+#    - autobahn-js, msgpack5, xhr2 (XMLHttpRequest for autobahn-js's long-poll client) and
+#      wampy.js into tests/interop/node_modules, at the versions of the committed
+#      package-lock.json: `npm install --no-save` with that lock installs exactly them and
+#      leaves the lock alone. (Not `npm ci`: npm 11 refuses this lock as "out of sync" because
+#      it has no entries for the other platforms' optional native builds under cbor-x/msgpackr,
+#      which `npm install` never writes on Linux.)
 #    Needs python3 with pip and node with npm on PATH, and the package registries reachable.
 # 2. Runs `cargo test --workspace --all-targets` (unit, integration, interop and fault tests;
 #    benches once in test mode), then the doc tests. Exits non-zero on any failure.
@@ -79,8 +83,9 @@ install_node() {
     if [[ -d $interop/node_modules/autobahn && $(cat "$stamp" 2>/dev/null) == "$want" ]]; then
         return
     fi
-    say "installing autobahn-js (npm ci in tests/interop)"
-    (cd "$interop" && npm ci --no-audit --no-fund --loglevel=error)
+    say "installing the JavaScript interop clients (npm install --no-save in tests/interop)"
+    rm -rf "$interop/node_modules"
+    (cd "$interop" && npm install --no-save --no-audit --no-fund --loglevel=error)
     echo "$want" >"$stamp"
 }
 
