@@ -80,7 +80,7 @@ pub struct LongPollOptions {
 impl Default for LongPollOptions {
     fn default() -> Self {
         LongPollOptions {
-            path: crate::net::longpoll::DEFAULT_PATH.into(),
+            path: "/lp".into(),
             request_timeout: std::time::Duration::from_secs(10),
             session_timeout: std::time::Duration::from_secs(30),
         }

@@ -2,7 +2,7 @@
 //! parsing, the `/open` exchange, and the responses. The IO, the transports registry and the
 //! session glue are in `shard::longpoll`.
 //!
-//! Under a base path (default `/lp`) on every WebSocket listener, as the spec
+//! Under a base path (`config::LongPollOptions::path`, default `/lp`) on every WebSocket listener, as the spec
 //! (`transport_http_longpoll.md`) lays out:
 //! - `POST <base>/open` with `{"protocols": [...]}`: the router picks the first protocol of the
 //!   client's list it speaks and answers `{"protocol": ..., "transport": <id>}`; the id is 128
@@ -22,8 +22,6 @@
 
 use crate::codec::Serializer;
 
-/// The default base path.
-pub const DEFAULT_PATH: &str = "/lp";
 /// Largest request head accepted.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// Largest `/open` body accepted (a JSON list of protocol names).
