@@ -48,6 +48,10 @@ enum Scenario {
         /// Ask for PUBLISHED acknowledgements.
         #[arg(long)]
         acknowledge: bool,
+        /// Extra subscribers that never read (a prefix subscription matching every topic):
+        /// what they cost the others, with the router's slow-consumer policy. Not counted.
+        #[arg(long, default_value_t = 0)]
+        stuck: usize,
         #[command(flatten)]
         common: Common,
     },
@@ -59,6 +63,9 @@ enum Scenario {
         size: usize,
         #[arg(long)]
         acknowledge: bool,
+        /// Extra subscribers that never read (see `pubsub --stuck`).
+        #[arg(long, default_value_t = 0)]
+        stuck: usize,
         #[command(flatten)]
         common: Common,
     },
@@ -330,6 +337,7 @@ fn main() -> Result<()> {
             topics,
             size,
             acknowledge,
+            stuck,
             common,
         } => pubsub(
             &common,
@@ -339,6 +347,7 @@ fn main() -> Result<()> {
                 topics,
                 size,
                 acknowledge,
+                stuck,
                 rate: common.rate,
                 outstanding: common.outstanding,
                 count: common.count,
@@ -349,6 +358,7 @@ fn main() -> Result<()> {
             subscribers,
             size,
             acknowledge,
+            stuck,
             common,
         } => pubsub(
             &common,
@@ -358,6 +368,7 @@ fn main() -> Result<()> {
                 topics: 1,
                 size,
                 acknowledge,
+                stuck,
                 rate: common.rate,
                 outstanding: common.outstanding,
                 count: common.count,

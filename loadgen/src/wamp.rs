@@ -57,9 +57,23 @@ pub async fn join(r: &mut Reader, w: &mut Writer, realm: &str) -> Result<Id> {
 
 /// Sends SUBSCRIBE and waits for SUBSCRIBED; returns the subscription ID.
 pub async fn subscribe(r: &mut Reader, w: &mut Writer, topic: &str) -> Result<Id> {
+    subscribe_with(r, w, topic, switchyard::codec::uri::MatchPolicy::Exact).await
+}
+
+/// Sends SUBSCRIBE with a match policy and waits for SUBSCRIBED.
+pub async fn subscribe_with(
+    r: &mut Reader,
+    w: &mut Writer,
+    topic: &str,
+    policy: switchyard::codec::uri::MatchPolicy,
+) -> Result<Id> {
+    let options = switchyard::codec::SubscribeOptions {
+        match_policy: (policy != switchyard::codec::uri::MatchPolicy::Exact).then_some(policy),
+        ..Default::default()
+    };
     w.send(&Message::Subscribe(Subscribe {
         request: 1,
-        options: Default::default(),
+        options,
         topic: Uri::from(topic),
     }))
     .await?;

@@ -32,6 +32,8 @@ pub struct PubSub {
     /// Application payload size in bytes (approximate: stamp plus padding).
     pub size: usize,
     pub acknowledge: bool,
+    /// Extra subscribers that never read: a prefix subscription to every topic, not counted.
+    pub stuck: usize,
     /// Total PUBLISH per second over all publishers (open loop).
     pub rate: Option<f64>,
     /// Closed loop window per publisher.
@@ -66,6 +68,19 @@ pub async fn shard(ctx: ShardCtx, env: Arc<Env>, cfg: Arc<PubSub>) -> Result<()>
         subscribers.push(sess);
     }
     let publishers = open_sessions(&ctx, &env, pubs).await?;
+    // Held, never read, until the run ends (their sockets fill, then their router queues).
+    let stuck: Vec<usize> = ctx.mine(cfg.stuck).collect();
+    let mut never_read = Vec::new();
+    for (_, mut sess) in open_sessions(&ctx, &env, stuck).await? {
+        wamp::subscribe_with(
+            &mut sess.r,
+            &mut sess.w,
+            "loadgen.topic",
+            switchyard::codec::uri::MatchPolicy::Prefix,
+        )
+        .await?;
+        never_read.push(sess);
+    }
     let Some(start) = ctx.ready().await else {
         return Ok(());
     };
@@ -103,6 +118,7 @@ pub async fn shard(ctx: ShardCtx, env: Arc<Env>, cfg: Arc<PubSub>) -> Result<()>
     }
     ctx.stopped().await;
     drop(tasks);
+    drop(never_read);
     Ok(())
 }
 
