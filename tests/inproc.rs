@@ -365,6 +365,16 @@ fn slow_consumer_case(policy: SlowConsumerPolicy) {
         SlowConsumerPolicy::Drop => {
             assert!(!closed, "drop policy keeps the session");
             assert!(events_dropped(&router) > 0, "drops are counted");
+            // Caught up: its queue stops shedding, and events reach it again.
+            for i in 0..10 {
+                publish(&mut publisher, 20_000 + i, "com.ex.flood", vec![], i == 9);
+            }
+            let (n, closed) = drain_events(&mut slow, Duration::from_secs(5), 10);
+            assert_eq!(
+                (n, closed),
+                (10, false),
+                "events flow again after catching up"
+            );
         }
         SlowConsumerPolicy::Disconnect => assert!(closed, "disconnect policy closes the session"),
     }

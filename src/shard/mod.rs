@@ -282,6 +282,17 @@ impl Shard {
 
     /// Queues one encoded message for a session, applying the slow-consumer policy. True when
     /// the message was queued.
+    /// Policy `drop`: an EVENT for a session whose queue is shedding (it filled up and has
+    /// not drained to half since) is dropped, and counted, before any work is done for it.
+    fn shed_event(&self, h: &SessionHandle) -> bool {
+        if self.cfg.limits.slow_consumer != SlowConsumerPolicy::Drop || !h.outbound.is_shedding() {
+            return false;
+        }
+        h.outbound.dropped.set(h.outbound.dropped.get() + 1);
+        self.metrics.events_dropped.inc();
+        true
+    }
+
     fn deliver(&self, h: &SessionHandle, frame: OutFrame, message_code: u64) -> bool {
         if let OutFrame::Message(b) = &frame {
             if !self.fits_peer(h, b) {
@@ -289,6 +300,9 @@ impl Shard {
             }
         }
         let is_event = message_code == codec::code::EVENT;
+        if is_event && self.shed_event(h) {
+            return false;
+        }
         match h.outbound.push(frame) {
             Ok(()) => {
                 self.metrics.messages_out.inc(message_code);
@@ -534,6 +548,10 @@ impl Shard {
             let Some(h) = self.session(id) else {
                 continue;
             };
+            // Before the frame is encoded: a stuck subscriber costs no encoding.
+            if message_code == codec::code::EVENT && self.shed_event(&h) {
+                continue;
+            }
             let frame = if h.local {
                 let size = *local_size.get_or_insert_with(|| crate::net::inproc::approx_size(msg));
                 OutFrame::Local(msg.clone(), size)

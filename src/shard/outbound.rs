@@ -70,6 +70,10 @@ pub struct Outbound {
     limit: usize,
     /// Events dropped because the queue was full (slow-consumer policy `drop`).
     pub dropped: Cell<u64>,
+    /// Set when a push found the queue full, cleared once the writer drained it to half the
+    /// limit. While set, the shard drops events for this session before doing any work for
+    /// them (policy `drop`): a stuck consumer then costs the others almost nothing.
+    shedding: Cell<bool>,
 }
 
 impl Outbound {
@@ -79,7 +83,13 @@ impl Outbound {
             waker: Cell::new(None),
             limit,
             dropped: Cell::new(0),
+            shedding: Cell::new(false),
         }
+    }
+
+    /// Whether the queue filled up and has not yet drained to half its limit.
+    pub fn is_shedding(&self) -> bool {
+        self.shedding.get()
     }
 
     fn wake(&self) {
@@ -96,6 +106,7 @@ impl Outbound {
         }
         let len = frame.len();
         if inner.bytes > 0 && inner.bytes + len > self.limit {
+            self.shedding.set(true);
             return Err(PushError::Full);
         }
         inner.bytes += len;
@@ -164,6 +175,9 @@ impl Outbound {
             }
             let taken = taken.min(inner.bytes);
             inner.bytes -= taken;
+            if inner.bytes <= self.limit / 2 {
+                self.shedding.set(false);
+            }
             with_local(|m| m.outbound_queue_bytes.sub(taken as u64));
             return Poll::Ready(None);
         }
@@ -213,6 +227,25 @@ mod tests {
         );
         assert_eq!(batch.len(), 2);
         assert_eq!(q.queued_bytes(), 0);
+    }
+
+    #[test]
+    fn sheds_from_full_until_drained_to_half() {
+        let q = Outbound::new(100);
+        let f = |n| OutFrame::Message(Bytes::from(vec![0; n]));
+        for _ in 0..3 {
+            q.push(f(30)).unwrap();
+        }
+        assert!(!q.is_shedding());
+        assert_eq!(q.push(f(30)), Err(PushError::Full));
+        assert!(q.is_shedding());
+        let mut batch = Vec::new();
+        assert_eq!(q.poll_take(&mut cx(), &mut batch, 1), Poll::Ready(None));
+        assert_eq!(q.queued_bytes(), 60);
+        assert!(q.is_shedding(), "still above half the limit");
+        assert_eq!(q.poll_take(&mut cx(), &mut batch, 1), Poll::Ready(None));
+        assert_eq!(q.queued_bytes(), 30);
+        assert!(!q.is_shedding(), "drained to half");
     }
 
     #[test]
