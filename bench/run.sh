@@ -72,11 +72,13 @@ stop_router() {
 }
 trap stop_router EXIT
 
-# Starts a fresh switchyard and sets ROUTER_URL and ROUTER_PID.
+# Starts a fresh switchyard (extra flags in $ROUTER_EXTRA) and sets ROUTER_URL and ROUTER_PID.
+ROUTER_EXTRA=""
 start_router() {
   stop_router
   local log="$OUT/switchyard.out"
-  "$BIN/switchyard" --rs 127.0.0.1:0 --no-ws --shards 1 --cpus "$ROUTER_CPU" \
+  # shellcheck disable=SC2086
+  "$BIN/switchyard" --rs 127.0.0.1:0 --no-ws --shards 1 --cpus "$ROUTER_CPU" $ROUTER_EXTRA \
     --log-level warn >"$log" 2>>"$OUT/switchyard.err" &
   ROUTER_PID=$!
   for _ in $(seq 100); do
@@ -130,13 +132,39 @@ matrix() {
   run rpc-cbor "$target" "$url" "$realm" "$pid" -- rpc --serializer cbor --callers 64 --callees 1 --outstanding 16 --size 64
   maybe_fresh
   run pubsub "$target" "$url" "$realm" "$pid" -- pubsub --publishers 8 --subscribers 64 --topics 8 --size 64 --outstanding 16
+  # Latency with nothing else going on, and few synchronous callers.
+  maybe_fresh
+  run rpc-1x1 "$target" "$url" "$realm" "$pid" -- rpc --callers 1 --callees 1 --outstanding 1 --size 64
+  maybe_fresh
+  run pubsub-unloaded "$target" "$url" "$realm" "$pid" -- pubsub --publishers 1 --subscribers 4 --topics 1 --size 64 --rate 1000
+  for c in 4 16 64; do
+    maybe_fresh
+    run "rpc-${c}x1" "$target" "$url" "$realm" "$pid" -- rpc --callers "$c" --callees 1 --outstanding 1 --size 64
+  done
+  # What subscribers that never read cost 16 healthy ones (the slow-consumer policy at work).
+  maybe_fresh
+  run fanout16 "$target" "$url" "$realm" "$pid" -- fanout --subscribers 16 --size 64 --outstanding 256
+  maybe_fresh
+  run fanout16-stuck "$target" "$url" "$realm" "$pid" -- fanout --subscribers 16 --stuck 4 --size 64 --outstanding 256
   maybe_fresh
   run connect "$target" "$url" "$realm" "$pid" -- connect --concurrency 16
   maybe_fresh
   run idle "$target" "$url" "$realm" "$pid" -- idle --sessions "$IDLE_SESSIONS" --setup-concurrency 256
 }
 
+# The host's floor: loopback round trips between the two CPUs (blocking and busy-polling server).
+echo "== floor: pingpong --server-cpu $ROUTER_CPU --client-cpu $LOADGEN_CPU" >&2
+"$BIN/pingpong" --server-cpu "$ROUTER_CPU" --client-cpu "$LOADGEN_CPU" --json "$OUT/floor.json" \
+  | tee "$OUT/floor.txt" | sed 's/^/   /' >&2 || echo "   pingpong failed" >&2
+
 matrix switchyard "" realm1 "" fresh
+# Latency mode: the router spins 1 ms before parking.
+ROUTER_EXTRA="--spin-before-park-us 1000"
+start_router
+run rpc-1x1-spin switchyard "$ROUTER_URL" realm1 "$ROUTER_PID" -- rpc --callers 1 --callees 1 --outstanding 1 --size 64
+start_router
+run pubsub-unloaded-spin switchyard "$ROUTER_URL" realm1 "$ROUTER_PID" -- pubsub --publishers 1 --subscribers 4 --topics 1 --size 64 --rate 1000
+ROUTER_EXTRA=""
 stop_router
 if [ -n "$OTHER" ]; then
   matrix "$OTHER_NAME" "$OTHER" "$OTHER_REALM" "$OTHER_PID" keep
@@ -176,6 +204,15 @@ rows = [
     ("pubsub 8 pub, 64 sub, 8 topics", "pubsub", "events/s delivered", ("delivered_per_sec",), True),
     ("", "pubsub", "lost", ("totals", "lost"), False),
     ("", "pubsub", "p99 µs", ("latency_us", "p99"), False),
+    ("rpc 1×1 (one call in flight)", "rpc-1x1", "calls/s", ("delivered_per_sec",), True),
+    ("", "rpc-1x1", "p50 µs", ("latency_us", "p50"), False),
+    ("rpc 4×1", "rpc-4x1", "calls/s", ("delivered_per_sec",), True),
+    ("rpc 16×1", "rpc-16x1", "calls/s", ("delivered_per_sec",), True),
+    ("rpc 64×1", "rpc-64x1", "calls/s", ("delivered_per_sec",), True),
+    ("unloaded pubsub 1k/s → 4", "pubsub-unloaded", "p50 µs", ("latency_us", "p50"), False),
+    ("", "pubsub-unloaded", "p99 µs", ("latency_us", "p99"), False),
+    ("fanout 1→16", "fanout16", "events/s delivered", ("delivered_per_sec",), True),
+    ("fanout 1→16 + 4 stuck", "fanout16-stuck", "events/s delivered", ("delivered_per_sec",), True),
     ("connect", "connect", "sessions/s", ("delivered_per_sec",), True),
     ("", "connect", "p99 µs (to WELCOME)", ("latency_us", "p99"), False),
     ("idle sessions", "idle", "RSS per session (B)", ("rss_per_session_bytes",), False),
@@ -206,6 +243,42 @@ print(line(head))
 print("  ".join("-" * w for w in widths))
 for r in table:
     print(line(r))
+
+# Latency against the host's floor (pingpong), and what stuck subscribers cost.
+def val(name, *path):
+    return get(load("switchyard", name), *path)
+try:
+    with open(os.path.join(out, "floor.json")) as f:
+        floor = json.load(f)
+except (OSError, ValueError):
+    floor = None
+print()
+if floor:
+    b, s = floor["blocking"]["p50"], floor["busy"]["p50"]
+    print(f"floor (loopback round trip p50): blocking server {b:.1f} µs, busy-polling server {s:.1f} µs")
+    for label, name, trips, base, base_name in [
+        ("rpc 1×1 p50 / 2 blocking round trips", "rpc-1x1", 2, b, "blocking"),
+        ("unloaded pubsub p50 / 1 blocking round trip", "pubsub-unloaded", 1, b, "blocking"),
+        ("rpc 1×1 p50, router spinning / 2 busy round trips", "rpc-1x1-spin", 2, s, "busy"),
+        ("unloaded pubsub p50, router spinning / 1 busy round trip", "pubsub-unloaded-spin", 1, s, "busy"),
+    ]:
+        v = val(name, "latency_us", "p50")
+        if v is not None and base:
+            print(f"  {label}: {v:.1f} / {trips * base:.1f} µs = {v / (trips * base):.2f}×")
+healthy, stuck = val("fanout16", "delivered_per_sec"), val("fanout16-stuck", "delivered_per_sec")
+if healthy and stuck:
+    print(f"4 stuck subscribers cost the 16 healthy ones {100 * (1 - stuck / healthy):.1f} % of their events/s")
+# Loudly: runs where loadgen, not the router, was the limit.
+for t in targets:
+    bound = []
+    for name in sorted({r[1] for r in rows}) + ["rpc-1x1-spin", "pubsub-unloaded-spin"]:
+        d = load(t, name)
+        lg, rt = get(d, "loadgen_cpu", "busy_cores"), get(d, "router_cpu", "busy_cores")
+        if lg is not None and lg >= 0.9 and (rt is None or rt < 0.9):
+            bound.append(f"{name} (loadgen {lg:.2f} cores, router {rt if rt is None else round(rt, 2)})")
+    if bound:
+        print(f"\n*** {t}: LOADGEN WAS THE LIMIT, not the router, in: " + "; ".join(bound))
+        print("*** these rates measure loadgen; the router had CPU to spare")
 if has_other:
     print(f"\nratio = switchyard / {other} (above 1: switchyard higher — better for rates, worse for latency, loss and memory)")
 print(f"\nresults: {out}")
