@@ -158,8 +158,15 @@ echo "== floor: pingpong --server-cpu $ROUTER_CPU --client-cpu $LOADGEN_CPU" >&2
   | tee "$OUT/floor.txt" | sed 's/^/   /' >&2 || echo "   pingpong failed" >&2
 
 matrix switchyard "" realm1 "" fresh
+# The same latencies seen by plain blocking clients (no async runtime): router or loadgen?
+start_router
+echo "== probe (blocking clients), router parks" >&2
+"$BIN/probe" --url "$ROUTER_URL" --cpu "$LOADGEN_CPU" --json "$OUT/probe.json" 2>&1 | sed 's/^/   /' >&2 || true
 # Latency mode: the router spins 1 ms before parking.
 ROUTER_EXTRA="--spin-before-park-us 1000"
+start_router
+echo "== probe (blocking clients), router spins" >&2
+"$BIN/probe" --url "$ROUTER_URL" --cpu "$LOADGEN_CPU" --json "$OUT/probe-spin.json" 2>&1 | sed 's/^/   /' >&2 || true
 start_router
 run rpc-1x1-spin switchyard "$ROUTER_URL" realm1 "$ROUTER_PID" -- rpc --callers 1 --callees 1 --outstanding 1 --size 64
 start_router
@@ -265,6 +272,16 @@ if floor:
         v = val(name, "latency_us", "p50")
         if v is not None and base:
             print(f"  {label}: {v:.1f} / {trips * base:.1f} µs = {v / (trips * base):.2f}×")
+    # The same with blocking clients (bench/probe.rs): what the router adds without loadgen.
+    for fname, mode, base in [("probe.json", "router parks", b), ("probe-spin.json", "router spins", s)]:
+        try:
+            with open(os.path.join(out, fname)) as f:
+                p = json.load(f)
+        except (OSError, ValueError):
+            continue
+        r, ps = p["rpc"]["p50"], p["pubsub"]["p50"]
+        print(f"  blocking clients, {mode}: rpc 1×1 p50 {r:.1f} µs = {r / (2 * base):.2f}× 2 round trips; "
+              f"pubsub p50 {ps:.1f} µs = {ps / base:.2f}× 1 round trip")
 healthy, stuck = val("fanout16", "delivered_per_sec"), val("fanout16-stuck", "delivered_per_sec")
 if healthy and stuck:
     print(f"4 stuck subscribers cost the 16 healthy ones {100 * (1 - stuck / healthy):.1f} % of their events/s")
