@@ -366,8 +366,7 @@ async fn run_session<S>(
     };
     let handle = SessionHandle::open(&shard, id, serializer, peer_max, false, channel);
     let websocket = !matches!(deframer, Deframer::Raw(_));
-    handle.core.borrow_mut().transport =
-        Some(Rc::new(shard.transport_details(websocket, serializer)));
+    handle.core.borrow_mut().transport = Some(shard.transport_details(websocket, serializer));
 
     let (mut reader, writer) = futures_lite::io::split(stream);
     glommio::spawn_local(writer_task(writer, handle.clone(), framer)).detach();

@@ -320,14 +320,9 @@ fn open(shard: &Rc<Shard>, body: Bytes) -> Answer {
         busy: AtomicUsize::new(0),
     });
     reg.lock().insert(id.clone(), t.clone());
-    let mut details = shard.transport_details(true, serializer);
-    if let codec::Value::Dict(d) = &mut details {
-        d.insert("type".into(), codec::Value::Str("longpoll".into()));
-        d.insert("batched".into(), codec::Value::Bool(batched));
-    }
     let setup = PipeSession {
         serializer: Some(serializer),
-        transport: Some(Rc::new(details)),
+        transport: Some(shard.transport_details_for("longpoll", serializer, batched)),
     };
     glommio::spawn_local(serve_pipe(shard.clone(), end, Frames(serializer), setup)).detach();
     let timeout = shard

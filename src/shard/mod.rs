@@ -120,6 +120,9 @@ pub enum ShardMsg {
     },
 }
 
+/// What `WELCOME.Details.transport` depends on: transport kind, serializer, batched session.
+pub type TransportKey = (&'static str, crate::codec::Serializer, bool);
+
 /// Counters shared by all shards.
 #[derive(Default)]
 pub struct SharedCounters {
@@ -147,6 +150,9 @@ pub struct Shard {
     pub call_timer: CallTimer,
     /// Dynamic authorizer calls and their cache.
     pub authz: authorizer::AuthzState,
+    /// `WELCOME.Details.transport` per (kind, serializer), built once and shared by every
+    /// session it describes (a dictionary per session cost ~1.4 KB of idle memory).
+    pub transport_details: RefCell<HashMap<TransportKey, Rc<Value>>>,
 }
 
 /// Decrements the process-wide connection count when a connection ends.
@@ -214,6 +220,39 @@ impl Shard {
     /// `serializer`: `{"type", "serializer", "serializers": [what this listener type accepts],
     /// "batched"}` (not a spec key: tells a client what else it could use).
     pub(crate) fn transport_details(
+        &self,
+        websocket: bool,
+        serializer: crate::codec::Serializer,
+    ) -> Rc<Value> {
+        let kind = if websocket { "websocket" } else { "rawsocket" };
+        self.transport_details_for(kind, serializer, false)
+    }
+
+    /// [`Shard::transport_details`] for a transport `kind` (`websocket`, `rawsocket`,
+    /// `longpoll`); `batched`: the session itself is batched (long-poll). Shared, built once.
+    pub(crate) fn transport_details_for(
+        &self,
+        kind: &'static str,
+        serializer: crate::codec::Serializer,
+        batched: bool,
+    ) -> Rc<Value> {
+        self.transport_details
+            .borrow_mut()
+            .entry((kind, serializer, batched))
+            .or_insert_with(|| {
+                let mut d = self.build_transport_details(kind != "rawsocket", serializer);
+                if let Value::Dict(m) = &mut d {
+                    m.insert("type".into(), Value::Str(kind.into()));
+                    if kind == "longpoll" {
+                        m.insert("batched".into(), Value::Bool(batched));
+                    }
+                }
+                Rc::new(d)
+            })
+            .clone()
+    }
+
+    fn build_transport_details(
         &self,
         websocket: bool,
         serializer: crate::codec::Serializer,

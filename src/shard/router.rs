@@ -311,6 +311,7 @@ async fn shard_main(
             cfg.authz.cache_ttl,
             cfg.authz.cache_size,
         ),
+        transport_details: RefCell::new(HashMap::new()),
     });
     // The accept loops own this shard's listeners: they are kept (not detached) so that shutdown
     // can end them, which closes the listening sockets before the shard thread ends. A detached
