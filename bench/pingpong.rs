@@ -7,6 +7,13 @@
 //!   that parks when idle;
 //! - `busy`: the server polls a non-blocking socket in a loop, as a router that spins.
 //!
+//! With `--pace-us N` the client sleeps N µs between round trips, so both ends are idle when
+//! a message arrives (as in unloaded pub/sub: one event per millisecond), which on a virtual
+//! machine costs far more than back-to-back round trips.
+//!
+//! A third line: one-way latency to a reader that was blocked and idle for a millisecond (a
+//! sender on the server CPU writes once per millisecond): the last hop of unloaded pub/sub.
+//!
 //! Prints one line per server with the round trip's p50/p90/p99 in microseconds, and with
 //! `--json FILE` writes them as `{"blocking": {"p50": …}, "busy": {…}}`.
 //!
@@ -23,6 +30,10 @@ struct Args {
     client_cpu: usize,
     count: usize,
     size: usize,
+    /// Microseconds the client sleeps between round trips (0: back to back).
+    pace_us: u64,
+    /// Client only, against this echo server (e.g. `glommio-echo`).
+    connect: Option<String>,
     json: Option<String>,
 }
 
@@ -32,6 +43,8 @@ fn parse() -> Result<Args, String> {
         client_cpu: 1,
         count: 20_000,
         size: 64,
+        pace_us: 0,
+        connect: None,
         json: None,
     };
     let mut it = std::env::args().skip(1);
@@ -43,11 +56,13 @@ fn parse() -> Result<Args, String> {
             "--client-cpu" => a.client_cpu = num(v()?)?,
             "--count" => a.count = num(v()?)?.clamp(100, 10_000_000),
             "--size" => a.size = num(v()?)?.clamp(1, 1 << 20),
+            "--pace-us" => a.pace_us = num(v()?)?.min(1_000_000) as u64,
+            "--connect" => a.connect = Some(v()?),
             "--json" => a.json = Some(v()?),
             "-h" | "--help" => {
                 return Err(
                     "usage: pingpong [--server-cpu N] [--client-cpu N] [--count N] \
-                            [--size BYTES] [--json FILE]"
+                            [--size BYTES] [--pace-us US] [--connect ADDR] [--json FILE]"
                         .into(),
                 )
             }
@@ -103,6 +118,15 @@ fn measure(a: &Args, busy: bool) -> std::io::Result<(f64, f64, f64)> {
     let addr = listener.local_addr()?;
     let (cpu, size) = (a.server_cpu, a.size);
     let server = std::thread::spawn(move || serve(listener, cpu, size, busy));
+    let r = client(a, &addr.to_string());
+    server
+        .join()
+        .map_err(|_| std::io::Error::other("server thread panicked"))??;
+    r
+}
+
+/// The client side: round trips to the echo server at `addr`, closing the connection after.
+fn client(a: &Args, addr: &str) -> std::io::Result<(f64, f64, f64)> {
     pin(a.client_cpu);
     let mut c = TcpStream::connect(addr)?;
     c.set_nodelay(true)?;
@@ -112,6 +136,9 @@ fn measure(a: &Args, busy: bool) -> std::io::Result<(f64, f64, f64)> {
     let mut rtts = Vec::with_capacity(a.count);
     let warmup = (a.count / 10).max(100);
     for i in 0..warmup + a.count {
+        if a.pace_us > 0 {
+            std::thread::sleep(Duration::from_micros(a.pace_us));
+        }
         let t = Instant::now();
         c.write_all(&msg)?;
         c.read_exact(&mut back)?;
@@ -120,11 +147,52 @@ fn measure(a: &Args, busy: bool) -> std::io::Result<(f64, f64, f64)> {
         }
     }
     drop(c);
-    server
-        .join()
-        .map_err(|_| std::io::Error::other("server thread panicked"))??;
     rtts.sort_unstable();
     let q = |p: f64| rtts[((rtts.len() - 1) as f64 * p) as usize] as f64 / 1000.0;
+    Ok((q(0.50), q(0.90), q(0.99)))
+}
+
+/// One-way latency to a reader that has been blocked and idle for a millisecond (the last hop
+/// of unloaded pub/sub): a sender on the server CPU writes a message every millisecond, the
+/// client reads it and stamps its arrival (`Instant` is one clock for the process).
+fn idle_oneway(a: &Args) -> std::io::Result<(f64, f64, f64)> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let (cpu, size, n) = (a.server_cpu, a.size, a.count.min(5000) + 100);
+    let sender = std::thread::spawn(move || -> std::io::Result<Vec<Instant>> {
+        pin(cpu);
+        let (mut s, _) = listener.accept()?;
+        s.set_nodelay(true)?;
+        let msg = vec![0x5au8; size];
+        let mut sent = Vec::with_capacity(n);
+        for _ in 0..n {
+            std::thread::sleep(Duration::from_millis(1));
+            sent.push(Instant::now());
+            s.write_all(&msg)?;
+        }
+        Ok(sent)
+    });
+    pin(a.client_cpu);
+    let mut c = TcpStream::connect(addr)?;
+    c.set_nodelay(true)?;
+    c.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut buf = vec![0u8; a.size];
+    let mut arrived = Vec::with_capacity(n);
+    for _ in 0..n {
+        c.read_exact(&mut buf)?;
+        arrived.push(Instant::now());
+    }
+    let sent = sender
+        .join()
+        .map_err(|_| std::io::Error::other("sender thread panicked"))??;
+    let mut d: Vec<u64> = sent
+        .iter()
+        .zip(&arrived)
+        .skip(100)
+        .map(|(s, r)| r.saturating_duration_since(*s).as_nanos() as u64)
+        .collect();
+    d.sort_unstable();
+    let q = |p: f64| d[((d.len() - 1) as f64 * p) as usize] as f64 / 1000.0;
     Ok((q(0.50), q(0.90), q(0.99)))
 }
 
@@ -136,6 +204,26 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if let Some(addr) = &a.connect {
+        for pace in [0, 1000] {
+            let paced = Args {
+                pace_us: pace,
+                connect: None,
+                json: None,
+                ..a
+            };
+            match client(&paced, addr) {
+                Ok((p50, p90, p99)) => println!(
+                    "{addr} (paced {pace} µs): round trip p50 {p50:.1} µs  p90 {p90:.1} µs  p99 {p99:.1} µs"
+                ),
+                Err(e) => {
+                    eprintln!("pingpong: {addr}: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        return;
+    }
     let mut json = Vec::new();
     for (name, busy) in [("blocking", false), ("busy", true)] {
         match measure(&a, busy) {
@@ -153,6 +241,20 @@ fn main() {
                 eprintln!("pingpong: {name}: {e}");
                 std::process::exit(1);
             }
+        }
+    }
+    match idle_oneway(&a) {
+        Ok((p50, p90, p99)) => {
+            println!(
+                "one way to an idle blocked reader (1 message/ms): p50 {p50:.1} µs  p90 {p90:.1} µs  p99 {p99:.1} µs"
+            );
+            json.push(format!(
+                "\"idle_oneway\": {{\"p50\": {p50:.2}, \"p90\": {p90:.2}, \"p99\": {p99:.2}}}"
+            ));
+        }
+        Err(e) => {
+            eprintln!("pingpong: idle one-way: {e}");
+            std::process::exit(1);
         }
     }
     if let Some(path) = a.json {
