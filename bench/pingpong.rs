@@ -21,6 +21,9 @@
 //! pingpong --server-cpu 0 --client-cpu 1 --count 20000 --size 64
 //! ```
 
+#[path = "common.rs"]
+mod common;
+use common::{pin, quantiles};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
@@ -70,16 +73,6 @@ fn parse() -> Result<Args, String> {
         }
     }
     Ok(a)
-}
-
-fn pin(cpu: usize) {
-    if let Some(id) = core_affinity::get_core_ids()
-        .unwrap_or_default()
-        .into_iter()
-        .find(|c| c.id == cpu)
-    {
-        core_affinity::set_for_current(id);
-    }
 }
 
 /// Echoes fixed-size messages until the client closes; `busy`: poll instead of blocking.
@@ -147,9 +140,7 @@ fn client(a: &Args, addr: &str) -> std::io::Result<(f64, f64, f64)> {
         }
     }
     drop(c);
-    rtts.sort_unstable();
-    let q = |p: f64| rtts[((rtts.len() - 1) as f64 * p) as usize] as f64 / 1000.0;
-    Ok((q(0.50), q(0.90), q(0.99)))
+    Ok(quantiles(rtts))
 }
 
 /// One-way latency to a reader that has been blocked and idle for a millisecond (the last hop
@@ -185,15 +176,13 @@ fn idle_oneway(a: &Args) -> std::io::Result<(f64, f64, f64)> {
     let sent = sender
         .join()
         .map_err(|_| std::io::Error::other("sender thread panicked"))??;
-    let mut d: Vec<u64> = sent
+    let d: Vec<u64> = sent
         .iter()
         .zip(&arrived)
         .skip(100)
         .map(|(s, r)| r.saturating_duration_since(*s).as_nanos() as u64)
         .collect();
-    d.sort_unstable();
-    let q = |p: f64| d[((d.len() - 1) as f64 * p) as usize] as f64 / 1000.0;
-    Ok((q(0.50), q(0.90), q(0.99)))
+    Ok(quantiles(d))
 }
 
 fn main() {

@@ -13,7 +13,10 @@
 //! ```
 //! Prints p50/p90/p99 in microseconds per case; `--json` writes `{"rpc": {...}, "pubsub": {...}}`.
 
+#[path = "common.rs"]
+mod common;
 use bytes::Bytes;
+use common::{pin, quantiles};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::mpsc;
@@ -89,22 +92,6 @@ impl Conn {
 /// A message written as JSON text.
 fn msg(json: &str) -> Message {
     codec::decode(Serializer::Json, &Bytes::from(json.to_owned())).expect("a valid message")
-}
-
-fn pin(cpu: usize) {
-    if let Some(id) = core_affinity::get_core_ids()
-        .unwrap_or_default()
-        .into_iter()
-        .find(|c| c.id == cpu)
-    {
-        core_affinity::set_for_current(id);
-    }
-}
-
-fn quantiles(mut v: Vec<u64>) -> (f64, f64, f64) {
-    v.sort_unstable();
-    let q = |p: f64| v[((v.len() - 1) as f64 * p) as usize] as f64 / 1000.0;
-    (q(0.5), q(0.9), q(0.99))
 }
 
 fn rpc(addr: &str, realm: &str, cpu: usize, count: usize) -> std::io::Result<Vec<u64>> {

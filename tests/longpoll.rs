@@ -278,6 +278,50 @@ fn expect(c: &mut impl WampConn, what: &str, pred: impl Fn(&Message) -> bool) ->
     }
 }
 
+/// `callee` registers `procedure` (request `ids.0`) and answers one call from `caller`
+/// (request `ids.1`) with the arguments it got; the RESULT must carry `expected`.
+fn echo_once(
+    callee: &mut impl WampConn,
+    caller: &mut impl WampConn,
+    procedure: &str,
+    ids: (u64, u64),
+    expected: &[Value],
+) {
+    callee
+        .send(&msg(&format!(r#"[64, {}, {{}}, "{procedure}"]"#, ids.0)))
+        .unwrap();
+    expect(callee, "REGISTERED", |m| {
+        matches!(m, Message::Registered(_))
+    });
+    caller
+        .send(&msg(&format!(
+            r#"[48, {}, {{}}, "{procedure}", {}]"#,
+            ids.1,
+            args_json()
+        )))
+        .unwrap();
+    let Message::Invocation(inv) = expect(callee, "INVOCATION", |m| {
+        matches!(m, Message::Invocation(_))
+    }) else {
+        unreachable!()
+    };
+    callee
+        .send(&msg(&format!(
+            r#"[70, {}, {{}}, {}]"#,
+            inv.request,
+            args_json()
+        )))
+        .unwrap();
+    let Message::Result(res) = expect(caller, "RESULT", |m| matches!(m, Message::Result(_))) else {
+        unreachable!()
+    };
+    assert_eq!(
+        res.payload.args_values().expect("args").unwrap_or_default(),
+        expected,
+        "{procedure}: the result's arguments"
+    );
+}
+
 fn lp_base(r: &RouterProcess) -> (SocketAddr, String) {
     (r.endpoint("ws").addr(), "/lp".to_owned())
 }
@@ -384,65 +428,8 @@ fn pubsub_and_rpc_over_every_protocol() {
         );
 
         // RPC both ways: the long-poll session as callee, then as caller.
-        lp.send(&msg(r#"[64, 4, {}, "com.lp.echo"]"#)).unwrap();
-        expect(&mut lp, "REGISTERED", |m| {
-            matches!(m, Message::Registered(_))
-        });
-        peer.send(&msg(&format!(
-            r#"[48, 5, {{}}, "com.lp.echo", {}]"#,
-            args_json()
-        )))
-        .unwrap();
-        let inv = expect(&mut lp, "INVOCATION", |m| {
-            matches!(m, Message::Invocation(_))
-        });
-        let Message::Invocation(inv) = inv else {
-            unreachable!()
-        };
-        lp.send(&msg(&format!(
-            r#"[70, {}, {{}}, {}]"#,
-            inv.request,
-            args_json()
-        )))
-        .unwrap();
-        let res = expect(&mut peer, "RESULT", |m| matches!(m, Message::Result(_)));
-        let Message::Result(res) = res else {
-            unreachable!()
-        };
-        assert_eq!(
-            res.payload.args_values().expect("args").unwrap_or_default(),
-            expected_args
-        );
-
-        peer.send(&msg(r#"[64, 6, {}, "com.rs.echo"]"#)).unwrap();
-        expect(&mut peer, "REGISTERED", |m| {
-            matches!(m, Message::Registered(_))
-        });
-        lp.send(&msg(&format!(
-            r#"[48, 7, {{}}, "com.rs.echo", {}]"#,
-            args_json()
-        )))
-        .unwrap();
-        let inv = expect(&mut peer, "INVOCATION", |m| {
-            matches!(m, Message::Invocation(_))
-        });
-        let Message::Invocation(inv) = inv else {
-            unreachable!()
-        };
-        peer.send(&msg(&format!(
-            r#"[70, {}, {{}}, {}]"#,
-            inv.request,
-            args_json()
-        )))
-        .unwrap();
-        let res = expect(&mut lp, "RESULT", |m| matches!(m, Message::Result(_)));
-        let Message::Result(res) = res else {
-            unreachable!()
-        };
-        assert_eq!(
-            res.payload.args_values().expect("args").unwrap_or_default(),
-            expected_args
-        );
+        echo_once(&mut lp, &mut peer, "com.lp.echo", (4, 5), &expected_args);
+        echo_once(&mut peer, &mut lp, "com.rs.echo", (6, 7), &expected_args);
 
         lp.must_leave();
         peer.must_leave();

@@ -1,0 +1,19 @@
+//! What the small bench programs (`pingpong`, `probe`) share: CPU pinning and quantiles.
+
+/// Pins the calling thread to `cpu` (if the machine has it).
+pub fn pin(cpu: usize) {
+    if let Some(id) = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.id == cpu)
+    {
+        core_affinity::set_for_current(id);
+    }
+}
+
+/// p50, p90, p99 of nanosecond samples, in microseconds (`samples` must not be empty).
+pub fn quantiles(mut samples: Vec<u64>) -> (f64, f64, f64) {
+    samples.sort_unstable();
+    let q = |p: f64| samples[((samples.len() - 1) as f64 * p) as usize] as f64 / 1000.0;
+    (q(0.5), q(0.9), q(0.99))
+}
