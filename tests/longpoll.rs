@@ -566,9 +566,12 @@ fn abandoned_transports_close_and_slow_receivers_meet_the_policy() {
     });
 
     // Abandoned: joins, then never asks again. Its session leaves after the timeout.
+    let metrics = metrics_addr(&r);
+    let open_transports = || Scrape::get(metrics).sum("switchyard_longpoll_transports", &[]);
     let mut lp = LpClient::open(addr, &base, "wamp.2.json", false);
     let w = lp.must_join("realm1");
     let started = Instant::now();
+    assert_eq!(open_transports(), 1.0, "the open transport is counted");
     let ev = expect(&mut watcher, "on_leave", |m| matches!(m, Message::Event(_)));
     let Message::Event(ev) = ev else {
         unreachable!()
@@ -583,6 +586,12 @@ fn abandoned_transports_close_and_slow_receivers_meet_the_policy() {
         lp.receive_raw().status,
         404,
         "the abandoned transport is gone"
+    );
+    assert!(
+        common::wait_for(Duration::from_secs(5), || (open_transports() == 0.0)
+            .then_some(()))
+        .is_some(),
+        "and no longer counted"
     );
 
     // Polling keeps a transport alive past the session timeout.
@@ -604,7 +613,6 @@ fn abandoned_transports_close_and_slow_receivers_meet_the_policy() {
     let mut publisher = RawClient::connect(rs, Serializer::MsgPack);
     publisher.must_join("realm1");
     let payload = format!(r#"["{}"]"#, "y".repeat(1000));
-    let metrics = metrics_addr(&r);
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut n = 0u64;
     loop {

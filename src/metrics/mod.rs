@@ -395,6 +395,8 @@ pub struct ShardMetrics {
     epoch: Instant,
     /// Open transports (after accept, before close), established or not.
     pub connections: Gauge,
+    /// Open HTTP long-poll transports whose session runs on this shard.
+    pub longpoll_transports: Gauge,
     /// Decoded WAMP messages received, by type.
     pub messages_in: ByType,
     /// WAMP messages queued for sessions, by type (events dropped by the slow-consumer policy
@@ -435,6 +437,7 @@ impl ShardMetrics {
             heartbeat_ms: AtomicU64::new(0),
             epoch,
             connections: Gauge::default(),
+            longpoll_transports: Gauge::default(),
             messages_in: ByType::default(),
             messages_out: ByType::default(),
             bytes_in: Counter::default(),

@@ -86,6 +86,14 @@ pub fn render(m: &RouterMetrics) -> String {
         "Open transports on the shard: in their TLS/transport handshake, before HELLO, or joined.",
         |_, s| s.connections.get(),
     );
+    per_shard(
+        &mut out,
+        m,
+        "switchyard_longpoll_transports",
+        "gauge",
+        "Open HTTP long-poll transports whose session runs on the shard (each also counts in switchyard_connections).",
+        |_, s| s.longpoll_transports.get(),
+    );
 
     family(
         &mut out,

@@ -331,6 +331,7 @@ fn open(shard: &Rc<Shard>, body: Bytes) -> Answer {
         .longpoll
         .as_ref()
         .map_or(Duration::from_secs(30), |o| o.session_timeout);
+    shard.metrics.longpoll_transports.inc();
     glommio::spawn_local(watchdog(shard.clone(), id.clone(), t, timeout)).detach();
     tracing::debug!(shard = shard.id, protocol, "long-poll transport opened");
     Answer::ok(
@@ -421,14 +422,19 @@ async fn receive(t: &Transport, reg: &Registry, id: &str, opts: &LongPollOptions
 }
 
 /// Closes the transport once no request was in progress for `timeout`, or once `/close` took
-/// it out of the registry; ends with the session.
+/// it out of the registry; ends with the session. Uncounts it from the shard's gauge.
 async fn watchdog(shard: Rc<Shard>, id: String, t: Arc<Transport>, timeout: Duration) {
+    watch(&shard, &id, &t, timeout).await;
+    shard.metrics.longpoll_transports.dec();
+}
+
+async fn watch(shard: &Shard, id: &str, t: &Transport, timeout: Duration) {
     let tick = (timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
     let timeout_ms = timeout.as_millis() as u64;
     let reg = &shard.shared.longpoll;
     loop {
         glommio::timer::sleep(tick).await;
-        if reg.get(&id).is_none() {
+        if reg.get(id).is_none() {
             t.peer.close();
             return;
         }
@@ -438,7 +444,7 @@ async fn watchdog(shard: Rc<Shard>, id: String, t: Arc<Transport>, timeout: Dura
                 .saturating_sub(t.last_seen.load(Ordering::Acquire))
                 > timeout_ms;
         if idle || shard.shutting_down.get() && t.peer.is_closed_by_router() {
-            reg.remove(&id);
+            reg.remove(id);
             t.peer.close();
             if idle {
                 tracing::debug!(shard = shard.id, "long-poll transport abandoned; closed");
