@@ -671,8 +671,10 @@ async fn writer_task<W: AsyncWrite + Unpin>(
             with_local(|m| m.bytes_out.add(out.len() as u64));
             out.clear();
             if out.capacity() > 64 * 1024 || handle.outbound.queued_bytes() == 0 {
-                // Nothing more to write: an idle session keeps no write buffer.
+                // Nothing more to write: an idle session keeps no write buffer (nor the
+                // emptied list of taken frames).
                 out = BytesMut::new();
+                batch = Vec::new();
             }
         }
         if close.is_some() {
