@@ -268,7 +268,7 @@ async fn answer(
     }
     let reg = &shard.shared.longpoll;
     let id = match &req.route {
-        Route::Open => return open(shard, body),
+        Route::Open => return open(shard, opts, body),
         Route::Unknown => return Answer::error(404, "no long-poll endpoint at this path"),
         Route::Send(id) | Route::Receive(id) | Route::Close(id) => id,
     };
@@ -288,7 +288,7 @@ async fn answer(
 }
 
 /// `/open`: a new session on this shard.
-fn open(shard: &Rc<Shard>, body: Bytes) -> Answer {
+fn open(shard: &Rc<Shard>, opts: &LongPollOptions, body: Bytes) -> Answer {
     if shard.shutting_down.get() {
         return Answer::error(503, "the router is shutting down");
     }
@@ -325,14 +325,8 @@ fn open(shard: &Rc<Shard>, body: Bytes) -> Answer {
         transport: Some(shard.transport_details_for("longpoll", serializer, batched)),
     };
     glommio::spawn_local(serve_pipe(shard.clone(), end, Frames(serializer), setup)).detach();
-    let timeout = shard
-        .cfg
-        .transports
-        .longpoll
-        .as_ref()
-        .map_or(Duration::from_secs(30), |o| o.session_timeout);
     shard.metrics.longpoll_transports.inc();
-    glommio::spawn_local(watchdog(shard.clone(), id.clone(), t, timeout)).detach();
+    glommio::spawn_local(watchdog(shard.clone(), id.clone(), t, opts.session_timeout)).detach();
     tracing::debug!(shard = shard.id, protocol, "long-poll transport opened");
     Answer::ok(
         "application/json; charset=utf-8",

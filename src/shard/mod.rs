@@ -229,7 +229,9 @@ impl Shard {
     }
 
     /// [`Shard::transport_details`] for a transport `kind` (`websocket`, `rawsocket`,
-    /// `longpoll`); `batched`: the session itself is batched (long-poll). Shared, built once.
+    /// `longpoll`): `type`, `serializer`, `serializers` (what this listener type accepts) and,
+    /// on WebSocket listeners, `batched` (offered by the listener; for long-poll, whether the
+    /// session itself is batched). Built once per shard, shared.
     pub(crate) fn transport_details_for(
         &self,
         kind: &'static str,
@@ -240,42 +242,24 @@ impl Shard {
             .borrow_mut()
             .entry((kind, serializer, batched))
             .or_insert_with(|| {
-                let mut d = self.build_transport_details(kind != "rawsocket", serializer);
-                if let Value::Dict(m) = &mut d {
-                    m.insert("type".into(), Value::Str(kind.into()));
-                    if kind == "longpoll" {
-                        m.insert("batched".into(), Value::Bool(batched));
-                    }
+                let t = &self.cfg.transports;
+                let websocket = kind != "rawsocket";
+                let mut d = crate::codec::Dict::new();
+                d.insert("type".into(), Value::Str(kind.into()));
+                d.insert("serializer".into(), Value::Str(serializer.name().into()));
+                let names = t.names(websocket).into_iter().map(|n| Value::Str(n.into()));
+                d.insert("serializers".into(), Value::List(names.collect()));
+                if websocket {
+                    let b = if kind == "longpoll" {
+                        batched
+                    } else {
+                        t.ws_batched
+                    };
+                    d.insert("batched".into(), Value::Bool(b));
                 }
-                Rc::new(d)
+                Rc::new(Value::Dict(d))
             })
             .clone()
-    }
-
-    fn build_transport_details(
-        &self,
-        websocket: bool,
-        serializer: crate::codec::Serializer,
-    ) -> crate::codec::Value {
-        use crate::codec::Value;
-        let t = &self.cfg.transports;
-        let mut d = crate::codec::Dict::new();
-        let kind = if websocket { "websocket" } else { "rawsocket" };
-        d.insert("type".into(), Value::Str(kind.into()));
-        d.insert("serializer".into(), Value::Str(serializer.name().into()));
-        d.insert(
-            "serializers".into(),
-            Value::List(
-                t.names(websocket)
-                    .into_iter()
-                    .map(|n| Value::Str(n.into()))
-                    .collect(),
-            ),
-        );
-        if websocket {
-            d.insert("batched".into(), Value::Bool(t.ws_batched));
-        }
-        Value::Dict(d)
     }
 
     /// The serializer `wamp.2.ubjson` / RawSocket serializer 4 mean here (`--ubjson-dialect`).
@@ -319,8 +303,6 @@ impl Shard {
         self.mesh.flush();
     }
 
-    /// Queues one encoded message for a session, applying the slow-consumer policy. True when
-    /// the message was queued.
     /// Policy `drop`: an EVENT for a session whose queue is shedding (it filled up and has
     /// not drained to half since) is dropped, and counted, before any work is done for it.
     fn shed_event(&self, h: &SessionHandle) -> bool {
@@ -332,6 +314,8 @@ impl Shard {
         true
     }
 
+    /// Queues one encoded message for a session, applying the slow-consumer policy. True when
+    /// the message was queued.
     fn deliver(&self, h: &SessionHandle, frame: OutFrame, message_code: u64) -> bool {
         if let OutFrame::Message(b) = &frame {
             if !self.fits_peer(h, b) {
