@@ -194,6 +194,30 @@ fn cbor_uint(b: &[u8]) -> Option<(u64, &[u8])> {
     }
 }
 
+/// A MessagePack EVENT of the shape loadgen's own subscriptions receive — `[36, Subscription,
+/// Publication, {}, Arguments, …]`, empty details — read without decoding the message:
+/// `Some(stamp)` (the stamp `None` if the arguments carry none), or `None` for any other frame
+/// (decode it fully). Fan-out subscribers spend most of their time here, so this skips the
+/// generic decoder's details dictionary and payload slicing.
+pub fn msgpack_event_stamp(frame: &[u8]) -> Option<Option<(u64, u64)>> {
+    let len = match *frame.first()? {
+        n @ 0x94..=0x96 => n - 0x90,
+        _ => return None,
+    };
+    if *frame.get(1)? != 36 {
+        return None;
+    }
+    let (_subscription, rest) = msgpack_uint(frame.get(2..)?)?;
+    let (_publication, rest) = msgpack_uint(rest)?;
+    if *rest.first()? != 0x80 {
+        return None;
+    }
+    if len == 4 {
+        return Some(None);
+    }
+    Some(msgpack_two_uints(&rest[1..]))
+}
+
 fn msgpack_two_uints(b: &[u8]) -> Option<(u64, u64)> {
     let rest = match *b.first()? {
         0x90..=0x9f => &b[1..],
@@ -219,6 +243,45 @@ fn msgpack_uint(b: &[u8]) -> Option<(u64, &[u8])> {
         0xce => be(4),
         0xcf => be(8),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod event_fast_path_tests {
+    use super::*;
+    use switchyard::codec::{self, Message};
+
+    fn event(details: &str, args: &str) -> bytes::Bytes {
+        let json = format!(r#"[36, 5, 9007199254740991, {details}{args}]"#);
+        let m = codec::decode(Serializer::Json, &bytes::Bytes::from(json)).expect("an EVENT");
+        codec::encode(Serializer::MsgPack, &m)
+    }
+
+    #[test]
+    fn the_event_fast_path_agrees_with_the_decoder() {
+        let cases = [
+            ("{}", ", [123456789012, 7, \"pad\"]"),
+            ("{}", ", [1, 2], {\"k\": 1}"),
+            ("{}", ", [\"not\", \"a stamp\"]"),
+            ("{}", ""),
+            ("{\"topic\": \"a.b\"}", ", [1, 2]"),
+        ];
+        for (details, args) in cases {
+            let frame = event(details, args);
+            let Ok(Message::Event(ev)) = codec::decode(Serializer::MsgPack, &frame) else {
+                panic!("decodes");
+            };
+            let slow = read_stamp(&ev.payload);
+            match msgpack_event_stamp(&frame) {
+                Some(fast) => assert_eq!(fast, slow, "{details} {args}"),
+                None => assert_ne!(details, "{}", "only non-empty details take the slow path"),
+            }
+        }
+        let published = codec::encode(
+            Serializer::MsgPack,
+            &codec::decode(Serializer::Json, &bytes::Bytes::from_static(b"[17, 1, 2]")).unwrap(),
+        );
+        assert_eq!(msgpack_event_stamp(&published), None, "not an EVENT");
     }
 }
 

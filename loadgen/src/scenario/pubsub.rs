@@ -132,15 +132,22 @@ async fn subscriber(ctx: ShardCtx, mut sess: Session) {
         };
         let now = now_ns();
         let mut n = 0;
-        let mut handle = |frame: bytes::Bytes| match codec::decode(ser, &frame) {
-            Ok(Message::Event(ev)) => {
-                n += 1;
-                if let Some((sent, _)) = wamp::read_stamp(&ev.payload) {
-                    ctx.latency.record(sent, now);
-                }
+        let mut handle = |frame: bytes::Bytes| {
+            let fast = (ser == codec::Serializer::MsgPack)
+                .then(|| wamp::msgpack_event_stamp(&frame))
+                .flatten();
+            let stamp = match fast {
+                Some(stamp) => stamp,
+                None => match codec::decode(ser, &frame) {
+                    Ok(Message::Event(ev)) => wamp::read_stamp(&ev.payload),
+                    Ok(_) => return,
+                    Err(_) => return bump(&ctx.counters.errors, 1),
+                },
+            };
+            n += 1;
+            if let Some((sent, _)) = stamp {
+                ctx.latency.record(sent, now);
             }
-            Ok(_) => {}
-            Err(_) => bump(&ctx.counters.errors, 1),
         };
         handle(frame);
         while let Ok(Some(f)) = sess.r.buffered_frame() {
