@@ -30,6 +30,24 @@ pub(crate) trait Primitives {
 }
 
 /// Appends one value.
+/// The byte at `*pos` in `buf`, advancing past it; `None` at the end (each decoder's cursor
+/// names the error in its own format).
+#[inline]
+pub(crate) fn next_byte(buf: &[u8], pos: &mut usize) -> Option<u8> {
+    let b = *buf.get(*pos)?;
+    *pos += 1;
+    Some(b)
+}
+
+/// The `n` bytes at `*pos` in `buf`, advancing past them; `None` if they run past the end.
+#[inline]
+pub(crate) fn next_slice<'a>(buf: &'a [u8], pos: &mut usize, n: usize) -> Option<&'a [u8]> {
+    let end = pos.checked_add(n).filter(|e| *e <= buf.len())?;
+    let s = &buf[*pos..end];
+    *pos = end;
+    Some(s)
+}
+
 pub(crate) fn encode_value<P: Primitives>(out: &mut Vec<u8>, v: &Value) {
     match v {
         Value::Null => P::null(out),

@@ -36,23 +36,13 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn byte(&mut self) -> Result<u8, DecodeError> {
-        let b = *self
-            .buf
-            .get(self.pos)
-            .ok_or_else(|| err("unexpected end of data"))?;
-        self.pos += 1;
-        Ok(b)
+        super::binary::next_byte(self.buf, &mut self.pos)
+            .ok_or_else(|| err("unexpected end of data"))
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|e| *e <= self.buf.len())
-            .ok_or_else(|| err("unexpected end of data"))?;
-        let s = &self.buf[self.pos..end];
-        self.pos = end;
-        Ok(s)
+        super::binary::next_slice(self.buf, &mut self.pos, n)
+            .ok_or_else(|| err("unexpected end of data"))
     }
 
     /// A big-endian unsigned integer of `n` bytes (1, 2, 4 or 8).
