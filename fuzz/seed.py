@@ -130,14 +130,15 @@ def main():
     ):
         put("websocket_handshake", (base + extra + "\r\n").encode() + b"\x81\x80abcd")
 
-    # longpoll_http
+    # longpoll_http (paths built from the base, as the router does)
+    lp = "/lp"
     for head in (
-        "POST /lp/open?x=1 HTTP/1.1\r\nHost: a\r\nOrigin: http://a.b\r\nContent-Length: 33\r\n\r\n"
+        f"POST {lp}/open?x=1 HTTP/1.1\r\nHost: a\r\nOrigin: http://a.b\r\nContent-Length: 33\r\n\r\n"
         '{"protocols": ["wamp.2.json"]}   ',
-        "POST /lp/0123456789abcdef0123456789abcdef/send HTTP/1.1\r\nContent-Length: 2\r\n\r\n[]",
-        "POST /lp/abc/receive HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
-        "OPTIONS /lp/open HTTP/1.1\r\nAccess-Control-Request-Method: POST\r\n\r\n",
-        "POST /lp/open HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        f"POST {lp}/0123456789abcdef0123456789abcdef/send HTTP/1.1\r\nContent-Length: 2\r\n\r\n[]",
+        f"POST {lp}/abc/receive HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        f"OPTIONS {lp}/open HTTP/1.1\r\nAccess-Control-Request-Method: POST\r\n\r\n",
+        f"POST {lp}/open HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
         '{"protocols": ["wamp.2.cbor.batched", "wamp.2.json"]}',
     ):
         put("longpoll_http", head.encode())
