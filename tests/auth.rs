@@ -148,15 +148,25 @@ fn failed_logins_are_counted_by_method_and_reason_and_logged() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let log = router.stderr_text() + &router.stdout_text();
-    for (m, r, _) in expected {
-        assert!(
-            log.lines().any(|l| l.contains("login failed")
-                && l.contains(&format!("\"{m}\""))
-                && l.contains(&format!("\"{r}\""))),
-            "no info line for {m}/{r}:\n{log}"
-        );
-    }
+    // The counter moves before the log line reaches the captured stderr: wait for the lines.
+    let log = loop {
+        let log = router.stderr_text() + &router.stdout_text();
+        let missing = expected.iter().find(|(m, r, _)| {
+            !log.lines().any(|l| {
+                l.contains("login failed")
+                    && l.contains(&format!("\"{m}\""))
+                    && l.contains(&format!("\"{r}\""))
+            })
+        });
+        match missing {
+            None => break log,
+            Some((m, r, _)) => assert!(
+                std::time::Instant::now() < deadline,
+                "no info line for {m}/{r}:\n{log}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert!(
         !log.contains(WRONG),
         "the offered secret was logged:\n{log}"
