@@ -1,17 +1,24 @@
 //! The client library against a real router started in-process: join, RPC (progressive
 //! results, progressive invocations, cancel, errors), pub/sub (acknowledge, exclude_me,
 //! patterns, unsubscribe), leave, over RawSocket+MessagePack and WebSocket+JSON.
+//!
+//! Every scenario runs on both client drivers (glommio and tokio): the body is written once
+//! in `client_basic_tests!` and expanded in `glommio_driver` and `tokio_driver`
+//! (`common::drivers`).
 
 mod common;
 
-use common::{endpoint, run, wait_until, TEST_DEADLINE, WAIT};
+macro_rules! client_basic_tests {
+    () => {
 
-use std::cell::{Cell, RefCell};
-use std::rc::Rc;
+
+use crate::common::{self, endpoint, TEST_DEADLINE, WAIT};
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use switchyard::client::{
-    CallError, CallOptions, CancelMode, Client, ClientConfig, Dict, Error, Event, MatchPolicy,
+    CallError, CallOptions, CancelMode, ClientConfig, Dict, Error, Event, MatchPolicy,
     PublishOptions, RegisterOptions, Serializer, SubscribeOptions, Value, Yield,
 };
 use switchyard::config::{ListenAddr, ListenerConfig, ListenerKind};
@@ -214,8 +221,8 @@ async fn rpc(via: Via) {
     assert_eq!(r.args, vec![Value::UInt(111), Value::UInt(3)]);
 
     // Cancel (kill): the callee sees the interrupt and answers canceled.
-    let interrupted = Rc::new(Cell::new(None));
-    let started = Rc::new(Cell::new(false));
+    let interrupted = Arc::new(Cell::new(None));
+    let started = Arc::new(Cell::new(false));
     {
         let interrupted = interrupted.clone();
         let started = started.clone();
@@ -227,7 +234,7 @@ async fn rpc(via: Via) {
                     let mode = futures_lite::future::or(
                         async { Some(inv.wait_interrupted().await) },
                         async {
-                            glommio::timer::sleep(Duration::from_secs(30)).await;
+                            sleep(Duration::from_secs(30)).await;
                             None
                         },
                     )
@@ -336,7 +343,7 @@ async fn rpc(via: Via) {
 async fn pubsub(via: Via) {
     let sub = via.connect().await.expect("subscriber joins");
     let publ = via.connect().await.expect("publisher joins");
-    let got: Rc<RefCell<Vec<Event>>> = Rc::default();
+    let got: Arc<RefCell<Vec<Event>>> = Arc::default();
     let topic_sub = {
         let got = got.clone();
         sub.subscribe("com.test.topic", SubscribeOptions::default(), move |ev| {
@@ -444,7 +451,7 @@ async fn pubsub(via: Via) {
     );
 
     // Prefix subscription: the event names the concrete topic.
-    let pattern: Rc<RefCell<Vec<Event>>> = Rc::default();
+    let pattern: Arc<RefCell<Vec<Event>>> = Arc::default();
     {
         let pattern = pattern.clone();
         sub.subscribe(
@@ -724,7 +731,7 @@ fn reconnects_restores_and_gives_up() {
         let admin = Client::connect(config(&url, Serializer::Json))
             .await
             .expect("admin joins");
-        let events: Rc<RefCell<Vec<ClientEvent>>> = Rc::default();
+        let events: Arc<RefCell<Vec<ClientEvent>>> = Arc::default();
         {
             let events = events.clone();
             c.on_event(move |e| events.borrow_mut().push(e.clone()));
@@ -741,7 +748,7 @@ fn reconnects_restores_and_gives_up() {
             )
             .await
             .expect("register");
-        let got = Rc::new(Cell::new(0u32));
+        let got = Arc::new(Cell::new(0u32));
         let sub = {
             let got = got.clone();
             c.subscribe("com.test.tick", SubscribeOptions::default(), move |_ev| {
@@ -835,7 +842,7 @@ fn reconnects_restores_and_gives_up() {
                 true
             },
             async {
-                glommio::timer::sleep(Duration::from_secs(10)).await;
+                sleep(Duration::from_secs(10)).await;
                 false
             },
         )
@@ -1037,7 +1044,7 @@ trustlevel = 3
             invoke: Some(switchyard::client::InvokePolicy::First),
             ..Default::default()
         };
-        let busy_hits = Rc::new(Cell::new(0u32));
+        let busy_hits = Arc::new(Cell::new(0u32));
         let hits = busy_hits.clone();
         busy.register("com.test.tl", opts(), move |_inv| {
             hits.set(hits.get() + 1);
@@ -1060,4 +1067,16 @@ trustlevel = 3
     });
     router.shutdown_handle().shutdown();
     router.join().expect("router stops");
+}
+    };
+}
+
+mod glommio_driver {
+    use crate::common::drivers::glommio::*;
+    client_basic_tests!();
+}
+
+mod tokio_driver {
+    use crate::common::drivers::tokio::*;
+    client_basic_tests!();
 }

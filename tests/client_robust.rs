@@ -3,9 +3,14 @@
 //! second WELCOME, session-scoped request IDs across a reconnect, an expensive WAMP-CRA
 //! challenge. Each peer runs in a thread of its own with socket timeouts; the client runs in a
 //! glommio executor with a hard time limit.
+//!
+//! Every scenario runs on both client drivers (glommio and tokio): the body is written once
+//! in `client_robust_tests!` and expanded in `glommio_driver` and `tokio_driver`.
 
 mod client_support;
 
+macro_rules! client_robust_tests {
+    () => {
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc;
@@ -13,7 +18,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value as Json};
 use switchyard::client::{
-    Auth, CallError, CallOptions, CancelMode, Client, ClientConfig, Dict, Error, PublishOptions,
+    Auth, CallError, CallOptions, CancelMode, ClientConfig, Dict, Error, PublishOptions,
     ReconnectPolicy, RegisterOptions, Serializer, Value, Yield,
 };
 
@@ -123,7 +128,7 @@ fn hostile_router_messages_are_answered_or_ignored_never_fatal() {
             .send(("eof", json!(try_read(&mut s).is_none())))
             .expect("report");
     });
-    client_support::run(LIMIT, async move {
+    run(LIMIT, async move {
         let c = Client::connect(config(port)).await.expect("joins");
         let r = c
             .register("com.p", RegisterOptions::default(), |inv| async move {
@@ -141,7 +146,7 @@ fn hostile_router_messages_are_answered_or_ignored_never_fatal() {
             "progressive results only when asked for: {first:?}"
         );
         assert!(h.next().await.is_none(), "nothing after the final result");
-        client_support::bounded(Duration::from_secs(10), "closing", c.closed()).await;
+        bounded(Duration::from_secs(10), "closing", c.closed()).await;
         assert!(!c.is_connected());
     });
     let got = |what: &str| {
@@ -187,7 +192,7 @@ fn request_ids_restart_at_one_in_each_session_and_leave_waits_for_goodbye() {
         write(&mut s, json!([6, {}, "wamp.close.goodbye_and_out"]));
         report.send(ids).expect("report");
     });
-    client_support::run(LIMIT, async move {
+    run(LIMIT, async move {
         let policy = ReconnectPolicy {
             initial_delay: Duration::from_millis(20),
             max_attempts: Some(5),
@@ -205,7 +210,7 @@ fn request_ids_restart_at_one_in_each_session_and_leave_waits_for_goodbye() {
                 .await
                 .expect("PUBLISHED");
         }
-        client_support::until(Duration::from_secs(10), "rejoined", || {
+        until(Duration::from_secs(10), "rejoined", || {
             c.session_id() == Some(11)
         })
         .await;
@@ -215,7 +220,7 @@ fn request_ids_restart_at_one_in_each_session_and_leave_waits_for_goodbye() {
                 .expect("ok"),
             Some(3)
         );
-        client_support::bounded(Duration::from_secs(10), "leave", c.leave())
+        bounded(Duration::from_secs(10), "leave", c.leave())
             .await
             .expect("left");
         assert!(!c.is_connected());
@@ -243,7 +248,7 @@ fn an_expensive_wampcra_challenge_is_refused() {
         // The client gives up rather than answering (or spending minutes in PBKDF2).
         try_read(&mut s)
     });
-    client_support::run(LIMIT, async move {
+    run(LIMIT, async move {
         let cfg = config(port).auth(Auth::WampCra {
             authid: "joe".into(),
             secret: "secret".into(),
@@ -278,26 +283,25 @@ fn no_progressive_yield_after_the_final_one() {
         report.send(("next", read(&mut s))).expect("report");
         write(&mut s, json!([6, {}, "wamp.close.goodbye_and_out"]));
     });
-    client_support::run(LIMIT, async move {
+    run(LIMIT, async move {
         let c = Client::connect(config(port)).await.expect("joins");
-        let late = client_support::Recorder::<Result<(), String>>::default();
+        let late = crate::client_support::Recorder::<Result<(), String>>::default();
         {
             let late = late.clone();
             c.register("com.p", RegisterOptions::default(), move |inv| {
                 let late = late.clone();
                 async move {
-                    glommio::spawn_local(async move {
-                        glommio::timer::sleep(Duration::from_millis(50)).await;
+                    spawn(async move {
+                        sleep(Duration::from_millis(50)).await;
                         late.push(inv.progress(Yield::empty()).map_err(|e| format!("{e:?}")));
-                    })
-                    .detach();
+                    });
                     Ok(Yield::empty())
                 }
             })
             .await
             .expect("registers");
         }
-        client_support::until(Duration::from_secs(10), "the late progress", || {
+        until(Duration::from_secs(10), "the late progress", || {
             !late.is_empty()
         })
         .await;
@@ -306,7 +310,7 @@ fn no_progressive_yield_after_the_final_one() {
             matches!(&got[0], Err(m) if m.contains("Invalid")),
             "progress() after the handler returned: {got:?}"
         );
-        client_support::bounded(Duration::from_secs(10), "leave", c.leave())
+        bounded(Duration::from_secs(10), "leave", c.leave())
             .await
             .expect("left");
     });
@@ -331,9 +335,9 @@ fn an_undecodable_message_is_answered_with_abort() {
         let abort = read(&mut s);
         (abort, try_read(&mut s).is_none())
     });
-    client_support::run(LIMIT, async move {
+    run(LIMIT, async move {
         let c = Client::connect(config(port)).await.expect("joins");
-        client_support::bounded(Duration::from_secs(10), "closing", c.closed()).await;
+        bounded(Duration::from_secs(10), "closing", c.closed()).await;
     });
     let (abort, eof) = peer.join().expect("scripted router");
     assert_eq!(abort[0], 3, "ABORT: {abort}");
@@ -361,7 +365,7 @@ fn a_challenge_for_a_method_not_offered_is_aborted() {
             let answer = try_read(&mut s);
             (answer, try_read(&mut s).is_none())
         });
-        client_support::run(LIMIT, async move {
+        run(LIMIT, async move {
             let e = Client::connect(config(port).auth(auth))
                 .await
                 .err()
@@ -390,9 +394,9 @@ fn a_lost_connection_interrupts_running_invocations() {
         std::thread::sleep(Duration::from_millis(200));
         drop(s);
     });
-    client_support::run(LIMIT, async move {
+    run(LIMIT, async move {
         let c = Client::connect(config(port)).await.expect("joins");
-        let modes = client_support::Recorder::<CancelMode>::default();
+        let modes = crate::client_support::Recorder::<CancelMode>::default();
         {
             let modes = modes.clone();
             c.register("com.slow", RegisterOptions::default(), move |inv| {
@@ -405,12 +409,12 @@ fn a_lost_connection_interrupts_running_invocations() {
             .await
             .expect("registers");
         }
-        client_support::until(Duration::from_secs(10), "the handler to stop", || {
+        until(Duration::from_secs(10), "the handler to stop", || {
             !modes.is_empty()
         })
         .await;
         assert_eq!(modes.snapshot(), vec![CancelMode::KillNoWait]);
-        client_support::bounded(Duration::from_secs(10), "closing", c.closed()).await;
+        bounded(Duration::from_secs(10), "closing", c.closed()).await;
     });
     peer.join().expect("scripted router");
 }
@@ -434,9 +438,9 @@ fn an_abandoned_register_leaves_no_handler_behind() {
         assert_eq!(bye[0], 6, "GOODBYE: {bye}");
         write(&mut s, json!([6, {}, "wamp.close.goodbye_and_out"]));
     });
-    client_support::run(LIMIT, async move {
+    run(LIMIT, async move {
         let c = Client::connect(config(port)).await.expect("joins");
-        let ran = client_support::Recorder::<u64>::default();
+        let ran = crate::client_support::Recorder::<u64>::default();
         let registering = {
             let ran = ran.clone();
             c.register("com.p", RegisterOptions::default(), move |inv| {
@@ -445,7 +449,7 @@ fn an_abandoned_register_leaves_no_handler_behind() {
             })
         };
         let abandoned = futures_lite::future::or(async { Some(registering.await) }, async {
-            glommio::timer::sleep(Duration::from_millis(100)).await;
+            sleep(Duration::from_millis(100)).await;
             None
         })
         .await;
@@ -453,13 +457,13 @@ fn an_abandoned_register_leaves_no_handler_behind() {
         c.publish("t", vec![], Dict::new(), PublishOptions::default())
             .await
             .expect("publish");
-        glommio::timer::sleep(Duration::from_millis(300)).await;
+        sleep(Duration::from_millis(300)).await;
         assert!(
             ran.is_empty(),
             "the abandoned handler ran: {:?}",
             ran.snapshot()
         );
-        client_support::bounded(Duration::from_secs(10), "leave", c.leave())
+        bounded(Duration::from_secs(10), "leave", c.leave())
             .await
             .expect("left");
     });
@@ -485,7 +489,7 @@ fn an_invocation_reusing_a_running_request_id_is_aborted() {
         let abort = read(&mut s);
         (abort, try_read(&mut s).is_none())
     });
-    client_support::run(LIMIT, async move {
+    run(LIMIT, async move {
         let c = Client::connect(config(port)).await.expect("joins");
         c.register("com.slow", RegisterOptions::default(), |inv| async move {
             inv.wait_interrupted().await;
@@ -493,10 +497,22 @@ fn an_invocation_reusing_a_running_request_id_is_aborted() {
         })
         .await
         .expect("registers");
-        client_support::bounded(Duration::from_secs(10), "closing", c.closed()).await;
+        bounded(Duration::from_secs(10), "closing", c.closed()).await;
     });
     let (abort, eof) = peer.join().expect("scripted router");
     assert_eq!(abort[0], 3, "ABORT: {abort}");
     assert_eq!(abort[2], "wamp.error.protocol_violation");
     assert!(eof, "then the connection closes");
+}
+    };
+}
+
+mod glommio_driver {
+    use crate::client_support::glommio_driver::*;
+    client_robust_tests!();
+}
+
+mod tokio_driver {
+    use crate::client_support::tokio_driver::*;
+    client_robust_tests!();
 }

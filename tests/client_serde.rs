@@ -2,16 +2,20 @@
 //! "serde payloads"): typed calls, results, invocations, events and keyword arguments, straight
 //! to and from the wire's values (binary stays binary, 64-bit integers stay exact), across
 //! serializers, and clear errors when a payload does not fit its type.
+//!
+//! Every scenario runs on both client drivers (glommio and tokio): the body is written once
+//! in `client_serde_tests!` and expanded in `glommio_driver` and `tokio_driver`.
 
 mod common;
 
-use common::{endpoint, run, wait_until};
+macro_rules! client_serde_tests {
+    () => {
+use crate::common::endpoint;
 use serde::{Deserialize, Serialize};
-use std::cell::RefCell;
-use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 use switchyard::client::{
-    CallOptions, Client, ClientConfig, Error, PublishOptions, RegisterOptions, Serializer,
+    CallOptions, ClientConfig, Error, PublishOptions, RegisterOptions, Serializer,
     SubscribeOptions, Yield,
 };
 
@@ -53,7 +57,7 @@ fn config(url: &str, s: Serializer) -> ClientConfig {
 
 #[test]
 fn typed_calls_events_and_errors() {
-    let router = common::start_router_in_process(2);
+    let router = crate::common::start_router_in_process(2);
     let (ws, rs) = (endpoint(&router, "ws"), endpoint(&router, "rs"));
     run(move || async move {
         let callee = Client::connect(config(&rs, Serializer::MsgPack))
@@ -137,7 +141,7 @@ fn typed_calls_events_and_errors() {
         let sub = Client::connect(config(&ws, Serializer::Json))
             .await
             .expect("subscriber joins");
-        let got: Rc<RefCell<Vec<Received>>> = Rc::default();
+        let got: Arc<RefCell<Vec<Received>>> = Arc::default();
         let g = got.clone();
         sub.subscribe("com.serde.orders", SubscribeOptions::default(), move |ev| {
             let (blob,): (serde_bytes_like::Blob,) = ev.args_as().expect("args");
@@ -197,4 +201,16 @@ mod serde_bytes_like {
             d.deserialize_byte_buf(V)
         }
     }
+}
+    };
+}
+
+mod glommio_driver {
+    use crate::common::drivers::glommio::*;
+    client_serde_tests!();
+}
+
+mod tokio_driver {
+    use crate::common::drivers::tokio::*;
+    client_serde_tests!();
 }

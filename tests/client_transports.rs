@@ -11,18 +11,22 @@
 //!
 //! Authentication through the client: ticket, WAMP-CRA (plain and salted), cryptosign, against
 //! static principals in a config file, and wrong secrets answered with `Error::Aborted`.
+//!
+//! Every scenario runs on both client drivers (glommio and tokio): the body is written once
+//! in `client_transports_tests!` and expanded in `glommio_driver` and `tokio_driver`.
 
 mod client_support;
 mod common;
 
+macro_rules! client_transports_tests {
+    () => {
 use std::path::Path;
 use std::time::Duration;
 
-use client_support::{bounded, dict, run, s, u, until, wamp_error, Recorder};
-use common::{RouterProcess, TlsFiles};
+use crate::client_support::{dict, s, u, wamp_error, Recorder};
+use crate::common::{RouterProcess, TlsFiles};
 use switchyard::client::{
-    Auth, CallError, CallOptions, Client, ClientConfig, Dict, Error, Event, Invocation,
-    PublishOptions, RegisterOptions, Serializer, SubscribeOptions, TlsOptions, Value, Yield,
+    Auth, CallError, CallOptions, ClientConfig, Dict, Error, Event, PublishOptions, RegisterOptions, Serializer, SubscribeOptions, TlsOptions, Value, Yield,
 };
 
 /// Bound for one whole test (both serializers of a transport).
@@ -45,7 +49,7 @@ impl Fixture {
         let tls = TlsFiles::generate();
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("switchyard.toml");
-        std::fs::write(&config, common::auth_realms_config()).expect("config");
+        std::fs::write(&config, crate::common::auth_realms_config()).expect("config");
         let sock = dir.path().join("switchyard.sock");
         let p = |p: &Path| p.to_str().expect("utf-8 temp path").to_owned();
         let router = RouterProcess::start(&[
@@ -162,7 +166,7 @@ async fn scenario(target: Target, tag: &str) {
                 for i in 0..n {
                     inv.progress(Yield::args(vec![Value::UInt(i)]))
                         .map_err(|_| CallError::new("com.ct.progress_failed"))?;
-                    glommio::timer::sleep(Duration::from_millis(5)).await;
+                    sleep(Duration::from_millis(5)).await;
                 }
                 Ok(Yield::args(vec![s("done")]))
             },
@@ -328,7 +332,7 @@ async fn scenario(target: Target, tag: &str) {
     );
     assert_eq!(e, "wamp.error.no_such_procedure");
     // The PUBLISHED above came after the router routed the publication: nothing was delivered.
-    glommio::timer::sleep(Duration::from_millis(50)).await;
+    sleep(Duration::from_millis(50)).await;
     assert_eq!(got.len(), 2, "an event arrived after unsubscribe");
 
     bounded(STEP, "leave", caller.leave()).await.expect("leave");
@@ -648,7 +652,7 @@ fn progressive_invocations_cancel_and_timeout() {
                     let rec = rec.clone();
                     async move {
                         let work = async {
-                            glommio::timer::sleep(Duration::from_secs(30)).await;
+                            sleep(Duration::from_secs(30)).await;
                             None
                         };
                         let stop = async { Some(inv.wait_interrupted().await) };
@@ -667,7 +671,7 @@ fn progressive_invocations_cancel_and_timeout() {
         let h = caller
             .call_handle("com.ct.slow", vec![], Dict::new(), CallOptions::default())
             .expect("call_handle");
-        glommio::timer::sleep(Duration::from_millis(100)).await;
+        sleep(Duration::from_millis(100)).await;
         h.cancel(CancelMode::Kill).expect("cancel");
         let (e, _) = wamp_error(
             "canceled call",
@@ -702,4 +706,16 @@ fn progressive_invocations_cancel_and_timeout() {
         bounded(STEP, "leave", caller.leave()).await.expect("leave");
         bounded(STEP, "leave", callee.leave()).await.expect("leave");
     });
+}
+    };
+}
+
+mod glommio_driver {
+    use crate::client_support::glommio_driver::*;
+    client_transports_tests!();
+}
+
+mod tokio_driver {
+    use crate::client_support::tokio_driver::*;
+    client_transports_tests!();
 }

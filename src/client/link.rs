@@ -51,11 +51,12 @@ pub(crate) fn open_local(
 
 /// Opens a network link to `ep` (no WAMP yet).
 pub(crate) async fn open(
+    rt: super::rt::Rt,
     ep: &Endpoint,
     ser: Serializer,
     tls: Option<&Tls>,
 ) -> Result<(LinkReader, LinkWriter), Error> {
-    let (r, w) = transport::connect(ep, ser, tls).await?;
+    let (r, w) = transport::connect_on(rt, ep, ser, tls).await?;
     Ok((LinkReader::Net(r), LinkWriter::Net(w)))
 }
 

@@ -86,8 +86,11 @@ mod auth;
 mod backoff;
 mod error;
 mod link;
+mod rt;
 mod session;
 mod sync;
+#[cfg(feature = "client-tokio")]
+pub mod tokio;
 pub mod transport;
 pub mod url;
 
@@ -530,7 +533,7 @@ impl CallHandle {
             None => Some(self.rx.recv().await),
             Some(d) => {
                 let left = d.saturating_duration_since(std::time::Instant::now());
-                sync::timeout(left, self.rx.recv()).await
+                self.inner.rt.timeout(left, self.rx.recv()).await
             }
         };
         let r = match item {
@@ -647,8 +650,22 @@ type BoxedHandlerFuture = Pin<Box<dyn Future<Output = Result<Yield, CallError>>>
 impl Client {
     /// Connects to `cfg.url`, joins `cfg.realm` (authenticating per `cfg.auth`) within
     /// `cfg.connect_timeout`, and starts the background task.
+    #[cfg(feature = "client-glommio")]
     pub async fn connect(cfg: ClientConfig) -> Result<Client, Error> {
-        let inner = Inner::new_net(cfg)?;
+        Client::connect_on(rt::Rt::Glommio, cfg).await
+    }
+
+    /// [`Client::connect`] on the executor `rt`.
+    pub(crate) async fn connect_on(rt: rt::Rt, cfg: ClientConfig) -> Result<Client, Error> {
+        Client::join_with(Inner::new_net(rt, cfg)?, None).await
+    }
+
+    /// Joins with the client state `inner`, telling `observer` of each session change.
+    pub(crate) async fn join_with(
+        inner: Rc<Inner>,
+        observer: Option<session::SessionObserver>,
+    ) -> Result<Client, Error> {
+        *inner.session_observer.borrow_mut() = observer;
         let joined = inner.establish().await?;
         inner.start(joined);
         Ok(Client { inner })
@@ -657,14 +674,21 @@ impl Client {
     /// Connects in process to the router behind `router` (no socket, no serialization; see
     /// [`crate::net::inproc`]) and joins `cfg.realm`; `cfg.url`, `cfg.serializer` and
     /// `cfg.tls` are ignored. Reconnecting works as over the network.
+    #[cfg(feature = "client-glommio")]
     pub async fn connect_local(
         router: &crate::shard::LocalConnector,
         cfg: ClientConfig,
     ) -> Result<Client, Error> {
-        let inner = Inner::new_local(cfg, router.clone());
-        let joined = inner.establish().await?;
-        inner.start(joined);
-        Ok(Client { inner })
+        Client::connect_local_on(rt::Rt::Glommio, router, cfg).await
+    }
+
+    /// [`Client::connect_local`] on the executor `rt`.
+    pub(crate) async fn connect_local_on(
+        rt: rt::Rt,
+        router: &crate::shard::LocalConnector,
+        cfg: ClientConfig,
+    ) -> Result<Client, Error> {
+        Client::join_with(Inner::new_local(rt, cfg, router.clone()), None).await
     }
 
     /// The current session ID; `None` while disconnected or closed.

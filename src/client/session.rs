@@ -18,7 +18,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::link::{self, LinkReader, LinkWriter, Out};
-use super::sync::{timeout, Mailbox, Signal};
+use super::rt::Rt;
+use super::sync::{Mailbox, Signal};
 use super::transport::Tls;
 use super::url::Endpoint;
 use super::{
@@ -39,6 +40,8 @@ pub(crate) type InvokeFn =
 /// A subscription's handler.
 pub(crate) type EventFn = Rc<dyn Fn(Event)>;
 type Hook = Rc<dyn Fn(&ClientEvent)>;
+/// Told of each session change (joined: its ID and WELCOME.Details; `None`: gone).
+pub(crate) type SessionObserver = Rc<dyn Fn(Option<(Id, &WelcomeDetails)>)>;
 type ReplyBox = Rc<Mailbox<Result<Message, Error>>>;
 
 /// How long `leave` waits for the router's GOODBYE.
@@ -123,10 +126,14 @@ pub(crate) enum Target {
 
 /// Shared by every [`super::Client`] handle and the background task.
 pub(crate) struct Inner {
+    /// The executor this client runs on.
+    pub(crate) rt: Rt,
     cfg: ClientConfig,
     target: Target,
     st: RefCell<State>,
     pub(crate) hooks: RefCell<Vec<Hook>>,
+    /// The tokio driver's mirror of the session state.
+    pub(crate) session_observer: RefCell<Option<SessionObserver>>,
     /// Set when the client is finally closed.
     pub(crate) closed: Signal,
     /// Set by `leave`: stop reconnecting.
@@ -208,7 +215,7 @@ fn error_message(request_type: u64, request: Id, error: &str, args: Vec<Value>) 
 
 impl Inner {
     /// A client of the router at `cfg.url`.
-    pub(crate) fn new_net(cfg: ClientConfig) -> Result<Rc<Inner>, Error> {
+    pub(crate) fn new_net(rt: Rt, cfg: ClientConfig) -> Result<Rc<Inner>, Error> {
         let tls = if cfg.url.starts_with("rss://") || cfg.url.starts_with("wss://") {
             Some(
                 Tls::new(cfg.tls.ca_file.as_ref(), cfg.tls.insecure)?
@@ -217,19 +224,21 @@ impl Inner {
         } else {
             None
         };
-        Ok(Inner::new(cfg, Target::Net { tls }))
+        Ok(Inner::new(rt, cfg, Target::Net { tls }))
     }
 
     /// An in-process client of the router behind `connector`.
     pub(crate) fn new_local(
+        rt: Rt,
         cfg: ClientConfig,
         connector: crate::shard::LocalConnector,
     ) -> Rc<Inner> {
-        Inner::new(cfg, Target::Local(connector))
+        Inner::new(rt, cfg, Target::Local(connector))
     }
 
-    fn new(cfg: ClientConfig, target: Target) -> Rc<Inner> {
+    fn new(rt: Rt, cfg: ClientConfig, target: Target) -> Rc<Inner> {
         Rc::new(Inner {
+            rt,
             cfg,
             target,
             st: RefCell::new(State {
@@ -238,6 +247,7 @@ impl Inner {
                 ..Default::default()
             }),
             hooks: RefCell::new(Vec::new()),
+            session_observer: RefCell::new(None),
             closed: Signal::default(),
             stop: Signal::default(),
         })
@@ -247,7 +257,11 @@ impl Inner {
 
     /// Connects and joins within `connect_timeout`.
     pub(crate) async fn establish(&self) -> Result<Joined, Error> {
-        match timeout(self.cfg.connect_timeout, self.establish_inner()).await {
+        match self
+            .rt
+            .timeout(self.cfg.connect_timeout, self.establish_inner())
+            .await
+        {
             Some(r) => r,
             None => Err(Error::Timeout),
         }
@@ -257,7 +271,7 @@ impl Inner {
         let (reader, writer) = match &self.target {
             Target::Net { tls } => {
                 let ep = Endpoint::parse(&self.cfg.url)?;
-                link::open(&ep, self.cfg.serializer, tls.as_ref()).await?
+                link::open(self.rt, &ep, self.cfg.serializer, tls.as_ref()).await?
             }
             Target::Local(connector) => link::open_local(connector)?,
         };
@@ -330,8 +344,12 @@ impl Inner {
 
     /// Starts the background task on a joined session.
     pub(crate) fn start(self: &Rc<Self>, joined: Joined) {
+        // Observed as joined before `connect` returns (the task sets up the connection later).
+        if let Some(o) = self.session_observer.borrow().as_ref() {
+            o(Some((joined.session, &joined.welcome)));
+        }
         let inner = self.clone();
-        glommio::spawn_local(async move { inner.supervise(joined).await }).detach();
+        self.rt.spawn(async move { inner.supervise(joined).await });
     }
 
     /// The background task: runs each connection, reconnects per the policy, closes.
@@ -360,7 +378,7 @@ impl Inner {
                 self.emit(&ClientEvent::Reconnecting { attempt, delay });
                 let stopped = futures_lite::future::or(
                     async {
-                        glommio::timer::sleep(delay).await;
+                        self.rt.sleep(delay).await;
                         false
                     },
                     async {
@@ -428,6 +446,9 @@ impl Inner {
             // previous session is pending any more, see `teardown`).
             st.next_request = 1;
             let generation = st.generation;
+            if let Some(o) = self.session_observer.borrow().as_ref() {
+                o(Some((session, &welcome)));
+            }
             st.conn = Some(Conn {
                 out: out.clone(),
                 dead: dead.clone(),
@@ -441,7 +462,7 @@ impl Inner {
         {
             let out = out.clone();
             let dead = dead.clone();
-            glommio::spawn_local(async move {
+            self.rt.spawn(async move {
                 while let Some(first) = out.recv().await {
                     writer.push(first);
                     while let Some(more) = out.try_recv() {
@@ -454,12 +475,11 @@ impl Inner {
                     }
                 }
                 writer.close().await;
-            })
-            .detach();
+            });
         }
         if restore {
             let inner = self.clone();
-            glommio::spawn_local(async move { inner.restore(session).await }).detach();
+            self.rt.spawn(async move { inner.restore(session).await });
         }
         let reason = loop {
             let next =
@@ -490,6 +510,9 @@ impl Inner {
 
     /// The connection is gone: fail what waits for it.
     fn teardown(&self) {
+        if let Some(o) = self.session_observer.borrow().as_ref() {
+            o(None);
+        }
         let (pending, invocations) = {
             let mut st = self.st.borrow_mut();
             if let Some(c) = st.conn.take() {

@@ -1,6 +1,6 @@
 //! Single-threaded synchronisation for the client's tasks: a queue with one consumer
 //! ([`Mailbox`]) and a one-way flag many tasks can wait for ([`Signal`]). Both live inside one
-//! glommio executor (`Rc`, no locks).
+//! thread (`Rc`, no locks).
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -103,16 +103,4 @@ impl Signal {
         })
         .await
     }
-}
-
-/// `f`, or `None` if it takes longer than `d`.
-pub(crate) async fn timeout<T>(
-    d: std::time::Duration,
-    f: impl std::future::Future<Output = T>,
-) -> Option<T> {
-    futures_lite::future::or(async { Some(f.await) }, async {
-        glommio::timer::sleep(d).await;
-        None
-    })
-    .await
 }

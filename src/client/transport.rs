@@ -17,6 +17,7 @@ use crate::net::rawsocket::{self, FrameKind, RawFrame, SerializerId};
 use crate::net::websocket::{self, ClientConfig, ClientHandshake, Role, WsEvent};
 use bytes::{Bytes, BytesMut};
 use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+#[cfg(feature = "client-glommio")]
 use glommio::net::{TcpStream, UnixStream};
 use std::cell::RefCell;
 use std::future::poll_fn;
@@ -191,25 +192,58 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyCert {
     }
 }
 
+#[cfg(feature = "client-tokio")]
+type TokioTcp = TokioIo<tokio::net::TcpStream>;
+#[cfg(feature = "client-tokio")]
+type TokioUnix = TokioIo<tokio::net::UnixStream>;
+
 /// Any byte stream a router can be reached over.
 pub enum Stream {
     /// Plain TCP.
+    #[cfg(feature = "client-glommio")]
     Tcp(TcpStream),
     /// Plain Unix socket.
+    #[cfg(feature = "client-glommio")]
     Unix(UnixStream),
     /// TLS over TCP.
+    #[cfg(feature = "client-glommio")]
     TlsTcp(Box<futures_rustls::client::TlsStream<TcpStream>>),
     /// TLS over a Unix socket.
+    #[cfg(feature = "client-glommio")]
     TlsUnix(Box<futures_rustls::client::TlsStream<UnixStream>>),
+    /// Plain TCP, on tokio.
+    #[cfg(feature = "client-tokio")]
+    TokioTcp(TokioTcp),
+    /// Plain Unix socket, on tokio.
+    #[cfg(feature = "client-tokio")]
+    TokioUnix(TokioUnix),
+    /// TLS over TCP, on tokio.
+    #[cfg(feature = "client-tokio")]
+    TokioTlsTcp(Box<futures_rustls::client::TlsStream<TokioTcp>>),
+    /// TLS over a Unix socket, on tokio.
+    #[cfg(feature = "client-tokio")]
+    TokioTlsUnix(Box<futures_rustls::client::TlsStream<TokioUnix>>),
 }
 
 macro_rules! each_stream {
     ($self:ident, $s:ident => $e:expr) => {
         match $self.get_mut() {
+            #[cfg(feature = "client-glommio")]
             Stream::Tcp($s) => $e,
+            #[cfg(feature = "client-glommio")]
             Stream::Unix($s) => $e,
+            #[cfg(feature = "client-glommio")]
             Stream::TlsTcp($s) => $e,
+            #[cfg(feature = "client-glommio")]
             Stream::TlsUnix($s) => $e,
+            #[cfg(feature = "client-tokio")]
+            Stream::TokioTcp($s) => $e,
+            #[cfg(feature = "client-tokio")]
+            Stream::TokioUnix($s) => $e,
+            #[cfg(feature = "client-tokio")]
+            Stream::TokioTlsTcp($s) => $e,
+            #[cfg(feature = "client-tokio")]
+            Stream::TokioTlsUnix($s) => $e,
         }
     };
 }
@@ -254,13 +288,25 @@ enum Framer {
     Ws(Box<websocket::FrameEncoder>),
 }
 
-/// Opens the byte stream and runs the transport handshake; returns the two halves.
+/// Opens the byte stream (glommio sockets: call it inside a glommio executor) and runs the
+/// transport handshake; returns the two halves.
+#[cfg(feature = "client-glommio")]
 pub async fn connect(
     ep: &Endpoint,
     ser: Serializer,
     tls: Option<&Tls>,
 ) -> Result<(Reader, Writer)> {
-    let mut stream = open(ep, tls).await?;
+    connect_on(super::rt::Rt::Glommio, ep, ser, tls).await
+}
+
+/// [`connect`] with the sockets of `rt`.
+pub(crate) async fn connect_on(
+    rt: super::rt::Rt,
+    ep: &Endpoint,
+    ser: Serializer,
+    tls: Option<&Tls>,
+) -> Result<(Reader, Writer)> {
+    let mut stream = open(rt, ep, tls).await?;
     let (deframer, framer, leftover) = match &ep.transport {
         Transport::RawSocket => {
             let id = match ser {
@@ -336,7 +382,7 @@ pub async fn connect(
     ))
 }
 
-async fn open(ep: &Endpoint, tls: Option<&Tls>) -> Result<Stream> {
+async fn open(rt: super::rt::Rt, ep: &Endpoint, tls: Option<&Tls>) -> Result<Stream> {
     let tls = if ep.tls {
         Some(tls.ok_or_else(|| tls_err("TLS endpoint without TLS settings"))?)
     } else {
@@ -351,44 +397,60 @@ async fn open(ep: &Endpoint, tls: Option<&Tls>) -> Result<Stream> {
             .map_err(|e| tls_err(format!("server name {name:?}: {e}")))
     };
     let handshake = |e: io::Error| tls_err(format!("handshake: {e}"));
-    Ok(match &ep.addr {
-        Addr::Tcp(a) => {
+    let connect_err = |e: io::Error| TransportError::Io {
+        context: match &ep.addr {
+            Addr::Tcp(a) => format!("connect {a}"),
+            Addr::Unix(p) => format!("connect {}", p.display()),
+        },
+        source: e,
+    };
+    let nodelay_err = |e: io::Error| TransportError::Io {
+        context: "TCP_NODELAY".into(),
+        source: e,
+    };
+    macro_rules! wrap {
+        ($s:expr, $plain:path, $tls:path) => {
+            match tls {
+                None => $plain($s),
+                Some(t) => $tls(Box::new(
+                    t.connector
+                        .connect(server_name(t)?, $s)
+                        .await
+                        .map_err(handshake)?,
+                )),
+            }
+        };
+    }
+    Ok(match (rt, &ep.addr) {
+        #[cfg(feature = "client-glommio")]
+        (super::rt::Rt::Glommio, Addr::Tcp(a)) => {
             let s = TcpStream::connect(*a)
                 .await
-                .map_err(|e| TransportError::Io {
-                    context: format!("connect {a}"),
-                    source: e.into(),
-                })?;
-            s.set_nodelay(true).map_err(|e| TransportError::Io {
-                context: "TCP_NODELAY".into(),
-                source: e.into(),
-            })?;
-            match tls {
-                None => Stream::Tcp(s),
-                Some(t) => Stream::TlsTcp(Box::new(
-                    t.connector
-                        .connect(server_name(t)?, s)
-                        .await
-                        .map_err(handshake)?,
-                )),
-            }
+                .map_err(|e| connect_err(e.into()))?;
+            s.set_nodelay(true).map_err(|e| nodelay_err(e.into()))?;
+            wrap!(s, Stream::Tcp, Stream::TlsTcp)
         }
-        Addr::Unix(p) => {
+        #[cfg(feature = "client-glommio")]
+        (super::rt::Rt::Glommio, Addr::Unix(p)) => {
             let s = UnixStream::connect(p)
                 .await
-                .map_err(|e| TransportError::Io {
-                    context: format!("connect {}", p.display()),
-                    source: e.into(),
-                })?;
-            match tls {
-                None => Stream::Unix(s),
-                Some(t) => Stream::TlsUnix(Box::new(
-                    t.connector
-                        .connect(server_name(t)?, s)
-                        .await
-                        .map_err(handshake)?,
-                )),
-            }
+                .map_err(|e| connect_err(e.into()))?;
+            wrap!(s, Stream::Unix, Stream::TlsUnix)
+        }
+        #[cfg(feature = "client-tokio")]
+        (super::rt::Rt::Tokio, Addr::Tcp(a)) => {
+            let s = tokio::net::TcpStream::connect(*a)
+                .await
+                .map_err(connect_err)?;
+            s.set_nodelay(true).map_err(nodelay_err)?;
+            wrap!(TokioIo(s), Stream::TokioTcp, Stream::TokioTlsTcp)
+        }
+        #[cfg(feature = "client-tokio")]
+        (super::rt::Rt::Tokio, Addr::Unix(p)) => {
+            let s = tokio::net::UnixStream::connect(p)
+                .await
+                .map_err(connect_err)?;
+            wrap!(TokioIo(s), Stream::TokioUnix, Stream::TokioTlsUnix)
         }
     })
 }
@@ -580,5 +642,50 @@ impl Writer {
     /// Closes the stream (TLS close_notify / TCP FIN).
     pub async fn close(&mut self) {
         let _ = self.stream.close().await;
+    }
+}
+
+/// A tokio stream seen through the `futures` I/O traits the transport code uses.
+#[cfg(feature = "client-tokio")]
+pub struct TokioIo<T>(pub T);
+
+#[cfg(feature = "client-tokio")]
+impl<T: tokio::io::AsyncRead + Unpin> futures_lite::io::AsyncRead for TokioIo<T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let mut rb = tokio::io::ReadBuf::new(buf);
+        match std::pin::Pin::new(&mut self.0).poll_read(cx, &mut rb) {
+            std::task::Poll::Ready(Ok(())) => std::task::Poll::Ready(Ok(rb.filled().len())),
+            std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+}
+
+#[cfg(feature = "client-tokio")]
+impl<T: tokio::io::AsyncWrite + Unpin> futures_lite::io::AsyncWrite for TokioIo<T> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_close(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }

@@ -16,6 +16,7 @@
 #![allow(dead_code)]
 
 mod client;
+pub mod drivers;
 mod exec;
 mod scrape;
 

@@ -300,7 +300,7 @@ impl Inner {
         };
         let inner = self.clone();
         let request = inv.request;
-        glommio::spawn_local(async move {
+        self.rt.spawn(async move {
             let result = handler(invocation).await;
             state.answered.set(true);
             {
@@ -337,8 +337,7 @@ impl Inner {
                 }),
             };
             inner.send_in(generation, m);
-        })
-        .detach();
+        });
         None
     }
 }

@@ -6,7 +6,7 @@ use super::{
     payload, EventFn, Inner, InvokeFn, Kind, Pending, RegEntry, ReplyBox, SubEntry, LEAVE_TIMEOUT,
 };
 use crate::client::link::Out;
-use crate::client::sync::{timeout, Mailbox};
+use crate::client::sync::Mailbox;
 use crate::client::Error;
 use crate::codec::{
     self, Dict, Id, Message, PublishOptions, RegisterOptions, SubscribeOptions, Uri, Value,
@@ -316,12 +316,17 @@ impl Inner {
                 details: Dict::new(),
                 reason: Uri::from("wamp.close.close_realm"),
             })));
-            if timeout(LEAVE_TIMEOUT, self.closed.wait()).await.is_none() {
+            if self
+                .rt
+                .timeout(LEAVE_TIMEOUT, self.closed.wait())
+                .await
+                .is_none()
+            {
                 dead.set();
             }
         }
         // Bounded: the background task ends once the connection is dead or stop is set.
-        let _ = timeout(LEAVE_TIMEOUT, self.closed.wait()).await;
+        let _ = self.rt.timeout(LEAVE_TIMEOUT, self.closed.wait()).await;
         Ok(())
     }
 }

@@ -1,0 +1,784 @@
+//! The client on **tokio**: a `Send + Sync + Clone` handle usable from any task (feature
+//! `client-tokio`).
+//!
+//! ```no_run
+//! use switchyard::client::tokio::Client;
+//! use switchyard::client::{ClientConfig, Yield};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), switchyard::client::Error> {
+//!     let client = Client::connect(ClientConfig::new("ws://127.0.0.1:8080/ws", "realm1")).await?;
+//!     client
+//!         .register("com.example.add", Default::default(), |inv| async move {
+//!             let (a, b): (i64, i64) = inv.args_as()?;
+//!             Ok(Yield::typed(&(a + b,), &())?)
+//!         })
+//!         .await?;
+//!     let sum: i64 = client.call_typed("com.example.add", &(2, 3), Default::default()).await?;
+//!     assert_eq!(sum, 5);
+//!     client.leave().await
+//! }
+//! ```
+//!
+//! # How it runs
+//!
+//! The same protocol core as the glommio [`super::Client`] (session state, request tables,
+//! reconnect and restore, authentication, every transport and serializer) runs on a thread of
+//! its own per client, on a current-thread tokio runtime with a `LocalSet`: the core is
+//! single-threaded (`Rc`), the handle talks to it over channels. What the application
+//! supplies runs on the application's runtime (the one [`Client::connect`] was awaited on):
+//! each INVOCATION's handler is a task spawned there. Subscription handlers and
+//! [`Client::on_event`] hooks are called inline on the client's thread, in order, with the
+//! application's runtime entered: keep them short, or `tokio::spawn` (which lands on the
+//! application's runtime).
+//!
+//! Lifetime: the client leaves (GOODBYE) and its thread ends when [`Client::leave`] is called
+//! or when the last handle is dropped (clones held by handlers keep it alive); a lost
+//! connection without a reconnect policy closes it too.
+//!
+//! Everything that is not a handle (configuration, options, [`CallResult`], [`Event`],
+//! [`Yield`], [`CallError`], [`Error`], …) is shared with the glommio client.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use ::tokio::sync::{mpsc, oneshot, watch};
+
+use super::{
+    CallError, CallOptions, CallResult, CancelMode, ClientConfig, ClientEvent, Dict, Error, Event,
+    Id, InvocationDetails, PublishOptions, RegisterOptions, Registration, SubscribeOptions,
+    Subscription, Uri, Value, WelcomeDetails, Yield,
+};
+
+type CoreClient = super::Client;
+type UserInvokeFn = Arc<
+    dyn Fn(Invocation) -> Pin<Box<dyn Future<Output = Result<Yield, CallError>> + Send>>
+        + Send
+        + Sync,
+>;
+type UserEventFn = Arc<dyn Fn(Event) + Send + Sync>;
+type Reply<T> = oneshot::Sender<Result<T, Error>>;
+
+/// What a handle asks the client's thread to do.
+enum Cmd {
+    Call {
+        procedure: String,
+        args: Vec<Value>,
+        kwargs: Dict,
+        opts: CallOptions,
+        results: mpsc::UnboundedSender<Result<CallResult, Error>>,
+        ctl: mpsc::UnboundedReceiver<Ctl>,
+    },
+    Register {
+        procedure: String,
+        opts: RegisterOptions,
+        handler: UserInvokeFn,
+        reply: Reply<Registration>,
+    },
+    Unregister(Registration, Reply<()>),
+    Subscribe {
+        topic: String,
+        opts: SubscribeOptions,
+        handler: UserEventFn,
+        reply: Reply<Subscription>,
+    },
+    Unsubscribe(Subscription, Reply<()>),
+    Publish {
+        topic: String,
+        args: Vec<Value>,
+        kwargs: Dict,
+        opts: PublishOptions,
+        reply: Reply<Option<Id>>,
+    },
+    OnEvent(Arc<dyn Fn(&ClientEvent) + Send + Sync>),
+    Leave(Reply<()>),
+}
+
+/// What a [`CallHandle`] sends after the CALL.
+enum Ctl {
+    Chunk(Vec<Value>, Dict, bool),
+    Cancel(CancelMode),
+}
+
+/// State the client's thread mirrors for the handles.
+struct Shared {
+    session: Mutex<Option<(Id, WelcomeDetails)>>,
+    closed: watch::Receiver<bool>,
+}
+
+/// Ends the client when the last handle goes.
+struct Handle {
+    tx: mpsc::UnboundedSender<Cmd>,
+    shared: Arc<Shared>,
+}
+
+/// A WAMP client session driven by tokio (see the [module docs](self)). Cheap to clone;
+/// `Send + Sync`.
+#[derive(Clone)]
+pub struct Client {
+    h: Arc<Handle>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("session", &self.session_id())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the client's thread connects.
+enum Target {
+    Net,
+    #[cfg(feature = "router")]
+    Local(crate::shard::LocalConnector),
+}
+
+impl Client {
+    /// Connects to `cfg.url`, joins `cfg.realm` within `cfg.connect_timeout` and starts the
+    /// client's thread. Must be awaited inside a tokio runtime: invocation handlers run on it.
+    pub async fn connect(cfg: ClientConfig) -> Result<Client, Error> {
+        Client::start(cfg, Target::Net).await
+    }
+
+    /// Connects in process to the router behind `router` (from `Router::local_connector`; no
+    /// socket, no serialization) and joins `cfg.realm`; `cfg.url`, `cfg.serializer` and
+    /// `cfg.tls` are ignored. Needs the `router` feature.
+    #[cfg(feature = "router")]
+    pub async fn connect_local(
+        router: &crate::shard::LocalConnector,
+        cfg: ClientConfig,
+    ) -> Result<Client, Error> {
+        Client::start(cfg, Target::Local(router.clone())).await
+    }
+
+    async fn start(cfg: ClientConfig, target: Target) -> Result<Client, Error> {
+        let user = ::tokio::runtime::Handle::try_current().map_err(|_| {
+            Error::Invalid("the tokio client must be connected inside a tokio runtime".into())
+        })?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let (closed_tx, closed_rx) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            session: Mutex::new(None),
+            closed: closed_rx,
+        });
+        let thread_shared = shared.clone();
+        std::thread::Builder::new()
+            .name("switchyard-client".into())
+            .spawn(move || {
+                let rt = match ::tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(Error::Transport(format!("runtime: {e}"))));
+                        let _ = closed_tx.send(true);
+                        return;
+                    }
+                };
+                let local = ::tokio::task::LocalSet::new();
+                local.block_on(&rt, drive(cfg, target, rx, ready_tx, thread_shared, user));
+                let _ = closed_tx.send(true);
+            })
+            .map_err(|e| Error::Transport(format!("client thread: {e}")))?;
+        ready_rx
+            .await
+            .map_err(|_| Error::Transport("the client's thread ended".into()))??;
+        Ok(Client {
+            h: Arc::new(Handle { tx, shared }),
+        })
+    }
+
+    fn send(&self, cmd: Cmd) -> Result<(), Error> {
+        self.h.tx.send(cmd).map_err(|_| Error::Closed)
+    }
+
+    async fn ask<T>(&self, cmd: impl FnOnce(Reply<T>) -> Cmd) -> Result<T, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.send(cmd(tx))?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// The current session ID; `None` while disconnected or closed.
+    pub fn session_id(&self) -> Option<Id> {
+        self.session().map(|s| s.0)
+    }
+
+    /// WELCOME.Details of the current session.
+    pub fn welcome_details(&self) -> Option<WelcomeDetails> {
+        self.session().map(|s| s.1)
+    }
+
+    fn session(&self) -> Option<(Id, WelcomeDetails)> {
+        self.h
+            .shared
+            .session
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Whether a session is established now.
+    pub fn is_connected(&self) -> bool {
+        self.session_id().is_some()
+    }
+
+    /// Adds a hook for [`ClientEvent`]s (called on the client's thread, in order).
+    pub fn on_event(&self, hook: impl Fn(&ClientEvent) + Send + Sync + 'static) {
+        let _ = self.send(Cmd::OnEvent(Arc::new(hook)));
+    }
+
+    /// Calls `procedure` and waits for the final result.
+    pub async fn call(
+        &self,
+        procedure: &str,
+        args: Vec<Value>,
+        kwargs: Dict,
+        opts: CallOptions,
+    ) -> Result<CallResult, Error> {
+        self.call_handle(procedure, args, kwargs, opts)?
+            .result()
+            .await
+    }
+
+    /// Sends CALL and returns a handle for its results (progressive results, progressive
+    /// invocations, cancel). A failure to send (not connected, closed) is the handle's first
+    /// outcome. With `opts.timeout` (ms) set, the call also gives up locally after the timeout
+    /// plus one second ([`Error::Timeout`], and CANCEL killnowait).
+    pub fn call_handle(
+        &self,
+        procedure: &str,
+        args: Vec<Value>,
+        kwargs: Dict,
+        opts: CallOptions,
+    ) -> Result<CallHandle, Error> {
+        let (results_tx, results) = mpsc::unbounded_channel();
+        let (ctl, ctl_rx) = mpsc::unbounded_channel();
+        let chunks_open = opts.progress == Some(true);
+        self.send(Cmd::Call {
+            procedure: procedure.to_owned(),
+            args,
+            kwargs,
+            opts,
+            results: results_tx,
+            ctl: ctl_rx,
+        })?;
+        Ok(CallHandle {
+            results,
+            ctl,
+            done: false,
+            chunks_open: std::cell::Cell::new(chunks_open),
+        })
+    }
+
+    /// Registers `procedure` with `handler`; each invocation runs `handler` as a task on the
+    /// application's runtime. The registration is restored after a reconnect.
+    pub async fn register<F, Fut>(
+        &self,
+        procedure: &str,
+        opts: RegisterOptions,
+        handler: F,
+    ) -> Result<Registration, Error>
+    where
+        F: Fn(Invocation) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Yield, CallError>> + Send + 'static,
+    {
+        let handler: UserInvokeFn = Arc::new(move |inv| Box::pin(handler(inv)));
+        self.ask(|reply| Cmd::Register {
+            procedure: procedure.to_owned(),
+            opts,
+            handler,
+            reply,
+        })
+        .await
+    }
+
+    /// Unregisters. While disconnected, the registration is only forgotten.
+    pub async fn unregister(&self, r: &Registration) -> Result<(), Error> {
+        self.ask(|reply| Cmd::Unregister(r.clone(), reply)).await
+    }
+
+    /// Subscribes to `topic`; `handler` is called for each event, inline on the client's
+    /// thread. The subscription is restored after a reconnect.
+    pub async fn subscribe<F>(
+        &self,
+        topic: &str,
+        opts: SubscribeOptions,
+        handler: F,
+    ) -> Result<Subscription, Error>
+    where
+        F: Fn(Event) + Send + Sync + 'static,
+    {
+        self.ask(|reply| Cmd::Subscribe {
+            topic: topic.to_owned(),
+            opts,
+            handler: Arc::new(handler),
+            reply,
+        })
+        .await
+    }
+
+    /// Unsubscribes. While disconnected, the subscription is only forgotten.
+    pub async fn unsubscribe(&self, s: &Subscription) -> Result<(), Error> {
+        self.ask(|reply| Cmd::Unsubscribe(s.clone(), reply)).await
+    }
+
+    /// Publishes. With `opts.acknowledge = Some(true)` waits for PUBLISHED and returns
+    /// `Some(publication id)`; otherwise returns `None` once the message is queued.
+    pub async fn publish(
+        &self,
+        topic: &str,
+        args: Vec<Value>,
+        kwargs: Dict,
+        opts: PublishOptions,
+    ) -> Result<Option<Id>, Error> {
+        self.ask(|reply| Cmd::Publish {
+            topic: topic.to_owned(),
+            args,
+            kwargs,
+            opts,
+            reply,
+        })
+        .await
+    }
+
+    /// [`Client::call`] with serde types (as [`super::Client::call_typed`]).
+    pub async fn call_typed<A, R>(
+        &self,
+        procedure: &str,
+        args: &A,
+        opts: CallOptions,
+    ) -> Result<R, Error>
+    where
+        A: serde::Serialize + ?Sized,
+        R: serde::de::DeserializeOwned,
+    {
+        let args = crate::codec::serde_value::to_args(args)?;
+        let r = self.call(procedure, args, Dict::new(), opts).await?;
+        r.args_as()
+    }
+
+    /// [`Client::publish`] with serde types (as [`super::Client::publish_typed`]).
+    pub async fn publish_typed<A, K>(
+        &self,
+        topic: &str,
+        args: &A,
+        kwargs: &K,
+        opts: PublishOptions,
+    ) -> Result<Option<Id>, Error>
+    where
+        A: serde::Serialize + ?Sized,
+        K: serde::Serialize + ?Sized,
+    {
+        let args = crate::codec::serde_value::to_args(args)?;
+        let kwargs = crate::codec::serde_value::to_kwargs(kwargs)?;
+        self.publish(topic, args, kwargs, opts).await
+    }
+
+    /// Says GOODBYE, waits (at most 5 s) for the router's reply, closes the connection and
+    /// stops reconnecting. [`Error::Closed`] if the client was already closed.
+    pub async fn leave(&self) -> Result<(), Error> {
+        self.ask(Cmd::Leave).await
+    }
+
+    /// Resolves when the client is finally closed (left, gave up, or lost without
+    /// reconnect).
+    pub async fn closed(&self) {
+        let mut rx = self.h.shared.closed.clone();
+        let _ = rx.wait_for(|c| *c).await;
+    }
+}
+
+/// A call in flight (see [`super::CallHandle`]). Dropping it forgets the call.
+pub struct CallHandle {
+    results: mpsc::UnboundedReceiver<Result<CallResult, Error>>,
+    ctl: mpsc::UnboundedSender<Ctl>,
+    done: bool,
+    chunks_open: std::cell::Cell<bool>,
+}
+
+impl CallHandle {
+    /// The next result: progressive ones, then the final one, then `None`; errors end the
+    /// call (as [`super::CallHandle::next`]).
+    pub async fn next(&mut self) -> Option<Result<CallResult, Error>> {
+        if self.done {
+            return None;
+        }
+        let r = self.results.recv().await.unwrap_or(Err(Error::Closed));
+        if !matches!(&r, Ok(c) if c.progress) {
+            self.done = true;
+        }
+        Some(r)
+    }
+
+    /// Waits for the final result, skipping progressive ones.
+    pub async fn result(mut self) -> Result<CallResult, Error> {
+        loop {
+            match self.next().await {
+                Some(Ok(r)) if r.progress => continue,
+                Some(r) => return r,
+                None => return Err(Error::Protocol("call already finished".into())),
+            }
+        }
+    }
+
+    /// Progressive call invocations: sends another chunk (as
+    /// [`super::CallHandle::send_chunk`]).
+    pub fn send_chunk(&self, args: Vec<Value>, kwargs: Dict, last: bool) -> Result<(), Error> {
+        if !self.chunks_open.get() || self.done {
+            return Err(Error::Invalid(
+                "not a progressive invocation, or the last chunk was sent".into(),
+            ));
+        }
+        if last {
+            self.chunks_open.set(false);
+        }
+        self.ctl
+            .send(Ctl::Chunk(args, kwargs, last))
+            .map_err(|_| Error::Invalid("the call is finished".into()))
+    }
+
+    /// Cancels the call (CANCEL with `mode`); the outcome arrives through
+    /// [`CallHandle::next`].
+    pub fn cancel(&self, mode: CancelMode) -> Result<(), Error> {
+        if self.done {
+            return Err(Error::Invalid("the call is finished".into()));
+        }
+        self.ctl
+            .send(Ctl::Cancel(mode))
+            .map_err(|_| Error::Invalid("the call is finished".into()))
+    }
+}
+
+/// One invocation of a registered procedure, handed to its handler (see
+/// [`super::Invocation`]). `Send`: the handler runs on the application's runtime.
+pub struct Invocation {
+    /// INVOCATION.Request.
+    pub request: Id,
+    /// The router's registration ID.
+    pub registration: Id,
+    /// The concrete procedure (INVOCATION.Details.procedure, else the registered one).
+    pub procedure: Uri,
+    /// Positional arguments (of the first chunk, for progressive invocations).
+    pub args: Vec<Value>,
+    /// Keyword arguments.
+    pub kwargs: Dict,
+    /// INVOCATION.Details.
+    pub details: InvocationDetails,
+    progressive: bool,
+    progress: mpsc::UnboundedSender<Yield>,
+    chunks: mpsc::UnboundedReceiver<(Vec<Value>, Dict)>,
+    interrupt: watch::Receiver<Option<CancelMode>>,
+}
+
+impl std::fmt::Debug for Invocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Invocation")
+            .field("request", &self.request)
+            .field("procedure", &self.procedure)
+            .field("args", &self.args)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Invocation {
+    /// The positional arguments as `T` (as [`super::Invocation::args_as`]).
+    pub fn args_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
+        Ok(crate::codec::serde_value::from_args(self.args.clone())?)
+    }
+
+    /// The keyword arguments as `T` (a struct or map).
+    pub fn kwargs_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
+        Ok(crate::codec::serde_value::from_kwargs(self.kwargs.clone())?)
+    }
+
+    /// Whether the caller asked for progressive results.
+    pub fn receive_progress(&self) -> bool {
+        self.details.receive_progress == Some(true)
+    }
+
+    /// Sends a progressive result. [`Error::Invalid`] if the caller did not ask for them or
+    /// the handler already returned.
+    pub fn progress(&self, y: Yield) -> Result<(), Error> {
+        if !self.receive_progress() {
+            return Err(Error::Invalid(
+                "the caller did not ask for progressive results".into(),
+            ));
+        }
+        self.progress
+            .send(y)
+            .map_err(|_| Error::Invalid("the invocation was already answered".into()))
+    }
+
+    /// Progressive invocations: the next chunk the caller sent, including the final one;
+    /// `None` after the final one, or if this invocation is not progressive.
+    pub async fn next_chunk(&mut self) -> Option<(Vec<Value>, Dict)> {
+        if !self.progressive {
+            return None;
+        }
+        self.chunks.recv().await
+    }
+
+    /// Whether the invocation is progressive (INVOCATION.Details.progress was true).
+    pub fn is_progressive(&self) -> bool {
+        self.progressive
+    }
+
+    /// The mode of the INTERRUPT received for this invocation, if any.
+    pub fn interrupted(&self) -> Option<CancelMode> {
+        *self.interrupt.borrow()
+    }
+
+    /// Resolves when the caller cancels (INTERRUPT) or the connection that brought the
+    /// invocation is lost (mode `KillNoWait`).
+    pub async fn wait_interrupted(&self) -> CancelMode {
+        let mut rx = self.interrupt.clone();
+        let mode = match rx.wait_for(Option::is_some).await {
+            Ok(m) => m.unwrap_or_default(),
+            // The invocation's state is gone: nobody can receive the answer any more.
+            Err(_) => CancelMode::KillNoWait,
+        };
+        mode
+    }
+}
+
+// ----- the client's thread -----
+
+/// The client's thread: connects, then serves the handles' commands until the client closes
+/// or the last handle is dropped.
+async fn drive(
+    cfg: ClientConfig,
+    target: Target,
+    mut rx: mpsc::UnboundedReceiver<Cmd>,
+    ready: oneshot::Sender<Result<(), Error>>,
+    shared: Arc<Shared>,
+    user: ::tokio::runtime::Handle,
+) {
+    let rt = super::rt::Rt::Tokio;
+    let observer: super::session::SessionObserver = {
+        let shared = shared.clone();
+        std::rc::Rc::new(move |s| {
+            *shared.session.lock().unwrap_or_else(|p| p.into_inner()) =
+                s.map(|(id, w)| (id, w.clone()));
+        })
+    };
+    let inner = match target {
+        Target::Net => super::session::Inner::new_net(rt, cfg),
+        #[cfg(feature = "router")]
+        Target::Local(c) => Ok(super::session::Inner::new_local(rt, cfg, c)),
+    };
+    let connected = match inner {
+        Ok(inner) => CoreClient::join_with(inner, Some(observer)).await,
+        Err(e) => Err(e),
+    };
+    let core = match connected {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    if ready.send(Ok(())).is_err() {
+        // Whoever connected is gone.
+        let _ = core.leave().await;
+        return;
+    }
+    loop {
+        let cmd = ::tokio::select! {
+            cmd = rx.recv() => cmd,
+            _ = core.closed() => break,
+        };
+        let Some(cmd) = cmd else {
+            // The last handle is gone: leave.
+            let _ = core.leave().await;
+            break;
+        };
+        let core = core.clone();
+        let user = user.clone();
+        ::tokio::task::spawn_local(async move { serve(core, cmd, user).await });
+    }
+    *shared.session.lock().unwrap_or_else(|p| p.into_inner()) = None;
+}
+
+/// Runs one command on the core.
+async fn serve(core: CoreClient, cmd: Cmd, user: ::tokio::runtime::Handle) {
+    match cmd {
+        Cmd::Call {
+            procedure,
+            args,
+            kwargs,
+            opts,
+            results,
+            ctl,
+        } => run_call(core, procedure, args, kwargs, opts, results, ctl).await,
+        Cmd::Register {
+            procedure,
+            opts,
+            handler,
+            reply,
+        } => {
+            let r = core
+                .register(&procedure, opts, move |inv| {
+                    run_invocation(inv, handler.clone(), user.clone())
+                })
+                .await;
+            let _ = reply.send(r);
+        }
+        Cmd::Unregister(r, reply) => {
+            let _ = reply.send(core.unregister(&r).await);
+        }
+        Cmd::Subscribe {
+            topic,
+            opts,
+            handler,
+            reply,
+        } => {
+            // Called with the application's runtime entered: a `tokio::spawn` in the handler
+            // lands there.
+            let r = core
+                .subscribe(&topic, opts, move |ev| {
+                    let _rt = user.enter();
+                    handler(ev)
+                })
+                .await;
+            let _ = reply.send(r);
+        }
+        Cmd::Unsubscribe(s, reply) => {
+            let _ = reply.send(core.unsubscribe(&s).await);
+        }
+        Cmd::Publish {
+            topic,
+            args,
+            kwargs,
+            opts,
+            reply,
+        } => {
+            let _ = reply.send(core.publish(&topic, args, kwargs, opts).await);
+        }
+        Cmd::OnEvent(hook) => core.on_event(move |e| {
+            let _rt = user.enter();
+            hook(e)
+        }),
+        Cmd::Leave(reply) => {
+            let _ = reply.send(core.leave().await);
+        }
+    }
+}
+
+/// Drives one call: forwards its results to the handle, and the handle's chunks and cancels
+/// to the core. The handle dropped: the call is forgotten.
+async fn run_call(
+    core: CoreClient,
+    procedure: String,
+    args: Vec<Value>,
+    kwargs: Dict,
+    opts: CallOptions,
+    results: mpsc::UnboundedSender<Result<CallResult, Error>>,
+    mut ctl: mpsc::UnboundedReceiver<Ctl>,
+) {
+    let mut h = match core.call_handle(&procedure, args, kwargs, opts) {
+        Ok(h) => h,
+        Err(e) => {
+            let _ = results.send(Err(e));
+            return;
+        }
+    };
+    let mut ctl_open = true;
+    loop {
+        ::tokio::select! {
+            biased;
+            c = ctl.recv(), if ctl_open => match c {
+                Some(Ctl::Chunk(args, kwargs, last)) => {
+                    if let Err(e) = h.send_chunk(args, kwargs, last) {
+                        tracing::debug!("progressive call chunk not sent: {e}");
+                    }
+                }
+                Some(Ctl::Cancel(mode)) => {
+                    if let Err(e) = h.cancel(mode) {
+                        tracing::debug!("cancel not sent: {e}");
+                    }
+                }
+                None => ctl_open = false,
+            },
+            r = h.next() => match r {
+                None => return,
+                Some(r) => {
+                    let last = !matches!(&r, Ok(c) if c.progress);
+                    if results.send(r).is_err() || last {
+                        return;
+                    }
+                }
+            },
+            _ = results.closed() => return,
+        }
+    }
+}
+
+/// Runs a user's invocation handler on the application's runtime, relaying progressive
+/// results, chunks and interrupts between it and the core's invocation.
+async fn run_invocation(
+    inv: super::Invocation,
+    handler: UserInvokeFn,
+    user: ::tokio::runtime::Handle,
+) -> Result<Yield, CallError> {
+    let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
+    let (chunks_tx, chunks_rx) = mpsc::unbounded_channel();
+    let (interrupt_tx, interrupt_rx) = watch::channel(inv.interrupted());
+    let state = inv.state.clone();
+    let user_inv = Invocation {
+        request: inv.request,
+        registration: inv.registration,
+        procedure: inv.procedure.clone(),
+        args: inv.args.clone(),
+        kwargs: inv.kwargs.clone(),
+        details: inv.details.clone(),
+        progressive: inv.is_progressive(),
+        progress: progress_tx,
+        chunks: chunks_rx,
+        interrupt: interrupt_rx,
+    };
+    let mut task = user.spawn(handler(user_inv));
+    let mut chunks_tx = if inv.is_progressive() {
+        Some(chunks_tx)
+    } else {
+        None
+    };
+    let mut interrupted = inv.interrupted().is_some();
+    let result = loop {
+        ::tokio::select! {
+            biased;
+            Some(y) = progress_rx.recv() => {
+                if let Err(e) = inv.progress(y) {
+                    tracing::debug!("progressive result not sent: {e}");
+                }
+            }
+            c = state.chunks.recv(), if chunks_tx.is_some() => match c {
+                Some(c) => {
+                    if let Some(tx) = &chunks_tx {
+                        let _ = tx.send(c);
+                    }
+                }
+                None => chunks_tx = None,
+            },
+            _ = state.interrupt.wait(), if !interrupted => {
+                interrupted = true;
+                let _ = interrupt_tx.send(state.interrupted.get());
+            }
+            r = &mut task => break r,
+        }
+    };
+    // Progressive results sent before the handler returned go out before its answer.
+    while let Ok(y) = progress_rx.try_recv() {
+        if let Err(e) = inv.progress(y) {
+            tracing::debug!("progressive result not sent: {e}");
+        }
+    }
+    match result {
+        Ok(r) => r,
+        Err(e) => Err(CallError::new("wamp.error.runtime_error")
+            .with_args(vec![Value::Str(format!("the handler failed: {e}"))])),
+    }
+}
