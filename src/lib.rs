@@ -44,21 +44,34 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#[cfg(feature = "router")]
 pub mod auth;
+#[cfg(feature = "router")]
 pub mod authz;
+#[cfg(feature = "router")]
 pub mod cli;
+#[cfg(any(feature = "client-glommio", feature = "client-tokio"))]
 pub mod client;
 pub mod codec;
+#[cfg(feature = "router")]
 pub mod config;
+#[cfg(feature = "router")]
 pub mod logging;
 
+#[cfg(feature = "router")]
 pub mod metrics;
 pub mod net;
+#[cfg(feature = "router")]
 pub mod router_config;
+#[cfg(feature = "router")]
 pub mod routing;
+#[cfg(feature = "router")]
 pub mod session;
+#[cfg(feature = "router")]
 pub mod shard;
 pub mod util;
 
+#[cfg(feature = "router")]
 pub use router_config::RouterConfig;
+#[cfg(feature = "router")]
 pub use shard::{LocalConnector, Router};

@@ -1,7 +1,8 @@
 //! The examples (`examples/rpc.rs`, `examples/pubsub.rs`, `examples/embedded.rs`,
-//! `examples/event_history.rs`) run, not just
-//! compile: each is started against a real `switchyard` on 127.0.0.1:0 (embedded starts its
-//! own router) and must exit 0 within a bound, having printed what it did.
+//! `examples/event_history.rs`, and on tokio `examples/tokio_rpc.rs`, `examples/tokio_serde.rs`,
+//! `examples/axum_handler.rs`) run, not just compile: each is started against a real
+//! `switchyard` on 127.0.0.1:0 (embedded and axum_handler start their own router) and must
+//! exit 0 within a bound, having printed what it did.
 //!
 //! `cargo test --all-targets` builds the examples into `<target>/debug/examples/`; run alone
 //! (`cargo test --test client_examples`) this test builds them first with `cargo build
@@ -184,4 +185,71 @@ fn embedded_example() {
     let out = run_example("embedded", &[cfg.to_str().expect("utf-8 path")], &[]);
     assert!(out.contains("router listening ws://127.0.0.1:"), "{out}");
     assert!(out.contains("greet(Linus)"), "{out}");
+}
+
+#[test]
+fn tokio_rpc_example() {
+    let r = router();
+    let out = run_example("tokio_rpc", &["both", &r.endpoint("ws").url], &[]);
+    assert!(out.contains("mul(6, 7) = 42"), "{out}");
+    assert!(
+        out.contains("squares from 8 tasks: [1, 4, 9, 16, 25, 36, 49, 64]"),
+        "{out}"
+    );
+    assert_eq!(out.matches("ticks progress").count(), 3, "{out}");
+    assert!(out.contains("ticks final: \"done\""), "{out}");
+    assert!(
+        out.contains("callee: done") && out.contains("caller: done"),
+        "{out}"
+    );
+
+    // Callee and caller as separate processes over RawSocket.
+    let rs = r.endpoint("rs").url.clone();
+    let callee = {
+        let rs = rs.clone();
+        thread::spawn(move || run_example("tokio_rpc", &["callee", &rs], &[]))
+    };
+    let out = run_example("tokio_rpc", &["caller", &rs], &[]);
+    assert!(out.contains("caller: done"), "{out}");
+    let callee_out = callee.join().expect("callee thread");
+    assert!(callee_out.contains("callee: done"), "{callee_out}");
+}
+
+#[test]
+fn tokio_serde_example() {
+    let r = router();
+    let out = run_example("tokio_serde", &[&r.endpoint("rs").url], &[]);
+    assert!(
+        out.contains("-> Quote { item: \"widget\", total_cents: 2700, discounted: true }"),
+        "{out}"
+    );
+    assert!(
+        out.contains("wrong payload -> wamp.error.invalid_argument"),
+        "{out}"
+    );
+    assert!(
+        out.contains("event Shipped { order_id: 7, carrier: \"owl post\" }"),
+        "{out}"
+    );
+    assert!(out.contains("serde: done"), "{out}");
+}
+
+#[test]
+fn axum_handler_example() {
+    // Embedded router, in-process tokio client, axum on 127.0.0.1:0, two real HTTP requests.
+    let out = run_example("axum_handler", &["--self-test"], &[]);
+    assert!(
+        out.contains("GET /greet/Ada: HTTP/1.1 200 OK: hello, Ada (call #1)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("GET /greet/Grace: HTTP/1.1 200 OK: hello, Grace (call #2)"),
+        "{out}"
+    );
+    assert!(out.contains("axum: done"), "{out}");
+
+    // Against a router process over WebSocket.
+    let r = router();
+    let out = run_example("axum_handler", &["--self-test", &r.endpoint("ws").url], &[]);
+    assert!(out.contains("hello, Grace (call #2)"), "{out}");
 }

@@ -23,6 +23,7 @@ pub(crate) enum Out {
 }
 
 /// The receiving half of a link.
+#[cfg_attr(not(feature = "router"), allow(dead_code))]
 pub(crate) enum LinkReader {
     Net(Reader),
     /// In-process: messages as values, no serialization.
@@ -30,6 +31,7 @@ pub(crate) enum LinkReader {
 }
 
 /// The sending half of a link.
+#[cfg_attr(not(feature = "router"), allow(dead_code))]
 pub(crate) enum LinkWriter {
     Net(Writer),
     /// In-process; messages that could not be handed over (the router closed) make the next
@@ -38,6 +40,7 @@ pub(crate) enum LinkWriter {
 }
 
 /// Opens an in-process link to the router behind `connector`.
+#[cfg(feature = "router")]
 pub(crate) fn open_local(
     connector: &crate::shard::LocalConnector,
 ) -> Result<(LinkReader, LinkWriter), Error> {

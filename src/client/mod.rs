@@ -652,12 +652,7 @@ impl Client {
     /// `cfg.connect_timeout`, and starts the background task.
     #[cfg(feature = "client-glommio")]
     pub async fn connect(cfg: ClientConfig) -> Result<Client, Error> {
-        Client::connect_on(rt::Rt::Glommio, cfg).await
-    }
-
-    /// [`Client::connect`] on the executor `rt`.
-    pub(crate) async fn connect_on(rt: rt::Rt, cfg: ClientConfig) -> Result<Client, Error> {
-        Client::join_with(Inner::new_net(rt, cfg)?, None).await
+        Client::join_with(Inner::new_net(rt::Rt::Glommio, cfg)?, None).await
     }
 
     /// Joins with the client state `inner`, telling `observer` of each session change.
@@ -674,21 +669,12 @@ impl Client {
     /// Connects in process to the router behind `router` (no socket, no serialization; see
     /// [`crate::net::inproc`]) and joins `cfg.realm`; `cfg.url`, `cfg.serializer` and
     /// `cfg.tls` are ignored. Reconnecting works as over the network.
-    #[cfg(feature = "client-glommio")]
+    #[cfg(all(feature = "client-glommio", feature = "router"))]
     pub async fn connect_local(
         router: &crate::shard::LocalConnector,
         cfg: ClientConfig,
     ) -> Result<Client, Error> {
-        Client::connect_local_on(rt::Rt::Glommio, router, cfg).await
-    }
-
-    /// [`Client::connect_local`] on the executor `rt`.
-    pub(crate) async fn connect_local_on(
-        rt: rt::Rt,
-        router: &crate::shard::LocalConnector,
-        cfg: ClientConfig,
-    ) -> Result<Client, Error> {
-        Client::join_with(Inner::new_local(rt, cfg, router.clone()), None).await
+        Client::join_with(Inner::new_local(rt::Rt::Glommio, cfg, router.clone()), None).await
     }
 
     /// The current session ID; `None` while disconnected or closed.

@@ -121,6 +121,7 @@ pub(crate) enum Target {
     /// `cfg.url`, with the TLS settings built once.
     Net { tls: Option<Tls> },
     /// In-process, through a router's connector (`cfg.url` is ignored).
+    #[cfg(feature = "router")]
     Local(crate::shard::LocalConnector),
 }
 
@@ -228,6 +229,7 @@ impl Inner {
     }
 
     /// An in-process client of the router behind `connector`.
+    #[cfg(feature = "router")]
     pub(crate) fn new_local(
         rt: Rt,
         cfg: ClientConfig,
@@ -273,6 +275,7 @@ impl Inner {
                 let ep = Endpoint::parse(&self.cfg.url)?;
                 link::open(self.rt, &ep, self.cfg.serializer, tls.as_ref()).await?
             }
+            #[cfg(feature = "router")]
             Target::Local(connector) => link::open_local(connector)?,
         };
         self.join(reader, writer).await

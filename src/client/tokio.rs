@@ -180,7 +180,11 @@ impl Client {
                     }
                 };
                 let local = ::tokio::task::LocalSet::new();
-                local.block_on(&rt, drive(cfg, target, rx, ready_tx, thread_shared, user));
+                let closed = closed_tx.clone();
+                local.block_on(
+                    &rt,
+                    drive(cfg, target, rx, ready_tx, thread_shared, closed, user),
+                );
                 let _ = closed_tx.send(true);
             })
             .map_err(|e| Error::Transport(format!("client thread: {e}")))?;
@@ -275,7 +279,9 @@ impl Client {
     }
 
     /// Registers `procedure` with `handler`; each invocation runs `handler` as a task on the
-    /// application's runtime. The registration is restored after a reconnect.
+    /// application's runtime (a handler that panics answers `wamp.error.runtime_error`). The
+    /// registration is restored after a reconnect. Dropping the returned future before the
+    /// answer abandons it, as with [`super::Client::register`].
     pub async fn register<F, Fut>(
         &self,
         procedure: &str,
@@ -302,7 +308,8 @@ impl Client {
     }
 
     /// Subscribes to `topic`; `handler` is called for each event, inline on the client's
-    /// thread. The subscription is restored after a reconnect.
+    /// thread. The subscription is restored after a reconnect. Dropping the returned future
+    /// before the answer abandons it.
     pub async fn subscribe<F>(
         &self,
         topic: &str,
@@ -378,8 +385,9 @@ impl Client {
         self.publish(topic, args, kwargs, opts).await
     }
 
-    /// Says GOODBYE, waits (at most 5 s) for the router's reply, closes the connection and
-    /// stops reconnecting. [`Error::Closed`] if the client was already closed.
+    /// Lets running invocation handlers answer (waiting at most 1 s), says GOODBYE, waits (at
+    /// most 5 s) for the router's reply, closes the connection and stops reconnecting.
+    /// [`Error::Closed`] if the client was already closed.
     pub async fn leave(&self) -> Result<(), Error> {
         self.ask(Cmd::Leave).await
     }
@@ -555,6 +563,7 @@ async fn drive(
     mut rx: mpsc::UnboundedReceiver<Cmd>,
     ready: oneshot::Sender<Result<(), Error>>,
     shared: Arc<Shared>,
+    closed: watch::Sender<bool>,
     user: ::tokio::runtime::Handle,
 ) {
     let rt = super::rt::Rt::Tokio;
@@ -581,30 +590,73 @@ async fn drive(
             return;
         }
     };
+    let running = Running::default();
     if ready.send(Ok(())).is_err() {
         // Whoever connected is gone.
         let _ = core.leave().await;
         return;
     }
-    loop {
-        let cmd = ::tokio::select! {
-            cmd = rx.recv() => cmd,
-            _ = core.closed() => break,
-        };
-        let Some(cmd) = cmd else {
-            // The last handle is gone: leave.
-            let _ = core.leave().await;
-            break;
-        };
+    {
+        let core = core.clone();
+        ::tokio::task::spawn_local(async move {
+            core.closed().await;
+            let _ = closed.send(true);
+        });
+    }
+    // Commands are served until the last handle is gone (after the client closed, the core
+    // answers them with `Error::Closed`).
+    while let Some(cmd) = rx.recv().await {
         let core = core.clone();
         let user = user.clone();
-        ::tokio::task::spawn_local(async move { serve(core, cmd, user).await });
+        let running = running.clone();
+        ::tokio::task::spawn_local(async move { serve(core, cmd, user, running).await });
     }
+    // The last handle is gone: leave (`Error::Closed` if the client already closed).
+    running.settle().await;
+    let _ = core.leave().await;
     *shared.session.lock().unwrap_or_else(|p| p.into_inner()) = None;
 }
 
+/// The application-side tasks of the invocations being answered (a leave lets them answer
+/// first).
+#[derive(Clone, Default)]
+struct Running(
+    std::rc::Rc<
+        std::cell::RefCell<(
+            u64,
+            std::collections::HashMap<u64, ::tokio::task::AbortHandle>,
+        )>,
+    >,
+);
+
+impl Running {
+    fn add(&self, task: ::tokio::task::AbortHandle) -> u64 {
+        let mut r = self.0.borrow_mut();
+        r.0 += 1;
+        let key = r.0;
+        r.1.insert(key, task);
+        key
+    }
+
+    fn remove(&self, key: u64) {
+        self.0.borrow_mut().1.remove(&key);
+    }
+
+    /// Waits (at most [`SETTLE`]) until every running handler has returned and its answer is
+    /// queued: a graceful leave sends them before the GOODBYE.
+    async fn settle(&self) {
+        let deadline = std::time::Instant::now() + SETTLE;
+        while !self.0.borrow().1.is_empty() && std::time::Instant::now() < deadline {
+            ::tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+}
+
+/// How long a leave waits for running invocation handlers to answer.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Runs one command on the core.
-async fn serve(core: CoreClient, cmd: Cmd, user: ::tokio::runtime::Handle) {
+async fn serve(core: CoreClient, cmd: Cmd, user: ::tokio::runtime::Handle, running: Running) {
     match cmd {
         Cmd::Call {
             procedure,
@@ -618,14 +670,15 @@ async fn serve(core: CoreClient, cmd: Cmd, user: ::tokio::runtime::Handle) {
             procedure,
             opts,
             handler,
-            reply,
+            mut reply,
         } => {
-            let r = core
-                .register(&procedure, opts, move |inv| {
-                    run_invocation(inv, handler.clone(), user.clone())
-                })
-                .await;
-            let _ = reply.send(r);
+            let registering = core.register(&procedure, opts, move |inv| {
+                run_invocation(inv, handler.clone(), user.clone(), running.clone())
+            });
+            // The caller's future dropped: abandon the registration as the core does.
+            if let Some(r) = unless_abandoned(&mut reply, registering).await {
+                let _ = reply.send(r);
+            }
         }
         Cmd::Unregister(r, reply) => {
             let _ = reply.send(core.unregister(&r).await);
@@ -634,17 +687,17 @@ async fn serve(core: CoreClient, cmd: Cmd, user: ::tokio::runtime::Handle) {
             topic,
             opts,
             handler,
-            reply,
+            mut reply,
         } => {
             // Called with the application's runtime entered: a `tokio::spawn` in the handler
             // lands there.
-            let r = core
-                .subscribe(&topic, opts, move |ev| {
-                    let _rt = user.enter();
-                    handler(ev)
-                })
-                .await;
-            let _ = reply.send(r);
+            let subscribing = core.subscribe(&topic, opts, move |ev| {
+                let _rt = user.enter();
+                handler(ev)
+            });
+            if let Some(r) = unless_abandoned(&mut reply, subscribing).await {
+                let _ = reply.send(r);
+            }
         }
         Cmd::Unsubscribe(s, reply) => {
             let _ = reply.send(core.unsubscribe(&s).await);
@@ -663,8 +716,21 @@ async fn serve(core: CoreClient, cmd: Cmd, user: ::tokio::runtime::Handle) {
             hook(e)
         }),
         Cmd::Leave(reply) => {
+            // Answers of running handlers go out before the GOODBYE (waiting at most SETTLE).
+            running.settle().await;
             let _ = reply.send(core.leave().await);
         }
+    }
+}
+
+/// `f`, or `None` once whoever waits for the reply has given up (its future was dropped).
+async fn unless_abandoned<T>(
+    reply: &mut Reply<T>,
+    f: impl Future<Output = Result<T, Error>>,
+) -> Option<Result<T, Error>> {
+    ::tokio::select! {
+        r = f => Some(r),
+        _ = reply.closed() => None,
     }
 }
 
@@ -723,6 +789,7 @@ async fn run_invocation(
     inv: super::Invocation,
     handler: UserInvokeFn,
     user: ::tokio::runtime::Handle,
+    running: Running,
 ) -> Result<Yield, CallError> {
     let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
     let (chunks_tx, chunks_rx) = mpsc::unbounded_channel();
@@ -741,6 +808,7 @@ async fn run_invocation(
         interrupt: interrupt_rx,
     };
     let mut task = user.spawn(handler(user_inv));
+    let key = running.add(task.abort_handle());
     let mut chunks_tx = if inv.is_progressive() {
         Some(chunks_tx)
     } else {
@@ -776,6 +844,8 @@ async fn run_invocation(
             tracing::debug!("progressive result not sent: {e}");
         }
     }
+    // The core queues the answer as soon as this returns (in the same poll).
+    running.remove(key);
     match result {
         Ok(r) => r,
         Err(e) => Err(CallError::new("wamp.error.runtime_error")
