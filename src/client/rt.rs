@@ -48,6 +48,19 @@ impl Rt {
         }
     }
 
+    /// Before a write: lets the other tasks that are ready run first, so that what they queue
+    /// goes out in the same write. tokio: a yield (answers of invocation handlers complete one
+    /// wake-up at a time, and a write each costs a system call). glommio: nothing (handlers
+    /// run on the executor and queue their answers in the same tick).
+    pub(crate) async fn gather(self) {
+        match self {
+            #[cfg(feature = "client-glommio")]
+            Rt::Glommio => {}
+            #[cfg(feature = "client-tokio")]
+            Rt::Tokio => tokio::task::yield_now().await,
+        }
+    }
+
     /// `f`, or `None` if it takes longer than `d`.
     pub(crate) async fn timeout<T>(self, d: Duration, f: impl Future<Output = T>) -> Option<T> {
         futures_lite::future::or(async { Some(f.await) }, async {

@@ -464,10 +464,12 @@ impl Inner {
         // The writer: batches what is queued, one write per batch.
         {
             let out = out.clone();
+            let rt = self.rt;
             let dead = dead.clone();
             self.rt.spawn(async move {
                 while let Some(first) = out.recv().await {
                     writer.push(first);
+                    rt.gather().await;
                     while let Some(more) = out.try_recv() {
                         writer.push(more);
                     }

@@ -84,6 +84,21 @@ enum Cmd {
         reply: Reply<Subscription>,
     },
     Unsubscribe(Subscription, Reply<()>),
+    /// A call that only wants the final result.
+    CallOnce {
+        procedure: String,
+        args: Vec<Value>,
+        kwargs: Dict,
+        opts: CallOptions,
+        reply: Reply<CallResult>,
+    },
+    /// A publish without acknowledgement (fire and forget: queued, nothing comes back).
+    PublishUnacked {
+        topic: String,
+        args: Vec<Value>,
+        kwargs: Dict,
+        opts: PublishOptions,
+    },
     Publish {
         topic: String,
         args: Vec<Value>,
@@ -165,29 +180,16 @@ impl Client {
             closed: closed_rx,
         });
         let thread_shared = shared.clone();
-        std::thread::Builder::new()
-            .name("switchyard-client".into())
-            .spawn(move || {
-                let rt = match ::tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(Error::Transport(format!("runtime: {e}"))));
-                        let _ = closed_tx.send(true);
-                        return;
-                    }
-                };
-                let local = ::tokio::task::LocalSet::new();
+        let job: Job = Box::new(move || {
+            ::tokio::task::spawn_local(async move {
                 let closed = closed_tx.clone();
-                local.block_on(
-                    &rt,
-                    drive(cfg, target, rx, ready_tx, thread_shared, closed, user),
-                );
+                drive(cfg, target, rx, ready_tx, thread_shared, closed, user).await;
                 let _ = closed_tx.send(true);
-            })
-            .map_err(|e| Error::Transport(format!("client thread: {e}")))?;
+            });
+        });
+        driver_thread()?
+            .send(job)
+            .map_err(|_| Error::Transport("the client thread is gone".into()))?;
         ready_rx
             .await
             .map_err(|_| Error::Transport("the client's thread ended".into()))??;
@@ -243,9 +245,20 @@ impl Client {
         kwargs: Dict,
         opts: CallOptions,
     ) -> Result<CallResult, Error> {
-        self.call_handle(procedure, args, kwargs, opts)?
-            .result()
-            .await
+        if opts.receive_progress == Some(true) || opts.progress == Some(true) {
+            return self
+                .call_handle(procedure, args, kwargs, opts)?
+                .result()
+                .await;
+        }
+        self.ask(|reply| Cmd::CallOnce {
+            procedure: procedure.to_owned(),
+            args,
+            kwargs,
+            opts,
+            reply,
+        })
+        .await
     }
 
     /// Sends CALL and returns a handle for its results (progressive results, progressive
@@ -342,6 +355,22 @@ impl Client {
         kwargs: Dict,
         opts: PublishOptions,
     ) -> Result<Option<Id>, Error> {
+        if opts.acknowledge != Some(true) {
+            // Nothing comes back: checked here, queued, not waited for.
+            if *self.h.shared.closed.borrow() {
+                return Err(Error::Closed);
+            }
+            if !self.is_connected() {
+                return Err(Error::Transport("not connected".into()));
+            }
+            self.send(Cmd::PublishUnacked {
+                topic: topic.to_owned(),
+                args,
+                kwargs,
+                opts,
+            })?;
+            return Ok(None);
+        }
         self.ask(|reply| Cmd::Publish {
             topic: topic.to_owned(),
             args,
@@ -553,7 +582,41 @@ impl Invocation {
     }
 }
 
-// ----- the client's thread -----
+// ----- the client thread -----
+
+/// Work for the client thread: starts one client's task there.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The process's client thread (started on first use): a current-thread tokio runtime with a
+/// `LocalSet`, where the core of every tokio client of the process runs, each as a task of its
+/// own (like every client of one glommio executor). One thread keeps the clients of a process
+/// from competing with each other and with the application for cores.
+fn driver_thread() -> Result<&'static mpsc::UnboundedSender<Job>, Error> {
+    static THREAD: std::sync::OnceLock<Result<mpsc::UnboundedSender<Job>, String>> =
+        std::sync::OnceLock::new();
+    THREAD
+        .get_or_init(|| {
+            let rt = ::tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("the client runtime: {e}"))?;
+            let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
+            std::thread::Builder::new()
+                .name("switchyard-client".into())
+                .spawn(move || {
+                    let local = ::tokio::task::LocalSet::new();
+                    local.block_on(&rt, async move {
+                        while let Some(job) = rx.recv().await {
+                            job();
+                        }
+                    });
+                })
+                .map_err(|e| format!("the client thread: {e}"))?;
+            Ok(tx)
+        })
+        .as_ref()
+        .map_err(|e| Error::Transport(e.clone()))
+}
 
 /// The client's thread: connects, then serves the handles' commands until the client closes
 /// or the last handle is dropped.
@@ -606,10 +669,45 @@ async fn drive(
     // Commands are served until the last handle is gone (after the client closed, the core
     // answers them with `Error::Closed`).
     while let Some(cmd) = rx.recv().await {
-        let core = core.clone();
-        let user = user.clone();
-        let running = running.clone();
-        ::tokio::task::spawn_local(async move { serve(core, cmd, user, running).await });
+        match cmd {
+            // Queued at once: no task needed.
+            Cmd::PublishUnacked {
+                topic,
+                args,
+                kwargs,
+                opts,
+            } => {
+                if let Err(e) = core
+                    .inner
+                    .publish_unacked(Uri::from(topic), args, kwargs, opts)
+                {
+                    tracing::debug!("publish not sent: {e}");
+                }
+            }
+            // The common case gets a task of its own size (not `serve`'s, the largest of all).
+            Cmd::CallOnce {
+                procedure,
+                args,
+                kwargs,
+                opts,
+                reply,
+            } => {
+                ::tokio::task::spawn_local(call_once(
+                    core.clone(),
+                    procedure,
+                    args,
+                    kwargs,
+                    Box::new(opts),
+                    reply,
+                ));
+            }
+            cmd => {
+                let core = core.clone();
+                let user = user.clone();
+                let running = running.clone();
+                ::tokio::task::spawn_local(async move { serve(core, cmd, user, running).await });
+            }
+        }
     }
     // The last handle is gone: leave (`Error::Closed` if the client already closed).
     running.settle().await;
@@ -666,6 +764,26 @@ async fn serve(core: CoreClient, cmd: Cmd, user: ::tokio::runtime::Handle, runni
             results,
             ctl,
         } => run_call(core, procedure, args, kwargs, opts, results, ctl).await,
+        Cmd::CallOnce {
+            procedure,
+            args,
+            kwargs,
+            opts,
+            reply,
+        } => call_once(core, procedure, args, kwargs, Box::new(opts), reply).await,
+        Cmd::PublishUnacked {
+            topic,
+            args,
+            kwargs,
+            opts,
+        } => {
+            if let Err(e) = core
+                .inner
+                .publish_unacked(Uri::from(topic), args, kwargs, opts)
+            {
+                tracing::debug!("publish not sent: {e}");
+            }
+        }
         Cmd::Register {
             procedure,
             opts,
@@ -720,6 +838,22 @@ async fn serve(core: CoreClient, cmd: Cmd, user: ::tokio::runtime::Handle, runni
             running.settle().await;
             let _ = reply.send(core.leave().await);
         }
+    }
+}
+
+/// A call that only wants its final result.
+async fn call_once(
+    core: CoreClient,
+    procedure: String,
+    args: Vec<Value>,
+    kwargs: Dict,
+    opts: Box<CallOptions>,
+    mut reply: Reply<CallResult>,
+) {
+    let calling = core.call(&procedure, args, kwargs, *opts);
+    // The caller's future dropped: the core forgets the call.
+    if let Some(r) = unless_abandoned(&mut reply, calling).await {
+        let _ = reply.send(r);
     }
 }
 

@@ -279,7 +279,10 @@ impl Inner {
         kwargs: Dict,
         opts: PublishOptions,
     ) -> Result<Option<Id>, Error> {
-        let ack = opts.acknowledge == Some(true);
+        if opts.acknowledge != Some(true) {
+            self.publish_unacked(topic, args, kwargs, opts)?;
+            return Ok(None);
+        }
         let (request, generation, rx) = self.request(Kind::Plain, |request| {
             Message::Publish(codec::Publish {
                 request,
@@ -288,10 +291,6 @@ impl Inner {
                 payload: payload(args, kwargs),
             })
         })?;
-        if !ack {
-            self.forget(request, generation);
-            return Ok(None);
-        }
         match self.wait_reply(request, generation, &rx).await? {
             Message::Published(p) => Ok(Some(p.publication)),
             other => Err(Error::Protocol(format!(
@@ -299,6 +298,26 @@ impl Inner {
                 other.name()
             ))),
         }
+    }
+
+    /// A publish without acknowledgement: queued at once (nothing to wait for).
+    pub(crate) fn publish_unacked(
+        &self,
+        topic: Uri,
+        args: Vec<Value>,
+        kwargs: Dict,
+        opts: PublishOptions,
+    ) -> Result<(), Error> {
+        let (request, generation, _) = self.request(Kind::Plain, |request| {
+            Message::Publish(codec::Publish {
+                request,
+                options: opts,
+                topic,
+                payload: payload(args, kwargs),
+            })
+        })?;
+        self.forget(request, generation);
+        Ok(())
     }
 
     pub(crate) async fn leave(&self) -> Result<(), Error> {
