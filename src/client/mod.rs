@@ -1,9 +1,45 @@
 //! The WAMP client library: connect to a router (this one or any WAMP v2 router), join a
 //! realm, call and register procedures, publish and subscribe.
 //!
-//! # Threading model
+//! Two drivers run one protocol core: **tokio** ([`tokio::Client`], feature `client-tokio`: a
+//! `Send + Sync + Clone` handle for tokio programs) and **glommio** ([`Client`], feature
+//! `client-glommio`: the router's own runtime). Everything else here (configuration, options,
+//! results, events, errors, serde helpers) is shared.
 //!
-//! The client runs on [glommio], single-threaded, like the router's shards. A [`Client`] is a
+//! # From tokio
+//!
+//! ```no_run
+//! use switchyard::client::tokio::Client;
+//! use switchyard::client::{ClientConfig, Yield};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), switchyard::client::Error> {
+//!     let client = Client::connect(ClientConfig::new("ws://127.0.0.1:8080/ws", "realm1")).await?;
+//!     // A callee: the handler runs as a task on this runtime; serde types in and out.
+//!     client
+//!         .register("com.example.add", Default::default(), |inv| async move {
+//!             let (a, b): (i64, i64) = inv.args_as()?;
+//!             Ok(Yield::typed(&(a + b,), &())?)
+//!         })
+//!         .await?;
+//!     // A caller, from any task (the handle is Clone + Send + Sync).
+//!     let c = client.clone();
+//!     let sum: i64 = tokio::spawn(async move {
+//!         c.call_typed("com.example.add", &(2, 3), Default::default()).await
+//!     })
+//!     .await
+//!     .expect("the task")?;
+//!     assert_eq!(sum, 5);
+//!     client.leave().await
+//! }
+//! ```
+//!
+//! See [`tokio`] for how it runs (one client thread per process; handlers on the
+//! application's runtime).
+//!
+//! # Threading model (glommio)
+//!
+//! The glommio client runs on [glommio], single-threaded, like the router's shards. A [`Client`] is a
 //! cheap `Clone` handle (an `Rc` inside) and is `!Send`: create and use it inside one glommio
 //! executor; every `async fn` here must be awaited inside that executor. Each client owns one
 //! background task (spawned with `glommio::spawn_local` on the executor that called
@@ -55,7 +91,7 @@
 //! The background task keeps the client alive until it is closed: call [`Client::leave`] to
 //! end a session (dropping every `Client` handle does not close the connection).
 //!
-//! # Example
+//! # Example (glommio)
 //!
 //! ```no_run
 //! use switchyard::client::{CallOptions, Client, ClientConfig, Dict, RegisterOptions, Value, Yield};
