@@ -1,6 +1,6 @@
 //! `switchyard::client` against the real `switchyard` binary over every transport it speaks:
 //! `ws://`, `wss://`, `rs://`, `rss://` and `unix://` (RawSocket over a Unix socket), each with
-//! JSON and MessagePack, and in process (`Client::connect_local` against `Router::start`).
+//! JSON, MessagePack and CBOR, and in process (`Client::connect_local` against `Router::start`).
 //!
 //! Every case runs the same scenario with two clients (see [`scenario`]): join, register and
 //! call (plain, with progressive results, with an application error carrying args/kwargs, an
@@ -29,7 +29,7 @@ use switchyard::client::{
     Auth, CallError, CallOptions, ClientConfig, Dict, Error, Event, PublishOptions, RegisterOptions, Serializer, SubscribeOptions, TlsOptions, Value, Yield,
 };
 
-/// Bound for one whole test (both serializers of a transport).
+/// Bound for one whole test (every serializer of a transport).
 const TEST_LIMIT: Duration = Duration::from_secs(60);
 /// Bound for one reply or one awaited event.
 const STEP: Duration = Duration::from_secs(10);
@@ -348,9 +348,13 @@ async fn scenario(target: Target, tag: &str) {
     bounded(STEP, "leave", callee.leave()).await.expect("leave");
 }
 
-fn both_serializers(scheme: &str) {
+fn every_serializer(scheme: &str) {
     let fx = Fixture::start();
-    for (ser, name) in [(Serializer::Json, "json"), (Serializer::MsgPack, "msgpack")] {
+    for (ser, name) in [
+        (Serializer::Json, "json"),
+        (Serializer::MsgPack, "msgpack"),
+        (Serializer::Cbor, "cbor"),
+    ] {
         let target = Target::Net(fx.config(scheme, "realm1", ser));
         let tag = format!("{scheme}_{name}");
         run(TEST_LIMIT, async move { scenario(target, &tag).await });
@@ -359,27 +363,27 @@ fn both_serializers(scheme: &str) {
 
 #[test]
 fn websocket() {
-    both_serializers("ws");
+    every_serializer("ws");
 }
 
 #[test]
 fn websocket_tls() {
-    both_serializers("wss");
+    every_serializer("wss");
 }
 
 #[test]
 fn rawsocket() {
-    both_serializers("rs");
+    every_serializer("rs");
 }
 
 #[test]
 fn rawsocket_tls() {
-    both_serializers("rss");
+    every_serializer("rss");
 }
 
 #[test]
 fn rawsocket_unix() {
-    both_serializers("unix");
+    every_serializer("unix");
 }
 
 /// In process: no socket, no serialization.
