@@ -506,9 +506,28 @@ pub struct Invocation {
     /// INVOCATION.Details.
     pub details: InvocationDetails,
     progressive: bool,
-    progress: mpsc::UnboundedSender<Yield>,
-    chunks: mpsc::UnboundedReceiver<(Vec<Value>, Dict)>,
-    interrupt: watch::Receiver<Option<CancelMode>>,
+    /// Only when the caller asked for progressive results.
+    progress: Option<mpsc::UnboundedSender<Yield>>,
+    /// Only for progressive invocations.
+    chunks: Option<mpsc::UnboundedReceiver<(Vec<Value>, Dict)>>,
+    interrupt: Arc<Interrupt>,
+}
+
+/// An invocation's INTERRUPT, set once by the client thread, read and awaited by the handler.
+struct Interrupt {
+    mode: Mutex<Option<CancelMode>>,
+    set: ::tokio::sync::Notify,
+}
+
+impl Interrupt {
+    fn get(&self) -> Option<CancelMode> {
+        *self.mode.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set(&self, mode: Option<CancelMode>) {
+        *self.mode.lock().unwrap_or_else(|p| p.into_inner()) = mode;
+        self.set.notify_waiters();
+    }
 }
 
 impl std::fmt::Debug for Invocation {
@@ -546,6 +565,8 @@ impl Invocation {
             ));
         }
         self.progress
+            .as_ref()
+            .ok_or_else(|| Error::Invalid("the caller did not ask for progressive results".into()))?
             .send(y)
             .map_err(|_| Error::Invalid("the invocation was already answered".into()))
     }
@@ -553,10 +574,7 @@ impl Invocation {
     /// Progressive invocations: the next chunk the caller sent, including the final one;
     /// `None` after the final one, or if this invocation is not progressive.
     pub async fn next_chunk(&mut self) -> Option<(Vec<Value>, Dict)> {
-        if !self.progressive {
-            return None;
-        }
-        self.chunks.recv().await
+        self.chunks.as_mut()?.recv().await
     }
 
     /// Whether the invocation is progressive (INVOCATION.Details.progress was true).
@@ -566,19 +584,19 @@ impl Invocation {
 
     /// The mode of the INTERRUPT received for this invocation, if any.
     pub fn interrupted(&self) -> Option<CancelMode> {
-        *self.interrupt.borrow()
+        self.interrupt.get()
     }
 
     /// Resolves when the caller cancels (INTERRUPT) or the connection that brought the
     /// invocation is lost (mode `KillNoWait`).
     pub async fn wait_interrupted(&self) -> CancelMode {
-        let mut rx = self.interrupt.clone();
-        let mode = match rx.wait_for(Option::is_some).await {
-            Ok(m) => m.unwrap_or_default(),
-            // The invocation's state is gone: nobody can receive the answer any more.
-            Err(_) => CancelMode::KillNoWait,
-        };
-        mode
+        loop {
+            let set = self.interrupt.set.notified();
+            if let Some(mode) = self.interrupt.get() {
+                return mode;
+            }
+            set.await;
+        }
     }
 }
 
@@ -715,36 +733,25 @@ async fn drive(
     *shared.session.lock().unwrap_or_else(|p| p.into_inner()) = None;
 }
 
-/// The application-side tasks of the invocations being answered (a leave lets them answer
-/// first).
+/// How many invocation handlers are running on the application's runtime (a leave lets them
+/// answer first).
 #[derive(Clone, Default)]
-struct Running(
-    std::rc::Rc<
-        std::cell::RefCell<(
-            u64,
-            std::collections::HashMap<u64, ::tokio::task::AbortHandle>,
-        )>,
-    >,
-);
+struct Running(std::rc::Rc<std::cell::Cell<usize>>);
 
 impl Running {
-    fn add(&self, task: ::tokio::task::AbortHandle) -> u64 {
-        let mut r = self.0.borrow_mut();
-        r.0 += 1;
-        let key = r.0;
-        r.1.insert(key, task);
-        key
+    fn add(&self) {
+        self.0.set(self.0.get() + 1);
     }
 
-    fn remove(&self, key: u64) {
-        self.0.borrow_mut().1.remove(&key);
+    fn remove(&self) {
+        self.0.set(self.0.get().saturating_sub(1));
     }
 
     /// Waits (at most [`SETTLE`]) until every running handler has returned and its answer is
     /// queued: a graceful leave sends them before the GOODBYE.
     async fn settle(&self) {
         let deadline = std::time::Instant::now() + SETTLE;
-        while !self.0.borrow().1.is_empty() && std::time::Instant::now() < deadline {
+        while self.0.get() > 0 && std::time::Instant::now() < deadline {
             ::tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
     }
@@ -920,42 +927,68 @@ async fn run_call(
 /// Runs a user's invocation handler on the application's runtime, relaying progressive
 /// results, chunks and interrupts between it and the core's invocation.
 async fn run_invocation(
-    inv: super::Invocation,
+    mut inv: super::Invocation,
     handler: UserInvokeFn,
     user: ::tokio::runtime::Handle,
     running: Running,
 ) -> Result<Yield, CallError> {
-    let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
-    let (chunks_tx, chunks_rx) = mpsc::unbounded_channel();
-    let (interrupt_tx, interrupt_rx) = watch::channel(inv.interrupted());
     let state = inv.state.clone();
+    let receive_progress = inv.receive_progress();
+    let progressive = inv.is_progressive();
+    // Channels only for what this invocation can use.
+    let (progress_tx, mut progress_rx) = if receive_progress {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Some(tx), Some(rx))
+    } else {
+        (None, None)
+    };
+    let (mut chunks_tx, chunks_rx) = if progressive {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Some(tx), Some(rx))
+    } else {
+        (None, None)
+    };
+    let interrupt = Arc::new(Interrupt {
+        mode: Mutex::new(inv.interrupted()),
+        set: Default::default(),
+    });
     let user_inv = Invocation {
         request: inv.request,
         registration: inv.registration,
-        procedure: inv.procedure.clone(),
-        args: inv.args.clone(),
-        kwargs: inv.kwargs.clone(),
-        details: inv.details.clone(),
-        progressive: inv.is_progressive(),
+        procedure: std::mem::replace(&mut inv.procedure, Uri::from("")),
+        args: std::mem::take(&mut inv.args),
+        kwargs: std::mem::take(&mut inv.kwargs),
+        details: std::mem::take(&mut inv.details),
+        progressive,
         progress: progress_tx,
         chunks: chunks_rx,
-        interrupt: interrupt_rx,
+        interrupt: interrupt.clone(),
     };
+    // If this relay goes away before the handler (the client closed), the answer cannot be
+    // delivered: tell the handler, as a lost connection does.
+    struct Orphaned(Arc<Interrupt>);
+    impl Drop for Orphaned {
+        fn drop(&mut self) {
+            if self.0.get().is_none() {
+                self.0.set(Some(CancelMode::KillNoWait));
+            }
+        }
+    }
+    let _orphaned = Orphaned(interrupt.clone());
+    drop(inv);
     let mut task = user.spawn(handler(user_inv));
-    let key = running.add(task.abort_handle());
-    let mut chunks_tx = if inv.is_progressive() {
-        Some(chunks_tx)
-    } else {
-        None
+    running.add();
+    let mut interrupted = state.interrupted.get().is_some();
+    let send_progress = |y: Yield| {
+        if let Err(e) = state.send_progress(y) {
+            tracing::debug!("progressive result not sent: {e}");
+        }
     };
-    let mut interrupted = inv.interrupted().is_some();
     let result = loop {
         ::tokio::select! {
             biased;
-            Some(y) = progress_rx.recv() => {
-                if let Err(e) = inv.progress(y) {
-                    tracing::debug!("progressive result not sent: {e}");
-                }
+            Some(y) = async { progress_rx.as_mut()?.recv().await }, if progress_rx.is_some() => {
+                send_progress(y);
             }
             c = state.chunks.recv(), if chunks_tx.is_some() => match c {
                 Some(c) => {
@@ -967,19 +1000,19 @@ async fn run_invocation(
             },
             _ = state.interrupt.wait(), if !interrupted => {
                 interrupted = true;
-                let _ = interrupt_tx.send(state.interrupted.get());
+                interrupt.set(state.interrupted.get());
             }
             r = &mut task => break r,
         }
     };
     // Progressive results sent before the handler returned go out before its answer.
-    while let Ok(y) = progress_rx.try_recv() {
-        if let Err(e) = inv.progress(y) {
-            tracing::debug!("progressive result not sent: {e}");
+    if let Some(rx) = progress_rx.as_mut() {
+        while let Ok(y) = rx.try_recv() {
+            send_progress(y);
         }
     }
     // The core queues the answer as soon as this returns (in the same poll).
-    running.remove(key);
+    running.remove();
     match result {
         Ok(r) => r,
         Err(e) => Err(CallError::new("wamp.error.runtime_error")
