@@ -346,6 +346,8 @@ macro_rules! typed_payload {
 typed_payload!(CallResult);
 typed_payload!(Event);
 typed_payload!(Invocation);
+#[cfg(feature = "client-tokio")]
+typed_payload!(tokio::Invocation);
 
 impl Yield {
     /// Results from serde types: positional as [`Client::call_typed`] takes arguments,

@@ -541,16 +541,6 @@ impl std::fmt::Debug for Invocation {
 }
 
 impl Invocation {
-    /// The positional arguments as `T` (as [`super::Invocation::args_as`]).
-    pub fn args_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
-        Ok(crate::codec::serde_value::from_args(self.args.clone())?)
-    }
-
-    /// The keyword arguments as `T` (a struct or map).
-    pub fn kwargs_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
-        Ok(crate::codec::serde_value::from_kwargs(self.kwargs.clone())?)
-    }
-
     /// Whether the caller asked for progressive results.
     pub fn receive_progress(&self) -> bool {
         self.details.receive_progress == Some(true)
@@ -694,14 +684,7 @@ async fn drive(
                 args,
                 kwargs,
                 opts,
-            } => {
-                if let Err(e) = core
-                    .inner
-                    .publish_unacked(Uri::from(topic), args, kwargs, opts)
-                {
-                    tracing::debug!("publish not sent: {e}");
-                }
-            }
+            } => publish_unacked(&core, topic, args, kwargs, opts),
             // The common case gets a task of its own size (not `serve`'s, the largest of all).
             Cmd::CallOnce {
                 procedure,
@@ -783,14 +766,7 @@ async fn serve(core: CoreClient, cmd: Cmd, user: ::tokio::runtime::Handle, runni
             args,
             kwargs,
             opts,
-        } => {
-            if let Err(e) = core
-                .inner
-                .publish_unacked(Uri::from(topic), args, kwargs, opts)
-            {
-                tracing::debug!("publish not sent: {e}");
-            }
-        }
+        } => publish_unacked(&core, topic, args, kwargs, opts),
         Cmd::Register {
             procedure,
             opts,
@@ -845,6 +821,23 @@ async fn serve(core: CoreClient, cmd: Cmd, user: ::tokio::runtime::Handle, runni
             running.settle().await;
             let _ = reply.send(core.leave().await);
         }
+    }
+}
+
+/// An unacknowledged publish: queued on the connection now (a failure is only logged: nobody
+/// waits for it).
+fn publish_unacked(
+    core: &CoreClient,
+    topic: String,
+    args: Vec<Value>,
+    kwargs: Dict,
+    opts: PublishOptions,
+) {
+    if let Err(e) = core
+        .inner
+        .publish_unacked(Uri::from(topic), args, kwargs, opts)
+    {
+        tracing::debug!("publish not sent: {e}");
     }
 }
 

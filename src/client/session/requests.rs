@@ -283,14 +283,8 @@ impl Inner {
             self.publish_unacked(topic, args, kwargs, opts)?;
             return Ok(None);
         }
-        let (request, generation, rx) = self.request(Kind::Plain, |request| {
-            Message::Publish(codec::Publish {
-                request,
-                options: opts,
-                topic,
-                payload: payload(args, kwargs),
-            })
-        })?;
+        let (request, generation, rx) =
+            self.request(Kind::Plain, publish_message(topic, args, kwargs, opts))?;
         match self.wait_reply(request, generation, &rx).await? {
             Message::Published(p) => Ok(Some(p.publication)),
             other => Err(Error::Protocol(format!(
@@ -308,14 +302,8 @@ impl Inner {
         kwargs: Dict,
         opts: PublishOptions,
     ) -> Result<(), Error> {
-        let (request, generation, _) = self.request(Kind::Plain, |request| {
-            Message::Publish(codec::Publish {
-                request,
-                options: opts,
-                topic,
-                payload: payload(args, kwargs),
-            })
-        })?;
+        let (request, generation, _) =
+            self.request(Kind::Plain, publish_message(topic, args, kwargs, opts))?;
         self.forget(request, generation);
         Ok(())
     }
@@ -372,5 +360,22 @@ async fn reply(rx: &Mailbox<Result<Message, Error>>) -> Result<Message, Error> {
     match rx.recv().await {
         Some(r) => r,
         None => Err(Error::Transport("connection lost".into())),
+    }
+}
+
+/// PUBLISH for a request ID.
+fn publish_message(
+    topic: Uri,
+    args: Vec<Value>,
+    kwargs: Dict,
+    opts: PublishOptions,
+) -> impl FnOnce(Id) -> Message {
+    move |request| {
+        Message::Publish(codec::Publish {
+            request,
+            options: opts,
+            topic,
+            payload: payload(args, kwargs),
+        })
     }
 }
