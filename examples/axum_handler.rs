@@ -3,12 +3,12 @@
 //!
 //! The process embeds a router (`Router::start`, no listeners) and joins it in process
 //! (`local_connector()`: no socket, no serialization): one tokio client registers
-//! `com.example.greet`, and the handler of `GET /greet/{name}` calls it with the shared,
+//! `com.example.greet`, and the handler of `GET /greet?name=…` calls it with the shared,
 //! `Clone` client from axum's state. Pass a router URL to use a router elsewhere instead.
 //!
 //! ```text
 //! cargo run --example axum_handler                      # serves on 127.0.0.1:3000
-//! curl http://127.0.0.1:3000/greet/Ada                  # hello, Ada (call #1)
+//! curl 'http://127.0.0.1:3000/greet?name=Ada'           # hello, Ada (call #1)
 //! cargo run --example axum_handler -- --self-test       # port 0, one request, exits
 //! cargo run --example axum_handler -- ws://127.0.0.1:8080/ws
 //! ```
@@ -16,7 +16,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use switchyard::client::tokio::Client;
@@ -24,10 +24,16 @@ use switchyard::client::{ClientConfig, Error, RegisterOptions, Yield};
 use switchyard::{Router, RouterConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// `GET /greet/{name}`: calls `com.example.greet` and answers with its result.
+/// The query of `GET /greet?name=…`.
+#[derive(serde::Deserialize)]
+struct Who {
+    name: String,
+}
+
+/// `GET /greet?name=…`: calls `com.example.greet` and answers with its result.
 async fn greet(
     State(client): State<Client>,
-    Path(name): Path<String>,
+    Query(Who { name }): Query<Who>,
 ) -> Result<String, (StatusCode, String)> {
     client
         .call_typed::<_, String>("com.example.greet", &(name,), Default::default())
@@ -52,7 +58,7 @@ async fn serve(client: Client, self_test: bool) -> Result<(), Box<dyn std::error
         )
         .await?;
     let app = axum::Router::new()
-        .route("/greet/{name}", get(greet))
+        .route("/greet", get(greet))
         .with_state(client.clone());
     let addr = if self_test {
         "127.0.0.1:0"
@@ -67,15 +73,17 @@ async fn serve(client: Client, self_test: bool) -> Result<(), Box<dyn std::error
         for name in ["Ada", "Grace"] {
             let mut s = tokio::net::TcpStream::connect(local).await?;
             s.write_all(
-                format!("GET /greet/{name} HTTP/1.1\r\nHost: {local}\r\nConnection: close\r\n\r\n")
-                    .as_bytes(),
+                format!(
+                    "GET /greet?name={name} HTTP/1.1\r\nHost: {local}\r\nConnection: close\r\n\r\n"
+                )
+                .as_bytes(),
             )
             .await?;
             let mut response = String::new();
             s.read_to_string(&mut response).await?;
             let status = response.lines().next().unwrap_or_default().to_owned();
             let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
-            println!("GET /greet/{name}: {status}: {body}");
+            println!("GET /greet?name={name}: {status}: {body}");
         }
         server.abort();
     } else {

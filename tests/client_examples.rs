@@ -239,11 +239,11 @@ fn axum_handler_example() {
     // Embedded router, in-process tokio client, axum on 127.0.0.1:0, two real HTTP requests.
     let out = run_example("axum_handler", &["--self-test"], &[]);
     assert!(
-        out.contains("GET /greet/Ada: HTTP/1.1 200 OK: hello, Ada (call #1)"),
+        out.contains("GET /greet?name=Ada: HTTP/1.1 200 OK: hello, Ada (call #1)"),
         "{out}"
     );
     assert!(
-        out.contains("GET /greet/Grace: HTTP/1.1 200 OK: hello, Grace (call #2)"),
+        out.contains("GET /greet?name=Grace: HTTP/1.1 200 OK: hello, Grace (call #2)"),
         "{out}"
     );
     assert!(out.contains("axum: done"), "{out}");
