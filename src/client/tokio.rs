@@ -23,18 +23,19 @@
 //! # How it runs
 //!
 //! The same protocol core as the glommio [`super::Client`] (session state, request tables,
-//! reconnect and restore, authentication, every transport and serializer) runs on a thread of
-//! its own per client, on a current-thread tokio runtime with a `LocalSet`: the core is
-//! single-threaded (`Rc`), the handle talks to it over channels. What the application
+//! reconnect and restore, authentication, every transport and serializer) runs on the
+//! process's client thread (started on first use; every tokio client of the process runs
+//! there, each as a task of its own), on a current-thread tokio runtime with a `LocalSet`: the
+//! core is single-threaded (`Rc`), the handle talks to it over channels. What the application
 //! supplies runs on the application's runtime (the one [`Client::connect`] was awaited on):
 //! each INVOCATION's handler is a task spawned there. Subscription handlers and
-//! [`Client::on_event`] hooks are called inline on the client's thread, in order, with the
+//! [`Client::on_event`] hooks are called inline on the client thread, in order, with the
 //! application's runtime entered: keep them short, or `tokio::spawn` (which lands on the
 //! application's runtime).
 //!
-//! Lifetime: the client leaves (GOODBYE) and its thread ends when [`Client::leave`] is called
-//! or when the last handle is dropped (clones held by handlers keep it alive); a lost
-//! connection without a reconnect policy closes it too.
+//! Lifetime: the client leaves (GOODBYE) when [`Client::leave`] is called or when the last
+//! handle is dropped (clones held by handlers keep it alive; its task on the client thread
+//! ends then); a lost connection without a reconnect policy closes it too.
 //!
 //! Everything that is not a handle (configuration, options, [`CallResult`], [`Event`],
 //! [`Yield`], [`CallError`], [`Error`], …) is shared with the glommio client.
@@ -60,7 +61,7 @@ type UserInvokeFn = Arc<
 type UserEventFn = Arc<dyn Fn(Event) + Send + Sync>;
 type Reply<T> = oneshot::Sender<Result<T, Error>>;
 
-/// What a handle asks the client's thread to do.
+/// What a handle asks the client thread to do.
 enum Cmd {
     Call {
         procedure: String,
@@ -116,7 +117,7 @@ enum Ctl {
     Cancel(CancelMode),
 }
 
-/// State the client's thread mirrors for the handles.
+/// State the client thread mirrors for the handles.
 struct Shared {
     session: Mutex<Option<(Id, WelcomeDetails)>>,
     closed: watch::Receiver<bool>,
@@ -143,7 +144,7 @@ impl std::fmt::Debug for Client {
     }
 }
 
-/// Where the client's thread connects.
+/// Where the client connects.
 enum Target {
     Net,
     #[cfg(feature = "router")]
@@ -151,8 +152,9 @@ enum Target {
 }
 
 impl Client {
-    /// Connects to `cfg.url`, joins `cfg.realm` within `cfg.connect_timeout` and starts the
-    /// client's thread. Must be awaited inside a tokio runtime: invocation handlers run on it.
+    /// Connects to `cfg.url` and joins `cfg.realm` within `cfg.connect_timeout` (the client
+    /// runs on the process's client thread, started on first use). Must be awaited inside a
+    /// tokio runtime: invocation handlers run on it.
     pub async fn connect(cfg: ClientConfig) -> Result<Client, Error> {
         Client::start(cfg, Target::Net).await
     }
@@ -192,7 +194,7 @@ impl Client {
             .map_err(|_| Error::Transport("the client thread is gone".into()))?;
         ready_rx
             .await
-            .map_err(|_| Error::Transport("the client's thread ended".into()))??;
+            .map_err(|_| Error::Transport("the client thread ended".into()))??;
         Ok(Client {
             h: Arc::new(Handle { tx, shared }),
         })
@@ -210,21 +212,20 @@ impl Client {
 
     /// The current session ID; `None` while disconnected or closed.
     pub fn session_id(&self) -> Option<Id> {
-        self.session().map(|s| s.0)
+        self.session().as_ref().map(|s| s.0)
     }
 
     /// WELCOME.Details of the current session.
     pub fn welcome_details(&self) -> Option<WelcomeDetails> {
-        self.session().map(|s| s.1)
+        self.session().as_ref().map(|s| s.1.clone())
     }
 
-    fn session(&self) -> Option<(Id, WelcomeDetails)> {
+    fn session(&self) -> std::sync::MutexGuard<'_, Option<(Id, WelcomeDetails)>> {
         self.h
             .shared
             .session
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
     }
 
     /// Whether a session is established now.
@@ -232,7 +233,7 @@ impl Client {
         self.session_id().is_some()
     }
 
-    /// Adds a hook for [`ClientEvent`]s (called on the client's thread, in order).
+    /// Adds a hook for [`ClientEvent`]s (called on the client thread, in order).
     pub fn on_event(&self, hook: impl Fn(&ClientEvent) + Send + Sync + 'static) {
         let _ = self.send(Cmd::OnEvent(Arc::new(hook)));
     }
@@ -626,7 +627,7 @@ fn driver_thread() -> Result<&'static mpsc::UnboundedSender<Job>, Error> {
         .map_err(|e| Error::Transport(e.clone()))
 }
 
-/// The client's thread: connects, then serves the handles' commands until the client closes
+/// A client's task on the client thread: connects, then serves the handles' commands until the client closes
 /// or the last handle is dropped.
 async fn drive(
     cfg: ClientConfig,
