@@ -211,3 +211,107 @@ fn connecting_outside_a_tokio_runtime_is_a_clear_error() {
         "{e:?}"
     );
 }
+
+/// A publisher faster than the client thread waits instead of queueing without bound: with the
+/// client thread held up (a subscription handler that blocks it), unacknowledged publishes are
+/// accepted up to the hand-over bound, the next one stays pending, and everything flows again
+/// (nothing lost) once the thread is free.
+#[test]
+fn unacknowledged_publishes_meet_backpressure_not_an_unbounded_queue() {
+    const BOUND: u64 = 4096;
+    let router = common::start_router_in_process(1);
+    let url = endpoint(&router, "rs");
+    runtime().block_on(async move {
+        tokio::time::timeout(LIMIT, async move {
+            let client = Client::connect(config(&url)).await.expect("joins");
+            let other = Client::connect(config(&url)).await.expect("joins");
+            let (entered_tx, entered_rx) = std::sync::mpsc::channel::<()>();
+            let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+            let release_rx = Mutex::new(release_rx);
+            let entered_tx = Mutex::new(entered_tx);
+            let got = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            {
+                let got = got.clone();
+                client
+                    .subscribe("com.tokio.block", Default::default(), move |_ev| {
+                        // Holds the client thread (every tokio client's) until released.
+                        let _ = entered_tx.lock().unwrap().send(());
+                        let _ = release_rx
+                            .lock()
+                            .unwrap()
+                            .recv_timeout(Duration::from_secs(20));
+                    })
+                    .await
+                    .expect("subscribe");
+                other
+                    .subscribe("com.tokio.flow", Default::default(), move |_ev| {
+                        got.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    })
+                    .await
+                    .expect("subscribe");
+            }
+            other
+                .publish(
+                    "com.tokio.block",
+                    vec![],
+                    Default::default(),
+                    Default::default(),
+                )
+                .await
+                .expect("publish");
+            tokio::task::spawn_blocking(move || {
+                entered_rx
+                    .recv_timeout(Duration::from_secs(10))
+                    .expect("the handler runs")
+            })
+            .await
+            .expect("join");
+            // The client thread is blocked: BOUND publishes are accepted, the next one waits.
+            for i in 0..BOUND {
+                tokio::time::timeout(
+                    Duration::from_secs(5),
+                    client.publish(
+                        "com.tokio.flow",
+                        vec![i.into()],
+                        Default::default(),
+                        Default::default(),
+                    ),
+                )
+                .await
+                .unwrap_or_else(|_| panic!("publish {i} of {BOUND} should not wait"))
+                .expect("publish");
+            }
+            let next = client.publish(
+                "com.tokio.flow",
+                vec![BOUND.into()],
+                Default::default(),
+                Default::default(),
+            );
+            tokio::pin!(next);
+            assert!(
+                tokio::time::timeout(Duration::from_millis(300), &mut next)
+                    .await
+                    .is_err(),
+                "publish {BOUND} should wait for the client thread"
+            );
+            release_tx.send(()).expect("release");
+            next.await.expect("publish after release");
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while got.load(std::sync::atomic::Ordering::Relaxed) < BOUND + 1 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "events: {} of {}",
+                    got.load(std::sync::atomic::Ordering::Relaxed),
+                    BOUND + 1
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            client.leave().await.expect("leave");
+            other.leave().await.expect("leave");
+        })
+        .await
+        .expect("test within its limit");
+    });
+    router.shutdown_handle().shutdown();
+    router.join().expect("router stops");
+}

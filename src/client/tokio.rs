@@ -93,12 +93,14 @@ enum Cmd {
         opts: CallOptions,
         reply: Reply<CallResult>,
     },
-    /// A publish without acknowledgement (fire and forget: queued, nothing comes back).
+    /// A publish without acknowledgement (fire and forget: queued, nothing comes back). The
+    /// permit is released once the client thread has queued it on the connection.
     PublishUnacked {
         topic: String,
         args: Vec<Value>,
         kwargs: Dict,
         opts: PublishOptions,
+        permit: ::tokio::sync::OwnedSemaphorePermit,
     },
     Publish {
         topic: String,
@@ -121,7 +123,14 @@ enum Ctl {
 struct Shared {
     session: Mutex<Option<(Id, WelcomeDetails)>>,
     closed: watch::Receiver<bool>,
+    /// Unacknowledged publishes handed to the client thread and not yet queued on the
+    /// connection ([`MAX_UNACKED_IN_HAND`] permits): a publisher faster than the client thread
+    /// waits instead of growing the command queue without bound.
+    unacked: Arc<::tokio::sync::Semaphore>,
 }
+
+/// See [`Shared::unacked`].
+const MAX_UNACKED_IN_HAND: usize = 4096;
 
 /// Ends the client when the last handle goes.
 struct Handle {
@@ -180,6 +189,7 @@ impl Client {
         let shared = Arc::new(Shared {
             session: Mutex::new(None),
             closed: closed_rx,
+            unacked: Arc::new(::tokio::sync::Semaphore::new(MAX_UNACKED_IN_HAND)),
         });
         let thread_shared = shared.clone();
         let job: Job = Box::new(move || {
@@ -348,7 +358,9 @@ impl Client {
     }
 
     /// Publishes. With `opts.acknowledge = Some(true)` waits for PUBLISHED and returns
-    /// `Some(publication id)`; otherwise returns `None` once the message is queued.
+    /// `Some(publication id)`; otherwise returns `None` once the message is handed to the
+    /// client thread (waiting while 4096 handed-over publishes are not yet queued on the
+    /// connection: backpressure on a publisher faster than the client thread).
     pub async fn publish(
         &self,
         topic: &str,
@@ -364,11 +376,20 @@ impl Client {
             if !self.is_connected() {
                 return Err(Error::Transport("not connected".into()));
             }
+            let permit = self
+                .h
+                .shared
+                .unacked
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| Error::Closed)?;
             self.send(Cmd::PublishUnacked {
                 topic: topic.to_owned(),
                 args,
                 kwargs,
                 opts,
+                permit,
             })?;
             return Ok(None);
         }
@@ -685,7 +706,11 @@ async fn drive(
                 args,
                 kwargs,
                 opts,
-            } => publish_unacked(&core, topic, args, kwargs, opts),
+                permit,
+            } => {
+                publish_unacked(&core, topic, args, kwargs, opts);
+                drop(permit);
+            }
             // The common case gets a task of its own size (not `serve`'s, the largest of all).
             Cmd::CallOnce {
                 procedure,
@@ -767,7 +792,11 @@ async fn serve(core: CoreClient, cmd: Cmd, user: ::tokio::runtime::Handle, runni
             args,
             kwargs,
             opts,
-        } => publish_unacked(&core, topic, args, kwargs, opts),
+            permit,
+        } => {
+            publish_unacked(&core, topic, args, kwargs, opts);
+            drop(permit);
+        }
         Cmd::Register {
             procedure,
             opts,
