@@ -19,6 +19,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 use switchyard::codec::{self, Message, Serializer, Value};
 
+/// The router's default long-poll base path.
+const DEFAULT_BASE: &str = "/lp";
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One HTTP answer.
@@ -323,7 +325,7 @@ fn echo_once(
 }
 
 fn lp_base(r: &RouterProcess) -> (SocketAddr, String) {
-    (r.endpoint("ws").addr(), "/lp".to_owned())
+    (r.endpoint("ws").addr(), DEFAULT_BASE.to_owned())
 }
 
 const PROTOCOLS: [&str; 6] = [
@@ -645,18 +647,26 @@ fn abandoned_transports_close_and_slow_receivers_meet_the_policy() {
 
 #[test]
 fn longpoll_can_be_moved_or_turned_off() {
-    let r = RouterProcess::start_ws_rs(&["--longpoll-path", "/wamp/longpoll/"]);
+    // A base path of two segments, given with a trailing slash.
+    let moved = format!("/{}/{}", "wamp", "longpoll");
+    let r = RouterProcess::start_ws_rs(&["--longpoll-path", &format!("{moved}/")]);
     let addr = r.endpoint("ws").addr();
-    let mut lp = LpClient::open(addr, "/wamp/longpoll", "wamp.2.json", true);
+    let mut lp = LpClient::open(addr, &moved, "wamp.2.json", true);
     lp.must_join("realm1");
     lp.must_leave();
-    let a = Http::new(addr, false).post("/lp/open", br#"{"protocols": ["wamp.2.json"]}"#);
+    let a = Http::new(addr, false).post(
+        &format!("{DEFAULT_BASE}/open"),
+        br#"{"protocols": ["wamp.2.json"]}"#,
+    );
     assert!(a.status >= 400, "not at the default path any more: {a:?}");
     drop(r);
 
     let r = RouterProcess::start_ws_rs(&["--no-longpoll"]);
     let addr = r.endpoint("ws").addr();
-    let a = Http::new(addr, false).post("/lp/open", br#"{"protocols": ["wamp.2.json"]}"#);
+    let a = Http::new(addr, false).post(
+        &format!("{DEFAULT_BASE}/open"),
+        br#"{"protocols": ["wamp.2.json"]}"#,
+    );
     assert!(a.status >= 400, "off: {a:?}");
     drop(r);
 

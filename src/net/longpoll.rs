@@ -314,78 +314,108 @@ mod tests {
 
     #[test]
     fn peeks_only_non_get_requests_under_the_base() {
-        let post = b"POST /lp/open HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}";
-        assert_eq!(peek(post, "/lp"), Peek::LongPoll);
+        // Requests built from the base path, as a router configured with it sees them.
+        let base = "/lp";
+        let req = |head: String| head.into_bytes();
+        let post = req(format!(
+            "POST {base}/open HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{{}}"
+        ));
+        assert_eq!(peek(&post, base), Peek::LongPoll);
         assert_eq!(
-            peek(b"POST /lp/abc/send?x=1 HTTP/1.1\r\n\r\n", "/lp/"),
+            peek(
+                &req(format!("POST {base}/abc/send?x=1 HTTP/1.1\r\n\r\n")),
+                &format!("{base}/")
+            ),
             Peek::LongPoll
         );
         assert_eq!(
-            peek(b"OPTIONS /lp/open HTTP/1.1\r\n\r\n", "/lp"),
+            peek(&req(format!("OPTIONS {base}/open HTTP/1.1\r\n\r\n")), base),
             Peek::LongPoll
         );
-        assert_eq!(peek(b"GET /lp/open HTTP/1.1\r\n\r\n", "/lp"), Peek::Other);
-        assert_eq!(peek(b"GET /ws HTTP/1.1\r\nHost", "/lp"), Peek::Other);
-        assert_eq!(peek(b"POST /lpx/open HTTP/1.1\r\n\r\n", "/lp"), Peek::Other);
-        assert_eq!(peek(b"POST /ws HTTP/1.1\r\n\r\n", "/lp"), Peek::Other);
-        assert_eq!(peek(b"POST /lp/open HTTP/1.1\r\nHo", "/lp"), Peek::Partial);
-        assert_eq!(peek(b"\x16\x03\x01garbage\r\n\r\n", "/lp"), Peek::Other);
+        assert_eq!(
+            peek(&req(format!("GET {base}/open HTTP/1.1\r\n\r\n")), base),
+            Peek::Other
+        );
+        assert_eq!(peek(b"GET /ws HTTP/1.1\r\nHost", base), Peek::Other);
+        assert_eq!(
+            peek(&req(format!("POST {base}x/open HTTP/1.1\r\n\r\n")), base),
+            Peek::Other
+        );
+        assert_eq!(peek(b"POST /ws HTTP/1.1\r\n\r\n", base), Peek::Other);
+        assert_eq!(
+            peek(&req(format!("POST {base}/open HTTP/1.1\r\nHo")), base),
+            Peek::Partial
+        );
+        assert_eq!(peek(b"\x16\x03\x01garbage\r\n\r\n", base), Peek::Other);
     }
 
     #[test]
     fn routes() {
-        assert_eq!(route("/lp/open?x=1", "/lp"), Route::Open);
-        assert_eq!(route("/lp/ab12/send", "/lp"), Route::Send("ab12".into()));
+        // Targets under the base path, built from it.
+        let base = "/lp";
+        let under = |rest: &str| format!("{base}{rest}");
+        assert_eq!(route(&under("/open?x=1"), base), Route::Open);
         assert_eq!(
-            route("/lp/ab12/receive", "/lp/"),
+            route(&under("/ab12/send"), base),
+            Route::Send("ab12".into())
+        );
+        assert_eq!(
+            route(&under("/ab12/receive"), &under("/")),
             Route::Receive("ab12".into())
         );
-        assert_eq!(route("/lp/ab12/close", "/lp"), Route::Close("ab12".into()));
-        for bad in [
-            "/lp",
-            "/lp/",
-            "/lp/ab12",
-            "/lp/ab12/other",
-            "/lp//send",
-            "/lp/a-b/send",
-        ] {
-            assert_eq!(route(bad, "/lp"), Route::Unknown, "{bad}");
+        assert_eq!(
+            route(&under("/ab12/close"), base),
+            Route::Close("ab12".into())
+        );
+        for bad in ["", "/", "/ab12", "/ab12/other", "//send", "/a-b/send"] {
+            let target = under(bad);
+            assert_eq!(route(&target, base), Route::Unknown, "{target}");
         }
     }
 
     #[test]
     fn parses_heads_and_connection_rules() {
-        let req =
-            b"POST /lp/open?x=3 HTTP/1.1\r\nContent-Length: 5\r\nOrigin: http://a.b\r\n\r\nhello";
-        let (r, used) = parse_request(req, "/lp").unwrap().unwrap();
+        let base = "/lp";
+        let req = &format!(
+            "POST {base}/open?x=3 HTTP/1.1\r\nContent-Length: 5\r\nOrigin: http://a.b\r\n\r\nhello"
+        )
+        .into_bytes();
+        let (r, used) = parse_request(req, base).unwrap().unwrap();
         assert_eq!(r.route, Route::Open);
         assert_eq!(r.content_length, 5);
         assert!(r.keep_alive);
         assert_eq!(r.origin.as_deref(), Some("http://a.b"));
         assert_eq!(&req[used..], b"hello");
-        let (r, _) = parse_request(b"POST /lp/open HTTP/1.0\r\n\r\n", "/lp")
-            .unwrap()
-            .unwrap();
+        let (r, _) = parse_request(
+            &format!("POST {base}/open HTTP/1.0\r\n\r\n").into_bytes(),
+            base,
+        )
+        .unwrap()
+        .unwrap();
         assert!(!r.keep_alive);
         let (r, _) = parse_request(
-            b"POST /lp/open HTTP/1.1\r\nConnection: Keep-Alive, close\r\n\r\n",
-            "/lp",
+            &format!("POST {base}/open HTTP/1.1\r\nConnection: Keep-Alive, close\r\n\r\n")
+                .into_bytes(),
+            base,
         )
         .unwrap()
         .unwrap();
         assert!(!r.keep_alive);
         assert_eq!(
-            parse_request(b"POST /lp/open HTTP/1.1\r\n", "/lp"),
+            parse_request(&format!("POST {base}/open HTTP/1.1\r\n").into_bytes(), base),
             Ok(None)
         );
-        let chunked = b"POST /lp/open HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
-        assert_eq!(parse_request(chunked, "/lp"), Err(HttpError::Chunked));
-        let two = b"POST /lp/open HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n";
-        assert_eq!(parse_request(two, "/lp"), Err(HttpError::BadContentLength));
-        let neg = b"POST /lp/open HTTP/1.1\r\nContent-Length: -1\r\n\r\n";
-        assert_eq!(parse_request(neg, "/lp"), Err(HttpError::BadContentLength));
+        let chunked = &format!("POST {base}/open HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .into_bytes();
+        assert_eq!(parse_request(chunked, base), Err(HttpError::Chunked));
+        let two =
+            &format!("POST {base}/open HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
+                .into_bytes();
+        assert_eq!(parse_request(two, base), Err(HttpError::BadContentLength));
+        let neg = &format!("POST {base}/open HTTP/1.1\r\nContent-Length: -1\r\n\r\n").into_bytes();
+        assert_eq!(parse_request(neg, base), Err(HttpError::BadContentLength));
         let huge = vec![b'a'; MAX_HEAD_BYTES + 1];
-        assert_eq!(parse_request(&huge, "/lp"), Err(HttpError::HeadTooLarge));
+        assert_eq!(parse_request(&huge, base), Err(HttpError::HeadTooLarge));
     }
 
     #[test]
@@ -417,7 +447,8 @@ mod tests {
         let b = new_transport_id();
         assert_eq!(a.len(), 32);
         assert_ne!(a, b);
-        assert_eq!(route(&format!("/lp/{a}/send"), "/lp"), Route::Send(a));
+        let base = "/lp";
+        assert_eq!(route(&format!("{base}/{a}/send"), base), Route::Send(a));
     }
 
     #[test]
