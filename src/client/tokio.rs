@@ -801,15 +801,12 @@ async fn serve(core: CoreClient, cmd: Cmd, user: ::tokio::runtime::Handle, runni
             procedure,
             opts,
             handler,
-            mut reply,
+            reply,
         } => {
             let registering = core.register(&procedure, opts, move |inv| {
                 run_invocation(inv, handler.clone(), user.clone(), running.clone())
             });
-            // The caller's future dropped: abandon the registration as the core does.
-            if let Some(r) = unless_abandoned(&mut reply, registering).await {
-                let _ = reply.send(r);
-            }
+            answer(reply, registering).await;
         }
         Cmd::Unregister(r, reply) => {
             let _ = reply.send(core.unregister(&r).await);
@@ -818,7 +815,7 @@ async fn serve(core: CoreClient, cmd: Cmd, user: ::tokio::runtime::Handle, runni
             topic,
             opts,
             handler,
-            mut reply,
+            reply,
         } => {
             // Called with the application's runtime entered: a `tokio::spawn` in the handler
             // lands there.
@@ -826,9 +823,7 @@ async fn serve(core: CoreClient, cmd: Cmd, user: ::tokio::runtime::Handle, runni
                 let _rt = user.enter();
                 handler(ev)
             });
-            if let Some(r) = unless_abandoned(&mut reply, subscribing).await {
-                let _ = reply.send(r);
-            }
+            answer(reply, subscribing).await;
         }
         Cmd::Unsubscribe(s, reply) => {
             let _ = reply.send(core.unsubscribe(&s).await);
@@ -878,23 +873,20 @@ async fn call_once(
     args: Vec<Value>,
     kwargs: Dict,
     opts: Box<CallOptions>,
-    mut reply: Reply<CallResult>,
+    reply: Reply<CallResult>,
 ) {
     let calling = core.call(&procedure, args, kwargs, *opts);
-    // The caller's future dropped: the core forgets the call.
-    if let Some(r) = unless_abandoned(&mut reply, calling).await {
-        let _ = reply.send(r);
-    }
+    answer(reply, calling).await;
 }
 
-/// `f`, or `None` once whoever waits for the reply has given up (its future was dropped).
-async fn unless_abandoned<T>(
-    reply: &mut Reply<T>,
-    f: impl Future<Output = Result<T, Error>>,
-) -> Option<Result<T, Error>> {
+/// Sends `f`'s outcome to whoever waits for it; if they give up first (their future was
+/// dropped), `f` is dropped unfinished, which abandons the request in the core.
+async fn answer<T>(mut reply: Reply<T>, f: impl Future<Output = Result<T, Error>>) {
     ::tokio::select! {
-        r = f => Some(r),
-        _ = reply.closed() => None,
+        r = f => {
+            let _ = reply.send(r);
+        }
+        _ = reply.closed() => {}
     }
 }
 
