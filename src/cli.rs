@@ -124,6 +124,23 @@ impl Settings {
                 let _ = writeln!(o, "metrics = \"\"  # not served");
             }
         }
+        if let Some(cl) = &c.cluster {
+            let _ = writeln!(o, "cluster = {:?}", cl.urls.join(","));
+            let _ = writeln!(o, "node_id = {}", cl.node_id);
+            let _ = writeln!(o, "cluster_name = {:?}", cl.name);
+            let _ = writeln!(
+                o,
+                "cluster_node_timeout_ms = {}",
+                cl.node_timeout.as_millis()
+            );
+            let _ = writeln!(o, "cluster_queue = {}", cl.queue);
+            if let Some(ca) = &cl.tls_ca {
+                let _ = writeln!(o, "cluster_tls_ca = {:?}", ca.display().to_string());
+            }
+            if cl.token.is_some() || cl.user.is_some() {
+                let _ = writeln!(o, "# NATS credentials set (not shown)");
+            }
+        }
         let _ = writeln!(o, "log_level = {:?}", self.log_level);
         let _ = writeln!(o, "log_format = \"{}\"", self.log_format);
         o

@@ -52,6 +52,8 @@ pub mod authz;
 pub mod cli;
 #[cfg(any(feature = "client-glommio", feature = "client-tokio"))]
 pub mod client;
+#[cfg(feature = "router")]
+pub mod cluster;
 pub mod codec;
 #[cfg(feature = "router")]
 pub mod config;

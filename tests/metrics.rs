@@ -411,12 +411,14 @@ fn json_log_lines_about_sessions_carry_shard_session_and_realm() {
 fn every_metric_family_is_documented_and_every_documented_one_exists() {
     use std::collections::BTreeSet;
     use std::sync::Arc;
-    use switchyard::metrics::{prometheus, RouterMetrics, ShardMetrics};
+    use switchyard::metrics::{prometheus, ClusterMetrics, RouterMetrics, ShardMetrics};
     let epoch = Instant::now();
+    // A cluster node's metrics: every family, the cluster's included.
     let m = RouterMetrics {
         shards: vec![Arc::new(ShardMetrics::new(0, &["realm1"], epoch))],
         started: epoch,
         mesh_backlog: Box::new(|_| 0),
+        cluster: Some(Arc::new(ClusterMetrics::new(1))),
     };
     let text = prometheus::render(&m);
     let rendered: BTreeSet<&str> = text

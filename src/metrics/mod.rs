@@ -534,9 +534,100 @@ pub struct RouterMetrics {
     pub started: Instant,
     /// Messages queued in shard `i`'s inbox and not yet taken (read from the mesh).
     pub mesh_backlog: Box<dyn Fn(usize) -> u64 + Send + Sync>,
+    /// The cluster bridge's counters, when the router is a node of a cluster.
+    pub cluster: Option<Arc<ClusterMetrics>>,
+}
+
+/// A cluster node's traffic and state (written by the cluster bridge thread, read by
+/// `/metrics` and `/health`).
+#[derive(Debug, Default)]
+pub struct ClusterMetrics {
+    /// This node's ID.
+    pub node: u16,
+    /// 1 while connected to NATS.
+    pub connected: AtomicU64,
+    /// Other nodes seen alive (heartbeat within the node timeout).
+    pub nodes: AtomicU64,
+    /// Messages and payload bytes published to NATS, by kind (see [`ClusterKind`]).
+    pub messages_out: [AtomicU64; ClusterKind::COUNT],
+    pub bytes_out: [AtomicU64; ClusterKind::COUNT],
+    /// Messages and payload bytes received from NATS, by kind.
+    pub messages_in: [AtomicU64; ClusterKind::COUNT],
+    pub bytes_in: [AtomicU64; ClusterKind::COUNT],
+    /// Interest changes this node announced (registry operations).
+    pub interest_changes: AtomicU64,
+    /// Nodes that joined (first heartbeat, or a new incarnation) and left (timeout or goodbye).
+    pub node_joins: AtomicU64,
+    pub node_leaves: AtomicU64,
+    /// Publications not sent because the bridge's queue was full (shards never wait on it).
+    pub dropped: AtomicU64,
+    /// Messages from other nodes that could not be read (wrong version, garbage).
+    pub bad_messages: AtomicU64,
+}
+
+/// What a cluster message carries (a label of the cluster metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterKind {
+    Publication = 0,
+    Interest = 1,
+    Heartbeat = 2,
+    Sync = 3,
+}
+
+impl ClusterKind {
+    pub const COUNT: usize = 4;
+    pub const ALL: [ClusterKind; 4] = [
+        ClusterKind::Publication,
+        ClusterKind::Interest,
+        ClusterKind::Heartbeat,
+        ClusterKind::Sync,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ClusterKind::Publication => "publication",
+            ClusterKind::Interest => "interest",
+            ClusterKind::Heartbeat => "heartbeat",
+            ClusterKind::Sync => "sync",
+        }
+    }
+}
+
+impl ClusterMetrics {
+    pub fn new(node: u16) -> Self {
+        Self {
+            node,
+            ..Self::default()
+        }
+    }
+
+    /// A message of `bytes` payload bytes sent to NATS.
+    pub fn sent(&self, kind: ClusterKind, bytes: usize) {
+        self.messages_out[kind as usize].fetch_add(1, Relaxed);
+        self.bytes_out[kind as usize].fetch_add(bytes as u64, Relaxed);
+    }
+
+    /// A message of `bytes` payload bytes received from NATS.
+    pub fn received(&self, kind: ClusterKind, bytes: usize) {
+        self.messages_in[kind as usize].fetch_add(1, Relaxed);
+        self.bytes_in[kind as usize].fetch_add(bytes as u64, Relaxed);
+    }
+
+    /// Whether the node is cut off from NATS (it still serves its local sessions).
+    pub fn degraded(&self) -> bool {
+        self.connected.load(Relaxed) == 0
+    }
 }
 
 impl RouterMetrics {
+    /// Why the router is up but not fully serving, if it is (a cluster node cut off from NATS
+    /// still serves its local sessions: alive, not ready).
+    pub fn degraded(&self) -> Option<String> {
+        let c = self.cluster.as_ref()?;
+        c.degraded()
+            .then(|| format!("cluster degraded: node {} is not connected to NATS", c.node))
+    }
+
     /// `Ok` while every shard runs and its loop turns; otherwise why not.
     pub fn health(&self) -> Result<(), String> {
         let now = Instant::now();
@@ -739,6 +830,7 @@ mod tests {
             shards: vec![s.clone()],
             started: epoch,
             mesh_backlog: Box::new(|_| 0),
+            cluster: None,
         };
         assert!(rm.health().is_err());
         s.set_state(ShardState::Running);

@@ -338,8 +338,114 @@ pub fn render(m: &RouterMetrics) -> String {
         );
         let _ = writeln!(out, "{name}_count{{shard=\"{}\"}} {total}", s.shard);
     }
+    if let Some(c) = &m.cluster {
+        render_cluster(&mut out, c);
+    }
     super::process::render(&mut out);
     out
+}
+
+/// The `switchyard_cluster_*` families (only on a cluster node).
+fn render_cluster(out: &mut String, c: &super::ClusterMetrics) {
+    use super::ClusterKind;
+    use std::sync::atomic::Ordering::Relaxed;
+    let node = c.node;
+    let gauges: [(&str, &str, u64); 3] = [
+        (
+            "switchyard_cluster_connected",
+            "1 while the node is connected to NATS.",
+            c.connected.load(Relaxed),
+        ),
+        (
+            "switchyard_cluster_degraded",
+            "1 while the node is cut off from NATS (it keeps serving its local sessions).",
+            u64::from(c.degraded()),
+        ),
+        (
+            "switchyard_cluster_nodes",
+            "Other nodes of the cluster seen alive.",
+            c.nodes.load(Relaxed),
+        ),
+    ];
+    for (name, help, v) in gauges {
+        family(out, name, "gauge", help);
+        let _ = writeln!(out, "{name}{{node=\"{node}\"}} {v}");
+    }
+    let counters: [(&str, &str, u64); 6] = [
+        (
+            "switchyard_cluster_interest_changes_total",
+            "Interest changes this node announced to the cluster (registry operations).",
+            c.interest_changes.load(Relaxed),
+        ),
+        (
+            "switchyard_cluster_node_joins_total",
+            "Nodes seen joining (first heartbeat or a new incarnation).",
+            c.node_joins.load(Relaxed),
+        ),
+        (
+            "switchyard_cluster_node_leaves_total",
+            "Nodes seen leaving (goodbye, or no heartbeat within the node timeout).",
+            c.node_leaves.load(Relaxed),
+        ),
+        (
+            "switchyard_cluster_dropped_total",
+            "Publications not sent to the cluster because the bridge queue was full.",
+            c.dropped.load(Relaxed),
+        ),
+        (
+            "switchyard_cluster_bad_messages_total",
+            "Messages from the cluster that could not be read.",
+            c.bad_messages.load(Relaxed),
+        ),
+        (
+            "switchyard_cluster_up",
+            "Always 1 on a cluster node (the node label names it).",
+            1,
+        ),
+    ];
+    for (name, help, v) in counters {
+        let kind = if name.ends_with("_total") {
+            "counter"
+        } else {
+            "gauge"
+        };
+        family(out, name, kind, help);
+        let _ = writeln!(out, "{name}{{node=\"{node}\"}} {v}");
+    }
+    type Pick = fn(&super::ClusterMetrics) -> &[std::sync::atomic::AtomicU64; ClusterKind::COUNT];
+    let traffic: [(&str, &str, Pick); 4] = [
+        (
+            "switchyard_cluster_messages_sent_total",
+            "Messages this node published to NATS, by kind.",
+            |c| &c.messages_out,
+        ),
+        (
+            "switchyard_cluster_bytes_sent_total",
+            "Payload bytes this node published to NATS, by kind.",
+            |c| &c.bytes_out,
+        ),
+        (
+            "switchyard_cluster_messages_received_total",
+            "Messages this node received from NATS, by kind.",
+            |c| &c.messages_in,
+        ),
+        (
+            "switchyard_cluster_bytes_received_total",
+            "Payload bytes this node received from NATS, by kind.",
+            |c| &c.bytes_in,
+        ),
+    ];
+    for (name, help, pick) in traffic {
+        family(out, name, "counter", help);
+        for k in ClusterKind::ALL {
+            let _ = writeln!(
+                out,
+                "{name}{{node=\"{node}\",kind=\"{}\"}} {}",
+                k.label(),
+                pick(c)[k as usize].load(Relaxed)
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -361,6 +467,7 @@ mod tests {
             shards: vec![s],
             started: epoch,
             mesh_backlog: Box::new(|_| 7),
+            cluster: None,
         };
         let text = render(&m);
         assert!(text.contains("switchyard_messages_received_total{shard=\"0\",type=\"PUBLISH\"} 1"));

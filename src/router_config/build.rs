@@ -59,7 +59,137 @@ pub(super) fn build_router_config(
     cfg.transports = transports(args, r)?;
     cfg.ws_cookie = ws_cookie(args, r)?;
     authorizer_settings(args, r, &mut cfg.authz)?;
+    cfg.cluster = cluster(args, r)?;
     Ok(cfg)
+}
+
+/// `--cluster` and friends (`router.cluster`, `router.node_id`, …).
+fn cluster(
+    args: &Args,
+    r: &RouterSection,
+) -> Result<Option<crate::cluster::ClusterConfig>, ConfigError> {
+    let Some(urls) = args.cluster.as_ref().or(r.cluster.as_ref()) else {
+        for (set, key) in [
+            (args.node_id.or(r.node_id).is_some(), "node_id"),
+            (
+                args.cluster_name.is_some() || r.cluster_name.is_some(),
+                "cluster_name",
+            ),
+            (
+                args.cluster_token.is_some() || r.cluster_token.is_some(),
+                "cluster_token",
+            ),
+            (
+                args.cluster_tls_ca.is_some() || r.cluster_tls_ca.is_some(),
+                "cluster_tls_ca",
+            ),
+        ] {
+            if set {
+                return Err(invalid(
+                    key,
+                    "only with cluster (--cluster nats://HOST:PORT)",
+                ));
+            }
+        }
+        return Ok(None);
+    };
+    if cfg!(not(feature = "cluster")) {
+        return Err(invalid(
+            "cluster",
+            "this build has no cluster support (cargo feature `cluster`)",
+        ));
+    }
+    let mut list = Vec::new();
+    let mut user = None;
+    for u in urls.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+        let (scheme, rest) = u
+            .split_once("://")
+            .ok_or_else(|| invalid("cluster", format!("{u:?}: a URL like nats://HOST:PORT")))?;
+        if !["nats", "tls"].contains(&scheme) {
+            return Err(invalid(
+                "cluster",
+                format!("{u:?}: the scheme must be nats:// or tls://"),
+            ));
+        }
+        let hostport = match rest.rsplit_once('@') {
+            Some((cred, hp)) => {
+                let (name, pass) = cred.split_once(':').unwrap_or((cred, ""));
+                user = Some((name.to_owned(), pass.to_owned()));
+                hp
+            }
+            None => rest,
+        };
+        let port_ok = hostport
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+        if !port_ok {
+            return Err(invalid(
+                "cluster",
+                format!("{u:?}: HOST:PORT expected after the scheme"),
+            ));
+        }
+        list.push(format!("{scheme}://{hostport}"));
+    }
+    if list.is_empty() {
+        return Err(invalid("cluster", "at least one NATS server URL"));
+    }
+    let max = crate::routing::cluster::MAX_NODE_ID;
+    let node_id = args
+        .node_id
+        .or(r.node_id)
+        .ok_or_else(|| invalid("node_id", "a cluster node needs --node-id (1..=2047)"))?;
+    if !(1..=max).contains(&node_id) {
+        return Err(invalid("node_id", format!("{node_id} is not in 1..={max}")));
+    }
+    let name = args
+        .cluster_name
+        .clone()
+        .or(r.cluster_name.clone())
+        .unwrap_or_else(|| "switchyard".into());
+    let name_ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !name_ok {
+        return Err(invalid(
+            "cluster_name",
+            format!("{name:?}: 1 to 64 letters, digits, '-' or '_'"),
+        ));
+    }
+    let timeout = args
+        .cluster_node_timeout_ms
+        .or(r.cluster_node_timeout_ms)
+        .unwrap_or(3000);
+    if !(300..=600_000).contains(&timeout) {
+        return Err(invalid(
+            "cluster_node_timeout_ms",
+            format!("{timeout} is not in 300..=600000"),
+        ));
+    }
+    let tls_ca = args.cluster_tls_ca.clone().or(r.cluster_tls_ca.clone());
+    if let Some(ca) = &tls_ca {
+        if !ca.is_file() {
+            return Err(invalid(
+                "cluster_tls_ca",
+                format!("{}: no such file", ca.display()),
+            ));
+        }
+    }
+    let queue = args.cluster_queue.or(r.cluster_queue).unwrap_or(65_536);
+    if queue == 0 {
+        return Err(invalid("cluster_queue", "at least 1"));
+    }
+    Ok(Some(crate::cluster::ClusterConfig {
+        urls: list,
+        node_id,
+        name,
+        node_timeout: Duration::from_millis(timeout),
+        token: args.cluster_token.clone().or(r.cluster_token.clone()),
+        user,
+        tls_ca,
+        queue,
+    }))
 }
 
 /// `cpus`; without `shards`, one shard per listed CPU.

@@ -97,6 +97,9 @@ pub struct RouterConfig {
     /// An embedder's publish filter, asked for every (publication, subscriber) the publisher's
     /// options allow (see [`crate::routing::filter`]); nexus's `PublishFilterFactory`.
     pub publish_filter: Option<crate::routing::SharedPublishFilter>,
+    /// Cluster mode (`--cluster`): this router is one node of several acting as one router
+    /// over NATS (see [`crate::cluster`]). None: nothing cluster-related runs.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 impl Default for RouterConfig {
@@ -115,6 +118,7 @@ impl Default for RouterConfig {
             authz: AuthzSettings::default(),
             authorizer: None,
             publish_filter: None,
+            cluster: None,
         }
     }
 }
@@ -126,6 +130,7 @@ impl RouterConfig {
         let mut r = crate::routing::RoutingConfig {
             publish_filter: self.publish_filter.clone(),
             history: realm.history.clone(),
+            cluster_node: self.cluster.as_ref().map(|c| c.node_id),
             ..self.limits.routing()
         };
         if let Some(n) = realm.max_retained_events {

@@ -7,6 +7,8 @@
 //!   integers into BigInt). IDs are never reused within a run.
 //! - Invocation request IDs are per callee session, sequential from 1, allocated by the shard
 //!   that owns the callee (see `dealer`).
+//! - In a cluster, every router-scope ID is offset by the node's share of the ID space
+//!   ([`super::cluster::id_base`]: node ID in bits 42..53), so IDs are unique cluster-wide.
 //! - Publication IDs are global-scope: random in `[1, 2^53]` ([`random_global_id`]).
 
 use rand::Rng;
@@ -23,6 +25,8 @@ pub type ShardId = usize;
 /// Allocates router-scope IDs on one shard: `n * shard_count + shard + 1` for `n = 0, 1, 2, …`.
 #[derive(Debug, Clone)]
 pub struct IdAllocator {
+    /// Added to every ID: the node's share of the ID space in a cluster (0 otherwise).
+    base: u64,
     shard: u64,
     stride: u64,
     next_n: u64,
@@ -31,8 +35,15 @@ pub struct IdAllocator {
 impl IdAllocator {
     /// The allocator of `shard` among `shard_count` shards (a count of 0 is treated as 1).
     pub fn new(shard: ShardId, shard_count: usize) -> Self {
+        Self::with_base(shard, shard_count, 0)
+    }
+
+    /// As [`IdAllocator::new`], every ID offset by `base` (a cluster node's
+    /// [`super::cluster::id_base`]).
+    pub fn with_base(shard: ShardId, shard_count: usize, base: u64) -> Self {
         let stride = shard_count.max(1) as u64;
         Self {
+            base,
             shard: (shard as u64) % stride,
             stride,
             next_n: 0,
@@ -46,6 +57,7 @@ impl IdAllocator {
             .next_n
             .saturating_mul(self.stride)
             .saturating_add(self.shard + 1)
+            .saturating_add(self.base)
             .min(MAX_ID);
         self.next_n = self.next_n.saturating_add(1);
         id

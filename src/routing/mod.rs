@@ -31,6 +31,7 @@
 //! - [`dealer`]: the replicated registration table, call routing, cancel and timeouts.
 //! - [`retained`]: event retention (the newest retained event per topic, on every shard).
 //! - [`history`]: event history (`[[realm.history]]` rules, kept on each rule's home shard).
+//! - [`cluster`]: what the core tells other nodes of a cluster and hears from them.
 //! - [`peer`]: the cross-shard protocol (every [`PeerMsg`] and the order it relies on).
 //! - [`meta`]: the WAMP Meta API (procedures, lifecycle and session events, testaments).
 //! - [`ids`]: router-scope ID allocation, home shards, global IDs.
@@ -38,6 +39,7 @@
 //! - [`matcher`]: the URI matching index both tables are built on.
 
 pub mod broker;
+pub mod cluster;
 pub mod dealer;
 pub mod filter;
 pub mod history;

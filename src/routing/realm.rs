@@ -68,6 +68,8 @@ pub enum Action {
         reason: Uri,
         message: String,
     },
+    /// For the other nodes of the cluster (only when [`RoutingConfig::cluster_node`] is set).
+    Cluster(super::cluster::ClusterOut),
 }
 
 /// Routing limits and rules. The defaults suit a general-purpose router.
@@ -95,6 +97,9 @@ pub struct RoutingConfig {
     /// alone (autobahn-js 22.11, wampy 8) gets `receive_progress` too, and when its caller
     /// goes away its further results are dropped instead of interrupting it.
     pub strict_progressive_results: bool,
+    /// This node's ID when the router is part of a cluster (`crate::cluster`); None: a single
+    /// router, nothing cluster-related runs.
+    pub cluster_node: Option<super::cluster::NodeId>,
 }
 
 impl Default for RoutingConfig {
@@ -112,6 +117,7 @@ impl Default for RoutingConfig {
                 max_bytes: 16 * 1024 * 1024,
             },
             strict_progressive_results: false,
+            cluster_node: None,
         }
     }
 }
@@ -312,6 +318,7 @@ impl RealmShard {
         seed: u64,
     ) -> Self {
         let shard_count = shard_count.max(1);
+        let id_base = super::cluster::id_base(config.cluster_node);
         Self {
             realm,
             shard,
@@ -322,8 +329,8 @@ impl RealmShard {
             local: VecDeque::new(),
             events: Vec::new(),
             removed: Vec::new(),
-            broker: Broker::new(shard, shard_count),
-            dealer: Dealer::new(shard, shard_count),
+            broker: Broker::new(shard, shard_count, id_base),
+            dealer: Dealer::new(shard, shard_count, id_base),
             meta: Meta::default(),
         }
     }
@@ -413,6 +420,16 @@ impl RealmShard {
         self.with_ctx(now, out, |broker, dealer, meta, ctx| {
             route_peer(broker, dealer, meta, msg, ctx)
         });
+    }
+
+    /// A message from the cluster layer (another node's interest, departure or publication).
+    pub fn on_cluster(
+        &mut self,
+        msg: super::cluster::ClusterIn,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        self.with_ctx(now, out, |broker, _, _, ctx| broker.on_cluster(msg, ctx));
     }
 
     /// A local session left the realm (GOODBYE, ABORT, transport closed, kill). Publishes its

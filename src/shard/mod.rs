@@ -118,6 +118,11 @@ pub enum ShardMsg {
         from: usize,
         msg: PeerMsg,
     },
+    /// From the cluster bridge: another node's interest, departure or publication.
+    Cluster {
+        realm: Uri,
+        msg: crate::routing::cluster::ClusterIn,
+    },
 }
 
 /// What `WELCOME.Details.transport` depends on: transport kind, serializer, batched session.
@@ -129,6 +134,9 @@ pub struct SharedCounters {
     pub connections: AtomicUsize,
     /// The open HTTP long-poll transports, reachable from every shard.
     pub longpoll: longpoll::Registry,
+    /// The cluster bridge, when this router is a node of a cluster.
+    #[cfg(feature = "cluster")]
+    pub cluster: Option<crate::cluster::ClusterHandle>,
 }
 
 /// One shard's state. Lives on its executor thread only (`Rc`).
@@ -503,6 +511,14 @@ impl Shard {
                         },
                     );
                 }
+                Action::Cluster(out) => {
+                    #[cfg(feature = "cluster")]
+                    if let Some(c) = &self.shared.cluster {
+                        c.send(realm, out);
+                    }
+                    #[cfg(not(feature = "cluster"))]
+                    let _ = out; // never emitted: without the feature there is no cluster
+                }
                 Action::Abort {
                     session,
                     reason,
@@ -596,6 +612,14 @@ impl Shard {
         let mut actions = Vec::new();
         if let Some(r) = self.realms.borrow_mut().get_mut(&realm) {
             r.on_peer(from, msg, Instant::now(), &mut actions);
+        }
+        self.apply_actions(&realm, actions);
+    }
+
+    fn on_cluster(&self, realm: Uri, msg: crate::routing::cluster::ClusterIn) {
+        let mut actions = Vec::new();
+        if let Some(r) = self.realms.borrow_mut().get_mut(&realm) {
+            r.on_cluster(msg, Instant::now(), &mut actions);
         }
         self.apply_actions(&realm, actions);
     }

@@ -48,6 +48,27 @@ pub struct Router {
     senders: MeshSenders<ShardMsg>,
     endpoints: Vec<String>,
     metrics: Arc<RouterMetrics>,
+    /// The cluster bridge (cluster mode only): stopped, with a goodbye, after the shards.
+    #[cfg(feature = "cluster")]
+    cluster: Option<crate::cluster::ClusterHandle>,
+}
+
+/// The cluster bridge delivers into the shards' mesh inboxes.
+#[cfg(feature = "cluster")]
+struct MeshSink(MeshSenders<ShardMsg>);
+
+#[cfg(feature = "cluster")]
+impl crate::cluster::ShardSink for MeshSink {
+    fn shard_count(&self) -> usize {
+        self.0.len()
+    }
+    fn deliver(&self, shard: usize, batch: Vec<(Uri, crate::routing::cluster::ClusterIn)>) {
+        let batch = batch
+            .into_iter()
+            .map(|(realm, msg)| ShardMsg::Cluster { realm, msg })
+            .collect();
+        self.0.send_batch(shard, batch);
+    }
 }
 
 fn bind_tcp(
@@ -128,7 +149,26 @@ impl Router {
         }
         let cfg = Arc::new(cfg);
         let (senders, inboxes) = mesh::mesh::<ShardMsg>(n);
-        let shared = Arc::new(SharedCounters::default());
+        #[cfg(feature = "cluster")]
+        let cluster = match &cfg.cluster {
+            Some(c) => Some(
+                crate::cluster::start(
+                    c.clone(),
+                    cfg.realms
+                        .iter()
+                        .map(|r| Uri::from(r.name.as_str()))
+                        .collect(),
+                    Arc::new(MeshSink(senders.clone())),
+                )
+                .map_err(|message| StartError::Shard { shard: 0, message })?,
+            ),
+            None => None,
+        };
+        let shared = Arc::new(SharedCounters {
+            #[cfg(feature = "cluster")]
+            cluster: cluster.clone(),
+            ..SharedCounters::default()
+        });
         let realm_names: Vec<&str> = cfg.realms.iter().map(|r| r.name.as_str()).collect();
         let epoch = Instant::now();
         let shard_metrics: Vec<Arc<ShardMetrics>> = (0..n)
@@ -139,6 +179,10 @@ impl Router {
             shards: shard_metrics.clone(),
             started: epoch,
             mesh_backlog: Box::new(move |i| backlog_senders.backlog(i) as u64),
+            #[cfg(feature = "cluster")]
+            cluster: cluster.as_ref().map(|c| c.metrics().clone()),
+            #[cfg(not(feature = "cluster"))]
+            cluster: None,
         });
         // Each shard's sockets, moved into its thread (whatever is not handed over is closed
         // when this function returns early).
@@ -189,6 +233,10 @@ impl Router {
                 Err(e) => {
                     // The sockets of this shard and the next ones are dropped (closed) on return.
                     stop_started(&senders, handles);
+                    #[cfg(feature = "cluster")]
+                    if let Some(c) = &cluster {
+                        c.stop();
+                    }
                     return Err(StartError::Shard {
                         shard: i,
                         message: e.to_string(),
@@ -204,6 +252,10 @@ impl Router {
                 Err(_) => "a shard did not start (see the log; memlock limit?)".into(),
             };
             stop_started(&senders, handles);
+            #[cfg(feature = "cluster")]
+            if let Some(c) = &cluster {
+                c.stop();
+            }
             return Err(StartError::Shard { shard: 0, message });
         }
         Ok(Router {
@@ -211,6 +263,8 @@ impl Router {
             senders,
             endpoints,
             metrics,
+            #[cfg(feature = "cluster")]
+            cluster,
         })
     }
 
@@ -242,6 +296,10 @@ impl Router {
             if let Err(e) = h.join() {
                 res = Err(e.to_string());
             }
+        }
+        #[cfg(feature = "cluster")]
+        if let Some(c) = &self.cluster {
+            c.stop();
         }
         res
     }
@@ -366,6 +424,7 @@ async fn shard_main(
                     glommio::spawn_local(local::serve(shard.clone(), end)).detach();
                 }
                 ShardMsg::Peer { realm, from, msg } => shard.on_peer(realm, from, msg),
+                ShardMsg::Cluster { realm, msg } => shard.on_cluster(realm, msg),
             }
         }
         shard.flush_mesh();

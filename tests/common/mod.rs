@@ -18,13 +18,16 @@
 mod client;
 pub mod drivers;
 mod exec;
+mod nats;
 mod scrape;
 
 pub use client::*;
 // Only the tests of the client library run an executor.
 #[allow(unused_imports)]
 pub use exec::*;
-// Not every test crate reads metrics.
+// Not every test crate reads metrics or runs NATS.
+#[allow(unused_imports)]
+pub use nats::*;
 #[allow(unused_imports)]
 pub use scrape::*;
 

@@ -36,11 +36,12 @@ use crate::codec::{
 };
 use crate::routing::matcher::UriIndex;
 
+use super::cluster::{ClusterIn, ClusterOut, NodeId};
 use super::filter::{receives, DetailFilter};
 use super::history::HistoryStore;
 use super::ids::{random_global_id, IdAllocator, SessionId, ShardId};
 use super::peer::{Lifecycle, PeerMsg, Publication, Table};
-use super::realm::{errors, Ctx};
+use super::realm::{errors, Action, Ctx};
 use super::retained::{RetainedEvent, RetainedStore};
 use super::session::{self, Attributes, SessionRef};
 
@@ -141,12 +142,17 @@ pub struct Broker {
     retain_seq: u64,
     /// The event histories whose rules have their home on this shard ([`super::history`]).
     history: HistoryStore,
+    /// Cluster only: which other nodes have subscribers of which patterns (replicated on
+    /// every shard from [`ClusterIn::Interest`]).
+    remote: UriIndex<Vec<NodeId>>,
+    /// Cluster only: the patterns each other node is interested in (to forget a node).
+    remote_by_node: HashMap<NodeId, HashSet<(MatchPolicy, Uri)>>,
 }
 
 impl Broker {
-    pub(crate) fn new(shard: ShardId, shard_count: usize) -> Self {
+    pub(crate) fn new(shard: ShardId, shard_count: usize, id_base: u64) -> Self {
         Self {
-            ids: IdAllocator::new(shard, shard_count),
+            ids: IdAllocator::with_base(shard, shard_count, id_base),
             interest: UriIndex::new(),
             interest_by_id: HashMap::default(),
             local: UriIndex::new(),
@@ -158,6 +164,8 @@ impl Broker {
             retained: RetainedStore::default(),
             retain_seq: 0,
             history: HistoryStore::default(),
+            remote: UriIndex::new(),
+            remote_by_node: HashMap::default(),
         }
     }
 
@@ -272,6 +280,33 @@ impl Broker {
     /// publication to an interested shard (`PublishRetained`, one message, so keeping and
     /// delivering happen in one step there), alone to the others (`Retain`).
     fn dispatch(
+        &mut self,
+        publication: &Arc<Publication>,
+        retained: Option<Arc<RetainedEvent>>,
+        ctx: &mut Ctx<'_>,
+    ) {
+        self.dispatch_node(publication, retained, ctx);
+        if ctx.config.cluster_node.is_some() && !self.remote.is_empty() {
+            let mut nodes: Vec<NodeId> = Vec::new();
+            self.remote
+                .for_each_match(&publication.topic, |_, interested| {
+                    for n in interested {
+                        if !nodes.contains(n) {
+                            nodes.push(*n);
+                        }
+                    }
+                });
+            if !nodes.is_empty() {
+                ctx.action(Action::Cluster(ClusterOut::Publish {
+                    nodes,
+                    publication: publication.clone(),
+                }));
+            }
+        }
+    }
+
+    /// [`Broker::dispatch`] within this node: local subscribers, then the interested shards.
+    fn dispatch_node(
         &mut self,
         publication: &Arc<Publication>,
         retained: Option<Arc<RetainedEvent>>,
@@ -529,6 +564,14 @@ impl Broker {
                 shards: Vec::new(),
                 created: ctx.wall_clock(),
             });
+        if entry.shards.is_empty() && ctx.config.cluster_node.is_some() {
+            // The node's first subscriber of the pattern: the other nodes learn it.
+            ctx.action(Action::Cluster(ClusterOut::Interest {
+                policy,
+                pattern: topic.clone(),
+                add: true,
+            }));
+        }
         if !entry.shards.contains(&from) {
             entry.shards.push(from);
         }
@@ -605,6 +648,13 @@ impl Broker {
         let id = entry.id;
         if self.remove_interest(from, id, policy, &topic) {
             ctx.removed(Table::Subscription, id);
+            if ctx.config.cluster_node.is_some() {
+                ctx.action(Action::Cluster(ClusterOut::Interest {
+                    policy,
+                    pattern: topic.clone(),
+                    add: false,
+                }));
+            }
         }
         ctx.broadcast_others(&PeerMsg::InterestRemove {
             shard: from,
@@ -628,6 +678,53 @@ impl Broker {
     /// A publication from another shard (or a router event): deliver it to local subscribers.
     pub(crate) fn on_publication(&self, publication: &Publication, ctx: &mut Ctx<'_>) {
         self.deliver_local(publication, ctx);
+    }
+
+    /// From the cluster layer: another node's interest or departure, or its publication.
+    pub(crate) fn on_cluster(&mut self, msg: ClusterIn, ctx: &mut Ctx<'_>) {
+        match msg {
+            ClusterIn::Interest {
+                node,
+                policy,
+                pattern,
+                add,
+            } => {
+                let patterns = self.remote_by_node.entry(node).or_default();
+                if add {
+                    if patterns.insert((policy, pattern.clone())) {
+                        let nodes = self.remote.get_or_insert_with(policy, &pattern, Vec::new);
+                        if !nodes.contains(&node) {
+                            nodes.push(node);
+                        }
+                    }
+                } else if patterns.remove(&(policy, pattern.clone())) {
+                    self.drop_remote(node, policy, &pattern);
+                }
+            }
+            ClusterIn::NodeGone { node } => {
+                for (policy, pattern) in self.remote_by_node.remove(&node).unwrap_or_default() {
+                    self.drop_remote(node, policy, &pattern);
+                }
+            }
+            // Delivered on this node only: it never goes back to the cluster, and retention
+            // and history are the publishing node's (see docs/cluster.md).
+            ClusterIn::Publish(publication) => self.dispatch_node(&publication, None, ctx),
+        }
+    }
+
+    /// Node `node` no longer has subscribers of `(policy, pattern)`.
+    fn drop_remote(&mut self, node: NodeId, policy: MatchPolicy, pattern: &str) {
+        if let Some(nodes) = self.remote.get_mut(policy, pattern) {
+            nodes.retain(|n| *n != node);
+            if nodes.is_empty() {
+                self.remote.remove(policy, pattern);
+            }
+        }
+    }
+
+    /// Other nodes with subscribers of `(policy, pattern)` (cluster only; for the meta API).
+    pub fn remote_nodes(&self, policy: MatchPolicy, pattern: &str) -> &[NodeId] {
+        self.remote.get(policy, pattern).map_or(&[], Vec::as_slice)
     }
 
     // ---- internals -------------------------------------------------------------------------

@@ -183,9 +183,9 @@ pub struct RegistrationInfo {
 }
 
 impl Dealer {
-    pub(crate) fn new(shard: ShardId, shard_count: usize) -> Self {
+    pub(crate) fn new(shard: ShardId, shard_count: usize, id_base: u64) -> Self {
         Self {
-            ids: IdAllocator::new(shard, shard_count),
+            ids: IdAllocator::with_base(shard, shard_count, id_base),
             regs: UriIndex::new(),
             reg_by_id: HashMap::default(),
             pending_regs: HashMap::default(),

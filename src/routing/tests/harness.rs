@@ -29,6 +29,8 @@ pub struct Cluster {
     pub kills: Vec<(SessionId, String)>,
     /// `SendMany` actions seen: (recipient count).
     pub send_many: Vec<usize>,
+    /// What the shards told the cluster layer: (shard, action).
+    pub cluster: Vec<(ShardId, crate::routing::cluster::ClusterOut)>,
     pub now: Instant,
 }
 
@@ -81,6 +83,7 @@ impl Cluster {
             aborts: Vec::new(),
             kills: Vec::new(),
             send_many: Vec::new(),
+            cluster: Vec::new(),
             now: Instant::now(),
         }
     }
@@ -110,6 +113,14 @@ impl Cluster {
         self.collect(shard, out);
         self.settle();
         s
+    }
+
+    /// A message from the cluster layer to `shard`, then settles.
+    pub fn cluster_in(&mut self, shard: ShardId, msg: crate::routing::cluster::ClusterIn) {
+        let mut out = Vec::new();
+        self.shards[shard].on_cluster(msg, self.now, &mut out);
+        self.collect(shard, out);
+        self.settle();
     }
 
     /// Feeds a message without delivering peer messages.
@@ -246,6 +257,7 @@ impl Cluster {
                 Action::Kill {
                     session, reason, ..
                 } => self.kills.push((session, reason.to_string())),
+                Action::Cluster(out) => self.cluster.push((shard, out)),
             }
         }
     }

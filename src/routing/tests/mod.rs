@@ -2,6 +2,7 @@
 //! FIFO channels between them.
 
 mod broker;
+mod cluster;
 mod dealer;
 mod filter;
 mod fuzz;

@@ -1,0 +1,528 @@
+//! The bridge thread: one NATS connection on a current-thread tokio runtime (see the module
+//! docs of [`super`]).
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_lite::StreamExt;
+
+use super::members::{Members, Todo};
+use super::wire::{self, InterestKey, Msg, Subjects};
+use super::{ClusterConfig, ShardSink};
+use crate::codec::Uri;
+use crate::metrics::{ClusterKind, ClusterMetrics};
+use crate::routing::cluster::{ClusterIn, ClusterOut, NodeId};
+use crate::routing::peer::Publication;
+
+enum Control {
+    Interest(InterestKey, bool),
+    /// Say goodbye, then stop; the sender is told when done.
+    Stop(std::sync::mpsc::Sender<()>),
+}
+
+type Outgoing = (Uri, Vec<NodeId>, Arc<Publication>);
+
+/// The shards' side of the bridge: `Send + Clone`, never blocks.
+#[derive(Clone)]
+pub struct ClusterHandle {
+    publications: tokio::sync::mpsc::Sender<Outgoing>,
+    control: tokio::sync::mpsc::UnboundedSender<Control>,
+    metrics: Arc<ClusterMetrics>,
+}
+
+impl ClusterHandle {
+    /// Hands an action of realm `realm` to the bridge.
+    pub fn send(&self, realm: &Uri, out: ClusterOut) {
+        match out {
+            ClusterOut::Interest {
+                policy,
+                pattern,
+                add,
+            } => {
+                let _ = self
+                    .control
+                    .send(Control::Interest((realm.clone(), policy, pattern), add));
+            }
+            ClusterOut::Publish { nodes, publication } => {
+                if self
+                    .publications
+                    .try_send((realm.clone(), nodes, publication))
+                    .is_err()
+                {
+                    self.metrics.dropped.fetch_add(1, Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Says goodbye to the other nodes (they forget this node at once instead of after the
+    /// node timeout) and stops the bridge; waits at most a second.
+    pub fn stop(&self) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        if self.control.send(Control::Stop(tx)).is_ok() {
+            let _ = rx.recv_timeout(Duration::from_secs(1));
+        }
+    }
+
+    pub fn metrics(&self) -> &Arc<ClusterMetrics> {
+        &self.metrics
+    }
+}
+
+/// Starts the bridge thread. The NATS connection is made in the background (and remade after
+/// every loss): until it is up the node is *degraded* (see [`ClusterMetrics::degraded`]) and
+/// serves its local sessions only.
+pub fn start(
+    cfg: ClusterConfig,
+    realms: Vec<Uri>,
+    sink: Arc<dyn ShardSink>,
+) -> Result<ClusterHandle, String> {
+    let metrics = Arc::new(ClusterMetrics::new(cfg.node_id));
+    let (pub_tx, pub_rx) = tokio::sync::mpsc::channel(cfg.queue.max(1));
+    let (ctl_tx, ctl_rx) = tokio::sync::mpsc::unbounded_channel();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cluster: cannot start the bridge runtime: {e}"))?;
+    let m = metrics.clone();
+    std::thread::Builder::new()
+        .name("switchyard-cluster".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                let bridge = Bridge::new(cfg, realms, sink, m);
+                bridge.run(pub_rx, ctl_rx).await;
+            });
+        })
+        .map_err(|e| format!("cluster: cannot start the bridge thread: {e}"))?;
+    Ok(ClusterHandle {
+        publications: pub_tx,
+        control: ctl_tx,
+        metrics,
+    })
+}
+
+/// Snapshot chunks stay below this many bytes (NATS's default max payload is 1 MiB).
+const SNAPSHOT_CHUNK: usize = 64 * 1024;
+
+struct Bridge {
+    cfg: ClusterConfig,
+    subjects: Subjects,
+    realms: HashSet<Uri>,
+    sink: Arc<dyn ShardSink>,
+    metrics: Arc<ClusterMetrics>,
+    incarnation: u64,
+    /// This node's interest (the union of its shards') and its change counter.
+    interest: HashSet<InterestKey>,
+    seq: u64,
+    members: Members,
+    /// Per shard: what to deliver at the end of this turn.
+    outbox: Vec<Vec<(Uri, ClusterIn)>>,
+    /// Conflicting incarnations already reported (a duplicate node ID is logged once each).
+    conflicts: HashSet<u64>,
+}
+
+impl Bridge {
+    fn new(
+        cfg: ClusterConfig,
+        realms: Vec<Uri>,
+        sink: Arc<dyn ShardSink>,
+        metrics: Arc<ClusterMetrics>,
+    ) -> Self {
+        let incarnation = rand::random::<u64>() | 1;
+        let members = Members::new(
+            cfg.node_id,
+            incarnation,
+            cfg.node_timeout,
+            cfg.heartbeat_interval() * 2,
+        );
+        let shards = sink.shard_count();
+        Self {
+            subjects: Subjects::new(&cfg.name),
+            cfg,
+            realms: realms.into_iter().collect(),
+            sink,
+            metrics,
+            incarnation,
+            interest: HashSet::new(),
+            seq: 0,
+            members,
+            outbox: vec![Vec::new(); shards],
+            conflicts: HashSet::new(),
+        }
+    }
+
+    fn options(&self) -> async_nats::ConnectOptions {
+        let mut o = async_nats::ConnectOptions::new()
+            .name(format!("switchyard node {}", self.cfg.node_id))
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            // The servers in the order given: the first is preferred, the others are fallbacks.
+            .retain_servers_order()
+            .connection_timeout(Duration::from_secs(2))
+            .ping_interval(Duration::from_secs(2))
+            // Own messages never come back (a node's broadcasts are for the others).
+            .no_echo()
+            .subscription_capacity(65_536)
+            .client_capacity(65_536)
+            .reconnect_delay_callback(|attempts| {
+                Duration::from_millis((100 * attempts as u64).min(1000))
+            });
+        if let Some(t) = &self.cfg.token {
+            o = o.token(t.clone());
+        }
+        if let Some((u, p)) = &self.cfg.user {
+            o = o.user_and_password(u.clone(), p.clone());
+        }
+        if let Some(ca) = &self.cfg.tls_ca {
+            o = o.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        o
+    }
+
+    async fn run(
+        mut self,
+        mut pub_rx: tokio::sync::mpsc::Receiver<Outgoing>,
+        mut ctl_rx: tokio::sync::mpsc::UnboundedReceiver<Control>,
+    ) {
+        let client = match self.options().connect(self.cfg.urls.clone()).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(
+                    "cluster: cannot use the NATS servers {:?}: {e}",
+                    self.cfg.urls
+                );
+                return;
+            }
+        };
+        let me = self.cfg.node_id;
+        let subs = async {
+            Ok::<_, async_nats::SubscribeError>((
+                client.subscribe(self.subjects.heartbeat()).await?,
+                client.subscribe(self.subjects.interest()).await?,
+                client.subscribe(self.subjects.node_all(me)).await?,
+            ))
+        };
+        let (mut hb_sub, mut int_sub, mut node_sub) = match subs.await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("cluster: cannot subscribe: {e}");
+                return;
+            }
+        };
+        tracing::info!(
+            node = me,
+            cluster = %self.cfg.name,
+            "cluster: node started (NATS {:?})",
+            self.cfg.urls
+        );
+        let mut ticker = tokio::time::interval(self.cfg.heartbeat_interval());
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut was_connected = false;
+        let mut todo = Vec::new();
+        loop {
+            tokio::select! {
+                c = ctl_rx.recv() => match c {
+                    Some(Control::Interest(key, add)) => {
+                        self.local_interest(&client, key, add).await;
+                    }
+                    Some(Control::Stop(done)) => {
+                        self.heartbeat(&client, true).await;
+                        let _ = tokio::time::timeout(Duration::from_millis(500), client.flush()).await;
+                        let _ = done.send(());
+                        break;
+                    }
+                    None => break,
+                },
+                Some(m) = node_sub.next() => self.on_message(&client, &m.payload, &mut todo).await,
+                Some(m) = int_sub.next() => self.on_message(&client, &m.payload, &mut todo).await,
+                Some(m) = hb_sub.next() => self.on_message(&client, &m.payload, &mut todo).await,
+                Some((realm, nodes, p)) = pub_rx.recv() => {
+                    self.publish(&client, realm, &nodes, p).await;
+                }
+                _ = ticker.tick() => {
+                    let connected =
+                        client.connection_state() == async_nats::connection::State::Connected;
+                    if connected != was_connected {
+                        if connected {
+                            tracing::info!(node = me, "cluster: connected to NATS");
+                        } else {
+                            tracing::warn!(
+                                node = me,
+                                "cluster: degraded: not connected to NATS; serving local sessions only"
+                            );
+                        }
+                        was_connected = connected;
+                    }
+                    self.metrics.connected.store(u64::from(connected), Relaxed);
+                    self.heartbeat(&client, false).await;
+                    self.members.tick(Instant::now(), &mut todo);
+                    self.act(&client, &mut todo).await;
+                }
+            }
+            self.flush_outbox();
+        }
+        self.metrics.connected.store(0, Relaxed);
+    }
+
+    async fn send(
+        &self,
+        client: &async_nats::Client,
+        subject: String,
+        kind: ClusterKind,
+        b: Bytes,
+    ) {
+        let n = b.len();
+        match client.publish(subject, b).await {
+            Ok(()) => self.metrics.sent(kind, n),
+            Err(e) => {
+                if kind == ClusterKind::Publication {
+                    self.metrics.dropped.fetch_add(1, Relaxed);
+                }
+                tracing::debug!("cluster: publish failed: {e}");
+            }
+        }
+    }
+
+    async fn heartbeat(&self, client: &async_nats::Client, leaving: bool) {
+        let b = wire::encode(&Msg::Heartbeat {
+            node: self.cfg.node_id,
+            incarnation: self.incarnation,
+            seq: self.seq,
+            leaving,
+        });
+        self.send(client, self.subjects.heartbeat(), ClusterKind::Heartbeat, b)
+            .await;
+    }
+
+    /// A home shard says this node gained or lost interest in a pattern.
+    async fn local_interest(&mut self, client: &async_nats::Client, key: InterestKey, add: bool) {
+        let changed = if add {
+            self.interest.insert(key.clone())
+        } else {
+            self.interest.remove(&key)
+        };
+        if !changed {
+            return;
+        }
+        self.seq += 1;
+        self.metrics.interest_changes.fetch_add(1, Relaxed);
+        let b = wire::encode(&Msg::Interest {
+            node: self.cfg.node_id,
+            incarnation: self.incarnation,
+            seq: self.seq,
+            key,
+            add,
+        });
+        self.send(client, self.subjects.interest(), ClusterKind::Interest, b)
+            .await;
+    }
+
+    async fn publish(
+        &self,
+        client: &async_nats::Client,
+        realm: Uri,
+        nodes: &[NodeId],
+        publication: Arc<Publication>,
+    ) {
+        let b = wire::encode(&Msg::Publication {
+            node: self.cfg.node_id,
+            realm,
+            publication,
+        });
+        for n in nodes {
+            if self.members.is_alive(*n) {
+                self.send(
+                    client,
+                    self.subjects.publication(*n),
+                    ClusterKind::Publication,
+                    b.clone(),
+                )
+                .await;
+            }
+        }
+    }
+
+    async fn on_message(
+        &mut self,
+        client: &async_nats::Client,
+        payload: &Bytes,
+        todo: &mut Vec<Todo>,
+    ) {
+        let msg = match wire::decode(payload) {
+            Ok(m) => m,
+            Err(e) => {
+                self.metrics.bad_messages.fetch_add(1, Relaxed);
+                tracing::debug!("cluster: {e}");
+                return;
+            }
+        };
+        let now = Instant::now();
+        let n = payload.len();
+        match msg {
+            Msg::Heartbeat {
+                node,
+                incarnation,
+                seq,
+                leaving,
+            } => {
+                self.metrics.received(ClusterKind::Heartbeat, n);
+                self.members
+                    .heartbeat(node, incarnation, seq, leaving, now, todo);
+            }
+            Msg::Interest {
+                node,
+                incarnation,
+                seq,
+                key,
+                add,
+            } => {
+                self.metrics.received(ClusterKind::Interest, n);
+                self.members
+                    .interest(node, incarnation, seq, key, add, todo);
+            }
+            Msg::SyncRequest { node } => {
+                self.metrics.received(ClusterKind::Sync, n);
+                self.send_snapshot(client, node).await;
+            }
+            Msg::Snapshot {
+                node,
+                incarnation,
+                seq,
+                first,
+                last,
+                entries,
+            } => {
+                self.metrics.received(ClusterKind::Sync, n);
+                self.members
+                    .snapshot(node, incarnation, seq, first, last, entries, todo);
+            }
+            Msg::Publication {
+                node: _,
+                realm,
+                publication,
+            } => {
+                self.metrics.received(ClusterKind::Publication, n);
+                if self.realms.contains(&realm) {
+                    // One publisher's events go to one shard, in order.
+                    let shard = (publication.publisher % self.outbox.len().max(1) as u64) as usize;
+                    if let Some(o) = self.outbox.get_mut(shard) {
+                        o.push((realm, ClusterIn::Publish(publication)));
+                    }
+                } else {
+                    self.metrics.bad_messages.fetch_add(1, Relaxed);
+                }
+            }
+        }
+        self.act(client, todo).await;
+    }
+
+    /// Carries out what membership asked for.
+    async fn act(&mut self, client: &async_nats::Client, todo: &mut Vec<Todo>) {
+        for t in todo.drain(..) {
+            match t {
+                Todo::Joined(n) => {
+                    self.metrics.node_joins.fetch_add(1, Relaxed);
+                    tracing::info!(node = self.cfg.node_id, "cluster: node {n} joined");
+                }
+                Todo::Gone(n) => {
+                    self.metrics.node_leaves.fetch_add(1, Relaxed);
+                    tracing::warn!(node = self.cfg.node_id, "cluster: node {n} left");
+                    self.for_every_shard(|| ClusterIn::NodeGone { node: n });
+                }
+                Todo::Clear(n) => self.for_every_shard(|| ClusterIn::NodeGone { node: n }),
+                Todo::RequestSync(n) => {
+                    let b = wire::encode(&Msg::SyncRequest {
+                        node: self.cfg.node_id,
+                    });
+                    self.send(client, self.subjects.sync(n), ClusterKind::Sync, b)
+                        .await;
+                }
+                Todo::Apply { node, key, add } => {
+                    let (realm, policy, pattern) = key;
+                    if self.realms.contains(&realm) {
+                        for o in &mut self.outbox {
+                            o.push((
+                                realm.clone(),
+                                ClusterIn::Interest {
+                                    node,
+                                    policy,
+                                    pattern: pattern.clone(),
+                                    add,
+                                },
+                            ));
+                        }
+                    }
+                }
+                Todo::Conflict(n) => {
+                    if self.conflicts.insert(n as u64) {
+                        tracing::error!(
+                            "cluster: another process announces this node's ID {n}: node IDs must be unique"
+                        );
+                    }
+                }
+            }
+        }
+        self.metrics
+            .nodes
+            .store(self.members.alive() as u64, Relaxed);
+    }
+
+    /// `msg` for every realm on every shard.
+    fn for_every_shard(&mut self, msg: impl Fn() -> ClusterIn) {
+        for o in &mut self.outbox {
+            for r in &self.realms {
+                o.push((r.clone(), msg()));
+            }
+        }
+    }
+
+    async fn send_snapshot(&self, client: &async_nats::Client, to: NodeId) {
+        let mut chunk = Vec::new();
+        let mut size = 0;
+        let mut first = true;
+        let entries: Vec<&InterestKey> = self.interest.iter().collect();
+        let total = entries.len();
+        for (i, k) in entries.into_iter().enumerate() {
+            size += wire::entry_size(k);
+            chunk.push(k.clone());
+            if size >= SNAPSHOT_CHUNK && i + 1 < total {
+                self.snapshot_chunk(client, to, first, false, std::mem::take(&mut chunk))
+                    .await;
+                first = false;
+                size = 0;
+            }
+        }
+        self.snapshot_chunk(client, to, first, true, chunk).await;
+    }
+
+    async fn snapshot_chunk(
+        &self,
+        client: &async_nats::Client,
+        to: NodeId,
+        first: bool,
+        last: bool,
+        entries: Vec<InterestKey>,
+    ) {
+        let b = wire::encode(&Msg::Snapshot {
+            node: self.cfg.node_id,
+            incarnation: self.incarnation,
+            seq: self.seq,
+            first,
+            last,
+            entries,
+        });
+        self.send(client, self.subjects.snapshot(to), ClusterKind::Sync, b)
+            .await;
+    }
+
+    fn flush_outbox(&mut self) {
+        for (shard, o) in self.outbox.iter_mut().enumerate() {
+            if !o.is_empty() {
+                self.sink.deliver(shard, std::mem::take(o));
+            }
+        }
+    }
+}

@@ -1,0 +1,346 @@
+//! Which other nodes are alive, and whether this node's replica of each one's interest is
+//! current (sans-IO: fed messages and the time, returns what to do).
+//!
+//! - A node is alive while its heartbeats keep coming; one not heard from for the node timeout
+//!   is gone ([`Members::tick`]), and so is one that says goodbye or comes back with a new
+//!   incarnation (it restarted: everything it had is gone).
+//! - Interest changes are numbered per node. A change is applied when it is the next one;
+//!   changes that arrive early (NATS orders one sender's messages per subscription, and a
+//!   snapshot travels on another subject) wait in a bounded buffer; a gap that does not close,
+//!   or a heartbeat announcing a change never seen, asks the node for a snapshot
+//!   ([`Members`] returns [`Todo::RequestSync`]). A snapshot replaces everything known of the
+//!   node, then the buffered changes newer than it apply.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use super::wire::InterestKey;
+use crate::routing::cluster::NodeId;
+
+/// Changes buffered per node while waiting for a missing one or a snapshot.
+const MAX_BUFFERED: usize = 10_000;
+
+/// What the bridge must do after feeding a message or the time.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Todo {
+    /// A node appeared (first heartbeat or a new incarnation).
+    Joined(NodeId),
+    /// A node is gone: forget its interest on every shard.
+    Gone(NodeId),
+    /// Ask `node` for a snapshot of its interest.
+    RequestSync(NodeId),
+    /// Forget everything known of `node`'s interest (a snapshot starts).
+    Clear(NodeId),
+    /// Apply one interest change of `node`.
+    Apply {
+        node: NodeId,
+        key: InterestKey,
+        add: bool,
+    },
+    /// Another process announces this node's own ID.
+    Conflict(NodeId),
+}
+
+#[derive(Debug)]
+struct Peer {
+    incarnation: u64,
+    last_seen: Instant,
+    /// The last change applied (None: no snapshot yet).
+    applied: Option<u64>,
+    /// A snapshot being received, at this change number.
+    receiving: Option<u64>,
+    /// Changes that arrived before their turn: seq → change.
+    early: BTreeMap<u64, (InterestKey, bool)>,
+    /// Since when the replica has been known to be behind (heartbeat ahead of `applied`).
+    behind_since: Option<Instant>,
+    /// When a snapshot was last asked for.
+    asked: Option<Instant>,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct Members {
+    me: NodeId,
+    incarnation: u64,
+    timeout: Duration,
+    /// How long a replica may stay behind before a snapshot is asked for (and how long to
+    /// wait before asking again).
+    patience: Duration,
+    peers: HashMap<NodeId, Peer>,
+}
+
+impl Members {
+    pub fn new(me: NodeId, incarnation: u64, timeout: Duration, patience: Duration) -> Self {
+        Self {
+            me,
+            incarnation,
+            timeout,
+            patience,
+            peers: HashMap::new(),
+        }
+    }
+
+    /// Nodes currently alive (this one excluded).
+    pub fn alive(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Whether `node` is alive.
+    pub fn is_alive(&self, node: NodeId) -> bool {
+        self.peers.contains_key(&node)
+    }
+
+    pub fn heartbeat(
+        &mut self,
+        node: NodeId,
+        incarnation: u64,
+        seq: u64,
+        leaving: bool,
+        now: Instant,
+        todo: &mut Vec<Todo>,
+    ) {
+        if node == self.me {
+            if incarnation != self.incarnation {
+                todo.push(Todo::Conflict(node));
+            }
+            return;
+        }
+        if leaving {
+            if self.peers.remove(&node).is_some() {
+                todo.push(Todo::Gone(node));
+            }
+            return;
+        }
+        let known = self.peers.get(&node).map(|p| p.incarnation);
+        if known != Some(incarnation) {
+            if known.is_some() {
+                todo.push(Todo::Gone(node));
+            }
+            self.peers.insert(
+                node,
+                Peer {
+                    incarnation,
+                    last_seen: now,
+                    applied: None,
+                    receiving: None,
+                    early: BTreeMap::new(),
+                    behind_since: None,
+                    asked: Some(now),
+                },
+            );
+            todo.push(Todo::Joined(node));
+            todo.push(Todo::RequestSync(node));
+            return;
+        }
+        let patience = self.patience;
+        let Some(p) = self.peers.get_mut(&node) else {
+            return;
+        };
+        p.last_seen = now;
+        if p.applied == Some(seq) {
+            p.behind_since = None;
+            return;
+        }
+        let since = *p.behind_since.get_or_insert(now);
+        let asked_long_ago = p.asked.is_none_or(|a| now.duration_since(a) >= patience);
+        if now.duration_since(since) >= patience && asked_long_ago {
+            p.asked = Some(now);
+            todo.push(Todo::RequestSync(node));
+        }
+    }
+
+    pub fn interest(
+        &mut self,
+        node: NodeId,
+        incarnation: u64,
+        seq: u64,
+        key: InterestKey,
+        add: bool,
+        todo: &mut Vec<Todo>,
+    ) {
+        let Some(p) = self.peers.get_mut(&node) else {
+            return; // not known yet: its heartbeat will bring a snapshot
+        };
+        if p.incarnation != incarnation {
+            return;
+        }
+        match p.applied {
+            Some(a) if p.receiving.is_none() && seq == a + 1 => {
+                p.applied = Some(seq);
+                todo.push(Todo::Apply { node, key, add });
+                Self::drain_early(node, p, todo);
+            }
+            Some(a) if seq <= a => {} // already in a snapshot
+            _ => {
+                if p.early.len() < MAX_BUFFERED {
+                    p.early.insert(seq, (key, add));
+                } else {
+                    // Too far behind: start over from a snapshot.
+                    p.early.clear();
+                    todo.push(Todo::RequestSync(node));
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn snapshot(
+        &mut self,
+        node: NodeId,
+        incarnation: u64,
+        seq: u64,
+        first: bool,
+        last: bool,
+        entries: Vec<InterestKey>,
+        todo: &mut Vec<Todo>,
+    ) {
+        let Some(p) = self.peers.get_mut(&node) else {
+            return;
+        };
+        if p.incarnation != incarnation {
+            return;
+        }
+        if first {
+            p.receiving = Some(seq);
+            todo.push(Todo::Clear(node));
+        } else if p.receiving != Some(seq) {
+            return; // a chunk of a snapshot whose start we did not see
+        }
+        for key in entries {
+            todo.push(Todo::Apply {
+                node,
+                key,
+                add: true,
+            });
+        }
+        if last {
+            p.receiving = None;
+            p.applied = Some(seq);
+            p.behind_since = None;
+            p.early = p.early.split_off(&(seq + 1));
+            Self::drain_early(node, p, todo);
+        }
+    }
+
+    /// Applies buffered changes that are now next in line.
+    fn drain_early(node: NodeId, p: &mut Peer, todo: &mut Vec<Todo>) {
+        while let Some(a) = p.applied {
+            let Some((key, add)) = p.early.remove(&(a + 1)) else {
+                break;
+            };
+            p.applied = Some(a + 1);
+            todo.push(Todo::Apply { node, key, add });
+        }
+    }
+
+    /// Nodes not heard from within the timeout are gone.
+    pub fn tick(&mut self, now: Instant, todo: &mut Vec<Todo>) {
+        let timeout = self.timeout;
+        let gone: Vec<NodeId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| now.duration_since(p.last_seen) > timeout)
+            .map(|(n, _)| *n)
+            .collect();
+        for n in gone {
+            self.peers.remove(&n);
+            todo.push(Todo::Gone(n));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::uri::MatchPolicy;
+    use crate::codec::Uri;
+
+    fn key(t: &str) -> InterestKey {
+        (Uri::from("r"), MatchPolicy::Exact, Uri::from(t))
+    }
+
+    fn members() -> (Members, Instant) {
+        (
+            Members::new(1, 100, Duration::from_secs(3), Duration::from_millis(500)),
+            Instant::now(),
+        )
+    }
+
+    fn applied(todo: &[Todo]) -> Vec<(String, bool)> {
+        todo.iter()
+            .filter_map(|t| match t {
+                Todo::Apply { key, add, .. } => Some((key.2.to_string(), *add)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn join_snapshot_then_changes_in_order_even_when_they_overtake_it() {
+        let (mut m, t0) = members();
+        let mut todo = Vec::new();
+        m.heartbeat(2, 7, 3, false, t0, &mut todo);
+        assert_eq!(todo, vec![Todo::Joined(2), Todo::RequestSync(2)]);
+        todo.clear();
+        // Change 5 overtakes the snapshot at 3 and change 4.
+        m.interest(2, 7, 5, key("e"), true, &mut todo);
+        assert!(todo.is_empty());
+        m.snapshot(2, 7, 3, true, false, vec![key("a")], &mut todo);
+        m.snapshot(2, 7, 3, false, true, vec![key("b")], &mut todo);
+        assert_eq!(todo[0], Todo::Clear(2));
+        assert_eq!(applied(&todo), [("a".into(), true), ("b".into(), true)]);
+        todo.clear();
+        m.interest(2, 7, 4, key("a"), false, &mut todo);
+        assert_eq!(applied(&todo), [("a".into(), false), ("e".into(), true)]);
+        todo.clear();
+        // Stale and duplicate changes are ignored.
+        m.interest(2, 7, 5, key("e"), true, &mut todo);
+        m.interest(2, 6, 6, key("x"), true, &mut todo);
+        assert!(todo.is_empty());
+    }
+
+    #[test]
+    fn a_gap_asks_for_a_snapshot_after_patience_and_not_again_at_once() {
+        let (mut m, t0) = members();
+        let mut todo = Vec::new();
+        m.heartbeat(2, 7, 0, false, t0, &mut todo);
+        m.snapshot(2, 7, 0, true, true, vec![], &mut todo);
+        todo.clear();
+        // Change 1 was lost; the heartbeat says 2.
+        m.interest(2, 7, 2, key("b"), true, &mut todo);
+        m.heartbeat(2, 7, 2, false, t0 + Duration::from_millis(100), &mut todo);
+        assert!(todo.is_empty());
+        m.heartbeat(2, 7, 2, false, t0 + Duration::from_millis(700), &mut todo);
+        assert_eq!(todo, vec![Todo::RequestSync(2)]);
+        todo.clear();
+        m.heartbeat(2, 7, 2, false, t0 + Duration::from_millis(800), &mut todo);
+        assert!(todo.is_empty());
+        m.snapshot(2, 7, 2, true, true, vec![key("b")], &mut todo);
+        assert_eq!(applied(&todo), [("b".into(), true)]);
+    }
+
+    #[test]
+    fn timeout_goodbye_restart_and_conflict() {
+        let (mut m, t0) = members();
+        let mut todo = Vec::new();
+        m.heartbeat(2, 7, 0, false, t0, &mut todo);
+        m.heartbeat(3, 8, 0, false, t0, &mut todo);
+        todo.clear();
+        m.heartbeat(3, 8, 0, false, t0 + Duration::from_secs(2), &mut todo);
+        m.tick(t0 + Duration::from_millis(3100), &mut todo);
+        assert_eq!(todo, vec![Todo::Gone(2)]);
+        assert_eq!(m.alive(), 1);
+        todo.clear();
+        m.heartbeat(3, 9, 0, false, t0 + Duration::from_secs(4), &mut todo);
+        assert_eq!(
+            todo,
+            vec![Todo::Gone(3), Todo::Joined(3), Todo::RequestSync(3)]
+        );
+        todo.clear();
+        m.heartbeat(3, 9, 0, true, t0 + Duration::from_secs(4), &mut todo);
+        assert_eq!(todo, vec![Todo::Gone(3)]);
+        todo.clear();
+        m.heartbeat(1, 55, 0, false, t0, &mut todo);
+        assert_eq!(todo, vec![Todo::Conflict(1)]);
+    }
+}

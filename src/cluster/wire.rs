@@ -1,0 +1,538 @@
+//! The messages nodes exchange over NATS, and their subjects (sans-IO).
+//!
+//! Every message is one MessagePack array whose first element is its kind; a publication
+//! carries the PUBLISH it came from, encoded as a WAMP MessagePack message (so options and
+//! payload travel exactly as the codec knows them). Anything unreadable is an [`WireError`],
+//! never a panic: another node (or anyone who can publish on the subjects) controls the bytes.
+//!
+//! Subjects, under the cluster name `C`:
+//!
+//! | subject             | what                                  | sent by → to            |
+//! |---------------------|---------------------------------------|-------------------------|
+//! | `C.hb`              | [`Msg::Heartbeat`]                    | every node → all        |
+//! | `C.interest`        | [`Msg::Interest`] (one change)        | a node → all            |
+//! | `C.node.N.sync`     | [`Msg::SyncRequest`]                  | a node → node N         |
+//! | `C.node.N.snap`     | [`Msg::Snapshot`] chunks              | a node → node N         |
+//! | `C.node.N.pub`      | [`Msg::Publication`]                  | publisher's node → N    |
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::codec::uri::MatchPolicy;
+use crate::codec::{self, Message, Publish, Serializer, Uri};
+use crate::routing::cluster::NodeId;
+use crate::routing::peer::Publication;
+
+const HEARTBEAT: u8 = 1;
+const INTEREST: u8 = 2;
+const SNAPSHOT: u8 = 3;
+const PUBLICATION: u8 = 4;
+const SYNC_REQUEST: u8 = 5;
+
+/// The subjects of one cluster (`name` is the cluster name, checked by the config).
+#[derive(Debug, Clone)]
+pub struct Subjects {
+    name: String,
+}
+
+impl Subjects {
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+        }
+    }
+    pub fn heartbeat(&self) -> String {
+        format!("{}.hb", self.name)
+    }
+    pub fn interest(&self) -> String {
+        format!("{}.interest", self.name)
+    }
+    /// Everything addressed to node `n` (a wildcard subscription).
+    pub fn node_all(&self, n: NodeId) -> String {
+        format!("{}.node.{n}.>", self.name)
+    }
+    pub fn sync(&self, n: NodeId) -> String {
+        format!("{}.node.{n}.sync", self.name)
+    }
+    pub fn snapshot(&self, n: NodeId) -> String {
+        format!("{}.node.{n}.snap", self.name)
+    }
+    pub fn publication(&self, n: NodeId) -> String {
+        format!("{}.node.{n}.pub", self.name)
+    }
+}
+
+/// One interest entry: `(realm, policy, pattern)`.
+pub type InterestKey = (Uri, MatchPolicy, Uri);
+
+/// A message between nodes.
+#[derive(Debug, Clone)]
+pub enum Msg {
+    /// "I am alive." `seq` is the node's last interest change; `leaving` says goodbye.
+    Heartbeat {
+        node: NodeId,
+        incarnation: u64,
+        seq: u64,
+        leaving: bool,
+    },
+    /// Interest change number `seq` of the node.
+    Interest {
+        node: NodeId,
+        incarnation: u64,
+        seq: u64,
+        key: InterestKey,
+        add: bool,
+    },
+    /// "Send me your interest": answered with [`Msg::Snapshot`] chunks to `node`.
+    SyncRequest { node: NodeId },
+    /// Part of the node's whole interest as of change `seq` (`first` clears, `last` completes).
+    Snapshot {
+        node: NodeId,
+        incarnation: u64,
+        seq: u64,
+        first: bool,
+        last: bool,
+        entries: Vec<InterestKey>,
+    },
+    /// A publication made on `node`, for the recipient's subscribers.
+    Publication {
+        node: NodeId,
+        realm: Uri,
+        publication: Arc<Publication>,
+    },
+}
+
+/// A message that could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("unreadable cluster message: {0}")]
+pub struct WireError(pub String);
+
+fn bad(what: impl Into<String>) -> WireError {
+    WireError(what.into())
+}
+
+// ---- encoding ------------------------------------------------------------------------------
+
+// Writing into a Vec<u8> cannot fail; the results are ignored on purpose.
+fn uint(out: &mut Vec<u8>, v: u64) {
+    let _ = rmp::encode::write_uint(out, v);
+}
+fn string(out: &mut Vec<u8>, v: &str) {
+    let _ = rmp::encode::write_str(out, v);
+}
+fn boolean(out: &mut Vec<u8>, v: bool) {
+    let _ = rmp::encode::write_bool(out, v);
+}
+fn array(out: &mut Vec<u8>, n: usize) {
+    let _ = rmp::encode::write_array_len(out, u32::try_from(n).unwrap_or(u32::MAX));
+}
+
+/// Encodes `msg`.
+pub fn encode(msg: &Msg) -> Bytes {
+    let mut out = Vec::with_capacity(64);
+    match msg {
+        Msg::Heartbeat {
+            node,
+            incarnation,
+            seq,
+            leaving,
+        } => {
+            array(&mut out, 5);
+            uint(&mut out, u64::from(HEARTBEAT));
+            uint(&mut out, u64::from(*node));
+            uint(&mut out, *incarnation);
+            uint(&mut out, *seq);
+            boolean(&mut out, *leaving);
+        }
+        Msg::Interest {
+            node,
+            incarnation,
+            seq,
+            key,
+            add,
+        } => {
+            array(&mut out, 8);
+            uint(&mut out, u64::from(INTEREST));
+            uint(&mut out, u64::from(*node));
+            uint(&mut out, *incarnation);
+            uint(&mut out, *seq);
+            key_fields(&mut out, key);
+            boolean(&mut out, *add);
+        }
+        Msg::SyncRequest { node } => {
+            array(&mut out, 2);
+            uint(&mut out, u64::from(SYNC_REQUEST));
+            uint(&mut out, u64::from(*node));
+        }
+        Msg::Snapshot {
+            node,
+            incarnation,
+            seq,
+            first,
+            last,
+            entries,
+        } => {
+            array(&mut out, 7);
+            uint(&mut out, u64::from(SNAPSHOT));
+            uint(&mut out, u64::from(*node));
+            uint(&mut out, *incarnation);
+            uint(&mut out, *seq);
+            boolean(&mut out, *first);
+            boolean(&mut out, *last);
+            array(&mut out, entries.len());
+            for k in entries {
+                array(&mut out, 3);
+                key_fields(&mut out, k);
+            }
+        }
+        Msg::Publication {
+            node,
+            realm,
+            publication: p,
+        } => {
+            let publish = Message::Publish(Publish {
+                request: p.id,
+                options: p.options.clone(),
+                topic: p.topic.clone(),
+                payload: p.payload.clone(),
+            });
+            let frame = codec::encode(Serializer::MsgPack, &publish);
+            out.reserve(frame.len() + 64);
+            array(&mut out, 8);
+            uint(&mut out, u64::from(PUBLICATION));
+            uint(&mut out, u64::from(*node));
+            string(&mut out, realm);
+            uint(&mut out, p.publisher);
+            string(&mut out, &p.publisher_authid);
+            string(&mut out, &p.publisher_authrole);
+            match p.publisher_trustlevel {
+                Some(t) => uint(&mut out, t),
+                None => {
+                    let _ = rmp::encode::write_nil(&mut out);
+                }
+            }
+            let _ = rmp::encode::write_bin(&mut out, &frame);
+        }
+    }
+    Bytes::from(out)
+}
+
+fn key_fields(out: &mut Vec<u8>, (realm, policy, pattern): &InterestKey) {
+    string(out, realm);
+    string(out, policy.as_str());
+    string(out, pattern);
+}
+
+/// How many bytes one interest entry takes in a snapshot (to cut snapshots into chunks).
+pub fn entry_size((realm, policy, pattern): &InterestKey) -> usize {
+    realm.len() + policy.as_str().len() + pattern.len() + 16
+}
+
+// ---- decoding ------------------------------------------------------------------------------
+
+/// A cursor over one message.
+struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn array(&mut self) -> Result<usize, WireError> {
+        rmp::decode::read_array_len(&mut self.buf)
+            .map(|n| n as usize)
+            .map_err(|e| bad(format!("array expected: {e}")))
+    }
+    fn uint(&mut self) -> Result<u64, WireError> {
+        rmp::decode::read_int(&mut self.buf).map_err(|e| bad(format!("integer expected: {e}")))
+    }
+    fn node(&mut self) -> Result<NodeId, WireError> {
+        let n = self.uint()?;
+        NodeId::try_from(n)
+            .ok()
+            .filter(|n| (1..=crate::routing::cluster::MAX_NODE_ID).contains(n))
+            .ok_or_else(|| bad(format!("node ID {n} out of range")))
+    }
+    fn boolean(&mut self) -> Result<bool, WireError> {
+        rmp::decode::read_bool(&mut self.buf).map_err(|e| bad(format!("boolean expected: {e}")))
+    }
+    fn str(&mut self) -> Result<&'a str, WireError> {
+        let n = rmp::decode::read_str_len(&mut self.buf)
+            .map_err(|e| bad(format!("string expected: {e}")))? as usize;
+        let s = self.take(n)?;
+        std::str::from_utf8(s).map_err(|_| bad("string is not UTF-8"))
+    }
+    fn bin(&mut self) -> Result<&'a [u8], WireError> {
+        let n = rmp::decode::read_bin_len(&mut self.buf)
+            .map_err(|e| bad(format!("binary expected: {e}")))? as usize;
+        self.take(n)
+    }
+    fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
+        if n > self.buf.len() {
+            return Err(bad("truncated"));
+        }
+        let (head, rest) = self.buf.split_at(n);
+        self.buf = rest;
+        Ok(head)
+    }
+    fn nil_or_uint(&mut self) -> Result<Option<u64>, WireError> {
+        if self.buf.first() == Some(&0xc0) {
+            self.buf = &self.buf[1..];
+            return Ok(None);
+        }
+        self.uint().map(Some)
+    }
+    fn key(&mut self) -> Result<InterestKey, WireError> {
+        let realm = Uri::from(self.str()?);
+        let policy = match self.str()? {
+            "exact" => MatchPolicy::Exact,
+            "prefix" => MatchPolicy::Prefix,
+            "wildcard" => MatchPolicy::Wildcard,
+            other => return Err(bad(format!("unknown match policy {other:?}"))),
+        };
+        let pattern = Uri::from(self.str()?);
+        Ok((realm, policy, pattern))
+    }
+    fn expect_len(&mut self, want: usize) -> Result<(), WireError> {
+        let n = self.array()?;
+        if n != want {
+            return Err(bad(format!("{n} elements, {want} expected")));
+        }
+        Ok(())
+    }
+}
+
+/// Decodes one message.
+pub fn decode(bytes: &Bytes) -> Result<Msg, WireError> {
+    let mut r = Reader { buf: bytes };
+    let len = r.array()?;
+    if len < 2 {
+        return Err(bad("too short"));
+    }
+    let kind = r.uint()?;
+    let want = |n: usize| {
+        if len == n {
+            Ok(())
+        } else {
+            Err(bad(format!("kind {kind}: {len} elements, {n} expected")))
+        }
+    };
+    let msg = match u8::try_from(kind).unwrap_or(0) {
+        HEARTBEAT => {
+            want(5)?;
+            Msg::Heartbeat {
+                node: r.node()?,
+                incarnation: r.uint()?,
+                seq: r.uint()?,
+                leaving: r.boolean()?,
+            }
+        }
+        INTEREST => {
+            want(8)?;
+            Msg::Interest {
+                node: r.node()?,
+                incarnation: r.uint()?,
+                seq: r.uint()?,
+                key: r.key()?,
+                add: r.boolean()?,
+            }
+        }
+        SYNC_REQUEST => {
+            want(2)?;
+            Msg::SyncRequest { node: r.node()? }
+        }
+        SNAPSHOT => {
+            want(7)?;
+            let node = r.node()?;
+            let incarnation = r.uint()?;
+            let seq = r.uint()?;
+            let first = r.boolean()?;
+            let last = r.boolean()?;
+            let n = r.array()?;
+            // Each entry is at least 4 bytes: a claimed count beyond that is a lie.
+            if n > r.buf.len() / 4 {
+                return Err(bad("snapshot entry count exceeds the message"));
+            }
+            let mut entries = Vec::with_capacity(n);
+            for _ in 0..n {
+                r.expect_len(3)?;
+                entries.push(r.key()?);
+            }
+            Msg::Snapshot {
+                node,
+                incarnation,
+                seq,
+                first,
+                last,
+                entries,
+            }
+        }
+        PUBLICATION => {
+            want(8)?;
+            let node = r.node()?;
+            let realm = Uri::from(r.str()?);
+            let publisher = r.uint()?;
+            let authid: Arc<str> = Arc::from(r.str()?);
+            let authrole: Arc<str> = Arc::from(r.str()?);
+            let trustlevel = r.nil_or_uint()?;
+            let frame = r.bin()?;
+            let frame = bytes.slice_ref(frame);
+            let Message::Publish(p) = codec::decode(Serializer::MsgPack, &frame)
+                .map_err(|e| bad(format!("publication: {e}")))?
+            else {
+                return Err(bad("publication: not a PUBLISH"));
+            };
+            let filter = crate::routing::filter::DetailFilter::from_options(&p.options)
+                .map_err(|e| bad(format!("publication: {e}")))?;
+            Msg::Publication {
+                node,
+                realm,
+                publication: Arc::new(Publication {
+                    id: p.request,
+                    topic: p.topic,
+                    publisher,
+                    publisher_authid: authid,
+                    publisher_authrole: authrole,
+                    publisher_attributes: Arc::default(),
+                    filter,
+                    publisher_trustlevel: trustlevel,
+                    options: p.options,
+                    payload: p.payload,
+                }),
+            }
+        }
+        _ => return Err(bad(format!("unknown kind {kind}"))),
+    };
+    Ok(msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{Payload, PublishOptions, Value};
+
+    fn publication() -> Arc<Publication> {
+        let options = PublishOptions {
+            exclude_me: Some(false),
+            eligible: Some(vec![7, 8]),
+            disclose_me: Some(true),
+            ..Default::default()
+        }
+        .exclude_detail("site", &["a"]);
+        Arc::new(Publication {
+            id: 99,
+            topic: Uri::from("com.a.b"),
+            publisher: 12345,
+            publisher_authid: Arc::from("alice"),
+            publisher_authrole: Arc::from("user"),
+            publisher_attributes: Arc::default(),
+            filter: crate::routing::filter::DetailFilter::from_options(&options).unwrap(),
+            publisher_trustlevel: Some(3),
+            options,
+            payload: Payload::args(vec![Value::from("x"), Value::Int(5)]),
+        })
+    }
+
+    #[test]
+    fn every_message_roundtrips() {
+        let key = (
+            Uri::from("realm1"),
+            MatchPolicy::Wildcard,
+            Uri::from("a..c"),
+        );
+        let msgs = [
+            Msg::Heartbeat {
+                node: 3,
+                incarnation: 77,
+                seq: 5,
+                leaving: true,
+            },
+            Msg::Interest {
+                node: 2047,
+                incarnation: 1,
+                seq: 9,
+                key: key.clone(),
+                add: false,
+            },
+            Msg::SyncRequest { node: 1 },
+            Msg::Snapshot {
+                node: 4,
+                incarnation: 8,
+                seq: 10,
+                first: true,
+                last: false,
+                entries: vec![
+                    key.clone(),
+                    (Uri::from("r"), MatchPolicy::Prefix, Uri::from("x")),
+                ],
+            },
+        ];
+        for m in msgs {
+            let back = decode(&encode(&m)).unwrap();
+            assert_eq!(format!("{m:?}"), format!("{back:?}"));
+        }
+        let p = publication();
+        let m = Msg::Publication {
+            node: 5,
+            realm: Uri::from("realm1"),
+            publication: p.clone(),
+        };
+        let Msg::Publication {
+            node,
+            realm,
+            publication: q,
+        } = decode(&encode(&m)).unwrap()
+        else {
+            panic!("not a publication");
+        };
+        assert_eq!((node, realm.as_str()), (5, "realm1"));
+        assert_eq!(
+            (q.id, q.publisher, q.topic.as_str()),
+            (99, 12345, "com.a.b")
+        );
+        assert_eq!(
+            (&*q.publisher_authid, &*q.publisher_authrole),
+            ("alice", "user")
+        );
+        assert_eq!(q.publisher_trustlevel, Some(3));
+        assert_eq!(q.options, p.options);
+        let a = q.payload.args_values().unwrap().unwrap();
+        assert_eq!((&a[0], a[1].as_id()), (&Value::from("x"), Some(5)));
+    }
+
+    #[test]
+    fn garbage_is_an_error_never_a_panic() {
+        let good = encode(&Msg::Snapshot {
+            node: 4,
+            incarnation: 8,
+            seq: 10,
+            first: true,
+            last: true,
+            entries: vec![(Uri::from("r"), MatchPolicy::Exact, Uri::from("x"))],
+        });
+        // Every truncation, and every single-byte corruption, of a valid message.
+        for n in 0..good.len() {
+            assert!(decode(&good.slice(..n)).is_err(), "truncated at {n}");
+        }
+        for i in 0..good.len() {
+            for b in [0x00, 0x7f, 0xc0, 0xdd, 0xff] {
+                let mut v = good.to_vec();
+                v[i] = b;
+                let _ = decode(&Bytes::from(v));
+            }
+        }
+        let pubm = encode(&Msg::Publication {
+            node: 5,
+            realm: Uri::from("realm1"),
+            publication: publication(),
+        });
+        for n in 0..pubm.len() {
+            assert!(decode(&pubm.slice(..n)).is_err(), "truncated at {n}");
+        }
+        // Out-of-range node, unknown kind, a huge claimed count.
+        assert!(decode(&encode(&Msg::SyncRequest { node: 0 })).is_err());
+        assert!(decode(&Bytes::from_static(&[0x92, 0x09, 0x01])).is_err());
+        let mut lie = vec![0x97, 0x03, 0x01, 0x01, 0x01, 0xc3, 0xc3, 0xdd];
+        lie.extend_from_slice(&u32::MAX.to_be_bytes());
+        assert!(decode(&Bytes::from(lie)).is_err());
+    }
+}

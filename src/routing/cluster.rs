@@ -1,0 +1,77 @@
+//! What the routing core says to, and hears from, the other nodes of a cluster (sans-IO).
+//!
+//! A cluster is several Switchyard processes (*nodes*) acting as one router over NATS; the
+//! transport lives in `crate::cluster`. The routing core only knows three things:
+//!
+//! - **Node interest.** The home shard of a `(realm, policy, pattern)` knows when the first shard
+//!   of this node gains a subscriber of it and when the last one loses it; it then emits
+//!   [`ClusterOut::Interest`]. The cluster layer tells the other nodes, and hands what they
+//!   announce to every shard here as [`ClusterIn::Interest`]: each shard keeps a replica of
+//!   which *nodes* have subscribers of which patterns (`Broker`'s remote index).
+//! - **Publications.** A publication made on this node (a client's or the router's own meta
+//!   event) is matched against that replica after local routing; ONE
+//!   [`ClusterOut::Publish`] names every interested node, so the network carries it once per
+//!   interested node, never once per subscriber. A publication from another node arrives as
+//!   [`ClusterIn::Publish`] on one shard (chosen by its publisher, so one publisher's events
+//!   stay in order), which delivers it to its own subscribers and to the interested shards of
+//!   this node, never back to the cluster.
+//! - **Departures.** A node that stopped (or was declared dead) is [`ClusterIn::NodeGone`]: its
+//!   interest is dropped on every shard.
+//!
+//! Router-scope IDs carry the node ID in their high bits ([`id_base`]), so they are unique
+//! cluster-wide and stay below 2^53.
+
+use std::sync::Arc;
+
+use crate::codec::uri::MatchPolicy;
+use crate::codec::Uri;
+
+use super::peer::Publication;
+
+/// A node of the cluster: `1..=MAX_NODE_ID`.
+pub type NodeId = u16;
+
+/// The largest node ID (11 bits: with 42 bits per node, router-scope IDs stay below 2^53).
+pub const MAX_NODE_ID: NodeId = 2047;
+
+/// Bits of a router-scope ID below the node ID.
+const NODE_SHIFT: u32 = 42;
+
+/// The first router-scope ID of node `node` (0 outside a cluster): its IDs are
+/// `id_base(node) + n`, `n < 2^42`.
+pub fn id_base(node: Option<NodeId>) -> u64 {
+    node.map_or(0, |n| u64::from(n.min(MAX_NODE_ID)) << NODE_SHIFT)
+}
+
+/// From a shard to the cluster layer (carried by `Action::Cluster`).
+#[derive(Debug, Clone)]
+pub enum ClusterOut {
+    /// This node gained (`add`) or lost its interest in `(policy, pattern)`: sent by the home
+    /// shard of the pattern, so the changes of one pattern are in order.
+    Interest {
+        policy: MatchPolicy,
+        pattern: Uri,
+        add: bool,
+    },
+    /// Deliver `publication` on each of `nodes` (once per node).
+    Publish {
+        nodes: Vec<NodeId>,
+        publication: Arc<Publication>,
+    },
+}
+
+/// From the cluster layer to a shard.
+#[derive(Debug, Clone)]
+pub enum ClusterIn {
+    /// Node `node` gained or lost interest in `(policy, pattern)` (every shard gets it).
+    Interest {
+        node: NodeId,
+        policy: MatchPolicy,
+        pattern: Uri,
+        add: bool,
+    },
+    /// Node `node` is gone, or re-synchronises: forget all its interest (every shard).
+    NodeGone { node: NodeId },
+    /// A publication made on another node, for this node's subscribers.
+    Publish(Arc<Publication>),
+}

@@ -1,0 +1,193 @@
+//! The routing core's side of a cluster: node interest announced once by the home shard,
+//! publications handed to the cluster layer once with every interested node, publications
+//! from other nodes delivered on this node only, a departed node's interest forgotten.
+
+use std::sync::Arc;
+
+use super::harness::*;
+use crate::codec::uri::MatchPolicy::{self, Exact, Prefix, Wildcard};
+use crate::codec::*;
+use crate::routing::cluster::{id_base, ClusterIn, ClusterOut};
+use crate::routing::filter::DetailFilter;
+use crate::routing::peer::Publication;
+use crate::routing::realm::RoutingConfig;
+
+fn node(n: u16) -> RoutingConfig {
+    RoutingConfig {
+        cluster_node: Some(n),
+        ..Default::default()
+    }
+}
+
+/// The interest changes the shards announced: (shard, policy, pattern, add).
+fn interest(c: &Cluster) -> Vec<(usize, MatchPolicy, String, bool)> {
+    c.cluster
+        .iter()
+        .filter_map(|(s, o)| match o {
+            ClusterOut::Interest {
+                policy,
+                pattern,
+                add,
+            } => Some((*s, *policy, pattern.to_string(), *add)),
+            ClusterOut::Publish { .. } => None,
+        })
+        .collect()
+}
+
+/// The publications handed to the cluster layer: (topic, nodes).
+fn published(c: &Cluster) -> Vec<(String, Vec<u16>)> {
+    c.cluster
+        .iter()
+        .filter_map(|(_, o)| match o {
+            ClusterOut::Publish { nodes, publication } => {
+                let mut n = nodes.clone();
+                n.sort();
+                Some((publication.topic.to_string(), n))
+            }
+            ClusterOut::Interest { .. } => None,
+        })
+        .collect()
+}
+
+fn remote(node: u16, policy: MatchPolicy, pattern: &str, add: bool) -> ClusterIn {
+    ClusterIn::Interest {
+        node,
+        policy,
+        pattern: Uri::from(pattern),
+        add,
+    }
+}
+
+fn remote_publication(topic: &str, publisher: Id, options: PublishOptions) -> ClusterIn {
+    ClusterIn::Publish(Arc::new(Publication {
+        id: 777,
+        topic: Uri::from(topic),
+        publisher,
+        publisher_authid: Arc::from("far"),
+        publisher_authrole: Arc::from("user"),
+        publisher_attributes: Arc::default(),
+        filter: DetailFilter::from_options(&options).expect("filter"),
+        publisher_trustlevel: None,
+        options,
+        payload: args(&[9]),
+    }))
+}
+
+#[test]
+fn outside_a_cluster_nothing_is_announced() {
+    let mut c = Cluster::new(2);
+    c.join(1, 0);
+    c.run(1, subscribe(1, "com.a", Exact));
+    c.run(
+        1,
+        publish(2, "com.a", PublishOptions::default(), args(&[1])),
+    );
+    assert!(c.cluster.is_empty());
+}
+
+#[test]
+fn the_home_shard_announces_first_and_last_interest_once() {
+    let mut c = Cluster::with_config(3, node(1));
+    let home = c.home(Exact, "com.a");
+    for (id, shard) in [(1, 0), (2, 1), (3, 2), (4, 0)] {
+        c.join(id, shard);
+        c.run(id, subscribe(1, "com.a", Exact));
+    }
+    assert_eq!(interest(&c), [(home, Exact, "com.a".into(), true)]);
+    for id in [1, 2, 3] {
+        c.leave(id);
+    }
+    assert_eq!(interest(&c).len(), 1, "shard 0 still has session 4");
+    c.leave(4);
+    assert_eq!(
+        interest(&c),
+        [
+            (home, Exact, "com.a".into(), true),
+            (home, Exact, "com.a".into(), false)
+        ]
+    );
+    // Router-scope IDs carry the node ID.
+    c.join(5, 1);
+    c.run(5, subscribe(1, "com.b", Exact));
+    let id = subscribed_id(&c.one(5));
+    assert!(id > id_base(Some(1)) && id < id_base(Some(2)), "{id}");
+}
+
+#[test]
+fn a_publication_goes_to_the_cluster_once_with_every_interested_node() {
+    let mut c = Cluster::with_config(2, node(1));
+    for shard in 0..2 {
+        c.cluster_in(shard, remote(2, Exact, "com.x.y", true));
+        c.cluster_in(shard, remote(3, Prefix, "com.x", true));
+        c.cluster_in(shard, remote(4, Wildcard, "com..z", true));
+        c.cluster_in(shard, remote(3, Exact, "com.x.y", true));
+    }
+    c.join(1, 1);
+    c.run(
+        1,
+        publish(1, "com.x.y", PublishOptions::default(), args(&[1])),
+    );
+    c.run(
+        1,
+        publish(2, "com.q", PublishOptions::default(), args(&[1])),
+    );
+    c.run(
+        1,
+        publish(3, "com.x.z", PublishOptions::default(), args(&[1])),
+    );
+    assert_eq!(
+        published(&c),
+        [
+            ("com.x.y".into(), vec![2, 3]),
+            ("com.x.z".into(), vec![3, 4])
+        ]
+    );
+    // A node's departure, and an interest removal, on every shard.
+    for shard in 0..2 {
+        c.cluster_in(shard, ClusterIn::NodeGone { node: 3 });
+        c.cluster_in(shard, remote(4, Wildcard, "com..z", false));
+    }
+    c.cluster.clear();
+    c.run(
+        1,
+        publish(4, "com.x.y", PublishOptions::default(), args(&[1])),
+    );
+    c.run(
+        1,
+        publish(5, "com.x.z", PublishOptions::default(), args(&[1])),
+    );
+    assert_eq!(published(&c), [("com.x.y".into(), vec![2])]);
+    // The router's own events cross too (meta events are cluster-wide).
+    c.cluster_in(0, remote(2, Prefix, "wamp.session", true));
+    c.cluster.clear();
+    c.join(9, 0);
+    assert_eq!(published(&c), [("wamp.session.on_join".into(), vec![2])]);
+}
+
+#[test]
+fn a_remote_publication_reaches_every_local_shard_and_never_goes_back() {
+    let mut c = Cluster::with_config(3, node(1));
+    for (id, shard) in [(1, 0), (2, 1), (3, 2)] {
+        c.join(id, shard);
+        c.run(id, subscribe(1, "com.r", Exact));
+        let _ = c.take(id);
+    }
+    // Other nodes are interested too: a remote publication must still not go back.
+    for shard in 0..3 {
+        c.cluster_in(shard, remote(2, Exact, "com.r", true));
+    }
+    c.cluster.clear();
+    let opts = PublishOptions {
+        exclude: Some(vec![2]),
+        ..Default::default()
+    };
+    c.cluster_in(1, remote_publication("com.r", 4242, opts));
+    for id in [1, 3] {
+        let m = c.one(id);
+        let e = event(&m);
+        let arg = first_arg(&e.payload).and_then(|v| v.as_id());
+        assert_eq!((e.publication, arg), (777, Some(9)));
+    }
+    assert!(c.take(2).is_empty(), "excluded by session ID");
+    assert!(published(&c).is_empty(), "delivered on this node only");
+}

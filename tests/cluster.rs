@@ -1,0 +1,584 @@
+//! Cluster mode end to end: real `nats-server` processes (one, or three routed into a NATS
+//! cluster), several real `switchyard` processes joined over them with `--cluster`, and WAMP
+//! clients (the crate's tokio client over RawSocket) on different nodes.
+//!
+//! Every port is picked by the servers themselves (`127.0.0.1:0`, nats `-1`); every wait is
+//! bounded; every process is killed on drop (and with the test process, PR_SET_PDEATHSIG).
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{wait_for, NatsServer, RouterProcess, Scrape};
+use switchyard::client::tokio::Client;
+use switchyard::client::{ClientConfig, Event, Serializer};
+use switchyard::codec::uri::MatchPolicy;
+use switchyard::codec::{Dict, PublishOptions, SubscribeOptions, Value};
+
+/// Bound of every wait for the cluster to converge (joins, interest, failure detection).
+const CONVERGE: Duration = Duration::from_secs(10);
+/// The node timeout the tests run with (a killed node is gone after this, plus a heartbeat).
+const NODE_TIMEOUT_MS: u64 = 1000;
+
+struct Node {
+    id: u16,
+    process: RouterProcess,
+}
+
+impl Node {
+    fn start(id: u16, nats: &str) -> Node {
+        let id_s = id.to_string();
+        let timeout = NODE_TIMEOUT_MS.to_string();
+        let process = RouterProcess::start(&[
+            "--no-ws",
+            "--rs",
+            "127.0.0.1:0",
+            "--metrics",
+            "127.0.0.1:0",
+            "--shards",
+            "2",
+            "--cluster",
+            nats,
+            "--node-id",
+            &id_s,
+            "--cluster-node-timeout-ms",
+            &timeout,
+        ]);
+        Node { id, process }
+    }
+
+    fn url(&self) -> String {
+        format!("rs://{}", self.process.endpoint("rs").addr())
+    }
+
+    fn metrics_addr(&self) -> std::net::SocketAddr {
+        let e = self
+            .process
+            .endpoints
+            .iter()
+            .find_map(|e| e.url.strip_prefix("metrics http://"))
+            .expect("the node serves metrics");
+        e.parse().expect("metrics address")
+    }
+
+    fn scrape(&self) -> Scrape {
+        Scrape::get(self.metrics_addr())
+    }
+
+    fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.scrape().sum(name, labels)
+    }
+
+    /// Publications this node sent to NATS (one per interested node).
+    fn publications_sent(&self) -> f64 {
+        self.metric(
+            "switchyard_cluster_messages_sent_total",
+            &[("kind", "publication")],
+        )
+    }
+
+    fn publications_received(&self) -> f64 {
+        self.metric(
+            "switchyard_cluster_messages_received_total",
+            &[("kind", "publication")],
+        )
+    }
+
+    /// Waits until this node sees `n` other nodes alive.
+    fn wait_nodes(&self, n: usize) {
+        let ok = wait_for(CONVERGE, || {
+            (self.metric("switchyard_cluster_nodes", &[]) as usize == n).then_some(())
+        });
+        assert!(
+            ok.is_some(),
+            "node {} did not see {n} other nodes within {CONVERGE:?}",
+            self.id
+        );
+    }
+
+    /// GET `path` on the metrics listener: (status, body).
+    fn http(&self, path: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(self.metrics_addr()).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").expect("send");
+        let mut r = String::new();
+        let _ = s.read_to_string(&mut r);
+        let status = r
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = r.split_once("\r\n\r\n").map_or("", |x| x.1).to_owned();
+        (status, body)
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+async fn connect(node: &Node) -> Client {
+    let cfg = ClientConfig::new(node.url(), "realm1")
+        .serializer(Serializer::MsgPack)
+        .connect_timeout(Duration::from_secs(5));
+    Client::connect(cfg).await.expect("connect")
+}
+
+/// What one subscription received: (first argument, details) per event.
+type Inbox = Arc<Mutex<Vec<Event>>>;
+
+async fn subscribe(c: &Client, topic: &str, policy: MatchPolicy) -> Inbox {
+    let inbox: Inbox = Arc::default();
+    let i = inbox.clone();
+    let opts = SubscribeOptions {
+        match_policy: Some(policy),
+        ..Default::default()
+    };
+    c.subscribe(topic, opts, move |e| i.lock().unwrap().push(e))
+        .await
+        .expect("subscribe");
+    inbox
+}
+
+fn first_arg(e: &Event) -> Value {
+    e.args.first().cloned().unwrap_or(Value::Null)
+}
+
+/// The integer first arguments received, probes left out.
+fn numbers(inbox: &Inbox) -> Vec<i64> {
+    inbox
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match first_arg(e) {
+            Value::Int(i) => Some(i),
+            Value::UInt(u) => i64::try_from(u).ok(),
+            _ => None,
+        })
+        .collect()
+}
+
+fn texts(inbox: &Inbox) -> Vec<String> {
+    inbox
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match first_arg(e) {
+            Value::Str(s) => Some(s),
+            _ => None,
+        })
+        .filter(|s| s != "probe")
+        .collect()
+}
+
+fn got_probe(inbox: &Inbox) -> bool {
+    inbox
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|e| first_arg(e) == Value::from("probe"))
+}
+
+/// Publishes probes on `topic` from `publisher` until every inbox got one (a subscription
+/// made on another node is live once its interest has crossed the cluster).
+async fn until_live(publisher: &Client, topic: &str, inboxes: &[&Inbox]) {
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        publisher
+            .publish(
+                topic,
+                vec![Value::from("probe")],
+                Dict::new(),
+                PublishOptions::default(),
+            )
+            .await
+            .expect("publish probe");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if inboxes.iter().all(|i| got_probe(i)) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "subscriptions on other nodes not live within {CONVERGE:?}"
+        );
+    }
+}
+
+/// Waits until `f` holds (bounded by [`CONVERGE`]).
+async fn until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + CONVERGE;
+    while !f() {
+        assert!(Instant::now() < deadline, "{what}: not within {CONVERGE:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A PUBLISH on node A reaches subscribers on B and C with every match policy, each
+/// subscriber gets one publisher's events in publish order, and the network carries each
+/// publication once per interested node (never once per subscriber, never to a node without
+/// interest), as the cluster metrics count.
+#[test]
+fn publications_cross_once_per_interested_node_in_order() {
+    let nats = NatsServer::start();
+    let (a, b, c) = (
+        Node::start(1, &nats.url()),
+        Node::start(2, &nats.url()),
+        Node::start(3, &nats.url()),
+    );
+    let d = Node::start(4, &nats.url());
+    for n in [&a, &b, &c, &d] {
+        n.wait_nodes(3);
+    }
+    runtime().block_on(async {
+        let publisher = connect(&a).await;
+        let mut inboxes = Vec::new();
+        let mut clients = Vec::new();
+        // Three subscribers of one subscription on B.
+        for _ in 0..3 {
+            let s = connect(&b).await;
+            inboxes.push(subscribe(&s, "com.cl.t1", MatchPolicy::Exact).await);
+            clients.push(s);
+        }
+        // Prefix and wildcard on C.
+        let s = connect(&c).await;
+        inboxes.push(subscribe(&s, "com.cl", MatchPolicy::Prefix).await);
+        inboxes.push(subscribe(&s, "com..t1", MatchPolicy::Wildcard).await);
+        clients.push(s);
+        // D subscribes to something else only.
+        let other = connect(&d).await;
+        let elsewhere = subscribe(&other, "com.elsewhere", MatchPolicy::Exact).await;
+        let refs: Vec<&Inbox> = inboxes.iter().collect();
+        until_live(&publisher, "com.cl.t1", &refs).await;
+
+        let (sent0, b0, c0, d0) = (
+            a.publications_sent(),
+            b.publications_received(),
+            c.publications_received(),
+            d.publications_received(),
+        );
+        const N: i64 = 200;
+        for i in 0..N {
+            publisher
+                .publish(
+                    "com.cl.t1",
+                    vec![Value::Int(i)],
+                    Dict::new(),
+                    PublishOptions::default(),
+                )
+                .await
+                .expect("publish");
+        }
+        until("every subscriber got every event", || {
+            inboxes.iter().all(|i| numbers(i).len() >= N as usize)
+        })
+        .await;
+        let want: Vec<i64> = (0..N).collect();
+        for (k, i) in inboxes.iter().enumerate() {
+            assert_eq!(
+                numbers(i),
+                want,
+                "subscriber {k}: all events, in order, once"
+            );
+        }
+        // Once per interested node: B and C, not D, and not once per subscriber.
+        let n = N as f64;
+        assert_eq!(a.publications_sent() - sent0, 2.0 * n);
+        assert_eq!(b.publications_received() - b0, n);
+        assert_eq!(c.publications_received() - c0, n);
+        assert_eq!(d.publications_received() - d0, 0.0);
+        assert!(elsewhere.lock().unwrap().is_empty());
+        drop(clients);
+    });
+}
+
+/// Publisher options hold across nodes: exclude / eligible by session ID, exclude_me,
+/// disclose_me, acknowledge (PUBLISHED after local routing, same publication ID remotely).
+#[test]
+fn publisher_options_hold_across_nodes() {
+    let nats = NatsServer::start();
+    let (a, b) = (Node::start(1, &nats.url()), Node::start(2, &nats.url()));
+    a.wait_nodes(1);
+    b.wait_nodes(1);
+    runtime().block_on(async {
+        let p = connect(&a).await;
+        let mine = subscribe(&p, "com.opt", MatchPolicy::Exact).await;
+        let s1c = connect(&b).await;
+        let s2c = connect(&b).await;
+        let s1 = subscribe(&s1c, "com.opt", MatchPolicy::Exact).await;
+        let s2 = subscribe(&s2c, "com.opt", MatchPolicy::Exact).await;
+        until_live(&p, "com.opt", &[&s1, &s2]).await;
+        let (id1, id2) = (
+            s1c.session_id().expect("joined"),
+            s2c.session_id().expect("joined"),
+        );
+        let publish = |text: &'static str, o: PublishOptions| {
+            let p = p.clone();
+            async move {
+                p.publish("com.opt", vec![Value::from(text)], Dict::new(), o)
+                    .await
+                    .expect("publish")
+            }
+        };
+        publish(
+            "not-s1",
+            PublishOptions {
+                exclude: Some(vec![id1]),
+                ..Default::default()
+            },
+        )
+        .await;
+        publish(
+            "only-s1",
+            PublishOptions {
+                eligible: Some(vec![id1]),
+                ..Default::default()
+            },
+        )
+        .await;
+        publish(
+            "everyone",
+            PublishOptions {
+                exclude_me: Some(false),
+                ..Default::default()
+            },
+        )
+        .await;
+        publish(
+            "disclosed",
+            PublishOptions {
+                disclose_me: Some(true),
+                eligible: Some(vec![id2]),
+                ..Default::default()
+            },
+        )
+        .await;
+        let acked = publish(
+            "acked",
+            PublishOptions {
+                acknowledge: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("PUBLISHED carries the publication ID");
+        until("the last event everywhere", || {
+            texts(&s1).last().map(String::as_str) == Some("acked")
+                && texts(&s2).last().map(String::as_str) == Some("acked")
+        })
+        .await;
+        assert_eq!(texts(&s1), ["only-s1", "everyone", "acked"]);
+        assert_eq!(texts(&s2), ["not-s1", "everyone", "disclosed", "acked"]);
+        // exclude_me defaults to true: the publisher saw only "everyone" (and no probe).
+        until("the publisher's own event", || texts(&mine) == ["everyone"]).await;
+        let s2_events = s2.lock().unwrap();
+        let disclosed = s2_events
+            .iter()
+            .find(|e| first_arg(e) == Value::from("disclosed"))
+            .expect("disclosed event");
+        assert_eq!(disclosed.details.publisher.map(|x| x.0), p.session_id());
+        let last = s2_events.last().expect("acked event");
+        assert_eq!(last.publication, acked, "one publication ID cluster-wide");
+        let plain = s2_events
+            .iter()
+            .find(|e| first_arg(e) == Value::from("everyone"))
+            .expect("everyone");
+        assert!(
+            plain.details.publisher.is_none(),
+            "not disclosed unless asked"
+        );
+    });
+}
+
+/// A node killed with SIGKILL is gone for the others within the node timeout (plus a
+/// heartbeat): its interest is dropped (publications no longer cross to it). A new process
+/// with the same node ID joins again and its subscribers get events.
+#[test]
+fn a_killed_node_is_forgotten_and_a_restarted_one_rejoins() {
+    let nats = NatsServer::start();
+    let a = Node::start(1, &nats.url());
+    let b = Node::start(2, &nats.url());
+    let mut c = Node::start(3, &nats.url());
+    a.wait_nodes(2);
+    runtime().block_on(async {
+        let p = connect(&a).await;
+        let sb = connect(&b).await;
+        let in_b = subscribe(&sb, "com.kill", MatchPolicy::Exact).await;
+        let sc = connect(&c).await;
+        let in_c = subscribe(&sc, "com.kill", MatchPolicy::Exact).await;
+        until_live(&p, "com.kill", &[&in_b, &in_c]).await;
+        let leaves0 = a.metric("switchyard_cluster_node_leaves_total", &[]);
+
+        c.process.signal(libc::SIGKILL);
+        let killed = Instant::now();
+        a.wait_nodes(1);
+        let took = killed.elapsed();
+        assert!(
+            took <= Duration::from_millis(NODE_TIMEOUT_MS * 3),
+            "the dead node was noticed after {took:?}"
+        );
+        assert_eq!(
+            a.metric("switchyard_cluster_node_leaves_total", &[]) - leaves0,
+            1.0
+        );
+        // Publications now cross to B only.
+        let sent0 = a.publications_sent();
+        for i in 0..10 {
+            p.publish(
+                "com.kill",
+                vec![Value::Int(i)],
+                Dict::new(),
+                Default::default(),
+            )
+            .await
+            .expect("publish");
+        }
+        until("B got the events", || numbers(&in_b).len() == 10).await;
+        assert_eq!(a.publications_sent() - sent0, 10.0);
+        drop(sc);
+
+        c = Node::start(3, &nats.url());
+        a.wait_nodes(2);
+        let sc = connect(&c).await;
+        let again = subscribe(&sc, "com.kill", MatchPolicy::Exact).await;
+        until_live(&p, "com.kill", &[&again]).await;
+    });
+    drop(c);
+}
+
+/// Three NATS servers in a NATS cluster: the server node A is connected to dies, A reconnects
+/// to another and keeps routing. With every server gone A is degraded (metric, /ready 503,
+/// /health still 200) and keeps serving its local sessions; when servers return, A and B
+/// re-synchronise and publications cross again.
+#[test]
+fn nats_server_loss_failover_degraded_and_resync() {
+    let mut s0 = NatsServer::start();
+    let mut s1 = NatsServer::start_routed(&[s0.route_port]);
+    let mut s2 = NatsServer::start_routed(&[s0.route_port, s1.route_port]);
+    let a = Node::start(1, &format!("{},{}", s0.url(), s1.url()));
+    let b = Node::start(2, &s2.url());
+    a.wait_nodes(1);
+    b.wait_nodes(1);
+    runtime().block_on(async {
+        let p = connect(&a).await;
+        let local = subscribe(&p, "com.fail", MatchPolicy::Exact).await;
+        let sb = connect(&b).await;
+        let remote = subscribe(&sb, "com.fail", MatchPolicy::Exact).await;
+        until_live(&p, "com.fail", &[&remote]).await;
+
+        // A's server dies: A fails over to s1 (routed to s2, where B is).
+        s0.kill();
+        remote.lock().unwrap().clear();
+        until_live(&p, "com.fail", &[&remote]).await;
+        until("A reports connected", || {
+            a.metric("switchyard_cluster_connected", &[]) == 1.0
+        })
+        .await;
+
+        // Every server gone: degraded, still serving locally.
+        s1.kill();
+        s2.kill();
+        until("A reports degraded", || {
+            a.metric("switchyard_cluster_degraded", &[]) == 1.0
+        })
+        .await;
+        let (ready, why) = a.http("/ready");
+        assert_eq!(ready, 503, "{why}");
+        assert!(why.contains("cluster degraded"), "{why}");
+        let (health, body) = a.http("/health");
+        assert_eq!(health, 200, "alive while degraded: {body}");
+        local.lock().unwrap().clear();
+        p.publish(
+            "com.fail",
+            vec![Value::from("local")],
+            Dict::new(),
+            PublishOptions {
+                exclude_me: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("publish while degraded");
+        until("local delivery while degraded", || {
+            texts(&local) == ["local"]
+        })
+        .await;
+
+        // Servers back: both nodes reconnect and re-synchronise.
+        s1.restart();
+        s2.restart();
+        a.wait_nodes(1);
+        b.wait_nodes(1);
+        until("A no longer degraded", || {
+            a.metric("switchyard_cluster_degraded", &[]) == 0.0
+        })
+        .await;
+        remote.lock().unwrap().clear();
+        until_live(&p, "com.fail", &[&remote]).await;
+        assert_eq!(a.http("/ready").0, 200);
+    });
+}
+
+/// Without `--cluster` nothing cluster-related runs: no bridge, no cluster metrics; bad
+/// cluster settings are refused naming the key.
+#[test]
+fn cluster_flags_are_checked() {
+    let out = std::process::Command::new(common::router_binary())
+        .args(["--cluster", "nats://127.0.0.1:4222"])
+        .output()
+        .expect("run switchyard");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("node_id"), "{err}");
+    for (args, key) in [
+        (
+            &["--cluster", "http://x:1", "--node-id", "1"][..],
+            "cluster",
+        ),
+        (&["--cluster", "nats://x", "--node-id", "1"][..], "cluster"),
+        (
+            &["--cluster", "nats://x:1", "--node-id", "0"][..],
+            "node_id",
+        ),
+        (
+            &["--cluster", "nats://x:1", "--node-id", "2048"][..],
+            "node_id",
+        ),
+        (
+            &[
+                "--cluster",
+                "nats://x:1",
+                "--node-id",
+                "1",
+                "--cluster-name",
+                "a.b",
+            ][..],
+            "cluster_name",
+        ),
+        (&["--node-id", "3"][..], "node_id"),
+    ] {
+        let out = std::process::Command::new(common::router_binary())
+            .args(args)
+            .output()
+            .expect("run switchyard");
+        assert!(!out.status.success(), "{args:?} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(key), "{args:?}: {err}");
+    }
+    let single =
+        RouterProcess::start(&["--no-ws", "--rs", "127.0.0.1:0", "--metrics", "127.0.0.1:0"]);
+    let addr = single
+        .endpoints
+        .iter()
+        .find_map(|e| e.url.strip_prefix("metrics http://"))
+        .expect("metrics")
+        .parse()
+        .expect("addr");
+    let text = format!("{:?}", Scrape::get(addr));
+    assert!(!text.contains("switchyard_cluster"), "{text}");
+}

