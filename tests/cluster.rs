@@ -582,3 +582,74 @@ fn cluster_flags_are_checked() {
     let text = format!("{:?}", Scrape::get(addr));
     assert!(!text.contains("switchyard_cluster"), "{text}");
 }
+
+/// `deploy/cluster/start.sh` (the README's one command) starts NATS and three nodes that act
+/// as one router; `stop.sh` stops every process it started.
+#[test]
+fn the_deploy_script_starts_a_working_cluster() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = dir.path().join("run");
+    let script = |name: &str, extra: &[&str]| {
+        let mut cmd = std::process::Command::new("bash");
+        cmd.arg(root.join("deploy/cluster").join(name))
+            .args(["--dir", run.to_str().expect("utf-8 path")])
+            .args(extra);
+        let (status, out, err) = common::run_with_deadline(name, &mut cmd, Duration::from_secs(60));
+        assert_eq!(
+            status.and_then(|s| s.code()),
+            Some(0),
+            "{name}: {out}\n{err}"
+        );
+        out
+    };
+    let bin = common::router_binary();
+    let nats = common::nats_server_binary();
+    let out = script(
+        "start.sh",
+        &[
+            "--ports",
+            "auto",
+            "--nats",
+            "3",
+            "--bin",
+            bin.to_str().expect("utf-8 path"),
+            "--nats-server",
+            nats.to_str().expect("utf-8 path"),
+        ],
+    );
+    // Stop whatever started even if an assertion below fails.
+    struct Stop<'a>(&'a dyn Fn());
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            (self.0)();
+        }
+    }
+    let stop_once = std::cell::Cell::new(false);
+    let stop = || {
+        if !stop_once.replace(true) {
+            script("stop.sh", &[]);
+        }
+    };
+    let _guard = Stop(&stop);
+    let rs = |node: &str| -> String {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("node {node} rs://")))
+            .map(|a| format!("rs://{a}"))
+            .unwrap_or_else(|| panic!("no rs endpoint of node {node} in {out}"))
+    };
+    runtime().block_on(async {
+        let cfg = |url: String| {
+            ClientConfig::new(url, "realm1")
+                .serializer(Serializer::MsgPack)
+                .connect_timeout(Duration::from_secs(5))
+        };
+        let p = Client::connect(cfg(rs("1"))).await.expect("node 1");
+        let s = Client::connect(cfg(rs("3"))).await.expect("node 3");
+        let inbox = subscribe(&s, "com.deploy", MatchPolicy::Exact).await;
+        until_live(&p, "com.deploy", &[&inbox]).await;
+    });
+    stop();
+    let pids = std::fs::read_to_string(run.join("pids")).expect("pids file");
+    assert!(pids.trim().is_empty(), "stop.sh empties the pid list");
+}

@@ -112,6 +112,10 @@ struct Common {
     /// wss://host:port/path, unix://PATH.
     #[arg(long, default_value = "rs://127.0.0.1:8081")]
     url: String,
+    /// Connect the senders (publishers, callers) here instead of --url: e.g. another node of
+    /// a cluster, to measure what crossing nodes costs.
+    #[arg(long, value_name = "URL")]
+    sender_url: Option<String>,
     #[arg(long, value_enum, default_value = "msgpack")]
     serializer: Ser,
     #[arg(long, default_value = "realm1")]
@@ -192,8 +196,14 @@ impl Common {
         if self.batch == 0 {
             bail!("--batch must be at least 1");
         }
+        let sender_endpoint = self
+            .sender_url
+            .as_deref()
+            .map(url::Endpoint::parse)
+            .transpose()?;
         Ok(Env {
             endpoint,
+            sender_endpoint,
             ser: self.ser(),
             realm: self.realm.clone(),
             tls,

@@ -104,6 +104,13 @@ pub fn start(
     })
 }
 
+/// Publications taken from the shards' queue per NATS message (per node).
+const PUBLISH_BATCH: usize = 256;
+/// A batch of publications stays below this many bytes (unless one publication is larger).
+const BATCH_BYTES: usize = 256 * 1024;
+/// Messages taken from the node's subscription before delivering to the shards.
+const RECEIVE_BATCH: usize = 1024;
+
 /// Snapshot chunks stay below this many bytes (NATS's default max payload is 1 MiB).
 const SNAPSHOT_CHUNK: usize = 64 * 1024;
 
@@ -236,11 +243,28 @@ impl Bridge {
                     }
                     None => break,
                 },
-                Some(m) = node_sub.next() => self.on_message(&client, &m.payload, &mut todo).await,
+                Some(m) = node_sub.next() => {
+                    self.on_message(&client, &m.payload, &mut todo).await;
+                    // Take what else has arrived before delivering: one mesh batch per shard.
+                    for _ in 0..RECEIVE_BATCH {
+                        match futures_lite::future::poll_once(node_sub.next()).await {
+                            Some(Some(m)) => self.on_message(&client, &m.payload, &mut todo).await,
+                            _ => break,
+                        }
+                    }
+                }
                 Some(m) = int_sub.next() => self.on_message(&client, &m.payload, &mut todo).await,
                 Some(m) = hb_sub.next() => self.on_message(&client, &m.payload, &mut todo).await,
-                Some((realm, nodes, p)) = pub_rx.recv() => {
-                    self.publish(&client, realm, &nodes, p).await;
+                Some(first) = pub_rx.recv() => {
+                    // Everything already queued goes out in one NATS message per node.
+                    let mut batch = vec![first];
+                    while batch.len() < PUBLISH_BATCH {
+                        match pub_rx.try_recv() {
+                            Ok(p) => batch.push(p),
+                            Err(_) => break,
+                        }
+                    }
+                    self.publish(&client, batch).await;
                 }
                 _ = ticker.tick() => {
                     let connected =
@@ -320,27 +344,60 @@ impl Bridge {
             .await;
     }
 
-    async fn publish(
-        &self,
-        client: &async_nats::Client,
-        realm: Uri,
-        nodes: &[NodeId],
-        publication: Arc<Publication>,
-    ) {
-        let b = wire::encode(&Msg::Publication {
-            node: self.cfg.node_id,
-            realm,
-            publication,
-        });
-        for n in nodes {
-            if self.members.is_alive(*n) {
-                self.send(
-                    client,
-                    self.subjects.publication(*n),
-                    ClusterKind::Publication,
-                    b.clone(),
-                )
-                .await;
+    /// Publications from the shards, in order: each encoded once, then per node one NATS
+    /// message holding that node's share of them (in order).
+    async fn publish(&self, client: &async_nats::Client, batch: Vec<Outgoing>) {
+        let mut per_node: Vec<(NodeId, Vec<Bytes>)> = Vec::new();
+        for (realm, nodes, publication) in batch {
+            let b = wire::encode(&Msg::Publication {
+                node: self.cfg.node_id,
+                realm,
+                publication,
+            });
+            for n in nodes {
+                if !self.members.is_alive(n) {
+                    continue;
+                }
+                match per_node.iter_mut().find(|(m, _)| *m == n) {
+                    Some((_, v)) => v.push(b.clone()),
+                    None => per_node.push((n, vec![b.clone()])),
+                }
+            }
+        }
+        for (n, parts) in per_node {
+            // NATS refuses messages over its max_payload (1 MiB by default): cut the batch.
+            let mut chunk = Vec::new();
+            let mut size = 0;
+            for p in parts {
+                if !chunk.is_empty() && size + p.len() > BATCH_BYTES {
+                    self.publish_batch(client, n, std::mem::take(&mut chunk))
+                        .await;
+                    size = 0;
+                }
+                size += p.len();
+                chunk.push(p);
+            }
+            self.publish_batch(client, n, chunk).await;
+        }
+    }
+
+    async fn publish_batch(&self, client: &async_nats::Client, n: NodeId, parts: Vec<Bytes>) {
+        if parts.is_empty() {
+            return;
+        }
+        let count = parts.len() as u64;
+        let b = wire::encode(&Msg::Batch(parts));
+        let size = b.len() as u64;
+        match client.publish(self.subjects.publication(n), b).await {
+            Ok(()) => {
+                // Counted per publication (the batching is an implementation detail).
+                self.metrics.messages_out[ClusterKind::Publication as usize]
+                    .fetch_add(count, Relaxed);
+                self.metrics.bytes_out[ClusterKind::Publication as usize].fetch_add(size, Relaxed);
+            }
+            Err(e) => {
+                self.metrics.dropped.fetch_add(count, Relaxed);
+                tracing::debug!("cluster: publish to node {n} failed: {e}");
             }
         }
     }
@@ -361,6 +418,26 @@ impl Bridge {
         };
         let now = Instant::now();
         let n = payload.len();
+        if let Msg::Batch(parts) = msg {
+            self.metrics.bytes_in[ClusterKind::Publication as usize].fetch_add(n as u64, Relaxed);
+            for part in parts {
+                match wire::decode(&part) {
+                    Ok(Msg::Publication {
+                        node: _,
+                        realm,
+                        publication,
+                    }) => {
+                        self.metrics.messages_in[ClusterKind::Publication as usize]
+                            .fetch_add(1, Relaxed);
+                        self.deliver_publication(realm, publication);
+                    }
+                    Ok(_) | Err(_) => {
+                        self.metrics.bad_messages.fetch_add(1, Relaxed);
+                    }
+                }
+            }
+            return;
+        }
         match msg {
             Msg::Heartbeat {
                 node,
@@ -405,18 +482,24 @@ impl Bridge {
                 publication,
             } => {
                 self.metrics.received(ClusterKind::Publication, n);
-                if self.realms.contains(&realm) {
-                    // One publisher's events go to one shard, in order.
-                    let shard = (publication.publisher % self.outbox.len().max(1) as u64) as usize;
-                    if let Some(o) = self.outbox.get_mut(shard) {
-                        o.push((realm, ClusterIn::Publish(publication)));
-                    }
-                } else {
-                    self.metrics.bad_messages.fetch_add(1, Relaxed);
-                }
+                self.deliver_publication(realm, publication);
             }
+            Msg::Batch(_) => {} // handled above
         }
         self.act(client, todo).await;
+    }
+
+    /// A publication from another node, for one shard here: one publisher's events always go
+    /// to the same shard, so they stay in order.
+    fn deliver_publication(&mut self, realm: Uri, publication: Arc<Publication>) {
+        if !self.realms.contains(&realm) {
+            self.metrics.bad_messages.fetch_add(1, Relaxed);
+            return;
+        }
+        let shard = (publication.publisher % self.outbox.len().max(1) as u64) as usize;
+        if let Some(o) = self.outbox.get_mut(shard) {
+            o.push((realm, ClusterIn::Publish(publication)));
+        }
     }
 
     /// Carries out what membership asked for.

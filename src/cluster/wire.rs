@@ -13,7 +13,7 @@
 //! | `C.interest`        | [`Msg::Interest`] (one change)        | a node → all            |
 //! | `C.node.N.sync`     | [`Msg::SyncRequest`]                  | a node → node N         |
 //! | `C.node.N.snap`     | [`Msg::Snapshot`] chunks              | a node → node N         |
-//! | `C.node.N.pub`      | [`Msg::Publication`]                  | publisher's node → N    |
+//! | `C.node.N.pub`      | [`Msg::Batch`] of [`Msg::Publication`]s | publishers' node → N  |
 
 use std::sync::Arc;
 
@@ -29,6 +29,7 @@ const INTEREST: u8 = 2;
 const SNAPSHOT: u8 = 3;
 const PUBLICATION: u8 = 4;
 const SYNC_REQUEST: u8 = 5;
+const BATCH: u8 = 6;
 
 /// The subjects of one cluster (`name` is the cluster name, checked by the config).
 #[derive(Debug, Clone)]
@@ -101,6 +102,9 @@ pub enum Msg {
         realm: Uri,
         publication: Arc<Publication>,
     },
+    /// Several encoded messages in one NATS message, in order (publications to one node: one
+    /// NATS message per turn of the bridge rather than one per publication). Never nested.
+    Batch(Vec<Bytes>),
 }
 
 /// A message that could not be read.
@@ -213,6 +217,15 @@ pub fn encode(msg: &Msg) -> Bytes {
                 }
             }
             let _ = rmp::encode::write_bin(&mut out, &frame);
+        }
+        Msg::Batch(parts) => {
+            out.reserve(parts.iter().map(|p| p.len() + 5).sum::<usize>() + 8);
+            array(&mut out, 2);
+            uint(&mut out, u64::from(BATCH));
+            array(&mut out, parts.len());
+            for p in parts {
+                let _ = rmp::encode::write_bin(&mut out, p);
+            }
         }
     }
     Bytes::from(out)
@@ -400,6 +413,23 @@ pub fn decode(bytes: &Bytes) -> Result<Msg, WireError> {
                 }),
             }
         }
+        BATCH => {
+            want(2)?;
+            let n = r.array()?;
+            // Each part is at least one byte plus its length prefix.
+            if n > r.buf.len() / 2 {
+                return Err(bad("batch count exceeds the message"));
+            }
+            let mut parts = Vec::with_capacity(n);
+            for _ in 0..n {
+                let part = r.bin()?;
+                if part.get(1) == Some(&BATCH) {
+                    return Err(bad("nested batch"));
+                }
+                parts.push(bytes.slice_ref(part));
+            }
+            Msg::Batch(parts)
+        }
         _ => return Err(bad(format!("unknown kind {kind}"))),
     };
     Ok(msg)
@@ -485,6 +515,22 @@ mod tests {
             panic!("not a publication");
         };
         assert_eq!((node, realm.as_str()), (5, "realm1"));
+        let batch = encode(&Msg::Batch(vec![
+            encode(&m),
+            encode(&Msg::SyncRequest { node: 2 }),
+        ]));
+        let Msg::Batch(parts) = decode(&batch).unwrap() else {
+            panic!("not a batch");
+        };
+        assert_eq!(parts.len(), 2);
+        assert!(matches!(
+            decode(&parts[0]).unwrap(),
+            Msg::Publication { .. }
+        ));
+        assert!(
+            decode(&encode(&Msg::Batch(vec![batch.clone()]))).is_err(),
+            "nested"
+        );
         assert_eq!(
             (q.id, q.publisher, q.topic.as_str()),
             (99, 12345, "com.a.b")

@@ -21,6 +21,9 @@ use switchyard::client::url::Endpoint;
 /// How to reach the router; shared (read-only) by all shards.
 pub struct Env {
     pub endpoint: Endpoint,
+    /// Where the senders (publishers, callers) connect, when not to `endpoint`
+    /// (`--sender-url`: e.g. another node of a cluster).
+    pub sender_endpoint: Option<Endpoint>,
     pub ser: Serializer,
     pub realm: String,
     pub tls: Option<Tls>,
@@ -42,8 +45,17 @@ pub struct Session {
 impl Env {
     /// Connects, runs the transport handshake and joins the realm.
     pub async fn session(&self) -> Result<Session> {
-        let (mut r, mut w) =
-            transport::connect(&self.endpoint, self.ser, self.tls.as_ref()).await?;
+        self.session_at(&self.endpoint).await
+    }
+
+    /// A sender's session (publisher, caller): at `--sender-url` if given.
+    pub async fn sender_session(&self) -> Result<Session> {
+        self.session_at(self.sender_endpoint.as_ref().unwrap_or(&self.endpoint))
+            .await
+    }
+
+    async fn session_at(&self, endpoint: &Endpoint) -> Result<Session> {
+        let (mut r, mut w) = transport::connect(endpoint, self.ser, self.tls.as_ref()).await?;
         let id = wamp::join(&mut r, &mut w, &self.realm).await?;
         Ok(Session { r, w, id })
     }
@@ -67,19 +79,32 @@ where
     Ok(out)
 }
 
-/// Opens (and counts) the sessions of `items`, then runs `prepare` on each (subscribe,
-/// register).
+/// Opens (and counts) the sessions of `items`.
 pub async fn open_sessions(
     ctx: &ShardCtx,
     env: &std::sync::Arc<Env>,
     items: Vec<usize>,
+) -> Result<Vec<(usize, Session)>> {
+    open_sessions_as(ctx, env, items, false).await
+}
+
+/// [`open_sessions`] for senders (`sender`: at `--sender-url` if given).
+pub async fn open_sessions_as(
+    ctx: &ShardCtx,
+    env: &std::sync::Arc<Env>,
+    items: Vec<usize>,
+    sender: bool,
 ) -> Result<Vec<(usize, Session)>> {
     let ctx2 = ctx.clone();
     in_waves(items, env.setup_concurrency, move |i| {
         let env = env.clone();
         let ctx = ctx2.clone();
         async move {
-            let s = env.session().await?;
+            let s = if sender {
+                env.sender_session().await?
+            } else {
+                env.session().await?
+            };
             bump(&ctx.counters.sessions, 1);
             Ok((i, s))
         }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use switchyard::codec::{self, Message, Uri};
 
-use super::{open_sessions, sleep_until, Env, Notify, Pace, Session};
+use super::{open_sessions, open_sessions_as, sleep_until, Env, Notify, Pace, Session};
 use crate::clock::now_ns;
 use crate::runner::ShardCtx;
 use crate::stats::{bump, unbump};
@@ -67,7 +67,7 @@ pub async fn shard(ctx: ShardCtx, env: Arc<Env>, cfg: Arc<PubSub>) -> Result<()>
         wamp::subscribe(&mut sess.r, &mut sess.w, &PubSub::topic(i % cfg.topics)).await?;
         subscribers.push(sess);
     }
-    let publishers = open_sessions(&ctx, &env, pubs).await?;
+    let publishers = open_sessions_as(&ctx, &env, pubs, true).await?;
     // Held, never read, until the run ends (their sockets fill, then their router queues).
     let stuck: Vec<usize> = ctx.mine(cfg.stuck).collect();
     let mut never_read = Vec::new();

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use switchyard::codec::{self, Message, Uri, Yield};
 
-use super::{open_sessions, sleep_until, Env, Notify, Pace, Session};
+use super::{open_sessions, open_sessions_as, sleep_until, Env, Notify, Pace, Session};
 use crate::clock::now_ns;
 use crate::runner::ShardCtx;
 use crate::stats::{bump, unbump};
@@ -63,7 +63,7 @@ pub async fn shard(ctx: ShardCtx, env: Arc<Env>, cfg: Arc<Rpc>) -> Result<()> {
         }
         callees.push(sess);
     }
-    let callers = open_sessions(&ctx, &env, caller_ids).await?;
+    let callers = open_sessions_as(&ctx, &env, caller_ids, true).await?;
     let Some(start) = ctx.ready().await else {
         return Ok(());
     };
