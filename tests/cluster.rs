@@ -392,6 +392,9 @@ fn publisher_options_hold_across_nodes() {
             plain.details.publisher.is_none(),
             "not disclosed unless asked"
         );
+        // One subscription ID cluster-wide for one topic and policy.
+        let on_a = mine.lock().unwrap()[0].subscription;
+        assert_eq!(plain.subscription, on_a, "same subscription ID on A and B");
     });
 }
 
@@ -652,4 +655,23 @@ fn the_deploy_script_starts_a_working_cluster() {
     stop();
     let pids = std::fs::read_to_string(run.join("pids")).expect("pids file");
     assert!(pids.trim().is_empty(), "stop.sh empties the pid list");
+}
+
+/// autobahn-python clients on three nodes (JSON and MessagePack, exact and prefix): every
+/// event once and in order, exclude_me and exclude by session ID across nodes, one
+/// subscription ID per topic and policy cluster-wide (tests/interop/cluster.py).
+#[test]
+fn autobahn_python_clients_on_different_nodes() {
+    let python = common::interop_python("autobahn, msgpack");
+    let nats = NatsServer::start();
+    let nodes: Vec<Node> = (1..=3).map(|i| Node::start(i, &nats.url())).collect();
+    for n in &nodes {
+        n.wait_nodes(2);
+    }
+    let mut cmd = std::process::Command::new(python);
+    cmd.arg("cluster.py");
+    for n in &nodes {
+        cmd.args(["--node", &n.process.endpoint("rs").addr().to_string()]);
+    }
+    common::assert_script_ok("cluster.py", &mut cmd, Duration::from_secs(90), "OK: cluster");
 }

@@ -557,10 +557,22 @@ impl Broker {
         ctx: &mut Ctx<'_>,
     ) {
         let ids = &mut self.ids;
+        let by_id = &self.interest_by_id;
         let entry = self
             .interest
             .get_or_insert_with(policy, &topic, || Interest {
-                id: ids.next_id(),
+                id: match ctx.config.cluster_node {
+                    // The same ID on every node (see `cluster::subscription_id`).
+                    Some(_) => {
+                        let id = super::cluster::subscription_id(ctx.realm, policy, &topic);
+                        if by_id.contains_key(&id) {
+                            ids.next_id()
+                        } else {
+                            id
+                        }
+                    }
+                    None => ids.next_id(),
+                },
                 shards: Vec::new(),
                 created: ctx.wall_clock(),
             });

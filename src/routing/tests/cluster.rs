@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::harness::*;
 use crate::codec::uri::MatchPolicy::{self, Exact, Prefix, Wildcard};
 use crate::codec::*;
-use crate::routing::cluster::{id_base, ClusterIn, ClusterOut};
+use crate::routing::cluster::{id_base, subscription_id, ClusterIn, ClusterOut};
 use crate::routing::filter::DetailFilter;
 use crate::routing::peer::Publication;
 use crate::routing::realm::RoutingConfig;
@@ -106,11 +106,21 @@ fn the_home_shard_announces_first_and_last_interest_once() {
             (home, Exact, "com.a".into(), false)
         ]
     );
-    // Router-scope IDs carry the node ID.
+    // Subscription IDs are the same on every node: a function of realm, policy and pattern.
     c.join(5, 1);
     c.run(5, subscribe(1, "com.b", Exact));
     let id = subscribed_id(&c.one(5));
-    assert!(id > id_base(Some(1)) && id < id_base(Some(2)), "{id}");
+    assert_eq!(id, subscription_id(REALM, Exact, "com.b"));
+    let mut other_node = Cluster::with_config(2, node(7));
+    other_node.join(5, 0);
+    other_node.run(5, subscribe(1, "com.b", Exact));
+    assert_eq!(subscribed_id(&other_node.one(5)), id);
+    assert_ne!(subscription_id(REALM, Prefix, "com.b"), id);
+    assert!(id <= crate::codec::MAX_ID);
+    // Registration IDs carry the node ID in their high bits.
+    c.run(5, register(2, "com.p", RegisterOptions::default()));
+    let rid = registered_id(&c.one(5));
+    assert!(rid > id_base(Some(1)) && rid < id_base(Some(2)), "{rid}");
 }
 
 #[test]
