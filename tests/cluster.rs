@@ -675,3 +675,54 @@ fn autobahn_python_clients_on_different_nodes() {
     }
     common::assert_script_ok("cluster.py", &mut cmd, Duration::from_secs(90), "OK: cluster");
 }
+
+/// A partition: the NATS server node C uses is frozen (SIGSTOP: its connections and routes go
+/// silent, as with a cut cable). A and B, on the other servers, keep exchanging events with no
+/// loss and no duplicate; they drop C after the node timeout. When C's server comes back, C
+/// rejoins and re-synchronises, and its subscription receives again.
+#[test]
+fn a_partitioned_node_is_dropped_and_rejoins_without_disturbing_the_majority() {
+    let s0 = NatsServer::start();
+    let s1 = NatsServer::start_routed(&[s0.route_port]);
+    let s2 = NatsServer::start_routed(&[s0.route_port, s1.route_port]);
+    let a = Node::start(1, &s0.url());
+    let b = Node::start(2, &s1.url());
+    let c = Node::start(3, &s2.url());
+    a.wait_nodes(2);
+    b.wait_nodes(2);
+    runtime().block_on(async {
+        let p = connect(&a).await;
+        let sb = connect(&b).await;
+        let in_b = subscribe(&sb, "com.part", MatchPolicy::Exact).await;
+        let sc = connect(&c).await;
+        let in_c = subscribe(&sc, "com.part", MatchPolicy::Exact).await;
+        until_live(&p, "com.part", &[&in_b, &in_c]).await;
+        let leaves0 = a.metric("switchyard_cluster_node_leaves_total", &[]);
+
+        s2.signal(libc::SIGSTOP);
+        // The majority keeps going through the partition: 1 event every 10 ms for 2.5 s.
+        let mut sent = 0i64;
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_millis(2500) {
+            p.publish("com.part", vec![Value::Int(sent)], Dict::new(), Default::default())
+                .await
+                .expect("publish during the partition");
+            sent += 1;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        until("B got every event of the partition", || {
+            numbers(&in_b).len() >= sent as usize
+        })
+        .await;
+        assert_eq!(numbers(&in_b), (0..sent).collect::<Vec<_>>(), "no loss, no duplicate");
+        assert!(
+            a.metric("switchyard_cluster_node_leaves_total", &[]) > leaves0,
+            "A dropped the silent node"
+        );
+
+        s2.signal(libc::SIGCONT);
+        a.wait_nodes(2);
+        in_c.lock().unwrap().clear();
+        until_live(&p, "com.part", &[&in_c]).await;
+    });
+}

@@ -59,6 +59,14 @@ impl NatsServer {
         }
     }
 
+    /// Sends `sig` to the server (SIGSTOP freezes it: its clients and routes see silence).
+    pub fn signal(&self, sig: libc::c_int) {
+        if let Some(c) = &self.child {
+            // SAFETY: kill(2) on our own, not yet reaped, child.
+            unsafe { libc::kill(c.id() as libc::pid_t, sig) };
+        }
+    }
+
     /// Starts it again on the same ports, with the same routes.
     pub fn restart(&mut self) {
         self.kill();
@@ -168,6 +176,7 @@ impl NatsServer {
 
 impl Drop for NatsServer {
     fn drop(&mut self) {
+        self.signal(libc::SIGCONT);
         self.kill();
         if thread::panicking() {
             eprintln!(
