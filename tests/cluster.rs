@@ -416,6 +416,36 @@ fn a_killed_node_is_forgotten_and_a_restarted_one_rejoins() {
         let in_c = subscribe(&sc, "com.kill", MatchPolicy::Exact).await;
         until_live(&p, "com.kill", &[&in_b, &in_c]).await;
         let leaves0 = a.metric("switchyard_cluster_node_leaves_total", &[]);
+        // A session on C leaves a testament; subscribers of its topic on A and B.
+        let will_a = subscribe(&p, "com.will", MatchPolicy::Exact).await;
+        let will_b = subscribe(&sb, "com.will", MatchPolicy::Exact).await;
+        until_live(&sc, "com.will", &[&will_a, &will_b]).await;
+        will_a.lock().unwrap().clear();
+        will_b.lock().unwrap().clear();
+        let copies = |n: &Node| {
+            n.metric(
+                "switchyard_cluster_messages_received_total",
+                &[("kind", "interest")],
+            )
+        };
+        let (before_a, before_b) = (copies(&a), copies(&b));
+        sc.call(
+            "wamp.session.add_testament",
+            vec![
+                Value::from("com.will"),
+                Value::List(vec![Value::from("c-died")]),
+                Value::Dict(Dict::new()),
+            ],
+            Dict::new(),
+            Default::default(),
+        )
+        .await
+        .expect("add_testament");
+        // The testament reached the other nodes (its copy travels like interest changes).
+        until("the testament copy arrived", || {
+            copies(&a) > before_a && copies(&b) > before_b
+        })
+        .await;
 
         c.process.signal(libc::SIGKILL);
         let killed = Instant::now();
@@ -429,6 +459,14 @@ fn a_killed_node_is_forgotten_and_a_restarted_one_rejoins() {
             a.metric("switchyard_cluster_node_leaves_total", &[]) - leaves0,
             1.0
         );
+        // Its testament is published once (by the lowest surviving node), to both nodes.
+        until("the dead session's testament", || {
+            texts(&will_a) == ["c-died"] && texts(&will_b) == ["c-died"]
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(texts(&will_a), ["c-died"], "exactly once");
+        assert_eq!(texts(&will_b), ["c-died"], "exactly once");
         // Publications now cross to B only.
         let sent0 = a.publications_sent();
         for i in 0..10 {
@@ -673,7 +711,12 @@ fn autobahn_python_clients_on_different_nodes() {
     for n in &nodes {
         cmd.args(["--node", &n.process.endpoint("rs").addr().to_string()]);
     }
-    common::assert_script_ok("cluster.py", &mut cmd, Duration::from_secs(90), "OK: cluster");
+    common::assert_script_ok(
+        "cluster.py",
+        &mut cmd,
+        Duration::from_secs(90),
+        "OK: cluster",
+    );
 }
 
 /// A partition: the NATS server node C uses is frozen (SIGSTOP: its connections and routes go
@@ -704,9 +747,14 @@ fn a_partitioned_node_is_dropped_and_rejoins_without_disturbing_the_majority() {
         let mut sent = 0i64;
         let start = Instant::now();
         while start.elapsed() < Duration::from_millis(2500) {
-            p.publish("com.part", vec![Value::Int(sent)], Dict::new(), Default::default())
-                .await
-                .expect("publish during the partition");
+            p.publish(
+                "com.part",
+                vec![Value::Int(sent)],
+                Dict::new(),
+                Default::default(),
+            )
+            .await
+            .expect("publish during the partition");
             sent += 1;
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -714,7 +762,11 @@ fn a_partitioned_node_is_dropped_and_rejoins_without_disturbing_the_majority() {
             numbers(&in_b).len() >= sent as usize
         })
         .await;
-        assert_eq!(numbers(&in_b), (0..sent).collect::<Vec<_>>(), "no loss, no duplicate");
+        assert_eq!(
+            numbers(&in_b),
+            (0..sent).collect::<Vec<_>>(),
+            "no loss, no duplicate"
+        );
         assert!(
             a.metric("switchyard_cluster_node_leaves_total", &[]) > leaves0,
             "A dropped the silent node"

@@ -1,7 +1,7 @@
 //! The bridge thread: one NATS connection on a current-thread tokio runtime (see the module
 //! docs of [`super`]).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +19,8 @@ use crate::routing::peer::Publication;
 
 enum Control {
     Interest(InterestKey, bool),
+    /// A local session's testaments, encoded (empty: none any more).
+    Testaments(Uri, u64, Vec<Bytes>),
     /// Say goodbye, then stop; the sender is told when done.
     Stop(std::sync::mpsc::Sender<()>),
 }
@@ -45,6 +47,16 @@ impl ClusterHandle {
                 let _ = self
                     .control
                     .send(Control::Interest((realm.clone(), policy, pattern), add));
+            }
+            ClusterOut::Testaments {
+                session,
+                testaments,
+            } => {
+                let _ = self.control.send(Control::Testaments(
+                    realm.clone(),
+                    session,
+                    testaments.iter().map(wire::encode_testament).collect(),
+                ));
             }
             ClusterOut::Publish { nodes, publication } => {
                 if self
@@ -129,7 +141,23 @@ struct Bridge {
     outbox: Vec<Vec<(Uri, ClusterIn)>>,
     /// Conflicting incarnations already reported (a duplicate node ID is logged once each).
     conflicts: HashSet<u64>,
+    /// This node's sessions' testaments (encoded), and the number of the last change.
+    testaments: HashMap<(Uri, u64), Vec<Bytes>>,
+    testament_version: u64,
+    /// The other nodes' sessions' testaments: node → (realm, session) → (version, entries;
+    /// empty entries: removed, kept until `removed_at` + a minute so a stale copy cannot
+    /// bring them back).
+    remote_testaments: HashMap<NodeId, RemoteTestaments>,
 }
+
+#[derive(Default)]
+struct RemoteTestaments {
+    incarnation: u64,
+    sessions: HashMap<(Uri, u64), RemoteCopy>,
+}
+
+/// One session's testaments as another node sent them: (version, entries, when removed).
+type RemoteCopy = (u64, Vec<Bytes>, Option<Instant>);
 
 impl Bridge {
     fn new(
@@ -158,6 +186,9 @@ impl Bridge {
             members,
             outbox: vec![Vec::new(); shards],
             conflicts: HashSet::new(),
+            testaments: HashMap::new(),
+            testament_version: 0,
+            remote_testaments: HashMap::new(),
         }
     }
 
@@ -235,6 +266,9 @@ impl Bridge {
                     Some(Control::Interest(key, add)) => {
                         self.local_interest(&client, key, add).await;
                     }
+                    Some(Control::Testaments(realm, session, entries)) => {
+                        self.local_testaments(&client, realm, session, entries).await;
+                    }
                     Some(Control::Stop(done)) => {
                         self.heartbeat(&client, true).await;
                         let _ = tokio::time::timeout(Duration::from_millis(500), client.flush()).await;
@@ -282,6 +316,7 @@ impl Bridge {
                     }
                     self.metrics.connected.store(u64::from(connected), Relaxed);
                     self.heartbeat(&client, false).await;
+                    self.sweep_testaments(Instant::now());
                     self.members.tick(Instant::now(), &mut todo);
                     self.act(&client, &mut todo).await;
                 }
@@ -342,6 +377,104 @@ impl Bridge {
         });
         self.send(client, self.subjects.interest(), ClusterKind::Interest, b)
             .await;
+    }
+
+    /// A local session's testaments changed: the other nodes get the whole list.
+    async fn local_testaments(
+        &mut self,
+        client: &async_nats::Client,
+        realm: Uri,
+        session: u64,
+        entries: Vec<Bytes>,
+    ) {
+        self.testament_version += 1;
+        let key = (realm.clone(), session);
+        if entries.is_empty() {
+            self.testaments.remove(&key);
+        } else {
+            self.testaments.insert(key, entries.clone());
+        }
+        let b = wire::encode(&Msg::Testaments {
+            node: self.cfg.node_id,
+            incarnation: self.incarnation,
+            version: self.testament_version,
+            realm,
+            session,
+            entries,
+        });
+        self.send(client, self.subjects.interest(), ClusterKind::Interest, b)
+            .await;
+    }
+
+    /// Another node's session's testaments, unless an equal or newer copy is known.
+    fn remote_testaments(
+        &mut self,
+        node: NodeId,
+        incarnation: u64,
+        version: u64,
+        key: (Uri, u64),
+        entries: Vec<Bytes>,
+    ) {
+        if !self.members.is_alive(node) {
+            return; // its heartbeat brings a sync, and with it the testaments
+        }
+        let r = self.remote_testaments.entry(node).or_default();
+        if r.incarnation != incarnation {
+            *r = RemoteTestaments {
+                incarnation,
+                sessions: HashMap::new(),
+            };
+        }
+        if r.sessions.get(&key).is_some_and(|(v, _, _)| *v >= version) {
+            return;
+        }
+        let removed = entries.is_empty().then(Instant::now);
+        r.sessions.insert(key, (version, entries, removed));
+    }
+
+    /// Forgets removed testaments' versions after a minute.
+    fn sweep_testaments(&mut self, now: Instant) {
+        for r in self.remote_testaments.values_mut() {
+            r.sessions.retain(|_, (_, _, removed)| {
+                removed.is_none_or(|t| now.duration_since(t) < Duration::from_secs(60))
+            });
+        }
+    }
+
+    /// Node `node` died: the lowest live node publishes its sessions' testaments.
+    fn publish_dead_testaments(&mut self, node: NodeId) {
+        let Some(r) = self.remote_testaments.remove(&node) else {
+            return;
+        };
+        if !self.members.lowest() {
+            return;
+        }
+        let mut n = 0;
+        for ((realm, session), (_, entries, _)) in r.sessions {
+            if !self.realms.contains(&realm) {
+                continue;
+            }
+            let shard = (session % self.outbox.len().max(1) as u64) as usize;
+            for e in entries {
+                match wire::decode_testament(&e) {
+                    Ok(t) => {
+                        if let Some(o) = self.outbox.get_mut(shard) {
+                            o.push((realm.clone(), ClusterIn::PublishTestament(Box::new(t))));
+                            n += 1;
+                        }
+                    }
+                    Err(_) => {
+                        self.metrics.bad_messages.fetch_add(1, Relaxed);
+                    }
+                }
+            }
+        }
+        if n > 0 {
+            tracing::info!(
+                node = self.cfg.node_id,
+                "cluster: published {n} testaments of dead node {node}"
+            );
+        }
     }
 
     /// Publications from the shards, in order: each encoded once, then per node one NATS
@@ -484,6 +617,17 @@ impl Bridge {
                 self.metrics.received(ClusterKind::Publication, n);
                 self.deliver_publication(realm, publication);
             }
+            Msg::Testaments {
+                node,
+                incarnation,
+                version,
+                realm,
+                session,
+                entries,
+            } => {
+                self.metrics.received(ClusterKind::Interest, n);
+                self.remote_testaments(node, incarnation, version, (realm, session), entries);
+            }
             Msg::Batch(_) => {} // handled above
         }
         self.act(client, todo).await;
@@ -510,9 +654,18 @@ impl Bridge {
                     self.metrics.node_joins.fetch_add(1, Relaxed);
                     tracing::info!(node = self.cfg.node_id, "cluster: node {n} joined");
                 }
-                Todo::Gone(n) => {
+                Todo::Gone { node: n, dead } => {
                     self.metrics.node_leaves.fetch_add(1, Relaxed);
-                    tracing::warn!(node = self.cfg.node_id, "cluster: node {n} left");
+                    if dead {
+                        tracing::warn!(
+                            node = self.cfg.node_id,
+                            "cluster: node {n} is gone (no heartbeat)"
+                        );
+                        self.publish_dead_testaments(n);
+                    } else {
+                        tracing::info!(node = self.cfg.node_id, "cluster: node {n} left");
+                    }
+                    self.remote_testaments.remove(&n);
                     self.for_every_shard(|| ClusterIn::NodeGone { node: n });
                 }
                 Todo::Clear(n) => self.for_every_shard(|| ClusterIn::NodeGone { node: n }),
@@ -579,6 +732,18 @@ impl Bridge {
             }
         }
         self.snapshot_chunk(client, to, first, true, chunk).await;
+        for ((realm, session), entries) in &self.testaments {
+            let b = wire::encode(&Msg::Testaments {
+                node: self.cfg.node_id,
+                incarnation: self.incarnation,
+                version: self.testament_version,
+                realm: realm.clone(),
+                session: *session,
+                entries: entries.clone(),
+            });
+            self.send(client, self.subjects.snapshot(to), ClusterKind::Sync, b)
+                .await;
+        }
     }
 
     async fn snapshot_chunk(

@@ -25,8 +25,9 @@ const MAX_BUFFERED: usize = 10_000;
 pub enum Todo {
     /// A node appeared (first heartbeat or a new incarnation).
     Joined(NodeId),
-    /// A node is gone: forget its interest on every shard.
-    Gone(NodeId),
+    /// A node is gone: forget its interest on every shard. `dead`: it did not say goodbye
+    /// (timeout, or a new incarnation), so its sessions' testaments are due.
+    Gone { node: NodeId, dead: bool },
     /// Ask `node` for a snapshot of its interest.
     RequestSync(NodeId),
     /// Forget everything known of `node`'s interest (a snapshot starts).
@@ -85,6 +86,12 @@ impl Members {
         self.peers.len()
     }
 
+    /// Whether this node has the lowest ID among the live ones (it publishes a dead node's
+    /// testaments; see `docs/cluster.md` for what a split view can do).
+    pub fn lowest(&self) -> bool {
+        self.peers.keys().all(|n| *n > self.me)
+    }
+
     /// Whether `node` is alive.
     pub fn is_alive(&self, node: NodeId) -> bool {
         self.peers.contains_key(&node)
@@ -107,14 +114,14 @@ impl Members {
         }
         if leaving {
             if self.peers.remove(&node).is_some() {
-                todo.push(Todo::Gone(node));
+                todo.push(Todo::Gone { node, dead: false });
             }
             return;
         }
         let known = self.peers.get(&node).map(|p| p.incarnation);
         if known != Some(incarnation) {
             if known.is_some() {
-                todo.push(Todo::Gone(node));
+                todo.push(Todo::Gone { node, dead: true });
             }
             self.peers.insert(
                 node,
@@ -244,7 +251,10 @@ impl Members {
             .collect();
         for n in gone {
             self.peers.remove(&n);
-            todo.push(Todo::Gone(n));
+            todo.push(Todo::Gone {
+                node: n,
+                dead: true,
+            });
         }
     }
 }
@@ -328,17 +338,41 @@ mod tests {
         todo.clear();
         m.heartbeat(3, 8, 0, false, t0 + Duration::from_secs(2), &mut todo);
         m.tick(t0 + Duration::from_millis(3100), &mut todo);
-        assert_eq!(todo, vec![Todo::Gone(2)]);
+        assert_eq!(
+            todo,
+            vec![Todo::Gone {
+                node: 2,
+                dead: true
+            }]
+        );
         assert_eq!(m.alive(), 1);
         todo.clear();
         m.heartbeat(3, 9, 0, false, t0 + Duration::from_secs(4), &mut todo);
         assert_eq!(
             todo,
-            vec![Todo::Gone(3), Todo::Joined(3), Todo::RequestSync(3)]
+            vec![
+                Todo::Gone {
+                    node: 3,
+                    dead: true
+                },
+                Todo::Joined(3),
+                Todo::RequestSync(3)
+            ]
         );
         todo.clear();
         m.heartbeat(3, 9, 0, true, t0 + Duration::from_secs(4), &mut todo);
-        assert_eq!(todo, vec![Todo::Gone(3)]);
+        assert_eq!(
+            todo,
+            vec![Todo::Gone {
+                node: 3,
+                dead: false
+            }]
+        );
+        assert!(m.lowest(), "node 1 is the lowest of 1 and 3");
+        let mut five = Members::new(5, 1, Duration::from_secs(3), Duration::from_millis(500));
+        five.heartbeat(2, 1, 0, false, t0, &mut todo);
+        assert!(!five.lowest());
+        todo.clear();
         todo.clear();
         m.heartbeat(1, 55, 0, false, t0, &mut todo);
         assert_eq!(todo, vec![Todo::Conflict(1)]);

@@ -10,9 +10,9 @@
 //! | subject             | what                                  | sent by → to            |
 //! |---------------------|---------------------------------------|-------------------------|
 //! | `C.hb`              | [`Msg::Heartbeat`]                    | every node → all        |
-//! | `C.interest`        | [`Msg::Interest`] (one change)        | a node → all            |
+//! | `C.interest`        | [`Msg::Interest`] (one change), [`Msg::Testaments`] | a node → all |
 //! | `C.node.N.sync`     | [`Msg::SyncRequest`]                  | a node → node N         |
-//! | `C.node.N.snap`     | [`Msg::Snapshot`] chunks              | a node → node N         |
+//! | `C.node.N.snap`     | [`Msg::Snapshot`] chunks, then [`Msg::Testaments`] | a node → node N |
 //! | `C.node.N.pub`      | [`Msg::Batch`] of [`Msg::Publication`]s | publishers' node → N  |
 
 use std::sync::Arc;
@@ -21,7 +21,7 @@ use bytes::Bytes;
 
 use crate::codec::uri::MatchPolicy;
 use crate::codec::{self, Message, Publish, Serializer, Uri};
-use crate::routing::cluster::NodeId;
+use crate::routing::cluster::{NodeId, Testament};
 use crate::routing::peer::Publication;
 
 const HEARTBEAT: u8 = 1;
@@ -30,6 +30,7 @@ const SNAPSHOT: u8 = 3;
 const PUBLICATION: u8 = 4;
 const SYNC_REQUEST: u8 = 5;
 const BATCH: u8 = 6;
+const TESTAMENTS: u8 = 7;
 
 /// The subjects of one cluster (`name` is the cluster name, checked by the config).
 #[derive(Debug, Clone)]
@@ -101,6 +102,17 @@ pub enum Msg {
         node: NodeId,
         realm: Uri,
         publication: Arc<Publication>,
+    },
+    /// All the testaments of one session of `node` as of the node's testament change
+    /// `version` (empty: none any more). Each entry is a PUBLISH (topic, options, payload)
+    /// encoded as a WAMP MessagePack message, decoded only if the node dies.
+    Testaments {
+        node: NodeId,
+        incarnation: u64,
+        version: u64,
+        realm: Uri,
+        session: u64,
+        entries: Vec<Bytes>,
     },
     /// Several encoded messages in one NATS message, in order (publications to one node: one
     /// NATS message per turn of the bridge rather than one per publication). Never nested.
@@ -218,6 +230,26 @@ pub fn encode(msg: &Msg) -> Bytes {
             }
             let _ = rmp::encode::write_bin(&mut out, &frame);
         }
+        Msg::Testaments {
+            node,
+            incarnation,
+            version,
+            realm,
+            session,
+            entries,
+        } => {
+            array(&mut out, 7);
+            uint(&mut out, u64::from(TESTAMENTS));
+            uint(&mut out, u64::from(*node));
+            uint(&mut out, *incarnation);
+            uint(&mut out, *version);
+            string(&mut out, realm);
+            uint(&mut out, *session);
+            array(&mut out, entries.len());
+            for e in entries {
+                let _ = rmp::encode::write_bin(&mut out, e);
+            }
+        }
         Msg::Batch(parts) => {
             out.reserve(parts.iter().map(|p| p.len() + 5).sum::<usize>() + 8);
             array(&mut out, 2);
@@ -229,6 +261,28 @@ pub fn encode(msg: &Msg) -> Bytes {
         }
     }
     Bytes::from(out)
+}
+
+/// One testament (topic, payload, options) as a [`Msg::Testaments`] entry.
+pub fn encode_testament((topic, payload, options): &Testament) -> Bytes {
+    codec::encode(
+        Serializer::MsgPack,
+        &Message::Publish(Publish {
+            request: 0,
+            options: options.clone(),
+            topic: topic.clone(),
+            payload: payload.clone(),
+        }),
+    )
+}
+
+/// A [`Msg::Testaments`] entry back into a testament.
+pub fn decode_testament(entry: &Bytes) -> Result<Testament, WireError> {
+    match codec::decode(Serializer::MsgPack, entry) {
+        Ok(Message::Publish(p)) => Ok((p.topic, p.payload, p.options)),
+        Ok(_) => Err(bad("testament: not a PUBLISH")),
+        Err(e) => Err(bad(format!("testament: {e}"))),
+    }
 }
 
 fn key_fields(out: &mut Vec<u8>, (realm, policy, pattern): &InterestKey) {
@@ -413,6 +467,30 @@ pub fn decode(bytes: &Bytes) -> Result<Msg, WireError> {
                 }),
             }
         }
+        TESTAMENTS => {
+            want(7)?;
+            let node = r.node()?;
+            let incarnation = r.uint()?;
+            let version = r.uint()?;
+            let realm = Uri::from(r.str()?);
+            let session = r.uint()?;
+            let n = r.array()?;
+            if n > r.buf.len() / 2 {
+                return Err(bad("testament count exceeds the message"));
+            }
+            let mut entries = Vec::with_capacity(n);
+            for _ in 0..n {
+                entries.push(bytes.slice_ref(r.bin()?));
+            }
+            Msg::Testaments {
+                node,
+                incarnation,
+                version,
+                realm,
+                session,
+                entries,
+            }
+        }
         BATCH => {
             want(2)?;
             let n = r.array()?;
@@ -484,6 +562,18 @@ mod tests {
                 add: false,
             },
             Msg::SyncRequest { node: 1 },
+            Msg::Testaments {
+                node: 9,
+                incarnation: 3,
+                version: 4,
+                realm: Uri::from("realm1"),
+                session: 12345,
+                entries: vec![encode_testament(&(
+                    Uri::from("com.will"),
+                    Payload::args(vec![Value::from("bye")]),
+                    PublishOptions::default(),
+                ))],
+            },
             Msg::Snapshot {
                 node: 4,
                 incarnation: 8,

@@ -17,6 +17,9 @@
 //!   this node, never back to the cluster.
 //! - **Departures.** A node that stopped (or was declared dead) is [`ClusterIn::NodeGone`]: its
 //!   interest is dropped on every shard.
+//! - **Testaments.** Each change of a local session's testaments is [`ClusterOut::Testaments`];
+//!   the other nodes keep a copy, and when a node dies one survivor publishes its sessions'
+//!   testaments ([`ClusterIn::PublishTestament`]).
 //!
 //! Router-scope IDs carry the node ID in their high bits ([`id_base`]), so they are unique
 //! cluster-wide and stay below 2^53.
@@ -84,7 +87,17 @@ pub enum ClusterOut {
         nodes: Vec<NodeId>,
         publication: Arc<Publication>,
     },
+    /// A local session's testaments changed: all of them now, in publication order (empty:
+    /// none left, or published by this node as the session left). The other nodes keep them
+    /// and publish them if this node dies.
+    Testaments {
+        session: crate::routing::SessionId,
+        testaments: Vec<Testament>,
+    },
 }
+
+/// A testament as the cluster carries it: topic, payload, publish options.
+pub type Testament = (Uri, crate::codec::Payload, crate::codec::PublishOptions);
 
 /// From the cluster layer to a shard.
 #[derive(Debug, Clone)]
@@ -100,4 +113,7 @@ pub enum ClusterIn {
     NodeGone { node: NodeId },
     /// A publication made on another node, for this node's subscribers.
     Publish(Arc<Publication>),
+    /// A testament of a session of a node that died, for this node to publish as the router
+    /// (to every matching subscriber on every node).
+    PublishTestament(Box<Testament>),
 }

@@ -721,6 +721,11 @@ impl Broker {
             // Delivered on this node only: it never goes back to the cluster, and retention
             // and history are the publishing node's (see docs/cluster.md).
             ClusterIn::Publish(publication) => self.dispatch_node(&publication, None, ctx),
+            // A dead node's testament: published by this node's router, everywhere.
+            ClusterIn::PublishTestament(t) => {
+                let (topic, payload, options) = *t;
+                self.publish_from_router(topic, payload, options, ctx);
+            }
         }
     }
 

@@ -201,7 +201,34 @@ impl Meta {
                     options: t.options,
                 });
             }
+            // Published here: the other nodes forget their copy.
+            self.replicate_testaments(session, ctx);
         }
+    }
+
+    /// In a cluster, the other nodes keep a copy of each session's testaments, to publish
+    /// them if this node dies (see `docs/cluster.md`): after every change, the whole list.
+    pub(crate) fn replicate_testaments(&self, session: SessionId, ctx: &mut Ctx<'_>) {
+        if ctx.config.cluster_node.is_none() {
+            return;
+        }
+        let testaments = self
+            .testaments
+            .get(&session)
+            .map(|t| {
+                t.detached
+                    .iter()
+                    .chain(&t.destroyed)
+                    .map(|t| (t.topic.clone(), t.payload.clone(), t.options.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        ctx.action(crate::routing::realm::Action::Cluster(
+            crate::routing::cluster::ClusterOut::Testaments {
+                session,
+                testaments,
+            },
+        ));
     }
 
     /// A local session left (after its subscriptions and registrations went):

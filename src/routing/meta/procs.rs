@@ -238,8 +238,17 @@ impl Meta {
         ctx: &mut Ctx<'_>,
     ) {
         let request = c.request;
+        let testaments = matches!(
+            c.procedure.as_str(),
+            "wamp.session.add_testament" | "wamp.session.flush_testaments"
+        );
         match self.dispatch(caller, &c, broker, dealer, ctx) {
-            Ok(Done::Now(args)) => reply(ctx, caller, request, args),
+            Ok(Done::Now(args)) => {
+                if testaments {
+                    self.replicate_testaments(caller, ctx);
+                }
+                reply(ctx, caller, request, args)
+            }
             Ok(Done::Later) => {}
             Err((uri, text)) => reply_error(ctx, caller, request, uri, Some(&text)),
         }

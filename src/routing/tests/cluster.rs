@@ -29,7 +29,7 @@ fn interest(c: &Cluster) -> Vec<(usize, MatchPolicy, String, bool)> {
                 pattern,
                 add,
             } => Some((*s, *policy, pattern.to_string(), *add)),
-            ClusterOut::Publish { .. } => None,
+            _ => None,
         })
         .collect()
 }
@@ -44,7 +44,7 @@ fn published(c: &Cluster) -> Vec<(String, Vec<u16>)> {
                 n.sort();
                 Some((publication.topic.to_string(), n))
             }
-            ClusterOut::Interest { .. } => None,
+            _ => None,
         })
         .collect()
 }
@@ -200,4 +200,98 @@ fn a_remote_publication_reaches_every_local_shard_and_never_goes_back() {
     }
     assert!(c.take(2).is_empty(), "excluded by session ID");
     assert!(published(&c).is_empty(), "delivered on this node only");
+}
+
+/// The testaments the shards replicated: (session, topics).
+fn testaments(c: &Cluster) -> Vec<(Id, Vec<String>)> {
+    c.cluster
+        .iter()
+        .filter_map(|(_, o)| match o {
+            ClusterOut::Testaments {
+                session,
+                testaments,
+            } => Some((
+                *session,
+                testaments.iter().map(|t| t.0.to_string()).collect(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn testaments_are_replicated_on_every_change_and_a_dead_nodes_are_published() {
+    let mut c = Cluster::with_config(2, node(1));
+    c.join(1, 1);
+    for (req, topic) in [(1, "com.will.a"), (2, "com.will.b")] {
+        let will = vec![Value::from(topic), Value::List(vec![Value::from(1i64)])];
+        c.run(
+            1,
+            call(
+                req,
+                "wamp.session.add_testament",
+                CallOptions::default(),
+                Payload::args(will),
+            ),
+        );
+        result(&c.one(1));
+    }
+    let mut kw = Dict::new();
+    kw.insert("scope".into(), Value::from("destroyed"));
+    c.run(
+        1,
+        call(
+            3,
+            "wamp.session.flush_testaments",
+            CallOptions::default(),
+            Payload::args_kwargs(vec![], kw),
+        ),
+    );
+    result(&c.one(1));
+    assert_eq!(
+        testaments(&c),
+        [
+            (1, vec!["com.will.a".to_string()]),
+            (1, vec!["com.will.a".into(), "com.will.b".into()]),
+            (1, vec![]),
+        ]
+    );
+    // Outside a cluster nothing is replicated.
+    let mut single = Cluster::new(1);
+    single.join(1, 0);
+    let will = vec![Value::from("com.w"), Value::List(vec![])];
+    single.run(
+        1,
+        call(
+            1,
+            "wamp.session.add_testament",
+            CallOptions::default(),
+            Payload::args(will),
+        ),
+    );
+    assert!(single.cluster.is_empty());
+
+    // A dead node's testament handed to this node is published to every local subscriber and
+    // to the other interested nodes.
+    c.join(2, 0);
+    c.run(2, subscribe(1, "com.dead", Exact));
+    let _ = c.take(2);
+    for shard in 0..2 {
+        c.cluster_in(shard, remote(3, Exact, "com.dead", true));
+    }
+    c.cluster.clear();
+    c.cluster_in(
+        1,
+        ClusterIn::PublishTestament(Box::new((
+            Uri::from("com.dead"),
+            args(&[5]),
+            PublishOptions::default(),
+        ))),
+    );
+    let m = c.one(2);
+    assert_eq!(
+        first_arg(&event(&m).payload).and_then(|v| v.as_id()),
+        Some(5)
+    );
+    assert_eq!(published(&c), [("com.dead".into(), vec![3])]);
 }
