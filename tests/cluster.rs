@@ -503,6 +503,8 @@ fn nats_server_loss_failover_degraded_and_resync() {
     let mut s2 = NatsServer::start_routed(&[s0.route_port, s1.route_port]);
     let a = Node::start(1, &format!("{},{}", s0.url(), s1.url()));
     let b = Node::start(2, &s2.url());
+    // Node timeout 1 s: B must not drop A while only the servers restart (A's heartbeats
+    // stop only for as long as it has no server).
     a.wait_nodes(1);
     b.wait_nodes(1);
     runtime().block_on(async {
@@ -549,6 +551,19 @@ fn nats_server_loss_failover_degraded_and_resync() {
             texts(&local) == ["local"]
         })
         .await;
+        // A testament added while cut off reaches B once NATS is back (sent again whole).
+        p.call(
+            "wamp.session.add_testament",
+            vec![
+                Value::from("com.fail.will"),
+                Value::List(vec![Value::from("a-died")]),
+                Value::Dict(Dict::new()),
+            ],
+            Dict::new(),
+            Default::default(),
+        )
+        .await
+        .expect("add_testament while degraded");
 
         // Servers back: both nodes reconnect and re-synchronise.
         s1.restart();
@@ -562,6 +577,15 @@ fn nats_server_loss_failover_degraded_and_resync() {
         remote.lock().unwrap().clear();
         until_live(&p, "com.fail", &[&remote]).await;
         assert_eq!(a.http("/ready").0, 200);
+
+        let will = subscribe(&sb, "com.fail.will", MatchPolicy::Exact).await;
+        // B's new interest must reach A before... nothing: A is killed; B publishes locally.
+        a.process.signal(libc::SIGKILL);
+        b.wait_nodes(0);
+        until("A's testament, published by B", || {
+            texts(&will) == ["a-died"]
+        })
+        .await;
     });
 }
 

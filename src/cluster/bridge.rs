@@ -116,6 +116,11 @@ pub fn start(
     })
 }
 
+/// Whether the NATS connection is up.
+fn up(client: &async_nats::Client) -> bool {
+    client.connection_state() == async_nats::connection::State::Connected
+}
+
 /// Publications taken from the shards' queue per NATS message (per node).
 const PUBLISH_BATCH: usize = 256;
 /// A batch of publications stays below this many bytes (unless one publication is larger).
@@ -153,6 +158,8 @@ struct Bridge {
 #[derive(Default)]
 struct RemoteTestaments {
     incarnation: u64,
+    /// Versions up to this one were sent before the node's last reset: ignored.
+    floor: u64,
     sessions: HashMap<(Uri, u64), RemoteCopy>,
 }
 
@@ -306,6 +313,7 @@ impl Bridge {
                     if connected != was_connected {
                         if connected {
                             tracing::info!(node = me, "cluster: connected to NATS");
+                            self.resend_testaments(&client).await;
                         } else {
                             tracing::warn!(
                                 node = me,
@@ -334,6 +342,15 @@ impl Bridge {
         b: Bytes,
     ) {
         let n = b.len();
+        if !up(client) {
+            // Never queue while cut off (the bridge would block and the shards' queues grow):
+            // heartbeats resume on reconnect, interest heals by snapshot, testaments are sent
+            // again whole (see `resend_testaments`), publications are lost and counted.
+            if kind == ClusterKind::Publication {
+                self.metrics.dropped.fetch_add(1, Relaxed);
+            }
+            return;
+        }
         match client.publish(subject, b).await {
             Ok(()) => self.metrics.sent(kind, n),
             Err(e) => {
@@ -350,6 +367,7 @@ impl Bridge {
             node: self.cfg.node_id,
             incarnation: self.incarnation,
             seq: self.seq,
+            testaments: self.testament_version,
             leaving,
         });
         self.send(client, self.subjects.heartbeat(), ClusterKind::Heartbeat, b)
@@ -406,6 +424,32 @@ impl Bridge {
             .await;
     }
 
+    /// After a (re)connection: the other nodes drop every copy of this node's testaments and
+    /// get the current ones (changes made while cut off were not sent).
+    async fn resend_testaments(&mut self, client: &async_nats::Client) {
+        let mut all: Vec<((Uri, u64), Vec<Bytes>)> = self
+            .testaments
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        // Session 0 (no session has it), no entries: "forget all of mine".
+        let reset = ((Uri::from(""), 0), Vec::new());
+        all.insert(0, reset);
+        for ((realm, session), entries) in all {
+            self.testament_version += 1;
+            let b = wire::encode(&Msg::Testaments {
+                node: self.cfg.node_id,
+                incarnation: self.incarnation,
+                version: self.testament_version,
+                realm,
+                session,
+                entries,
+            });
+            self.send(client, self.subjects.interest(), ClusterKind::Interest, b)
+                .await;
+        }
+    }
+
     /// Another node's session's testaments, unless an equal or newer copy is known.
     fn remote_testaments(
         &mut self,
@@ -422,10 +466,19 @@ impl Bridge {
         if r.incarnation != incarnation {
             *r = RemoteTestaments {
                 incarnation,
-                sessions: HashMap::new(),
+                ..RemoteTestaments::default()
             };
         }
-        if r.sessions.get(&key).is_some_and(|(v, _, _)| *v >= version) {
+        if key.1 == 0 {
+            // The node sends everything again (each at this version or later): what it sent
+            // before no longer counts.
+            if version > r.floor {
+                r.sessions.clear();
+                r.floor = version.saturating_sub(1);
+            }
+            return;
+        }
+        if version <= r.floor || r.sessions.get(&key).is_some_and(|(v, _, _)| *v >= version) {
             return;
         }
         let removed = entries.is_empty().then(Instant::now);
@@ -519,6 +572,10 @@ impl Bridge {
             return;
         }
         let count = parts.len() as u64;
+        if !up(client) {
+            self.metrics.dropped.fetch_add(count, Relaxed);
+            return;
+        }
         let b = wire::encode(&Msg::Batch(parts));
         let size = b.len() as u64;
         match client.publish(self.subjects.publication(n), b).await {
@@ -576,9 +633,12 @@ impl Bridge {
                 node,
                 incarnation,
                 seq,
+                testaments,
                 leaving,
             } => {
                 self.metrics.received(ClusterKind::Heartbeat, n);
+                self.members
+                    .announce_testaments(node, incarnation, testaments);
                 self.members
                     .heartbeat(node, incarnation, seq, leaving, now, todo);
             }
@@ -626,6 +686,7 @@ impl Bridge {
                 entries,
             } => {
                 self.metrics.received(ClusterKind::Interest, n);
+                self.members.saw_testaments(node, incarnation, version);
                 self.remote_testaments(node, incarnation, version, (realm, session), entries);
             }
             Msg::Batch(_) => {} // handled above
@@ -732,6 +793,17 @@ impl Bridge {
             }
         }
         self.snapshot_chunk(client, to, first, true, chunk).await;
+        // The testaments: "forget all of mine", then each session's, at the current version.
+        let reset = wire::encode(&Msg::Testaments {
+            node: self.cfg.node_id,
+            incarnation: self.incarnation,
+            version: self.testament_version,
+            realm: Uri::from(""),
+            session: 0,
+            entries: Vec::new(),
+        });
+        self.send(client, self.subjects.snapshot(to), ClusterKind::Sync, reset)
+            .await;
         for ((realm, session), entries) in &self.testaments {
             let b = wire::encode(&Msg::Testaments {
                 node: self.cfg.node_id,

@@ -56,6 +56,10 @@ struct Peer {
     behind_since: Option<Instant>,
     /// When a snapshot was last asked for.
     asked: Option<Instant>,
+    /// The node's last testament change as its heartbeat announced it, and the newest one
+    /// received (a snapshot carries the testaments too, so a gap heals the same way).
+    testaments_announced: u64,
+    testaments_seen: u64,
 }
 
 /// See the module docs.
@@ -133,6 +137,8 @@ impl Members {
                     early: BTreeMap::new(),
                     behind_since: None,
                     asked: Some(now),
+                    testaments_announced: 0,
+                    testaments_seen: 0,
                 },
             );
             todo.push(Todo::Joined(node));
@@ -144,7 +150,7 @@ impl Members {
             return;
         };
         p.last_seen = now;
-        if p.applied == Some(seq) {
+        if p.applied == Some(seq) && p.testaments_seen >= p.testaments_announced {
             p.behind_since = None;
             return;
         }
@@ -153,6 +159,25 @@ impl Members {
         if now.duration_since(since) >= patience && asked_long_ago {
             p.asked = Some(now);
             todo.push(Todo::RequestSync(node));
+        }
+    }
+
+    /// The node's heartbeat announces its last testament change `version` (call before
+    /// [`Members::heartbeat`]).
+    pub fn announce_testaments(&mut self, node: NodeId, incarnation: u64, version: u64) {
+        if let Some(p) = self.peers.get_mut(&node) {
+            if p.incarnation == incarnation {
+                p.testaments_announced = version;
+            }
+        }
+    }
+
+    /// A testament change `version` of the node arrived.
+    pub fn saw_testaments(&mut self, node: NodeId, incarnation: u64, version: u64) {
+        if let Some(p) = self.peers.get_mut(&node) {
+            if p.incarnation == incarnation {
+                p.testaments_seen = p.testaments_seen.max(version);
+            }
         }
     }
 
@@ -327,6 +352,27 @@ mod tests {
         assert!(todo.is_empty());
         m.snapshot(2, 7, 2, true, true, vec![key("b")], &mut todo);
         assert_eq!(applied(&todo), [("b".into(), true)]);
+    }
+
+    #[test]
+    fn missed_testament_changes_ask_for_a_snapshot() {
+        let (mut m, t0) = members();
+        let mut todo = Vec::new();
+        m.heartbeat(2, 7, 0, false, t0, &mut todo);
+        m.snapshot(2, 7, 0, true, true, vec![], &mut todo);
+        todo.clear();
+        m.saw_testaments(2, 7, 3);
+        m.announce_testaments(2, 7, 3);
+        m.heartbeat(2, 7, 0, false, t0 + Duration::from_secs(1), &mut todo);
+        assert!(todo.is_empty(), "up to date");
+        m.announce_testaments(2, 7, 5);
+        m.heartbeat(2, 7, 0, false, t0 + Duration::from_millis(1100), &mut todo);
+        m.heartbeat(2, 7, 0, false, t0 + Duration::from_millis(1700), &mut todo);
+        assert_eq!(todo, vec![Todo::RequestSync(2)]);
+        todo.clear();
+        m.saw_testaments(2, 7, 5);
+        m.heartbeat(2, 7, 0, false, t0 + Duration::from_secs(3), &mut todo);
+        assert!(todo.is_empty());
     }
 
     #[test]

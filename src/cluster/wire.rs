@@ -71,11 +71,13 @@ pub type InterestKey = (Uri, MatchPolicy, Uri);
 /// A message between nodes.
 #[derive(Debug, Clone)]
 pub enum Msg {
-    /// "I am alive." `seq` is the node's last interest change; `leaving` says goodbye.
+    /// "I am alive." `seq` is the node's last interest change, `testaments` its last
+    /// testament change; `leaving` says goodbye.
     Heartbeat {
         node: NodeId,
         incarnation: u64,
         seq: u64,
+        testaments: u64,
         leaving: bool,
     },
     /// Interest change number `seq` of the node.
@@ -152,13 +154,15 @@ pub fn encode(msg: &Msg) -> Bytes {
             node,
             incarnation,
             seq,
+            testaments,
             leaving,
         } => {
-            array(&mut out, 5);
+            array(&mut out, 6);
             uint(&mut out, u64::from(HEARTBEAT));
             uint(&mut out, u64::from(*node));
             uint(&mut out, *incarnation);
             uint(&mut out, *seq);
+            uint(&mut out, *testaments);
             boolean(&mut out, *leaving);
         }
         Msg::Interest {
@@ -385,11 +389,12 @@ pub fn decode(bytes: &Bytes) -> Result<Msg, WireError> {
     };
     let msg = match u8::try_from(kind).unwrap_or(0) {
         HEARTBEAT => {
-            want(5)?;
+            want(6)?;
             Msg::Heartbeat {
                 node: r.node()?,
                 incarnation: r.uint()?,
                 seq: r.uint()?,
+                testaments: r.uint()?,
                 leaving: r.boolean()?,
             }
         }
@@ -552,6 +557,7 @@ mod tests {
                 node: 3,
                 incarnation: 77,
                 seq: 5,
+                testaments: 2,
                 leaving: true,
             },
             Msg::Interest {
