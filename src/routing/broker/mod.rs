@@ -739,11 +739,6 @@ impl Broker {
         }
     }
 
-    /// Other nodes with subscribers of `(policy, pattern)` (cluster only; for the meta API).
-    pub fn remote_nodes(&self, policy: MatchPolicy, pattern: &str) -> &[NodeId] {
-        self.remote.get(policy, pattern).map_or(&[], Vec::as_slice)
-    }
-
     // ---- internals -------------------------------------------------------------------------
 
     /// On the subscribing shard: one more shard routes publications of the subscription here.
