@@ -397,6 +397,30 @@ impl Bridge {
             .await;
     }
 
+    /// One session's testaments (session 0, no entries: "forget all of mine") at `version`,
+    /// to `subject`.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_testaments(
+        &self,
+        client: &async_nats::Client,
+        subject: String,
+        kind: ClusterKind,
+        version: u64,
+        realm: Uri,
+        session: u64,
+        entries: Vec<Bytes>,
+    ) {
+        let b = wire::encode(&Msg::Testaments {
+            node: self.cfg.node_id,
+            incarnation: self.incarnation,
+            version,
+            realm,
+            session,
+            entries,
+        });
+        self.send(client, subject, kind, b).await;
+    }
+
     /// A local session's testaments changed: the other nodes get the whole list.
     async fn local_testaments(
         &mut self,
@@ -412,16 +436,18 @@ impl Bridge {
         } else {
             self.testaments.insert(key, entries.clone());
         }
-        let b = wire::encode(&Msg::Testaments {
-            node: self.cfg.node_id,
-            incarnation: self.incarnation,
-            version: self.testament_version,
+        let subject = self.subjects.interest();
+        let v = self.testament_version;
+        self.send_testaments(
+            client,
+            subject,
+            ClusterKind::Interest,
+            v,
             realm,
             session,
             entries,
-        });
-        self.send(client, self.subjects.interest(), ClusterKind::Interest, b)
-            .await;
+        )
+        .await;
     }
 
     /// After a (re)connection: the other nodes drop every copy of this node's testaments and
@@ -437,16 +463,18 @@ impl Bridge {
         all.insert(0, reset);
         for ((realm, session), entries) in all {
             self.testament_version += 1;
-            let b = wire::encode(&Msg::Testaments {
-                node: self.cfg.node_id,
-                incarnation: self.incarnation,
-                version: self.testament_version,
+            let subject = self.subjects.interest();
+            let v = self.testament_version;
+            self.send_testaments(
+                client,
+                subject,
+                ClusterKind::Interest,
+                v,
                 realm,
                 session,
                 entries,
-            });
-            self.send(client, self.subjects.interest(), ClusterKind::Interest, b)
-                .await;
+            )
+            .await;
         }
     }
 
@@ -794,27 +822,21 @@ impl Bridge {
         }
         self.snapshot_chunk(client, to, first, true, chunk).await;
         // The testaments: "forget all of mine", then each session's, at the current version.
-        let reset = wire::encode(&Msg::Testaments {
-            node: self.cfg.node_id,
-            incarnation: self.incarnation,
-            version: self.testament_version,
-            realm: Uri::from(""),
-            session: 0,
-            entries: Vec::new(),
-        });
-        self.send(client, self.subjects.snapshot(to), ClusterKind::Sync, reset)
+        let v = self.testament_version;
+        let reset = std::iter::once(((Uri::from(""), 0), Vec::new()));
+        let all = self.testaments.iter().map(|(k, e)| (k.clone(), e.clone()));
+        for ((realm, session), entries) in reset.chain(all) {
+            let subject = self.subjects.snapshot(to);
+            self.send_testaments(
+                client,
+                subject,
+                ClusterKind::Sync,
+                v,
+                realm,
+                session,
+                entries,
+            )
             .await;
-        for ((realm, session), entries) in &self.testaments {
-            let b = wire::encode(&Msg::Testaments {
-                node: self.cfg.node_id,
-                incarnation: self.incarnation,
-                version: self.testament_version,
-                realm: realm.clone(),
-                session: *session,
-                entries: entries.clone(),
-            });
-            self.send(client, self.subjects.snapshot(to), ClusterKind::Sync, b)
-                .await;
         }
     }
 

@@ -350,65 +350,63 @@ fn render_cluster(out: &mut String, c: &super::ClusterMetrics) {
     use super::ClusterKind;
     use std::sync::atomic::Ordering::Relaxed;
     let node = c.node;
-    let gauges: [(&str, &str, u64); 3] = [
+    let series: [(&str, &str, &str, u64); 9] = [
+        (
+            "switchyard_cluster_up",
+            "gauge",
+            "Always 1 on a cluster node (the node label names it).",
+            1,
+        ),
         (
             "switchyard_cluster_connected",
+            "gauge",
             "1 while the node is connected to NATS.",
             c.connected.load(Relaxed),
         ),
         (
             "switchyard_cluster_degraded",
+            "gauge",
             "1 while the node is cut off from NATS (it keeps serving its local sessions).",
             u64::from(c.degraded()),
         ),
         (
             "switchyard_cluster_nodes",
+            "gauge",
             "Other nodes of the cluster seen alive.",
             c.nodes.load(Relaxed),
         ),
-    ];
-    for (name, help, v) in gauges {
-        family(out, name, "gauge", help);
-        let _ = writeln!(out, "{name}{{node=\"{node}\"}} {v}");
-    }
-    let counters: [(&str, &str, u64); 6] = [
         (
             "switchyard_cluster_interest_changes_total",
+            "counter",
             "Interest changes this node announced to the cluster (registry operations).",
             c.interest_changes.load(Relaxed),
         ),
         (
             "switchyard_cluster_node_joins_total",
+            "counter",
             "Nodes seen joining (first heartbeat or a new incarnation).",
             c.node_joins.load(Relaxed),
         ),
         (
             "switchyard_cluster_node_leaves_total",
+            "counter",
             "Nodes seen leaving (goodbye, or no heartbeat within the node timeout).",
             c.node_leaves.load(Relaxed),
         ),
         (
             "switchyard_cluster_dropped_total",
-            "Publications not sent to the cluster because the bridge queue was full.",
+            "counter",
+            "Publications not sent to the cluster: bridge queue full, NATS refused or unreachable.",
             c.dropped.load(Relaxed),
         ),
         (
             "switchyard_cluster_bad_messages_total",
+            "counter",
             "Messages from the cluster that could not be read.",
             c.bad_messages.load(Relaxed),
         ),
-        (
-            "switchyard_cluster_up",
-            "Always 1 on a cluster node (the node label names it).",
-            1,
-        ),
     ];
-    for (name, help, v) in counters {
-        let kind = if name.ends_with("_total") {
-            "counter"
-        } else {
-            "gauge"
-        };
+    for (name, kind, help, v) in series {
         family(out, name, kind, help);
         let _ = writeln!(out, "{name}{{node=\"{node}\"}} {v}");
     }
