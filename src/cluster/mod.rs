@@ -2,12 +2,12 @@
 //!
 //! Each node runs one extra thread, the *bridge*: a current-thread tokio runtime with one NATS
 //! connection (async-nats). Shards never wait on it: they hand it what the routing core emits
-//! (`Action::Cluster`, [`ClusterOut`]) through [`ClusterHandle::send`] (a bounded queue for
-//! publications, where a full queue drops and counts; an unbounded one for the few interest
-//! changes), and the bridge hands what other nodes send to the shards through a
-//! [`ShardSink`] (the mesh inboxes), as [`ClusterIn`]. See `docs/cluster.md` for the design:
-//! subjects ([`wire::Subjects`]), interest replication and snapshots ([`members`]), failure
-//! handling and what is guaranteed.
+//! (`Action::Cluster`, [`ClusterOut`](crate::routing::cluster::ClusterOut)) through
+//! `ClusterHandle::send` (a bounded queue for publications, where a full queue drops and
+//! counts; an unbounded one for the few interest and testament changes), and the bridge hands
+//! what other nodes send to the shards through a [`ShardSink`] (the mesh inboxes), as
+//! [`ClusterIn`]. See `docs/cluster.md` for the design: subjects ([`wire::Subjects`]),
+//! interest replication and snapshots ([`members`]), failure handling and what is guaranteed.
 
 #[cfg(feature = "cluster")]
 mod bridge;
