@@ -610,6 +610,8 @@ impl World {
                 Action::Abort { session, .. } | Action::Kill { session, .. } => {
                     self.aborts.push(session)
                 }
+                // These shards are not a cluster node: nothing may be addressed to other nodes.
+                Action::Cluster(out) => panic!("a router outside a cluster emitted {out:?}"),
             }
         }
     }
