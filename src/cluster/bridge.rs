@@ -429,13 +429,42 @@ impl Bridge {
         session: u64,
         entries: Vec<Bytes>,
     ) {
-        self.testament_version += 1;
         let key = (realm.clone(), session);
         if entries.is_empty() {
             self.testaments.remove(&key);
         } else {
             self.testaments.insert(key, entries.clone());
         }
+        self.announce_testaments(client, realm, session, entries)
+            .await;
+    }
+
+    /// After a (re)connection: the other nodes drop every copy of this node's testaments and
+    /// get the current ones (changes made while cut off were not sent).
+    async fn resend_testaments(&mut self, client: &async_nats::Client) {
+        // Session 0 (no session has it), no entries: "forget all of mine".
+        self.announce_testaments(client, Uri::from(""), 0, Vec::new())
+            .await;
+        let all: Vec<((Uri, u64), Vec<Bytes>)> = self
+            .testaments
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for ((realm, session), entries) in all {
+            self.announce_testaments(client, realm, session, entries)
+                .await;
+        }
+    }
+
+    /// One session's testaments to every node, as this node's next testament change.
+    async fn announce_testaments(
+        &mut self,
+        client: &async_nats::Client,
+        realm: Uri,
+        session: u64,
+        entries: Vec<Bytes>,
+    ) {
+        self.testament_version += 1;
         let subject = self.subjects.interest();
         let v = self.testament_version;
         self.send_testaments(
@@ -448,34 +477,6 @@ impl Bridge {
             entries,
         )
         .await;
-    }
-
-    /// After a (re)connection: the other nodes drop every copy of this node's testaments and
-    /// get the current ones (changes made while cut off were not sent).
-    async fn resend_testaments(&mut self, client: &async_nats::Client) {
-        let mut all: Vec<((Uri, u64), Vec<Bytes>)> = self
-            .testaments
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        // Session 0 (no session has it), no entries: "forget all of mine".
-        let reset = ((Uri::from(""), 0), Vec::new());
-        all.insert(0, reset);
-        for ((realm, session), entries) in all {
-            self.testament_version += 1;
-            let subject = self.subjects.interest();
-            let v = self.testament_version;
-            self.send_testaments(
-                client,
-                subject,
-                ClusterKind::Interest,
-                v,
-                realm,
-                session,
-                entries,
-            )
-            .await;
-        }
     }
 
     /// Another node's session's testaments, unless an equal or newer copy is known.
