@@ -579,6 +579,11 @@ fn nats_server_loss_failover_degraded_and_resync() {
         assert_eq!(a.http("/ready").0, 200);
 
         let will = subscribe(&sb, "com.fail.will", MatchPolicy::Exact).await;
+        // B holds the copy of A's testament (resent on reconnect, or healed by snapshot).
+        until("B keeps A's testament", || {
+            b.metric("switchyard_cluster_remote_testaments", &[]) == 1.0
+        })
+        .await;
         // B's new interest must reach A before... nothing: A is killed; B publishes locally.
         a.process.signal(libc::SIGKILL);
         b.wait_nodes(0);

@@ -794,6 +794,13 @@ impl Bridge {
         self.metrics
             .nodes
             .store(self.members.alive() as u64, Relaxed);
+        let kept = self
+            .remote_testaments
+            .values()
+            .flat_map(|r| r.sessions.values())
+            .filter(|(_, entries, _)| !entries.is_empty())
+            .count();
+        self.metrics.remote_testaments.store(kept as u64, Relaxed);
     }
 
     /// `msg` for every realm on every shard.

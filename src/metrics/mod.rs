@@ -563,6 +563,8 @@ pub struct ClusterMetrics {
     pub dropped: AtomicU64,
     /// Messages from other nodes that could not be read (wrong version, garbage).
     pub bad_messages: AtomicU64,
+    /// Other nodes' sessions whose testaments this node holds a copy of.
+    pub remote_testaments: AtomicU64,
 }
 
 /// What a cluster message carries (a label of the cluster metrics).

@@ -350,7 +350,13 @@ fn render_cluster(out: &mut String, c: &super::ClusterMetrics) {
     use super::ClusterKind;
     use std::sync::atomic::Ordering::Relaxed;
     let node = c.node;
-    let series: [(&str, &str, &str, u64); 9] = [
+    let series: [(&str, &str, &str, u64); 10] = [
+        (
+            "switchyard_cluster_remote_testaments",
+            "gauge",
+            "Other nodes' sessions whose testaments this node keeps (published if their node dies).",
+            c.remote_testaments.load(Relaxed),
+        ),
         (
             "switchyard_cluster_up",
             "gauge",
