@@ -134,6 +134,7 @@ impl Settings {
                 cl.node_timeout.as_millis()
             );
             let _ = writeln!(o, "cluster_queue = {}", cl.queue);
+            let _ = writeln!(o, "cluster_replicas = {}", cl.replicas);
             if let Some(ca) = &cl.tls_ca {
                 let _ = writeln!(o, "cluster_tls_ca = {:?}", ca.display().to_string());
             }

@@ -12,9 +12,12 @@ use std::time::{Duration, Instant};
 
 use common::{wait_for, NatsServer, RouterProcess, Scrape};
 use switchyard::client::tokio::Client;
-use switchyard::client::{ClientConfig, Event, Serializer};
+use switchyard::client::{CallError, ClientConfig, Event, Serializer, Yield};
 use switchyard::codec::uri::MatchPolicy;
-use switchyard::codec::{Dict, PublishOptions, SubscribeOptions, Value};
+use switchyard::codec::{
+    CallOptions, CancelMode, Dict, InvokePolicy, PublishOptions, RegisterOptions, SubscribeOptions,
+    Value,
+};
 
 /// Bound of every wait for the cluster to converge (joins, interest, failure detection).
 const CONVERGE: Duration = Duration::from_secs(10);
@@ -112,6 +115,15 @@ impl Node {
             .unwrap_or(0);
         let body = r.split_once("\r\n\r\n").map_or("", |x| x.1).to_owned();
         (status, body)
+    }
+}
+
+/// Three NATS servers routed into one NATS (and JetStream) cluster.
+fn three_nats() -> [NatsServer; 3] {
+    let v = NatsServer::start_cluster(3);
+    match <[NatsServer; 3]>::try_from(v) {
+        Ok(a) => a,
+        Err(_) => unreachable!("start_cluster(3) starts three"),
     }
 }
 
@@ -217,6 +229,337 @@ async fn until(what: &str, mut f: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "{what}: not within {CONVERGE:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The WAMP error URI of a failed call (panics on anything else).
+fn wamp_error<T: std::fmt::Debug>(r: Result<T, switchyard::client::Error>) -> String {
+    match r {
+        Err(switchyard::client::Error::Wamp(w)) => w.error.to_string(),
+        other => panic!("expected a WAMP error, got {other:?}"),
+    }
+}
+
+fn rr() -> RegisterOptions {
+    RegisterOptions {
+        invoke: Some(InvokePolicy::RoundRobin),
+        ..Default::default()
+    }
+}
+
+/// Registers `procedure` on `c` answering `[name]` (the callee's node).
+async fn register_named(c: &Client, procedure: &str, opts: RegisterOptions, name: &'static str) {
+    c.register(procedure, opts, move |_inv| async move {
+        Ok(Yield::args(vec![Value::from(name)]))
+    })
+    .await
+    .expect("register");
+}
+
+async fn call_text(c: &Client, procedure: &str) -> Result<String, switchyard::client::Error> {
+    let r = c
+        .call(procedure, vec![], Dict::new(), CallOptions::default())
+        .await?;
+    Ok(match r.args.first() {
+        Some(Value::Str(s)) => s.clone(),
+        other => panic!("unexpected result {other:?}"),
+    })
+}
+
+/// RPC across nodes: a `single` registration is unique cluster-wide (the registry refuses a
+/// second one on another node), shared registrations keep their policy cluster-wide
+/// (roundrobin over the callees of every node, a different policy refused), calls reach the
+/// callee's node and the result comes back, with progressive results, progressive
+/// invocations, cancel and timeout; the meta API lists remote callees. Then the callee's node
+/// is killed with SIGKILL: the call in flight to it fails with `wamp.error.canceled`, its
+/// registrations disappear everywhere, and its `single` procedure can be registered again on
+/// another node (the registry forgot the dead node's claims).
+#[test]
+fn rpc_across_nodes() {
+    let nats = NatsServer::start();
+    let a = Node::start(1, &nats.url());
+    let b = Node::start(2, &nats.url());
+    let c = Node::start(3, &nats.url());
+    for n in [&a, &b, &c] {
+        n.wait_nodes(2);
+    }
+    runtime().block_on(async {
+        let (ca, cb, cc) = (connect(&a).await, connect(&b).await, connect(&c).await);
+
+        // Unique cluster-wide.
+        register_named(&cb, "com.single", RegisterOptions::default(), "b").await;
+        for other in [&ca, &cc] {
+            let again = other
+                .register("com.single", RegisterOptions::default(), |_| async {
+                    Ok(Yield::empty())
+                })
+                .await;
+            assert_eq!(wamp_error(again), "wamp.error.procedure_already_exists");
+        }
+        let got = wait_for_call(&ca, "com.single").await;
+        assert_eq!(got, "b");
+        // The meta API on A knows B's callee.
+        let id = ca
+            .call(
+                "wamp.registration.lookup",
+                vec![Value::from("com.single")],
+                Dict::new(),
+                CallOptions::default(),
+            )
+            .await
+            .expect("lookup");
+        let callees = ca
+            .call(
+                "wamp.registration.list_callees",
+                id.args.clone(),
+                Dict::new(),
+                CallOptions::default(),
+            )
+            .await
+            .expect("list_callees");
+        let b_session = cb.session_id().expect("joined");
+        assert_eq!(
+            callees.args,
+            vec![Value::List(vec![Value::from(b_session)])]
+        );
+
+        // Shared, roundrobin over the three nodes' callees.
+        register_named(&ca, "com.rr", rr(), "a").await;
+        register_named(&cb, "com.rr", rr(), "b").await;
+        register_named(&cc, "com.rr", rr(), "c").await;
+        let random = RegisterOptions {
+            invoke: Some(InvokePolicy::Random),
+            ..Default::default()
+        };
+        // (Another session: a callee registering twice is already_exists whatever the policy.)
+        let refused = connect(&c)
+            .await
+            .register("com.rr", random, |_| async { Ok(Yield::empty()) })
+            .await;
+        assert_eq!(
+            wamp_error(refused),
+            "wamp.error.procedure_exists_with_different_invocation_policy"
+        );
+        // Every node's callees are known on A once their announcements arrived.
+        let deadline = Instant::now() + CONVERGE;
+        loop {
+            let r = ca
+                .call(
+                    "wamp.registration.list_callees",
+                    vec![ca
+                        .call(
+                            "wamp.registration.lookup",
+                            vec![Value::from("com.rr")],
+                            Dict::new(),
+                            CallOptions::default(),
+                        )
+                        .await
+                        .expect("lookup")
+                        .args[0]
+                        .clone()],
+                    Dict::new(),
+                    CallOptions::default(),
+                )
+                .await
+                .expect("list_callees");
+            if matches!(r.args.first(), Some(Value::List(l)) if l.len() == 3) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "callees not replicated: {r:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut counts = std::collections::BTreeMap::new();
+        for _ in 0..30 {
+            let who = call_text(&ca, "com.rr").await.expect("com.rr");
+            *counts.entry(who).or_insert(0) += 1;
+        }
+        assert_eq!(
+            counts.into_iter().collect::<Vec<_>>(),
+            [("a".into(), 10), ("b".into(), 10), ("c".into(), 10)]
+        );
+
+        // Progressive results and progressive invocations, A → B.
+        cb.register(
+            "com.prog",
+            RegisterOptions::default(),
+            |mut inv| async move {
+                let mut sum = 0i64;
+                for v in &inv.args {
+                    sum += as_int(v);
+                }
+                if inv.is_progressive() {
+                    while let Some((args, _)) = inv.next_chunk().await {
+                        sum += args.iter().map(as_int).sum::<i64>();
+                    }
+                }
+                if inv.receive_progress() {
+                    for i in 1..=3 {
+                        inv.progress(Yield::args(vec![Value::from(-(i as i64))]))
+                            .expect("progress");
+                    }
+                }
+                Ok(Yield::args(vec![Value::from(sum)]))
+            },
+        )
+        .await
+        .expect("register com.prog");
+        let opts = CallOptions {
+            receive_progress: Some(true),
+            progress: Some(true),
+            ..Default::default()
+        };
+        let mut h = wait_for_handle(&ca, "com.prog", vec![Value::from(1i64)], opts).await;
+        h.send_chunk(vec![Value::from(10i64)], Dict::new(), false)
+            .expect("chunk");
+        h.send_chunk(vec![Value::from(100i64)], Dict::new(), true)
+            .expect("last chunk");
+        let mut seen = Vec::new();
+        while let Some(r) = h.next().await {
+            let r = r.expect("result");
+            seen.push((r.progress, as_int(&r.args[0])));
+        }
+        assert_eq!(seen, [(true, -1), (true, -2), (true, -3), (false, 111)]);
+
+        // Cancel (kill) and timeout, A → B: the callee is interrupted across nodes.
+        let interrupts = Arc::new(Mutex::new(Vec::new()));
+        let seen_by_callee = interrupts.clone();
+        cb.register("com.slow", RegisterOptions::default(), move |inv| {
+            let seen = seen_by_callee.clone();
+            async move {
+                let mode = inv.wait_interrupted().await;
+                seen.lock().unwrap().push(mode);
+                Err(CallError::new("wamp.error.canceled"))
+            }
+        })
+        .await
+        .expect("register com.slow");
+        let h = wait_for_handle(&ca, "com.slow", vec![], CallOptions::default()).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        h.cancel(CancelMode::Kill).expect("cancel");
+        assert_eq!(wamp_error(h.result().await), "wamp.error.canceled");
+        let timed = ca
+            .call(
+                "com.slow",
+                vec![],
+                Dict::new(),
+                CallOptions {
+                    timeout: Some(300),
+                    ..Default::default()
+                },
+            )
+            .await;
+        assert_eq!(wamp_error(timed), "wamp.error.timeout");
+        until("both interrupts reached the callee", || {
+            interrupts.lock().unwrap().len() == 2
+        })
+        .await;
+        assert_eq!(
+            *interrupts.lock().unwrap(),
+            [CancelMode::Kill, CancelMode::KillNoWait]
+        );
+
+        // B dies with a call to it in flight.
+        cb.register("com.hang", RegisterOptions::default(), |_inv| async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok(Yield::empty())
+        })
+        .await
+        .expect("register com.hang");
+        let h = wait_for_handle(&ca, "com.hang", vec![], CallOptions::default()).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        b.process.signal(libc::SIGKILL);
+        let killed = Instant::now();
+        let r = tokio::time::timeout(CONVERGE, h.result())
+            .await
+            .expect("the call in flight ends");
+        assert_eq!(wamp_error(r), "wamp.error.canceled");
+        assert!(
+            killed.elapsed() <= Duration::from_millis(NODE_TIMEOUT_MS * 3),
+            "after {:?}",
+            killed.elapsed()
+        );
+        // B's registrations are gone; its single procedure is free for another node.
+        assert_eq!(
+            wamp_error(call_text(&ca, "com.single").await),
+            "wamp.error.no_such_procedure"
+        );
+        let deadline = Instant::now() + CONVERGE;
+        loop {
+            let r = cc
+                .register("com.single", RegisterOptions::default(), |_| async {
+                    Ok(Yield::args(vec![Value::from("c")]))
+                })
+                .await;
+            match r {
+                Ok(_) => break,
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "still refused: {e:?}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        assert_eq!(wait_for_call(&ca, "com.single").await, "c");
+        let mut counts = std::collections::BTreeMap::new();
+        for _ in 0..10 {
+            *counts
+                .entry(call_text(&ca, "com.rr").await.expect("com.rr"))
+                .or_insert(0) += 1;
+        }
+        assert_eq!(
+            counts.into_iter().collect::<Vec<_>>(),
+            [("a".into(), 5), ("c".into(), 5)]
+        );
+    });
+}
+
+fn as_int(v: &Value) -> i64 {
+    match v {
+        Value::Int(i) => *i,
+        Value::UInt(u) => i64::try_from(*u).unwrap_or(i64::MAX),
+        _ => 0,
+    }
+}
+
+/// Calls `procedure` until its registration (made on another node) has reached this node.
+async fn wait_for_call(c: &Client, procedure: &str) -> String {
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        match call_text(c, procedure).await {
+            Ok(s) => return s,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "{procedure}: {e:?}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+/// A call handle, once `procedure` is known on the caller's node (checked with
+/// `wamp.registration.match`).
+async fn wait_for_handle(
+    c: &Client,
+    procedure: &str,
+    args: Vec<Value>,
+    opts: CallOptions,
+) -> switchyard::client::tokio::CallHandle {
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        let m = c
+            .call(
+                "wamp.registration.match",
+                vec![Value::from(procedure)],
+                Dict::new(),
+                CallOptions::default(),
+            )
+            .await
+            .expect("match");
+        if !matches!(m.args.first(), None | Some(Value::Null)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{procedure} not known");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    c.call_handle(procedure, args, Dict::new(), opts)
+        .expect("call")
 }
 
 /// A PUBLISH on node A reaches subscribers on B and C with every match policy, each
@@ -498,9 +841,7 @@ fn a_killed_node_is_forgotten_and_a_restarted_one_rejoins() {
 /// re-synchronise and publications cross again.
 #[test]
 fn nats_server_loss_failover_degraded_and_resync() {
-    let mut s0 = NatsServer::start();
-    let mut s1 = NatsServer::start_routed(&[s0.route_port]);
-    let mut s2 = NatsServer::start_routed(&[s0.route_port, s1.route_port]);
+    let [mut s0, mut s1, mut s2] = three_nats();
     let a = Node::start(1, &format!("{},{}", s0.url(), s1.url()));
     let b = Node::start(2, &s2.url());
     // Node timeout 1 s: B must not drop A while only the servers restart (A's heartbeats
@@ -754,9 +1095,7 @@ fn autobahn_python_clients_on_different_nodes() {
 /// rejoins and re-synchronises, and its subscription receives again.
 #[test]
 fn a_partitioned_node_is_dropped_and_rejoins_without_disturbing_the_majority() {
-    let s0 = NatsServer::start();
-    let s1 = NatsServer::start_routed(&[s0.route_port]);
-    let s2 = NatsServer::start_routed(&[s0.route_port, s1.route_port]);
+    let [s0, s1, s2] = three_nats();
     let a = Node::start(1, &s0.url());
     let b = Node::start(2, &s1.url());
     let c = Node::start(3, &s2.url());

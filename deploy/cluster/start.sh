@@ -78,22 +78,40 @@ wait_line() {
   return 1
 }
 
-# NATS: server k (1..NATS) on client port 4221+k (or picked), routes to the first.
+# NATS with JetStream (the cluster's registry of procedures is a JetStream key-value bucket):
+# server k (1..NATS) on client port 4221+k (or picked). Three servers form a NATS cluster; a
+# JetStream cluster needs every server to know its routes when it starts, so the route ports
+# are 6222.. (fixed) or reserved up front (auto).
 nats_urls=()
-seed_route=""
+rports=()
+if [ "$NATS" -gt 1 ]; then
+  if [ "$PORTS" = fixed ]; then
+    for k in $(seq 1 "$NATS"); do rports+=($((6221 + k))); done
+  else
+    read -r -a rports < <(python3 -c '
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+for s in socks: s.close()' "$NATS")
+  fi
+fi
 for k in $(seq 1 "$NATS"); do
-  if [ "$PORTS" = fixed ]; then port=$((4221 + k)); rport=$((6221 + k)); else port=-1; rport=-1; fi
-  args=(-a 127.0.0.1 -p "$port" --cluster_name switchyard --cluster "nats://127.0.0.1:$rport")
-  [ -n "$seed_route" ] && args+=(--routes "$seed_route")
+  if [ "$PORTS" = fixed ]; then port=$((4221 + k)); else port=-1; fi
+  args=(-a 127.0.0.1 -p "$port" -n "nats-$k" -js -sd "$DIR/jetstream-$k")
+  if [ "$NATS" -gt 1 ]; then
+    routes=()
+    for j in $(seq 1 "$NATS"); do
+      [ "$j" != "$k" ] && routes+=("nats://127.0.0.1:${rports[$((j - 1))]}")
+    done
+    args+=(--cluster_name switchyard --cluster "nats://127.0.0.1:${rports[$((k - 1))]}"
+      --routes "$(IFS=,; echo "${routes[*]}")")
+  fi
   log="$DIR/nats-$k.log"
   "$NATS_BIN" "${args[@]}" >"$log" 2>&1 &
   echo "nats $!" >>"$DIR/pids"
   line=$(wait_line "$log" "Listening for client connections on")
   nats_urls+=("nats://127.0.0.1:${line##*:}")
-  if [ -z "$seed_route" ]; then
-    line=$(wait_line "$log" "Listening for route connections on")
-    seed_route="nats://127.0.0.1:${line##*:}"
-  fi
 done
 NATS_LIST=$(IFS=,; echo "${nats_urls[*]}")
 say "NATS: $NATS_LIST"
@@ -107,7 +125,7 @@ for i in $(seq 1 "$NODES"); do
   fi
   out="$DIR/node-$i.out"
   "$BIN" --shards "$SHARDS" --ws "$ws" --rs "$rs" --metrics "$metrics" \
-    --cluster "$NATS_LIST" --node-id "$i" >"$out" 2>"$DIR/node-$i.log" &
+    --cluster "$NATS_LIST" --cluster-replicas "$NATS" --node-id "$i" >"$out" 2>"$DIR/node-$i.log" &
   echo "node $!" >>"$DIR/pids"
   wait_line "$out" '^ready$' >/dev/null
   grep '^listening ' "$out" | sed "s/^listening /node $i /" >>"$DIR/endpoints"

@@ -33,4 +33,5 @@ mapfile -t nats < <(awk '$1 == "nats" { print $2 }' "$DIR/pids")
 stop_all "${nodes[@]}"
 stop_all "${nats[@]}"
 : >"$DIR/pids"
+rm -rf "$DIR"/jetstream-*
 echo "stopped"

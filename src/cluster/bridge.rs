@@ -10,15 +10,21 @@ use bytes::Bytes;
 use futures_lite::StreamExt;
 
 use super::members::{Members, Todo};
-use super::wire::{self, InterestKey, Msg, Subjects};
+use super::registry::{Op, Registry};
+use super::wire::{self, Entry, InterestKey, Msg, Subjects};
 use super::{ClusterConfig, ShardSink};
-use crate::codec::Uri;
+use crate::codec::uri::MatchPolicy;
+use crate::codec::{Payload, Uri, Value};
 use crate::metrics::{ClusterKind, ClusterMetrics};
-use crate::routing::cluster::{ClusterIn, ClusterOut, NodeId};
-use crate::routing::peer::Publication;
+use crate::routing::cluster::{remote_shard, ClusterIn, ClusterOut, NodeId, RemoteCallee};
+use crate::routing::peer::{PeerMsg, Publication};
 
 enum Control {
     Interest(InterestKey, bool),
+    /// A local callee joined (true) or left a registration.
+    Callee(Uri, Arc<RemoteCallee>, bool),
+    /// For the registry worker, in order.
+    Registry(Op),
     /// A local session's testaments, encoded (empty: none any more).
     Testaments(Uri, u64, Vec<Bytes>),
     /// Say goodbye, then stop; the sender is told when done.
@@ -26,13 +32,39 @@ enum Control {
 }
 
 type Outgoing = (Uri, Vec<NodeId>, Arc<Publication>);
+/// A call-protocol message for shard `.2` of node `.1`.
+type OutCall = (Uri, NodeId, usize, PeerMsg);
+/// A call-protocol message encoded for NATS, kept to fail its call if it cannot be sent.
+type Encoded = (Bytes, PeerMsg, Uri);
 
 /// The shards' side of the bridge: `Send + Clone`, never blocks.
 #[derive(Clone)]
 pub struct ClusterHandle {
     publications: tokio::sync::mpsc::Sender<Outgoing>,
+    calls: tokio::sync::mpsc::Sender<OutCall>,
     control: tokio::sync::mpsc::UnboundedSender<Control>,
     metrics: Arc<ClusterMetrics>,
+    sink: Arc<dyn ShardSink>,
+}
+
+/// The answer to an INVOCATION that cannot reach its callee's node: the caller's call fails
+/// with `wamp.error.canceled` (delivered to the caller's shard, `shard`).
+fn unreachable(msg: &PeerMsg) -> Option<(usize, ClusterIn)> {
+    let PeerMsg::Invoke(i) = msg else {
+        return None;
+    };
+    Some((
+        i.caller_shard,
+        ClusterIn::Peer(PeerMsg::CallError {
+            caller: i.caller,
+            request: i.request,
+            details: Default::default(),
+            error: Uri::from(crate::routing::realm::errors::CANCELED),
+            payload: Payload::args(vec![Value::from(
+                "the callee's cluster node cannot be reached",
+            )]),
+        }),
+    ))
 }
 
 impl ClusterHandle {
@@ -67,6 +99,61 @@ impl ClusterHandle {
                     self.metrics.dropped.fetch_add(1, Relaxed);
                 }
             }
+            ClusterOut::Callee { add, callee } => {
+                let _ = self
+                    .control
+                    .send(Control::Callee(realm.clone(), Arc::from(callee), add));
+            }
+            ClusterOut::Claim {
+                token,
+                shard,
+                policy,
+                procedure,
+                invoke,
+                registration,
+            } => {
+                let op = Op::Claim {
+                    realm: realm.clone(),
+                    token,
+                    shard,
+                    policy,
+                    procedure,
+                    invoke,
+                    registration,
+                };
+                if let Err(e) = self.control.send(Control::Registry(op)) {
+                    // The bridge stopped: answer at once rather than leave the REGISTER open.
+                    if let Control::Registry(Op::Claim { token, shard, .. }) = e.0 {
+                        let result = crate::routing::cluster::ClaimResult::Refused(
+                            crate::routing::realm::errors::CLUSTER_UNAVAILABLE,
+                        );
+                        self.sink.deliver(
+                            shard,
+                            vec![(realm.clone(), ClusterIn::Claimed { token, result })],
+                        );
+                    }
+                }
+            }
+            ClusterOut::Release { policy, procedure } => {
+                let _ = self.control.send(Control::Registry(Op::Release {
+                    realm: realm.clone(),
+                    policy,
+                    procedure,
+                }));
+            }
+            ClusterOut::Peer { node, shard, msg } => {
+                if !wire::crosses_nodes(&msg) {
+                    tracing::debug!("cluster: a peer message that never crosses nodes: {msg:?}");
+                    return;
+                }
+                if let Err(e) = self.calls.try_send((realm.clone(), node, shard, msg)) {
+                    let (_, _, _, msg) = e.into_inner();
+                    self.metrics.calls_failed.fetch_add(1, Relaxed);
+                    if let Some((shard, answer)) = unreachable(&msg) {
+                        self.sink.deliver(shard, vec![(realm.clone(), answer)]);
+                    }
+                }
+            }
         }
     }
 
@@ -94,7 +181,9 @@ pub fn start(
 ) -> Result<ClusterHandle, String> {
     let metrics = Arc::new(ClusterMetrics::new(cfg.node_id));
     let (pub_tx, pub_rx) = tokio::sync::mpsc::channel(cfg.queue.max(1));
+    let (call_tx, call_rx) = tokio::sync::mpsc::channel(cfg.queue.max(1));
     let (ctl_tx, ctl_rx) = tokio::sync::mpsc::unbounded_channel();
+    let handle_sink = sink.clone();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -105,14 +194,16 @@ pub fn start(
         .spawn(move || {
             rt.block_on(async move {
                 let bridge = Bridge::new(cfg, realms, sink, m);
-                bridge.run(pub_rx, ctl_rx).await;
+                bridge.run(pub_rx, call_rx, ctl_rx).await;
             });
         })
         .map_err(|e| format!("cluster: cannot start the bridge thread: {e}"))?;
     Ok(ClusterHandle {
         publications: pub_tx,
+        calls: call_tx,
         control: ctl_tx,
         metrics,
+        sink: handle_sink,
     })
 }
 
@@ -140,7 +231,11 @@ struct Bridge {
     incarnation: u64,
     /// This node's interest (the union of its shards') and its change counter.
     interest: HashSet<InterestKey>,
+    /// This node's callees, by (realm, policy, procedure, session).
+    callees: HashMap<(Uri, MatchPolicy, Uri, u64), Arc<RemoteCallee>>,
     seq: u64,
+    /// The registry worker's queue (its task starts with the connection).
+    registry: Option<tokio::sync::mpsc::UnboundedSender<Op>>,
     members: Members,
     /// Per shard: what to deliver at the end of this turn.
     outbox: Vec<Vec<(Uri, ClusterIn)>>,
@@ -189,7 +284,9 @@ impl Bridge {
             metrics,
             incarnation,
             interest: HashSet::new(),
+            callees: HashMap::new(),
             seq: 0,
+            registry: None,
             members,
             outbox: vec![Vec::new(); shards],
             conflicts: HashSet::new(),
@@ -230,6 +327,7 @@ impl Bridge {
     async fn run(
         mut self,
         mut pub_rx: tokio::sync::mpsc::Receiver<Outgoing>,
+        mut call_rx: tokio::sync::mpsc::Receiver<OutCall>,
         mut ctl_rx: tokio::sync::mpsc::UnboundedReceiver<Control>,
     ) {
         let client = match self.options().connect(self.cfg.urls.clone()).await {
@@ -243,6 +341,17 @@ impl Bridge {
             }
         };
         let me = self.cfg.node_id;
+        let (reg_tx, reg_rx) = tokio::sync::mpsc::unbounded_channel();
+        let registry = Registry::new(
+            client.clone(),
+            self.subjects.clone(),
+            self.cfg.replicas,
+            (me, self.incarnation),
+            self.sink.clone(),
+            self.metrics.clone(),
+        );
+        tokio::spawn(registry.run(reg_rx));
+        self.registry = Some(reg_tx);
         let subs = async {
             Ok::<_, async_nats::SubscribeError>((
                 client.subscribe(self.subjects.heartbeat()).await?,
@@ -276,6 +385,10 @@ impl Bridge {
                     Some(Control::Testaments(realm, session, entries)) => {
                         self.local_testaments(&client, realm, session, entries).await;
                     }
+                    Some(Control::Callee(realm, callee, add)) => {
+                        self.local_callee(&client, realm, callee, add).await;
+                    }
+                    Some(Control::Registry(op)) => self.registry(op),
                     Some(Control::Stop(done)) => {
                         self.heartbeat(&client, true).await;
                         let _ = tokio::time::timeout(Duration::from_millis(500), client.flush()).await;
@@ -307,6 +420,16 @@ impl Bridge {
                     }
                     self.publish(&client, batch).await;
                 }
+                Some(first) = call_rx.recv() => {
+                    let mut batch = vec![first];
+                    while batch.len() < PUBLISH_BATCH {
+                        match call_rx.try_recv() {
+                            Ok(c) => batch.push(c),
+                            Err(_) => break,
+                        }
+                    }
+                    self.send_calls(&client, batch).await;
+                }
                 _ = ticker.tick() => {
                     let connected =
                         client.connection_state() == async_nats::connection::State::Connected;
@@ -314,6 +437,7 @@ impl Bridge {
                         if connected {
                             tracing::info!(node = me, "cluster: connected to NATS");
                             self.resend_testaments(&client).await;
+                            self.registry(Op::Connected);
                         } else {
                             tracing::warn!(
                                 node = me,
@@ -390,11 +514,147 @@ impl Bridge {
             node: self.cfg.node_id,
             incarnation: self.incarnation,
             seq: self.seq,
-            key,
+            key: Entry::Topic(key),
             add,
         });
         self.send(client, self.subjects.interest(), ClusterKind::Interest, b)
             .await;
+    }
+
+    fn registry(&self, op: Op) {
+        if let Some(r) = &self.registry {
+            let _ = r.send(op);
+        }
+    }
+
+    /// A home shard says a local callee joined or left a registration: the other nodes
+    /// learn it as one more numbered interest change.
+    async fn local_callee(
+        &mut self,
+        client: &async_nats::Client,
+        realm: Uri,
+        callee: Arc<RemoteCallee>,
+        add: bool,
+    ) {
+        let key = (
+            realm.clone(),
+            callee.policy,
+            callee.procedure.clone(),
+            callee.session,
+        );
+        let entry = if add {
+            if self.callees.get(&key) == Some(&callee) {
+                return;
+            }
+            self.callees.insert(key, callee.clone());
+            callee
+        } else {
+            match self.callees.remove(&key) {
+                Some(c) => c,
+                None => return,
+            }
+        };
+        self.seq += 1;
+        self.metrics.interest_changes.fetch_add(1, Relaxed);
+        let b = wire::encode(&Msg::Interest {
+            node: self.cfg.node_id,
+            incarnation: self.incarnation,
+            seq: self.seq,
+            key: Entry::Callee(realm, entry),
+            add,
+        });
+        self.send(client, self.subjects.interest(), ClusterKind::Interest, b)
+            .await;
+    }
+
+    /// Call-protocol messages from the shards: per node one NATS message (cut at
+    /// [`BATCH_BYTES`]). An INVOCATION for a node that is gone or cannot be reached fails the
+    /// call at once.
+    async fn send_calls(&mut self, client: &async_nats::Client, batch: Vec<OutCall>) {
+        let me = self.cfg.node_id;
+        let mut per_node: Vec<(NodeId, Vec<Encoded>)> = Vec::new();
+        for (realm, node, shard, msg) in batch {
+            if !self.members.is_alive(node) || !up(client) {
+                self.fail_call(realm, &msg);
+                continue;
+            }
+            let b = wire::encode(&Msg::Peer {
+                node: me,
+                realm: realm.clone(),
+                shard: shard as u64,
+                msg: msg.clone(),
+            });
+            match per_node.iter_mut().find(|(n, _)| *n == node) {
+                Some((_, v)) => v.push((b, msg, realm)),
+                None => per_node.push((node, vec![(b, msg, realm)])),
+            }
+        }
+        for (node, parts) in per_node {
+            let mut chunk: Vec<Encoded> = Vec::new();
+            let mut size = 0;
+            for p in parts {
+                if !chunk.is_empty() && size + p.0.len() > BATCH_BYTES {
+                    self.call_batch(client, node, std::mem::take(&mut chunk))
+                        .await;
+                    size = 0;
+                }
+                size += p.0.len();
+                chunk.push(p);
+            }
+            self.call_batch(client, node, chunk).await;
+        }
+    }
+
+    async fn call_batch(&mut self, client: &async_nats::Client, node: NodeId, chunk: Vec<Encoded>) {
+        if chunk.is_empty() {
+            return;
+        }
+        let count = chunk.len() as u64;
+        let parts: Vec<Bytes> = chunk.iter().map(|(b, _, _)| b.clone()).collect();
+        let b = if parts.len() == 1 {
+            parts[0].clone()
+        } else {
+            wire::encode(&Msg::Batch(parts))
+        };
+        let size = b.len() as u64;
+        match client.publish(self.subjects.call(node), b).await {
+            Ok(()) => {
+                self.metrics.messages_out[ClusterKind::Call as usize].fetch_add(count, Relaxed);
+                self.metrics.bytes_out[ClusterKind::Call as usize].fetch_add(size, Relaxed);
+            }
+            Err(e) => {
+                tracing::debug!("cluster: call messages to node {node} failed: {e}");
+                for (_, msg, realm) in chunk {
+                    self.fail_call(realm, &msg);
+                }
+            }
+        }
+    }
+
+    /// A call-protocol message that cannot be sent: counted; an INVOCATION fails its call.
+    fn fail_call(&mut self, realm: Uri, msg: &PeerMsg) {
+        self.metrics.calls_failed.fetch_add(1, Relaxed);
+        if let Some((shard, answer)) = unreachable(msg) {
+            if let Some(o) = self.outbox.get_mut(shard) {
+                o.push((realm, answer));
+            }
+        }
+    }
+
+    /// A call-protocol message from node `node` for shard `shard` here: the shard IDs it
+    /// names are that node's, made remote so the answers go back there.
+    fn deliver_peer(&mut self, node: NodeId, realm: Uri, shard: u64, mut msg: PeerMsg) {
+        let shard = usize::try_from(shard).unwrap_or(usize::MAX);
+        if !self.realms.contains(&realm) || shard >= self.outbox.len() {
+            self.metrics.bad_messages.fetch_add(1, Relaxed);
+            return;
+        }
+        if let PeerMsg::Invoke(i) = &mut msg {
+            i.caller_shard = remote_shard(node, i.caller_shard);
+        }
+        if let Some(o) = self.outbox.get_mut(shard) {
+            o.push((realm, ClusterIn::Peer(msg)));
+        }
     }
 
     /// One session's testaments (session 0, no entries: "forget all of mine") at `version`,
@@ -638,9 +898,22 @@ impl Bridge {
         let now = Instant::now();
         let n = payload.len();
         if let Msg::Batch(parts) = msg {
-            self.metrics.bytes_in[ClusterKind::Publication as usize].fetch_add(n as u64, Relaxed);
+            let kind = match parts.first().map(wire::decode) {
+                Some(Ok(Msg::Peer { .. })) => ClusterKind::Call,
+                _ => ClusterKind::Publication,
+            };
+            self.metrics.bytes_in[kind as usize].fetch_add(n as u64, Relaxed);
             for part in parts {
                 match wire::decode(&part) {
+                    Ok(Msg::Peer {
+                        node,
+                        realm,
+                        shard,
+                        msg,
+                    }) => {
+                        self.metrics.messages_in[ClusterKind::Call as usize].fetch_add(1, Relaxed);
+                        self.deliver_peer(node, realm, shard, msg);
+                    }
                     Ok(Msg::Publication {
                         node: _,
                         realm,
@@ -718,6 +991,15 @@ impl Bridge {
                 self.members.saw_testaments(node, incarnation, version);
                 self.remote_testaments(node, incarnation, version, (realm, session), entries);
             }
+            Msg::Peer {
+                node,
+                realm,
+                shard,
+                msg,
+            } => {
+                self.metrics.received(ClusterKind::Call, n);
+                self.deliver_peer(node, realm, shard, msg);
+            }
             Msg::Batch(_) => {} // handled above
         }
         self.act(client, todo).await;
@@ -756,9 +1038,14 @@ impl Bridge {
                         tracing::info!(node = self.cfg.node_id, "cluster: node {n} left");
                     }
                     self.remote_testaments.remove(&n);
+                    if self.members.lowest() {
+                        // The registry forgets its claims (unless it came back already).
+                        let keep = self.members.incarnation_of(n);
+                        self.registry(Op::Purge { node: n, keep });
+                    }
                     self.for_every_shard(|| ClusterIn::NodeGone { node: n });
                 }
-                Todo::Clear(n) => self.for_every_shard(|| ClusterIn::NodeGone { node: n }),
+                Todo::Clear(n) => self.for_every_shard(|| ClusterIn::NodeReset { node: n }),
                 Todo::RequestSync(n) => {
                     let b = wire::encode(&Msg::SyncRequest {
                         node: self.cfg.node_id,
@@ -766,8 +1053,29 @@ impl Bridge {
                     self.send(client, self.subjects.sync(n), ClusterKind::Sync, b)
                         .await;
                 }
-                Todo::Apply { node, key, add } => {
-                    let (realm, policy, pattern) = key;
+                Todo::Apply {
+                    node,
+                    key: Entry::Callee(realm, callee),
+                    add,
+                } => {
+                    if self.realms.contains(&realm) {
+                        for o in &mut self.outbox {
+                            o.push((
+                                realm.clone(),
+                                ClusterIn::Callee {
+                                    node,
+                                    add,
+                                    callee: Box::new((*callee).clone()),
+                                },
+                            ));
+                        }
+                    }
+                }
+                Todo::Apply {
+                    node,
+                    key: Entry::Topic((realm, policy, pattern)),
+                    add,
+                } => {
                     if self.realms.contains(&realm) {
                         for o in &mut self.outbox {
                             o.push((
@@ -816,11 +1124,20 @@ impl Bridge {
         let mut chunk = Vec::new();
         let mut size = 0;
         let mut first = true;
-        let entries: Vec<&InterestKey> = self.interest.iter().collect();
+        let entries: Vec<Entry> = self
+            .interest
+            .iter()
+            .map(|k| Entry::Topic(k.clone()))
+            .chain(
+                self.callees
+                    .iter()
+                    .map(|((realm, ..), c)| Entry::Callee(realm.clone(), c.clone())),
+            )
+            .collect();
         let total = entries.len();
         for (i, k) in entries.into_iter().enumerate() {
-            size += wire::entry_size(k);
-            chunk.push(k.clone());
+            size += wire::entry_size(&k);
+            chunk.push(k);
             if size >= SNAPSHOT_CHUNK && i + 1 < total {
                 self.snapshot_chunk(client, to, first, false, std::mem::take(&mut chunk))
                     .await;
@@ -854,7 +1171,7 @@ impl Bridge {
         to: NodeId,
         first: bool,
         last: bool,
-        entries: Vec<InterestKey>,
+        entries: Vec<Entry>,
     ) {
         let b = wire::encode(&Msg::Snapshot {
             node: self.cfg.node_id,

@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use super::wire::InterestKey;
+use super::wire::Entry;
 use crate::routing::cluster::NodeId;
 
 /// Changes buffered per node while waiting for a missing one or a snapshot.
@@ -33,11 +33,7 @@ pub enum Todo {
     /// Forget everything known of `node`'s interest (a snapshot starts).
     Clear(NodeId),
     /// Apply one interest change of `node`.
-    Apply {
-        node: NodeId,
-        key: InterestKey,
-        add: bool,
-    },
+    Apply { node: NodeId, key: Entry, add: bool },
     /// Another process announces this node's own ID.
     Conflict(NodeId),
 }
@@ -51,7 +47,7 @@ struct Peer {
     /// A snapshot being received, at this change number.
     receiving: Option<u64>,
     /// Changes that arrived before their turn: seq → change.
-    early: BTreeMap<u64, (InterestKey, bool)>,
+    early: BTreeMap<u64, (Entry, bool)>,
     /// Since when the replica has been known to be behind (heartbeat ahead of `applied`).
     behind_since: Option<Instant>,
     /// When a snapshot was last asked for.
@@ -97,6 +93,11 @@ impl Members {
     }
 
     /// Whether `node` is alive.
+    /// The incarnation of live node `node`.
+    pub fn incarnation_of(&self, node: NodeId) -> Option<u64> {
+        self.peers.get(&node).map(|p| p.incarnation)
+    }
+
     pub fn is_alive(&self, node: NodeId) -> bool {
         self.peers.contains_key(&node)
     }
@@ -186,7 +187,7 @@ impl Members {
         node: NodeId,
         incarnation: u64,
         seq: u64,
-        key: InterestKey,
+        key: Entry,
         add: bool,
         todo: &mut Vec<Todo>,
     ) {
@@ -223,7 +224,7 @@ impl Members {
         seq: u64,
         first: bool,
         last: bool,
-        entries: Vec<InterestKey>,
+        entries: Vec<Entry>,
         todo: &mut Vec<Todo>,
     ) {
         let Some(p) = self.peers.get_mut(&node) else {
@@ -290,8 +291,8 @@ mod tests {
     use crate::codec::uri::MatchPolicy;
     use crate::codec::Uri;
 
-    fn key(t: &str) -> InterestKey {
-        (Uri::from("r"), MatchPolicy::Exact, Uri::from(t))
+    fn key(t: &str) -> Entry {
+        Entry::Topic((Uri::from("r"), MatchPolicy::Exact, Uri::from(t)))
     }
 
     fn members() -> (Members, Instant) {
@@ -304,7 +305,11 @@ mod tests {
     fn applied(todo: &[Todo]) -> Vec<(String, bool)> {
         todo.iter()
             .filter_map(|t| match t {
-                Todo::Apply { key, add, .. } => Some((key.2.to_string(), *add)),
+                Todo::Apply {
+                    key: Entry::Topic(k),
+                    add,
+                    ..
+                } => Some((k.2.to_string(), *add)),
                 _ => None,
             })
             .collect()

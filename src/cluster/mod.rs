@@ -12,6 +12,8 @@
 #[cfg(feature = "cluster")]
 mod bridge;
 pub mod members;
+#[cfg(feature = "cluster")]
+pub mod registry;
 pub mod wire;
 
 use std::path::PathBuf;
@@ -41,8 +43,11 @@ pub struct ClusterConfig {
     pub user: Option<(String, String)>,
     /// Trust this CA (PEM) for the NATS servers' TLS certificates, and require TLS.
     pub tls_ca: Option<PathBuf>,
-    /// Publications waiting for the bridge at most (then they are dropped and counted).
+    /// Publications waiting for the bridge at most (then they are dropped and counted); the
+    /// same bound again for call-protocol messages.
     pub queue: usize,
+    /// Copies of the registry bucket JetStream keeps (1..=5; 3 with a 3-server NATS cluster).
+    pub replicas: usize,
 }
 
 impl std::fmt::Debug for ClusterConfig {
@@ -56,6 +61,7 @@ impl std::fmt::Debug for ClusterConfig {
             .field("user", &self.user.as_ref().map(|(u, _)| u))
             .field("tls_ca", &self.tls_ca)
             .field("queue", &self.queue)
+            .field("replicas", &self.replicas)
             .finish()
     }
 }

@@ -21,8 +21,9 @@ use bytes::Bytes;
 
 use crate::codec::uri::MatchPolicy;
 use crate::codec::{self, Message, Publish, Serializer, Uri};
-use crate::routing::cluster::{NodeId, Testament};
-use crate::routing::peer::Publication;
+use crate::routing::cluster::{NodeId, RemoteCallee, Testament};
+use crate::routing::peer::{CallRef, GoneReason, Invoke, PeerMsg, Publication};
+use crate::routing::session::Features;
 
 const HEARTBEAT: u8 = 1;
 const INTEREST: u8 = 2;
@@ -31,6 +32,16 @@ const PUBLICATION: u8 = 4;
 const SYNC_REQUEST: u8 = 5;
 const BATCH: u8 = 6;
 const TESTAMENTS: u8 = 7;
+const PEER: u8 = 8;
+
+// The kinds of a [`Msg::Peer`] body.
+const P_INVOKE: u64 = 1;
+const P_MORE: u64 = 2;
+const P_INTERRUPT: u64 = 3;
+const P_GONE: u64 = 4;
+const P_RESULT: u64 = 5;
+const P_ERROR: u64 = 6;
+const P_REVOKE: u64 = 7;
 
 /// The subjects of one cluster (`name` is the cluster name, checked by the config).
 #[derive(Debug, Clone)]
@@ -63,6 +74,94 @@ impl Subjects {
     pub fn publication(&self, n: NodeId) -> String {
         format!("{}.node.{n}.pub", self.name)
     }
+    pub fn call(&self, n: NodeId) -> String {
+        format!("{}.node.{n}.call", self.name)
+    }
+    /// The JetStream key-value bucket of the registry.
+    pub fn registry_bucket(&self) -> String {
+        format!("{}_registry", self.name)
+    }
+}
+
+/// The registry key of `(realm, policy, procedure)`: hex, since a WAMP URI may hold characters
+/// a key may not (`[-/_=.a-zA-Z0-9]`).
+pub fn registry_key(realm: &str, policy: MatchPolicy, procedure: &str) -> String {
+    use std::fmt::Write;
+    let mut k = String::with_capacity(2 * (realm.len() + procedure.len()) + 4);
+    for b in realm.bytes() {
+        let _ = write!(k, "{b:02x}");
+    }
+    k.push('.');
+    k.push_str(&policy.as_str()[..1]);
+    k.push('.');
+    for b in procedure.bytes() {
+        let _ = write!(k, "{b:02x}");
+    }
+    k
+}
+
+/// One entry of a node's interest: subscribers of a pattern, or a callee of a registration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    Topic(InterestKey),
+    Callee(Uri, Arc<RemoteCallee>),
+}
+
+impl Entry {
+    pub fn realm(&self) -> &Uri {
+        match self {
+            Entry::Topic((realm, _, _)) | Entry::Callee(realm, _) => realm,
+        }
+    }
+}
+
+/// [`Features`] as bits (the order of the fields).
+fn feature_bits(f: &Features) -> u64 {
+    [
+        f.callee_call_canceling,
+        f.callee_call_timeout,
+        f.callee_progressive_call_results,
+        f.callee_progressive_call_invocations,
+        f.caller_progressive_call_invocations,
+        f.subscriber_subscription_revocation,
+        f.callee_registration_revocation,
+        f.caller_payload_passthru,
+        f.callee_payload_passthru,
+        f.publisher_payload_passthru,
+    ]
+    .iter()
+    .enumerate()
+    .fold(0, |acc, (i, b)| acc | (u64::from(*b) << i))
+}
+
+fn features_of(bits: u64) -> Features {
+    let bit = |i: u32| bits & (1 << i) != 0;
+    Features {
+        callee_call_canceling: bit(0),
+        callee_call_timeout: bit(1),
+        callee_progressive_call_results: bit(2),
+        callee_progressive_call_invocations: bit(3),
+        caller_progressive_call_invocations: bit(4),
+        subscriber_subscription_revocation: bit(5),
+        callee_registration_revocation: bit(6),
+        caller_payload_passthru: bit(7),
+        callee_payload_passthru: bit(8),
+        publisher_payload_passthru: bit(9),
+    }
+}
+
+/// Whether `msg` is one the call protocol sends to another node (see [`Msg::Peer`]).
+pub fn crosses_nodes(msg: &PeerMsg) -> bool {
+    matches!(
+        msg,
+        PeerMsg::Invoke(_)
+            | PeerMsg::InvokeMore { .. }
+            | PeerMsg::Interrupt { .. }
+            | PeerMsg::CallGone { .. }
+            | PeerMsg::CallResult { .. }
+            | PeerMsg::CallError { .. }
+            | PeerMsg::RevokeCallee { .. }
+    )
 }
 
 /// One interest entry: `(realm, policy, pattern)`.
@@ -85,7 +184,7 @@ pub enum Msg {
         node: NodeId,
         incarnation: u64,
         seq: u64,
-        key: InterestKey,
+        key: Entry,
         add: bool,
     },
     /// "Send me your interest": answered with [`Msg::Snapshot`] chunks to `node`.
@@ -97,7 +196,7 @@ pub enum Msg {
         seq: u64,
         first: bool,
         last: bool,
-        entries: Vec<InterestKey>,
+        entries: Vec<Entry>,
     },
     /// A publication made on `node`, for the recipient's subscribers.
     Publication {
@@ -115,6 +214,14 @@ pub enum Msg {
         realm: Uri,
         session: u64,
         entries: Vec<Bytes>,
+    },
+    /// A message of the call protocol from `node` for shard `shard` of the recipient
+    /// (only the kinds [`crosses_nodes`] names; shard IDs inside are the sender's).
+    Peer {
+        node: NodeId,
+        realm: Uri,
+        shard: u64,
+        msg: PeerMsg,
     },
     /// Several encoded messages in one NATS message, in order (publications to one node: one
     /// NATS message per turn of the bridge rather than one per publication). Never nested.
@@ -172,12 +279,12 @@ pub fn encode(msg: &Msg) -> Bytes {
             key,
             add,
         } => {
-            array(&mut out, 8);
+            array(&mut out, 6);
             uint(&mut out, u64::from(INTEREST));
             uint(&mut out, u64::from(*node));
             uint(&mut out, *incarnation);
             uint(&mut out, *seq);
-            key_fields(&mut out, key);
+            entry_fields(&mut out, key);
             boolean(&mut out, *add);
         }
         Msg::SyncRequest { node } => {
@@ -202,8 +309,7 @@ pub fn encode(msg: &Msg) -> Bytes {
             boolean(&mut out, *last);
             array(&mut out, entries.len());
             for k in entries {
-                array(&mut out, 3);
-                key_fields(&mut out, k);
+                entry_fields(&mut out, k);
             }
         }
         Msg::Publication {
@@ -254,6 +360,19 @@ pub fn encode(msg: &Msg) -> Bytes {
                 let _ = rmp::encode::write_bin(&mut out, e);
             }
         }
+        Msg::Peer {
+            node,
+            realm,
+            shard,
+            msg,
+        } => {
+            array(&mut out, 5);
+            uint(&mut out, u64::from(PEER));
+            uint(&mut out, u64::from(*node));
+            string(&mut out, realm);
+            uint(&mut out, *shard);
+            peer_body(&mut out, msg);
+        }
         Msg::Batch(parts) => {
             out.reserve(parts.iter().map(|p| p.len() + 5).sum::<usize>() + 8);
             array(&mut out, 2);
@@ -295,9 +414,168 @@ fn key_fields(out: &mut Vec<u8>, (realm, policy, pattern): &InterestKey) {
     string(out, pattern);
 }
 
+fn entry_fields(out: &mut Vec<u8>, e: &Entry) {
+    match e {
+        Entry::Topic(k) => {
+            array(out, 3);
+            key_fields(out, k);
+        }
+        Entry::Callee(realm, c) => {
+            array(out, 11);
+            key_fields(out, &(realm.clone(), c.policy, c.procedure.clone()));
+            uint(out, c.registration);
+            string(out, c.invoke.as_str());
+            boolean(out, c.disclose_caller);
+            boolean(out, c.forward_timeout);
+            string(out, &c.created);
+            uint(out, c.session);
+            uint(out, c.shard as u64);
+            uint(out, feature_bits(&c.features));
+        }
+    }
+}
+
 /// How many bytes one interest entry takes in a snapshot (to cut snapshots into chunks).
-pub fn entry_size((realm, policy, pattern): &InterestKey) -> usize {
-    realm.len() + policy.as_str().len() + pattern.len() + 16
+pub fn entry_size(e: &Entry) -> usize {
+    match e {
+        Entry::Topic((realm, policy, pattern)) => {
+            realm.len() + policy.as_str().len() + pattern.len() + 16
+        }
+        Entry::Callee(realm, c) => realm.len() + c.procedure.len() + c.created.len() + 64,
+    }
+}
+
+fn frame(out: &mut Vec<u8>, msg: &Message) {
+    let f = codec::encode(Serializer::MsgPack, msg);
+    let _ = rmp::encode::write_bin(out, &f);
+}
+
+fn call_ref(out: &mut Vec<u8>, c: &CallRef) {
+    uint(out, c.caller);
+    uint(out, c.request);
+    uint(out, c.callee);
+    uint(out, c.registration);
+}
+
+/// The body of a [`Msg::Peer`]: `[kind, …]`; a kind that never crosses nodes is `[0]`.
+fn peer_body(out: &mut Vec<u8>, msg: &PeerMsg) {
+    use crate::codec::{CallResult, Invocation, ResultDetails};
+    match msg {
+        PeerMsg::Invoke(i) => {
+            array(out, 7);
+            uint(out, P_INVOKE);
+            uint(out, i.caller);
+            uint(out, i.caller_shard as u64);
+            uint(out, i.callee);
+            boolean(out, i.forward_progress);
+            boolean(out, i.streaming);
+            frame(
+                out,
+                &Message::Invocation(Invocation {
+                    request: i.request,
+                    registration: i.registration,
+                    details: i.details.clone(),
+                    payload: i.payload.clone(),
+                }),
+            );
+        }
+        PeerMsg::InvokeMore {
+            call,
+            progress,
+            payload,
+        } => {
+            array(out, 7);
+            uint(out, P_MORE);
+            call_ref(out, call);
+            boolean(out, *progress);
+            frame(
+                out,
+                &Message::Result(CallResult {
+                    request: call.request,
+                    details: ResultDetails::default(),
+                    payload: payload.clone(),
+                }),
+            );
+        }
+        PeerMsg::Interrupt { call } => {
+            array(out, 5);
+            uint(out, P_INTERRUPT);
+            call_ref(out, call);
+        }
+        PeerMsg::CallGone { call, interrupt } => {
+            array(out, 6);
+            uint(out, P_GONE);
+            call_ref(out, call);
+            uint(
+                out,
+                match interrupt {
+                    None => 0,
+                    Some(GoneReason::Canceled) => 1,
+                    Some(GoneReason::Timeout) => 2,
+                    Some(GoneReason::CallerLeft) => 3,
+                },
+            );
+        }
+        PeerMsg::CallResult {
+            caller,
+            request,
+            details,
+            payload,
+        } => {
+            array(out, 3);
+            uint(out, P_RESULT);
+            uint(out, *caller);
+            frame(
+                out,
+                &Message::Result(CallResult {
+                    request: *request,
+                    details: details.clone(),
+                    payload: payload.clone(),
+                }),
+            );
+        }
+        PeerMsg::CallError {
+            caller,
+            request,
+            details,
+            error,
+            payload,
+        } => {
+            array(out, 3);
+            uint(out, P_ERROR);
+            uint(out, *caller);
+            frame(
+                out,
+                &Message::Error(codec::Error {
+                    request_type: codec::code::CALL,
+                    request: *request,
+                    details: details.clone(),
+                    error: error.clone(),
+                    payload: payload.clone(),
+                }),
+            );
+        }
+        PeerMsg::RevokeCallee {
+            registration,
+            callee,
+            reason,
+        } => {
+            array(out, 4);
+            uint(out, P_REVOKE);
+            uint(out, *registration);
+            uint(out, *callee);
+            match reason {
+                Some(r) => string(out, r),
+                None => {
+                    let _ = rmp::encode::write_nil(out);
+                }
+            }
+        }
+        _ => {
+            array(out, 1);
+            uint(out, 0);
+        }
+    }
 }
 
 // ---- decoding ------------------------------------------------------------------------------
@@ -363,12 +641,161 @@ impl<'a> Reader<'a> {
         let pattern = Uri::from(self.str()?);
         Ok((realm, policy, pattern))
     }
-    fn expect_len(&mut self, want: usize) -> Result<(), WireError> {
-        let n = self.array()?;
-        if n != want {
-            return Err(bad(format!("{n} elements, {want} expected")));
+    fn entry(&mut self) -> Result<Entry, WireError> {
+        match self.array()? {
+            3 => Ok(Entry::Topic(self.key()?)),
+            11 => {
+                let (realm, policy, procedure) = self.key()?;
+                let registration = self.uint()?;
+                let invoke = self.str()?;
+                let invoke = codec::InvokePolicy::parse(invoke)
+                    .ok_or_else(|| bad(format!("unknown invocation policy {invoke:?}")))?;
+                Ok(Entry::Callee(
+                    realm,
+                    Arc::new(RemoteCallee {
+                        policy,
+                        procedure,
+                        registration,
+                        invoke,
+                        disclose_caller: self.boolean()?,
+                        forward_timeout: self.boolean()?,
+                        created: Arc::from(self.str()?),
+                        session: self.uint()?,
+                        shard: usize::try_from(self.uint()?)
+                            .ok()
+                            .filter(|s| *s < 1 << 16)
+                            .ok_or_else(|| bad("shard out of range"))?,
+                        features: features_of(self.uint()?),
+                    }),
+                ))
+            }
+            n => Err(bad(format!("interest entry of {n} elements"))),
         }
-        Ok(())
+    }
+    fn frame(&mut self, bytes: &Bytes) -> Result<Message, WireError> {
+        let f = bytes.slice_ref(self.bin()?);
+        codec::decode(Serializer::MsgPack, &f).map_err(|e| bad(format!("peer message: {e}")))
+    }
+    fn call_ref(&mut self) -> Result<CallRef, WireError> {
+        Ok(CallRef {
+            caller: self.uint()?,
+            request: self.uint()?,
+            callee: self.uint()?,
+            registration: self.uint()?,
+        })
+    }
+    fn peer(&mut self, bytes: &Bytes) -> Result<PeerMsg, WireError> {
+        let n = self.array()?;
+        let kind = self.uint()?;
+        let want = |k: usize| {
+            if n == k {
+                Ok(())
+            } else {
+                Err(bad(format!("peer kind {kind}: {n} elements, {k} expected")))
+            }
+        };
+        Ok(match kind {
+            P_INVOKE => {
+                want(7)?;
+                let caller = self.uint()?;
+                let caller_shard = usize::try_from(self.uint()?)
+                    .ok()
+                    .filter(|s| *s < 1 << 16)
+                    .ok_or_else(|| bad("shard out of range"))?;
+                let callee = self.uint()?;
+                let forward_progress = self.boolean()?;
+                let streaming = self.boolean()?;
+                let Message::Invocation(inv) = self.frame(bytes)? else {
+                    return Err(bad("invoke: not an INVOCATION"));
+                };
+                PeerMsg::Invoke(Box::new(Invoke {
+                    caller,
+                    caller_shard,
+                    request: inv.request,
+                    callee,
+                    registration: inv.registration,
+                    details: inv.details,
+                    payload: inv.payload,
+                    forward_progress,
+                    streaming,
+                }))
+            }
+            P_MORE => {
+                want(7)?;
+                let call = self.call_ref()?;
+                let progress = self.boolean()?;
+                let Message::Result(r) = self.frame(bytes)? else {
+                    return Err(bad("invoke more: not a RESULT"));
+                };
+                PeerMsg::InvokeMore {
+                    call,
+                    progress,
+                    payload: r.payload,
+                }
+            }
+            P_INTERRUPT => {
+                want(5)?;
+                PeerMsg::Interrupt {
+                    call: self.call_ref()?,
+                }
+            }
+            P_GONE => {
+                want(6)?;
+                let call = self.call_ref()?;
+                let interrupt = match self.uint()? {
+                    0 => None,
+                    1 => Some(GoneReason::Canceled),
+                    2 => Some(GoneReason::Timeout),
+                    3 => Some(GoneReason::CallerLeft),
+                    r => return Err(bad(format!("unknown reason {r}"))),
+                };
+                PeerMsg::CallGone { call, interrupt }
+            }
+            P_RESULT => {
+                want(3)?;
+                let caller = self.uint()?;
+                let Message::Result(r) = self.frame(bytes)? else {
+                    return Err(bad("call result: not a RESULT"));
+                };
+                PeerMsg::CallResult {
+                    caller,
+                    request: r.request,
+                    details: r.details,
+                    payload: r.payload,
+                }
+            }
+            P_ERROR => {
+                want(3)?;
+                let caller = self.uint()?;
+                let Message::Error(e) = self.frame(bytes)? else {
+                    return Err(bad("call error: not an ERROR"));
+                };
+                PeerMsg::CallError {
+                    caller,
+                    request: e.request,
+                    details: e.details,
+                    error: e.error,
+                    payload: e.payload,
+                }
+            }
+            P_REVOKE => {
+                want(4)?;
+                let registration = self.uint()?;
+                let callee = self.uint()?;
+                let reason = if self.buf.first() == Some(&0xc0) {
+                    self.buf = &self.buf[1..];
+                    None
+                } else {
+                    Some(self.str()?.to_owned())
+                };
+                PeerMsg::RevokeCallee {
+                    registration,
+                    callee,
+                    reason,
+                }
+            }
+            k => return Err(bad(format!("unknown peer kind {k}"))),
+        })
     }
 }
 
@@ -399,12 +826,12 @@ pub fn decode(bytes: &Bytes) -> Result<Msg, WireError> {
             }
         }
         INTEREST => {
-            want(8)?;
+            want(6)?;
             Msg::Interest {
                 node: r.node()?,
                 incarnation: r.uint()?,
                 seq: r.uint()?,
-                key: r.key()?,
+                key: r.entry()?,
                 add: r.boolean()?,
             }
         }
@@ -426,8 +853,7 @@ pub fn decode(bytes: &Bytes) -> Result<Msg, WireError> {
             }
             let mut entries = Vec::with_capacity(n);
             for _ in 0..n {
-                r.expect_len(3)?;
-                entries.push(r.key()?);
+                entries.push(r.entry()?);
             }
             Msg::Snapshot {
                 node,
@@ -496,6 +922,15 @@ pub fn decode(bytes: &Bytes) -> Result<Msg, WireError> {
                 entries,
             }
         }
+        PEER => {
+            want(5)?;
+            Msg::Peer {
+                node: r.node()?,
+                realm: Uri::from(r.str()?),
+                shard: r.uint()?,
+                msg: r.peer(bytes)?,
+            }
+        }
         BATCH => {
             want(2)?;
             let n = r.array()?;
@@ -545,13 +980,159 @@ mod tests {
         })
     }
 
+    fn callee() -> Entry {
+        Entry::Callee(
+            Uri::from("realm1"),
+            Arc::new(RemoteCallee {
+                policy: MatchPolicy::Prefix,
+                procedure: Uri::from("com.p"),
+                registration: 1 << 50,
+                invoke: codec::InvokePolicy::RoundRobin,
+                disclose_caller: true,
+                forward_timeout: false,
+                created: Arc::from("2026-12-06T00:00:00Z"),
+                session: 42,
+                shard: 3,
+                features: Features {
+                    callee_call_canceling: true,
+                    callee_payload_passthru: true,
+                    ..Features::default()
+                },
+            }),
+        )
+    }
+
+    /// Every kind of peer message that crosses nodes.
+    fn peer_messages() -> Vec<PeerMsg> {
+        let call = CallRef {
+            caller: 1,
+            request: 2,
+            callee: 3,
+            registration: 4,
+        };
+        let payload = Payload::args(vec![Value::from("x")]);
+        vec![
+            PeerMsg::Invoke(Box::new(Invoke {
+                caller: 1,
+                caller_shard: 2,
+                request: 3,
+                callee: 4,
+                registration: 5,
+                details: codec::InvocationDetails {
+                    receive_progress: Some(true),
+                    timeout: Some(100),
+                    ..Default::default()
+                },
+                payload: payload.clone(),
+                forward_progress: true,
+                streaming: false,
+            })),
+            PeerMsg::InvokeMore {
+                call,
+                progress: true,
+                payload: payload.clone(),
+            },
+            PeerMsg::Interrupt { call },
+            PeerMsg::CallGone {
+                call,
+                interrupt: Some(GoneReason::Timeout),
+            },
+            PeerMsg::CallGone {
+                call,
+                interrupt: None,
+            },
+            PeerMsg::CallResult {
+                caller: 7,
+                request: 8,
+                details: codec::ResultDetails {
+                    progress: Some(true),
+                    ..Default::default()
+                },
+                payload: payload.clone(),
+            },
+            PeerMsg::CallError {
+                caller: 7,
+                request: 8,
+                details: codec::Dict::new(),
+                error: Uri::from("wamp.error.canceled"),
+                payload,
+            },
+            PeerMsg::RevokeCallee {
+                registration: 9,
+                callee: 10,
+                reason: Some("why".into()),
+            },
+            PeerMsg::RevokeCallee {
+                registration: 9,
+                callee: 10,
+                reason: None,
+            },
+        ]
+    }
+
+    #[test]
+    fn peer_messages_roundtrip_and_garbage_never_panics() {
+        for msg in peer_messages() {
+            assert!(crosses_nodes(&msg));
+            let m = Msg::Peer {
+                node: 2,
+                realm: Uri::from("realm1"),
+                shard: 1,
+                msg,
+            };
+            let b = encode(&m);
+            let back = decode(&b).unwrap();
+            // Payloads come back still encoded: compare the encodings.
+            assert_eq!(encode(&back), b, "{m:?}");
+            for n in 0..b.len() {
+                assert!(decode(&b.slice(..n)).is_err(), "truncated at {n}");
+            }
+            for i in 0..b.len() {
+                for x in [0x00, 0x7f, 0xc0, 0xdd, 0xff] {
+                    let mut v = b.to_vec();
+                    v[i] = x;
+                    let _ = decode(&Bytes::from(v));
+                }
+            }
+        }
+        // A peer message that never crosses nodes is refused by the reader.
+        let m = PeerMsg::RegisterRejected {
+            token: 1,
+            error: Uri::from("x"),
+        };
+        assert!(!crosses_nodes(&m));
+        let b = encode(&Msg::Peer {
+            node: 2,
+            realm: Uri::from("r"),
+            shard: 0,
+            msg: m,
+        });
+        assert!(decode(&b).is_err());
+    }
+
+    #[test]
+    fn registry_keys_are_valid_nats_keys_and_distinct() {
+        let a = registry_key("realm1", MatchPolicy::Exact, "com.a b/ü*>");
+        assert!(a
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-/_=.".contains(c)));
+        assert_ne!(
+            a,
+            registry_key("realm1", MatchPolicy::Prefix, "com.a b/ü*>")
+        );
+        assert_ne!(
+            registry_key("a", MatchPolicy::Exact, "bc"),
+            registry_key("ab", MatchPolicy::Exact, "c")
+        );
+    }
+
     #[test]
     fn every_message_roundtrips() {
-        let key = (
+        let key = Entry::Topic((
             Uri::from("realm1"),
             MatchPolicy::Wildcard,
             Uri::from("a..c"),
-        );
+        ));
         let msgs = [
             Msg::Heartbeat {
                 node: 3,
@@ -566,6 +1147,13 @@ mod tests {
                 seq: 9,
                 key: key.clone(),
                 add: false,
+            },
+            Msg::Interest {
+                node: 2,
+                incarnation: 1,
+                seq: 10,
+                key: callee(),
+                add: true,
             },
             Msg::SyncRequest { node: 1 },
             Msg::Testaments {
@@ -588,7 +1176,8 @@ mod tests {
                 last: false,
                 entries: vec![
                     key.clone(),
-                    (Uri::from("r"), MatchPolicy::Prefix, Uri::from("x")),
+                    Entry::Topic((Uri::from("r"), MatchPolicy::Prefix, Uri::from("x"))),
+                    callee(),
                 ],
             },
         ];
@@ -649,7 +1238,10 @@ mod tests {
             seq: 10,
             first: true,
             last: true,
-            entries: vec![(Uri::from("r"), MatchPolicy::Exact, Uri::from("x"))],
+            entries: vec![
+                Entry::Topic((Uri::from("r"), MatchPolicy::Exact, Uri::from("x"))),
+                callee(),
+            ],
         });
         // Every truncation, and every single-byte corruption, of a valid message.
         for n in 0..good.len() {

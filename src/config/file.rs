@@ -81,6 +81,7 @@ pub struct RouterSection {
     pub cluster_token: Option<String>,
     pub cluster_tls_ca: Option<PathBuf>,
     pub cluster_queue: Option<usize>,
+    pub cluster_replicas: Option<usize>,
     /// Log filter (same as `--log-level`).
     pub log_level: Option<String>,
     /// Log line format (same as `--log-format`).

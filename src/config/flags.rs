@@ -197,6 +197,10 @@ pub struct Args {
     /// counted [default: 65536].
     #[arg(long, value_name = "N")]
     pub cluster_queue: Option<usize>,
+    /// Copies JetStream keeps of the cluster's registry of procedures (1..=5; use 3 with a
+    /// 3-server NATS cluster) [default: 1].
+    #[arg(long, value_name = "N")]
+    pub cluster_replicas: Option<usize>,
     /// Config file (TOML): `[router]` with the same keys as these flags, `[[realm]]` tables.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,

@@ -565,6 +565,15 @@ pub struct ClusterMetrics {
     pub bad_messages: AtomicU64,
     /// Other nodes' sessions whose testaments this node holds a copy of.
     pub remote_testaments: AtomicU64,
+    /// Registry operations (JetStream key-value): claims granted, claims refused (conflict
+    /// or registry unreachable), releases, and failed operations.
+    pub registry_granted: AtomicU64,
+    pub registry_refused: AtomicU64,
+    pub registry_released: AtomicU64,
+    pub registry_errors: AtomicU64,
+    /// Calls failed because their callee's node could not be reached (bridge queue full,
+    /// NATS unreachable, node gone).
+    pub calls_failed: AtomicU64,
 }
 
 /// What a cluster message carries (a label of the cluster metrics).
@@ -574,15 +583,18 @@ pub enum ClusterKind {
     Interest = 1,
     Heartbeat = 2,
     Sync = 3,
+    /// The call protocol: invocations, results, errors, cancels between nodes.
+    Call = 4,
 }
 
 impl ClusterKind {
-    pub const COUNT: usize = 4;
-    pub const ALL: [ClusterKind; 4] = [
+    pub const COUNT: usize = 5;
+    pub const ALL: [ClusterKind; 5] = [
         ClusterKind::Publication,
         ClusterKind::Interest,
         ClusterKind::Heartbeat,
         ClusterKind::Sync,
+        ClusterKind::Call,
     ];
 
     pub fn label(self) -> &'static str {
@@ -591,6 +603,7 @@ impl ClusterKind {
             ClusterKind::Interest => "interest",
             ClusterKind::Heartbeat => "heartbeat",
             ClusterKind::Sync => "sync",
+            ClusterKind::Call => "call",
         }
     }
 }

@@ -350,7 +350,37 @@ fn render_cluster(out: &mut String, c: &super::ClusterMetrics) {
     use super::ClusterKind;
     use std::sync::atomic::Ordering::Relaxed;
     let node = c.node;
-    let series: [(&str, &str, &str, u64); 10] = [
+    let series: [(&str, &str, &str, u64); 15] = [
+        (
+            "switchyard_cluster_registry_granted_total",
+            "counter",
+            "Claims of a procedure in the cluster's registry that were granted.",
+            c.registry_granted.load(Relaxed),
+        ),
+        (
+            "switchyard_cluster_registry_refused_total",
+            "counter",
+            "Claims refused: another node holds the procedure (single, or another policy), or the registry was unreachable.",
+            c.registry_refused.load(Relaxed),
+        ),
+        (
+            "switchyard_cluster_registry_released_total",
+            "counter",
+            "Claims released (this node's last callee of a procedure left, or a dead node's claims cleaned up).",
+            c.registry_released.load(Relaxed),
+        ),
+        (
+            "switchyard_cluster_registry_errors_total",
+            "counter",
+            "Registry operations that failed (JetStream unreachable, timeout, unreadable entry).",
+            c.registry_errors.load(Relaxed),
+        ),
+        (
+            "switchyard_cluster_calls_failed_total",
+            "counter",
+            "Calls failed because the callee's node could not be reached (queue full, NATS cut off, node gone).",
+            c.calls_failed.load(Relaxed),
+        ),
         (
             "switchyard_cluster_remote_testaments",
             "gauge",

@@ -180,6 +180,13 @@ fn cluster(
     if queue == 0 {
         return Err(invalid("cluster_queue", "at least 1"));
     }
+    let replicas = args.cluster_replicas.or(r.cluster_replicas).unwrap_or(1);
+    if !(1..=5).contains(&replicas) {
+        return Err(invalid(
+            "cluster_replicas",
+            format!("{replicas} is not in 1..=5"),
+        ));
+    }
     Ok(Some(crate::cluster::ClusterConfig {
         urls: list,
         node_id,
@@ -189,6 +196,7 @@ fn cluster(
         user,
         tls_ca,
         queue,
+        replicas,
     }))
 }
 

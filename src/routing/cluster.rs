@@ -72,6 +72,53 @@ pub fn subscription_id(realm: &str, policy: MatchPolicy, pattern: &str) -> u64 {
     h.max(1)
 }
 
+/// Shard IDs from this one on name a shard of another node ([`remote_shard`]): the dealer keeps
+/// them in its callee lists and call tables like any shard, and `Ctx::peer` hands a message
+/// addressed to one to the cluster layer ([`ClusterOut::Peer`]) instead of the mesh.
+pub const REMOTE_SHARD: usize = 1 << 32;
+
+/// Shards per node in a remote shard ID.
+const SHARDS_PER_NODE: usize = 1 << 16;
+
+/// The shard ID naming shard `shard` of node `node`.
+pub fn remote_shard(node: NodeId, shard: usize) -> usize {
+    REMOTE_SHARD + usize::from(node) * SHARDS_PER_NODE + shard % SHARDS_PER_NODE
+}
+
+/// The node and shard a remote shard ID names; None for a shard of this node.
+pub fn split_remote(shard: usize) -> Option<(NodeId, usize)> {
+    let r = shard.checked_sub(REMOTE_SHARD)?;
+    let node = NodeId::try_from(r / SHARDS_PER_NODE).ok()?;
+    Some((node, r % SHARDS_PER_NODE))
+}
+
+/// A callee of a registration as the other nodes learn it from its node (announced by the
+/// home shard of the registration there; [`ClusterOut::Callee`], [`ClusterIn::Callee`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteCallee {
+    pub policy: MatchPolicy,
+    pub procedure: Uri,
+    /// The registration's ID: the same on every node (the registry holds it).
+    pub registration: crate::codec::Id,
+    pub invoke: crate::codec::InvokePolicy,
+    pub disclose_caller: bool,
+    pub forward_timeout: bool,
+    pub created: Arc<str>,
+    pub session: crate::routing::SessionId,
+    /// The callee's shard on its node.
+    pub shard: usize,
+    pub features: crate::routing::session::Features,
+}
+
+/// The cluster-wide registry's answer to a [`ClusterOut::Claim`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimResult {
+    /// This node may serve the procedure: under this registration ID (the first claimant's).
+    Granted(crate::codec::Id),
+    /// Refused: the error URI for the REGISTER.
+    Refused(&'static str),
+}
+
 /// From a shard to the cluster layer (carried by `Action::Cluster`).
 #[derive(Debug, Clone)]
 pub enum ClusterOut {
@@ -94,6 +141,34 @@ pub enum ClusterOut {
         session: crate::routing::SessionId,
         testaments: Vec<Testament>,
     },
+    /// From the home shard of a registration: a local callee joined (`add`) or left it. The
+    /// other nodes route calls to it (their replicas hold it as a remote callee).
+    Callee {
+        add: bool,
+        callee: Box<RemoteCallee>,
+    },
+    /// From the home shard: this node wants to serve `(policy, procedure)` (its first local
+    /// callee): claim it in the cluster-wide registry, which checks `single` and the
+    /// invocation policy against the other nodes; the answer is [`ClusterIn::Claimed`] to
+    /// `shard` with `token`. `registration` is the ID to use if no node holds it yet.
+    Claim {
+        token: u64,
+        shard: usize,
+        policy: MatchPolicy,
+        procedure: Uri,
+        invoke: crate::codec::InvokePolicy,
+        registration: crate::codec::Id,
+    },
+    /// From the home shard: this node no longer serves `(policy, procedure)` (its last local
+    /// callee left): release the claim.
+    Release { policy: MatchPolicy, procedure: Uri },
+    /// A peer message of the call protocol for shard `shard` of node `node` (an `Invoke` to a
+    /// remote callee, a result to a remote caller, …; see [`REMOTE_SHARD`]).
+    Peer {
+        node: NodeId,
+        shard: usize,
+        msg: super::peer::PeerMsg,
+    },
 }
 
 /// A testament as the cluster carries it: topic, payload, publish options.
@@ -109,8 +184,24 @@ pub enum ClusterIn {
         pattern: Uri,
         add: bool,
     },
-    /// Node `node` is gone, or re-synchronises: forget all its interest (every shard).
+    /// Node `node` is gone: forget all its interest and callees, fail the calls in flight to
+    /// its callees (`wamp.error.canceled`) and forget the invocations its callers made (every
+    /// shard).
     NodeGone { node: NodeId },
+    /// Node `node` re-synchronises (a snapshot of its interest follows): forget its interest
+    /// and callees, keep the calls in flight (every shard).
+    NodeReset { node: NodeId },
+    /// Node `node`'s callee joined (`add`) or left a registration (every shard).
+    Callee {
+        node: NodeId,
+        add: bool,
+        callee: Box<RemoteCallee>,
+    },
+    /// The registry's answer to [`ClusterOut::Claim`] `token` (to the shard that asked).
+    Claimed { token: u64, result: ClaimResult },
+    /// A peer message of the call protocol from another node (its shard IDs already made
+    /// remote: a reply to it goes back to that node).
+    Peer(super::peer::PeerMsg),
     /// A publication made on another node, for this node's subscribers.
     Publish(Arc<Publication>),
     /// A testament of a session of a node that died, for this node to publish as the router

@@ -143,6 +143,9 @@ pub mod errors {
     pub const PROTOCOL_VIOLATION: &str = "wamp.error.protocol_violation";
     /// Not in the spec (it defines no limit error); under our own namespace on purpose.
     pub const LIMIT_EXCEEDED: &str = "switchyard.error.limit_exceeded";
+    /// A cluster node cannot reach the cluster's registry (NATS lost, JetStream missing), so
+    /// it cannot check a new registration against the other nodes and refuses it.
+    pub const CLUSTER_UNAVAILABLE: &str = "switchyard.error.cluster_unavailable";
 }
 
 /// Everything a broker or dealer handler needs to act: who we are, the time, where actions go.
@@ -225,6 +228,14 @@ impl Ctx<'_> {
     pub fn peer(&mut self, shard: ShardId, msg: PeerMsg) {
         if shard == self.shard {
             self.local.push_back(msg);
+        } else if let Some((node, shard)) = super::cluster::split_remote(shard) {
+            // A callee or caller on another node of the cluster.
+            self.out
+                .push(Action::Cluster(super::cluster::ClusterOut::Peer {
+                    node,
+                    shard,
+                    msg,
+                }));
         } else {
             self.out.push(Action::Peer { shard, msg });
         }
@@ -429,7 +440,23 @@ impl RealmShard {
         now: Instant,
         out: &mut Vec<Action>,
     ) {
-        self.with_ctx(now, out, |broker, _, _, ctx| broker.on_cluster(msg, ctx));
+        use super::cluster::ClusterIn;
+        self.with_ctx(now, out, |broker, dealer, meta, ctx| match msg {
+            ClusterIn::Peer(msg) => route_peer(broker, dealer, meta, msg, ctx),
+            ClusterIn::Callee { node, add, callee } => {
+                dealer.on_remote_callee(node, add, &callee, ctx)
+            }
+            ClusterIn::Claimed { token, result } => dealer.on_claimed(token, result, ctx),
+            ClusterIn::NodeGone { node } => {
+                dealer.node_gone(node, true, ctx);
+                broker.on_cluster(ClusterIn::NodeGone { node }, ctx);
+            }
+            ClusterIn::NodeReset { node } => {
+                dealer.node_gone(node, false, ctx);
+                broker.on_cluster(ClusterIn::NodeGone { node }, ctx);
+            }
+            other => broker.on_cluster(other, ctx),
+        });
     }
 
     /// A local session left the realm (GOODBYE, ABORT, transport closed, kill). Publishes its

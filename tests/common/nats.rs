@@ -1,6 +1,7 @@
-//! A real `nats-server` as a child process (the cluster tests): on 127.0.0.1 with ports the
-//! server picks itself (`-1`), optionally routed to other servers into a NATS cluster. Killed
-//! on drop; its last log lines are printed when the test failed.
+//! A real `nats-server` as a child process (the cluster tests), with JetStream (the cluster's
+//! registry is a JetStream key-value bucket): alone on 127.0.0.1 with a client port the server
+//! picks itself (`-1`), or three routed into a NATS cluster. Killed on drop (its JetStream
+//! directory removed); its last log lines are printed when the test failed.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
@@ -32,18 +33,40 @@ pub struct NatsServer {
     pub port: u16,
     pub route_port: u16,
     routes: Vec<u16>,
+    /// Server name (JetStream clustering needs one per server) and JetStream directory.
+    name: String,
+    store: PathBuf,
     log: Arc<Mutex<Vec<String>>>,
 }
 
 impl NatsServer {
-    /// A server alone (it still listens for routes, so others may join it).
+    /// A server alone.
     pub fn start() -> NatsServer {
-        Self::spawn(-1, -1, &[])
+        Self::spawn(-1, 0, &[], "solo", store_dir())
     }
 
-    /// A server routed to the servers listening for routes on `routes`.
-    pub fn start_routed(routes: &[u16]) -> NatsServer {
-        Self::spawn(-1, -1, routes)
+    /// `n` servers routed into one NATS cluster with a JetStream cluster over them. JetStream
+    /// clustering needs every server to know its routes when it starts, so the route ports
+    /// are reserved first (bound on 127.0.0.1:0, released, then given to the servers).
+    pub fn start_cluster(n: usize) -> Vec<NatsServer> {
+        let reserved: Vec<std::net::TcpListener> = (0..n)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("reserve a route port"))
+            .collect();
+        let ports: Vec<u16> = reserved
+            .iter()
+            .map(|l| l.local_addr().expect("route port").port())
+            .collect();
+        drop(reserved);
+        // One after the other, from this thread: PR_SET_PDEATHSIG ties each server to the
+        // thread that started it (a server is ready before its routes are up).
+        ports
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| {
+                let routes: Vec<u16> = ports.iter().copied().filter(|q| *q != p).collect();
+                Self::spawn(-1, i32::from(p), &routes, &format!("s{i}"), store_dir())
+            })
+            .collect()
     }
 
     /// `nats://127.0.0.1:PORT`.
@@ -67,23 +90,30 @@ impl NatsServer {
         }
     }
 
-    /// Starts it again on the same ports, with the same routes.
+    /// Starts it again on the same ports, with the same routes and JetStream directory.
     pub fn restart(&mut self) {
         self.kill();
         let again = Self::spawn(
             i32::from(self.port),
             i32::from(self.route_port),
             &self.routes,
+            &self.name,
+            std::mem::take(&mut self.store),
         );
         *self = again;
     }
 
-    fn spawn(port: i32, route_port: i32, routes: &[u16]) -> NatsServer {
+    /// `route_port` 0: no route listener (a server alone).
+    fn spawn(port: i32, route_port: i32, routes: &[u16], name: &str, store: PathBuf) -> NatsServer {
         let bin = nats_server_binary();
         let mut cmd = Command::new(&bin);
         cmd.args(["-a", "127.0.0.1", "-p", &port.to_string()])
-            .args(["--cluster_name", "sytest"])
-            .args(["--cluster", &format!("nats://127.0.0.1:{route_port}")]);
+            .args(["-n", name, "-js", "-sd"])
+            .arg(&store);
+        if route_port != 0 {
+            cmd.args(["--cluster_name", "sytest"])
+                .args(["--cluster", &format!("nats://127.0.0.1:{route_port}")]);
+        }
         if !routes.is_empty() {
             let list: Vec<String> = routes
                 .iter()
@@ -147,7 +177,7 @@ impl NatsServer {
                     }
                     ready |= line.contains("Server is ready");
                     // The route listener comes up after "Server is ready".
-                    if ready && client.is_some() && route.is_some() {
+                    if ready && client.is_some() && (route.is_some() || route_port == 0) {
                         break;
                     }
                 }
@@ -160,7 +190,7 @@ impl NatsServer {
                 }
             }
         }
-        let (Some(port), Some(route_port)) = (client, route) else {
+        let (Some(port), Some(route_port)) = (client, route.or(Some(0))) else {
             let _ = child.kill();
             panic!("nats-server did not print its ports");
         };
@@ -169,15 +199,29 @@ impl NatsServer {
             port,
             route_port,
             routes: routes.to_vec(),
+            name: name.to_owned(),
+            store,
             log,
         }
     }
+}
+
+/// A fresh JetStream directory under the system's temporary directory.
+fn store_dir() -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("switchyard-nats-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
 }
 
 impl Drop for NatsServer {
     fn drop(&mut self) {
         self.signal(libc::SIGCONT);
         self.kill();
+        if !self.store.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.store);
+        }
         if thread::panicking() {
             eprintln!(
                 "--- nats-server :{} (last lines) ---\n{}",

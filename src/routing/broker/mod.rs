@@ -713,7 +713,7 @@ impl Broker {
                     self.drop_remote(node, policy, &pattern);
                 }
             }
-            ClusterIn::NodeGone { node } => {
+            ClusterIn::NodeGone { node } | ClusterIn::NodeReset { node } => {
                 for (policy, pattern) in self.remote_by_node.remove(&node).unwrap_or_default() {
                     self.drop_remote(node, policy, &pattern);
                 }
@@ -726,6 +726,8 @@ impl Broker {
                 let (topic, payload, options) = *t;
                 self.publish_from_router(topic, payload, options, ctx);
             }
+            // The dealer's (`RealmShard::on_cluster` routes them there).
+            ClusterIn::Callee { .. } | ClusterIn::Claimed { .. } | ClusterIn::Peer(_) => {}
         }
     }
 

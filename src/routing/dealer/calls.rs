@@ -355,7 +355,7 @@ impl Dealer {
     }
 
     /// Removes a call from the caller-side tables.
-    fn finish(&mut self, key: (SessionId, Id), ctx: &mut Ctx<'_>) -> Option<OutCall> {
+    pub(super) fn finish(&mut self, key: (SessionId, Id), ctx: &mut Ctx<'_>) -> Option<OutCall> {
         let out = self.calls.remove(&key)?;
         if let Some(d) = out.deadline {
             self.timers.remove(&(d, key.0, key.1));

@@ -31,11 +31,13 @@ use crate::codec::{
 };
 use crate::routing::matcher::UriIndex;
 
+use super::cluster::{remote_shard, split_remote, ClaimResult, ClusterOut, NodeId, RemoteCallee};
 use super::ids::{IdAllocator, SessionId, ShardId};
+use super::peer::GoneReason;
 use super::peer::{
     CallRef, CalleeRef, CalleeRemoval, Invoke, Lifecycle, PeerMsg, RegistrationChange, Table,
 };
-use super::realm::{errors, Ctx};
+use super::realm::{errors, Action, Ctx};
 use super::session::{Features, SessionRef};
 
 /// A registration as every shard knows it.
@@ -170,6 +172,19 @@ pub struct Dealer {
     timers: BTreeSet<(Instant, SessionId, Id)>,
     /// Finished progressive call invocations → end of their grace period.
     finished_streams: HashMap<(SessionId, Id), Instant>,
+    // cluster (home shard): claims in the cluster-wide registry waiting for an answer
+    claims: HashMap<u64, Claiming>,
+    claiming: HashMap<(MatchPolicy, Uri), u64>,
+    next_claim: u64,
+}
+
+/// A claim of `(policy, procedure)` in the cluster's registry, on the home shard: the
+/// REGISTERs that wait for its answer, in arrival order.
+#[derive(Debug)]
+struct Claiming {
+    policy: MatchPolicy,
+    procedure: Uri,
+    waiting: Vec<RegistrationChange>,
 }
 
 /// One registration, for the meta API.
@@ -197,6 +212,9 @@ impl Dealer {
             calls_of: HashMap::default(),
             timers: BTreeSet::new(),
             finished_streams: HashMap::default(),
+            claims: HashMap::default(),
+            claiming: HashMap::default(),
+            next_claim: 1,
         }
     }
 
@@ -426,12 +444,45 @@ impl Dealer {
     /// On the home shard: remove a callee, broadcast the removal, and report the end of the
     /// registration when it was the last callee (meta `on_delete`).
     pub(crate) fn on_unregister_request(&mut self, mut removal: CalleeRemoval, ctx: &mut Ctx<'_>) {
+        // A REGISTER still waiting for the cluster's registry is dropped from the wait.
+        let key = (removal.policy, removal.procedure.clone());
+        if let Some(c) = self.claiming.get(&key).and_then(|t| self.claims.get_mut(t)) {
+            c.waiting.retain(|w| w.callee.session != removal.session);
+        }
+        let announce = ctx.config.cluster_node.is_some();
+        let before = announce
+            .then(|| self.regs.get(removal.policy, &removal.procedure))
+            .flatten()
+            .and_then(|r| {
+                let c = r.callees.iter().find(|c| c.session == removal.session)?;
+                Some(remote_callee(r, c))
+            });
         if let Some((id, gone)) = self.apply_removal(&removal) {
             if gone {
                 ctx.removed(Table::Registration, id);
             }
+            if let Some(callee) = before {
+                self.announce_removal(callee, ctx);
+            }
             removal.registration = id;
             ctx.broadcast_others(&PeerMsg::RegistrationRemove(Box::new(removal)));
+        }
+    }
+
+    /// Cluster, on the home shard: a local callee left a registration; the other nodes forget
+    /// it, and the registry forgets this node when it was the last local one.
+    fn announce_removal(&mut self, callee: RemoteCallee, ctx: &mut Ctx<'_>) {
+        let local_left = self
+            .regs
+            .get(callee.policy, &callee.procedure)
+            .is_some_and(|r| r.callees.iter().any(|c| split_remote(c.shard).is_none()));
+        let (policy, procedure) = (callee.policy, callee.procedure.clone());
+        ctx.action(Action::Cluster(ClusterOut::Callee {
+            add: false,
+            callee: Box::new(callee),
+        }));
+        if !local_left && !self.claiming.contains_key(&(policy, procedure.clone())) {
+            ctx.action(Action::Cluster(ClusterOut::Release { policy, procedure }));
         }
     }
 
@@ -446,6 +497,14 @@ impl Dealer {
         mut change: RegistrationChange,
         ctx: &mut Ctx<'_>,
     ) {
+        if ctx.config.cluster_node.is_some() {
+            let key = (change.policy, change.procedure.clone());
+            if let Some(c) = self.claiming.get(&key).and_then(|t| self.claims.get_mut(t)) {
+                // The registry has not answered this node's claim yet: wait for it.
+                c.waiting.push(change);
+                return;
+            }
+        }
         if let Some(existing) = self.regs.get(change.policy, &change.procedure) {
             let conflict = if existing
                 .callees
@@ -469,13 +528,60 @@ impl Dealer {
                 );
                 return;
             }
-            change.registration = existing.id;
-            change.created = existing.created.clone();
-        } else {
-            change.registration = self.ids.next_id();
-            change.created = ctx.wall_clock();
         }
+        let existing = self.regs.get(change.policy, &change.procedure);
+        let node_serves =
+            existing.is_some_and(|r| r.callees.iter().any(|c| split_remote(c.shard).is_none()));
+        if ctx.config.cluster_node.is_some() && !node_serves {
+            // This node's first callee of the procedure: the cluster's registry decides.
+            let registration = existing.map_or_else(|| self.ids.next_id(), |r| r.id);
+            let token = self.next_claim;
+            self.next_claim += 1;
+            let key = (change.policy, change.procedure.clone());
+            ctx.action(Action::Cluster(ClusterOut::Claim {
+                token,
+                shard: ctx.shard,
+                policy: change.policy,
+                procedure: change.procedure.clone(),
+                invoke: change.invoke,
+                registration,
+            }));
+            self.claiming.insert(key, token);
+            self.claims.insert(
+                token,
+                Claiming {
+                    policy: change.policy,
+                    procedure: change.procedure.clone(),
+                    waiting: vec![change],
+                },
+            );
+            return;
+        }
+        match existing {
+            Some(r) => {
+                change.registration = r.id;
+                change.created = r.created.clone();
+            }
+            None => {
+                change.registration = self.ids.next_id();
+                change.created = ctx.wall_clock();
+            }
+        }
+        self.grant(change, ctx);
+    }
+
+    /// On the home shard: the REGISTER is accepted under `change.registration`; apply,
+    /// acknowledge, replicate (to the other shards, and the other nodes in a cluster).
+    fn grant(&mut self, change: RegistrationChange, ctx: &mut Ctx<'_>) {
         self.apply_add(&change);
+        if ctx.config.cluster_node.is_some() {
+            if let Some(r) = self.regs.get(change.policy, &change.procedure) {
+                ctx.action(Action::Cluster(ClusterOut::Callee {
+                    add: true,
+                    callee: Box::new(remote_callee(r, &change.callee)),
+                }));
+            }
+        }
         ctx.peer(
             change.origin,
             PeerMsg::RegistrationAck {
@@ -484,6 +590,164 @@ impl Dealer {
             },
         );
         ctx.broadcast_others(&PeerMsg::RegistrationAdd(Box::new(change)));
+    }
+
+    // ---- cluster ---------------------------------------------------------------------------
+
+    /// On the home shard: the registry answered this node's claim of a procedure. Granted: the
+    /// first waiting REGISTER gets the registry's ID, the others are handled as usual (the
+    /// node now serves the procedure). Refused: every waiting REGISTER gets the error.
+    pub(crate) fn on_claimed(&mut self, token: u64, result: ClaimResult, ctx: &mut Ctx<'_>) {
+        let Some(c) = self.claims.remove(&token) else {
+            return;
+        };
+        self.claiming.remove(&(c.policy, c.procedure.clone()));
+        match result {
+            ClaimResult::Granted(id) => {
+                let mut waiting = c.waiting.into_iter();
+                let Some(mut first) = waiting.next() else {
+                    // Everyone who asked left meanwhile: give the claim back.
+                    ctx.action(Action::Cluster(ClusterOut::Release {
+                        policy: c.policy,
+                        procedure: c.procedure,
+                    }));
+                    return;
+                };
+                first.registration = id;
+                first.created = match self.regs.get(c.policy, &c.procedure) {
+                    Some(r) if r.id == id => r.created.clone(),
+                    _ => ctx.wall_clock(),
+                };
+                self.grant(first, ctx);
+                for change in waiting {
+                    self.on_register_request(change, ctx);
+                }
+            }
+            ClaimResult::Refused(error) => {
+                for change in c.waiting {
+                    ctx.peer(
+                        change.origin,
+                        PeerMsg::RegisterRejected {
+                            token: change.token,
+                            error: Uri::from(error),
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// Every shard: a callee of node `node` joined or left a registration.
+    pub(crate) fn on_remote_callee(
+        &mut self,
+        node: NodeId,
+        add: bool,
+        c: &RemoteCallee,
+        ctx: &mut Ctx<'_>,
+    ) {
+        if add {
+            if self
+                .regs
+                .get(c.policy, &c.procedure)
+                .is_some_and(|r| r.id != c.registration)
+            {
+                // Two IDs for one procedure: the registry was unreachable or lost while both
+                // nodes registered it. Keep this node's; the other node's callee is not used.
+                return;
+            }
+            self.apply_add(&RegistrationChange {
+                token: 0,
+                origin: ctx.shard,
+                registration: c.registration,
+                policy: c.policy,
+                procedure: c.procedure.clone(),
+                invoke: c.invoke,
+                disclose_caller: c.disclose_caller,
+                forward_timeout: c.forward_timeout,
+                callee: CalleeRef {
+                    session: c.session,
+                    shard: remote_shard(node, c.shard),
+                    features: c.features,
+                },
+                created: c.created.clone(),
+            });
+        } else {
+            self.remove_remote(
+                CalleeRemoval {
+                    session: c.session,
+                    registration: c.registration,
+                    policy: c.policy,
+                    procedure: c.procedure.clone(),
+                },
+                ctx,
+            );
+        }
+    }
+
+    fn remove_remote(&mut self, removal: CalleeRemoval, ctx: &mut Ctx<'_>) {
+        if let Some((id, true)) = self.apply_removal(&removal) {
+            if ctx.home(removal.policy, &removal.procedure) == ctx.shard {
+                ctx.removed(Table::Registration, id);
+            }
+        }
+    }
+
+    /// Every shard: node `node` is gone (`dead`) or re-synchronises. Its callees leave every
+    /// registration; when it is gone, the calls in flight to them fail with
+    /// `wamp.error.canceled` and the invocations its callers made are forgotten (the callee
+    /// INTERRUPTed if it can be).
+    pub(crate) fn node_gone(&mut self, node: NodeId, dead: bool, ctx: &mut Ctx<'_>) {
+        let on_node = |shard: ShardId| split_remote(shard).is_some_and(|(n, _)| n == node);
+        let mut removals = Vec::new();
+        for (policy, procedure) in self.reg_by_id.values() {
+            if let Some(r) = self.regs.get(*policy, procedure) {
+                for c in r.callees.iter().filter(|c| on_node(c.shard)) {
+                    removals.push(CalleeRemoval {
+                        session: c.session,
+                        registration: r.id,
+                        policy: *policy,
+                        procedure: procedure.clone(),
+                    });
+                }
+            }
+        }
+        for removal in removals {
+            self.remove_remote(removal, ctx);
+        }
+        if !dead {
+            return;
+        }
+        let calls: Vec<(SessionId, Id)> = self
+            .calls
+            .iter()
+            .filter(|(_, out)| on_node(out.callee_shard))
+            .map(|(k, _)| *k)
+            .collect();
+        for (caller, request) in calls {
+            if self.finish((caller, request), ctx).is_some() {
+                ctx.error_msg(
+                    caller,
+                    code::CALL,
+                    request,
+                    errors::CANCELED,
+                    Some("the callee's cluster node is gone"),
+                );
+            }
+        }
+        let invocations: Vec<CallRef> = self
+            .invocations
+            .iter()
+            .filter(|(_, inv)| on_node(inv.caller_shard))
+            .map(|((callee, _), inv)| CallRef {
+                caller: inv.caller,
+                request: inv.request,
+                callee: *callee,
+                registration: inv.registration,
+            })
+            .collect();
+        for call in invocations {
+            self.on_call_gone(call, Some(GoneReason::CallerLeft), ctx);
+        }
     }
 
     fn apply_add(&mut self, c: &RegistrationChange) {
@@ -722,6 +986,22 @@ fn report(ctx: &mut Ctx<'_>, id: Id, reg: &LocalRegistration, session: SessionId
         session,
         joined,
     });
+}
+
+/// A local callee as the other nodes of the cluster learn it.
+fn remote_callee(r: &Registration, c: &CalleeRef) -> RemoteCallee {
+    RemoteCallee {
+        policy: r.policy,
+        procedure: r.procedure.clone(),
+        registration: r.id,
+        invoke: r.invoke,
+        disclose_caller: r.disclose_caller,
+        forward_timeout: r.forward_timeout,
+        created: r.created.clone(),
+        session: c.session,
+        shard: c.shard,
+        features: c.features,
+    }
 }
 
 /// Answers an Invoke that cannot be delivered.

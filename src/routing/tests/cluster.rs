@@ -119,6 +119,7 @@ fn the_home_shard_announces_first_and_last_interest_once() {
     assert!(id <= crate::codec::MAX_ID);
     // Registration IDs carry the node ID in their high bits.
     c.run(5, register(2, "com.p", RegisterOptions::default()));
+    c.grant_claims();
     let rid = registered_id(&c.one(5));
     assert!(rid > id_base(Some(1)) && rid < id_base(Some(2)), "{rid}");
 }
@@ -294,4 +295,252 @@ fn testaments_are_replicated_on_every_change_and_a_dead_nodes_are_published() {
         Some(5)
     );
     assert_eq!(published(&c), [("com.dead".into(), vec![3])]);
+}
+
+// ---- RPC across nodes ---------------------------------------------------------------------
+
+use crate::routing::cluster::{remote_shard, ClaimResult, RemoteCallee};
+use crate::routing::peer::{Invoke, PeerMsg};
+use crate::routing::session::Features;
+
+/// The claims, callee announcements and releases the shards made: a readable log.
+fn registry_log(c: &Cluster) -> Vec<String> {
+    c.cluster
+        .iter()
+        .filter_map(|(s, o)| match o {
+            ClusterOut::Claim {
+                procedure, invoke, ..
+            } => Some(format!("{s} claim {procedure} {}", invoke.as_str())),
+            ClusterOut::Release { procedure, .. } => Some(format!("{s} release {procedure}")),
+            ClusterOut::Callee { add, callee } => Some(format!(
+                "{s} callee {} {} {}",
+                if *add { "+" } else { "-" },
+                callee.procedure,
+                callee.session
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The call-protocol messages handed to the cluster: (node, shard, kind).
+fn peer_out(c: &Cluster) -> Vec<(u16, usize, &'static str, PeerMsg)> {
+    c.cluster
+        .iter()
+        .filter_map(|(_, o)| match o {
+            ClusterOut::Peer { node, shard, msg } => Some((*node, *shard, kind(msg), msg.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn remote_callee(procedure: &str, registration: Id, session: u64, shard: usize) -> RemoteCallee {
+    RemoteCallee {
+        policy: Exact,
+        procedure: Uri::from(procedure),
+        registration,
+        invoke: InvokePolicy::RoundRobin,
+        disclose_caller: false,
+        forward_timeout: false,
+        created: Arc::from("2026-12-06T00:00:00Z"),
+        session,
+        shard,
+        features: Features::ALL,
+    }
+}
+
+#[test]
+fn the_first_register_of_a_procedure_on_a_node_waits_for_the_registry() {
+    let mut c = Cluster::with_config(2, node(1));
+    let home = c.home(Exact, "com.p");
+    c.join(1, 0);
+    c.join(2, 1);
+    let rr = || register(1, "com.p", reg_opts(Exact, InvokePolicy::RoundRobin));
+    c.run(1, rr());
+    c.run(2, rr());
+    // One claim for the node, from the home shard; both REGISTERs wait for its answer.
+    assert_eq!(registry_log(&c), [format!("{home} claim com.p roundrobin")]);
+    assert!(c.take(1).is_empty() && c.take(2).is_empty());
+    c.grant_claims();
+    let (a, b) = (registered_id(&c.one(1)), registered_id(&c.one(2)));
+    assert_eq!(a, b);
+    assert_eq!(
+        registry_log(&c)[1..],
+        [
+            format!("{home} callee + com.p 1"),
+            format!("{home} callee + com.p 2")
+        ]
+    );
+    // More callees on this node need no claim; the last local one leaving releases it.
+    c.leave(1);
+    assert_eq!(registry_log(&c).len(), 4, "{:?}", registry_log(&c));
+    c.leave(2);
+    assert_eq!(
+        registry_log(&c)[3..],
+        [
+            format!("{home} callee - com.p 1"),
+            format!("{home} callee - com.p 2"),
+            format!("{home} release com.p")
+        ]
+    );
+}
+
+#[test]
+fn a_refused_claim_fails_every_waiting_register() {
+    let mut c = Cluster::with_config(2, node(1));
+    c.join(1, 0);
+    c.join(2, 1);
+    c.run(1, register(5, "com.p", RegisterOptions::default()));
+    c.run(2, register(6, "com.p", RegisterOptions::default()));
+    let (shard, token) = c
+        .cluster
+        .iter()
+        .find_map(|(s, o)| match o {
+            ClusterOut::Claim { token, .. } => Some((*s, *token)),
+            _ => None,
+        })
+        .unwrap();
+    c.cluster_in(
+        shard,
+        ClusterIn::Claimed {
+            token,
+            result: ClaimResult::Refused("wamp.error.procedure_already_exists"),
+        },
+    );
+    assert_eq!(
+        error(&c.one(1)),
+        (code::REGISTER, 5, "wamp.error.procedure_already_exists")
+    );
+    assert_eq!(
+        error(&c.one(2)),
+        (code::REGISTER, 6, "wamp.error.procedure_already_exists")
+    );
+    for s in &c.shards {
+        assert_eq!(s.dealer().lookup(Exact, "com.p"), None);
+    }
+    // A callee that leaves while its claim is pending: the grant is given back.
+    c.run(1, register(7, "com.q", RegisterOptions::default()));
+    c.leave(1);
+    c.grant_claims();
+    let log = registry_log(&c);
+    assert!(
+        log.last().is_some_and(|l| l.ends_with("release com.q")),
+        "{log:?}"
+    );
+    for s in &c.shards {
+        assert_eq!(s.dealer().lookup(Exact, "com.q"), None);
+    }
+}
+
+#[test]
+fn calls_reach_a_remote_callee_and_its_answer_comes_back() {
+    let mut c = Cluster::with_config(2, node(1));
+    c.join(1, 0);
+    c.join(2, 1);
+    // Node 3's callee 50 (its shard 1) provides com.p as registration 77.
+    for shard in 0..2 {
+        c.cluster_in(
+            shard,
+            ClusterIn::Callee {
+                node: 3,
+                add: true,
+                callee: Box::new(remote_callee("com.p", 77, 50, 1)),
+            },
+        );
+    }
+    // A local callee joins the same registration (roundrobin): the registry grants ID 77.
+    c.run(
+        2,
+        register(1, "com.p", reg_opts(Exact, InvokePolicy::RoundRobin)),
+    );
+    let claim_id = c.cluster.iter().find_map(|(_, o)| match o {
+        ClusterOut::Claim { registration, .. } => Some(*registration),
+        _ => None,
+    });
+    assert_eq!(claim_id, Some(77), "the replica's ID is proposed");
+    c.grant_claims();
+    assert_eq!(registered_id(&c.one(2)), 77);
+    // Roundrobin over both nodes' callees: one call goes to node 3, one to session 2.
+    c.run(1, call(10, "com.p", CallOptions::default(), args(&[1])));
+    c.run(1, call(11, "com.p", CallOptions::default(), args(&[2])));
+    let out = peer_out(&c);
+    assert_eq!(out.len(), 1, "{out:?}");
+    let (n, s, k, msg) = out[0].clone();
+    assert_eq!((n, s, k), (3, 1, "Invoke"));
+    let PeerMsg::Invoke(inv) = msg else {
+        unreachable!()
+    };
+    assert_eq!((inv.caller, inv.callee, inv.caller_shard), (1, 50, 0));
+    let local = c.one(2);
+    assert_eq!(invocation(&local).registration, 77);
+    // Node 3's result arrives for the caller's shard.
+    c.cluster_in(
+        0,
+        ClusterIn::Peer(PeerMsg::CallResult {
+            caller: 1,
+            request: inv.request,
+            details: Default::default(),
+            payload: args(&[42]),
+        }),
+    );
+    let m = c.one(1);
+    assert_eq!(
+        (result(&m).request, first_arg(&result(&m).payload)),
+        (inv.request, Some(Value::from(42i64)))
+    );
+    // The node dies with the call to it in flight: the caller gets wamp.error.canceled and
+    // its callee is gone from every shard.
+    c.run(1, call(12, "com.p", CallOptions::default(), args(&[3])));
+    c.run(1, call(13, "com.p", CallOptions::default(), args(&[4])));
+    let _ = c.take(2);
+    for shard in 0..2 {
+        c.cluster_in(shard, ClusterIn::NodeGone { node: 3 });
+    }
+    assert_eq!(error(&c.one(1)).2, "wamp.error.canceled");
+    for s in &c.shards {
+        let r = s.dealer().registrations();
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].callees, vec![2]);
+    }
+}
+
+#[test]
+fn a_remote_callers_invocation_answers_go_back_to_its_node() {
+    let mut c = Cluster::with_config(2, node(1));
+    c.join(2, 1);
+    c.run(2, register(1, "com.p", RegisterOptions::default()));
+    c.grant_claims();
+    let id = registered_id(&c.one(2));
+    let invoke = |request| {
+        ClusterIn::Peer(PeerMsg::Invoke(Box::new(Invoke {
+            caller: 900,
+            caller_shard: remote_shard(4, 2),
+            request,
+            callee: 2,
+            registration: id,
+            details: Default::default(),
+            payload: args(&[1]),
+            forward_progress: true,
+            streaming: false,
+        })))
+    };
+    c.cluster_in(1, invoke(5));
+    let m = c.one(2);
+    let req = invocation(&m).request;
+    c.run(2, yield_(req, true, args(&[1])));
+    c.run(2, yield_(req, false, args(&[2])));
+    let out = peer_out(&c);
+    assert_eq!(
+        out.iter()
+            .map(|(n, s, k, _)| (*n, *s, *k))
+            .collect::<Vec<_>>(),
+        [(4, 2, "CallResult"), (4, 2, "CallResult")]
+    );
+    // Node 4 dies while its caller waits: the callee is interrupted.
+    c.cluster_in(1, invoke(6));
+    let m = c.one(2);
+    let req = invocation(&m).request;
+    c.cluster_in(1, ClusterIn::NodeGone { node: 4 });
+    assert_eq!(interrupt(&c.one(2)).request, req);
+    assert_eq!(c.shards[1].dealer().pending_invocations(), 0);
 }

@@ -31,6 +31,8 @@ pub struct Cluster {
     pub send_many: Vec<usize>,
     /// What the shards told the cluster layer: (shard, action).
     pub cluster: Vec<(ShardId, crate::routing::cluster::ClusterOut)>,
+    /// Indexes into `cluster` of the claims `grant_claims` answered.
+    pub answered: Vec<usize>,
     pub now: Instant,
 }
 
@@ -84,6 +86,7 @@ impl Cluster {
             kills: Vec::new(),
             send_many: Vec::new(),
             cluster: Vec::new(),
+            answered: Vec::new(),
             now: Instant::now(),
         }
     }
@@ -116,6 +119,38 @@ impl Cluster {
     }
 
     /// A message from the cluster layer to `shard`, then settles.
+    /// Answers every registry claim the shards made so far and not answered yet with
+    /// "granted" under the proposed ID (a registry where this node is alone).
+    pub fn grant_claims(&mut self) {
+        use crate::routing::cluster::{ClaimResult, ClusterIn, ClusterOut};
+        loop {
+            let next = self
+                .cluster
+                .iter()
+                .enumerate()
+                .find_map(|(i, (_, o))| match o {
+                    ClusterOut::Claim {
+                        token,
+                        shard,
+                        registration,
+                        ..
+                    } if !self.answered.contains(&i) => Some((i, *token, *shard, *registration)),
+                    _ => None,
+                });
+            let Some((i, token, shard, id)) = next else {
+                return;
+            };
+            self.answered.push(i);
+            self.cluster_in(
+                shard,
+                ClusterIn::Claimed {
+                    token,
+                    result: ClaimResult::Granted(id),
+                },
+            );
+        }
+    }
+
     pub fn cluster_in(&mut self, shard: ShardId, msg: crate::routing::cluster::ClusterIn) {
         let mut out = Vec::new();
         self.shards[shard].on_cluster(msg, self.now, &mut out);

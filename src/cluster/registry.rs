@@ -1,0 +1,581 @@
+//! The cluster-wide registry of procedures: which nodes serve `(realm, policy, procedure)`,
+//! under which invocation policy and registration ID. A JetStream key-value bucket
+//! (`C_registry`, in memory, `--cluster-replicas` copies) holds one key per procedure
+//! ([`super::wire::registry_key`]) whose value is a [`Claim`]; every change is a
+//! compare-and-set on the key's revision, so two nodes racing for a `single` registration
+//! cannot both win.
+//!
+//! A node *claims* a procedure when its first local callee registers it (the home shard asks,
+//! [`ClusterOut::Claim`](crate::routing::cluster::ClusterOut::Claim)) and *releases* it when
+//! its last local callee leaves. The callees themselves are not in the registry: each node
+//! announces its own to the others over the interest protocol, and calls are routed with
+//! those replicas. The registry only decides who may serve a procedure.
+//!
+//! The worker here runs on the bridge's runtime and handles operations one at a time, in the
+//! order the shards asked (a release and a new claim of the same procedure cannot overtake
+//! each other).
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_lite::StreamExt;
+
+use super::wire::{registry_key, Subjects};
+use super::ShardSink;
+use crate::codec::uri::MatchPolicy;
+use crate::codec::{Id, InvokePolicy, Uri};
+use crate::metrics::ClusterMetrics;
+use crate::routing::cluster::{ClaimResult, ClusterIn, NodeId};
+use crate::routing::realm::errors;
+
+/// A registry value: the procedure's invocation policy and registration ID (the first
+/// claimant's), and the nodes serving it, each with its incarnation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub invoke: InvokePolicy,
+    pub registration: Id,
+    pub nodes: Vec<(NodeId, u64)>,
+}
+
+impl Claim {
+    pub fn encode(&self) -> Bytes {
+        let mut out = Vec::with_capacity(32);
+        let _ = rmp::encode::write_array_len(&mut out, 3);
+        let _ = rmp::encode::write_str(&mut out, self.invoke.as_str());
+        let _ = rmp::encode::write_uint(&mut out, self.registration);
+        let _ = rmp::encode::write_array_len(&mut out, self.nodes.len() as u32);
+        for (n, inc) in &self.nodes {
+            let _ = rmp::encode::write_array_len(&mut out, 2);
+            let _ = rmp::encode::write_uint(&mut out, u64::from(*n));
+            let _ = rmp::encode::write_uint(&mut out, *inc);
+        }
+        Bytes::from(out)
+    }
+
+    /// None for anything unreadable (the key is then treated as taken by someone unknown).
+    pub fn decode(mut b: &[u8]) -> Option<Claim> {
+        if rmp::decode::read_array_len(&mut b).ok()? != 3 {
+            return None;
+        }
+        let n = rmp::decode::read_str_len(&mut b).ok()? as usize;
+        let s = b.get(..n)?;
+        b = &b[n..];
+        let invoke = InvokePolicy::parse(std::str::from_utf8(s).ok()?)?;
+        let registration = rmp::decode::read_int(&mut b).ok()?;
+        let count = rmp::decode::read_array_len(&mut b).ok()? as usize;
+        if count > b.len() {
+            return None;
+        }
+        let mut nodes = Vec::with_capacity(count);
+        for _ in 0..count {
+            if rmp::decode::read_array_len(&mut b).ok()? != 2 {
+                return None;
+            }
+            let n: u64 = rmp::decode::read_int(&mut b).ok()?;
+            let inc = rmp::decode::read_int(&mut b).ok()?;
+            nodes.push((NodeId::try_from(n).ok()?, inc));
+        }
+        Some(Claim {
+            invoke,
+            registration,
+            nodes,
+        })
+    }
+}
+
+/// What a claim by `me` (node, incarnation) for `invoke` makes of the key's current value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Granted, nothing to write (this incarnation holds it already).
+    Held(Id),
+    /// Granted once `value` is written (created, or updated at the read revision).
+    Write(Claim),
+    /// Refused with this error URI.
+    Refuse(&'static str),
+}
+
+/// The claim rule (sans-IO): a free key is taken with `proposed` as the registration ID; a
+/// held one is joined when both sides share the same shared invocation policy.
+pub fn decide(
+    current: Option<&Claim>,
+    me: (NodeId, u64),
+    invoke: InvokePolicy,
+    proposed: Id,
+) -> Decision {
+    if let Some(c) = current.filter(|c| c.nodes.contains(&me)) {
+        return Decision::Held(c.registration);
+    }
+    // Nodes other than this one (an older incarnation of it left the entry behind: ignored).
+    let Some(c) = current.filter(|c| c.nodes.iter().any(|(n, _)| *n != me.0)) else {
+        return Decision::Write(Claim {
+            invoke,
+            registration: proposed,
+            nodes: vec![me],
+        });
+    };
+    if c.invoke == InvokePolicy::Single || invoke == InvokePolicy::Single {
+        return Decision::Refuse(errors::PROCEDURE_ALREADY_EXISTS);
+    }
+    if c.invoke != invoke {
+        return Decision::Refuse(errors::DIFFERENT_INVOCATION_POLICY);
+    }
+    let mut next = c.clone();
+    next.nodes.retain(|(n, _)| *n != me.0); // an older incarnation of this node
+    next.nodes.push(me);
+    Decision::Write(next)
+}
+
+/// What the shards and the bridge ask of the registry.
+pub(super) enum Op {
+    Claim {
+        realm: Uri,
+        token: u64,
+        shard: usize,
+        policy: MatchPolicy,
+        procedure: Uri,
+        invoke: InvokePolicy,
+        registration: Id,
+    },
+    Release {
+        realm: Uri,
+        policy: MatchPolicy,
+        procedure: Uri,
+    },
+    /// Node `node` is gone: drop its claims, except those of incarnation `keep` (it came back).
+    Purge { node: NodeId, keep: Option<u64> },
+    /// (Re)connected to NATS: drop whatever an older state of this node left in the registry
+    /// and claim again what it serves (a janitor may have dropped it while it was cut off, or
+    /// the registry itself may have been lost).
+    Connected,
+}
+
+/// How long a claim waits for the NATS connection before it is refused (at startup the
+/// connection may not be up yet when the first clients register).
+const WAIT_FOR_NATS: Duration = Duration::from_secs(3);
+/// One registry operation at most (JetStream round trips, retries).
+const OP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Compare-and-set attempts before an operation gives up.
+const ATTEMPTS: usize = 32;
+
+/// What this node holds: key → what it claimed (to claim again after a reconnection).
+struct Held {
+    realm: Uri,
+    policy: MatchPolicy,
+    procedure: Uri,
+    invoke: InvokePolicy,
+    registration: Id,
+}
+
+pub(super) struct Registry {
+    pub client: async_nats::Client,
+    pub subjects: Subjects,
+    pub replicas: usize,
+    pub me: (NodeId, u64),
+    pub sink: Arc<dyn ShardSink>,
+    pub metrics: Arc<ClusterMetrics>,
+    store: Option<async_nats::jetstream::kv::Store>,
+    held: HashMap<String, Held>,
+    gave_up: bool,
+}
+
+type Failure = String;
+
+impl Registry {
+    pub fn new(
+        client: async_nats::Client,
+        subjects: Subjects,
+        replicas: usize,
+        me: (NodeId, u64),
+        sink: Arc<dyn ShardSink>,
+        metrics: Arc<ClusterMetrics>,
+    ) -> Self {
+        Self {
+            client,
+            subjects,
+            replicas,
+            me,
+            sink,
+            metrics,
+            store: None,
+            held: HashMap::new(),
+            gave_up: false,
+        }
+    }
+
+    pub async fn run(mut self, mut rx: tokio::sync::mpsc::UnboundedReceiver<Op>) {
+        while let Some(op) = rx.recv().await {
+            self.handle(op).await;
+        }
+    }
+
+    fn up(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// Waits for the NATS connection (bounded; after one wait that failed, later operations
+    /// are refused at once until the connection is back).
+    async fn connected(&mut self) -> bool {
+        if self.up() {
+            self.gave_up = false;
+            return true;
+        }
+        if self.gave_up {
+            return false;
+        }
+        let deadline = Instant::now() + WAIT_FOR_NATS;
+        while Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if self.up() {
+                return true;
+            }
+        }
+        self.gave_up = true;
+        false
+    }
+
+    async fn handle(&mut self, op: Op) {
+        match op {
+            Op::Claim {
+                realm,
+                token,
+                shard,
+                policy,
+                procedure,
+                invoke,
+                registration,
+            } => {
+                let key = registry_key(&realm, policy, &procedure);
+                let result = if self.connected().await {
+                    match tokio::time::timeout(OP_TIMEOUT, self.claim(&key, invoke, registration))
+                        .await
+                    {
+                        Ok(Ok(r)) => r,
+                        Ok(Err(e)) => {
+                            self.failed(&e);
+                            ClaimResult::Refused(errors::CLUSTER_UNAVAILABLE)
+                        }
+                        Err(_) => {
+                            self.failed("timeout");
+                            ClaimResult::Refused(errors::CLUSTER_UNAVAILABLE)
+                        }
+                    }
+                } else {
+                    ClaimResult::Refused(errors::CLUSTER_UNAVAILABLE)
+                };
+                match result {
+                    ClaimResult::Granted(id) => {
+                        self.metrics.registry_granted.fetch_add(1, Relaxed);
+                        self.held.insert(
+                            key,
+                            Held {
+                                realm: realm.clone(),
+                                policy,
+                                procedure,
+                                invoke,
+                                registration: id,
+                            },
+                        );
+                    }
+                    ClaimResult::Refused(_) => {
+                        self.metrics.registry_refused.fetch_add(1, Relaxed);
+                    }
+                }
+                self.sink
+                    .deliver(shard, vec![(realm, ClusterIn::Claimed { token, result })]);
+            }
+            Op::Release {
+                realm,
+                policy,
+                procedure,
+            } => {
+                let key = registry_key(&realm, policy, &procedure);
+                self.held.remove(&key);
+                // Cut off: the reconnection drops every claim of this node not held then.
+                if self.up() {
+                    let me = self.me;
+                    self.release(&key, |n| n == me).await;
+                }
+            }
+            Op::Purge { node, keep } => {
+                if self.up() {
+                    self.purge(node, keep).await;
+                }
+            }
+            Op::Connected => {
+                let me = self.me;
+                // Everything of this node not held now (older incarnations, releases made
+                // while cut off), then what it holds, again.
+                self.purge(me.0, None).await;
+                let held: Vec<(String, InvokePolicy, Id)> = self
+                    .held
+                    .iter()
+                    .map(|(k, h)| (k.clone(), h.invoke, h.registration))
+                    .collect();
+                for (key, invoke, id) in held {
+                    match tokio::time::timeout(OP_TIMEOUT, self.claim(&key, invoke, id)).await {
+                        Ok(Ok(ClaimResult::Granted(_))) => {}
+                        Ok(Ok(ClaimResult::Refused(e))) => {
+                            if let Some(h) = self.held.get(&key) {
+                                tracing::warn!(
+                                    node = me.0,
+                                    "cluster: after reconnecting, {} {:?} in realm {} is held by another node ({e}); this node keeps serving its own callees of it",
+                                    h.policy.as_str(),
+                                    h.procedure.as_str(),
+                                    h.realm.as_str()
+                                );
+                            }
+                            self.metrics.registry_refused.fetch_add(1, Relaxed);
+                        }
+                        Ok(Err(e)) => self.failed(&e),
+                        Err(_) => self.failed("timeout"),
+                    }
+                }
+            }
+        }
+    }
+
+    fn failed(&mut self, why: &str) {
+        self.metrics.registry_errors.fetch_add(1, Relaxed);
+        self.store = None; // look the bucket up again next time
+        tracing::warn!(
+            node = self.me.0,
+            "cluster: registry operation failed: {why}"
+        );
+    }
+
+    /// The bucket, created on first use.
+    async fn store(&mut self) -> Result<async_nats::jetstream::kv::Store, Failure> {
+        if let Some(s) = &self.store {
+            return Ok(s.clone());
+        }
+        let js = async_nats::jetstream::new(self.client.clone());
+        let bucket = self.subjects.registry_bucket();
+        let store = match js.get_key_value(bucket.clone()).await {
+            Ok(s) => s,
+            Err(_) => js
+                .create_key_value(async_nats::jetstream::kv::Config {
+                    bucket: bucket.clone(),
+                    description: "Switchyard: which nodes serve which procedure".into(),
+                    history: 1,
+                    storage: async_nats::jetstream::stream::StorageType::Memory,
+                    num_replicas: self.replicas,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| {
+                    format!(
+                        "cannot create the key-value bucket {bucket} (is JetStream enabled on the NATS servers? nats-server -js): {e}"
+                    )
+                })?,
+        };
+        self.store = Some(store.clone());
+        Ok(store)
+    }
+
+    /// The key's value and revision; None when free (absent, deleted, purged).
+    async fn read(
+        store: &async_nats::jetstream::kv::Store,
+        key: &str,
+    ) -> Result<Option<(Option<Claim>, u64)>, Failure> {
+        use async_nats::jetstream::kv::Operation;
+        match store.entry(key).await.map_err(|e| e.to_string())? {
+            Some(e) if e.operation == Operation::Put => {
+                Ok(Some((Claim::decode(&e.value), e.revision)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn claim(
+        &mut self,
+        key: &str,
+        invoke: InvokePolicy,
+        proposed: Id,
+    ) -> Result<ClaimResult, Failure> {
+        let store = self.store().await?;
+        for _ in 0..ATTEMPTS {
+            let current = Self::read(&store, key).await?;
+            let Some((value, revision)) = current else {
+                let claim = Claim {
+                    invoke,
+                    registration: proposed,
+                    nodes: vec![self.me],
+                };
+                match store.create(key, claim.encode()).await {
+                    Ok(_) => return Ok(ClaimResult::Granted(proposed)),
+                    Err(_) => continue, // taken meanwhile (or a transient error): read again
+                }
+            };
+            let Some(value) = value else {
+                // Unreadable: someone else's, or garbage. Refuse rather than overwrite.
+                return Ok(ClaimResult::Refused(errors::PROCEDURE_ALREADY_EXISTS));
+            };
+            match decide(Some(&value), self.me, invoke, proposed) {
+                Decision::Held(id) => return Ok(ClaimResult::Granted(id)),
+                Decision::Refuse(e) => return Ok(ClaimResult::Refused(e)),
+                Decision::Write(next) => {
+                    if store.update(key, next.encode(), revision).await.is_ok() {
+                        return Ok(ClaimResult::Granted(next.registration));
+                    }
+                }
+            }
+        }
+        Err(format!("claim of {key}: too many concurrent changes"))
+    }
+
+    /// Removes the nodes `gone` selects from `key` (deleting the key when none is left).
+    async fn release(&mut self, key: &str, gone: impl Fn((NodeId, u64)) -> bool) {
+        let store = match self.store().await {
+            Ok(s) => s,
+            Err(e) => return self.failed(&e),
+        };
+        let work = async {
+            for _ in 0..ATTEMPTS {
+                let Some((Some(mut value), revision)) = Self::read(&store, key).await? else {
+                    return Ok(false);
+                };
+                let before = value.nodes.len();
+                value.nodes.retain(|n| !gone(*n));
+                if value.nodes.len() == before {
+                    return Ok(false);
+                }
+                let done = if value.nodes.is_empty() {
+                    store
+                        .delete_expect_revision(key, Some(revision))
+                        .await
+                        .is_ok()
+                } else {
+                    store.update(key, value.encode(), revision).await.is_ok()
+                };
+                if done {
+                    return Ok(true);
+                }
+            }
+            Err(format!("release of {key}: too many concurrent changes"))
+        };
+        match tokio::time::timeout(OP_TIMEOUT, work).await {
+            Ok(Ok(true)) => {
+                self.metrics.registry_released.fetch_add(1, Relaxed);
+            }
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => self.failed(&e),
+            Err(_) => self.failed("timeout"),
+        }
+    }
+
+    /// Drops node `node`'s claims (except incarnation `keep`) from every key.
+    async fn purge(&mut self, node: NodeId, keep: Option<u64>) {
+        let store = match self.store().await {
+            Ok(s) => s,
+            Err(e) => return self.failed(&e),
+        };
+        let keys = async {
+            let mut keys = store.keys().await.map_err(|e| e.to_string())?;
+            let mut all = Vec::new();
+            while let Some(k) = keys.next().await {
+                all.push(k.map_err(|e| e.to_string())?);
+            }
+            Ok::<_, Failure>(all)
+        };
+        let keys = match tokio::time::timeout(OP_TIMEOUT, keys).await {
+            Ok(Ok(k)) => k,
+            Ok(Err(e)) => return self.failed(&e),
+            Err(_) => return self.failed("timeout listing the registry"),
+        };
+        let me = self.me;
+        for key in keys {
+            // This node's own keys it still holds are kept (its current incarnation).
+            let held = node == me.0 && self.held.contains_key(&key);
+            let keep = if held { Some(me.1) } else { keep };
+            self.release(&key, |(n, inc)| n == node && Some(inc) != keep)
+                .await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_roundtrip_and_garbage_is_none() {
+        let c = Claim {
+            invoke: InvokePolicy::RoundRobin,
+            registration: 1 << 50,
+            nodes: vec![(1, 77), (2047, u64::MAX)],
+        };
+        let b = c.encode();
+        assert_eq!(Claim::decode(&b), Some(c));
+        for n in 0..b.len() {
+            assert_eq!(Claim::decode(&b[..n]), None, "truncated at {n}");
+        }
+        assert_eq!(Claim::decode(b"\xff\x00"), None);
+    }
+
+    #[test]
+    fn the_claim_rule() {
+        use InvokePolicy::*;
+        let held = |invoke, nodes: Vec<(NodeId, u64)>| Claim {
+            invoke,
+            registration: 5,
+            nodes,
+        };
+        // Free (absent, or no node left): taken under the proposed ID.
+        assert_eq!(
+            decide(None, (1, 9), Single, 7),
+            Decision::Write(held_with(Single, 7, vec![(1, 9)]))
+        );
+        assert_eq!(
+            decide(Some(&held(Single, vec![])), (1, 9), RoundRobin, 7),
+            Decision::Write(held_with(RoundRobin, 7, vec![(1, 9)]))
+        );
+        // Held by this incarnation: granted as is.
+        assert_eq!(
+            decide(Some(&held(Single, vec![(1, 9)])), (1, 9), Single, 7),
+            Decision::Held(5)
+        );
+        // Another node: single never shares; shared needs the same policy.
+        assert_eq!(
+            decide(Some(&held(Single, vec![(2, 1)])), (1, 9), Single, 7),
+            Decision::Refuse(errors::PROCEDURE_ALREADY_EXISTS)
+        );
+        assert_eq!(
+            decide(Some(&held(RoundRobin, vec![(2, 1)])), (1, 9), Single, 7),
+            Decision::Refuse(errors::PROCEDURE_ALREADY_EXISTS)
+        );
+        assert_eq!(
+            decide(Some(&held(RoundRobin, vec![(2, 1)])), (1, 9), Random, 7),
+            Decision::Refuse(errors::DIFFERENT_INVOCATION_POLICY)
+        );
+        assert_eq!(
+            decide(Some(&held(RoundRobin, vec![(2, 1)])), (1, 9), RoundRobin, 7),
+            Decision::Write(held_with(RoundRobin, 5, vec![(2, 1), (1, 9)]))
+        );
+        // An older incarnation of this node alone: taken afresh.
+        assert_eq!(
+            decide(Some(&held(Single, vec![(1, 3)])), (1, 9), Single, 7),
+            Decision::Write(held_with(Single, 7, vec![(1, 9)]))
+        );
+        // An older incarnation of this node is replaced, the ID kept.
+        assert_eq!(
+            decide(
+                Some(&held(RoundRobin, vec![(1, 3), (2, 1)])),
+                (1, 9),
+                RoundRobin,
+                7
+            ),
+            Decision::Write(held_with(RoundRobin, 5, vec![(2, 1), (1, 9)]))
+        );
+    }
+
+    fn held_with(invoke: InvokePolicy, registration: Id, nodes: Vec<(NodeId, u64)>) -> Claim {
+        Claim {
+            invoke,
+            registration,
+            nodes,
+        }
+    }
+}
