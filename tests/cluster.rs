@@ -519,6 +519,90 @@ fn as_int(v: &Value) -> i64 {
     }
 }
 
+/// The session meta API answers for the whole cluster: `wamp.session.count/list/get` see the
+/// sessions of every node, `wamp.session.kill` closes a session on another node, and
+/// subscriber lists include the subscribers of every node (one subscription ID cluster-wide).
+#[test]
+fn session_meta_api_across_nodes() {
+    let nats = NatsServer::start();
+    let a = Node::start(1, &nats.url());
+    let b = Node::start(2, &nats.url());
+    let c = Node::start(3, &nats.url());
+    for n in [&a, &b, &c] {
+        n.wait_nodes(2);
+    }
+    runtime().block_on(async {
+        let (ca, cb, cc) = (connect(&a).await, connect(&b).await, connect(&c).await);
+        let meta = |name: &'static str, args: Vec<Value>| {
+            let ca = ca.clone();
+            async move {
+                ca.call(name, args, Dict::new(), CallOptions::default())
+                    .await
+                    .unwrap_or_else(|e| panic!("{name}: {e:?}"))
+                    .args
+            }
+        };
+        let ids: Vec<u64> = [&ca, &cb, &cc]
+            .iter()
+            .map(|c| c.session_id().expect("joined"))
+            .collect();
+        assert_eq!(meta("wamp.session.count", vec![]).await, [Value::UInt(3)]);
+        let listed = meta("wamp.session.list", vec![]).await;
+        let Some(Value::List(l)) = listed.first() else {
+            panic!("{listed:?}")
+        };
+        let mut got: Vec<u64> = l.iter().filter_map(Value::as_u64).collect();
+        got.sort_unstable();
+        let mut want = ids.clone();
+        want.sort_unstable();
+        assert_eq!(got, want);
+        let details = meta("wamp.session.get", vec![Value::from(ids[2])]).await;
+        let Some(Value::Dict(d)) = details.first() else {
+            panic!("{details:?}")
+        };
+        assert_eq!(d.get("session").and_then(Value::as_u64), Some(ids[2]));
+        let missing = ca
+            .call(
+                "wamp.session.get",
+                vec![Value::from(12345u64)],
+                Dict::new(),
+                CallOptions::default(),
+            )
+            .await;
+        assert_eq!(wamp_error(missing), "wamp.error.no_such_session");
+
+        // One subscription ID on every node; subscribers of every node listed.
+        let in_b = subscribe(&cb, "com.meta", MatchPolicy::Exact).await;
+        let in_c = subscribe(&cc, "com.meta", MatchPolicy::Exact).await;
+        until_live(&ca, "com.meta", &[&in_b, &in_c]).await;
+        let sub = meta("wamp.subscription.lookup", vec![Value::from("com.meta")]).await;
+        let subs = meta("wamp.subscription.list_subscribers", sub.clone()).await;
+        let Some(Value::List(l)) = subs.first() else {
+            panic!("{subs:?}")
+        };
+        let mut got: Vec<u64> = l.iter().filter_map(Value::as_u64).collect();
+        got.sort_unstable();
+        let mut want = vec![ids[1], ids[2]];
+        want.sort_unstable();
+        assert_eq!(got, want);
+        assert_eq!(
+            meta("wamp.subscription.count_subscribers", sub).await,
+            [Value::UInt(2)]
+        );
+
+        // Kill a session on C from A.
+        meta("wamp.session.kill", vec![Value::from(ids[2])]).await;
+        tokio::time::timeout(CONVERGE, cc.closed())
+            .await
+            .expect("the session on C was closed");
+        let deadline = Instant::now() + CONVERGE;
+        while meta("wamp.session.count", vec![]).await != [Value::UInt(2)] {
+            assert!(Instant::now() < deadline, "count did not drop to 2");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+}
+
 /// Calls `procedure` until its registration (made on another node) has reached this node.
 async fn wait_for_call(c: &Client, procedure: &str) -> String {
     let deadline = Instant::now() + CONVERGE;

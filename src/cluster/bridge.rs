@@ -141,6 +141,23 @@ impl ClusterHandle {
                     procedure,
                 }));
             }
+            ClusterOut::Query {
+                token,
+                shard,
+                query,
+            } => {
+                // Node 0 (no node has it): "every other node".
+                let msg = PeerMsg::MetaQuery {
+                    token,
+                    from: shard,
+                    query,
+                };
+                if self.calls.try_send((realm.clone(), 0, shard, msg)).is_err() {
+                    // Answered with this node's sessions only.
+                    let expect = ClusterIn::Expect { token, replies: 0 };
+                    self.sink.deliver(shard, vec![(realm.clone(), expect)]);
+                }
+            }
             ClusterOut::Peer { node, shard, msg } => {
                 if !wire::crosses_nodes(&msg) {
                     tracing::debug!("cluster: a peer message that never crosses nodes: {msg:?}");
@@ -493,6 +510,7 @@ impl Bridge {
             seq: self.seq,
             testaments: self.testament_version,
             leaving,
+            shards: u16::try_from(self.outbox.len()).unwrap_or(u16::MAX),
         });
         self.send(client, self.subjects.heartbeat(), ClusterKind::Heartbeat, b)
             .await;
@@ -574,6 +592,39 @@ impl Bridge {
         let me = self.cfg.node_id;
         let mut per_node: Vec<(NodeId, Vec<Encoded>)> = Vec::new();
         for (realm, node, shard, msg) in batch {
+            if node == 0 {
+                // A meta query for every shard of every other node; the asking shard learns
+                // how many answers to wait for first.
+                let mut replies = 0;
+                if up(client) {
+                    let b = wire::encode(&Msg::Peer {
+                        node: me,
+                        realm: realm.clone(),
+                        shard: wire::ALL_SHARDS,
+                        msg: msg.clone(),
+                    });
+                    for (n, shards) in self.members.alive_nodes() {
+                        replies += usize::from(shards);
+                        let e = (b.clone(), msg.clone(), realm.clone());
+                        match per_node.iter_mut().find(|(m, _)| *m == n) {
+                            Some((_, v)) => v.push(e),
+                            None => per_node.push((n, vec![e])),
+                        }
+                    }
+                }
+                if let (PeerMsg::MetaQuery { token, .. }, Some(o)) =
+                    (&msg, self.outbox.get_mut(shard))
+                {
+                    o.push((
+                        realm,
+                        ClusterIn::Expect {
+                            token: *token,
+                            replies,
+                        },
+                    ));
+                }
+                continue;
+            }
             if !self.members.is_alive(node) || !up(client) {
                 self.fail_call(realm, &msg);
                 continue;
@@ -644,13 +695,25 @@ impl Bridge {
     /// A call-protocol message from node `node` for shard `shard` here: the shard IDs it
     /// names are that node's, made remote so the answers go back there.
     fn deliver_peer(&mut self, node: NodeId, realm: Uri, shard: u64, mut msg: PeerMsg) {
-        let shard = usize::try_from(shard).unwrap_or(usize::MAX);
-        if !self.realms.contains(&realm) || shard >= self.outbox.len() {
+        if !self.realms.contains(&realm) {
             self.metrics.bad_messages.fetch_add(1, Relaxed);
             return;
         }
-        if let PeerMsg::Invoke(i) = &mut msg {
-            i.caller_shard = remote_shard(node, i.caller_shard);
+        match &mut msg {
+            PeerMsg::Invoke(i) => i.caller_shard = remote_shard(node, i.caller_shard),
+            PeerMsg::MetaQuery { from, .. } => *from = remote_shard(node, *from),
+            _ => {}
+        }
+        if shard == wire::ALL_SHARDS {
+            for o in &mut self.outbox {
+                o.push((realm.clone(), ClusterIn::Peer(msg.clone())));
+            }
+            return;
+        }
+        let shard = usize::try_from(shard).unwrap_or(usize::MAX);
+        if shard >= self.outbox.len() {
+            self.metrics.bad_messages.fetch_add(1, Relaxed);
+            return;
         }
         if let Some(o) = self.outbox.get_mut(shard) {
             o.push((realm, ClusterIn::Peer(msg)));
@@ -937,12 +1000,14 @@ impl Bridge {
                 seq,
                 testaments,
                 leaving,
+                shards,
             } => {
                 self.metrics.received(ClusterKind::Heartbeat, n);
                 self.members
                     .announce_testaments(node, incarnation, testaments);
                 self.members
                     .heartbeat(node, incarnation, seq, leaving, now, todo);
+                self.members.set_shards(node, shards);
             }
             Msg::Interest {
                 node,

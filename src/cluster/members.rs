@@ -56,6 +56,8 @@ struct Peer {
     /// received (a snapshot carries the testaments too, so a gap heals the same way).
     testaments_announced: u64,
     testaments_seen: u64,
+    /// The node's shard count (its heartbeat says): how many answers a meta query gets.
+    shards: u16,
 }
 
 /// See the module docs.
@@ -96,6 +98,18 @@ impl Members {
     /// The incarnation of live node `node`.
     pub fn incarnation_of(&self, node: NodeId) -> Option<u64> {
         self.peers.get(&node).map(|p| p.incarnation)
+    }
+
+    /// The node's heartbeat says it runs `shards` shards (call after [`Members::heartbeat`]).
+    pub fn set_shards(&mut self, node: NodeId, shards: u16) {
+        if let Some(p) = self.peers.get_mut(&node) {
+            p.shards = shards.max(1);
+        }
+    }
+
+    /// The live nodes and their shard counts.
+    pub fn alive_nodes(&self) -> Vec<(NodeId, u16)> {
+        self.peers.iter().map(|(n, p)| (*n, p.shards)).collect()
     }
 
     pub fn is_alive(&self, node: NodeId) -> bool {
@@ -140,6 +154,7 @@ impl Members {
                     asked: Some(now),
                     testaments_announced: 0,
                     testaments_seen: 0,
+                    shards: 1,
                 },
             );
             todo.push(Todo::Joined(node));

@@ -22,7 +22,9 @@ use bytes::Bytes;
 use crate::codec::uri::MatchPolicy;
 use crate::codec::{self, Message, Publish, Serializer, Uri};
 use crate::routing::cluster::{NodeId, RemoteCallee, Testament};
-use crate::routing::peer::{CallRef, GoneReason, Invoke, PeerMsg, Publication};
+use crate::routing::peer::{
+    CallRef, GoneReason, Invoke, KillTarget, MetaAnswer, MetaQuery, PeerMsg, Publication,
+};
 use crate::routing::session::Features;
 
 const HEARTBEAT: u8 = 1;
@@ -42,6 +44,11 @@ const P_GONE: u64 = 4;
 const P_RESULT: u64 = 5;
 const P_ERROR: u64 = 6;
 const P_REVOKE: u64 = 7;
+const P_QUERY: u64 = 8;
+const P_REPLY: u64 = 9;
+
+/// [`Msg::Peer`] `shard` for "every shard of the recipient" (meta queries).
+pub const ALL_SHARDS: u64 = u64::MAX;
 
 /// The subjects of one cluster (`name` is the cluster name, checked by the config).
 #[derive(Debug, Clone)]
@@ -161,7 +168,8 @@ pub fn crosses_nodes(msg: &PeerMsg) -> bool {
             | PeerMsg::CallResult { .. }
             | PeerMsg::CallError { .. }
             | PeerMsg::RevokeCallee { .. }
-    )
+    ) || matches!(msg, PeerMsg::MetaQuery { query, .. } if !matches!(query, MetaQuery::Events { .. }))
+        || matches!(msg, PeerMsg::MetaReply { answer, .. } if !matches!(answer, MetaAnswer::Events(_)))
 }
 
 /// One interest entry: `(realm, policy, pattern)`.
@@ -178,6 +186,8 @@ pub enum Msg {
         seq: u64,
         testaments: u64,
         leaving: bool,
+        /// The node's shard count.
+        shards: u16,
     },
     /// Interest change number `seq` of the node.
     Interest {
@@ -263,14 +273,16 @@ pub fn encode(msg: &Msg) -> Bytes {
             seq,
             testaments,
             leaving,
+            shards,
         } => {
-            array(&mut out, 6);
+            array(&mut out, 7);
             uint(&mut out, u64::from(HEARTBEAT));
             uint(&mut out, u64::from(*node));
             uint(&mut out, *incarnation);
             uint(&mut out, *seq);
             uint(&mut out, *testaments);
             boolean(&mut out, *leaving);
+            uint(&mut out, u64::from(*shards));
         }
         Msg::Interest {
             node,
@@ -571,6 +583,112 @@ fn peer_body(out: &mut Vec<u8>, msg: &PeerMsg) {
                 }
             }
         }
+        PeerMsg::MetaQuery { token, from, query } if crosses_nodes(msg) => {
+            let head = |out: &mut Vec<u8>, n: usize, kind: u64| {
+                array(out, n);
+                uint(out, P_QUERY);
+                uint(out, *token);
+                uint(out, *from as u64);
+                uint(out, kind);
+            };
+            let opt_str = |out: &mut Vec<u8>, s: &Option<String>| match s {
+                Some(s) => string(out, s),
+                None => {
+                    let _ = rmp::encode::write_nil(out);
+                }
+            };
+            match query {
+                MetaQuery::Sessions { filter } => {
+                    head(out, 5, 1);
+                    match filter {
+                        Some(roles) => {
+                            array(out, roles.len());
+                            for r in roles {
+                                string(out, r);
+                            }
+                        }
+                        None => {
+                            let _ = rmp::encode::write_nil(out);
+                        }
+                    }
+                }
+                MetaQuery::Get { session } => {
+                    head(out, 5, 2);
+                    uint(out, *session);
+                }
+                MetaQuery::Kill {
+                    target,
+                    exclude,
+                    reason,
+                    message,
+                } => {
+                    head(out, 9, 3);
+                    match target {
+                        KillTarget::Session(id) => {
+                            uint(out, 1);
+                            uint(out, *id);
+                        }
+                        KillTarget::Authid(a) => {
+                            uint(out, 2);
+                            string(out, a);
+                        }
+                        KillTarget::Authrole(r) => {
+                            uint(out, 3);
+                            string(out, r);
+                        }
+                        KillTarget::All => {
+                            uint(out, 4);
+                            let _ = rmp::encode::write_nil(out);
+                        }
+                    }
+                    uint(out, *exclude);
+                    string(out, reason);
+                    string(out, message);
+                }
+                MetaQuery::Subscribers { subscription } => {
+                    head(out, 5, 4);
+                    uint(out, *subscription);
+                }
+                MetaQuery::RemoveSubscriber {
+                    subscription,
+                    session,
+                    reason,
+                } => {
+                    head(out, 7, 5);
+                    uint(out, *subscription);
+                    uint(out, *session);
+                    opt_str(out, reason);
+                }
+                MetaQuery::Events { .. } => {} // never (crosses_nodes)
+            }
+        }
+        PeerMsg::MetaReply { token, answer } if crosses_nodes(msg) => {
+            array(out, 4);
+            uint(out, P_REPLY);
+            uint(out, *token);
+            match answer {
+                MetaAnswer::Sessions(ids) => {
+                    uint(out, 1);
+                    array(out, ids.len());
+                    for id in ids {
+                        uint(out, *id);
+                    }
+                }
+                MetaAnswer::Details(d) => {
+                    uint(out, 2);
+                    let args = d.iter().map(|d| codec::Value::Dict(d.clone())).collect();
+                    frame(
+                        out,
+                        &Message::Result(codec::CallResult {
+                            request: 1,
+                            details: codec::ResultDetails::default(),
+                            payload: codec::Payload::args(args),
+                        }),
+                    );
+                }
+                MetaAnswer::Events(_) => {} // never (crosses_nodes)
+            }
+        }
         _ => {
             array(out, 1);
             uint(out, 0);
@@ -794,8 +912,108 @@ impl<'a> Reader<'a> {
                     reason,
                 }
             }
+            P_QUERY => {
+                let token = self.uint()?;
+                let from = usize::try_from(self.uint()?)
+                    .ok()
+                    .filter(|s| *s < 1 << 16)
+                    .ok_or_else(|| bad("shard out of range"))?;
+                let q = self.uint()?;
+                let query = match (q, n) {
+                    (1, 5) => MetaQuery::Sessions {
+                        filter: if self.nil() {
+                            None
+                        } else {
+                            let k = self.array()?;
+                            if k > self.buf.len() {
+                                return Err(bad("role count exceeds the message"));
+                            }
+                            let mut roles = Vec::with_capacity(k);
+                            for _ in 0..k {
+                                roles.push(self.str()?.to_owned());
+                            }
+                            Some(roles)
+                        },
+                    },
+                    (2, 5) => MetaQuery::Get {
+                        session: self.uint()?,
+                    },
+                    (3, 9) => {
+                        let target = match self.uint()? {
+                            1 => KillTarget::Session(self.uint()?),
+                            2 => KillTarget::Authid(self.str()?.to_owned()),
+                            3 => KillTarget::Authrole(self.str()?.to_owned()),
+                            4 if self.nil() => KillTarget::All,
+                            t => return Err(bad(format!("unknown kill target {t}"))),
+                        };
+                        MetaQuery::Kill {
+                            target,
+                            exclude: self.uint()?,
+                            reason: Uri::from(self.str()?),
+                            message: self.str()?.to_owned(),
+                        }
+                    }
+                    (4, 5) => MetaQuery::Subscribers {
+                        subscription: self.uint()?,
+                    },
+                    (5, 7) => MetaQuery::RemoveSubscriber {
+                        subscription: self.uint()?,
+                        session: self.uint()?,
+                        reason: if self.nil() {
+                            None
+                        } else {
+                            Some(self.str()?.to_owned())
+                        },
+                    },
+                    (q, n) => return Err(bad(format!("meta query {q} of {n} elements"))),
+                };
+                PeerMsg::MetaQuery { token, from, query }
+            }
+            P_REPLY => {
+                want(4)?;
+                let token = self.uint()?;
+                let answer = match self.uint()? {
+                    1 => {
+                        let k = self.array()?;
+                        if k > self.buf.len() {
+                            return Err(bad("session count exceeds the message"));
+                        }
+                        let mut ids = Vec::with_capacity(k);
+                        for _ in 0..k {
+                            ids.push(self.uint()?);
+                        }
+                        MetaAnswer::Sessions(ids)
+                    }
+                    2 => {
+                        let Message::Result(r) = self.frame(bytes)? else {
+                            return Err(bad("meta reply: not a RESULT"));
+                        };
+                        let args = r
+                            .payload
+                            .args_values()
+                            .map_err(|e| bad(format!("meta reply: {e}")))?
+                            .unwrap_or_default();
+                        match args.into_iter().next() {
+                            None => MetaAnswer::Details(None),
+                            Some(codec::Value::Dict(d)) => MetaAnswer::Details(Some(d)),
+                            Some(_) => return Err(bad("meta reply: details are not a dict")),
+                        }
+                    }
+                    a => return Err(bad(format!("unknown meta answer {a}"))),
+                };
+                PeerMsg::MetaReply { token, answer }
+            }
             k => return Err(bad(format!("unknown peer kind {k}"))),
         })
+    }
+    /// Consumes a nil if one is next.
+    fn nil(&mut self) -> bool {
+        if self.buf.first() == Some(&0xc0) {
+            self.buf = &self.buf[1..];
+            true
+        } else {
+            false
+        }
     }
 }
 
@@ -816,13 +1034,14 @@ pub fn decode(bytes: &Bytes) -> Result<Msg, WireError> {
     };
     let msg = match u8::try_from(kind).unwrap_or(0) {
         HEARTBEAT => {
-            want(6)?;
+            want(7)?;
             Msg::Heartbeat {
                 node: r.node()?,
                 incarnation: r.uint()?,
                 seq: r.uint()?,
                 testaments: r.uint()?,
                 leaving: r.boolean()?,
+                shards: u16::try_from(r.uint()?).map_err(|_| bad("shard count"))?,
             }
         }
         INTEREST => {
@@ -1067,6 +1286,73 @@ mod tests {
                 callee: 10,
                 reason: None,
             },
+            PeerMsg::MetaQuery {
+                token: 3,
+                from: 1,
+                query: MetaQuery::Sessions {
+                    filter: Some(vec!["admin".into(), "user".into()]),
+                },
+            },
+            PeerMsg::MetaQuery {
+                token: 3,
+                from: 1,
+                query: MetaQuery::Sessions { filter: None },
+            },
+            PeerMsg::MetaQuery {
+                token: 3,
+                from: 1,
+                query: MetaQuery::Get { session: 77 },
+            },
+            PeerMsg::MetaQuery {
+                token: 3,
+                from: 1,
+                query: MetaQuery::Kill {
+                    target: KillTarget::Authrole("bot".into()),
+                    exclude: 5,
+                    reason: Uri::from("wamp.close.killed"),
+                    message: "bye".into(),
+                },
+            },
+            PeerMsg::MetaQuery {
+                token: 3,
+                from: 1,
+                query: MetaQuery::Kill {
+                    target: KillTarget::All,
+                    exclude: 0,
+                    reason: Uri::from("wamp.close.killed"),
+                    message: String::new(),
+                },
+            },
+            PeerMsg::MetaQuery {
+                token: 3,
+                from: 1,
+                query: MetaQuery::Subscribers { subscription: 9 },
+            },
+            PeerMsg::MetaQuery {
+                token: 3,
+                from: 1,
+                query: MetaQuery::RemoveSubscriber {
+                    subscription: 9,
+                    session: 8,
+                    reason: None,
+                },
+            },
+            PeerMsg::MetaReply {
+                token: 3,
+                answer: MetaAnswer::Sessions(vec![1, 2, 1 << 52]),
+            },
+            PeerMsg::MetaReply {
+                token: 3,
+                answer: MetaAnswer::Details(None),
+            },
+            PeerMsg::MetaReply {
+                token: 3,
+                answer: MetaAnswer::Details(Some(
+                    [("authid".to_string(), Value::from("alice"))]
+                        .into_iter()
+                        .collect(),
+                )),
+            },
         ]
     }
 
@@ -1140,6 +1426,7 @@ mod tests {
                 seq: 5,
                 testaments: 2,
                 leaving: true,
+                shards: 4,
             },
             Msg::Interest {
                 node: 2047,

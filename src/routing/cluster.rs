@@ -169,6 +169,15 @@ pub enum ClusterOut {
         shard: usize,
         msg: super::peer::PeerMsg,
     },
+    /// A meta query about sessions (`wamp.session.*`, subscriber lists) for every shard of
+    /// every other node: they answer [`PeerMsg::MetaReply`](super::peer::PeerMsg::MetaReply)
+    /// `token` to `shard`, which first learns how many answers to wait for
+    /// ([`ClusterIn::Expect`]).
+    Query {
+        token: u64,
+        shard: usize,
+        query: super::peer::MetaQuery,
+    },
 }
 
 /// A testament as the cluster carries it: topic, payload, publish options.
@@ -197,6 +206,9 @@ pub enum ClusterIn {
         add: bool,
         callee: Box<RemoteCallee>,
     },
+    /// How many answers the meta query [`ClusterOut::Query`] `token` will get from the other
+    /// nodes (one per shard of each live node; 0 when cut off from the cluster).
+    Expect { token: u64, replies: usize },
     /// The registry's answer to [`ClusterOut::Claim`] `token` (to the shard that asked).
     Claimed { token: u64, result: ClaimResult },
     /// A peer message of the call protocol from another node (its shard IDs already made

@@ -447,6 +447,7 @@ impl RealmShard {
                 dealer.on_remote_callee(node, add, &callee, ctx)
             }
             ClusterIn::Claimed { token, result } => dealer.on_claimed(token, result, ctx),
+            ClusterIn::Expect { token, replies } => meta.on_expect(token, replies, ctx),
             ClusterIn::NodeGone { node } => {
                 dealer.node_gone(node, true, ctx);
                 broker.on_cluster(ClusterIn::NodeGone { node }, ctx);

@@ -144,9 +144,21 @@ pub struct Broker {
     history: HistoryStore,
     /// Cluster only: which other nodes have subscribers of which patterns (replicated on
     /// every shard from [`ClusterIn::Interest`]).
-    remote: UriIndex<Vec<NodeId>>,
+    remote: UriIndex<RemoteInterest>,
     /// Cluster only: the patterns each other node is interested in (to forget a node).
     remote_by_node: HashMap<NodeId, HashSet<(MatchPolicy, Uri)>>,
+    /// Cluster only: subscription ID → pattern of `remote` (the meta API's lookups).
+    remote_by_id: HashMap<Id, (MatchPolicy, Uri)>,
+}
+
+/// Cluster only: a pattern other nodes have subscribers of.
+#[derive(Debug)]
+pub(crate) struct RemoteInterest {
+    /// Its subscription ID (the same on every node, [`super::cluster::subscription_id`]).
+    pub id: Id,
+    /// When this node first heard of it.
+    pub created: Arc<str>,
+    pub nodes: Vec<NodeId>,
 }
 
 impl Broker {
@@ -166,6 +178,7 @@ impl Broker {
             history: HistoryStore::default(),
             remote: UriIndex::new(),
             remote_by_node: HashMap::default(),
+            remote_by_id: HashMap::default(),
         }
     }
 
@@ -290,7 +303,7 @@ impl Broker {
             let mut nodes: Vec<NodeId> = Vec::new();
             self.remote
                 .for_each_match(&publication.topic, |_, interested| {
-                    for n in interested {
+                    for n in &interested.nodes {
                         if !nodes.contains(n) {
                             nodes.push(*n);
                         }
@@ -704,10 +717,18 @@ impl Broker {
                 let patterns = self.remote_by_node.entry(node).or_default();
                 if add {
                     if patterns.insert((policy, pattern.clone())) {
-                        let nodes = self.remote.get_or_insert_with(policy, &pattern, Vec::new);
-                        if !nodes.contains(&node) {
-                            nodes.push(node);
+                        let id = super::cluster::subscription_id(ctx.realm, policy, &pattern);
+                        let entry =
+                            self.remote
+                                .get_or_insert_with(policy, &pattern, || RemoteInterest {
+                                    id,
+                                    created: ctx.wall_clock(),
+                                    nodes: Vec::new(),
+                                });
+                        if !entry.nodes.contains(&node) {
+                            entry.nodes.push(node);
                         }
+                        self.remote_by_id.insert(id, (policy, pattern));
                     }
                 } else if patterns.remove(&(policy, pattern.clone())) {
                     self.drop_remote(node, policy, &pattern);
@@ -727,16 +748,21 @@ impl Broker {
                 self.publish_from_router(topic, payload, options, ctx);
             }
             // The dealer's (`RealmShard::on_cluster` routes them there).
-            ClusterIn::Callee { .. } | ClusterIn::Claimed { .. } | ClusterIn::Peer(_) => {}
+            ClusterIn::Callee { .. }
+            | ClusterIn::Claimed { .. }
+            | ClusterIn::Peer(_)
+            | ClusterIn::Expect { .. } => {}
         }
     }
 
     /// Node `node` no longer has subscribers of `(policy, pattern)`.
     fn drop_remote(&mut self, node: NodeId, policy: MatchPolicy, pattern: &str) {
-        if let Some(nodes) = self.remote.get_mut(policy, pattern) {
-            nodes.retain(|n| *n != node);
-            if nodes.is_empty() {
+        if let Some(entry) = self.remote.get_mut(policy, pattern) {
+            entry.nodes.retain(|n| *n != node);
+            if entry.nodes.is_empty() {
+                let id = entry.id;
                 self.remote.remove(policy, pattern);
+                self.remote_by_id.remove(&id);
             }
         }
     }

@@ -344,12 +344,15 @@ impl Meta {
             ));
         }
         let here = only.is_none_or(|s| s == ctx.shard);
+        // In a cluster, every node's sessions: one more answer to wait for, "how many
+        // answers the other nodes will give" (ClusterIn::Expect).
+        let cluster = only.is_none() && ctx.config.cluster_node.is_some();
         let mut g = Gather {
             caller,
             request,
             kind,
             waiting: match only {
-                None => ctx.shard_count.saturating_sub(1),
+                None => ctx.shard_count.saturating_sub(1) + usize::from(cluster),
                 Some(_) if here => 0,
                 Some(_) => 1,
             },
@@ -372,12 +375,37 @@ impl Meta {
             from: ctx.shard,
             query,
         };
+        if cluster {
+            if let PeerMsg::MetaQuery { query, .. } = &msg {
+                ctx.action(Action::Cluster(
+                    crate::routing::cluster::ClusterOut::Query {
+                        token,
+                        shard: ctx.shard,
+                        query: query.clone(),
+                    },
+                ));
+            }
+        }
         match only {
             Some(shard) => ctx.peer(shard, msg),
-            None => ctx.broadcast_others(&msg),
+            None if ctx.shard_count > 1 => ctx.broadcast_others(&msg),
+            None => {}
         }
         self.gathers.insert(token, g);
         Ok(())
+    }
+
+    /// Cluster: the other nodes will answer query `token` `replies` times.
+    pub fn on_expect(&mut self, token: u64, replies: usize, ctx: &mut Ctx<'_>) {
+        let Some(g) = self.gathers.get_mut(&token) else {
+            return;
+        };
+        g.waiting = (g.waiting + replies).saturating_sub(1);
+        if g.waiting == 0 {
+            if let Some(g) = self.gathers.remove(&token) {
+                g.finish(ctx);
+            }
+        }
     }
 
     /// Another shard asks about this shard's sessions.

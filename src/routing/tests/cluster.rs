@@ -544,3 +544,72 @@ fn a_remote_callers_invocation_answers_go_back_to_its_node() {
     assert_eq!(interrupt(&c.one(2)).request, req);
     assert_eq!(c.shards[1].dealer().pending_invocations(), 0);
 }
+
+#[test]
+fn session_queries_gather_every_node() {
+    use crate::routing::peer::{MetaAnswer, MetaQuery};
+    let mut c = Cluster::with_config(2, node(1));
+    c.join(1, 0);
+    c.join(2, 1);
+    let count = |req| {
+        call(
+            req,
+            "wamp.session.count",
+            CallOptions::default(),
+            Payload::Empty,
+        )
+    };
+    c.run(1, count(1));
+    // The other shard answered; the other nodes have not: no RESULT yet.
+    assert!(c.take(1).is_empty());
+    let (token, shard) = c
+        .cluster
+        .iter()
+        .find_map(|(_, o)| match o {
+            ClusterOut::Query { token, shard, .. } => Some((*token, *shard)),
+            _ => None,
+        })
+        .expect("the query goes to the other nodes");
+    assert_eq!(shard, 0);
+    c.cluster_in(0, ClusterIn::Expect { token, replies: 2 });
+    assert!(c.take(1).is_empty());
+    for ids in [vec![100], vec![101, 102]] {
+        c.cluster_in(
+            0,
+            ClusterIn::Peer(PeerMsg::MetaReply {
+                token,
+                answer: MetaAnswer::Sessions(ids),
+            }),
+        );
+    }
+    assert_eq!(first_arg(&result(&c.one(1)).payload), Some(Value::UInt(5)));
+    // Cut off from the cluster (no other node answers): this node's sessions.
+    c.run(1, count(2));
+    let token = c
+        .cluster
+        .iter()
+        .rev()
+        .find_map(|(_, o)| match o {
+            ClusterOut::Query { token, .. } => Some(*token),
+            _ => None,
+        })
+        .unwrap();
+    c.cluster_in(0, ClusterIn::Expect { token, replies: 0 });
+    assert_eq!(first_arg(&result(&c.one(1)).payload), Some(Value::UInt(2)));
+    // Another node's query: this shard answers about its own sessions, back to that node.
+    c.cluster_in(
+        1,
+        ClusterIn::Peer(PeerMsg::MetaQuery {
+            token: 9,
+            from: remote_shard(3, 1),
+            query: MetaQuery::Sessions { filter: None },
+        }),
+    );
+    let out = peer_out(&c);
+    let (n, s, k, msg) = out.last().cloned().expect("a reply");
+    assert_eq!((n, s, k), (3, 1, "MetaReply"));
+    assert!(matches!(
+        msg,
+        PeerMsg::MetaReply { token: 9, answer: MetaAnswer::Sessions(ids) } if ids == vec![2]
+    ));
+}
