@@ -874,6 +874,9 @@ fn a_killed_node_is_forgotten_and_a_restarted_one_rejoins() {
         })
         .await;
 
+        // Who is told the dead node's sessions left: a subscriber of on_leave on B.
+        let leaves = subscribe(&sb, "wamp.session.on_leave", MatchPolicy::Exact).await;
+        let c_session = sc.session_id().expect("joined");
         c.process.signal(libc::SIGKILL);
         let killed = Instant::now();
         a.wait_nodes(1);
@@ -894,6 +897,9 @@ fn a_killed_node_is_forgotten_and_a_restarted_one_rejoins() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(texts(&will_a), ["c-died"], "exactly once");
         assert_eq!(texts(&will_b), ["c-died"], "exactly once");
+        // And its session's wamp.session.on_leave, once, after the testament.
+        let left: Vec<Value> = leaves.lock().unwrap().iter().map(first_arg).collect();
+        assert_eq!(left, [Value::UInt(c_session)]);
         // Publications now cross to B only.
         let sent0 = a.publications_sent();
         for i in 0..10 {

@@ -563,7 +563,7 @@ pub struct ClusterMetrics {
     pub dropped: AtomicU64,
     /// Messages from other nodes that could not be read (wrong version, garbage).
     pub bad_messages: AtomicU64,
-    /// Other nodes' sessions whose testaments this node holds a copy of.
+    /// Other nodes' sessions whose testaments and `on_leave` this node holds a copy of.
     pub remote_testaments: AtomicU64,
     /// Registry operations (JetStream key-value): claims granted, claims refused (conflict
     /// or registry unreachable), releases, and failed operations.

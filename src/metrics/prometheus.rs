@@ -384,7 +384,7 @@ fn render_cluster(out: &mut String, c: &super::ClusterMetrics) {
         (
             "switchyard_cluster_remote_testaments",
             "gauge",
-            "Other nodes' sessions whose testaments this node keeps (published if their node dies).",
+            "Other nodes' sessions whose testaments and on_leave this node keeps (published if their node dies).",
             c.remote_testaments.load(Relaxed),
         ),
         (

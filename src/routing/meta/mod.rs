@@ -188,7 +188,10 @@ impl Meta {
             "wamp.session.on_join",
             vec![Value::Dict(member.details_dict())],
         ));
-        self.members.insert(member.sref.id, member);
+        let id = member.sref.id;
+        self.members.insert(id, member);
+        // The other nodes learn of it (its on_leave is theirs to publish if this node dies).
+        self.replicate_testaments(id, ctx);
     }
 
     /// A local session is leaving: its testaments (detached, then destroyed).
@@ -201,18 +204,29 @@ impl Meta {
                     options: t.options,
                 });
             }
-            // Published here: the other nodes forget their copy.
-            self.replicate_testaments(session, ctx);
+        }
+        // Published here: the other nodes forget their copy (on_leave included).
+        if ctx.config.cluster_node.is_some() {
+            ctx.action(crate::routing::realm::Action::Cluster(
+                crate::routing::cluster::ClusterOut::Testaments {
+                    session,
+                    testaments: Vec::new(),
+                },
+            ));
         }
     }
 
-    /// In a cluster, the other nodes keep a copy of each session's testaments, to publish
-    /// them if this node dies (see `docs/cluster.md`): after every change, the whole list.
+    /// In a cluster, the other nodes keep a copy of each session's testaments and of its
+    /// `wamp.session.on_leave`, to publish them if this node dies (see `docs/cluster.md`):
+    /// when it joins and after every change, the whole list, in publication order.
     pub(crate) fn replicate_testaments(&self, session: SessionId, ctx: &mut Ctx<'_>) {
         if ctx.config.cluster_node.is_none() {
             return;
         }
-        let testaments = self
+        let Some(m) = self.members.get(&session) else {
+            return;
+        };
+        let mut testaments: Vec<crate::routing::cluster::Testament> = self
             .testaments
             .get(&session)
             .map(|t| {
@@ -223,6 +237,11 @@ impl Meta {
                     .collect()
             })
             .unwrap_or_default();
+        testaments.push((
+            Uri::from("wamp.session.on_leave"),
+            Payload::args(on_leave_args(session, m)),
+            PublishOptions::default(),
+        ));
         ctx.action(crate::routing::realm::Action::Cluster(
             crate::routing::cluster::ClusterOut::Testaments {
                 session,
@@ -239,11 +258,7 @@ impl Meta {
         };
         ctx.event(RouterEvent::new(
             "wamp.session.on_leave",
-            vec![
-                Value::UInt(session),
-                Value::Str(m.sref.authid.to_string()),
-                Value::Str(m.sref.authrole.to_string()),
-            ],
+            on_leave_args(session, &m),
         ));
     }
 
@@ -554,6 +569,15 @@ impl Meta {
             ),
         }
     }
+}
+
+/// `wamp.session.on_leave`'s arguments: session ID, authid, authrole.
+fn on_leave_args(session: SessionId, m: &Member) -> Vec<Value> {
+    vec![
+        Value::UInt(session),
+        Value::Str(m.sref.authid.to_string()),
+        Value::Str(m.sref.authrole.to_string()),
+    ]
 }
 
 impl Member {

@@ -249,14 +249,21 @@ fn testaments_are_replicated_on_every_change_and_a_dead_nodes_are_published() {
         ),
     );
     result(&c.one(1));
+    // Each list ends with the session's on_leave: a dead node's sessions leave everywhere.
+    let leave = || "wamp.session.on_leave".to_string();
     assert_eq!(
         testaments(&c),
         [
-            (1, vec!["com.will.a".to_string()]),
-            (1, vec!["com.will.a".into(), "com.will.b".into()]),
-            (1, vec![]),
+            (1, vec![leave()]),
+            (1, vec!["com.will.a".to_string(), leave()]),
+            (1, vec!["com.will.a".into(), "com.will.b".into(), leave()]),
+            (1, vec![leave()]),
         ]
     );
+    // Leaving: the copies are forgotten (published here).
+    c.leave(1);
+    assert_eq!(testaments(&c).last(), Some(&(1, vec![])));
+    c.join(1, 1);
     // Outside a cluster nothing is replicated.
     let mut single = Cluster::new(1);
     single.join(1, 0);
