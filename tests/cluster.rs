@@ -982,6 +982,13 @@ fn nats_server_loss_failover_degraded_and_resync() {
             texts(&local) == ["local"]
         })
         .await;
+        // A new registration cannot be checked against the other nodes: refused.
+        let refused = p
+            .register("com.degraded", RegisterOptions::default(), |_| async {
+                Ok(Yield::empty())
+            })
+            .await;
+        assert_eq!(wamp_error(refused), "switchyard.error.cluster_unavailable");
         // A testament added while cut off reaches B once NATS is back (sent again whole).
         p.call(
             "wamp.session.add_testament",
@@ -1008,6 +1015,19 @@ fn nats_server_loss_failover_degraded_and_resync() {
         remote.lock().unwrap().clear();
         until_live(&p, "com.fail", &[&remote]).await;
         assert_eq!(a.http("/ready").0, 200);
+        // Registrations work again once the registry is reachable (JetStream elects its
+        // leaders after the restart).
+        let deadline = Instant::now() + CONVERGE;
+        while let Err(e) = p
+            .register("com.degraded", RegisterOptions::default(), |_| async {
+                Ok(Yield::args(vec![Value::from("a")]))
+            })
+            .await
+        {
+            assert!(Instant::now() < deadline, "registration refused: {e:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert_eq!(wait_for_call(&sb, "com.degraded").await, "a");
 
         let will = subscribe(&sb, "com.fail.will", MatchPolicy::Exact).await;
         // B holds the copy of A's testament (resent on reconnect, or healed by snapshot).

@@ -154,9 +154,12 @@ pub(super) enum Op {
 
 /// How long a claim waits for the NATS connection before it is refused (at startup the
 /// connection may not be up yet when the first clients register).
-const WAIT_FOR_NATS: Duration = Duration::from_secs(3);
-/// One registry operation at most (JetStream round trips, retries).
-const OP_TIMEOUT: Duration = Duration::from_secs(5);
+const WAIT_FOR_NATS: Duration = Duration::from_secs(2);
+/// One registry operation at most, whatever it involves (JetStream round trips, retries): the
+/// operations are handled one at a time, so a claim never waits long behind a cleanup.
+const OP_TIMEOUT: Duration = Duration::from_secs(4);
+/// One JetStream request at most.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// Compare-and-set attempts before an operation gives up.
 const ATTEMPTS: usize = 32;
 
@@ -207,7 +210,18 @@ impl Registry {
 
     pub async fn run(mut self, mut rx: tokio::sync::mpsc::UnboundedReceiver<Op>) {
         while let Some(op) = rx.recv().await {
-            self.handle(op).await;
+            // Cleanup work is bounded as a whole (a claim answers on its own within bounds).
+            let cleanup = !matches!(op, Op::Claim { .. });
+            if cleanup {
+                if tokio::time::timeout(OP_TIMEOUT, self.handle(op))
+                    .await
+                    .is_err()
+                {
+                    self.failed("timeout");
+                }
+            } else {
+                self.handle(op).await;
+            }
         }
     }
 
@@ -351,7 +365,11 @@ impl Registry {
         if let Some(s) = &self.store {
             return Ok(s.clone());
         }
-        let js = async_nats::jetstream::new(self.client.clone());
+        if !self.up() {
+            return Err("not connected to NATS".into());
+        }
+        let mut js = async_nats::jetstream::new(self.client.clone());
+        js.set_timeout(REQUEST_TIMEOUT);
         let bucket = self.subjects.registry_bucket();
         let store = match js.get_key_value(bucket.clone()).await {
             Ok(s) => s,
@@ -397,6 +415,9 @@ impl Registry {
     ) -> Result<ClaimResult, Failure> {
         let store = self.store().await?;
         for _ in 0..ATTEMPTS {
+            if !self.up() {
+                return Err("not connected to NATS".into());
+            }
             let current = Self::read(&store, key).await?;
             let Some((value, revision)) = current else {
                 let claim = Claim {
@@ -432,8 +453,12 @@ impl Registry {
             Ok(s) => s,
             Err(e) => return self.failed(&e),
         };
+        let client = self.client.clone();
         let work = async {
             for _ in 0..ATTEMPTS {
+                if client.connection_state() != async_nats::connection::State::Connected {
+                    return Err("not connected to NATS".to_string());
+                }
                 let Some((Some(mut value), revision)) = Self::read(&store, key).await? else {
                     return Ok(false);
                 };
@@ -487,6 +512,9 @@ impl Registry {
         };
         let me = self.me;
         for key in keys {
+            if !self.up() {
+                return;
+            }
             // This node's own keys it still holds are kept (its current incarnation).
             let held = node == me.0 && self.held.contains_key(&key);
             let keep = if held { Some(me.1) } else { keep };
