@@ -322,6 +322,27 @@ fn rpc_across_nodes() {
             vec![Value::List(vec![Value::from(b_session)])]
         );
 
+        // Three nodes race for one `single` procedure: the registry lets exactly one win.
+        let race = |c: Client| async move {
+            c.register("com.race", RegisterOptions::default(), |_| async {
+                Ok(Yield::empty())
+            })
+            .await
+            .map(|_| ())
+            .map_err(|e| wamp_error::<()>(Err(e)))
+        };
+        let results = futures_lite::future::zip(
+            race(ca.clone()),
+            futures_lite::future::zip(race(cb.clone()), race(cc.clone())),
+        )
+        .await;
+        let all = [results.0, results.1 .0, results.1 .1];
+        assert_eq!(all.iter().filter(|r| r.is_ok()).count(), 1, "{all:?}");
+        assert!(all
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .all(|e| e == "wamp.error.procedure_already_exists"));
+
         // Shared, roundrobin over the three nodes' callees.
         register_named(&ca, "com.rr", rr(), "a").await;
         register_named(&cb, "com.rr", rr(), "b").await;
