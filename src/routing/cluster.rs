@@ -1,7 +1,7 @@
 //! What the routing core says to, and hears from, the other nodes of a cluster (sans-IO).
 //!
 //! A cluster is several Switchyard processes (*nodes*) acting as one router over NATS; the
-//! transport lives in `crate::cluster`. The routing core only knows three things:
+//! transport lives in `crate::cluster`. The routing core only knows these things:
 //!
 //! - **Node interest.** The home shard of a `(realm, policy, pattern)` knows when the first shard
 //!   of this node gains a subscriber of it and when the last one loses it; it then emits
@@ -17,9 +17,19 @@
 //!   this node, never back to the cluster.
 //! - **Departures.** A node that stopped (or was declared dead) is [`ClusterIn::NodeGone`]: its
 //!   interest is dropped on every shard.
-//! - **Testaments.** Each change of a local session's testaments is [`ClusterOut::Testaments`];
-//!   the other nodes keep a copy, and when a node dies one survivor publishes its sessions'
-//!   testaments ([`ClusterIn::PublishTestament`]).
+//! - **Testaments.** Each change of a local session's testaments is [`ClusterOut::Testaments`]
+//!   (the list ends with the session's `wamp.session.on_leave`); the other nodes keep a copy,
+//!   and when a node dies one survivor publishes its sessions' testaments and leave events
+//!   ([`ClusterIn::PublishTestament`]).
+//! - **Registrations.** The home shard of a registration claims the procedure for this node
+//!   ([`ClusterOut::Claim`] / [`ClusterIn::Claimed`]; the cluster's registry checks `single`
+//!   and invocation policies across nodes) before the node's first callee is accepted, and
+//!   announces each local callee ([`ClusterOut::Callee`]); every shard keeps the other nodes'
+//!   callees in its registration replica ([`ClusterIn::Callee`]) under a remote shard ID
+//!   ([`remote_shard`]).
+//! - **Calls and meta queries.** A peer message for a remote shard ID is
+//!   [`ClusterOut::Peer`] (the call protocol crosses nodes unchanged) and arrives there as
+//!   [`ClusterIn::Peer`]; session meta queries fan out as [`ClusterOut::Query`].
 //!
 //! Router-scope IDs carry the node ID in their high bits ([`id_base`]), so they are unique
 //! cluster-wide and stay below 2^53.
