@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Cross-node cost of a Switchyard cluster, measured against the single-node figures in the
-# same run: one nats-server and two switchyard nodes (1 shard each) on this host; loadgen
-# runs each scenario twice, once with every session on node A (nothing crosses: the
-# baseline), once with the subscribers on node B and the publishers on node A (every event
-# crosses NATS once per interested node). Prints throughput and latency of both and their
-# ratio. Traffic stays on 127.0.0.1. See bench/FINDINGS.md ("Cluster").
+# same run: one nats-server (JetStream) and two switchyard nodes (1 shard each) on this host;
+# loadgen runs each scenario twice, once with every session on node A (nothing crosses: the
+# baseline), once with the receivers on node B and the senders on node A (every event
+# crosses NATS once per interested node; every call goes A → B and its result B → A).
+# Prints throughput and latency of both and their ratio. Traffic stays on 127.0.0.1. See
+# bench/FINDINGS.md ("Cluster").
 #
 #   bash bench/cluster.sh [--duration S] [--warmup S] [--quick] [--out DIR]
 set -euo pipefail
@@ -56,12 +57,18 @@ run fanout-64-r1k fanout --subscribers 64 --rate 1000
 run fanout-64-r10k fanout --subscribers 64 --rate 10000
 run fanout-64-r40k fanout --subscribers 64 --rate 40000
 run pubsub-8x8-r80k pubsub --publishers 8 --subscribers 8 --topics 8 --rate 80000
+# RPC: callees on B, callers on A. Open loop at two rates (latency), then closed loop
+# (throughput: 16 calls in flight per caller).
+run rpc-8x2-r5k rpc --callers 8 --callees 2 --rate 5000
+run rpc-8x2-r20k rpc --callers 8 --callees 2 --rate 20000
+run rpc-8x2-closed rpc --callers 8 --callees 2
 
 python3 - "$OUT" <<'EOF'
 import json, sys, os
 out = sys.argv[1]
 rows = []
-for name in ["fanout-64-r1k", "fanout-64-r10k", "fanout-64-r40k", "pubsub-8x8-r80k"]:
+for name in ["fanout-64-r1k", "fanout-64-r10k", "fanout-64-r40k", "pubsub-8x8-r80k",
+             "rpc-8x2-r5k", "rpc-8x2-r20k", "rpc-8x2-closed"]:
     s = json.load(open(os.path.join(out, f"{name}-single.json")))
     c = json.load(open(os.path.join(out, f"{name}-cross.json")))
     ratio = lambda a, b: (a / b) if b else float("nan")
@@ -71,7 +78,7 @@ for name in ["fanout-64-r1k", "fanout-64-r10k", "fanout-64-r40k", "pubsub-8x8-r8
                  s["latency_us"]["p50"], c["latency_us"]["p50"],
                  s["latency_us"]["p99"], c["latency_us"]["p99"],
                  c["totals"]["lost"]))
-print(f"{'scenario':<20} {'single ev/s':>12} {'cross ev/s':>12} {'ratio':>6} "
+print(f"{'scenario':<20} {'single msg/s':>12} {'cross msg/s':>12} {'ratio':>6} "
       f"{'p50 us 1/x':>14} {'p99 us 1/x':>16} {'lost':>5}")
 for r in rows:
     print(f"{r[0]:<20} {r[1]:>12.0f} {r[2]:>12.0f} {r[3]:>6.2f} "

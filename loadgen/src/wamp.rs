@@ -105,6 +105,44 @@ pub async fn register(r: &mut Reader, w: &mut Writer, procedure: &str, shared: b
     }
 }
 
+/// Asks `wamp.registration.match` until `procedure` has a registration (a callee on another
+/// node of a cluster: its registration reaches this node a moment after REGISTERED), at most
+/// `limit`.
+pub async fn wait_callable(
+    r: &mut Reader,
+    w: &mut Writer,
+    procedure: &str,
+    limit: std::time::Duration,
+) -> Result<()> {
+    let deadline = std::time::Instant::now() + limit;
+    let meta = Uri::from("wamp.registration.match");
+    for request in 1u64.. {
+        let args = Payload::args(vec![Value::Str(procedure.to_owned())]);
+        w.send(&call(request, &meta, args)).await?;
+        match r.message().await? {
+            Some(Message::Result(res)) => {
+                let found = res
+                    .payload
+                    .args_values()
+                    .ok()
+                    .flatten()
+                    .is_some_and(|a| a.first().is_some_and(|v| *v != Value::Null));
+                if found {
+                    return Ok(());
+                }
+            }
+            Some(Message::Error(e)) => bail!("wamp.registration.match refused: {}", e.error),
+            Some(other) => bail!("expected RESULT, got {}", other.name()),
+            None => bail!("connection closed while waiting for {procedure}"),
+        }
+        if std::time::Instant::now() >= deadline {
+            bail!("{procedure} has no registration on this router after {limit:?}");
+        }
+        glommio::timer::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
 /// The padding that brings a stamped payload to about `size` bytes.
 pub fn pad_for(size: usize) -> Bytes {
     Bytes::from(vec![0x5a; size.saturating_sub(16)])

@@ -63,7 +63,14 @@ pub async fn shard(ctx: ShardCtx, env: Arc<Env>, cfg: Arc<Rpc>) -> Result<()> {
         }
         callees.push(sess);
     }
-    let callers = open_sessions_as(&ctx, &env, caller_ids, true).await?;
+    let mut callers = open_sessions_as(&ctx, &env, caller_ids, true).await?;
+    if env.sender_endpoint.is_some() {
+        // Callers on another router (a cluster node): wait until the callees' registration
+        // has reached it, so the run does not start with a burst of no_such_procedure.
+        for (_, s) in &mut callers {
+            wamp::wait_callable(&mut s.r, &mut s.w, PROCEDURE, Duration::from_secs(10)).await?;
+        }
+    }
     let Some(start) = ctx.ready().await else {
         return Ok(());
     };
