@@ -31,9 +31,13 @@ struct Node {
 
 impl Node {
     fn start(id: u16, nats: &str) -> Node {
+        Self::start_with(id, nats, &[])
+    }
+
+    fn start_with(id: u16, nats: &str, extra: &[&str]) -> Node {
         let id_s = id.to_string();
         let timeout = NODE_TIMEOUT_MS.to_string();
-        let process = RouterProcess::start(&[
+        let mut args = vec![
             "--no-ws",
             "--rs",
             "127.0.0.1:0",
@@ -47,7 +51,9 @@ impl Node {
             &id_s,
             "--cluster-node-timeout-ms",
             &timeout,
-        ]);
+        ];
+        args.extend_from_slice(extra);
+        let process = RouterProcess::start(&args);
         Node { id, process }
     }
 
@@ -265,20 +271,34 @@ async fn call_text(c: &Client, procedure: &str) -> Result<String, switchyard::cl
     })
 }
 
-/// RPC across nodes: a `single` registration is unique cluster-wide (the registry refuses a
-/// second one on another node), shared registrations keep their policy cluster-wide
+/// RPC across nodes, on three NATS servers clustered with JetStream (the registry kept in
+/// three copies), each node on its own server: a `single` registration is unique
+/// cluster-wide (the registry refuses a second one on another node, and of three nodes racing
+/// for one, exactly one wins), shared registrations keep their policy cluster-wide
 /// (roundrobin over the callees of every node, a different policy refused), calls reach the
 /// callee's node and the result comes back, with progressive results, progressive
-/// invocations, cancel and timeout; the meta API lists remote callees. Then the callee's node
-/// is killed with SIGKILL: the call in flight to it fails with `wamp.error.canceled`, its
-/// registrations disappear everywhere, and its `single` procedure can be registered again on
-/// another node (the registry forgot the dead node's claims).
+/// invocations, cancel and timeout; the meta API lists remote callees. A NATS server dies:
+/// its node fails over and registrations and calls go on. Then the callee's node is killed
+/// with SIGKILL: the call in flight to it fails with `wamp.error.canceled`, its registrations
+/// disappear everywhere, and its `single` procedure can be registered again on another node
+/// (the registry forgot the dead node's claims).
 #[test]
 fn rpc_across_nodes() {
-    let nats = NatsServer::start();
-    let a = Node::start(1, &nats.url());
-    let b = Node::start(2, &nats.url());
-    let c = Node::start(3, &nats.url());
+    let [mut s0, s1, s2] = three_nats();
+    let all = |first: &NatsServer| {
+        let mut urls = vec![first.url()];
+        urls.extend(
+            [&s0, &s1, &s2]
+                .iter()
+                .map(|s| s.url())
+                .filter(|u| *u != first.url()),
+        );
+        urls.join(",")
+    };
+    let r3 = ["--cluster-replicas", "3"];
+    let a = Node::start_with(1, &all(&s0), &r3);
+    let b = Node::start_with(2, &all(&s1), &r3);
+    let c = Node::start_with(3, &all(&s2), &r3);
     for n in [&a, &b, &c] {
         n.wait_nodes(2);
     }
@@ -477,6 +497,33 @@ fn rpc_across_nodes() {
             *interrupts.lock().unwrap(),
             [CancelMode::Kill, CancelMode::KillNoWait]
         );
+
+        // A's NATS server dies: A fails over to another server; the registry (three copies)
+        // still answers, calls still cross.
+        s0.kill();
+        until("A reconnected", || {
+            a.metric("switchyard_cluster_connected", &[]) == 1.0
+                && a.metric("switchyard_cluster_nodes", &[]) == 2.0
+        })
+        .await;
+        let deadline = Instant::now() + CONVERGE;
+        while let Err(e) = ca
+            .register("com.after", RegisterOptions::default(), |_| async {
+                Ok(Yield::args(vec![Value::from("a")]))
+            })
+            .await
+        {
+            assert!(Instant::now() < deadline, "registration refused: {e:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(wait_for_call(&cc, "com.after").await, "a");
+        let refused = cb
+            .register("com.after", RegisterOptions::default(), |_| async {
+                Ok(Yield::empty())
+            })
+            .await;
+        assert_eq!(wamp_error(refused), "wamp.error.procedure_already_exists");
+        assert_eq!(call_text(&ca, "com.single").await.expect("call"), "b");
 
         // B dies with a call to it in flight.
         cb.register("com.hang", RegisterOptions::default(), |_inv| async {

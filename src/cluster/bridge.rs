@@ -366,6 +366,7 @@ impl Bridge {
             (me, self.incarnation),
             self.sink.clone(),
             self.metrics.clone(),
+            reg_tx.clone(),
         );
         tokio::spawn(registry.run(reg_rx));
         self.registry = Some(reg_tx);
@@ -1103,11 +1104,14 @@ impl Bridge {
                         tracing::info!(node = self.cfg.node_id, "cluster: node {n} left");
                     }
                     self.remote_testaments.remove(&n);
-                    if self.members.lowest() {
-                        // The registry forgets its claims (unless it came back already).
-                        let keep = self.members.incarnation_of(n);
-                        self.registry(Op::Purge { node: n, keep });
-                    }
+                    // The registry forgets its claims (unless it came back already). Every live
+                    // node does it: idempotent, and one failing does not leave them behind.
+                    let keep = self.members.incarnation_of(n);
+                    self.registry(Op::Purge {
+                        node: n,
+                        keep,
+                        attempt: 0,
+                    });
                     self.for_every_shard(|| ClusterIn::NodeGone { node: n });
                 }
                 Todo::Clear(n) => self.for_every_shard(|| ClusterIn::NodeReset { node: n }),

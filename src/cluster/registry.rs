@@ -145,7 +145,12 @@ pub(super) enum Op {
         procedure: Uri,
     },
     /// Node `node` is gone: drop its claims, except those of incarnation `keep` (it came back).
-    Purge { node: NodeId, keep: Option<u64> },
+    /// Every live node does it (idempotent); one that fails is tried again later (`attempt`).
+    Purge {
+        node: NodeId,
+        keep: Option<u64>,
+        attempt: u32,
+    },
     /// (Re)connected to NATS: drop whatever an older state of this node left in the registry
     /// and claim again what it serves (a janitor may have dropped it while it was cut off, or
     /// the registry itself may have been lost).
@@ -162,6 +167,10 @@ const OP_TIMEOUT: Duration = Duration::from_secs(4);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// Compare-and-set attempts before an operation gives up.
 const ATTEMPTS: usize = 32;
+/// A failed purge is tried again this many times, [`PURGE_RETRY`] apart (JetStream may be
+/// electing a new leader for the bucket when a node dies with its NATS server).
+const PURGE_ATTEMPTS: u32 = 10;
+const PURGE_RETRY: Duration = Duration::from_secs(1);
 
 /// What this node holds: key → what it claimed (to claim again after a reconnection).
 struct Held {
@@ -179,6 +188,8 @@ pub(super) struct Registry {
     pub me: (NodeId, u64),
     pub sink: Arc<dyn ShardSink>,
     pub metrics: Arc<ClusterMetrics>,
+    /// The worker's own queue (a failed purge is queued again).
+    again: tokio::sync::mpsc::UnboundedSender<Op>,
     store: Option<async_nats::jetstream::kv::Store>,
     held: HashMap<String, Held>,
     gave_up: bool,
@@ -194,6 +205,7 @@ impl Registry {
         me: (NodeId, u64),
         sink: Arc<dyn ShardSink>,
         metrics: Arc<ClusterMetrics>,
+        again: tokio::sync::mpsc::UnboundedSender<Op>,
     ) -> Self {
         Self {
             client,
@@ -202,6 +214,7 @@ impl Registry {
             me,
             sink,
             metrics,
+            again,
             store: None,
             held: HashMap::new(),
             gave_up: false,
@@ -210,17 +223,36 @@ impl Registry {
 
     pub async fn run(mut self, mut rx: tokio::sync::mpsc::UnboundedReceiver<Op>) {
         while let Some(op) = rx.recv().await {
+            let retry = match op {
+                Op::Purge {
+                    node,
+                    keep,
+                    attempt,
+                } if attempt < PURGE_ATTEMPTS => Some(Op::Purge {
+                    node,
+                    keep,
+                    attempt: attempt + 1,
+                }),
+                _ => None,
+            };
             // Cleanup work is bounded as a whole (a claim answers on its own within bounds).
-            let cleanup = !matches!(op, Op::Claim { .. });
-            if cleanup {
-                if tokio::time::timeout(OP_TIMEOUT, self.handle(op))
-                    .await
-                    .is_err()
-                {
-                    self.failed("timeout");
-                }
+            let done = if matches!(op, Op::Claim { .. }) {
+                self.handle(op).await
             } else {
-                self.handle(op).await;
+                match tokio::time::timeout(OP_TIMEOUT, self.handle(op)).await {
+                    Ok(done) => done,
+                    Err(_) => {
+                        self.failed("timeout");
+                        false
+                    }
+                }
+            };
+            if let (false, Some(op)) = (done, retry) {
+                let again = self.again.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(PURGE_RETRY).await;
+                    let _ = again.send(op);
+                });
             }
         }
     }
@@ -250,7 +282,8 @@ impl Registry {
         false
     }
 
-    async fn handle(&mut self, op: Op) {
+    /// Whether the operation was carried out (a failed purge is tried again).
+    async fn handle(&mut self, op: Op) -> bool {
         match op {
             Op::Claim {
                 realm,
@@ -263,19 +296,7 @@ impl Registry {
             } => {
                 let key = registry_key(&realm, policy, &procedure);
                 let result = if self.connected().await {
-                    match tokio::time::timeout(OP_TIMEOUT, self.claim(&key, invoke, registration))
-                        .await
-                    {
-                        Ok(Ok(r)) => r,
-                        Ok(Err(e)) => {
-                            self.failed(&e);
-                            ClaimResult::Refused(errors::CLUSTER_UNAVAILABLE)
-                        }
-                        Err(_) => {
-                            self.failed("timeout");
-                            ClaimResult::Refused(errors::CLUSTER_UNAVAILABLE)
-                        }
-                    }
+                    self.claim_retrying(&key, invoke, registration).await
                 } else {
                     ClaimResult::Refused(errors::CLUSTER_UNAVAILABLE)
                 };
@@ -299,6 +320,7 @@ impl Registry {
                 }
                 self.sink
                     .deliver(shard, vec![(realm, ClusterIn::Claimed { token, result })]);
+                true
             }
             Op::Release {
                 realm,
@@ -312,12 +334,9 @@ impl Registry {
                     let me = self.me;
                     self.release(&key, |n| n == me).await;
                 }
+                true
             }
-            Op::Purge { node, keep } => {
-                if self.up() {
-                    self.purge(node, keep).await;
-                }
-            }
+            Op::Purge { node, keep, .. } => self.up() && self.purge(node, keep).await,
             Op::Connected => {
                 let me = self.me;
                 // Everything of this node not held now (older incarnations, releases made
@@ -347,7 +366,34 @@ impl Registry {
                         Err(_) => self.failed("timeout"),
                     }
                 }
+                true
             }
+        }
+    }
+
+    /// A claim, tried again (for at most [`OP_TIMEOUT`] in all) while JetStream cannot
+    /// answer: just after the NATS servers start or one of them fails over, JetStream elects
+    /// its leaders and refuses requests for a moment.
+    async fn claim_retrying(
+        &mut self,
+        key: &str,
+        invoke: InvokePolicy,
+        proposed: Id,
+    ) -> ClaimResult {
+        let deadline = Instant::now() + OP_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let why = match tokio::time::timeout(left, self.claim(key, invoke, proposed)).await {
+                Ok(Ok(r)) => return r,
+                Ok(Err(e)) => e,
+                Err(_) => "timeout".to_owned(),
+            };
+            if Instant::now() + Duration::from_millis(200) >= deadline || !self.up() {
+                self.failed(&why);
+                return ClaimResult::Refused(errors::CLUSTER_UNAVAILABLE);
+            }
+            self.store = None;
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 
@@ -447,11 +493,15 @@ impl Registry {
         Err(format!("claim of {key}: too many concurrent changes"))
     }
 
-    /// Removes the nodes `gone` selects from `key` (deleting the key when none is left).
-    async fn release(&mut self, key: &str, gone: impl Fn((NodeId, u64)) -> bool) {
+    /// Removes the nodes `gone` selects from `key` (deleting the key when none is left);
+    /// false if that could not be done.
+    async fn release(&mut self, key: &str, gone: impl Fn((NodeId, u64)) -> bool) -> bool {
         let store = match self.store().await {
             Ok(s) => s,
-            Err(e) => return self.failed(&e),
+            Err(e) => {
+                self.failed(&e);
+                return false;
+            }
         };
         let client = self.client.clone();
         let work = async {
@@ -482,20 +532,32 @@ impl Registry {
             Err(format!("release of {key}: too many concurrent changes"))
         };
         match tokio::time::timeout(OP_TIMEOUT, work).await {
-            Ok(Ok(true)) => {
-                self.metrics.registry_released.fetch_add(1, Relaxed);
+            Ok(Ok(released)) => {
+                if released {
+                    self.metrics.registry_released.fetch_add(1, Relaxed);
+                }
+                true
             }
-            Ok(Ok(false)) => {}
-            Ok(Err(e)) => self.failed(&e),
-            Err(_) => self.failed("timeout"),
+            Ok(Err(e)) => {
+                self.failed(&e);
+                false
+            }
+            Err(_) => {
+                self.failed("timeout");
+                false
+            }
         }
     }
 
-    /// Drops node `node`'s claims (except incarnation `keep`) from every key.
-    async fn purge(&mut self, node: NodeId, keep: Option<u64>) {
+    /// Drops node `node`'s claims (except incarnation `keep`) from every key; false if that
+    /// could not be done for every key.
+    async fn purge(&mut self, node: NodeId, keep: Option<u64>) -> bool {
         let store = match self.store().await {
             Ok(s) => s,
-            Err(e) => return self.failed(&e),
+            Err(e) => {
+                self.failed(&e);
+                return false;
+            }
         };
         let keys = async {
             let mut keys = store.keys().await.map_err(|e| e.to_string())?;
@@ -507,20 +569,29 @@ impl Registry {
         };
         let keys = match tokio::time::timeout(OP_TIMEOUT, keys).await {
             Ok(Ok(k)) => k,
-            Ok(Err(e)) => return self.failed(&e),
-            Err(_) => return self.failed("timeout listing the registry"),
+            Ok(Err(e)) => {
+                self.failed(&e);
+                return false;
+            }
+            Err(_) => {
+                self.failed("timeout listing the registry");
+                return false;
+            }
         };
         let me = self.me;
+        let mut all = true;
         for key in keys {
             if !self.up() {
-                return;
+                return false;
             }
             // This node's own keys it still holds are kept (its current incarnation).
             let held = node == me.0 && self.held.contains_key(&key);
             let keep = if held { Some(me.1) } else { keep };
-            self.release(&key, |(n, inc)| n == node && Some(inc) != keep)
+            all &= self
+                .release(&key, |(n, inc)| n == node && Some(inc) != keep)
                 .await;
         }
+        all
     }
 }
 
