@@ -1243,14 +1243,23 @@ fn the_deploy_script_starts_a_working_cluster() {
     assert!(pids.trim().is_empty(), "stop.sh empties the pid list");
 }
 
-/// autobahn-python clients on three nodes (JSON and MessagePack, exact and prefix): every
-/// event once and in order, exclude_me and exclude by session ID across nodes, one
-/// subscription ID per topic and policy cluster-wide (tests/interop/cluster.py).
+/// autobahn-python clients on three nodes, each on its own NATS server of a JetStream NATS
+/// cluster (JSON and MessagePack, exact and prefix): every event once and in order,
+/// exclude_me and exclude by session ID across nodes, one subscription ID per topic and
+/// policy cluster-wide; RPC (a single registration refused on the other nodes, roundrobin
+/// over every node's callees, progressive results, cancel, timeout) and
+/// `wamp.session.count` across nodes (tests/interop/cluster.py).
 #[test]
 fn autobahn_python_clients_on_different_nodes() {
     let python = common::interop_python("autobahn, msgpack");
-    let nats = NatsServer::start();
-    let nodes: Vec<Node> = (1..=3).map(|i| Node::start(i, &nats.url())).collect();
+    // Three NATS servers clustered with JetStream, each node on its own.
+    let servers = three_nats();
+    let nodes: Vec<Node> = (1..=3u16)
+        .map(|i| {
+            let s = &servers[usize::from(i) - 1];
+            Node::start_with(i, &s.url(), &["--cluster-replicas", "3"])
+        })
+        .collect();
     for n in &nodes {
         n.wait_nodes(2);
     }
