@@ -1237,6 +1237,18 @@ fn the_deploy_script_starts_a_working_cluster() {
         let s = Client::connect(cfg(rs("3"))).await.expect("node 3");
         let inbox = subscribe(&s, "com.deploy", MatchPolicy::Exact).await;
         until_live(&p, "com.deploy", &[&inbox]).await;
+        // RPC across nodes: the registry (JetStream, three copies) answers.
+        let deadline = Instant::now() + CONVERGE;
+        while let Err(e) = s
+            .register("com.deploy.rpc", RegisterOptions::default(), |_| async {
+                Ok(Yield::args(vec![Value::from("node3")]))
+            })
+            .await
+        {
+            assert!(Instant::now() < deadline, "registration refused: {e:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(wait_for_call(&p, "com.deploy.rpc").await, "node3");
     });
     stop();
     let pids = std::fs::read_to_string(run.join("pids")).expect("pids file");
