@@ -444,12 +444,14 @@ impl Dealer {
     /// On the home shard: remove a callee, broadcast the removal, and report the end of the
     /// registration when it was the last callee (meta `on_delete`).
     pub(crate) fn on_unregister_request(&mut self, mut removal: CalleeRemoval, ctx: &mut Ctx<'_>) {
-        // A REGISTER still waiting for the cluster's registry is dropped from the wait.
-        let key = (removal.policy, removal.procedure.clone());
-        if let Some(c) = self.claiming.get(&key).and_then(|t| self.claims.get_mut(t)) {
-            c.waiting.retain(|w| w.callee.session != removal.session);
-        }
         let announce = ctx.config.cluster_node.is_some();
+        if announce && !self.claiming.is_empty() {
+            // A REGISTER still waiting for the cluster's registry is dropped from the wait.
+            let key = (removal.policy, removal.procedure.clone());
+            if let Some(c) = self.claiming.get(&key).and_then(|t| self.claims.get_mut(t)) {
+                c.waiting.retain(|w| w.callee.session != removal.session);
+            }
+        }
         let before = announce
             .then(|| self.regs.get(removal.policy, &removal.procedure))
             .flatten()

@@ -495,6 +495,22 @@ fn calls_reach_a_remote_callee_and_its_answer_comes_back() {
         (result(&m).request, first_arg(&result(&m).payload)),
         (inv.request, Some(Value::from(42i64)))
     );
+    // The meta API revokes the remote callee: its node is asked to.
+    c.run(
+        1,
+        call(
+            20,
+            "wamp.registration.remove_callee",
+            CallOptions::default(),
+            Payload::args(vec![Value::UInt(77), Value::UInt(50)]),
+        ),
+    );
+    let revoke = peer_out(&c)
+        .into_iter()
+        .find(|(_, _, k, _)| *k == "RevokeCallee")
+        .map(|(n, s, _, _)| (n, s));
+    assert_eq!(revoke, Some((3, 1)));
+    let _ = c.take(1);
     // The node dies with the call to it in flight: the caller gets wamp.error.canceled and
     // its callee is gone from every shard.
     c.run(1, call(12, "com.p", CallOptions::default(), args(&[3])));
