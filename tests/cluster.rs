@@ -671,6 +671,110 @@ fn session_meta_api_across_nodes() {
     });
 }
 
+/// Event retention and event history hold across nodes: a retained publication on A with no
+/// subscriber anywhere is kept by B too (a subscriber on B asking for retained events gets
+/// it), and B's history rule records the events published on A (B had no subscriber then).
+#[test]
+fn retained_events_and_history_across_nodes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("switchyard.toml");
+    std::fs::write(
+        &config,
+        "[[realm]]\nname = \"realm1\"\n\n[[realm.history]]\ntopic = \"com.hist\"\n",
+    )
+    .expect("write config");
+    let config = config.to_str().expect("utf-8 path");
+    let nats = NatsServer::start();
+    let a = Node::start_with(1, &nats.url(), &["--config", config]);
+    let b = Node::start_with(2, &nats.url(), &["--config", config]);
+    a.wait_nodes(1);
+    b.wait_nodes(1);
+    runtime().block_on(async {
+        let (ca, cb) = (connect(&a).await, connect(&b).await);
+        let ack = PublishOptions {
+            retain: Some(true),
+            acknowledge: Some(true),
+            ..Default::default()
+        };
+        ca.publish("com.kept", vec![Value::from("kept")], Dict::new(), ack)
+            .await
+            .expect("publish retained");
+        for i in 0..3i64 {
+            ca.publish(
+                "com.hist",
+                vec![Value::Int(i)],
+                Dict::new(),
+                PublishOptions {
+                    acknowledge: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("publish");
+        }
+        // B got them a moment later: subscribe there asking for the retained event.
+        let deadline = Instant::now() + CONVERGE;
+        loop {
+            let inbox: Inbox = Arc::default();
+            let i = inbox.clone();
+            let opts = SubscribeOptions {
+                get_retained: Some(true),
+                ..Default::default()
+            };
+            let sub = cb
+                .subscribe("com.kept", opts, move |e| i.lock().unwrap().push(e))
+                .await
+                .expect("subscribe");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if texts(&inbox) == ["kept"] {
+                break;
+            }
+            cb.unsubscribe(&sub).await.expect("unsubscribe");
+            assert!(Instant::now() < deadline, "B never kept A's retained event");
+        }
+        let hist = subscribe(&cb, "com.hist", MatchPolicy::Exact).await;
+        drop(hist);
+        let id = cb
+            .call(
+                "wamp.subscription.lookup",
+                vec![Value::from("com.hist")],
+                Dict::new(),
+                CallOptions::default(),
+            )
+            .await
+            .expect("lookup")
+            .args;
+        let events = cb
+            .call(
+                "wamp.subscription.get_events",
+                id,
+                Dict::new(),
+                CallOptions::default(),
+            )
+            .await
+            .expect("get_events")
+            .args;
+        let Some(Value::List(events)) = events.first() else {
+            panic!("{events:?}")
+        };
+        let firsts: Vec<Value> = events
+            .iter()
+            .filter_map(|e| match e {
+                Value::Dict(d) => match d.get("args") {
+                    Some(Value::List(a)) => a.first().cloned(),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            firsts,
+            [Value::UInt(0), Value::UInt(1), Value::UInt(2)],
+            "{events:?}"
+        );
+    });
+}
+
 /// Calls `procedure` until its registration (made on another node) has reached this node.
 async fn wait_for_call(c: &Client, procedure: &str) -> String {
     let deadline = Instant::now() + CONVERGE;

@@ -31,7 +31,8 @@ enum Control {
     Stop(std::sync::mpsc::Sender<()>),
 }
 
-type Outgoing = (Uri, Vec<NodeId>, Arc<Publication>);
+/// A publication for `nodes` (every live node when `everywhere`).
+type Outgoing = (Uri, Vec<NodeId>, Arc<Publication>, bool);
 /// A call-protocol message for shard `.2` of node `.1`.
 type OutCall = (Uri, NodeId, usize, PeerMsg);
 /// A call-protocol message encoded for NATS, kept to fail its call if it cannot be sent.
@@ -90,10 +91,14 @@ impl ClusterHandle {
                     testaments.iter().map(wire::encode_testament).collect(),
                 ));
             }
-            ClusterOut::Publish { nodes, publication } => {
+            ClusterOut::Publish {
+                nodes,
+                publication,
+                everywhere,
+            } => {
                 if self
                     .publications
-                    .try_send((realm.clone(), nodes, publication))
+                    .try_send((realm.clone(), nodes, publication, everywhere))
                     .is_err()
                 {
                     self.metrics.dropped.fetch_add(1, Relaxed);
@@ -887,12 +892,19 @@ impl Bridge {
     /// message holding that node's share of them (in order).
     async fn publish(&self, client: &async_nats::Client, batch: Vec<Outgoing>) {
         let mut per_node: Vec<(NodeId, Vec<Bytes>)> = Vec::new();
-        for (realm, nodes, publication) in batch {
+        let alive: Vec<NodeId> = self
+            .members
+            .alive_nodes()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        for (realm, nodes, publication, everywhere) in batch {
             let b = wire::encode(&Msg::Publication {
                 node: self.cfg.node_id,
                 realm,
                 publication,
             });
+            let nodes = if everywhere { alive.clone() } else { nodes };
             for n in nodes {
                 if !self.members.is_alive(n) {
                     continue;

@@ -139,10 +139,13 @@ pub enum ClusterOut {
         pattern: Uri,
         add: bool,
     },
-    /// Deliver `publication` on each of `nodes` (once per node).
+    /// Deliver `publication` on each of `nodes` (once per node); with `everywhere`, on every
+    /// live node (a `retain` publication, or one an event history rule records: every node
+    /// keeps it, whether or not it has subscribers now).
     Publish {
         nodes: Vec<NodeId>,
         publication: Arc<Publication>,
+        everywhere: bool,
     },
     /// A local session's testaments changed: all of them now, in publication order (empty:
     /// none left, or published by this node as the session left). The other nodes keep them

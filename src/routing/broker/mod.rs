@@ -298,8 +298,18 @@ impl Broker {
         retained: Option<Arc<RetainedEvent>>,
         ctx: &mut Ctx<'_>,
     ) {
+        // Cluster: a publication every node must keep (retained, or recorded by a history
+        // rule) goes to every node, not only the interested ones.
+        let everywhere = ctx.config.cluster_node.is_some()
+            && (retained.is_some() || {
+                let mut recorded = false;
+                ctx.config
+                    .history
+                    .for_each_match(&publication.topic, |_, _| recorded = true);
+                recorded && super::history::storable(publication)
+            });
         self.dispatch_node(publication, retained, ctx);
-        if ctx.config.cluster_node.is_some() && !self.remote.is_empty() {
+        if ctx.config.cluster_node.is_some() && (everywhere || !self.remote.is_empty()) {
             let mut nodes: Vec<NodeId> = Vec::new();
             self.remote
                 .for_each_match(&publication.topic, |_, interested| {
@@ -309,10 +319,11 @@ impl Broker {
                         }
                     }
                 });
-            if !nodes.is_empty() {
+            if everywhere || !nodes.is_empty() {
                 ctx.action(Action::Cluster(ClusterOut::Publish {
                     nodes,
                     publication: publication.clone(),
+                    everywhere,
                 }));
             }
         }
@@ -739,9 +750,15 @@ impl Broker {
                     self.drop_remote(node, policy, &pattern);
                 }
             }
-            // Delivered on this node only: it never goes back to the cluster, and retention
-            // and history are the publishing node's (see docs/cluster.md).
-            ClusterIn::Publish(publication) => self.dispatch_node(&publication, None, ctx),
+            // Delivered on this node only: it never goes back to the cluster. A retained one
+            // is kept here too (stamped on arrival: see docs/cluster.md), and the history
+            // rules of this node record it as for a local one.
+            ClusterIn::Publish(publication) => {
+                let retained = (publication.options.retain == Some(true)
+                    && ctx.config.retention.enabled())
+                .then(|| self.stamp_retained(&publication, ctx));
+                self.dispatch_node(&publication, retained, ctx)
+            }
             // A dead node's testament: published by this node's router, everywhere.
             ClusterIn::PublishTestament(t) => {
                 let (topic, payload, options) = *t;

@@ -39,7 +39,9 @@ fn published(c: &Cluster) -> Vec<(String, Vec<u16>)> {
     c.cluster
         .iter()
         .filter_map(|(_, o)| match o {
-            ClusterOut::Publish { nodes, publication } => {
+            ClusterOut::Publish {
+                nodes, publication, ..
+            } => {
                 let mut n = nodes.clone();
                 n.sort();
                 Some((publication.topic.to_string(), n))
@@ -635,4 +637,51 @@ fn session_queries_gather_every_node() {
         msg,
         PeerMsg::MetaReply { token: 9, answer: MetaAnswer::Sessions(ids) } if ids == vec![2]
     ));
+}
+
+#[test]
+fn a_retained_publication_goes_to_every_node_and_is_kept_where_it_arrives() {
+    let mut c = Cluster::with_config(2, node(1));
+    c.join(1, 0);
+    // No node is interested: a retained publication still goes everywhere.
+    let retain = PublishOptions {
+        retain: Some(true),
+        ..Default::default()
+    };
+    c.run(1, publish(1, "com.kept", retain.clone(), args(&[7])));
+    let everywhere: Vec<bool> = c
+        .cluster
+        .iter()
+        .filter_map(|(_, o)| match o {
+            ClusterOut::Publish { everywhere, .. } => Some(*everywhere),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(everywhere, [true]);
+    // A plain one with no interest does not cross at all.
+    c.cluster.clear();
+    c.run(
+        1,
+        publish(2, "com.plain", PublishOptions::default(), args(&[1])),
+    );
+    assert!(published(&c).is_empty());
+
+    // Another node's retained publication is kept here (on every shard): a subscriber that
+    // asks for retained events, on either shard, gets it.
+    c.cluster_in(1, remote_publication("com.remote.kept", 555, retain));
+    for (id, shard) in [(2, 0), (3, 1)] {
+        c.join(id, shard);
+        let sub = Message::Subscribe(Subscribe {
+            request: 1,
+            options: SubscribeOptions {
+                get_retained: Some(true),
+                ..Default::default()
+            },
+            topic: Uri::from("com.remote.kept"),
+        });
+        c.run(id, sub);
+        let got = c.take(id);
+        assert_eq!(got.len(), 2, "SUBSCRIBED then the retained event: {got:?}");
+        assert_eq!(event(&got[1]).publication, 777);
+    }
 }
