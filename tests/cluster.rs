@@ -533,6 +533,7 @@ fn rpc_across_nodes() {
         .await
         .expect("register com.hang");
         let h = wait_for_handle(&ca, "com.hang", vec![], CallOptions::default()).await;
+        let deletes = subscribe(&cc, "wamp.registration.on_delete", MatchPolicy::Exact).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
         b.process.signal(libc::SIGKILL);
         let killed = Instant::now();
@@ -545,6 +546,25 @@ fn rpc_across_nodes() {
             "after {:?}",
             killed.elapsed()
         );
+        // Its registrations' meta events are published (once, by one node): com.single had
+        // no other callee, so it is deleted.
+        let single_id = id.args[0].clone();
+        until("on_delete of B's com.single", || {
+            deletes
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|e| e.args.get(1) == Some(&single_id))
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let n = deletes
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.args.get(1) == Some(&single_id))
+            .count();
+        assert_eq!(n, 1, "published once");
         // B's registrations are gone; its single procedure is free for another node.
         assert_eq!(
             wamp_error(call_text(&ca, "com.single").await),

@@ -1124,7 +1124,9 @@ impl Bridge {
                         keep,
                         attempt: 0,
                     });
-                    self.for_every_shard(|| ClusterIn::NodeGone { node: n });
+                    // The lowest live node publishes the meta events of its departure.
+                    let announce = dead && self.members.lowest();
+                    self.for_every_shard(|| ClusterIn::NodeGone { node: n, announce });
                 }
                 Todo::Clear(n) => self.for_every_shard(|| ClusterIn::NodeReset { node: n }),
                 Todo::RequestSync(n) => {

@@ -208,8 +208,10 @@ pub enum ClusterIn {
     },
     /// Node `node` is gone: forget all its interest and callees, fail the calls in flight to
     /// its callees (`wamp.error.canceled`) and forget the invocations its callers made (every
-    /// shard).
-    NodeGone { node: NodeId },
+    /// shard). With `announce` (one node of the cluster does it: the lowest live one), the
+    /// home shards publish `wamp.registration.on_unregister` for each of its callees, and
+    /// `on_delete` for a registration that had no other callee anywhere.
+    NodeGone { node: NodeId, announce: bool },
     /// Node `node` re-synchronises (a snapshot of its interest follows): forget its interest
     /// and callees, keep the calls in flight (every shard).
     NodeReset { node: NodeId },

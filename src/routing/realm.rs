@@ -163,7 +163,7 @@ pub(crate) struct Ctx<'a> {
     /// Meta events to publish once the current handler returns.
     events: &'a mut Vec<RouterEvent>,
     /// Subscriptions and registrations the home shard removed during the current handler.
-    removed: &'a mut Vec<(Table, Id)>,
+    removed: &'a mut Vec<(Table, Id, Option<SessionId>)>,
 }
 
 impl Ctx<'_> {
@@ -197,7 +197,13 @@ impl Ctx<'_> {
     /// On the home shard: a subscription or registration was removed (its last subscriber or
     /// callee went).
     pub fn removed(&mut self, table: Table, id: Id) {
-        self.removed.push((table, id));
+        self.removed.push((table, id, None));
+    }
+
+    /// [`Ctx::removed`], and `on_delete` is published even if this node never published the
+    /// entry's `on_create` (cluster: the last callee, on a node that died, was `session`).
+    pub fn removed_announce(&mut self, table: Table, id: Id, session: SessionId) {
+        self.removed.push((table, id, Some(session)));
     }
 
     /// A meta event for the broker to publish when the current handler returns.
@@ -311,7 +317,7 @@ pub struct RealmShard {
     local: VecDeque<PeerMsg>,
     /// Scratch: meta events and removals of the handler running (see [`Ctx`]).
     events: Vec<RouterEvent>,
-    removed: Vec<(Table, Id)>,
+    removed: Vec<(Table, Id, Option<SessionId>)>,
     broker: Broker,
     dealer: Dealer,
     meta: Meta,
@@ -448,13 +454,13 @@ impl RealmShard {
             }
             ClusterIn::Claimed { token, result } => dealer.on_claimed(token, result, ctx),
             ClusterIn::Expect { token, replies } => meta.on_expect(token, replies, ctx),
-            ClusterIn::NodeGone { node } => {
-                dealer.node_gone(node, true, ctx);
-                broker.on_cluster(ClusterIn::NodeGone { node }, ctx);
+            ClusterIn::NodeGone { node, announce } => {
+                dealer.node_gone(node, Some(announce), ctx);
+                broker.on_cluster(ClusterIn::NodeGone { node, announce }, ctx);
             }
             ClusterIn::NodeReset { node } => {
-                dealer.node_gone(node, false, ctx);
-                broker.on_cluster(ClusterIn::NodeGone { node }, ctx);
+                dealer.node_gone(node, None, ctx);
+                broker.on_cluster(ClusterIn::NodeReset { node }, ctx);
             }
             other => broker.on_cluster(other, ctx),
         });
@@ -547,8 +553,8 @@ impl RealmShard {
         f(broker, dealer, meta, &mut ctx);
         loop {
             let removed = std::mem::take(ctx.removed);
-            for (table, id) in removed {
-                meta.on_removed(table, id, &mut ctx);
+            for (table, id, last) in removed {
+                meta.on_removed(table, id, last, &mut ctx);
             }
             let events = std::mem::take(ctx.events);
             for e in events {

@@ -745,7 +745,7 @@ impl Broker {
                     self.drop_remote(node, policy, &pattern);
                 }
             }
-            ClusterIn::NodeGone { node } | ClusterIn::NodeReset { node } => {
+            ClusterIn::NodeGone { node, .. } | ClusterIn::NodeReset { node } => {
                 for (policy, pattern) in self.remote_by_node.remove(&node).unwrap_or_default() {
                     self.drop_remote(node, policy, &pattern);
                 }

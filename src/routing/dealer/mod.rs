@@ -681,24 +681,38 @@ impl Dealer {
                     policy: c.policy,
                     procedure: c.procedure.clone(),
                 },
+                false,
                 ctx,
             );
         }
     }
 
-    fn remove_remote(&mut self, removal: CalleeRemoval, ctx: &mut Ctx<'_>) {
-        if let Some((id, true)) = self.apply_removal(&removal) {
-            if ctx.home(removal.policy, &removal.procedure) == ctx.shard {
+    /// Removes another node's callee; what [`Dealer::apply_removal`] says. The home shard
+    /// reports a registration gone with it (`announce`: its `on_delete` is published here
+    /// whoever published its `on_create`), see [`Dealer::node_gone`].
+    fn remove_remote(
+        &mut self,
+        removal: CalleeRemoval,
+        announce: bool,
+        ctx: &mut Ctx<'_>,
+    ) -> Option<(Id, bool)> {
+        let removed = self.apply_removal(&removal);
+        if let Some((id, true)) = removed {
+            if !announce && ctx.home(removal.policy, &removal.procedure) == ctx.shard {
                 ctx.removed(Table::Registration, id);
             }
         }
+        removed
     }
 
-    /// Every shard: node `node` is gone (`dead`) or re-synchronises. Its callees leave every
-    /// registration; when it is gone, the calls in flight to them fail with
-    /// `wamp.error.canceled` and the invocations its callers made are forgotten (the callee
-    /// INTERRUPTed if it can be).
-    pub(crate) fn node_gone(&mut self, node: NodeId, dead: bool, ctx: &mut Ctx<'_>) {
+    /// Every shard: node `node` is gone (`gone: Some(announce)`) or re-synchronises (`None`).
+    /// Its callees leave every registration; when it is gone, the calls in flight to them
+    /// fail with `wamp.error.canceled` and the invocations its callers made are forgotten
+    /// (the callee INTERRUPTed if it can be), and with `announce` the home shards publish the
+    /// registrations' meta events of its callees leaving.
+    pub(crate) fn node_gone(&mut self, node: NodeId, gone: Option<bool>, ctx: &mut Ctx<'_>) {
+        let dead = gone.is_some();
+        let announce = gone == Some(true);
         let on_node = |shard: ShardId| split_remote(shard).is_some_and(|(n, _)| n == node);
         let mut removals = Vec::new();
         for (policy, procedure) in self.reg_by_id.values() {
@@ -714,7 +728,21 @@ impl Dealer {
             }
         }
         for removal in removals {
-            self.remove_remote(removal, ctx);
+            let (session, policy, procedure) =
+                (removal.session, removal.policy, removal.procedure.clone());
+            let removed = self.remove_remote(removal, announce, ctx);
+            if let (true, Some((id, gone))) = (announce, removed) {
+                if ctx.home(policy, &procedure) == ctx.shard {
+                    ctx.event(super::meta::RouterEvent {
+                        topic: Uri::from("wamp.registration.on_unregister"),
+                        payload: Payload::args(vec![Value::UInt(session), Value::UInt(id)]),
+                        options: Default::default(),
+                    });
+                    if gone {
+                        ctx.removed_announce(Table::Registration, id, session);
+                    }
+                }
+            }
         }
         if !dead {
             return;

@@ -312,8 +312,16 @@ impl Meta {
     }
 
     /// On the home shard: the entry went with its last subscriber or callee.
-    pub fn on_removed(&mut self, table: Table, id: Id, ctx: &mut Ctx<'_>) {
-        let Some(last) = self.announced.remove(&(table, id)) else {
+    /// `fallback`: publish `on_delete` even if this shard published no `on_create` (with this
+    /// session as the last one, unless another is known).
+    pub fn on_removed(
+        &mut self,
+        table: Table,
+        id: Id,
+        fallback: Option<SessionId>,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let Some(last) = self.announced.remove(&(table, id)).or(fallback) else {
             return; // nobody ever joined it: no on_create, so no on_delete
         };
         let prefix = match table {

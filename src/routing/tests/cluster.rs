@@ -157,7 +157,13 @@ fn a_publication_goes_to_the_cluster_once_with_every_interested_node() {
     );
     // A node's departure, and an interest removal, on every shard.
     for shard in 0..2 {
-        c.cluster_in(shard, ClusterIn::NodeGone { node: 3 });
+        c.cluster_in(
+            shard,
+            ClusterIn::NodeGone {
+                node: 3,
+                announce: false,
+            },
+        );
         c.cluster_in(shard, remote(4, Wildcard, "com..z", false));
     }
     c.cluster.clear();
@@ -519,7 +525,13 @@ fn calls_reach_a_remote_callee_and_its_answer_comes_back() {
     c.run(1, call(13, "com.p", CallOptions::default(), args(&[4])));
     let _ = c.take(2);
     for shard in 0..2 {
-        c.cluster_in(shard, ClusterIn::NodeGone { node: 3 });
+        c.cluster_in(
+            shard,
+            ClusterIn::NodeGone {
+                node: 3,
+                announce: false,
+            },
+        );
     }
     assert_eq!(error(&c.one(1)).2, "wamp.error.canceled");
     for s in &c.shards {
@@ -565,7 +577,13 @@ fn a_remote_callers_invocation_answers_go_back_to_its_node() {
     c.cluster_in(1, invoke(6));
     let m = c.one(2);
     let req = invocation(&m).request;
-    c.cluster_in(1, ClusterIn::NodeGone { node: 4 });
+    c.cluster_in(
+        1,
+        ClusterIn::NodeGone {
+            node: 4,
+            announce: false,
+        },
+    );
     assert_eq!(interrupt(&c.one(2)).request, req);
     assert_eq!(c.shards[1].dealer().pending_invocations(), 0);
 }
@@ -683,5 +701,56 @@ fn a_retained_publication_goes_to_every_node_and_is_kept_where_it_arrives() {
         let got = c.take(id);
         assert_eq!(got.len(), 2, "SUBSCRIBED then the retained event: {got:?}");
         assert_eq!(event(&got[1]).publication, 777);
+    }
+}
+
+#[test]
+fn the_announcing_node_publishes_a_dead_nodes_registration_events() {
+    for announce in [false, true] {
+        let mut c = Cluster::with_config(2, node(1));
+        c.join(1, 0);
+        for topic in [
+            "wamp.registration.on_unregister",
+            "wamp.registration.on_delete",
+        ] {
+            c.run(1, subscribe(1, topic, Exact));
+        }
+        let _ = c.take(1);
+        for shard in 0..2 {
+            c.cluster_in(
+                shard,
+                ClusterIn::Callee {
+                    node: 3,
+                    add: true,
+                    callee: Box::new(remote_callee("com.p", 77, 50, 1)),
+                },
+            );
+        }
+        for shard in 0..2 {
+            c.cluster_in(shard, ClusterIn::NodeGone { node: 3, announce });
+        }
+        // (subscription, arguments) of each meta event received.
+        let got: Vec<(Id, Vec<Value>)> = c
+            .take(1)
+            .iter()
+            .map(|m| {
+                let e = event(m);
+                let args = e.payload.args_values().unwrap().unwrap_or_default();
+                (e.subscription, args)
+            })
+            .collect();
+        if announce {
+            // on_unregister then on_delete, each [session, registration], once.
+            assert_eq!(got.len(), 2, "{got:?}");
+            assert_ne!(got[0].0, got[1].0, "one on_unregister, one on_delete");
+            for (_, args) in &got {
+                assert_eq!(args, &[Value::UInt(50), Value::UInt(77)]);
+            }
+        } else {
+            assert!(got.is_empty(), "{got:?}");
+        }
+        for s in &c.shards {
+            assert!(s.dealer().registrations().is_empty());
+        }
     }
 }
