@@ -244,6 +244,44 @@ const RECEIVE_BATCH: usize = 1024;
 /// Snapshot chunks stay below this many bytes (NATS's default max payload is 1 MiB).
 const SNAPSHOT_CHUNK: usize = 64 * 1024;
 
+/// `first` and whatever else is queued already, at most [`PUBLISH_BATCH`] in all.
+fn drain<T>(first: T, rx: &mut tokio::sync::mpsc::Receiver<T>) -> Vec<T> {
+    let mut batch = vec![first];
+    while batch.len() < PUBLISH_BATCH {
+        match rx.try_recv() {
+            Ok(x) => batch.push(x),
+            Err(_) => break,
+        }
+    }
+    batch
+}
+
+/// Appends `item` to node `n`'s share.
+fn push_for<T>(per_node: &mut Vec<(NodeId, Vec<T>)>, n: NodeId, item: T) {
+    match per_node.iter_mut().find(|(m, _)| *m == n) {
+        Some((_, v)) => v.push(item),
+        None => per_node.push((n, vec![item])),
+    }
+}
+
+/// `parts` cut into runs of at most [`BATCH_BYTES`] (NATS refuses messages over its
+/// max_payload, 1 MiB by default); a part larger than that alone.
+fn chunks<T>(parts: Vec<T>, len: impl Fn(&T) -> usize) -> Vec<Vec<T>> {
+    let mut out = Vec::new();
+    let mut chunk = Vec::new();
+    let mut size = 0;
+    for p in parts {
+        if !chunk.is_empty() && size + len(&p) > BATCH_BYTES {
+            out.push(std::mem::take(&mut chunk));
+            size = 0;
+        }
+        size += len(&p);
+        chunk.push(p);
+    }
+    out.push(chunk);
+    out
+}
+
 struct Bridge {
     cfg: ClusterConfig,
     subjects: Subjects,
@@ -434,23 +472,11 @@ impl Bridge {
                 Some(m) = hb_sub.next() => self.on_message(&client, &m.payload, &mut todo).await,
                 Some(first) = pub_rx.recv() => {
                     // Everything already queued goes out in one NATS message per node.
-                    let mut batch = vec![first];
-                    while batch.len() < PUBLISH_BATCH {
-                        match pub_rx.try_recv() {
-                            Ok(p) => batch.push(p),
-                            Err(_) => break,
-                        }
-                    }
+                    let batch = drain(first, &mut pub_rx);
                     self.publish(&client, batch).await;
                 }
                 Some(first) = call_rx.recv() => {
-                    let mut batch = vec![first];
-                    while batch.len() < PUBLISH_BATCH {
-                        match call_rx.try_recv() {
-                            Ok(c) => batch.push(c),
-                            Err(_) => break,
-                        }
-                    }
+                    let batch = drain(first, &mut call_rx);
                     self.send_calls(&client, batch).await;
                 }
                 _ = ticker.tick() => {
@@ -611,11 +637,7 @@ impl Bridge {
                     });
                     for (n, shards) in self.members.alive_nodes() {
                         replies += usize::from(shards);
-                        let e = (b.clone(), msg.clone(), realm.clone());
-                        match per_node.iter_mut().find(|(m, _)| *m == n) {
-                            Some((_, v)) => v.push(e),
-                            None => per_node.push((n, vec![e])),
-                        }
+                        push_for(&mut per_node, n, (b.clone(), msg.clone(), realm.clone()));
                     }
                 }
                 if let (PeerMsg::MetaQuery { token, .. }, Some(o)) =
@@ -641,24 +663,12 @@ impl Bridge {
                 shard: shard as u64,
                 msg: msg.clone(),
             });
-            match per_node.iter_mut().find(|(n, _)| *n == node) {
-                Some((_, v)) => v.push((b, msg, realm)),
-                None => per_node.push((node, vec![(b, msg, realm)])),
-            }
+            push_for(&mut per_node, node, (b, msg, realm));
         }
         for (node, parts) in per_node {
-            let mut chunk: Vec<Encoded> = Vec::new();
-            let mut size = 0;
-            for p in parts {
-                if !chunk.is_empty() && size + p.0.len() > BATCH_BYTES {
-                    self.call_batch(client, node, std::mem::take(&mut chunk))
-                        .await;
-                    size = 0;
-                }
-                size += p.0.len();
-                chunk.push(p);
+            for chunk in chunks(parts, |p: &Encoded| p.0.len()) {
+                self.call_batch(client, node, chunk).await;
             }
-            self.call_batch(client, node, chunk).await;
         }
     }
 
@@ -909,26 +919,13 @@ impl Bridge {
                 if !self.members.is_alive(n) {
                     continue;
                 }
-                match per_node.iter_mut().find(|(m, _)| *m == n) {
-                    Some((_, v)) => v.push(b.clone()),
-                    None => per_node.push((n, vec![b.clone()])),
-                }
+                push_for(&mut per_node, n, b.clone());
             }
         }
         for (n, parts) in per_node {
-            // NATS refuses messages over its max_payload (1 MiB by default): cut the batch.
-            let mut chunk = Vec::new();
-            let mut size = 0;
-            for p in parts {
-                if !chunk.is_empty() && size + p.len() > BATCH_BYTES {
-                    self.publish_batch(client, n, std::mem::take(&mut chunk))
-                        .await;
-                    size = 0;
-                }
-                size += p.len();
-                chunk.push(p);
+            for chunk in chunks(parts, Bytes::len) {
+                self.publish_batch(client, n, chunk).await;
             }
-            self.publish_batch(client, n, chunk).await;
         }
     }
 
@@ -1136,40 +1133,24 @@ impl Bridge {
                     self.send(client, self.subjects.sync(n), ClusterKind::Sync, b)
                         .await;
                 }
-                Todo::Apply {
-                    node,
-                    key: Entry::Callee(realm, callee),
-                    add,
-                } => {
+                Todo::Apply { node, key, add } => {
+                    let realm = key.realm().clone();
                     if self.realms.contains(&realm) {
+                        let msg = match key {
+                            Entry::Callee(_, callee) => ClusterIn::Callee {
+                                node,
+                                add,
+                                callee: Box::new((*callee).clone()),
+                            },
+                            Entry::Topic((_, policy, pattern)) => ClusterIn::Interest {
+                                node,
+                                policy,
+                                pattern,
+                                add,
+                            },
+                        };
                         for o in &mut self.outbox {
-                            o.push((
-                                realm.clone(),
-                                ClusterIn::Callee {
-                                    node,
-                                    add,
-                                    callee: Box::new((*callee).clone()),
-                                },
-                            ));
-                        }
-                    }
-                }
-                Todo::Apply {
-                    node,
-                    key: Entry::Topic((realm, policy, pattern)),
-                    add,
-                } => {
-                    if self.realms.contains(&realm) {
-                        for o in &mut self.outbox {
-                            o.push((
-                                realm.clone(),
-                                ClusterIn::Interest {
-                                    node,
-                                    policy,
-                                    pattern: pattern.clone(),
-                                    add,
-                                },
-                            ));
+                            o.push((realm.clone(), msg.clone()));
                         }
                     }
                 }
@@ -1274,5 +1255,32 @@ impl Bridge {
                 self.sink.deliver(shard, std::mem::take(o));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_grouped_per_node_and_cut_by_size() {
+        let mut per_node: Vec<(NodeId, Vec<u32>)> = Vec::new();
+        for (n, x) in [(2, 1), (3, 2), (2, 3)] {
+            push_for(&mut per_node, n, x);
+        }
+        assert_eq!(per_node, [(2, vec![1, 3]), (3, vec![2])]);
+        let third = BATCH_BYTES / 3;
+        let sizes = vec![third, third, third, third, BATCH_BYTES * 2, 1];
+        let cut: Vec<Vec<usize>> = chunks(sizes, |s| *s);
+        assert_eq!(
+            cut,
+            [
+                vec![third, third, third],
+                vec![third],
+                vec![BATCH_BYTES * 2],
+                vec![1]
+            ]
+        );
+        assert_eq!(chunks(Vec::<usize>::new(), |s| *s), [Vec::<usize>::new()]);
     }
 }

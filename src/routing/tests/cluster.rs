@@ -364,6 +364,27 @@ fn remote_callee(procedure: &str, registration: Id, session: u64, shard: usize) 
     }
 }
 
+/// Node `node` is gone, on every shard of `c`.
+fn node_gone(c: &mut Cluster, node: u16, announce: bool) {
+    for shard in 0..c.shards.len() {
+        c.cluster_in(shard, ClusterIn::NodeGone { node, announce });
+    }
+}
+
+/// Every shard of `c` learns node 3's callee 50 (its shard 1) of com.p, registration 77.
+fn node3_callee(c: &mut Cluster) {
+    for shard in 0..c.shards.len() {
+        c.cluster_in(
+            shard,
+            ClusterIn::Callee {
+                node: 3,
+                add: true,
+                callee: Box::new(remote_callee("com.p", 77, 50, 1)),
+            },
+        );
+    }
+}
+
 #[test]
 fn the_first_register_of_a_procedure_on_a_node_waits_for_the_registry() {
     let mut c = Cluster::with_config(2, node(1));
@@ -453,16 +474,7 @@ fn calls_reach_a_remote_callee_and_its_answer_comes_back() {
     c.join(1, 0);
     c.join(2, 1);
     // Node 3's callee 50 (its shard 1) provides com.p as registration 77.
-    for shard in 0..2 {
-        c.cluster_in(
-            shard,
-            ClusterIn::Callee {
-                node: 3,
-                add: true,
-                callee: Box::new(remote_callee("com.p", 77, 50, 1)),
-            },
-        );
-    }
+    node3_callee(&mut c);
     // A local callee joins the same registration (roundrobin): the registry grants ID 77.
     c.run(
         2,
@@ -524,15 +536,7 @@ fn calls_reach_a_remote_callee_and_its_answer_comes_back() {
     c.run(1, call(12, "com.p", CallOptions::default(), args(&[3])));
     c.run(1, call(13, "com.p", CallOptions::default(), args(&[4])));
     let _ = c.take(2);
-    for shard in 0..2 {
-        c.cluster_in(
-            shard,
-            ClusterIn::NodeGone {
-                node: 3,
-                announce: false,
-            },
-        );
-    }
+    node_gone(&mut c, 3, false);
     assert_eq!(error(&c.one(1)).2, "wamp.error.canceled");
     for s in &c.shards {
         let r = s.dealer().registrations();
@@ -716,19 +720,8 @@ fn the_announcing_node_publishes_a_dead_nodes_registration_events() {
             c.run(1, subscribe(1, topic, Exact));
         }
         let _ = c.take(1);
-        for shard in 0..2 {
-            c.cluster_in(
-                shard,
-                ClusterIn::Callee {
-                    node: 3,
-                    add: true,
-                    callee: Box::new(remote_callee("com.p", 77, 50, 1)),
-                },
-            );
-        }
-        for shard in 0..2 {
-            c.cluster_in(shard, ClusterIn::NodeGone { node: 3, announce });
-        }
+        node3_callee(&mut c);
+        node_gone(&mut c, 3, announce);
         // (subscription, arguments) of each meta event received.
         let got: Vec<(Id, Vec<Value>)> = c
             .take(1)
