@@ -1124,8 +1124,10 @@ fn a_killed_node_is_forgotten_and_a_restarted_one_rejoins() {
 #[test]
 fn nats_server_loss_failover_degraded_and_resync() {
     let [mut s0, mut s1, mut s2] = three_nats();
-    let a = Node::start(1, &format!("{},{}", s0.url(), s1.url()));
-    let b = Node::start(2, &s2.url());
+    // The registry in three copies: it survives s0, which does not come back.
+    let r3 = ["--cluster-replicas", "3"];
+    let a = Node::start_with(1, &format!("{},{}", s0.url(), s1.url()), &r3);
+    let b = Node::start_with(2, &s2.url(), &r3);
     // Node timeout 1 s: B must not drop A while only the servers restart (A's heartbeats
     // stop only for as long as it has no server).
     a.wait_nodes(1);
@@ -1208,8 +1210,8 @@ fn nats_server_loss_failover_degraded_and_resync() {
         until_live(&p, "com.fail", &[&remote]).await;
         assert_eq!(a.http("/ready").0, 200);
         // Registrations work again once the registry is reachable (JetStream elects its
-        // leaders after the restart).
-        let deadline = Instant::now() + CONVERGE;
+        // leaders after the restart, which takes a few seconds more under load).
+        let deadline = Instant::now() + 2 * CONVERGE;
         while let Err(e) = p
             .register("com.degraded", RegisterOptions::default(), |_| async {
                 Ok(Yield::args(vec![Value::from("a")]))

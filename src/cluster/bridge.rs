@@ -436,6 +436,8 @@ impl Bridge {
         let mut ticker = tokio::time::interval(self.cfg.heartbeat_interval());
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut was_connected = false;
+        let mut connected_since: Option<Instant> = None;
+        let mut last_alive: Option<Vec<(NodeId, u64)>> = None;
         let mut todo = Vec::new();
         loop {
             tokio::select! {
@@ -496,6 +498,29 @@ impl Bridge {
                         was_connected = connected;
                     }
                     self.metrics.connected.store(u64::from(connected), Relaxed);
+                    connected_since = match (connected, connected_since) {
+                        (true, None) => Some(Instant::now()),
+                        (true, since) => since,
+                        (false, _) => None,
+                    };
+                    // The registry may drop claims of nodes not alive once this node has been
+                    // connected long enough to have heard every live node.
+                    let settled = connected_since
+                        .is_some_and(|t| t.elapsed() >= self.cfg.node_timeout);
+                    let alive = settled.then(|| {
+                        let mut v: Vec<(NodeId, u64)> = self
+                            .members
+                            .alive_nodes()
+                            .into_iter()
+                            .filter_map(|(n, _)| Some((n, self.members.incarnation_of(n)?)))
+                            .collect();
+                        v.sort_unstable();
+                        v
+                    });
+                    if alive != last_alive {
+                        self.registry(Op::Alive(alive.clone()));
+                        last_alive = alive;
+                    }
                     self.heartbeat(&client, false).await;
                     self.sweep_testaments(Instant::now());
                     self.members.tick(Instant::now(), &mut todo);

@@ -1,6 +1,6 @@
 //! The cluster-wide registry of procedures: which nodes serve `(realm, policy, procedure)`,
 //! under which invocation policy and registration ID. A JetStream key-value bucket
-//! (`C_registry`, in memory, `--cluster-replicas` copies) holds one key per procedure
+//! (`C_registry`, on the servers' disks, `--cluster-replicas` copies) holds one key per procedure
 //! ([`super::wire::registry_key`]) whose value is a [`Claim`]; every change is a
 //! compare-and-set on the key's revision, so two nodes racing for a `single` registration
 //! cannot both win.
@@ -155,6 +155,10 @@ pub(super) enum Op {
     /// and claim again what it serves (a janitor may have dropped it while it was cut off, or
     /// the registry itself may have been lost).
     Connected,
+    /// The other nodes alive (with their incarnations), sent once this node has been connected
+    /// for a node timeout (it has heard every live node's heartbeat) and on every change after
+    /// that; `None` when it is cut off again. A claim drops the entries of nodes not in it.
+    Alive(Option<Vec<(NodeId, u64)>>),
 }
 
 /// How long a claim waits for the NATS connection before it is refused (at startup the
@@ -193,6 +197,8 @@ pub(super) struct Registry {
     store: Option<async_nats::jetstream::kv::Store>,
     held: HashMap<String, Held>,
     gave_up: bool,
+    /// See [`Op::Alive`].
+    alive: Option<Vec<(NodeId, u64)>>,
 }
 
 type Failure = String;
@@ -218,6 +224,7 @@ impl Registry {
             store: None,
             held: HashMap::new(),
             gave_up: false,
+            alive: None,
         }
     }
 
@@ -337,6 +344,10 @@ impl Registry {
                 true
             }
             Op::Purge { node, keep, .. } => self.up() && self.purge(node, keep).await,
+            Op::Alive(alive) => {
+                self.alive = alive;
+                true
+            }
             Op::Connected => {
                 let me = self.me;
                 // Everything of this node not held now (older incarnations, releases made
@@ -417,26 +428,48 @@ impl Registry {
         let mut js = async_nats::jetstream::new(self.client.clone());
         js.set_timeout(REQUEST_TIMEOUT);
         let bucket = self.subjects.registry_bucket();
-        let store = match js.get_key_value(bucket.clone()).await {
-            Ok(s) => s,
-            Err(_) => js
-                .create_key_value(async_nats::jetstream::kv::Config {
-                    bucket: bucket.clone(),
-                    description: "Switchyard: which nodes serve which procedure".into(),
-                    history: 1,
-                    storage: async_nats::jetstream::stream::StorageType::Memory,
-                    num_replicas: self.replicas,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| {
-                    format!(
-                        "cannot create the key-value bucket {bucket} (is JetStream enabled on the NATS servers? nats-server -js): {e}"
-                    )
-                })?,
-        };
-        self.store = Some(store.clone());
-        Ok(store)
+        if let Ok(s) = js.get_key_value(bucket.clone()).await {
+            self.store = Some(s.clone());
+            return Ok(s);
+        }
+        // Created with the copies asked for, or as many as the NATS servers up can place
+        // (a server of the NATS cluster may be down when the bucket is first needed).
+        let mut last = String::new();
+        for replicas in (1..=self.replicas.max(1)).rev() {
+            let config = async_nats::jetstream::kv::Config {
+                bucket: bucket.clone(),
+                description: "Switchyard: which nodes serve which procedure".into(),
+                history: 1,
+                // On disk: a replicated bucket recovers when its servers restart (one
+                // kept in memory loses its state and, replicated, cannot elect a
+                // leader again).
+                storage: async_nats::jetstream::stream::StorageType::File,
+                num_replicas: replicas,
+                ..Default::default()
+            };
+            match js.create_key_value(config).await {
+                Ok(s) => {
+                    if replicas < self.replicas {
+                        tracing::warn!(
+                            node = self.me.0,
+                            "cluster: registry bucket {bucket} created with {replicas} of {} copies (not enough NATS servers up)",
+                            self.replicas
+                        );
+                    }
+                    self.store = Some(s.clone());
+                    return Ok(s);
+                }
+                Err(e) => {
+                    last = e.to_string();
+                    if !last.contains("no suitable peers") {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(format!(
+            "cannot create the key-value bucket {bucket} (is JetStream enabled on the NATS servers? nats-server -js): {last}"
+        ))
     }
 
     /// The key's value and revision; None when free (absent, deleted, purged).
@@ -476,10 +509,16 @@ impl Registry {
                     Err(_) => continue, // taken meanwhile (or a transient error): read again
                 }
             };
-            let Some(value) = value else {
+            let Some(mut value) = value else {
                 // Unreadable: someone else's, or garbage. Refuse rather than overwrite.
                 return Ok(ClaimResult::Refused(errors::PROCEDURE_ALREADY_EXISTS));
             };
+            if let Some(alive) = &self.alive {
+                // Entries of nodes that are gone (died while the registry was unreachable,
+                // so nobody removed them): not a conflict. The write below drops them.
+                let me = self.me;
+                value.nodes.retain(|n| n.0 == me.0 || alive.contains(n));
+            }
             match decide(Some(&value), self.me, invoke, proposed) {
                 Decision::Held(id) => return Ok(ClaimResult::Granted(id)),
                 Decision::Refuse(e) => return Ok(ClaimResult::Refused(e)),
