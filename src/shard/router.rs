@@ -246,7 +246,9 @@ impl Router {
         }
         drop(ready_tx);
         for _ in 0..n {
-            let message = match ready_rx.recv_timeout(Duration::from_secs(10)) {
+            // A shard reports at once when it cannot start; the bound is for one that hangs
+            // (generous: a loaded host may take seconds to schedule a new thread).
+            let message = match ready_rx.recv_timeout(SHARD_START_TIMEOUT) {
                 Ok(Ok(())) => continue,
                 Ok(Err(m)) => m,
                 Err(_) => "a shard did not start (see the log; memlock limit?)".into(),
@@ -305,14 +307,30 @@ impl Router {
     }
 }
 
+/// How long [`Router::start`] waits for each shard to report that it started.
+const SHARD_START_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Stops the shards a failed [`Router::start`] had already started, so that they close the
-/// listeners they own before the error is returned.
+/// listeners they own before the error is returned. Waits at most [`STOP_STARTED_TIMEOUT`]:
+/// a shard that hung while starting may never take its stop message, and the error must
+/// still reach the caller (the hung thread is left behind).
 fn stop_started(senders: &MeshSenders<ShardMsg>, handles: Vec<glommio::ExecutorJoinHandle<()>>) {
     ShutdownHandle(senders.clone()).shutdown();
-    for h in handles {
-        let _ = h.join();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let joiner = std::thread::Builder::new()
+        .name("switchyard-stop".into())
+        .spawn(move || {
+            for h in handles {
+                let _ = h.join();
+            }
+            let _ = tx.send(());
+        });
+    if joiner.is_ok() && rx.recv_timeout(STOP_STARTED_TIMEOUT).is_err() {
+        tracing::error!("a shard did not stop after a failed start; leaving it behind");
     }
 }
+
+const STOP_STARTED_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Asks all shards to close their sessions and stop. `Send + Clone`.
 #[derive(Clone)]
