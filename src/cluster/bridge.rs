@@ -109,33 +109,19 @@ impl ClusterHandle {
                     .control
                     .send(Control::Callee(realm.clone(), Arc::from(callee), add));
             }
-            ClusterOut::Claim {
-                token,
-                shard,
-                policy,
-                procedure,
-                invoke,
-                registration,
-            } => {
-                let op = Op::Claim {
-                    realm: realm.clone(),
-                    token,
-                    shard,
-                    policy,
-                    procedure,
-                    invoke,
-                    registration,
-                };
+            ClusterOut::Claim(claim) => {
+                let op = Op::Claim(realm.clone(), claim);
                 if let Err(e) = self.control.send(Control::Registry(op)) {
                     // The bridge stopped: answer at once rather than leave the REGISTER open.
-                    if let Control::Registry(Op::Claim { token, shard, .. }) = e.0 {
+                    if let Control::Registry(Op::Claim(_, c)) = e.0 {
                         let result = crate::routing::cluster::ClaimResult::Refused(
                             crate::routing::realm::errors::CLUSTER_UNAVAILABLE,
                         );
-                        self.sink.deliver(
-                            shard,
-                            vec![(realm.clone(), ClusterIn::Claimed { token, result })],
-                        );
+                        let answer = ClusterIn::Claimed {
+                            token: c.token,
+                            result,
+                        };
+                        self.sink.deliver(c.shard, vec![(realm.clone(), answer)]);
                     }
                 }
             }

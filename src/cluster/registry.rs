@@ -28,7 +28,7 @@ use super::ShardSink;
 use crate::codec::uri::MatchPolicy;
 use crate::codec::{Id, InvokePolicy, Uri};
 use crate::metrics::ClusterMetrics;
-use crate::routing::cluster::{ClaimResult, ClusterIn, NodeId};
+use crate::routing::cluster::{Claim as ClaimRequest, ClaimResult, ClusterIn, NodeId};
 use crate::routing::realm::errors;
 
 /// A registry value: the procedure's invocation policy and registration ID (the first
@@ -130,15 +130,8 @@ pub fn decide(
 
 /// What the shards and the bridge ask of the registry.
 pub(super) enum Op {
-    Claim {
-        realm: Uri,
-        token: u64,
-        shard: usize,
-        policy: MatchPolicy,
-        procedure: Uri,
-        invoke: InvokePolicy,
-        registration: Id,
-    },
+    /// A home shard's claim, in its realm.
+    Claim(Uri, ClaimRequest),
     Release {
         realm: Uri,
         policy: MatchPolicy,
@@ -243,7 +236,7 @@ impl Registry {
                 _ => None,
             };
             // Cleanup work is bounded as a whole (a claim answers on its own within bounds).
-            let done = if matches!(op, Op::Claim { .. }) {
+            let done = if matches!(op, Op::Claim(..)) {
                 self.handle(op).await
             } else {
                 match tokio::time::timeout(OP_TIMEOUT, self.handle(op)).await {
@@ -292,15 +285,17 @@ impl Registry {
     /// Whether the operation was carried out (a failed purge is tried again).
     async fn handle(&mut self, op: Op) -> bool {
         match op {
-            Op::Claim {
+            Op::Claim(
                 realm,
-                token,
-                shard,
-                policy,
-                procedure,
-                invoke,
-                registration,
-            } => {
+                ClaimRequest {
+                    token,
+                    shard,
+                    policy,
+                    procedure,
+                    invoke,
+                    registration,
+                },
+            ) => {
                 let key = registry_key(&realm, policy, &procedure);
                 let result = if self.connected().await {
                     self.claim_retrying(&key, invoke, registration).await

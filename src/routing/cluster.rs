@@ -120,6 +120,18 @@ pub struct RemoteCallee {
     pub features: crate::routing::session::Features,
 }
 
+/// A home shard's claim of `(policy, procedure)` for this node ([`ClusterOut::Claim`]): the
+/// answer goes to `shard` with `token`; `registration` is the ID to use if no node holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub token: u64,
+    pub shard: usize,
+    pub policy: MatchPolicy,
+    pub procedure: Uri,
+    pub invoke: crate::codec::InvokePolicy,
+    pub registration: crate::codec::Id,
+}
+
 /// The cluster-wide registry's answer to a [`ClusterOut::Claim`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimResult {
@@ -162,16 +174,9 @@ pub enum ClusterOut {
     },
     /// From the home shard: this node wants to serve `(policy, procedure)` (its first local
     /// callee): claim it in the cluster-wide registry, which checks `single` and the
-    /// invocation policy against the other nodes; the answer is [`ClusterIn::Claimed`] to
-    /// `shard` with `token`. `registration` is the ID to use if no node holds it yet.
-    Claim {
-        token: u64,
-        shard: usize,
-        policy: MatchPolicy,
-        procedure: Uri,
-        invoke: crate::codec::InvokePolicy,
-        registration: crate::codec::Id,
-    },
+    /// invocation policy against the other nodes; the answer is [`ClusterIn::Claimed`] (see
+    /// [`Claim`]).
+    Claim(Claim),
     /// From the home shard: this node no longer serves `(policy, procedure)` (its last local
     /// callee left): release the claim.
     Release { policy: MatchPolicy, procedure: Uri },

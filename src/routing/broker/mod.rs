@@ -301,13 +301,14 @@ impl Broker {
         // Cluster: a publication every node must keep (retained, or recorded by a history
         // rule) goes to every node, not only the interested ones.
         let everywhere = ctx.config.cluster_node.is_some()
-            && (retained.is_some() || {
-                let mut recorded = false;
-                ctx.config
-                    .history
-                    .for_each_match(&publication.topic, |_, _| recorded = true);
-                recorded && super::history::storable(publication)
-            });
+            && (retained.is_some()
+                || !ctx.config.history.is_empty() && {
+                    let mut recorded = false;
+                    ctx.config
+                        .history
+                        .for_each_match(&publication.topic, |_, _| recorded = true);
+                    recorded && super::history::storable(publication)
+                });
         self.dispatch_node(publication, retained, ctx);
         if ctx.config.cluster_node.is_some() && (everywhere || !self.remote.is_empty()) {
             let mut nodes: Vec<NodeId> = Vec::new();

@@ -31,7 +31,9 @@ use crate::codec::{
 };
 use crate::routing::matcher::UriIndex;
 
-use super::cluster::{remote_shard, split_remote, ClaimResult, ClusterOut, NodeId, RemoteCallee};
+use super::cluster::{
+    remote_shard, split_remote, Claim, ClaimResult, ClusterOut, NodeId, RemoteCallee,
+};
 use super::ids::{IdAllocator, SessionId, ShardId};
 use super::peer::GoneReason;
 use super::peer::{
@@ -540,14 +542,14 @@ impl Dealer {
             let token = self.next_claim;
             self.next_claim += 1;
             let key = (change.policy, change.procedure.clone());
-            ctx.action(Action::Cluster(ClusterOut::Claim {
+            ctx.action(Action::Cluster(ClusterOut::Claim(Claim {
                 token,
                 shard: ctx.shard,
                 policy: change.policy,
                 procedure: change.procedure.clone(),
                 invoke: change.invoke,
                 registration,
-            }));
+            })));
             self.claiming.insert(key, token);
             self.claims.insert(
                 token,

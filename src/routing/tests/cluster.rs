@@ -323,9 +323,9 @@ fn registry_log(c: &Cluster) -> Vec<String> {
     c.cluster
         .iter()
         .filter_map(|(s, o)| match o {
-            ClusterOut::Claim {
-                procedure, invoke, ..
-            } => Some(format!("{s} claim {procedure} {}", invoke.as_str())),
+            ClusterOut::Claim(c) => {
+                Some(format!("{s} claim {} {}", c.procedure, c.invoke.as_str()))
+            }
             ClusterOut::Release { procedure, .. } => Some(format!("{s} release {procedure}")),
             ClusterOut::Callee { add, callee } => Some(format!(
                 "{s} callee {} {} {}",
@@ -432,7 +432,7 @@ fn a_refused_claim_fails_every_waiting_register() {
         .cluster
         .iter()
         .find_map(|(s, o)| match o {
-            ClusterOut::Claim { token, .. } => Some((*s, *token)),
+            ClusterOut::Claim(c) => Some((*s, c.token)),
             _ => None,
         })
         .unwrap();
@@ -481,7 +481,7 @@ fn calls_reach_a_remote_callee_and_its_answer_comes_back() {
         register(1, "com.p", reg_opts(Exact, InvokePolicy::RoundRobin)),
     );
     let claim_id = c.cluster.iter().find_map(|(_, o)| match o {
-        ClusterOut::Claim { registration, .. } => Some(*registration),
+        ClusterOut::Claim(c) => Some(c.registration),
         _ => None,
     });
     assert_eq!(claim_id, Some(77), "the replica's ID is proposed");

@@ -129,12 +129,9 @@ impl Cluster {
                 .iter()
                 .enumerate()
                 .find_map(|(i, (_, o))| match o {
-                    ClusterOut::Claim {
-                        token,
-                        shard,
-                        registration,
-                        ..
-                    } if !self.answered.contains(&i) => Some((i, *token, *shard, *registration)),
+                    ClusterOut::Claim(c) if !self.answered.contains(&i) => {
+                        Some((i, c.token, c.shard, c.registration))
+                    }
                     _ => None,
                 });
             let Some((i, token, shard, id)) = next else {
