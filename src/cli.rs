@@ -111,6 +111,8 @@ impl Settings {
                 let _ = writeln!(o, "spin_before_park_us = 0  # park at once");
             }
         }
+        let busy = c.busy_read.map_or(0, |d| d.as_micros());
+        let _ = writeln!(o, "busy_read_us = {busy}");
         let _ = writeln!(o, "ws_compression = {}", c.ws_compression);
         let a = &c.authz;
         let _ = writeln!(o, "authorizer_cache_ttl_ms = {}", a.cache_ttl.as_millis());

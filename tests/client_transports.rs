@@ -46,6 +46,11 @@ struct Fixture {
 
 impl Fixture {
     fn start() -> Fixture {
+        Fixture::start_with(&[])
+    }
+
+    /// The fixture's router with `extra` flags.
+    fn start_with(extra: &[&str]) -> Fixture {
         let tls = TlsFiles::generate();
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("switchyard.toml");
@@ -71,7 +76,10 @@ impl Fixture {
             &p(&tls.key),
             "--config",
             &p(&config),
-        ]);
+        ]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect::<Vec<_>>());
         Fixture {
             router,
             tls,
@@ -349,7 +357,10 @@ async fn scenario(target: Target, tag: &str) {
 }
 
 fn every_serializer(scheme: &str) {
-    let fx = Fixture::start();
+    every_serializer_on(&Fixture::start(), scheme);
+}
+
+fn every_serializer_on(fx: &Fixture, scheme: &str) {
     for (ser, name) in [
         (Serializer::Json, "json"),
         (Serializer::MsgPack, "msgpack"),
@@ -384,6 +395,18 @@ fn rawsocket_tls() {
 #[test]
 fn rawsocket_unix() {
     every_serializer("unix");
+}
+
+/// Latency mode (`--busy-read-us`): sessions on plain TCP and Unix sockets read their socket
+/// directly for a while after each input; every transport behaves the same (TLS streams are
+/// never read around, so `wss`/`rss` check that their bytes still go through TLS), including
+/// leaving, and a session that closes while its reader is busy is seen to go.
+#[test]
+fn busy_reads_serve_every_transport() {
+    let fx = Fixture::start_with(&["--busy-read-us", "5000"]);
+    for scheme in ["ws", "wss", "rs", "rss", "unix"] {
+        every_serializer_on(&fx, scheme);
+    }
 }
 
 /// In process: no socket, no serialization.

@@ -112,6 +112,10 @@ pub struct Args {
     /// Microseconds an idle shard spins before parking (lower latency, more CPU).
     #[arg(long, value_name = "US")]
     pub spin_before_park_us: Option<u64>,
+    /// Microseconds a session that just read keeps asking its socket (yielding in between)
+    /// before it waits for readiness: fewer wake-ups under load, more CPU (0: wait at once).
+    #[arg(long, value_name = "US")]
+    pub busy_read_us: Option<u64>,
     /// What `wamp.2.ubjson` / RawSocket serializer 4 speak: `ubjson` (default, the spec's
     /// UBJSON) or `bjdata` (what autobahn-python 26.6+ sends under that name).
     #[arg(long, value_name = "DIALECT")]

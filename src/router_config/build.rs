@@ -54,6 +54,7 @@ pub(super) fn build_router_config(
         .spin_before_park_us
         .or(r.spin_before_park_us)
         .map(Duration::from_micros);
+    cfg.busy_read = busy_read(args.busy_read_us.or(r.busy_read_us))?;
     cfg.ws_compression = !args.no_ws_compression && r.ws_compression.unwrap_or(true);
     cfg.ubjson_dialect = args.ubjson_dialect.or(r.ubjson_dialect).unwrap_or_default();
     cfg.transports = transports(args, r)?;
@@ -201,6 +202,15 @@ fn cluster(
 }
 
 /// `cpus`; without `shards`, one shard per listed CPU.
+/// `busy_read_us`: 0 is off; at most 10 ms (a session busy longer than that only burns CPU).
+fn busy_read(us: Option<u64>) -> Result<Option<Duration>, ConfigError> {
+    match us {
+        None | Some(0) => Ok(None),
+        Some(us) if us <= 10_000 => Ok(Some(Duration::from_micros(us))),
+        Some(_) => Err(invalid("busy_read_us", "at most 10000 (10 ms)")),
+    }
+}
+
 fn shards_and_cpus(
     args: &Args,
     r: &RouterSection,

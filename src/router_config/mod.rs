@@ -82,6 +82,9 @@ pub struct RouterConfig {
     pub limits: Limits,
     /// How long an idle shard spins before parking (lower cross-shard latency, more CPU).
     pub spin_before_park: Option<Duration>,
+    /// How long a session that just read keeps asking its socket before it waits for
+    /// readiness (plain TCP and Unix sockets; `--busy-read-us`). None: wait at once.
+    pub busy_read: Option<Duration>,
     /// Offer permessage-deflate on WebSocket.
     pub ws_compression: bool,
     /// Serializers and transports per listener type (all on by default).
@@ -111,6 +114,7 @@ impl Default for RouterConfig {
             realms: vec![RealmConfig::anonymous("realm1")],
             limits: Limits::default(),
             spin_before_park: None,
+            busy_read: None,
             ws_compression: true,
             ubjson_dialect: Default::default(),
             transports: Default::default(),

@@ -22,6 +22,7 @@ use futures_lite::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use std::cell::RefCell;
 use std::fmt;
 use std::future::poll_fn;
+use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::Poll;
@@ -173,6 +174,59 @@ pub(super) async fn read_some<R: AsyncRead + Unpin>(
     .await
 }
 
+/// `recv` without waiting, into `buf` through the shard's scratch buffer: `None` when the
+/// socket has nothing now.
+fn recv_now(shard: &Shard, fd: RawFd, buf: &mut BytesMut) -> Option<std::io::Result<usize>> {
+    let mut scratch = shard.read_scratch.borrow_mut();
+    // SAFETY: `scratch` is a valid, writable buffer of `scratch.len()` bytes for the whole
+    // call; `fd` is the session's socket, open while its stream is.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            scratch.as_mut_ptr().cast(),
+            scratch.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if n >= 0 {
+        let n = n as usize;
+        buf.extend_from_slice(&scratch[..n]);
+        shard.metrics.bytes_in.add(n as u64);
+        return Some(Ok(n));
+    }
+    let e = std::io::Error::last_os_error();
+    match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted => None,
+        _ => Some(Err(e)),
+    }
+}
+
+/// Busy read: asks the socket directly, stepping aside between tries (so every other task and
+/// the reactor run), for up to `window` or until the session ends. `None`: nothing
+/// came; the caller waits on the reactor.
+async fn busy_read(
+    shard: &Shard,
+    handle: &SessionHandle,
+    fd: RawFd,
+    window: Duration,
+    buf: &mut BytesMut,
+) -> Option<std::io::Result<usize>> {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(r) = recv_now(shard, fd, buf) {
+            return Some(r);
+        }
+        if handle.done.is_set() || handle.outbound.is_closing() || start.elapsed() >= window {
+            return None;
+        }
+        // A timer, not a yield: glommio looks for I/O completions only when no task is
+        // runnable (or at its preempt timer), so a reader that only yielded would hold back
+        // every session waiting on the reactor. The timer lets the executor run the others,
+        // poll its rings and come back.
+        glommio::timer::sleep(Duration::from_micros(1)).await;
+    }
+}
+
 /// Runs `fut` with a deadline; None on timeout.
 async fn with_timeout<T>(d: Duration, fut: impl std::future::Future<Output = T>) -> Option<T> {
     futures_lite::future::or(async { Some(fut.await) }, async {
@@ -183,7 +237,7 @@ async fn with_timeout<T>(d: Duration, fut: impl std::future::Future<Output = T>)
 }
 
 /// Serves one accepted connection to completion.
-pub async fn serve<S>(shard: Rc<Shard>, stream: S, listener: usize)
+pub async fn serve<S>(shard: Rc<Shard>, stream: S, listener: usize, fd: Option<RawFd>)
 where
     S: AsyncRead + AsyncWrite + Unpin + 'static,
 {
@@ -238,7 +292,8 @@ where
                 }
                 None => None,
             };
-            if let Some(start) = start {
+            if let Some(mut start) = start {
+                start.fd = fd;
                 run_session(shard, start).await;
             }
         }
@@ -253,6 +308,8 @@ struct SessionStart<S> {
     framer: Framer,
     leftover: BytesMut,
     channel: crate::auth::Channel,
+    /// The socket, for busy reads (plain TCP and Unix streams only).
+    fd: Option<RawFd>,
 }
 
 /// The RawSocket or WebSocket handshake (or, on a WebSocket listener, plain HTTP long-poll
@@ -312,6 +369,7 @@ where
         framer,
         leftover,
         channel,
+        fd: None,
     }))
 }
 
@@ -394,7 +452,9 @@ where
         framer,
         leftover: mut buf,
         channel,
+        fd,
     } = *start;
+    let busy = fd.and_then(|fd| shard.cfg.busy_read.map(|d| (fd, d)));
     let id = shard.new_session_id();
     let peer_max = match &framer {
         Framer::Raw { peer_max } => *peer_max,
@@ -467,6 +527,16 @@ where
             buf = BytesMut::new();
         }
         pause_while_mesh_backlogged(&shard, &handle).await;
+        if let Some((fd, window)) = busy {
+            match busy_read(&shard, &handle, fd, window, &mut buf).await {
+                Some(Ok(n)) if n > 0 => {
+                    deadlines.on_bytes(std::time::Instant::now());
+                    continue;
+                }
+                Some(_) => break,
+                None => {}
+            }
+        }
         let due = {
             let core = handle.core.borrow();
             deadlines.next(core.awaiting_welcome(), core.state == State::Established)
@@ -801,7 +871,7 @@ fn ws_message(
 mod task_size {
     use glommio::net::TcpStream;
 
-    fn future_size3<A, B, C, F: std::future::Future>(_: fn(A, B, C) -> F) -> usize {
+    fn future_size4<A, B, C, D, F: std::future::Future>(_: fn(A, B, C, D) -> F) -> usize {
         std::mem::size_of::<F>()
     }
 
@@ -815,7 +885,7 @@ mod task_size {
     /// the task ~1 KiB more.)
     #[test]
     fn an_idle_session_task_is_the_session_plus_a_little() {
-        let serve = future_size3(super::serve::<TcpStream>);
+        let serve = future_size4(super::serve::<TcpStream>);
         let session = future_size2(super::run_session::<TcpStream>);
         assert!(
             serve <= session + 512,

@@ -15,7 +15,7 @@ use crate::routing::RealmShard;
 use crate::session;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -435,8 +435,10 @@ async fn shard_main(
                 }
                 ShardMsg::UnixConn { fd, listener } => {
                     // SAFETY: the fd is an accepted, non-blocking Unix stream handed over whole.
-                    let s = unsafe { glommio::net::UnixStream::from_raw_fd(fd.into_raw_fd()) };
-                    glommio::spawn_local(conn::serve(shard.clone(), s, listener)).detach();
+                    let fd = fd.into_raw_fd();
+                    let s = unsafe { glommio::net::UnixStream::from_raw_fd(fd) };
+                    glommio::spawn_local(conn::serve(shard.clone(), s, listener, Some(fd)))
+                        .detach();
                 }
                 ShardMsg::LocalConn { end } => {
                     glommio::spawn_local(local::serve(shard.clone(), end)).detach();
@@ -469,7 +471,8 @@ async fn accept_tcp(shard: Rc<Shard>, listener: glommio::net::TcpListener, li: u
                     continue;
                 }
                 let _ = stream.set_nodelay(true);
-                glommio::spawn_local(conn::serve(shard.clone(), stream, li)).detach();
+                let fd = stream.as_raw_fd();
+                glommio::spawn_local(conn::serve(shard.clone(), stream, li, Some(fd))).detach();
             }
             Err(e) => {
                 tracing::warn!(shard = shard.id, "accept failed: {e}");
@@ -490,8 +493,9 @@ async fn accept_unix(shard: Rc<Shard>, std_listener: std::os::unix::net::UnixLis
                 next = next.wrapping_add(1);
                 if target == shard.id {
                     // SAFETY: the fd comes from a freshly accepted std UnixStream we own.
-                    let g = unsafe { glommio::net::UnixStream::from_raw_fd(s.into_raw_fd()) };
-                    glommio::spawn_local(conn::serve(shard.clone(), g, li)).detach();
+                    let fd = s.into_raw_fd();
+                    let g = unsafe { glommio::net::UnixStream::from_raw_fd(fd) };
+                    glommio::spawn_local(conn::serve(shard.clone(), g, li, Some(fd))).detach();
                 } else {
                     let fd = std::os::fd::OwnedFd::from(s);
                     shard.metrics.mesh_sent.inc();
