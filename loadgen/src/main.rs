@@ -168,6 +168,13 @@ struct Common {
     /// Most messages written per write call.
     #[arg(long, default_value_t = 64)]
     batch: usize,
+    /// Readers (subscribers, callers, callees) with nothing to read keep asking the socket
+    /// for this many microseconds, yielding in between, before they wait on the runtime's
+    /// reactor. 0: wait at once. Busy readers leave no readiness poll armed while data keeps
+    /// coming, so neither loadgen nor the router's sends pay for waking them (see
+    /// bench/FINDINGS.md); loadgen burns its own core doing it.
+    #[arg(long, value_name = "US", default_value_t = 0)]
+    busy_read_us: u64,
     /// Sessions opened at once per shard during setup.
     #[arg(long, default_value_t = 128)]
     setup_concurrency: usize,
@@ -209,6 +216,7 @@ impl Common {
             tls,
             setup_concurrency: self.setup_concurrency.max(1),
             batch: self.batch,
+            busy_read: std::time::Duration::from_micros(self.busy_read_us),
         })
     }
 

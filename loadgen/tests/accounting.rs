@@ -222,6 +222,58 @@ fn rpc_counts_every_result_closed_and_open_loop() {
     assert_eq!(total(&v, "delivered"), 600);
 }
 
+/// `--busy-read-us`: readers that ask their sockets directly (bypassing the reactor while data
+/// flows, then falling back to waiting) still count every result and event exactly — over
+/// RawSocket (the direct path) and WebSocket (also plain TCP, WebSocket frames in the bytes).
+#[test]
+fn busy_readers_count_exactly() {
+    let r = router();
+    for url in [&r.rs, &r.ws] {
+        let v = loadgen(&[
+            "rpc",
+            "--url",
+            url,
+            "--callers",
+            "4",
+            "--callees",
+            "2",
+            "--count",
+            "250",
+            "--busy-read-us",
+            "300",
+        ]);
+        assert_eq!(total(&v, "delivered"), 1000, "{url}");
+        assert_eq!(total(&v, "errors"), 0, "{url}");
+        let v = loadgen(&[
+            "rpc",
+            "--url",
+            url,
+            "--callers",
+            "2",
+            "--rate",
+            "5000",
+            "--count",
+            "300",
+            "--busy-read-us",
+            "300",
+        ]);
+        assert_eq!(total(&v, "delivered"), 600, "{url}");
+        let v = loadgen(&[
+            "fanout",
+            "--url",
+            url,
+            "--subscribers",
+            "8",
+            "--count",
+            "500",
+            "--busy-read-us",
+            "300",
+        ]);
+        assert_eq!(total(&v, "expected"), 4000, "{url}");
+        assert_eq!(total(&v, "delivered"), 4000, "{url}");
+    }
+}
+
 #[test]
 fn connect_cycles_all_complete() {
     let r = router();

@@ -248,6 +248,18 @@ macro_rules! each_stream {
     };
 }
 
+impl Stream {
+    /// The socket of a plain (not TLS) glommio TCP stream.
+    fn plain_fd(&self) -> Option<std::os::fd::RawFd> {
+        match self {
+            #[cfg(feature = "client-glommio")]
+            Stream::Tcp(s) => Some(std::os::fd::AsRawFd::as_raw_fd(s)),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
+    }
+}
+
 impl AsyncRead for Stream {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -361,10 +373,12 @@ pub(crate) async fn connect_on(
             (Deframer::Ws(Box::new(dec)), Framer::Ws(Box::new(enc)), buf)
         }
     };
+    let fd = stream.plain_fd();
     let (r, w) = futures_lite::io::split(stream);
     Ok((
         Reader {
             stream: r,
+            fd,
             deframer,
             buf: leftover,
             closed: false,
@@ -475,6 +489,8 @@ async fn read_into<R: AsyncRead + Unpin>(r: &mut R, buf: &mut BytesMut) -> io::R
 /// The receiving half of a connection.
 pub struct Reader {
     stream: ReadHalf<Stream>,
+    /// The socket, when reads may go to it directly ([`Reader::fill_now`]): plain TCP on glommio.
+    fd: Option<std::os::fd::RawFd>,
     deframer: Deframer,
     buf: BytesMut,
     /// A WebSocket close frame arrived: nothing more will.
@@ -532,6 +548,48 @@ impl Reader {
     /// Whether a WebSocket close frame arrived.
     pub fn is_closed(&self) -> bool {
         self.closed
+    }
+
+    /// Reads what the socket has now, without waiting and without the runtime's reactor (plain
+    /// TCP on glommio; `Ok(None)` on any other stream). `Ok(Some(true))`: bytes were read;
+    /// `Ok(Some(false))`: end of stream; `Ok(None)`: nothing to read now.
+    ///
+    /// A reader that calls this in a loop (yielding between tries) keeps no readiness poll
+    /// armed on its socket while data keeps coming: the sender's kernel then has no one to
+    /// wake, and this thread is not interrupted to be told (see `bench/FINDINGS.md`). loadgen's
+    /// busy readers use it; [`Reader::fill`] is the waiting read.
+    pub fn fill_now(&mut self) -> Result<Option<bool>> {
+        let Some(fd) = self.fd else {
+            return Ok(None);
+        };
+        if self.closed {
+            return Ok(Some(false));
+        }
+        SCRATCH.with(|s| {
+            let mut scratch = s.borrow_mut();
+            // SAFETY: `scratch` is a valid, writable buffer of `scratch.len()` bytes for the
+            // whole call; `fd` is this reader's socket, open while `self.stream` is.
+            let n = unsafe {
+                libc::recv(
+                    fd,
+                    scratch.as_mut_ptr().cast(),
+                    scratch.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if n > 0 {
+                self.buf.extend_from_slice(&scratch[..n as usize]);
+                return Ok(Some(true));
+            }
+            if n == 0 {
+                return Ok(Some(false));
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
+                _ => Err(e.into()),
+            }
+        })
     }
 
     /// Reads more bytes; `Ok(false)` at end of stream.

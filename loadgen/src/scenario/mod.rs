@@ -31,6 +31,37 @@ pub struct Env {
     pub setup_concurrency: usize,
     /// Most messages written per write call.
     pub batch: usize,
+    /// How long a reader keeps asking its socket before it waits (`--busy-read-us`).
+    pub busy_read: std::time::Duration,
+}
+
+/// The next frame: from the buffer, else from the socket directly for up to `busy` (stepping
+/// aside between tries, so the other tasks and the reactor run), else waiting on the reactor. `Ok(None)` at end of stream.
+pub async fn next_frame(r: &mut Reader, busy: std::time::Duration) -> Result<Option<bytes::Bytes>> {
+    if busy.is_zero() {
+        return Ok(r.frame().await?);
+    }
+    let mut idle_since: Option<std::time::Instant> = None;
+    loop {
+        if let Some(f) = r.buffered_frame()? {
+            return Ok(Some(f));
+        }
+        if r.is_closed() {
+            return Ok(None);
+        }
+        match r.fill_now()? {
+            Some(true) => idle_since = None,
+            Some(false) => return Ok(None),
+            None => {
+                let since = *idle_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() >= busy {
+                    return Ok(r.frame().await?);
+                }
+                // A timer, not a yield: glommio polls for I/O only when no task is runnable.
+                glommio::timer::sleep(Duration::from_micros(1)).await;
+            }
+        }
+    }
 }
 
 /// A joined session.

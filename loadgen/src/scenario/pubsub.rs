@@ -87,7 +87,11 @@ pub async fn shard(ctx: ShardCtx, env: Arc<Env>, cfg: Arc<PubSub>) -> Result<()>
 
     let mut tasks = Vec::new();
     for sess in subscribers {
-        tasks.push(glommio::spawn_local(subscriber(ctx.clone(), sess)));
+        tasks.push(glommio::spawn_local(subscriber(
+            ctx.clone(),
+            sess,
+            env.busy_read,
+        )));
     }
     let fanout = Rc::new(cfg.fanout());
     let topics: Rc<Vec<Uri>> = Rc::new((0..cfg.topics).map(|t| PubSub::topic(t).into()).collect());
@@ -123,10 +127,10 @@ pub async fn shard(ctx: ShardCtx, env: Arc<Env>, cfg: Arc<PubSub>) -> Result<()>
 }
 
 /// Counts EVENTs and records their latency until the connection or the run ends.
-async fn subscriber(ctx: ShardCtx, mut sess: Session) {
+async fn subscriber(ctx: ShardCtx, mut sess: Session, busy: std::time::Duration) {
     let ser = sess.r.ser;
     loop {
-        let frame = match sess.r.frame().await {
+        let frame = match super::next_frame(&mut sess.r, busy).await {
             Ok(Some(f)) => f,
             _ => break,
         };

@@ -76,7 +76,11 @@ pub async fn shard(ctx: ShardCtx, env: Arc<Env>, cfg: Arc<Rpc>) -> Result<()> {
     };
     let mut tasks = Vec::new();
     for sess in callees {
-        tasks.push(glommio::spawn_local(callee(ctx.clone(), sess)));
+        tasks.push(glommio::spawn_local(callee(
+            ctx.clone(),
+            sess,
+            env.busy_read,
+        )));
     }
     let procedure: Uri = PROCEDURE.into();
     let pad = wamp::pad_for(cfg.size);
@@ -89,6 +93,7 @@ pub async fn shard(ctx: ShardCtx, env: Arc<Env>, cfg: Arc<Rpc>) -> Result<()> {
             in_flight: Rc::new(Cell::new(0)),
             answered: Rc::new(Notify::default()),
             batch: env.batch,
+            busy: env.busy_read,
         };
         match cfg.rate {
             None => tasks.push(glommio::spawn_local(c.closed_loop(sess))),
@@ -109,10 +114,10 @@ pub async fn shard(ctx: ShardCtx, env: Arc<Env>, cfg: Arc<Rpc>) -> Result<()> {
 }
 
 /// Echoes every INVOCATION's arguments in a YIELD, one write per batch of invocations read.
-async fn callee(ctx: ShardCtx, mut sess: Session) {
+async fn callee(ctx: ShardCtx, mut sess: Session, busy: Duration) {
     let ser = sess.r.ser;
     loop {
-        let frame = match sess.r.frame().await {
+        let frame = match super::next_frame(&mut sess.r, busy).await {
             Ok(Some(f)) => f,
             _ => break,
         };
@@ -146,6 +151,8 @@ struct Caller {
     in_flight: Rc<Cell<usize>>,
     answered: Rc<Notify>,
     batch: usize,
+    /// `--busy-read-us`.
+    busy: Duration,
 }
 
 impl Caller {
@@ -158,6 +165,7 @@ impl Caller {
             in_flight: self.in_flight.clone(),
             answered: self.answered.clone(),
             batch: self.batch,
+            busy: self.busy,
         }
     }
 
@@ -217,7 +225,7 @@ impl Caller {
             if !sending && in_flight == 0 {
                 break;
             }
-            let frame = match sess.r.frame().await {
+            let frame = match super::next_frame(&mut sess.r, self.busy).await {
                 Ok(Some(f)) => f,
                 _ => {
                     bump(&c.disconnects, 1);
@@ -250,7 +258,7 @@ impl Caller {
     async fn results(self, mut r: Reader) {
         let ser = r.ser;
         loop {
-            let frame = match r.frame().await {
+            let frame = match super::next_frame(&mut r, self.busy).await {
                 Ok(Some(f)) => f,
                 _ => break,
             };
