@@ -17,6 +17,9 @@ usage: bench/run.sh [options]
   --idle-sessions N    sessions for the idle scenario (default 10000)
   --router-cpu N       CPU for switchyard (default 0)
   --loadgen-cpu N      CPU for loadgen (default 1)
+  --loadgen-busy-read-us US
+                       loadgen's readers ask their sockets this long before waiting (default 0:
+                       wait at once, like most clients; see bench/FINDINGS.md "Busy reads")
   --out DIR            where JSON/hgrm/SVG/logs go (default bench/results/DATE)
   --quick              2 s windows, 0.5 s warm-up, 2000 idle sessions (smoke test)
 EOF
@@ -24,7 +27,7 @@ EOF
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 OTHER="" OTHER_PID="" OTHER_NAME="other" OTHER_REALM="realm1"
-DURATION=10 WARMUP=2 IDLE_SESSIONS=10000 ROUTER_CPU=0 LOADGEN_CPU=1 OUT=""
+DURATION=10 WARMUP=2 IDLE_SESSIONS=10000 ROUTER_CPU=0 LOADGEN_CPU=1 OUT="" LOADGEN_BUSY=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --other) OTHER="$2"; shift 2 ;;
@@ -36,6 +39,7 @@ while [ $# -gt 0 ]; do
     --idle-sessions) IDLE_SESSIONS="$2"; shift 2 ;;
     --router-cpu) ROUTER_CPU="$2"; shift 2 ;;
     --loadgen-cpu) LOADGEN_CPU="$2"; shift 2 ;;
+    --loadgen-busy-read-us) LOADGEN_BUSY="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
     --quick) DURATION=2; WARMUP=0.5; IDLE_SESSIONS=2000; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -99,6 +103,7 @@ run() {
   echo "== $target $name: loadgen $* --url $url" >&2
   if ! timeout 300 "$BIN/loadgen" "$@" --url "$url" --realm "$realm" --cpus "$LOADGEN_CPU" \
       --duration "$DURATION" --warmup "$WARMUP" --label "$target" "${pidarg[@]}" \
+      --busy-read-us "$LOADGEN_BUSY" \
       --json "$base.json" --hgrm "$base.hgrm" --plot "$base.svg" >"$base.txt" 2>"$base.log"; then
     echo "   failed (see $base.log)" >&2
     tail -3 "$base.log" >&2 || true
@@ -162,15 +167,19 @@ matrix switchyard "" realm1 "" fresh
 start_router
 echo "== probe (blocking clients), router parks" >&2
 "$BIN/probe" --url "$ROUTER_URL" --cpu "$LOADGEN_CPU" --json "$OUT/probe.json" 2>&1 | sed 's/^/   /' >&2 || true
-# Latency mode: the router spins 1 ms before parking.
-ROUTER_EXTRA="--spin-before-park-us 1000"
+# Latency mode: sessions read their sockets directly for 1 ms after each input (busy reads).
+ROUTER_EXTRA="--busy-read-us 1000"
 start_router
-echo "== probe (blocking clients), router spins" >&2
-"$BIN/probe" --url "$ROUTER_URL" --cpu "$LOADGEN_CPU" --json "$OUT/probe-spin.json" 2>&1 | sed 's/^/   /' >&2 || true
+echo "== probe (blocking clients), latency mode" >&2
+"$BIN/probe" --url "$ROUTER_URL" --cpu "$LOADGEN_CPU" --json "$OUT/probe-lat.json" 2>&1 | sed 's/^/   /' >&2 || true
 start_router
-run rpc-1x1-spin switchyard "$ROUTER_URL" realm1 "$ROUTER_PID" -- rpc --callers 1 --callees 1 --outstanding 1 --size 64
+run rpc-1x1-lat switchyard "$ROUTER_URL" realm1 "$ROUTER_PID" -- rpc --callers 1 --callees 1 --outstanding 1 --size 64
 start_router
-run pubsub-unloaded-spin switchyard "$ROUTER_URL" realm1 "$ROUTER_PID" -- pubsub --publishers 1 --subscribers 4 --topics 1 --size 64 --rate 1000
+run pubsub-unloaded-lat switchyard "$ROUTER_URL" realm1 "$ROUTER_PID" -- pubsub --publishers 1 --subscribers 4 --topics 1 --size 64 --rate 1000
+for c in 4 16 64; do
+  start_router
+  run "rpc-${c}x1-lat" switchyard "$ROUTER_URL" realm1 "$ROUTER_PID" -- rpc --callers "$c" --callees 1 --outstanding 1 --size 64
+done
 ROUTER_EXTRA=""
 stop_router
 if [ -n "$OTHER" ]; then
@@ -266,14 +275,14 @@ if floor:
     for label, name, trips, base, base_name in [
         ("rpc 1×1 p50 / 2 blocking round trips", "rpc-1x1", 2, b, "blocking"),
         ("unloaded pubsub p50 / 1 blocking round trip", "pubsub-unloaded", 1, b, "blocking"),
-        ("rpc 1×1 p50, router spinning / 2 busy round trips", "rpc-1x1-spin", 2, s, "busy"),
-        ("unloaded pubsub p50, router spinning / 1 busy round trip", "pubsub-unloaded-spin", 1, s, "busy"),
+        ("rpc 1×1 p50, latency mode / 2 busy round trips", "rpc-1x1-lat", 2, s, "busy"),
+        ("unloaded pubsub p50, latency mode / 1 busy round trip", "pubsub-unloaded-lat", 1, s, "busy"),
     ]:
         v = val(name, "latency_us", "p50")
         if v is not None and base:
             print(f"  {label}: {v:.1f} / {trips * base:.1f} µs = {v / (trips * base):.2f}×")
     # The same with blocking clients (bench/probe.rs): what the router adds without loadgen.
-    for fname, mode, base in [("probe.json", "router parks", b), ("probe-spin.json", "router spins", s)]:
+    for fname, mode, base in [("probe.json", "router parks", b), ("probe-lat.json", "latency mode", s)]:
         try:
             with open(os.path.join(out, fname)) as f:
                 p = json.load(f)
@@ -285,10 +294,21 @@ if floor:
 healthy, stuck = val("fanout16", "delivered_per_sec"), val("fanout16-stuck", "delivered_per_sec")
 if healthy and stuck:
     print(f"4 stuck subscribers cost the 16 healthy ones {100 * (1 - stuck / healthy):.1f} % of their events/s")
+# Few synchronous callers: default settings and latency mode, against the other router.
+for c in (4, 16, 64):
+    d, l = val(f"rpc-{c}x1", "delivered_per_sec"), val(f"rpc-{c}x1-lat", "delivered_per_sec")
+    o = get(load(other, f"rpc-{c}x1"), "delivered_per_sec") if has_other else None
+    if d is None and l is None:
+        continue
+    msg = f"rpc {c}×1 calls/s: default {fmt(d)}, latency mode {fmt(l)}"
+    if o:
+        msg += f"; {other} {fmt(o)} (ratios {d / o if d else 0:.2f}× / {l / o if l else 0:.2f}×)"
+    print(msg)
 # Loudly: runs where loadgen, not the router, was the limit.
 for t in targets:
     bound = []
-    for name in sorted({r[1] for r in rows}) + ["rpc-1x1-spin", "pubsub-unloaded-spin"]:
+    lat = ["rpc-1x1-lat", "pubsub-unloaded-lat", "rpc-4x1-lat", "rpc-16x1-lat", "rpc-64x1-lat"]
+    for name in sorted({r[1] for r in rows}) + lat:
         d = load(t, name)
         lg, rt = get(d, "loadgen_cpu", "busy_cores"), get(d, "router_cpu", "busy_cores")
         if lg is not None and lg >= 0.9 and (rt is None or rt < 0.9):
