@@ -229,46 +229,17 @@ fn rpc_counts_every_result_closed_and_open_loop() {
 fn busy_readers_count_exactly() {
     let r = router();
     for url in [&r.rs, &r.ws] {
-        let v = loadgen(&[
-            "rpc",
-            "--url",
-            url,
-            "--callers",
-            "4",
-            "--callees",
-            "2",
-            "--count",
-            "250",
-            "--busy-read-us",
-            "300",
-        ]);
+        let busy = |args: &[&str]| {
+            let mut a = args.to_vec();
+            a.extend(["--url", url.as_str(), "--busy-read-us", "300"]);
+            loadgen(&a)
+        };
+        let v = busy(&["rpc", "--callers", "4", "--callees", "2", "--count", "250"]);
         assert_eq!(total(&v, "delivered"), 1000, "{url}");
         assert_eq!(total(&v, "errors"), 0, "{url}");
-        let v = loadgen(&[
-            "rpc",
-            "--url",
-            url,
-            "--callers",
-            "2",
-            "--rate",
-            "5000",
-            "--count",
-            "300",
-            "--busy-read-us",
-            "300",
-        ]);
+        let v = busy(&["rpc", "--callers", "2", "--rate", "5000", "--count", "300"]);
         assert_eq!(total(&v, "delivered"), 600, "{url}");
-        let v = loadgen(&[
-            "fanout",
-            "--url",
-            url,
-            "--subscribers",
-            "8",
-            "--count",
-            "500",
-            "--busy-read-us",
-            "300",
-        ]);
+        let v = busy(&["fanout", "--subscribers", "8", "--count", "500"]);
         assert_eq!(total(&v, "expected"), 4000, "{url}");
         assert_eq!(total(&v, "delivered"), 4000, "{url}");
     }

@@ -567,27 +567,14 @@ impl Reader {
         }
         SCRATCH.with(|s| {
             let mut scratch = s.borrow_mut();
-            // SAFETY: `scratch` is a valid, writable buffer of `scratch.len()` bytes for the
-            // whole call; `fd` is this reader's socket, open while `self.stream` is.
-            let n = unsafe {
-                libc::recv(
-                    fd,
-                    scratch.as_mut_ptr().cast(),
-                    scratch.len(),
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if n > 0 {
-                self.buf.extend_from_slice(&scratch[..n as usize]);
-                return Ok(Some(true));
-            }
-            if n == 0 {
-                return Ok(Some(false));
-            }
-            let e = io::Error::last_os_error();
-            match e.kind() {
-                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
-                _ => Err(e.into()),
+            match crate::net::sock::recv_now(fd, &mut scratch[..]) {
+                Some(Ok(0)) => Ok(Some(false)),
+                Some(Ok(n)) => {
+                    self.buf.extend_from_slice(&scratch[..n]);
+                    Ok(Some(true))
+                }
+                Some(Err(e)) => Err(e.into()),
+                None => Ok(None),
             }
         })
     }

@@ -4,4 +4,5 @@ pub mod duplex;
 pub mod inproc;
 pub mod longpoll;
 pub mod rawsocket;
+pub mod sock;
 pub mod websocket;

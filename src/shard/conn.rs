@@ -178,27 +178,12 @@ pub(super) async fn read_some<R: AsyncRead + Unpin>(
 /// socket has nothing now.
 fn recv_now(shard: &Shard, fd: RawFd, buf: &mut BytesMut) -> Option<std::io::Result<usize>> {
     let mut scratch = shard.read_scratch.borrow_mut();
-    // SAFETY: `scratch` is a valid, writable buffer of `scratch.len()` bytes for the whole
-    // call; `fd` is the session's socket, open while its stream is.
-    let n = unsafe {
-        libc::recv(
-            fd,
-            scratch.as_mut_ptr().cast(),
-            scratch.len(),
-            libc::MSG_DONTWAIT,
-        )
-    };
-    if n >= 0 {
-        let n = n as usize;
+    let r = crate::net::sock::recv_now(fd, &mut scratch[..]);
+    if let Some(Ok(n)) = r {
         buf.extend_from_slice(&scratch[..n]);
         shard.metrics.bytes_in.add(n as u64);
-        return Some(Ok(n));
     }
-    let e = std::io::Error::last_os_error();
-    match e.kind() {
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted => None,
-        _ => Some(Err(e)),
-    }
+    r
 }
 
 /// Tries per 1 µs timer in [`busy_read`]: the others are plain yields, cheaper than the timer's
