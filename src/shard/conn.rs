@@ -190,9 +190,9 @@ fn recv_now(shard: &Shard, fd: RawFd, buf: &mut BytesMut) -> Option<std::io::Res
 /// `io_uring_enter` (RPC 4×1 +10 % against a timer on every try, bench/FINDINGS.md).
 const BUSY_TRIES_PER_TIMER: u32 = 4;
 
-/// Busy read: asks the socket directly, stepping aside between tries (so every other task and,
-/// every [`BUSY_TRIES_PER_TIMER`] tries, the reactor run), for up to `window` or until the session ends. `None`: nothing
-/// came; the caller waits on the reactor.
+/// Busy read: asks the socket directly, stepping aside between tries (so every other task runs,
+/// and the reactor every [`BUSY_TRIES_PER_TIMER`] tries), for up to `window` or until the
+/// session ends. `None`: nothing came; the caller waits on the reactor.
 async fn busy_read(
     shard: &Shard,
     handle: &SessionHandle,
