@@ -22,7 +22,6 @@ pub mod prometheus;
 use crate::auth::{AuthMethod, FailReason};
 use crate::codec::{code, Id, Message};
 use std::cell::{OnceCell, RefCell};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -701,7 +700,7 @@ pub fn local_shard() -> Option<usize> {
 /// swept by the shard's timer.
 #[derive(Default)]
 pub struct CallTimer {
-    started: RefCell<HashMap<(Id, Id), Instant>>,
+    started: RefCell<crate::util::fast::FastMap<(Id, Id), Instant>>,
 }
 
 impl CallTimer {

@@ -206,7 +206,7 @@ async fn busy_read(
         if let Some(r) = recv_now(shard, fd, buf) {
             return Some(r);
         }
-        if handle.done.is_set() || handle.outbound.is_closing() || start.elapsed() >= window {
+        if handle.done.is_set() || handle.outbound.is_closing() {
             return None;
         }
         tries += 1;
@@ -214,6 +214,9 @@ async fn busy_read(
             // The other ready tasks run; the reactor waits for the timer below.
             futures_lite::future::yield_now().await;
             continue;
+        }
+        if start.elapsed() >= window {
+            return None;
         }
         // A timer, not a yield: glommio looks for I/O completions only when no task is
         // runnable (or at its preempt timer), so a reader that only yielded would hold back

@@ -435,20 +435,21 @@ impl Shard {
         if let Some(r) = self.metrics.realm(&realm) {
             r.messages_in.inc();
         }
+        let now = Instant::now();
         if let Message::Call(c) = &m {
-            self.call_timer.on_call(h.id, c.request, Instant::now());
+            self.call_timer.on_call(h.id, c.request, now);
         }
-        self.route_to_realm(h, &realm, m);
+        self.route_to_realm(h, &realm, m, now);
     }
 
     /// Feeds one message of a local session to its realm's routing core.
-    pub(crate) fn route_to_realm(&self, h: &SessionHandle, realm: &Uri, m: Message) {
+    fn route_to_realm(&self, h: &SessionHandle, realm: &Uri, m: Message, now: Instant) {
         let mut actions = Vec::new();
         if let (Some(r), Some(sref)) = (
             self.realms.borrow_mut().get_mut(realm),
             h.sref.borrow().as_ref(),
         ) {
-            r.on_message(sref, m, Instant::now(), &mut actions);
+            r.on_message(sref, m, now, &mut actions);
         }
         self.apply_actions(realm, actions);
     }
