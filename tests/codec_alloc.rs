@@ -118,10 +118,12 @@ fn json_publish_decode_allocations() {
 #[test]
 fn msgpack_event_encode_allocations() {
     let m = codec::decode(Serializer::MsgPack, &msgpack_event()).unwrap();
+    // The first encode on a thread sizes that thread's scratch buffer.
+    codec::encode(Serializer::MsgPack, &m);
     let (out, n) = allocations(|| codec::encode(Serializer::MsgPack, &m));
-    assert_eq!(out.len(), msgpack_event().len());
-    // The output buffer, and `Bytes`' shared header for it.
-    assert_eq!(n, 2);
+    assert_eq!(out, msgpack_event());
+    // The output buffer only, at its exact size (no `Bytes` shared header).
+    assert_eq!(n, 1);
     let mut buf = Vec::with_capacity(256);
     let ((), n) = allocations(|| codec::encode_into(Serializer::MsgPack, &m, &mut buf));
     assert_eq!(n, 0, "encode_into a buffer with room must not allocate");

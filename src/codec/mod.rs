@@ -188,9 +188,38 @@ pub fn encode_into(serializer: Serializer, message: &Message, out: &mut Vec<u8>)
     }
 }
 
+/// Messages expected to encode to at most this many bytes go through the per-thread scratch
+/// buffer of [`encode`]; larger ones are encoded straight into their own buffer.
+const SCRATCH_ENCODE_MAX: usize = 16 * 1024;
+
+thread_local! {
+    static ENCODE_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Encodes `message` into a new shareable buffer.
+///
+/// A `Vec` with spare capacity becomes `Bytes` through a second allocation (a shared header),
+/// freed again with the message; so a small message is encoded into a per-thread scratch buffer
+/// and copied out at its exact size: one allocation per message instead of two.
 pub fn encode(serializer: Serializer, message: &Message) -> Bytes {
-    let mut out = Vec::with_capacity(64 + payload_hint(message));
+    let hint = 64 + payload_hint(message);
+    if hint <= SCRATCH_ENCODE_MAX {
+        let small = ENCODE_SCRATCH.with(|s| {
+            let mut s = s.try_borrow_mut().ok()?;
+            s.clear();
+            encode_into(serializer, message, &mut s);
+            let b = Bytes::copy_from_slice(&s);
+            if s.capacity() > 4 * SCRATCH_ENCODE_MAX {
+                // An oversized message grew it: do not keep that much per thread.
+                *s = Vec::new();
+            }
+            Some(b)
+        });
+        if let Some(b) = small {
+            return b;
+        }
+    }
+    let mut out = Vec::with_capacity(hint);
     encode_into(serializer, message, &mut out);
     Bytes::from(out)
 }
