@@ -550,6 +550,11 @@ impl Reader {
         self.closed
     }
 
+    /// Whether [`Reader::fill_now`] can read this stream (plain TCP on glommio).
+    pub fn reads_directly(&self) -> bool {
+        self.fd.is_some()
+    }
+
     /// Reads what the socket has now, without waiting and without the runtime's reactor (plain
     /// TCP on glommio; `Ok(None)` on any other stream). `Ok(Some(true))`: bytes were read;
     /// `Ok(Some(false))`: end of stream; `Ok(None)`: nothing to read now.

@@ -36,9 +36,10 @@ pub struct Env {
 }
 
 /// The next frame: from the buffer, else from the socket directly for up to `busy` (stepping
-/// aside between tries, so the other tasks and the reactor run), else waiting on the reactor. `Ok(None)` at end of stream.
+/// aside between tries, so the other tasks and the reactor run), else waiting on the reactor.
+/// Streams that cannot be read directly (TLS, Unix) wait at once. `Ok(None)` at end of stream.
 pub async fn next_frame(r: &mut Reader, busy: std::time::Duration) -> Result<Option<bytes::Bytes>> {
-    if busy.is_zero() {
+    if busy.is_zero() || !r.reads_directly() {
         return Ok(r.frame().await?);
     }
     let mut idle_since: Option<std::time::Instant> = None;
