@@ -2,12 +2,11 @@
 
 /// Pins the calling thread to `cpu` (if the machine has it).
 pub fn pin(cpu: usize) {
-    if let Some(id) = core_affinity::get_core_ids()
-        .unwrap_or_default()
-        .into_iter()
-        .find(|c| c.id == cpu)
-    {
-        core_affinity::set_for_current(id);
+    // Not through `get_core_ids`: it lists only the CPUs this thread may already run on, and a
+    // thread inherits its parent's pinning, so a server thread started after the client thread
+    // pinned itself would silently stay on the client's CPU.
+    if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
+        eprintln!("could not pin to CPU {cpu}");
     }
 }
 

@@ -11,11 +11,15 @@
 //! a message arrives (as in unloaded pub/sub: one event per millisecond), which on a virtual
 //! machine costs far more than back-to-back round trips.
 //!
-//! A third line: one-way latency to a reader that was blocked and idle for a millisecond (a
+//! Then both servers again with one round trip per millisecond (`blocking_paced`,
+//! `busy_paced`): the floor for unloaded pub/sub, whose events are that far apart.
+//!
+//! A last line: one-way latency to a reader that was blocked and idle for a millisecond (a
 //! sender on the server CPU writes once per millisecond): the last hop of unloaded pub/sub.
 //!
 //! Prints one line per server with the round trip's p50/p90/p99 in microseconds, and with
-//! `--json FILE` writes them as `{"blocking": {"p50": …}, "busy": {…}}`.
+//! `--json FILE` writes them as `{"blocking": {"p50": …}, "busy": {…}, "blocking_paced": {…},
+//! "busy_paced": {…}, "idle_oneway": {…}}`.
 //!
 //! ```sh
 //! pingpong --server-cpu 0 --client-cpu 1 --count 20000 --size 64
@@ -214,11 +218,28 @@ fn main() {
         return;
     }
     let mut json = Vec::new();
-    for (name, busy) in [("blocking", false), ("busy", true)] {
-        match measure(&a, busy) {
+    for (name, busy, paced) in [
+        ("blocking", false, false),
+        ("busy", true, false),
+        ("blocking_paced", false, true),
+        ("busy_paced", true, true),
+    ] {
+        let run = Args {
+            pace_us: if paced { 1000 } else { a.pace_us },
+            connect: None,
+            json: None,
+            ..a
+        };
+        match measure(&run, busy) {
             Ok((p50, p90, p99)) => {
+                let label = match (busy, paced) {
+                    (false, false) => "blocking server",
+                    (true, false) => "busy     server",
+                    (false, true) => "blocking server, 1 round trip/ms",
+                    (true, true) => "busy     server, 1 round trip/ms",
+                };
                 println!(
-                    "{name:<8} server: round trip p50 {p50:.1} µs  p90 {p90:.1} µs  p99 {p99:.1} µs \
+                    "{label}: round trip p50 {p50:.1} µs  p90 {p90:.1} µs  p99 {p99:.1} µs \
                      ({} × {} B, server CPU {}, client CPU {})",
                     a.count, a.size, a.server_cpu, a.client_cpu
                 );

@@ -6,12 +6,15 @@
 //! - `rpc`: a callee thread answers every INVOCATION; the caller makes one call at a time and
 //!   times CALL → RESULT;
 //! - `pubsub`: a subscriber thread; the publisher sends one event every millisecond and the
-//!   subscriber times PUBLISH → EVENT (one clock: `Instant` is process-wide).
+//!   subscriber times PUBLISH → EVENT (one clock: `Instant` is process-wide);
+//! - `pubsub-self`: one connection publishes to itself (`exclude_me: false`) once per
+//!   millisecond and times PUBLISH → its EVENT: one round trip, the shape of `pingpong`.
 //!
 //! ```sh
 //! probe --url rs://127.0.0.1:8081 --count 5000 [--json FILE]
 //! ```
-//! Prints p50/p90/p99 in microseconds per case; `--json` writes `{"rpc": {...}, "pubsub": {...}}`.
+//! Prints p50/p90/p99 in microseconds per case; `--json` writes `{"rpc": {...}, "pubsub": {...},
+//! "pubsub-self": {...}}`.
 
 #[path = "common.rs"]
 mod common;
@@ -101,6 +104,8 @@ fn rpc(addr: &str, realm: &str, cpu: usize, count: usize) -> std::io::Result<Vec
         Message::Registered(_) => {}
         other => return Err(std::io::Error::other(format!("REGISTER: {}", other.name()))),
     }
+    // Shut down at the end so the callee thread ends at once, not at its read timeout.
+    let callee_socket = callee.0.try_clone()?;
     let worker = std::thread::spawn(move || -> std::io::Result<()> {
         pin(cpu);
         loop {
@@ -132,6 +137,7 @@ fn rpc(addr: &str, realm: &str, cpu: usize, count: usize) -> std::io::Result<Vec
         }
     }
     drop(caller);
+    let _ = callee_socket.shutdown(std::net::Shutdown::Both);
     let _ = worker.join();
     Ok(out)
 }
@@ -184,6 +190,39 @@ fn pubsub(addr: &str, realm: &str, cpu: usize, count: usize) -> std::io::Result<
         .collect())
 }
 
+/// Pub/sub as one round trip, the shape of `pingpong`'s floor: one connection subscribes,
+/// publishes with `exclude_me: false` and times PUBLISH → its own EVENT, one at a time, one
+/// per millisecond (so both ends have gone idle, as in unloaded pub/sub).
+fn pubsub_self(addr: &str, realm: &str, _cpu: usize, count: usize) -> std::io::Result<Vec<u64>> {
+    let mut c = Conn::open(addr, realm)?;
+    c.send(&msg(r#"[32, 1, {}, "probe.self"]"#))?;
+    match c.recv()? {
+        Message::Subscribed(_) => {}
+        other => {
+            return Err(std::io::Error::other(format!(
+                "SUBSCRIBE: {}",
+                other.name()
+            )))
+        }
+    }
+    let warmup = count / 10 + 10;
+    let mut out = Vec::with_capacity(count);
+    for i in 0..warmup + count {
+        std::thread::sleep(Duration::from_millis(1));
+        let t = Instant::now();
+        c.send(&msg(&format!(r#"[16, {}, {{"exclude_me": false}}, "probe.self", ["0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab"]]"#, i + 1)))?;
+        loop {
+            if let Message::Event(_) = c.recv()? {
+                break;
+            }
+        }
+        if i >= warmup {
+            out.push(t.elapsed().as_nanos() as u64);
+        }
+    }
+    Ok(out)
+}
+
 fn main() {
     let mut url = None;
     let mut realm = "realm1".to_owned();
@@ -226,12 +265,13 @@ fn main() {
             rpc as fn(&str, &str, usize, usize) -> std::io::Result<Vec<u64>>,
         ),
         ("pubsub", pubsub),
+        ("pubsub-self", pubsub_self),
     ] {
         match f(&addr, &realm, cpu, count) {
             Ok(v) if !v.is_empty() => {
                 let (p50, p90, p99) = quantiles(v);
                 println!(
-                    "{name:<6} blocking clients: p50 {p50:.1} µs  p90 {p90:.1} µs  p99 {p99:.1} µs"
+                    "{name:<11} blocking clients: p50 {p50:.1} µs  p90 {p90:.1} µs  p99 {p99:.1} µs"
                 );
                 parts.push(format!(
                     "\"{name}\": {{\"p50\": {p50:.2}, \"p90\": {p90:.2}, \"p99\": {p99:.2}}}"

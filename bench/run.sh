@@ -271,26 +271,34 @@ except (OSError, ValueError):
 print()
 if floor:
     b, s = floor["blocking"]["p50"], floor["busy"]["p50"]
-    print(f"floor (loopback round trip p50): blocking server {b:.1f} µs, busy-polling server {s:.1f} µs")
+    # Unloaded pub/sub sends one event per millisecond: its floor is the paced round trip.
+    bp = get(floor, "blocking_paced", "p50") or b
+    sp = get(floor, "busy_paced", "p50") or s
+    print(f"floor (loopback round trip p50): blocking server {b:.1f} µs, busy-polling server {s:.1f} µs; "
+          f"one per ms: {bp:.1f} / {sp:.1f} µs")
     for label, name, trips, base, base_name in [
         ("rpc 1×1 p50 / 2 blocking round trips", "rpc-1x1", 2, b, "blocking"),
-        ("unloaded pubsub p50 / 1 blocking round trip", "pubsub-unloaded", 1, b, "blocking"),
+        ("unloaded pubsub p50 / 1 blocking round trip at 1/ms", "pubsub-unloaded", 1, bp, "blocking"),
         ("rpc 1×1 p50, latency mode / 2 busy round trips", "rpc-1x1-lat", 2, s, "busy"),
-        ("unloaded pubsub p50, latency mode / 1 busy round trip", "pubsub-unloaded-lat", 1, s, "busy"),
+        ("unloaded pubsub p50, latency mode / 1 busy round trip at 1/ms", "pubsub-unloaded-lat", 1, sp, "busy"),
     ]:
         v = val(name, "latency_us", "p50")
         if v is not None and base:
             print(f"  {label}: {v:.1f} / {trips * base:.1f} µs = {v / (trips * base):.2f}×")
     # The same with blocking clients (bench/probe.rs): what the router adds without loadgen.
-    for fname, mode, base in [("probe.json", "router parks", b), ("probe-lat.json", "latency mode", s)]:
+    for fname, mode, base, paced in [("probe.json", "router parks", b, bp), ("probe-lat.json", "latency mode", s, sp)]:
         try:
             with open(os.path.join(out, fname)) as f:
                 p = json.load(f)
         except (OSError, ValueError):
             continue
         r, ps = p["rpc"]["p50"], p["pubsub"]["p50"]
-        print(f"  blocking clients, {mode}: rpc 1×1 p50 {r:.1f} µs = {r / (2 * base):.2f}× 2 round trips; "
-              f"pubsub p50 {ps:.1f} µs = {ps / base:.2f}× 1 round trip")
+        msg = (f"  blocking clients, {mode}: rpc 1×1 p50 {r:.1f} µs = {r / (2 * base):.2f}× 2 round trips; "
+               f"pubsub p50 {ps:.1f} µs = {ps / paced:.2f}× 1 round trip at 1/ms")
+        if "pubsub-self" in p:
+            pself = p["pubsub-self"]["p50"]
+            msg += f"; one client, its own event {pself:.1f} µs = {pself / paced:.2f}×"
+        print(msg)
 healthy, stuck = val("fanout16", "delivered_per_sec"), val("fanout16-stuck", "delivered_per_sec")
 if healthy and stuck:
     print(f"4 stuck subscribers cost the 16 healthy ones {100 * (1 - stuck / healthy):.1f} % of their events/s")
