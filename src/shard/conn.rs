@@ -186,13 +186,24 @@ fn recv_now(shard: &Shard, fd: RawFd, buf: &mut BytesMut) -> Option<std::io::Res
     r
 }
 
-/// Tries per 1 µs timer in [`busy_read`]: the others are plain yields, cheaper than the timer's
-/// `io_uring_enter` (RPC 4×1 +10 % against a timer on every try, bench/FINDINGS.md).
-const BUSY_TRIES_PER_TIMER: u32 = 4;
+/// How often a shard's busy readers let the reactor run (see [`busy_read`]).
+/// 15 µs: with 50 µs a waiting loadgen's RPC 1×1 made a fifth fewer calls, 5 µs did no better
+/// than 15 (bench/FINDINGS.md).
+const BUSY_REACTOR_EVERY: Duration = Duration::from_micros(15);
 
-/// Busy read: asks the socket directly, stepping aside between tries (so every other task runs,
-/// and the reactor every [`BUSY_TRIES_PER_TIMER`] tries), for up to `window` or until the
-/// session ends. `None`: nothing came; the caller waits on the reactor.
+/// Busy read: asks the socket directly, yielding between tries so every other task runs, for
+/// up to `window` or until the session ends. `None`: nothing came; the caller waits on the
+/// reactor.
+///
+/// A reader that only yielded would starve the reactor (glommio polls its rings only when no
+/// task is runnable, or at its preempt timer), holding back every session that waits on it.
+/// So every [`BUSY_REACTOR_EVERY`] (`Shard::busy_reactor_due`) each busy reader of the shard
+/// sleeps on a 1 µs timer: once all of them sleep, the executor polls its rings and fires the
+/// timers, and the first to wake sets the next turn. A timer costs ~4–18 µs here (less while
+/// the executor spins, which is why busy reads make the shard spin as long, `router::spawn`)
+/// against ~0.4 µs for a try, and a message that arrives meanwhile waits for it: so the turns
+/// go by the clock and are shared, not per reader and per try (bench/FINDINGS.md, "Busy
+/// reads").
 async fn busy_read(
     shard: &Shard,
     handle: &SessionHandle,
@@ -201,7 +212,6 @@ async fn busy_read(
     buf: &mut BytesMut,
 ) -> Option<std::io::Result<usize>> {
     let start = std::time::Instant::now();
-    let mut tries = 0u32;
     loop {
         if let Some(r) = recv_now(shard, fd, buf) {
             return Some(r);
@@ -209,20 +219,19 @@ async fn busy_read(
         if handle.done.is_set() || handle.outbound.is_closing() {
             return None;
         }
-        tries += 1;
-        if !tries.is_multiple_of(BUSY_TRIES_PER_TIMER) {
-            // The other ready tasks run; the reactor waits for the timer below.
-            futures_lite::future::yield_now().await;
-            continue;
-        }
-        if start.elapsed() >= window {
+        let now = std::time::Instant::now();
+        if now.duration_since(start) >= window {
             return None;
         }
-        // A timer, not a yield: glommio looks for I/O completions only when no task is
-        // runnable (or at its preempt timer), so a reader that only yielded would hold back
-        // every session waiting on the reactor. The timer lets the executor run the others,
-        // poll its rings and come back.
-        glommio::timer::sleep(Duration::from_micros(1)).await;
+        if now >= shard.busy_reactor_due.get() {
+            glommio::timer::sleep(Duration::from_micros(1)).await;
+            let now = std::time::Instant::now();
+            if now >= shard.busy_reactor_due.get() {
+                shard.busy_reactor_due.set(now + BUSY_REACTOR_EVERY);
+            }
+            continue;
+        }
+        futures_lite::future::yield_now().await;
     }
 }
 

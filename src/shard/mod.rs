@@ -151,6 +151,9 @@ pub struct Shard {
     pub welcome_roles: Rc<Value>,
     /// Shared read buffer: an idle session holds none of its own (see `conn::read_some`).
     pub read_scratch: RefCell<Vec<u8>>,
+    /// When the shard's busy readers next let the reactor run, all in the same turn
+    /// (`conn::busy_read`).
+    pub busy_reactor_due: Cell<std::time::Instant>,
     pub shutting_down: Cell<bool>,
     /// This shard's counters; only this thread writes them, the metrics thread reads them.
     pub metrics: Arc<ShardMetrics>,

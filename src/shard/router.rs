@@ -218,7 +218,10 @@ impl Router {
                 // empty or this timer fires (default 100 ms): with the reader's per-turn yield
                 // (conn::INPUT_PER_TURN) this bounds how long a busy session holds the others.
                 .preempt_timer(conn::PREEMPT_TIMER);
-            if let Some(spin) = cfg.spin_before_park {
+            // Busy readers sleep on short timers between turns of the reactor; glommio fires
+            // them without entering the kernel only while it spins (conn::busy_read), so the
+            // shard spins at least as long as a busy reader asks its socket.
+            if let Some(spin) = cfg.spin_before_park.max(cfg.busy_read) {
                 builder = builder.spin_before_park(spin);
             }
             let cfg2 = cfg.clone();
@@ -379,6 +382,7 @@ async fn shard_main(
             DEALER_FEATURES,
         )),
         read_scratch: RefCell::new(vec![0; 256 * 1024]),
+        busy_reactor_due: Cell::new(Instant::now()),
         shutting_down: Cell::new(false),
         metrics: metrics.clone(),
         call_timer: CallTimer::default(),
