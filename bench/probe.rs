@@ -57,6 +57,18 @@ impl Conn {
         }
     }
 
+    /// Subscribes to `topic` and waits for SUBSCRIBED.
+    fn subscribe(&mut self, topic: &str) -> std::io::Result<()> {
+        self.send(&msg(&format!(r#"[32, 1, {{}}, "{topic}"]"#)))?;
+        match self.recv()? {
+            Message::Subscribed(_) => Ok(()),
+            other => Err(std::io::Error::other(format!(
+                "SUBSCRIBE: {}",
+                other.name()
+            ))),
+        }
+    }
+
     fn send(&mut self, m: &Message) -> std::io::Result<()> {
         let body = codec::encode(SER, m);
         let len = body.len() as u32;
@@ -144,16 +156,7 @@ fn rpc(addr: &str, realm: &str, cpu: usize, count: usize) -> std::io::Result<Vec
 
 fn pubsub(addr: &str, realm: &str, cpu: usize, count: usize) -> std::io::Result<Vec<u64>> {
     let mut sub = Conn::open(addr, realm)?;
-    sub.send(&msg(r#"[32, 1, {}, "probe.topic"]"#))?;
-    match sub.recv()? {
-        Message::Subscribed(_) => {}
-        other => {
-            return Err(std::io::Error::other(format!(
-                "SUBSCRIBE: {}",
-                other.name()
-            )))
-        }
-    }
+    sub.subscribe("probe.topic")?;
     let (tx, rx) = mpsc::channel::<Instant>();
     let total = count + count / 10 + 10;
     let worker = std::thread::spawn(move || -> std::io::Result<Vec<Instant>> {
@@ -195,16 +198,7 @@ fn pubsub(addr: &str, realm: &str, cpu: usize, count: usize) -> std::io::Result<
 /// per millisecond (so both ends have gone idle, as in unloaded pub/sub).
 fn pubsub_self(addr: &str, realm: &str, _cpu: usize, count: usize) -> std::io::Result<Vec<u64>> {
     let mut c = Conn::open(addr, realm)?;
-    c.send(&msg(r#"[32, 1, {}, "probe.self"]"#))?;
-    match c.recv()? {
-        Message::Subscribed(_) => {}
-        other => {
-            return Err(std::io::Error::other(format!(
-                "SUBSCRIBE: {}",
-                other.name()
-            )))
-        }
-    }
+    c.subscribe("probe.self")?;
     let warmup = count / 10 + 10;
     let mut out = Vec::with_capacity(count);
     for i in 0..warmup + count {
