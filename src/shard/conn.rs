@@ -200,7 +200,7 @@ const BUSY_REACTOR_EVERY: Duration = Duration::from_micros(15);
 /// So every [`BUSY_REACTOR_EVERY`] (`Shard::busy_reactor_due`) each busy reader of the shard
 /// sleeps on a 1 µs timer: once all of them sleep, the executor polls its rings and fires the
 /// timers, and the first to wake sets the next turn. A timer costs ~4–18 µs here (less while
-/// the executor spins, which is why busy reads make the shard spin as long, `router::spawn`)
+/// the executor spins, which is why busy reads make the shard spin as long, `Router::start`)
 /// against ~0.4 µs for a try, and a message that arrives meanwhile waits for it: so the turns
 /// go by the clock and are shared, not per reader and per try (bench/FINDINGS.md, "Busy
 /// reads").
