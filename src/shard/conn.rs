@@ -164,8 +164,7 @@ pub(super) async fn read_some<R: AsyncRead + Unpin>(
         let mut scratch = shard.read_scratch.borrow_mut();
         match Pin::new(&mut *r).poll_read(cx, &mut scratch[..]) {
             Poll::Ready(Ok(n)) => {
-                buf.extend_from_slice(&scratch[..n]);
-                shard.metrics.bytes_in.add(n as u64);
+                keep_read(shard, &scratch[..n], buf);
                 Poll::Ready(Ok(n))
             }
             other => other,
@@ -180,10 +179,15 @@ fn recv_now(shard: &Shard, fd: RawFd, buf: &mut BytesMut) -> Option<std::io::Res
     let mut scratch = shard.read_scratch.borrow_mut();
     let r = crate::net::sock::recv_now(fd, &mut scratch[..]);
     if let Some(Ok(n)) = r {
-        buf.extend_from_slice(&scratch[..n]);
-        shard.metrics.bytes_in.add(n as u64);
+        keep_read(shard, &scratch[..n], buf);
     }
     r
+}
+
+/// Moves bytes just read into the shared scratch buffer over to the session's `buf`, counted.
+fn keep_read(shard: &Shard, read: &[u8], buf: &mut BytesMut) {
+    buf.extend_from_slice(read);
+    shard.metrics.bytes_in.add(read.len() as u64);
 }
 
 /// How often a shard's busy readers let the reactor run (see [`busy_read`]).
