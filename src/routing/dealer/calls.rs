@@ -531,7 +531,7 @@ impl Dealer {
                 request,
                 registration,
                 forward_progress,
-                streaming: streaming.then(|| details.clone()),
+                streaming: streaming.then(|| Box::new(details.clone())),
             },
         );
         ctx.send(
@@ -575,7 +575,7 @@ impl Dealer {
         let Some(details) = inv.streaming.as_ref() else {
             return;
         };
-        let mut details = details.clone();
+        let mut details = InvocationDetails::clone(details);
         details.progress = progress.then_some(true);
         if !progress {
             inv.streaming = None;

@@ -116,7 +116,9 @@ struct Invocation {
     registration: Id,
     forward_progress: bool,
     /// Progressive call invocation still open: the initial details, repeated on every chunk.
-    streaming: Option<crate::codec::InvocationDetails>,
+    /// Boxed: the record is moved into and out of `invocations` on every call, and the details
+    /// (~280 bytes) are there only for the rare progressive invocation.
+    streaming: Option<Box<crate::codec::InvocationDetails>>,
 }
 
 /// A call in flight, on the caller's shard.
