@@ -13,20 +13,13 @@
 use std::time::{Duration, Instant};
 
 use switchyard::codec::{self, Message, Serializer};
-use switchyard::routing::meta::SessionDetails;
 use switchyard::routing::{Action, Features, RealmShard, RoutingConfig, SessionRef};
+
+mod support;
+use support::details;
 
 const PROCEDURE: &str = "com.bench.echo";
 const CALLEE: u64 = 1;
-
-fn details() -> SessionDetails {
-    SessionDetails {
-        authmethod: "anonymous".into(),
-        authprovider: "static".into(),
-        local: false,
-        serializer: Serializer::MsgPack,
-    }
-}
 
 fn frame(m: Message) -> bytes::Bytes {
     codec::encode(Serializer::MsgPack, &m)

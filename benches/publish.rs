@@ -17,8 +17,10 @@ use std::time::{Duration, Instant};
 use switchyard::codec::uri::MatchPolicy;
 use switchyard::codec::{self, Message, Serializer};
 use switchyard::routing::history::{HistoryRule, HistoryRules};
-use switchyard::routing::meta::SessionDetails;
 use switchyard::routing::{Features, RealmShard, RoutingConfig, SessionRef};
+
+mod support;
+use support::details;
 
 const TOPIC: &str = "com.bench.topic";
 
@@ -29,15 +31,6 @@ fn rule(uri: &str) -> HistoryRule {
         limit: 1000,
         max_bytes: 16 << 20,
         max_age: None,
-    }
-}
-
-fn details() -> SessionDetails {
-    SessionDetails {
-        authmethod: "anonymous".into(),
-        authprovider: "static".into(),
-        local: false,
-        serializer: Serializer::MsgPack,
     }
 }
 
