@@ -910,17 +910,25 @@ impl SleepableRing {
         source_map: Rc<RefCell<SourceMap>>,
     ) -> io::Result<Self> {
         assert!(*IO_URING_RECENT_ENOUGH);
-        // (Switchyard patch) Ask for cooperative task running: a completion that arrives from
-        // another CPU while this thread runs (a socket became readable) no longer sends it an
-        // inter-processor interrupt, which on a VM costs an exit per completion. Kernels
-        // older than 5.19 refuse the flags; the ring is then made as before.
-        let (ring, coop) = match iou::IoUring::new_with_flags(
-            size as _,
-            iou::SetupFlags::COOP_TASKRUN | iou::SetupFlags::TASKRUN_FLAG,
-            iou::SetupFeatures::empty(),
-        ) {
-            Ok(ring) => (ring, true),
-            Err(_) => (iou::IoUring::new(size as _)?, false),
+        // (Switchyard patch) With GLOMMIO_COOP_TASKRUN=1 in the environment, ask for
+        // cooperative task running: a completion that arrives from another CPU while this
+        // thread runs (a socket became readable) no longer sends it an inter-processor
+        // interrupt, which on a VM costs an exit per completion. Kernels older than 5.19
+        // refuse the flags; the ring is then made as before, as it is without the variable.
+        let want_coop = std::env::var_os("GLOMMIO_COOP_TASKRUN").is_some_and(|v| v == "1");
+        let coop_ring = if want_coop {
+            iou::IoUring::new_with_flags(
+                size as _,
+                iou::SetupFlags::COOP_TASKRUN | iou::SetupFlags::TASKRUN_FLAG,
+                iou::SetupFeatures::empty(),
+            )
+            .ok()
+        } else {
+            None
+        };
+        let (ring, coop) = match coop_ring {
+            Some(ring) => (ring, true),
+            None => (iou::IoUring::new(size as _)?, false),
         };
         Ok(SleepableRing {
             ring,
