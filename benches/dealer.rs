@@ -16,7 +16,7 @@ use switchyard::codec::{self, Message, Serializer};
 use switchyard::routing::{Action, Features, RealmShard, RoutingConfig, SessionRef};
 
 mod support;
-use support::details;
+use support::{details, median};
 
 const PROCEDURE: &str = "com.bench.echo";
 const CALLEE: u64 = 1;
@@ -97,7 +97,6 @@ fn run(callers: usize, each: usize, n: usize) -> f64 {
     let mut encoded = 0usize;
     let now = Instant::now();
     let t0 = Instant::now();
-    let mut next_yield = yields.iter();
     for _ in 0..n / window {
         for (caller, f) in &calls {
             let m = codec::decode(Serializer::MsgPack, f).expect("decodes");
@@ -111,8 +110,10 @@ fn run(callers: usize, each: usize, n: usize) -> f64 {
                 }
             }
         }
-        for _ in invocations.drain(..) {
-            let f = next_yield.next().expect("a YIELD frame per call");
+        for id in invocations.drain(..) {
+            let f = yields
+                .get(id as usize - 1)
+                .expect("a YIELD frame per invocation ID");
             let m = codec::decode(Serializer::MsgPack, f).expect("decodes");
             s.on_message(&callee, m, now, &mut out);
             for a in out.drain(..) {
@@ -134,11 +135,6 @@ fn run(callers: usize, each: usize, n: usize) -> f64 {
     assert!(encoded > n * 2 * 64, "both messages carry the payload");
     assert_eq!(s.dealer().pending_calls(), 0, "nothing left in flight");
     ns
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn main() {

@@ -20,7 +20,7 @@ use switchyard::routing::history::{HistoryRule, HistoryRules};
 use switchyard::routing::{Features, RealmShard, RoutingConfig, SessionRef};
 
 mod support;
-use support::details;
+use support::{details, median};
 
 const TOPIC: &str = "com.bench.topic";
 
@@ -95,11 +95,6 @@ fn run(rules: Vec<HistoryRule>, n: usize) -> f64 {
 
 /// Makes the rules of one case.
 type Rules = fn() -> Vec<HistoryRule>;
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");

@@ -572,14 +572,16 @@ impl Dealer {
         let Some(inv) = self.invocations.get_mut(&(callee, id)) else {
             return;
         };
-        let Some(details) = inv.streaming.as_ref() else {
+        // The last chunk takes the initial details; the others repeat a copy.
+        let details = if progress {
+            inv.streaming.as_deref().cloned()
+        } else {
+            inv.streaming.take().map(|d| *d)
+        };
+        let Some(mut details) = details else {
             return;
         };
-        let mut details = InvocationDetails::clone(details);
         details.progress = progress.then_some(true);
-        if !progress {
-            inv.streaming = None;
-        }
         ctx.send(
             callee,
             Message::Invocation(InvocationMsg {
