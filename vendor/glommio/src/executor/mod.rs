@@ -1324,7 +1324,11 @@ impl LocalExecutor {
         let mut ran = false;
         loop {
             self.reactor.sys.install_eventfd();
-            if self.need_preempt() {
+            // (Switchyard patch) Not before the first pass: a completion on the latency ring
+            // between the I/O poll and here (a 1 µs timer makes it every time) would
+            // otherwise run nothing, and "nothing ran" made the executor park with tasks
+            // queued. Each pass runs at least one task, so the executor always progresses.
+            if ran && self.need_preempt() {
                 break;
             }
             if !self.run_one_task_queue() {
@@ -1373,7 +1377,8 @@ impl LocalExecutor {
             let mut tasks_executed_this_loop = 0;
             loop {
                 let mut queue_ref = queue.borrow_mut();
-                if self.need_preempt() || queue_ref.yielded() {
+                // (Switchyard patch) At least one task per pass (see `run_task_queues`).
+                if tasks_executed_this_loop > 0 && (self.need_preempt() || queue_ref.yielded()) {
                     break;
                 }
 
@@ -1493,6 +1498,15 @@ impl LocalExecutor {
                         // test again here. We can't test *just* here because the main
                         // future is probably the one setting up the task queues and etc.
                         break t.unwrap();
+                    } else if !this.queues.borrow().active_executors.is_empty() {
+                        // (Switchyard patch) `run_task_queues` also returns false when it
+                        // found the preemption flag raised (a completion on the latency
+                        // ring) before running anything, with tasks still queued. Parking
+                        // then put the thread to sleep with runnable tasks and, if their
+                        // wake-ups had been the only pending events (a timer already fired,
+                        // a socket already readable), nothing left to wake it. Go round
+                        // again instead: `poll_io` consumes the latency ring and re-arms the
+                        // preemption timer, then the queued tasks run.
                     } else {
                         while !this.reactor.spin_poll_io().unwrap() {
                             if pre_time.elapsed() > spin_before_park {
