@@ -910,12 +910,12 @@ impl SleepableRing {
         source_map: Rc<RefCell<SourceMap>>,
     ) -> io::Result<Self> {
         assert!(*IO_URING_RECENT_ENOUGH);
-        // (Switchyard patch) With GLOMMIO_COOP_TASKRUN=1 in the environment, ask for
-        // cooperative task running: a completion that arrives from another CPU while this
+        // (Switchyard patch) Ask for cooperative task running (unless GLOMMIO_COOP_TASKRUN=0
+        // is in the environment): a completion that arrives from another CPU while this
         // thread runs (a socket became readable) no longer sends it an inter-processor
         // interrupt, which on a VM costs an exit per completion. Kernels older than 5.19
-        // refuse the flags; the ring is then made as before, as it is without the variable.
-        let want_coop = std::env::var_os("GLOMMIO_COOP_TASKRUN").is_some_and(|v| v == "1");
+        // refuse the flags; the ring is then made as upstream makes it, as with the variable.
+        let want_coop = std::env::var_os("GLOMMIO_COOP_TASKRUN").is_none_or(|v| v != "0");
         let coop_ring = if want_coop {
             iou::IoUring::new_with_flags(
                 size as _,
