@@ -32,8 +32,8 @@ fn executor_does_not_sleep_with_runnable_tasks() {
         });
         let _ = done_tx.send(());
     });
-    // Unpatched, the executor sleeps for good within the first few hundred yields (the thread
-    // is then left behind; the test process ends regardless).
+    // Unpatched, the executor sleeps for good the first time it finds the flag up before a
+    // pass (the thread is then left behind; the test process ends regardless).
     assert!(
         done_rx.recv_timeout(Duration::from_secs(30)).is_ok(),
         "the executor went to sleep with a runnable task"

@@ -1499,14 +1499,12 @@ impl LocalExecutor {
                         // future is probably the one setting up the task queues and etc.
                         break t.unwrap();
                     } else if !this.queues.borrow().active_executors.is_empty() {
-                        // (Switchyard patch) `run_task_queues` also returns false when it
-                        // found the preemption flag raised (a completion on the latency
-                        // ring) before running anything, with tasks still queued. Parking
-                        // then put the thread to sleep with runnable tasks and, if their
-                        // wake-ups had been the only pending events (a timer already fired,
-                        // a socket already readable), nothing left to wake it. Go round
-                        // again instead: `poll_io` consumes the latency ring and re-arms the
-                        // preemption timer, then the queued tasks run.
+                        // (Switchyard patch) Never park with a task queued (here: one the
+                        // main future's poll just woke; upstream also got here when
+                        // `run_task_queues` found the preemption flag up and ran nothing).
+                        // Parking would sleep with runnable tasks and, if their wake-ups had
+                        // been the only pending events (a timer already fired, a socket
+                        // already readable), nothing left to wake the thread. Go round again.
                     } else {
                         while !this.reactor.spin_poll_io().unwrap() {
                             if pre_time.elapsed() > spin_before_park {
