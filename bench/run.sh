@@ -162,6 +162,18 @@ echo "== floor: pingpong --server-cpu $ROUTER_CPU --client-cpu $LOADGEN_CPU" >&2
 "$BIN/pingpong" --server-cpu "$ROUTER_CPU" --client-cpu "$LOADGEN_CPU" --json "$OUT/floor.json" \
   | tee "$OUT/floor.txt" | sed 's/^/   /' >&2 || echo "   pingpong failed" >&2
 
+# loadgen's own ceiling: fan-out 1→512 from `firehose`, a stand-in router that costs almost
+# nothing per event (bench/firehose.rs), on the router's CPU. It must be well above what one
+# switchyard shard delivers, or the fan-out rows measure loadgen.
+FIREHOSE_PID=""
+"$BIN/firehose" --listen 127.0.0.1:0 --cpu "$ROUTER_CPU" >"$OUT/firehose.out" 2>&1 &
+FIREHOSE_PID=$!
+for _ in $(seq 50); do grep -q '^listening' "$OUT/firehose.out" 2>/dev/null && break; sleep 0.1; done
+FIREHOSE_URL="rs://$(awk '/^listening/ {print $2}' "$OUT/firehose.out")"
+run ceiling loadgen "$FIREHOSE_URL" realm1 "" -- fanout --subscribers 512 --size 64 --outstanding 256
+kill "$FIREHOSE_PID" 2>/dev/null || true
+wait "$FIREHOSE_PID" 2>/dev/null || true
+
 matrix switchyard "" realm1 "" fresh
 # The same latencies seen by plain blocking clients (no async runtime): router or loadgen?
 start_router
@@ -299,6 +311,14 @@ if floor:
             pself = p["pubsub-self"]["p50"]
             msg += f"; one client, its own event {pself:.1f} µs = {pself / paced:.2f}×"
         print(msg)
+ceiling, fan = get(load("loadgen", "ceiling"), "delivered_per_sec"), val("fanout", "delivered_per_sec")
+if ceiling:
+    lg = get(load("loadgen", "ceiling"), "loadgen_cpu", "busy_cores")
+    msg = f"loadgen's ceiling (fan-out 1→512 from firehose, a stand-in router): {fmt(ceiling)} events/s"
+    msg += f" on {lg:.2f} cores" if lg is not None else ""
+    if fan:
+        msg += f" = {ceiling / fan:.2f}× what one switchyard shard delivered"
+    print(msg)
 healthy, stuck = val("fanout16", "delivered_per_sec"), val("fanout16-stuck", "delivered_per_sec")
 if healthy and stuck:
     print(f"4 stuck subscribers cost the 16 healthy ones {100 * (1 - stuck / healthy):.1f} % of their events/s")

@@ -237,6 +237,7 @@ fn cbor_uint(b: &[u8]) -> Option<(u64, &[u8])> {
 /// `Some(stamp)` (the stamp `None` if the arguments carry none), or `None` for any other frame
 /// (decode it fully). Fan-out subscribers spend most of their time here, so this skips the
 /// generic decoder's details dictionary and payload slicing.
+#[inline]
 pub fn msgpack_event_stamp(frame: &[u8]) -> Option<Option<(u64, u64)>> {
     let len = match *frame.first()? {
         n @ 0x94..=0x96 => n - 0x90,
@@ -256,6 +257,7 @@ pub fn msgpack_event_stamp(frame: &[u8]) -> Option<Option<(u64, u64)>> {
     Some(msgpack_two_uints(&rest[1..]))
 }
 
+#[inline]
 fn msgpack_two_uints(b: &[u8]) -> Option<(u64, u64)> {
     let rest = match *b.first()? {
         0x90..=0x9f => &b[1..],
@@ -268,6 +270,7 @@ fn msgpack_two_uints(b: &[u8]) -> Option<(u64, u64)> {
     Some((a, s))
 }
 
+#[inline]
 fn msgpack_uint(b: &[u8]) -> Option<(u64, &[u8])> {
     let be = |n: usize| -> Option<(u64, &[u8])> {
         let bytes = b.get(1..1 + n)?;

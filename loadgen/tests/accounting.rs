@@ -392,3 +392,66 @@ fn idle_sessions_answer_pings() {
     }
     assert_eq!(pongs.load(std::sync::atomic::Ordering::SeqCst), 3);
 }
+
+/// `firehose` (the stand-in router that measures loadgen's own receive ceiling) speaks enough
+/// WAMP for loadgen's fan-out, with and without acknowledgements and with busy readers, and
+/// loadgen counts its events exactly: every EVENT, and none twice.
+#[test]
+fn firehose_events_count_exactly() {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_firehose"))
+        .args(["--listen", "127.0.0.1:0", "--seconds", "120"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("firehose runs");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("firehose prints its address");
+    let _child = Kill(child);
+    let addr = line
+        .trim()
+        .strip_prefix("listening ")
+        .expect("`listening ADDR`");
+    let url = format!("rs://{addr}");
+    for extra in [&[][..], &["--acknowledge"], &["--busy-read-us", "300"]] {
+        let mut args = vec![
+            "fanout",
+            "--url",
+            &url,
+            "--subscribers",
+            "16",
+            "--count",
+            "3000",
+        ];
+        args.extend(extra);
+        let v = loadgen(&args);
+        assert_eq!(total(&v, "expected"), 48_000, "{extra:?}");
+        assert_eq!(total(&v, "delivered"), 48_000, "{extra:?}");
+        assert_eq!(total(&v, "surplus"), 0, "{extra:?}");
+        assert_eq!(total(&v, "errors"), 0, "{extra:?}");
+        assert_eq!(v["latency_us"]["count"].as_u64(), Some(48_000), "{extra:?}");
+    }
+    // JSON is not spoken: the handshake is refused, so loadgen fails to connect.
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([
+            "fanout",
+            "--url",
+            &url,
+            "--serializer",
+            "json",
+            "--count",
+            "1",
+            "--quiet",
+        ])
+        .output()
+        .expect("loadgen runs");
+    assert!(!out.status.success(), "a JSON session was accepted");
+}

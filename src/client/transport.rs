@@ -486,6 +486,89 @@ async fn read_into<R: AsyncRead + Unpin>(r: &mut R, buf: &mut BytesMut) -> io::R
     .await
 }
 
+/// Keeps a transport ping's payload for [`Reader::take_pings`] (the oldest beyond
+/// [`MAX_PINGS`] are dropped).
+fn keep_ping(pings: &mut Vec<Bytes>, payload: Bytes) {
+    if pings.len() >= MAX_PINGS {
+        pings.remove(0);
+    }
+    pings.push(payload);
+}
+
+/// Hands the complete RawSocket frames at the front of `data` to `f` (messages) or `pings`,
+/// borrowed in place; returns how many octets they took.
+fn frames_in_place(
+    dec: rawsocket::FrameDecoder,
+    data: &[u8],
+    pings: &mut Vec<Bytes>,
+    f: &mut impl FnMut(&[u8]),
+) -> Result<usize> {
+    let mut at = 0;
+    loop {
+        match dec.peek(&data[at..]) {
+            Ok(Some((kind, payload))) => {
+                at += rawsocket::HEADER_LEN + payload.len();
+                match kind {
+                    FrameKind::Message => f(payload),
+                    FrameKind::Ping => keep_ping(pings, Bytes::copy_from_slice(payload)),
+                    FrameKind::Pong => {}
+                }
+            }
+            Ok(None) => return Ok(at),
+            Err(e) => return Err(TransportError::Framing(e.to_string())),
+        }
+    }
+}
+
+/// [`Reader::drain_frames`] on RawSocket: the complete frames in `buf`, then `buf` keeps the rest.
+fn drain_raw(
+    dec: rawsocket::FrameDecoder,
+    buf: &mut BytesMut,
+    pings: &mut Vec<Bytes>,
+    f: &mut impl FnMut(&[u8]),
+) -> Result<()> {
+    let res = frames_in_place(dec, buf, pings, f);
+    if let Ok(n) = res {
+        bytes::Buf::advance(buf, n);
+    }
+    res.map(drop)
+}
+
+/// Takes `data`, bytes just read: every complete RawSocket message frame goes to `f`, read in
+/// place where it lies whole in `data`; only a frame cut by the end of a read is copied into
+/// `buf` (which holds the start of such a frame from the read before), until it is whole.
+fn take_raw(
+    dec: rawsocket::FrameDecoder,
+    buf: &mut BytesMut,
+    pings: &mut Vec<Bytes>,
+    mut data: &[u8],
+    f: &mut impl FnMut(&[u8]),
+) -> Result<()> {
+    if !buf.is_empty() {
+        // Complete the frame begun by an earlier read: its header first, then its payload.
+        loop {
+            let need = dec.bytes_needed(buf).min(data.len());
+            if need == 0 {
+                break;
+            }
+            buf.extend_from_slice(&data[..need]);
+            data = &data[need..];
+        }
+        drain_raw(dec, buf, pings, f)?;
+        if !buf.is_empty() {
+            // Still not whole: `data` is used up.
+            return Ok(());
+        }
+        if buf.capacity() > READ_CHUNK {
+            // A large frame passed through: do not keep its buffer.
+            *buf = BytesMut::new();
+        }
+    }
+    let n = frames_in_place(dec, data, pings, f)?;
+    buf.extend_from_slice(&data[n..]);
+    Ok(())
+}
+
 /// The receiving half of a connection.
 pub struct Reader {
     stream: ReadHalf<Stream>,
@@ -534,10 +617,7 @@ impl Reader {
     }
 
     fn keep_ping(&mut self, payload: Bytes) {
-        if self.pings.len() >= MAX_PINGS {
-            self.pings.remove(0);
-        }
-        self.pings.push(payload);
+        keep_ping(&mut self.pings, payload);
     }
 
     /// The payloads of the transport pings received since the last call, oldest first.
@@ -611,6 +691,75 @@ impl Reader {
             Some(f) => Ok(Some(codec::decode(self.ser, &f)?)),
             None => Ok(None),
         }
+    }
+
+    /// Hands every complete message frame already buffered to `f`, in order; transport pings
+    /// are kept as with [`Reader::buffered_frame`]. On RawSocket the frames are borrowed from the
+    /// buffer: nothing is allocated or copied per frame.
+    pub fn drain_frames(&mut self, f: &mut impl FnMut(&[u8])) -> Result<()> {
+        match self.deframer {
+            Deframer::Raw(dec) => drain_raw(dec, &mut self.buf, &mut self.pings, f),
+            Deframer::Ws(_) => {
+                while let Some(frame) = self.buffered_frame()? {
+                    f(&frame);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Takes bytes just read (in a scratch buffer) and hands every complete message frame to
+    /// `f` ([`take_raw`] on RawSocket).
+    fn take(&mut self, data: &[u8], f: &mut impl FnMut(&[u8])) -> Result<()> {
+        match self.deframer {
+            Deframer::Raw(dec) => take_raw(dec, &mut self.buf, &mut self.pings, data, f),
+            Deframer::Ws(_) => {
+                self.buf.extend_from_slice(data);
+                self.drain_frames(f)
+            }
+        }
+    }
+
+    /// Waits until the stream has bytes, reads what it has, and hands every complete message
+    /// frame to `f` (see [`Reader::take`]): the receive path of a reader that only looks at
+    /// each message, such as loadgen's subscribers. `Ok(false)` at end of stream.
+    pub async fn read_frames(&mut self, f: &mut impl FnMut(&[u8])) -> Result<bool> {
+        if self.closed {
+            return Ok(false);
+        }
+        poll_fn(|cx| {
+            SCRATCH.with(|s| {
+                let mut scratch = s.borrow_mut();
+                match Pin::new(&mut self.stream).poll_read(cx, &mut scratch[..]) {
+                    Poll::Ready(Ok(0)) => Poll::Ready(Ok(false)),
+                    Poll::Ready(Ok(n)) => Poll::Ready(self.take(&scratch[..n], f).map(|()| true)),
+                    Poll::Ready(Err(e)) => Poll::Ready(Err(e.into())),
+                    Poll::Pending => Poll::Pending,
+                }
+            })
+        })
+        .await
+    }
+
+    /// [`Reader::read_frames`] without waiting (plain TCP on glommio, as [`Reader::fill_now`]):
+    /// `Ok(Some(true))`: bytes were read; `Ok(Some(false))`: end of stream; `Ok(None)`: nothing
+    /// to read now, or a stream this cannot read directly.
+    pub fn read_frames_now(&mut self, f: &mut impl FnMut(&[u8])) -> Result<Option<bool>> {
+        let Some(fd) = self.fd else {
+            return Ok(None);
+        };
+        if self.closed {
+            return Ok(Some(false));
+        }
+        SCRATCH.with(|s| {
+            let mut scratch = s.borrow_mut();
+            match crate::net::sock::recv_now(fd, &mut scratch[..]) {
+                Some(Ok(0)) => Ok(Some(false)),
+                Some(Ok(n)) => self.take(&scratch[..n], f).map(|()| Some(true)),
+                Some(Err(e)) => Err(e.into()),
+                None => Ok(None),
+            }
+        })
     }
 }
 
@@ -737,5 +886,62 @@ impl<T: tokio::io::AsyncWrite + Unpin> futures_lite::io::AsyncWrite for TokioIo<
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
         std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(kind: FrameKind, payload: &[u8]) -> Vec<u8> {
+        let mut v = rawsocket::encode_header(kind, payload.len() as u32)
+            .expect("a short frame")
+            .to_vec();
+        v.extend_from_slice(payload);
+        v
+    }
+
+    /// Every way of cutting a stream into two or three reads hands the same frames to `f`, in
+    /// order, keeps the pings, and leaves nothing behind.
+    #[test]
+    fn frames_read_in_place_survive_every_cut() {
+        let messages: Vec<Vec<u8>> =
+            vec![b"one".to_vec(), vec![7; 300], Vec::new(), b"last".to_vec()];
+        let mut stream = Vec::new();
+        stream.extend(frame(FrameKind::Message, &messages[0]));
+        stream.extend(frame(FrameKind::Ping, b"ping"));
+        stream.extend(frame(FrameKind::Message, &messages[1]));
+        stream.extend(frame(FrameKind::Pong, b"pong"));
+        stream.extend(frame(FrameKind::Message, &messages[2]));
+        stream.extend(frame(FrameKind::Message, &messages[3]));
+        let dec = rawsocket::FrameDecoder::new(1 << 16);
+        for a in 0..=stream.len() {
+            for b in (a..=stream.len()).step_by(7) {
+                let (mut buf, mut pings, mut got) = (BytesMut::new(), Vec::new(), Vec::new());
+                for part in [&stream[..a], &stream[a..b], &stream[b..]] {
+                    take_raw(dec, &mut buf, &mut pings, part, &mut |m| {
+                        got.push(m.to_vec())
+                    })
+                    .expect("valid frames");
+                }
+                assert_eq!(got, messages, "cut at {a} and {b}");
+                assert_eq!(pings, vec![Bytes::from_static(b"ping")]);
+                assert!(buf.is_empty(), "cut at {a} and {b}");
+            }
+        }
+    }
+
+    /// A frame over the announced limit is refused as soon as its header is in, whether it
+    /// came whole or cut.
+    #[test]
+    fn an_oversized_frame_is_refused_in_place_and_cut() {
+        let dec = rawsocket::FrameDecoder::new(16);
+        let big = frame(FrameKind::Message, &[0; 17]);
+        let mut f = |_: &[u8]| panic!("no frame may be handed on");
+        let (mut buf, mut pings) = (BytesMut::new(), Vec::new());
+        assert!(take_raw(dec, &mut buf, &mut pings, &big, &mut f).is_err());
+        let (mut buf, mut pings) = (BytesMut::new(), Vec::new());
+        take_raw(dec, &mut buf, &mut pings, &big[..2], &mut f).expect("too short to judge");
+        assert!(take_raw(dec, &mut buf, &mut pings, &big[2..], &mut f).is_err());
     }
 }

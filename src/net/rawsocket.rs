@@ -451,6 +451,20 @@ impl FrameDecoder {
         }))
     }
 
+    /// The next complete frame at the front of `buf`, borrowed in place: its kind and payload
+    /// (it takes [`HEADER_LEN`] + the payload's length octets of `buf`). `None` until `buf`
+    /// holds the whole frame. For readers that look at each frame once and keep nothing (no
+    /// allocation, no copy).
+    pub fn peek<'a>(&self, buf: &'a [u8]) -> Result<Option<(FrameKind, &'a [u8])>, FrameError> {
+        let Some(header) = self.peek_header(buf)? else {
+            return Ok(None);
+        };
+        let total = HEADER_LEN + header.len as usize;
+        Ok(buf
+            .get(HEADER_LEN..total)
+            .map(|payload| (header.kind, payload)))
+    }
+
     /// How many more octets `buf` needs before [`FrameDecoder::decode`] can return the next
     /// frame (0 if it already can, or if the buffered header is invalid and `decode` will fail).
     /// A reader can use it to size its next read.

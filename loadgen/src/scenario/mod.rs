@@ -65,6 +65,32 @@ pub async fn next_frame(r: &mut Reader, busy: std::time::Duration) -> Result<Opt
     }
 }
 
+/// Reads what the socket has and hands every complete message frame to `f` in place
+/// ([`Reader::read_frames`]), asking the socket directly for up to `busy` first, as
+/// [`next_frame`] does. `Ok(false)` at end of stream.
+pub async fn read_frames(
+    r: &mut Reader,
+    busy: std::time::Duration,
+    f: &mut impl FnMut(&[u8]),
+) -> Result<bool> {
+    if busy.is_zero() || !r.reads_directly() {
+        return Ok(r.read_frames(f).await?);
+    }
+    let mut idle_since: Option<std::time::Instant> = None;
+    loop {
+        match r.read_frames_now(f)? {
+            Some(more) => return Ok(more),
+            None => {
+                let since = *idle_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() >= busy {
+                    return Ok(r.read_frames(f).await?);
+                }
+                glommio::timer::sleep(Duration::from_micros(1)).await;
+            }
+        }
+    }
+}
+
 /// A joined session.
 pub struct Session {
     pub r: Reader,

@@ -126,41 +126,65 @@ pub async fn shard(ctx: ShardCtx, env: Arc<Env>, cfg: Arc<PubSub>) -> Result<()>
     Ok(())
 }
 
-/// Counts EVENTs and records their latency until the connection or the run ends.
+/// Counts EVENTs and records their latency until the connection or the run ends. Frames are
+/// read in place, a read at a time ([`super::read_frames`]): nothing is allocated per event.
 async fn subscriber(ctx: ShardCtx, mut sess: Session, busy: std::time::Duration) {
     let ser = sess.r.ser;
-    loop {
-        let frame = match super::next_frame(&mut sess.r, busy).await {
-            Ok(Some(f)) => f,
-            _ => break,
+    let now = Cell::new(0u64);
+    let count = Cell::new(0u64);
+    let msgpack = ser == codec::Serializer::MsgPack;
+    let mut handle = |frame: &[u8]| {
+        let fast = if msgpack {
+            wamp::msgpack_event_stamp(frame)
+        } else {
+            None
         };
-        let now = now_ns();
-        let mut n = 0;
-        let mut handle = |frame: bytes::Bytes| {
-            let fast = (ser == codec::Serializer::MsgPack)
-                .then(|| wamp::msgpack_event_stamp(&frame))
-                .flatten();
-            let stamp = match fast {
-                Some(stamp) => stamp,
-                None => match codec::decode(ser, &frame) {
-                    Ok(Message::Event(ev)) => wamp::read_stamp(&ev.payload),
-                    Ok(_) => return,
-                    Err(_) => return bump(&ctx.counters.errors, 1),
-                },
-            };
-            n += 1;
-            if let Some((sent, _)) = stamp {
-                ctx.latency.record(sent, now);
-            }
+        let stamp = match fast {
+            Some(stamp) => stamp,
+            None => match decoded_stamp(ser, frame) {
+                Ok(Some(stamp)) => stamp,
+                Ok(None) => return,
+                Err(()) => return bump(&ctx.counters.errors, 1),
+            },
         };
-        handle(frame);
-        while let Ok(Some(f)) = sess.r.buffered_frame() {
-            handle(f);
+        count.set(count.get() + 1);
+        if let Some((sent, _)) = stamp {
+            ctx.latency.record(sent, now.get());
         }
-        bump(&ctx.counters.delivered, n);
+    };
+    // Frames that arrived with SUBSCRIBED.
+    now.set(now_ns());
+    let mut ok = sess.r.drain_frames(&mut handle).is_ok();
+    while ok {
+        bump(&ctx.counters.delivered, count.replace(0));
+        // The receive time of a read: taken at its first frame.
+        now.set(0);
+        ok = matches!(
+            super::read_frames(&mut sess.r, busy, &mut |f| {
+                if now.get() == 0 {
+                    now.set(now_ns());
+                }
+                handle(f)
+            })
+            .await,
+            Ok(true)
+        );
     }
+    bump(&ctx.counters.delivered, count.replace(0));
     bump(&ctx.counters.disconnects, 1);
     unbump(&ctx.counters.sessions, 1);
+}
+
+/// The stamp of an EVENT the fast path declined, through the generic decoder: `Ok(None)` for a
+/// message that is not an EVENT, `Err` for one that does not decode.
+#[cold]
+#[inline(never)]
+fn decoded_stamp(ser: codec::Serializer, frame: &[u8]) -> Result<Option<Option<(u64, u64)>>, ()> {
+    match codec::decode(ser, &bytes::Bytes::copy_from_slice(frame)) {
+        Ok(Message::Event(ev)) => Ok(Some(wamp::read_stamp(&ev.payload))),
+        Ok(_) => Ok(None),
+        Err(_) => Err(()),
+    }
 }
 
 /// A publisher's reading half: PUBLISHED and ERROR replies.
