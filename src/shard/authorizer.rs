@@ -151,21 +151,18 @@ impl Shard {
         }
     }
 
-    /// The check at the top of routing: the message to route (with disclosure forced when a
-    /// rule says so), or `None` when it was denied (and answered).
-    pub(super) fn authorize(
-        &self,
-        h: &SessionHandle,
-        realm: &Uri,
-        mut m: Message,
-    ) -> Option<Message> {
-        let Some((uri, action)) = target(&m) else {
-            return Some(m);
+    /// The check at the top of routing: whether to route the message (with disclosure forced in
+    /// place when a rule says so); false when it was denied (and answered).
+    pub(super) fn authorize(&self, h: &SessionHandle, realm: &Uri, m: &mut Message) -> bool {
+        let Some((uri, action)) = target(m) else {
+            return true;
         };
-        let second = self.second_target(realm, &m);
+        let second = self.second_target(realm, m);
         let (decision, second_denied) = {
             let sref = h.sref.borrow();
-            let sref = sref.as_ref()?;
+            let Some(sref) = sref.as_ref() else {
+                return false;
+            };
             // Fail closed: a dynamic decision that is neither fresh nor cached is a denial.
             let first = self
                 .decide(realm, sref, uri, action)
@@ -189,7 +186,7 @@ impl Shard {
             };
             self.metrics.authz_denials.inc();
             tracing::debug!(shard = self.id, session = h.id, realm = %realm, uri, action = action.as_str(), "not authorized");
-            let (request_type, request, answer) = match &m {
+            let (request_type, request, answer) = match &*m {
                 Message::Call(c) => (codec::code::CALL, c.request, true),
                 Message::Register(r) => (codec::code::REGISTER, r.request, true),
                 Message::Subscribe(s) => (codec::code::SUBSCRIBE, s.request, true),
@@ -198,7 +195,7 @@ impl Shard {
                     p.request,
                     p.options.acknowledge == Some(true),
                 ),
-                _ => return None,
+                _ => return false,
             };
             if answer {
                 let err = Message::Error(codec::Error {
@@ -213,16 +210,16 @@ impl Shard {
                 });
                 let _ = self.push_reply(h, &err);
             }
-            return None;
+            return false;
         }
         if decision.disclose {
-            match &mut m {
+            match m {
                 Message::Call(c) => c.options.disclose_me = Some(true),
                 Message::Publish(p) => p.options.disclose_me = Some(true),
                 _ => {}
             }
         }
-        Some(m)
+        true
     }
 
     /// Whether a session's outputs hold a message that needs the dynamic authorizer's answer

@@ -480,7 +480,6 @@ where
     glommio::spawn_local(writer_task(writer, handle.clone(), framer)).detach();
     let mut deadlines = ReadDeadlines::new(&shard.cfg.limits, std::time::Instant::now());
 
-    let mut outputs = Vec::new();
     'read: loop {
         // Handle what is already buffered, yielding every INPUT_PER_TURN messages.
         let mut completed = false;
@@ -493,7 +492,7 @@ where
                 Ok(Some(Input::Message(frame))) => {
                     completed = true;
                     let decoded = codec::decode(serializer, &frame);
-                    on_input(&shard, &handle, decoded, &mut outputs).await;
+                    on_input(&shard, &handle, decoded).await;
                     this_turn += 1;
                     if this_turn == INPUT_PER_TURN {
                         this_turn = 0;
@@ -682,7 +681,7 @@ pub(super) fn hello_timed_out(shard: &Shard, handle: &Rc<SessionHandle>) {
     shard.metrics.limit_exceeded.inc(Limit::HelloTimeout);
     let mut outputs = Vec::new();
     handle.core.borrow_mut().on_hello_timeout(&mut outputs);
-    shard.apply_session_outputs(handle, outputs);
+    shard.apply_session_outputs(handle, &mut outputs);
 }
 
 /// Real backpressure on producers: while another shard's inbox is far behind, this session's
@@ -713,8 +712,11 @@ pub(super) async fn on_input(
     shard: &Shard,
     handle: &Rc<SessionHandle>,
     decoded: Result<codec::Message, codec::DecodeError>,
-    outputs: &mut Vec<crate::session::SessionOutput>,
 ) {
+    // The shard's spare output list (empty, with room), unless another session waiting below
+    // has it: then a new one. A session keeps no list of its own while idle.
+    let mut spare = shard.spare_outputs.take();
+    let outputs = &mut spare;
     if let Ok(m) = &decoded {
         shard.metrics.messages_in.inc(m.code());
     }
@@ -737,7 +739,10 @@ pub(super) async fn on_input(
         };
         Box::pin(shard.ask_authorizer(ask)).await;
     }
-    shard.apply_session_outputs(handle, std::mem::take(outputs));
+    shard.apply_session_outputs(handle, outputs);
+    if spare.capacity() <= super::SPARE_OUTPUTS_MAX {
+        shard.spare_outputs.set(spare);
+    }
 }
 
 /// Drains the outbound queue into the transport until the session closes.

@@ -167,7 +167,6 @@ pub(super) async fn serve_pipe<W: Wire>(
     .detach();
 
     let hello_deadline = Instant::now() + shard.cfg.limits.hello_timeout;
-    let mut outputs = Vec::new();
     'read: loop {
         let first = futures_lite::future::or(async { Some(end.recv().await) }, async {
             done_or_hello_deadline(&handle, hello_deadline).await;
@@ -187,7 +186,7 @@ pub(super) async fn serve_pipe<W: Wire>(
             if handle.outbound.is_closing() || handle.done.is_set() {
                 break 'read;
             }
-            on_input(&shard, &handle, wire.input(m), &mut outputs).await;
+            on_input(&shard, &handle, wire.input(m)).await;
             taken += 1;
             if taken < READ_BATCH {
                 next = end.try_recv();

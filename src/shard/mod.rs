@@ -146,7 +146,8 @@ pub struct Shard {
     pub cfg: Arc<RouterConfig>,
     pub mesh: MeshOutbox<ShardMsg>,
     pub sessions: RefCell<crate::util::fast::FastMap<Id, Rc<SessionHandle>>>,
-    pub realms: RefCell<HashMap<Uri, RealmShard>>,
+    /// The realms this shard routes, looked up for every message (configured names: foldhash).
+    pub realms: RefCell<crate::util::fast::FastMap<Uri, RealmShard>>,
     pub shared: Arc<SharedCounters>,
     pub welcome_roles: Rc<Value>,
     /// Shared read buffer: an idle session holds none of its own (see `conn::read_some`).
@@ -164,7 +165,16 @@ pub struct Shard {
     /// `WELCOME.Details.transport` per (kind, serializer), built once and shared by every
     /// session it describes (a dictionary per session cost ~1.4 KB of idle memory).
     pub transport_details: RefCell<HashMap<TransportKey, Rc<Value>>>,
+    /// A session's outputs for one input, kept empty with its room between inputs (one list
+    /// per shard, not per session: an idle session holds none).
+    pub spare_outputs: Cell<Vec<SessionOutput>>,
+    /// The actions of one routed message, kept the same way.
+    pub spare_actions: Cell<Vec<Action>>,
 }
+
+/// Most room a spare output or action list keeps (entries); a larger one is dropped after use.
+pub(crate) const SPARE_OUTPUTS_MAX: usize = 16;
+const SPARE_ACTIONS_MAX: usize = 64;
 
 /// Decrements the process-wide connection count when a connection ends.
 pub struct ConnectionGuard(Arc<SharedCounters>);
@@ -365,8 +375,8 @@ impl Shard {
     }
 
     /// Applies what the session state machine asked for.
-    pub fn apply_session_outputs(&self, h: &Rc<SessionHandle>, outs: Vec<SessionOutput>) {
-        for o in outs {
+    pub fn apply_session_outputs(&self, h: &Rc<SessionHandle>, outs: &mut Vec<SessionOutput>) {
+        for o in outs.drain(..) {
             match o {
                 SessionOutput::Reply(m) => {
                     if self.push_reply(h, &m) == oversize::AfterTooBig::Ended {
@@ -427,14 +437,14 @@ impl Shard {
         );
     }
 
-    fn route(&self, h: &SessionHandle, m: Message) {
+    fn route(&self, h: &SessionHandle, mut m: Message) {
         let Some(realm) = h.realm.borrow().clone() else {
             return;
         };
         // Authorization first: everything below (meta API included) sees only allowed messages.
-        let Some(m) = self.authorize(h, &realm, m) else {
+        if !self.authorize(h, &realm, &mut m) {
             return;
-        };
+        }
         if let Some(r) = self.metrics.realm(&realm) {
             r.messages_in.inc();
         }
@@ -447,14 +457,19 @@ impl Shard {
 
     /// Feeds one message of a local session to its realm's routing core.
     fn route_to_realm(&self, h: &SessionHandle, realm: &Uri, m: Message, now: Instant) {
-        let mut actions = Vec::new();
+        // The shard's spare action list (empty, with room), unless a routing step below this
+        // one has it: then a new one.
+        let mut actions = self.spare_actions.take();
         if let (Some(r), Some(sref)) = (
             self.realms.borrow_mut().get_mut(realm),
             h.sref.borrow().as_ref(),
         ) {
             r.on_message(sref, m, now, &mut actions);
         }
-        self.apply_actions(realm, actions);
+        self.apply_actions_from(realm, &mut actions);
+        if actions.capacity() <= SPARE_ACTIONS_MAX {
+            self.spare_actions.set(actions);
+        }
     }
 
     /// The session left (transport closed, GOODBYE, ABORT): remove it from routing. Idempotent.
@@ -481,14 +496,19 @@ impl Shard {
     }
 
     /// Carries out routing actions, in order.
-    pub(crate) fn apply_actions(&self, realm: &Uri, actions: Vec<Action>) {
+    pub(crate) fn apply_actions(&self, realm: &Uri, mut actions: Vec<Action>) {
+        self.apply_actions_from(realm, &mut actions);
+    }
+
+    /// [`Shard::apply_actions`], leaving `actions` empty with its room (for reuse).
+    fn apply_actions_from(&self, realm: &Uri, actions: &mut Vec<Action>) {
         let realm_metrics = self.metrics.realm(realm);
         let count_out = || {
             if let Some(r) = realm_metrics {
                 r.messages_out.inc();
             }
         };
-        for a in actions {
+        for a in actions.drain(..) {
             match a {
                 // The dynamic authorizer's internal caller is not a connection (see authz.rs).
                 Action::Send { to, msg } if to == self.authz.caller => {
@@ -548,7 +568,7 @@ impl Shard {
                         h.core
                             .borrow_mut()
                             .close_with_goodbye(&reason, &message, &mut out);
-                        self.apply_session_outputs(&h, out);
+                        self.apply_session_outputs(&h, &mut out);
                     }
                 }
             }

@@ -361,7 +361,7 @@ async fn shard_main(
 ) {
     crate::metrics::install_local(metrics.clone());
     let _stopped = crate::metrics::StoppedOnDrop(metrics.clone());
-    let mut realms = HashMap::new();
+    let mut realms = crate::util::fast::FastMap::default();
     for r in &cfg.realms {
         let uri = Uri::from(r.name.as_str());
         realms.insert(
@@ -392,6 +392,8 @@ async fn shard_main(
             cfg.authz.cache_size,
         ),
         transport_details: RefCell::new(HashMap::new()),
+        spare_outputs: Default::default(),
+        spare_actions: Default::default(),
     });
     // The accept loops own this shard's listeners: they are kept (not detached) so that shutdown
     // can end them, which closes the listening sockets before the shard thread ends. A detached
