@@ -591,6 +591,28 @@ impl Session {
         out.push(SessionOutput::Joined { realm });
     }
 
+    /// Whether [`Session::on_message`] would do nothing with `msg` but hand it to routing
+    /// (`SessionOutput::Route`): an established session's well-formed request. The shard then
+    /// routes it directly, without the output list (a message is moved, not copied, once less
+    /// per layer skipped).
+    pub fn routes_directly(&self, msg: &Message) -> bool {
+        self.state == State::Established
+            && match msg {
+                Message::Publish(_)
+                | Message::Subscribe(_)
+                | Message::Unsubscribe(_)
+                | Message::Call(_)
+                | Message::Cancel(_)
+                | Message::Register(_)
+                | Message::Unregister(_)
+                | Message::Yield(_)
+                | Message::EventReceived(_) => true,
+                Message::Error(e) => e.request_type == code::INVOCATION,
+                _ => false,
+            }
+            && check_client_ids(msg).is_ok()
+    }
+
     fn established(&mut self, msg: Message, out: &mut Vec<SessionOutput>) {
         if let Err(bad) = check_client_ids(&msg) {
             return self.violation(bad.to_string(), out);

@@ -542,3 +542,41 @@ fn hello_timeout_aborts() {
     s.on_hello_timeout(&mut out);
     assert_eq!(reason(&out).as_deref(), Some("wamp.error.timeout"));
 }
+
+/// The shard's direct route (`routes_directly`) agrees with `on_message`: a message is routed
+/// directly exactly when `on_message` would only hand it to routing — for every client frame
+/// with a good ID and with ID 0, every other message type, and sessions not yet established or
+/// closing.
+#[test]
+fn routing_directly_agrees_with_on_message() {
+    let mut frames: Vec<Message> = CLIENT_ID_FRAMES
+        .iter()
+        .flat_map(|t| [frame_with_id(t, 1), frame_with_id(t, 0)])
+        .collect();
+    for text in [
+        r#"[8,48,5,{},"a.b"]"#,
+        r#"[8,16,5,{},"a.b"]"#,
+        r#"[6,{},"wamp.close.normal"]"#,
+        r#"[3,{},"wamp.close.normal"]"#,
+        r#"[2,5,{}]"#,
+        r#"[36,5,6,{}]"#,
+        r#"[50,5,{}]"#,
+        r#"[68,5,6,{}]"#,
+        r#"[1,"realm1",{}]"#,
+    ] {
+        frames.push(crate::codec::json::decode(&bytes::Bytes::from(text)).expect("decodes"));
+    }
+    for m in frames {
+        let pending = session();
+        assert!(!pending.routes_directly(&m), "before WELCOME: {m:?}");
+        let mut closing = established_session();
+        closing.state = State::Closing;
+        assert!(!closing.routes_directly(&m), "closing: {m:?}");
+        let mut s = established_session();
+        let direct = s.routes_directly(&m);
+        let mut out = Vec::new();
+        s.on_message(m.clone(), &Realms, &mut out);
+        let routed_only = out == vec![SessionOutput::Route(m.clone())];
+        assert_eq!(direct, routed_only, "{m:?}: on_message gave {out:?}");
+    }
+}

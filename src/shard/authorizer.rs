@@ -229,6 +229,11 @@ impl Shard {
             SessionOutput::Route(m) => Some(m),
             _ => None,
         })?;
+        self.needs_authorizer_for(h, m)
+    }
+
+    /// [`Shard::needs_authorizer`] for one message about to be routed.
+    pub fn needs_authorizer_for(&self, h: &SessionHandle, m: &Message) -> Option<Ask> {
         let (uri, action) = target(m)?;
         let realm = h.realm.borrow().clone()?;
         let sref = h.sref.borrow();

@@ -491,8 +491,13 @@ where
             match next_input(&mut deframer, &mut buf) {
                 Ok(Some(Input::Message(frame))) => {
                     completed = true;
-                    let decoded = codec::decode(serializer, &frame);
-                    on_input(&shard, &handle, decoded).await;
+                    match codec::decode(serializer, &frame) {
+                        Ok(m) if routes_directly(&shard, &handle, &m) => {
+                            shard.metrics.messages_in.inc(m.code());
+                            shard.route(&handle, m);
+                        }
+                        decoded => on_input(&shard, &handle, decoded).await,
+                    }
                     this_turn += 1;
                     if this_turn == INPUT_PER_TURN {
                         this_turn = 0;
@@ -745,6 +750,13 @@ pub(super) async fn on_input(
     }
 }
 
+/// Whether an input can skip [`on_input`]: the session would only hand it to routing, and no
+/// dynamic authorizer has to be asked first (the common case for every request of an
+/// established session). The message is then moved straight to routing.
+pub(super) fn routes_directly(shard: &Shard, handle: &SessionHandle, m: &codec::Message) -> bool {
+    handle.core.borrow().routes_directly(m) && shard.needs_authorizer_for(handle, m).is_none()
+}
+
 /// Drains the outbound queue into the transport until the session closes.
 async fn writer_task<W: AsyncWrite + Unpin>(
     mut w: W,
@@ -775,6 +787,8 @@ async fn writer_task<W: AsyncWrite + Unpin>(
                 ws_message(enc, &handle, binary, &messages, &mut out);
             }
         }
+        // Room for the whole batch at once, not a buffer regrown frame by frame.
+        out.reserve(batch.iter().map(OutFrame::wire_len_max).sum());
         for f in batch.drain(..) {
             frame_into(&mut framer, &handle, f, &mut out);
         }

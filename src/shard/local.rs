@@ -13,7 +13,7 @@
 
 use super::conn::{
     close_session, done_or_hello_deadline, hello_timed_out, on_input, pause_while_mesh_backlogged,
-    SessionHandle,
+    routes_directly, SessionHandle,
 };
 use super::mesh::MeshSenders;
 use super::outbound::OutFrame;
@@ -186,7 +186,13 @@ pub(super) async fn serve_pipe<W: Wire>(
             if handle.outbound.is_closing() || handle.done.is_set() {
                 break 'read;
             }
-            on_input(&shard, &handle, wire.input(m)).await;
+            match wire.input(m) {
+                Ok(m) if routes_directly(&shard, &handle, &m) => {
+                    shard.metrics.messages_in.inc(m.code());
+                    shard.route(&handle, m);
+                }
+                input => on_input(&shard, &handle, input).await,
+            }
             taken += 1;
             if taken < READ_BATCH {
                 next = end.try_recv();

@@ -437,7 +437,10 @@ impl Shard {
         );
     }
 
-    fn route(&self, h: &SessionHandle, mut m: Message) {
+    /// Routes a message of a local session (authorized here first). Called with the session's
+    /// outputs, or directly for an input its state machine would only pass on
+    /// (`conn::routes_directly`).
+    pub(crate) fn route(&self, h: &SessionHandle, mut m: Message) {
         let Some(realm) = h.realm.borrow().clone() else {
             return;
         };

@@ -29,6 +29,15 @@ pub enum OutFrame {
 }
 
 impl OutFrame {
+    /// Octets this frame takes on a socket, at most (payload plus the longest transport
+    /// header, 14 octets for a server's WebSocket frame); 0 for an in-process frame.
+    pub fn wire_len_max(&self) -> usize {
+        match self {
+            OutFrame::Message(b) | OutFrame::Ping(b) | OutFrame::Pong(b) => b.len() + 14,
+            OutFrame::Local(..) => 0,
+        }
+    }
+
     fn len(&self) -> usize {
         match self {
             OutFrame::Message(b) | OutFrame::Ping(b) | OutFrame::Pong(b) => b.len(),
