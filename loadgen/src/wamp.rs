@@ -200,7 +200,31 @@ pub fn read_stamp(p: &Payload) -> Option<(u64, u64)> {
     }
 }
 
+/// [`msgpack_event_stamp`] for a CBOR EVENT: `[36, Subscription, Publication, {}, Arguments,
+/// …]` with empty details, read without decoding the message.
+#[inline]
+pub fn cbor_event_stamp(frame: &[u8]) -> Option<Option<(u64, u64)>> {
+    let len = match *frame.first()? {
+        n @ 0x84..=0x86 => n - 0x80,
+        _ => return None,
+    };
+    // 36 does not fit a head's low bits: a one-octet integer.
+    if frame.get(1..3)? != [0x18, 36] {
+        return None;
+    }
+    let (_subscription, rest) = cbor_uint(frame.get(3..)?)?;
+    let (_publication, rest) = cbor_uint(rest)?;
+    if *rest.first()? != 0xa0 {
+        return None;
+    }
+    if len == 4 {
+        return Some(None);
+    }
+    Some(cbor_two_uints(&rest[1..]))
+}
+
 /// The first two elements of a CBOR array, if both are unsigned integers.
+#[inline]
 fn cbor_two_uints(b: &[u8]) -> Option<(u64, u64)> {
     // An array head (major type 4) of any length form, then two major-type-0 integers.
     let skip = match *b.first()? {
@@ -216,6 +240,7 @@ fn cbor_two_uints(b: &[u8]) -> Option<(u64, u64)> {
     Some((a, s))
 }
 
+#[inline]
 fn cbor_uint(b: &[u8]) -> Option<(u64, &[u8])> {
     let be = |n: usize| -> Option<(u64, &[u8])> {
         let bytes = b.get(1..1 + n)?;
@@ -293,9 +318,45 @@ mod event_fast_path_tests {
     use switchyard::codec::{self, Message};
 
     fn event(details: &str, args: &str) -> bytes::Bytes {
+        event_as(Serializer::MsgPack, details, args)
+    }
+
+    fn event_as(ser: Serializer, details: &str, args: &str) -> bytes::Bytes {
         let json = format!(r#"[36, 5, 9007199254740991, {details}{args}]"#);
         let m = codec::decode(Serializer::Json, &bytes::Bytes::from(json)).expect("an EVENT");
-        codec::encode(Serializer::MsgPack, &m)
+        codec::encode(ser, &m)
+    }
+
+    #[test]
+    fn the_cbor_event_fast_path_agrees_with_the_decoder() {
+        let cases = [
+            ("{}", ", [123456789012, 7, \"pad\"]"),
+            ("{}", ", [1, 2], {\"k\": 1}"),
+            ("{}", ", [\"not\", \"a stamp\"]"),
+            ("{}", ""),
+            ("{\"topic\": \"a.b\"}", ", [1, 2]"),
+        ];
+        let mut fast_ones = 0;
+        for (details, args) in cases {
+            let frame = event_as(Serializer::Cbor, details, args);
+            let Ok(Message::Event(ev)) = codec::decode(Serializer::Cbor, &frame) else {
+                panic!("decodes");
+            };
+            let slow = read_stamp(&ev.payload);
+            match cbor_event_stamp(&frame) {
+                Some(fast) => {
+                    fast_ones += 1;
+                    assert_eq!(fast, slow, "{details} {args}");
+                }
+                None => assert_ne!(details, "{}", "only non-empty details take the slow path"),
+            }
+        }
+        assert_eq!(fast_ones, 4);
+        let published = codec::encode(
+            Serializer::Cbor,
+            &codec::decode(Serializer::Json, &bytes::Bytes::from_static(b"[17, 1, 2]")).unwrap(),
+        );
+        assert_eq!(cbor_event_stamp(&published), None, "not an EVENT");
     }
 
     #[test]

@@ -132,12 +132,11 @@ async fn subscriber(ctx: ShardCtx, mut sess: Session, busy: std::time::Duration)
     let ser = sess.r.ser;
     let now = Cell::new(0u64);
     let count = Cell::new(0u64);
-    let msgpack = ser == codec::Serializer::MsgPack;
     let mut handle = |frame: &[u8]| {
-        let fast = if msgpack {
-            wamp::msgpack_event_stamp(frame)
-        } else {
-            None
+        let fast = match ser {
+            codec::Serializer::MsgPack => wamp::msgpack_event_stamp(frame),
+            codec::Serializer::Cbor => wamp::cbor_event_stamp(frame),
+            _ => None,
         };
         let stamp = match fast {
             Some(stamp) => stamp,
