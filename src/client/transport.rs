@@ -644,6 +644,18 @@ impl Reader {
     /// wake, and this thread is not interrupted to be told (see `bench/FINDINGS.md`). loadgen's
     /// busy readers use it; [`Reader::fill`] is the waiting read.
     pub fn fill_now(&mut self) -> Result<Option<bool>> {
+        self.recv_now_into(|r, data| {
+            r.buf.extend_from_slice(data);
+            Ok(())
+        })
+    }
+
+    /// Reads what the socket has now into the scratch buffer and gives it to `take` (see
+    /// [`Reader::fill_now`] for the answers).
+    fn recv_now_into(
+        &mut self,
+        take: impl FnOnce(&mut Self, &[u8]) -> Result<()>,
+    ) -> Result<Option<bool>> {
         let Some(fd) = self.fd else {
             return Ok(None);
         };
@@ -654,10 +666,7 @@ impl Reader {
             let mut scratch = s.borrow_mut();
             match crate::net::sock::recv_now(fd, &mut scratch[..]) {
                 Some(Ok(0)) => Ok(Some(false)),
-                Some(Ok(n)) => {
-                    self.buf.extend_from_slice(&scratch[..n]);
-                    Ok(Some(true))
-                }
+                Some(Ok(n)) => take(self, &scratch[..n]).map(|()| Some(true)),
                 Some(Err(e)) => Err(e.into()),
                 None => Ok(None),
             }
@@ -745,21 +754,7 @@ impl Reader {
     /// `Ok(Some(true))`: bytes were read; `Ok(Some(false))`: end of stream; `Ok(None)`: nothing
     /// to read now, or a stream this cannot read directly.
     pub fn read_frames_now(&mut self, f: &mut impl FnMut(&[u8])) -> Result<Option<bool>> {
-        let Some(fd) = self.fd else {
-            return Ok(None);
-        };
-        if self.closed {
-            return Ok(Some(false));
-        }
-        SCRATCH.with(|s| {
-            let mut scratch = s.borrow_mut();
-            match crate::net::sock::recv_now(fd, &mut scratch[..]) {
-                Some(Ok(0)) => Ok(Some(false)),
-                Some(Ok(n)) => self.take(&scratch[..n], f).map(|()| Some(true)),
-                Some(Err(e)) => Err(e.into()),
-                None => Ok(None),
-            }
-        })
+        self.recv_now_into(|r, data| r.take(data, f))
     }
 }
 

@@ -596,21 +596,7 @@ impl Session {
     /// routes it directly, without the output list (a message is moved, not copied, once less
     /// per layer skipped).
     pub fn routes_directly(&self, msg: &Message) -> bool {
-        self.state == State::Established
-            && match msg {
-                Message::Publish(_)
-                | Message::Subscribe(_)
-                | Message::Unsubscribe(_)
-                | Message::Call(_)
-                | Message::Cancel(_)
-                | Message::Register(_)
-                | Message::Unregister(_)
-                | Message::Yield(_)
-                | Message::EventReceived(_) => true,
-                Message::Error(e) => e.request_type == code::INVOCATION,
-                _ => false,
-            }
-            && check_client_ids(msg).is_ok()
+        self.state == State::Established && is_request(msg) && check_client_ids(msg).is_ok()
     }
 
     fn established(&mut self, msg: Message, out: &mut Vec<SessionOutput>) {
@@ -634,16 +620,7 @@ impl Session {
                 format!("ERROR with invalid REQUEST.Type {}", e.request_type),
                 out,
             ),
-            Message::Publish(_)
-            | Message::Subscribe(_)
-            | Message::Unsubscribe(_)
-            | Message::Call(_)
-            | Message::Cancel(_)
-            | Message::Register(_)
-            | Message::Unregister(_)
-            | Message::Yield(_)
-            | Message::Error(_)
-            | Message::EventReceived(_) => out.push(SessionOutput::Route(msg)),
+            m if is_request(&m) => out.push(SessionOutput::Route(m)),
             other => self.violation(
                 format!(
                     "received {} after the session was established",
@@ -652,6 +629,24 @@ impl Session {
                 out,
             ),
         }
+    }
+}
+
+/// Whether an established session's message is a request for routing: what a client sends
+/// the broker or dealer (an ERROR only in answer to an INVOCATION).
+fn is_request(msg: &Message) -> bool {
+    match msg {
+        Message::Publish(_)
+        | Message::Subscribe(_)
+        | Message::Unsubscribe(_)
+        | Message::Call(_)
+        | Message::Cancel(_)
+        | Message::Register(_)
+        | Message::Unregister(_)
+        | Message::Yield(_)
+        | Message::EventReceived(_) => true,
+        Message::Error(e) => e.request_type == code::INVOCATION,
+        _ => false,
     }
 }
 
