@@ -204,23 +204,49 @@ pub fn read_stamp(p: &Payload) -> Option<(u64, u64)> {
 /// …]` with empty details, read without decoding the message.
 #[inline]
 pub fn cbor_event_stamp(frame: &[u8]) -> Option<Option<(u64, u64)>> {
-    let len = match *frame.first()? {
-        n @ 0x84..=0x86 => n - 0x80,
-        _ => return None,
-    };
-    // 36 does not fit a head's low bits: a one-octet integer.
-    if frame.get(1..3)? != [0x18, 36] {
-        return None;
-    }
-    let (_subscription, rest) = cbor_uint(frame.get(3..)?)?;
-    let (_publication, rest) = cbor_uint(rest)?;
-    if *rest.first()? != 0xa0 {
+    event_stamp(
+        frame,
+        &EventShape {
+            // A 4- to 6-element array; 36 does not fit a head's low bits: a one-octet integer.
+            array_of: |b| (0x84..=0x86).contains(&b).then(|| b - 0x80),
+            code: &[0x18, 36],
+            empty_map: 0xa0,
+            uint: cbor_uint,
+            two_uints: cbor_two_uints,
+        },
+    )
+}
+
+/// How one serializer writes the parts of an EVENT that [`event_stamp`] reads.
+struct EventShape {
+    /// The element count of an array head octet (4 to 6 elements), if it is one.
+    array_of: fn(u8) -> Option<u8>,
+    /// The message code 36 as encoded.
+    code: &'static [u8],
+    /// An empty map's encoding (one octet).
+    empty_map: u8,
+    uint: UintReader,
+    two_uints: fn(&[u8]) -> Option<(u64, u64)>,
+}
+
+/// Reads one unsigned integer: its value and the octets after it.
+type UintReader = fn(&[u8]) -> Option<(u64, &[u8])>;
+
+/// `[36, Subscription, Publication, {}, Arguments, …]` read in place (see
+/// [`msgpack_event_stamp`]).
+#[inline]
+fn event_stamp(frame: &[u8], shape: &EventShape) -> Option<Option<(u64, u64)>> {
+    let len = (shape.array_of)(*frame.first()?)?;
+    let rest = frame.get(1..)?.strip_prefix(shape.code)?;
+    let (_subscription, rest) = (shape.uint)(rest)?;
+    let (_publication, rest) = (shape.uint)(rest)?;
+    if *rest.first()? != shape.empty_map {
         return None;
     }
     if len == 4 {
         return Some(None);
     }
-    Some(cbor_two_uints(&rest[1..]))
+    Some((shape.two_uints)(&rest[1..]))
 }
 
 /// The first two elements of a CBOR array, if both are unsigned integers.
@@ -264,22 +290,16 @@ fn cbor_uint(b: &[u8]) -> Option<(u64, &[u8])> {
 /// generic decoder's details dictionary and payload slicing.
 #[inline]
 pub fn msgpack_event_stamp(frame: &[u8]) -> Option<Option<(u64, u64)>> {
-    let len = match *frame.first()? {
-        n @ 0x94..=0x96 => n - 0x90,
-        _ => return None,
-    };
-    if *frame.get(1)? != 36 {
-        return None;
-    }
-    let (_subscription, rest) = msgpack_uint(frame.get(2..)?)?;
-    let (_publication, rest) = msgpack_uint(rest)?;
-    if *rest.first()? != 0x80 {
-        return None;
-    }
-    if len == 4 {
-        return Some(None);
-    }
-    Some(msgpack_two_uints(&rest[1..]))
+    event_stamp(
+        frame,
+        &EventShape {
+            array_of: |b| (0x94..=0x96).contains(&b).then(|| b - 0x90),
+            code: &[36],
+            empty_map: 0x80,
+            uint: msgpack_uint,
+            two_uints: msgpack_two_uints,
+        },
+    )
 }
 
 #[inline]
