@@ -730,7 +730,8 @@ impl Reader {
     }
 
     /// Waits until the stream has bytes, reads what it has, and hands every complete message
-    /// frame to `f` (see [`Reader::take`]): the receive path of a reader that only looks at
+    /// frame to `f` — read in place where it lies whole in what was read; only a frame cut by the
+    /// end of a read is copied, until it is whole: the receive path of a reader that only looks at
     /// each message, such as loadgen's subscribers. `Ok(false)` at end of stream.
     pub async fn read_frames(&mut self, f: &mut impl FnMut(&[u8])) -> Result<bool> {
         if self.closed {
