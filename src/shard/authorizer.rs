@@ -235,10 +235,16 @@ impl Shard {
     /// [`Shard::needs_authorizer`] for one message about to be routed.
     pub fn needs_authorizer_for(&self, h: &SessionHandle, m: &Message) -> Option<Ask> {
         let (uri, action) = target(m)?;
-        let realm = h.realm.borrow().clone()?;
+        // Called for every message: most realms have no dynamic authorizer, so ask that first,
+        // before anything is cloned.
+        let realm = {
+            let realm = h.realm.borrow();
+            let realm = realm.as_ref()?;
+            self.policy(realm)?.authorizer.as_ref()?;
+            realm.clone()
+        };
         let sref = h.sref.borrow();
         let sref = sref.as_ref()?;
-        self.policy(&realm)?.authorizer.as_ref()?;
         let (uri, action) = match self.decide(&realm, sref, uri, action) {
             None => (uri.to_owned(), action),
             // Allowed: the message may need a second decision (`get_events`), asked next.
