@@ -221,12 +221,12 @@ impl Router {
                 };
                 let event = codec::encode(
                     SER,
-                    &Message::Event(codec::Event {
+                    &Message::Event(Box::new(codec::Event {
                         subscription: *sub,
                         publication,
                         details: Default::default(),
                         payload: p.payload,
-                    }),
+                    })),
                 );
                 for &s in subscribers {
                     if s == i {

@@ -16,21 +16,21 @@ fn payload() -> Payload {
 }
 
 fn publish() -> Message {
-    Message::Publish(Publish {
+    Message::Publish(Box::new(Publish {
         request: 239_714_735,
         options: PublishOptions::default(),
         topic: Uri::from("com.myapp.mytopic1"),
         payload: payload(),
-    })
+    }))
 }
 
 fn event() -> Message {
-    Message::Event(Event {
+    Message::Event(Box::new(Event {
         subscription: 5_512_315_355,
         publication: 4_429_313_566,
         details: EventDetails::default(),
         payload: payload(),
-    })
+    }))
 }
 
 fn bench(c: &mut Criterion) {

@@ -71,12 +71,12 @@ fn run(callers: usize, each: usize, n: usize) -> f64 {
     let calls: Vec<(&SessionRef, bytes::Bytes)> = (1..=each as u64)
         .flat_map(|request| {
             callers.iter().map(move |c| {
-                let f = frame(Message::Call(codec::Call {
+                let f = frame(Message::Call(Box::new(codec::Call {
                     request,
                     options: Default::default(),
                     procedure: PROCEDURE.into(),
                     payload: payload(),
-                }));
+                })));
                 (c, f)
             })
         })

@@ -67,12 +67,12 @@ fn run(rules: Vec<HistoryRule>, n: usize) -> f64 {
     let (mut s, publisher) = shard(rules);
     let frame = codec::encode(
         Serializer::MsgPack,
-        &Message::Publish(codec::Publish {
+        &Message::Publish(Box::new(codec::Publish {
             request: 1,
             options: Default::default(),
             topic: TOPIC.into(),
             payload: codec::Payload::args(vec![codec::Value::Bin(vec![7u8; 64].into())]),
-        }),
+        })),
     );
     let msg = codec::decode(Serializer::MsgPack, &frame).expect("decodes");
     let mut out = Vec::new();

@@ -264,7 +264,7 @@ fn expect_challenge<S: Read + Write>(c: &mut Rs<S>, method: &str) -> Dict {
 
 fn expect_welcome<S: Read + Write>(c: &mut Rs<S>) -> Welcome {
     match c.recv() {
-        Ok(Message::Welcome(w)) => w,
+        Ok(Message::Welcome(w)) => *w,
         other => panic!("expected WELCOME, got {other:?}"),
     }
 }

@@ -232,7 +232,7 @@ fn registered(c: &mut RawClient, request: u64, procedure: &str) -> Result<(), St
 }
 
 fn published(c: &mut RawClient, request: u64, topic: &str) -> Result<(), String> {
-    c.send(&Message::Publish(Publish {
+    c.send(&Message::Publish(Box::new(Publish {
         request,
         options: PublishOptions {
             acknowledge: Some(true),
@@ -240,7 +240,7 @@ fn published(c: &mut RawClient, request: u64, topic: &str) -> Result<(), String>
         },
         topic: topic.into(),
         payload: Payload::Empty,
-    }))
+    })))
     .expect("send PUBLISH");
     match reply(c, "PUBLISHED")? {
         Message::Published(p) if p.request == request => Ok(()),
@@ -249,12 +249,12 @@ fn published(c: &mut RawClient, request: u64, topic: &str) -> Result<(), String>
 }
 
 fn call(c: &mut RawClient, request: u64, procedure: &str) {
-    c.send(&Message::Call(Call {
+    c.send(&Message::Call(Box::new(Call {
         request,
         options: CallOptions::default(),
         procedure: procedure.into(),
         payload: Payload::Empty,
-    }))
+    })))
     .expect("send CALL");
 }
 
@@ -272,7 +272,7 @@ fn serve_one(svc: &mut RawClient, result: Option<Value>) -> switchyard::codec::I
         }))
         .expect("send YIELD");
     }
-    inv
+    *inv
 }
 
 const NOT_AUTHORIZED: &str = "wamp.error.not_authorized";
@@ -380,12 +380,12 @@ fn static_rules_allow_and_deny_each_action() {
     );
     // An unacknowledged denied PUBLISH gets no answer; the next request's reply comes first.
     alice
-        .send(&Message::Publish(Publish {
+        .send(&Message::Publish(Box::new(Publish {
             request: 50,
             options: PublishOptions::default(),
             topic: "com.app.quiet".into(),
             payload: Payload::Empty,
-        }))
+        })))
         .expect("send PUBLISH");
     subscribed(&mut alice, 51, "com.app.after").expect("subscribe after a silent denial");
 
@@ -490,12 +490,12 @@ fn dynamic_authorizer_is_cached_expires_and_fails_closed() {
 
 /// `wamp.subscription.get_events(subscription)`: the events' first arguments, or the error.
 fn get_events(c: &mut RawClient, request: u64, subscription: u64) -> Result<Vec<u64>, String> {
-    c.send(&Message::Call(Call {
+    c.send(&Message::Call(Box::new(Call {
         request,
         options: CallOptions::default(),
         procedure: "wamp.subscription.get_events".into(),
         payload: Payload::args(vec![Value::UInt(subscription)]),
-    }))
+    })))
     .expect("send CALL");
     match reply(c, "RESULT")? {
         Message::Result(r) if r.request == request => {
@@ -532,7 +532,7 @@ fn event_history_needs_the_right_to_subscribe() {
             other => panic!("{other:?}"),
         }
         for n in 1..=2u64 {
-            svc.send(&Message::Publish(Publish {
+            svc.send(&Message::Publish(Box::new(Publish {
                 request: request * 10 + n,
                 options: PublishOptions {
                     acknowledge: Some(true),
@@ -541,7 +541,7 @@ fn event_history_needs_the_right_to_subscribe() {
                 },
                 topic: topic.into(),
                 payload: Payload::args(vec![Value::UInt(n)]),
-            }))
+            })))
             .expect("send PUBLISH");
             assert!(matches!(
                 reply(&mut svc, "PUBLISHED"),
@@ -567,12 +567,12 @@ fn event_history_needs_the_right_to_subscribe() {
 
     // The dynamic authorizer is asked for the call, then for the subscription's topic.
     let mut dan = join(&router, "dan", "dan-t");
-    dan.send(&Message::Call(Call {
+    dan.send(&Message::Call(Box::new(Call {
         request: 3,
         options: CallOptions::default(),
         procedure: "wamp.subscription.get_events".into(),
         payload: Payload::args(vec![Value::UInt(feed)]),
-    }))
+    })))
     .expect("send CALL");
     let asked = |inv: &switchyard::codec::Invocation| {
         let a = inv.payload.args_values().expect("decodable").expect("args");
@@ -600,12 +600,12 @@ fn event_history_needs_the_right_to_subscribe() {
     );
     // Both decisions cached: denied again without asking; private.feed asks for the topic.
     assert_eq!(get_events(&mut dan, 4, feed), Err(NOT_AUTHORIZED.into()));
-    dan.send(&Message::Call(Call {
+    dan.send(&Message::Call(Box::new(Call {
         request: 5,
         options: CallOptions::default(),
         procedure: "wamp.subscription.get_events".into(),
         payload: Payload::args(vec![Value::UInt(private)]),
-    }))
+    })))
     .expect("send CALL");
     let third = serve_one(&mut svc, Some(Value::Bool(true)));
     assert_eq!(

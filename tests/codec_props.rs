@@ -153,7 +153,7 @@ fn message() -> impl Strategy<Value = Message> {
                 ("authmethod", string()),
             ])
         )
-            .prop_map(|(session, details)| M::Welcome(Welcome { session, details })),
+            .prop_map(|(session, details)| M::from(Welcome { session, details })),
         (dict(), uri()).prop_map(|(details, reason)| M::Abort(Abort { details, reason })),
         (text(), dict()).prop_map(|(method, extra)| M::Challenge(Challenge { method, extra })),
         (text(), dict())
@@ -189,7 +189,7 @@ fn message() -> impl Strategy<Value = Message> {
             uri(),
             payload()
         )
-            .prop_map(|(request, options, topic, payload)| M::Publish(Publish {
+            .prop_map(|(request, options, topic, payload)| M::from(Publish {
                 request,
                 options,
                 topic,
@@ -239,7 +239,7 @@ fn message() -> impl Strategy<Value = Message> {
             payload()
         )
             .prop_map(
-                |(subscription, publication, details, payload)| M::Event(Event {
+                |(subscription, publication, details, payload)| M::from(Event {
                     subscription,
                     publication,
                     details,
@@ -275,7 +275,7 @@ fn message() -> impl Strategy<Value = Message> {
             uri(),
             payload()
         )
-            .prop_map(|(request, options, procedure, payload)| M::Call(Call {
+            .prop_map(|(request, options, procedure, payload)| M::from(Call {
                 request,
                 options,
                 procedure,
@@ -330,14 +330,14 @@ fn message() -> impl Strategy<Value = Message> {
             ]),
             payload()
         )
-            .prop_map(|(request, registration, details, payload)| M::Invocation(
-                Invocation {
+            .prop_map(
+                |(request, registration, details, payload)| M::from(Invocation {
                     request,
                     registration,
                     details,
                     payload
-                }
-            )),
+                })
+            ),
         (id(), options(vec![("mode", mode()), ("reason", string())]))
             .prop_map(|(request, options)| M::Interrupt(Interrupt { request, options })),
         (id(), options(vec![("progress", boolean())]), payload()).prop_map(
@@ -573,12 +573,12 @@ fn every_serializer_accepts_the_same_nesting_depth() {
     // Whatever one serializer accepts, the other must accept after conversion, or forwarding a
     // payload between a MessagePack and a JSON peer would produce frames the router rejects.
     let accepted = |ser: Serializer, n: usize| {
-        let m = Message::Publish(Publish {
+        let m = Message::Publish(Box::new(Publish {
             request: 1,
             options: PublishOptions::default(),
             topic: Uri::from("a.b"),
             payload: Payload::args(vec![nested(n)]),
-        });
+        }));
         codec::decode(ser, &codec::encode(ser, &m)).is_ok()
     };
     let limit = |ser| (1..300).find(|n| !accepted(ser, *n)).expect("a limit");
@@ -1021,12 +1021,12 @@ fn unknown_option_keys_survive_forwarding() {
         extra: p.options.extra.clone(),
         ..Default::default()
     };
-    let ev = Message::Event(Event {
+    let ev = Message::Event(Box::new(Event {
         subscription: 1,
         publication: 2,
         details,
         payload: p.payload.clone(),
-    });
+    }));
     for ser in Serializer::ALL {
         let Message::Event(e) = codec::decode(ser, &codec::encode(ser, &ev)).unwrap() else {
             panic!()

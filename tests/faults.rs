@@ -242,12 +242,12 @@ fn message_before_hello_is_a_protocol_violation() {
     let router = start(&[]);
     survives(&router, |r| {
         let mut c = RawClient::connect(r.endpoint("rs").addr(), Serializer::MsgPack);
-        let publish = Message::Publish(Publish {
+        let publish = Message::Publish(Box::new(Publish {
             request: 1,
             options: PublishOptions::default(),
             topic: "com.example.topic".into(),
             payload: Payload::default(),
-        });
+        }));
         c.send(&publish).expect("send PUBLISH");
         expect_protocol_violation(&mut c, "PUBLISH before HELLO");
 
@@ -728,12 +728,12 @@ fn register(c: &mut impl WampConn, procedure: &str) {
 
 fn call(c: &mut impl WampConn, request: u64, procedure: &str) {
     use switchyard::codec::{Call, CallOptions};
-    c.send(&Message::Call(Call {
+    c.send(&Message::Call(Box::new(Call {
         request,
         options: CallOptions::default(),
         procedure: procedure.into(),
         payload: Payload::default(),
-    }))
+    })))
     .expect("send CALL");
 }
 
@@ -1024,12 +1024,12 @@ fn subscriber_that_stops_reading_costs_only_itself() {
         for batch in 0..EVENTS / BATCH {
             for i in 0..BATCH {
                 publisher
-                    .send(&Message::Publish(Publish {
+                    .send(&Message::Publish(Box::new(Publish {
                         request: (batch * BATCH + i + 1) as u64,
                         options: PublishOptions::default(),
                         topic: TOPIC.into(),
                         payload: Payload::args(vec![blob.clone()]),
-                    }))
+                    })))
                     .expect("PUBLISH");
             }
             let want = (batch + 1) * BATCH;
@@ -1347,12 +1347,12 @@ fn subscribe_burst_does_not_stall_a_neighbour_on_the_same_shard() {
     probe.must_join("realm1");
     let call = |c: &mut RawClient, request: u64| -> Duration {
         let t = Instant::now();
-        c.send(&Message::Call(Call {
+        c.send(&Message::Call(Box::new(Call {
             request,
             options: CallOptions::default(),
             procedure: "wamp.session.count".into(),
             payload: Payload::default(),
-        }))
+        })))
         .expect("send CALL");
         match c.recv(REPLY_TIMEOUT) {
             Ok(Message::Result(r)) if r.request == request => t.elapsed(),

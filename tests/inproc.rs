@@ -116,7 +116,7 @@ fn register(c: &mut impl WampConn, request: Id, procedure: &str) -> Id {
 }
 
 fn publish(c: &mut impl WampConn, request: Id, topic: &str, args: Vec<Value>, ack: bool) {
-    c.send(&Message::Publish(Publish {
+    c.send(&Message::Publish(Box::new(Publish {
         request,
         options: PublishOptions {
             acknowledge: ack.then_some(true),
@@ -124,7 +124,7 @@ fn publish(c: &mut impl WampConn, request: Id, topic: &str, args: Vec<Value>, ac
         },
         topic: Uri::from(topic),
         payload: Payload::args(args),
-    }))
+    })))
     .expect("send PUBLISH");
     if ack {
         match c.recv(REPLY_TIMEOUT) {
@@ -135,12 +135,12 @@ fn publish(c: &mut impl WampConn, request: Id, topic: &str, args: Vec<Value>, ac
 }
 
 fn call(c: &mut impl WampConn, request: Id, procedure: &str, args: Vec<Value>) -> Message {
-    c.send(&Message::Call(Call {
+    c.send(&Message::Call(Box::new(Call {
         request,
         options: CallOptions::default(),
         procedure: Uri::from(procedure),
         payload: Payload::args(args),
-    }))
+    })))
     .expect("send CALL");
     c.recv(REPLY_TIMEOUT).expect("reply to CALL")
 }
@@ -220,12 +220,12 @@ fn events_flow_between_local_and_network_sessions_on_both_shards() {
     // Local publisher → network subscriber (encoded for its serializer by the router).
     let mut kw = Dict::new();
     kw.insert("k".into(), Value::Str("v".into()));
-    l2.send(&Message::Publish(Publish {
+    l2.send(&Message::Publish(Box::new(Publish {
         request: 99,
         options: Default::default(),
         topic: Uri::from("com.ex.back"),
         payload: Payload::args_kwargs(vec![Value::Str("hi".into())], kw.clone()),
-    }))
+    })))
     .expect("publish");
     match net.recv(REPLY_TIMEOUT) {
         Ok(Message::Event(e)) => {
@@ -257,12 +257,12 @@ fn rpc_between_local_and_network_sessions() {
     for round in 0..3u64 {
         // Network caller → local callee.
         caller
-            .send(&Message::Call(Call {
+            .send(&Message::Call(Box::new(Call {
                 request: 10 + round,
                 options: Default::default(),
                 procedure: Uri::from("com.ex.double"),
                 payload: Payload::args(vec![Value::UInt(round + 1)]),
-            }))
+            })))
             .expect("CALL");
         serve_double(&mut callee);
         match caller.recv(REPLY_TIMEOUT) {
@@ -274,12 +274,12 @@ fn rpc_between_local_and_network_sessions() {
         }
         // Local caller → network callee.
         local_caller
-            .send(&Message::Call(Call {
+            .send(&Message::Call(Box::new(Call {
                 request: 20 + round,
                 options: Default::default(),
                 procedure: Uri::from("com.ex.double_net"),
                 payload: Payload::args(vec![Value::UInt(round + 5)]),
-            }))
+            })))
             .expect("CALL");
         serve_double(&mut net_callee);
         match local_caller.recv(REPLY_TIMEOUT) {
@@ -491,18 +491,18 @@ fn messages_built_in_memory_are_checked_like_decoded_ones() {
         kwargs: None,
     });
     let bad_messages = [
-        Message::Publish(Publish {
+        Message::Publish(Box::new(Publish {
             request: 1,
             options: Default::default(),
             topic: Uri::from("com.example.checked"),
             payload: garbage,
-        }),
-        Message::Call(Call {
+        })),
+        Message::Call(Box::new(Call {
             request: switchyard::codec::MAX_ID + 1,
             options: CallOptions::default(),
             procedure: Uri::from("com.example.none"),
             payload: Payload::default(),
-        }),
+        })),
         Message::Goodbye(switchyard::codec::Goodbye {
             details: Dict::new(),
             reason: Uri::from("not a uri at all"),

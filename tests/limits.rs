@@ -54,12 +54,12 @@ fn register(request: u64, procedure: &str) -> Message {
 }
 
 fn call(request: u64, procedure: &str) -> Message {
-    Message::Call(Call {
+    Message::Call(Box::new(Call {
         request,
         options: CallOptions::default(),
         procedure: procedure.into(),
         payload: Payload::args(vec![Value::from("x")]),
-    })
+    }))
 }
 
 /// Expects ERROR `switchyard.error.limit_exceeded` answering request `request` of type `code`.
@@ -485,12 +485,12 @@ fn messages_larger_than_the_peer_accepts_are_answered_with_payload_size_exceeded
     );
     caller.must_join("realm1");
     caller
-        .send(&Message::Call(Call {
+        .send(&Message::Call(Box::new(Call {
             request: 5,
             options: CallOptions::default(),
             procedure: "com.example.small".into(),
             payload: Payload::args(vec![big.clone()]),
-        }))
+        })))
         .expect("send CALL");
     expect_payload_size_exceeded(&mut caller, 5);
     wait_limit(&router, "peer_message_size", 2.0);
@@ -505,12 +505,12 @@ fn messages_larger_than_the_peer_accepts_are_answered_with_payload_size_exceeded
     ));
     for (request, payload) in [(1, big), (2, Value::from("small"))] {
         caller
-            .send(&Message::Publish(Publish {
+            .send(&Message::Publish(Box::new(Publish {
                 request,
                 options: PublishOptions::default(),
                 topic: "com.example.news".into(),
                 payload: Payload::args(vec![payload]),
-            }))
+            })))
             .expect("send PUBLISH");
     }
     match small.recv(REPLY_TIMEOUT) {

@@ -120,12 +120,12 @@ impl Peer {
             _ => Payload::args_kwargs(args, kwargs),
         };
         self.c
-            .send(&Message::Call(Call {
+            .send(&Message::Call(Box::new(Call {
                 request,
                 options: CallOptions::default(),
                 procedure: procedure.into(),
                 payload,
-            }))
+            })))
             .expect("send CALL");
         self.wait(procedure, |m| match m {
             Message::Result(r) if r.request == request => Some(Ok(r

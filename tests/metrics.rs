@@ -221,7 +221,7 @@ fn counters_move_with_traffic() {
     assert!(matches!(callee.recv(), Message::Registered(_)));
 
     let mut publisher = Peer::join(r.rs);
-    publisher.send(&Message::Publish(Publish {
+    publisher.send(&Message::Publish(Box::new(Publish {
         request: 1,
         options: PublishOptions {
             acknowledge: Some(true),
@@ -229,17 +229,17 @@ fn counters_move_with_traffic() {
         },
         topic: Uri::from("com.example.topic"),
         payload: Payload::args(vec![Value::Str("hello".into())]),
-    }));
+    })));
     assert!(matches!(publisher.recv(), Message::Published(_)));
     assert!(matches!(sub.recv(), Message::Event(_)));
 
     let mut caller = Peer::join(r.rs);
-    caller.send(&Message::Call(Call {
+    caller.send(&Message::Call(Box::new(Call {
         request: 7,
         options: CallOptions::default(),
         procedure: Uri::from("com.example.add"),
         payload: Payload::args(vec![Value::int(1), Value::int(2)]),
-    }));
+    })));
     let inv = match callee.recv() {
         Message::Invocation(i) => i,
         other => panic!("expected INVOCATION, got {other:?}"),
@@ -338,12 +338,12 @@ fn slow_subscriber_events_are_dropped_and_counted() {
     let (mut dropped, mut queued) = (0.0, 0.0);
     for batch in 0..32 {
         for i in 0..128 {
-            publisher.send(&Message::Publish(Publish {
+            publisher.send(&Message::Publish(Box::new(Publish {
                 request: batch * 128 + i + 1,
                 options: PublishOptions::default(),
                 topic: Uri::from("com.example.firehose"),
                 payload: Payload::args(vec![blob.clone()]),
-            }));
+            })));
         }
         let s = r.scrape();
         dropped = s.sum("switchyard_events_dropped_total", &[]);

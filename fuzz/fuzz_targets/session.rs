@@ -349,7 +349,7 @@ impl World {
                 exclude,
                 eligible_authrole,
                 payload: p,
-            } => Message::Publish(Publish {
+            } => Message::Publish(Box::new(Publish {
                 request: req.into(),
                 options: PublishOptions {
                     acknowledge: flag(acknowledge),
@@ -361,7 +361,7 @@ impl World {
                 },
                 topic: uri(topic),
                 payload: payload(p),
-            }),
+            })),
             Msg::Register {
                 req,
                 procedure,
@@ -400,7 +400,7 @@ impl World {
                 progress,
                 disclose_me,
                 payload: p,
-            } => Message::Call(Call {
+            } => Message::Call(Box::new(Call {
                 request: (req % 8).into(),
                 options: CallOptions {
                     timeout: pick(
@@ -414,7 +414,7 @@ impl World {
                 },
                 procedure: uri(procedure),
                 payload: payload(p),
-            }),
+            })),
             Msg::Cancel { req, mode } => Message::Cancel(Cancel {
                 request: (req % 8).into(),
                 options: CancelOptions {
@@ -476,22 +476,22 @@ impl World {
                 reason: Uri::from("wamp.close.system_shutdown"),
             }),
             Msg::RouterOnly(k) => match k % 5 {
-                0 => Message::Welcome(Welcome {
+                0 => Message::Welcome(Box::new(Welcome {
                     session: 1,
                     details: WelcomeDetails::default(),
-                }),
-                1 => Message::Event(Event {
+                })),
+                1 => Message::Event(Box::new(Event {
                     subscription: 1,
                     publication: 1,
                     details: EventDetails::default(),
                     payload: Payload::Empty,
-                }),
-                2 => Message::Invocation(Invocation {
+                })),
+                2 => Message::Invocation(Box::new(Invocation {
                     request: 1,
                     registration: 1,
                     details: InvocationDetails::default(),
                     payload: Payload::Empty,
-                }),
+                })),
                 3 => Message::Authenticate(Authenticate {
                     signature: "x".into(),
                     extra: Dict::new(),

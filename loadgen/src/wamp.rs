@@ -158,7 +158,7 @@ pub fn stamped(sent_ns: u64, seq: u64, pad: &Bytes) -> Payload {
 }
 
 pub fn publish(request: Id, topic: &Uri, acknowledge: bool, payload: Payload) -> Message {
-    Message::Publish(Publish {
+    Message::Publish(Box::new(Publish {
         request,
         options: PublishOptions {
             acknowledge: acknowledge.then_some(true),
@@ -166,16 +166,16 @@ pub fn publish(request: Id, topic: &Uri, acknowledge: bool, payload: Payload) ->
         },
         topic: topic.clone(),
         payload,
-    })
+    }))
 }
 
 pub fn call(request: Id, procedure: &Uri, payload: Payload) -> Message {
-    Message::Call(Call {
+    Message::Call(Box::new(Call {
         request,
         options: Default::default(),
         procedure: procedure.clone(),
         payload,
-    })
+    }))
 }
 
 /// `(sent_ns, seq)` from a stamped payload, read from the encoded arguments without decoding

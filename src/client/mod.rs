@@ -638,7 +638,7 @@ impl CallHandle {
         }
         self.inner.send_checked(
             self.generation,
-            crate::codec::Message::Call(crate::codec::Call {
+            crate::codec::Message::Call(Box::new(crate::codec::Call {
                 request: self.request,
                 options: CallOptions {
                     progress: Some(!last),
@@ -646,7 +646,7 @@ impl CallHandle {
                 },
                 procedure: self.procedure.clone(),
                 payload: session::payload(args, kwargs),
-            }),
+            })),
         )
     }
 
@@ -769,12 +769,12 @@ impl Client {
             progress: opts.receive_progress == Some(true),
         };
         let (request, generation, rx) = self.inner.request(kind, |request| {
-            crate::codec::Message::Call(crate::codec::Call {
+            crate::codec::Message::Call(Box::new(crate::codec::Call {
                 request,
                 options: opts,
                 procedure: procedure.clone(),
                 payload: session::payload(args, kwargs),
-            })
+            }))
         })?;
         Ok(CallHandle {
             inner: self.inner.clone(),

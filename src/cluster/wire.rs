@@ -329,12 +329,12 @@ pub fn encode(msg: &Msg) -> Bytes {
             realm,
             publication: p,
         } => {
-            let publish = Message::Publish(Publish {
+            let publish = Message::Publish(Box::new(Publish {
                 request: p.id,
                 options: p.options.clone(),
                 topic: p.topic.clone(),
                 payload: p.payload.clone(),
-            });
+            }));
             let frame = codec::encode(Serializer::MsgPack, &publish);
             out.reserve(frame.len() + 64);
             array(&mut out, 8);
@@ -402,12 +402,12 @@ pub fn encode(msg: &Msg) -> Bytes {
 pub fn encode_testament((topic, payload, options): &Testament) -> Bytes {
     codec::encode(
         Serializer::MsgPack,
-        &Message::Publish(Publish {
+        &Message::Publish(Box::new(Publish {
             request: 0,
             options: options.clone(),
             topic: topic.clone(),
             payload: payload.clone(),
-        }),
+        })),
     )
 }
 
@@ -483,12 +483,12 @@ fn peer_body(out: &mut Vec<u8>, msg: &PeerMsg) {
             boolean(out, i.streaming);
             frame(
                 out,
-                &Message::Invocation(Invocation {
+                &Message::Invocation(Box::new(Invocation {
                     request: i.request,
                     registration: i.registration,
                     details: i.details.clone(),
                     payload: i.payload.clone(),
-                }),
+                })),
             );
         }
         PeerMsg::InvokeMore {

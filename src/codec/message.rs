@@ -239,34 +239,65 @@ pub struct Yield {
 }
 
 /// Any WAMP message.
+///
+/// The five variants whose structs are largest (WELCOME, PUBLISH, EVENT, CALL, INVOCATION:
+/// 250–480 bytes, mostly rarely used options) are boxed, so a `Message` is 216 bytes instead
+/// of 480: the router moves each message through several layers, and a move of up to 256
+/// bytes costs a third of one above (see `bench/FINDINGS.md`, "Boxed variants"). Build one
+/// with `Message::from(call)` or `call.into()`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
     Hello(Hello),
-    Welcome(Welcome),
+    Welcome(Box<Welcome>),
     Abort(Abort),
     Challenge(Challenge),
     Authenticate(Authenticate),
     Goodbye(Goodbye),
     Error(Error),
-    Publish(Publish),
+    Publish(Box<Publish>),
     Published(Published),
     Subscribe(Subscribe),
     Subscribed(Subscribed),
     Unsubscribe(Unsubscribe),
     Unsubscribed(Unsubscribed),
-    Event(Event),
+    Event(Box<Event>),
     EventReceived(EventReceived),
-    Call(Call),
+    Call(Box<Call>),
     Cancel(Cancel),
     Result(CallResult),
     Register(Register),
     Registered(Registered),
     Unregister(Unregister),
     Unregistered(Unregistered),
-    Invocation(Invocation),
+    Invocation(Box<Invocation>),
     Interrupt(Interrupt),
     Yield(Yield),
 }
+
+macro_rules! message_from {
+    ($($variant:ident($ty:ty)),* ; $($boxed:ident($bty:ty)),*) => {
+        $(impl From<$ty> for Message {
+            fn from(m: $ty) -> Self {
+                Message::$variant(m)
+            }
+        })*
+        $(impl From<$bty> for Message {
+            fn from(m: $bty) -> Self {
+                Message::$boxed(Box::new(m))
+            }
+        })*
+    };
+}
+
+message_from!(
+    Hello(Hello), Abort(Abort), Challenge(Challenge), Authenticate(Authenticate),
+    Goodbye(Goodbye), Error(Error), Published(Published), Subscribe(Subscribe),
+    Subscribed(Subscribed), Unsubscribe(Unsubscribe), Unsubscribed(Unsubscribed),
+    EventReceived(EventReceived), Cancel(Cancel), Result(CallResult), Register(Register),
+    Registered(Registered), Unregister(Unregister), Unregistered(Unregistered),
+    Interrupt(Interrupt), Yield(Yield);
+    Welcome(Welcome), Publish(Publish), Event(Event), Call(Call), Invocation(Invocation)
+);
 
 impl Message {
     /// The message type code.

@@ -180,10 +180,10 @@ pub(crate) fn decode_message<R: ElementReader>(r: &mut R) -> Result<Message, Dec
         }
         code::WELCOME => {
             arity("WELCOME", n, 3, 3)?;
-            Message::Welcome(Welcome {
+            Message::Welcome(Box::new(Welcome {
                 session: id(r, "WELCOME", "Session")?,
                 details: opts(r, "WELCOME", "Details")?,
-            })
+            }))
         }
         code::ABORT => {
             arity("ABORT", n, 3, 3)?;
@@ -225,12 +225,12 @@ pub(crate) fn decode_message<R: ElementReader>(r: &mut R) -> Result<Message, Dec
         }
         code::PUBLISH => {
             arity("PUBLISH", n, 4, 6)?;
-            Message::Publish(Publish {
+            Message::Publish(Box::new(Publish {
                 request: id(r, "PUBLISH", "Request")?,
                 options: opts(r, "PUBLISH", "Options")?,
                 topic: uri(r, "PUBLISH", "Topic")?,
                 payload: payload(r, "PUBLISH", 4)?,
-            })
+            }))
         }
         code::PUBLISHED => {
             arity("PUBLISHED", n, 3, 3)?;
@@ -273,12 +273,12 @@ pub(crate) fn decode_message<R: ElementReader>(r: &mut R) -> Result<Message, Dec
         }
         code::EVENT => {
             arity("EVENT", n, 4, 6)?;
-            Message::Event(Event {
+            Message::Event(Box::new(Event {
                 subscription: id(r, "EVENT", "Subscription")?,
                 publication: id(r, "EVENT", "Publication")?,
                 details: opts(r, "EVENT", "Details")?,
                 payload: payload(r, "EVENT", 4)?,
-            })
+            }))
         }
         code::EVENT_RECEIVED => {
             arity("EVENT_RECEIVED", n, 2, 5)?;
@@ -301,12 +301,12 @@ pub(crate) fn decode_message<R: ElementReader>(r: &mut R) -> Result<Message, Dec
         }
         code::CALL => {
             arity("CALL", n, 4, 6)?;
-            Message::Call(Call {
+            Message::Call(Box::new(Call {
                 request: id(r, "CALL", "Request")?,
                 options: opts(r, "CALL", "Options")?,
                 procedure: uri(r, "CALL", "Procedure")?,
                 payload: payload(r, "CALL", 4)?,
-            })
+            }))
         }
         code::CANCEL => {
             arity("CANCEL", n, 3, 3)?;
@@ -357,12 +357,12 @@ pub(crate) fn decode_message<R: ElementReader>(r: &mut R) -> Result<Message, Dec
         }
         code::INVOCATION => {
             arity("INVOCATION", n, 4, 6)?;
-            Message::Invocation(Invocation {
+            Message::Invocation(Box::new(Invocation {
                 request: id(r, "INVOCATION", "Request")?,
                 registration: id(r, "INVOCATION", "Registration")?,
                 details: opts(r, "INVOCATION", "Details")?,
                 payload: payload(r, "INVOCATION", 4)?,
-            })
+            }))
         }
         code::INTERRUPT => {
             arity("INTERRUPT", n, 3, 3)?;

@@ -582,10 +582,10 @@ impl Session {
         if let Some(t) = &self.transport {
             details.extra.insert("transport".into(), (**t).clone());
         }
-        out.push(SessionOutput::Reply(Message::Welcome(Welcome {
+        out.push(SessionOutput::Reply(Message::Welcome(Box::new(Welcome {
             session: self.id,
             details,
-        })));
+        }))));
         self.state = State::Established;
         self.realm = Some(realm.clone());
         out.push(SessionOutput::Joined { realm });

@@ -121,10 +121,10 @@ fn routes_requests_and_rejects_router_messages() {
     assert_eq!(out, vec![SessionOutput::Route(sub)]);
     out.clear();
     s.on_message(
-        Message::Welcome(Welcome {
+        Message::Welcome(Box::new(Welcome {
             session: 1,
             details: WelcomeDetails::default(),
-        }),
+        })),
         &Realms,
         &mut out,
     );

@@ -286,7 +286,7 @@ impl Shard {
             .borrow_mut()
             .insert(request, reply.clone());
         let timeout = self.cfg.authz.timeout;
-        let call = Message::Call(codec::Call {
+        let call = Message::Call(Box::new(codec::Call {
             request,
             options: CallOptions {
                 timeout: Some(timeout.as_millis().max(1) as u64),
@@ -294,7 +294,7 @@ impl Shard {
             },
             procedure: Uri::from(procedure),
             payload: Payload::args(args),
-        });
+        }));
         let caller = SessionRef::new(
             self.authz.caller,
             self.id,

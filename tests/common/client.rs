@@ -224,7 +224,7 @@ pub trait WampConn {
         self.send(&hello(realm))
             .map_err(|e| format!("send HELLO: {e}"))?;
         match self.recv(REPLY_TIMEOUT) {
-            Ok(Message::Welcome(w)) => Ok(w),
+            Ok(Message::Welcome(w)) => Ok(*w),
             Ok(other) => Err(format!("expected WELCOME, got {other:?}")),
             Err(e) => Err(format!("expected WELCOME, got {e:?}")),
         }

@@ -177,7 +177,7 @@ impl Inner {
         }
     }
 
-    fn on_event(&self, ev: codec::Event) {
+    fn on_event(&self, ev: Box<codec::Event>) {
         let targets: Vec<(EventFn, Uri)> = {
             let st = self.st.borrow();
             match st.sub_ids.get(&ev.subscription) {
@@ -209,7 +209,11 @@ impl Inner {
     }
 
     /// Runs or continues an invocation; `Some(reason)` ends the connection.
-    fn on_invocation(self: &Rc<Self>, inv: codec::Invocation, generation: u64) -> Option<String> {
+    fn on_invocation(
+        self: &Rc<Self>,
+        inv: Box<codec::Invocation>,
+        generation: u64,
+    ) -> Option<String> {
         let more = inv.details.progress == Some(true);
         // A further chunk of a progressive invocation?
         let running = self.st.borrow().invocations.get(&inv.request).cloned();

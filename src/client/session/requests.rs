@@ -371,11 +371,11 @@ fn publish_message(
     opts: PublishOptions,
 ) -> impl FnOnce(Id) -> Message {
     move |request| {
-        Message::Publish(codec::Publish {
+        Message::Publish(Box::new(codec::Publish {
             request,
             options: opts,
             topic,
             payload: payload(args, kwargs),
-        })
+        }))
     }
 }

@@ -202,7 +202,7 @@ fn ciborium_reads_what_we_write_and_we_read_what_it_writes() {
 }
 
 fn publish(payload: Payload) -> Message {
-    Message::Publish(Publish {
+    Message::Publish(Box::new(Publish {
         request: 1 << 53,
         options: PublishOptions {
             acknowledge: Some(true),
@@ -210,7 +210,7 @@ fn publish(payload: Payload) -> Message {
         },
         topic: Uri::from("com.example.topic"),
         payload,
-    })
+    }))
 }
 
 #[test]

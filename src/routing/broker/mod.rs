@@ -185,7 +185,7 @@ impl Broker {
     // ---- session messages ------------------------------------------------------------------
 
     /// `[PUBLISH, Request|id, Options|dict, Topic|uri, Arguments|list, ArgumentsKw|dict]`
-    pub(crate) fn publish(&mut self, publisher: &SessionRef, msg: Publish, ctx: &mut Ctx<'_>) {
+    pub(crate) fn publish(&mut self, publisher: &SessionRef, msg: Box<Publish>, ctx: &mut Ctx<'_>) {
         let ack = msg.options.acknowledge == Some(true);
         let bad = uri::validate_uri(&msg.topic, ctx.config.uri_check).is_err();
         if bad || uri::is_reserved(&msg.topic) {
@@ -914,12 +914,12 @@ impl Broker {
                 return;
             }
             let details = event_details(p, policy);
-            let event = Message::Event(crate::codec::Event {
+            let event = Message::Event(Box::new(crate::codec::Event {
                 subscription: id,
                 publication: p.id,
                 details,
                 payload: p.payload.clone(),
-            });
+            }));
             ctx.send_many(to, event);
         });
     }

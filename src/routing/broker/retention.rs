@@ -26,12 +26,12 @@ impl Broker {
         };
         let size = crate::codec::encode(
             crate::codec::Serializer::MsgPack,
-            &Message::Publish(Publish {
+            &Message::Publish(Box::new(Publish {
                 request: 0,
                 options: kept.options.clone(),
                 topic: kept.topic.clone(),
                 payload: kept.payload.clone(),
-            }),
+            })),
         )
         .len();
         self.retain_seq += 1;
@@ -82,12 +82,12 @@ impl Broker {
             details.retained = Some(true);
             ctx.send(
                 s.session,
-                Message::Event(crate::codec::Event {
+                Message::Event(Box::new(crate::codec::Event {
                     subscription: id,
                     publication: p.id,
                     details,
                     payload: p.payload.clone(),
-                }),
+                })),
             );
         }
     }

@@ -65,7 +65,7 @@ impl Dealer {
     // ---- caller side -----------------------------------------------------------------------
 
     /// `[CALL, Request|id, Options|dict, Procedure|uri, Arguments|list, ArgumentsKw|dict]`
-    pub(crate) fn call(&mut self, caller: &SessionRef, msg: Call, ctx: &mut Ctx<'_>) {
+    pub(crate) fn call(&mut self, caller: &SessionRef, msg: Box<Call>, ctx: &mut Ctx<'_>) {
         let key = (caller.id, msg.request);
         let progress = msg.options.progress == Some(true);
         if let Some(out) = self.calls.get_mut(&key) {
@@ -160,7 +160,7 @@ impl Dealer {
             .then(|| {
                 Box::new(Reroute {
                     caller: caller.clone(),
-                    call: msg.clone(),
+                    call: (*msg).clone(),
                     tried: vec![callee.session],
                 })
             });
@@ -536,12 +536,12 @@ impl Dealer {
         );
         ctx.send(
             callee,
-            Message::Invocation(InvocationMsg {
+            Message::Invocation(Box::new(InvocationMsg {
                 request: id,
                 registration,
                 details,
                 payload,
-            }),
+            })),
         );
     }
 
@@ -584,12 +584,12 @@ impl Dealer {
         details.progress = progress.then_some(true);
         ctx.send(
             callee,
-            Message::Invocation(InvocationMsg {
+            Message::Invocation(Box::new(InvocationMsg {
                 request: id,
                 registration: inv.registration,
                 details,
                 payload,
-            }),
+            })),
         );
     }
 

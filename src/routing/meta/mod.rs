@@ -695,12 +695,12 @@ fn reg_details(r: &Registration) -> Dict {
 fn testament_size(serializer: Serializer, t: &Testament) -> usize {
     codec::encode(
         serializer,
-        &codec::Message::Publish(codec::Publish {
+        &codec::Message::Publish(Box::new(codec::Publish {
             request: 0,
             options: t.options.clone(),
             topic: t.topic.clone(),
             payload: t.payload.clone(),
-        }),
+        })),
     )
     .len()
 }

@@ -232,7 +232,7 @@ impl Meta {
     pub fn call(
         &mut self,
         caller: SessionId,
-        c: Call,
+        c: Box<Call>,
         broker: &Broker,
         dealer: &Dealer,
         ctx: &mut Ctx<'_>,

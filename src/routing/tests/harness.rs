@@ -350,12 +350,12 @@ pub fn unsubscribe(request: Id, subscription: Id) -> Message {
 }
 
 pub fn publish(request: Id, topic: &str, options: PublishOptions, payload: Payload) -> Message {
-    Message::Publish(Publish {
+    Message::Publish(Box::new(Publish {
         request,
         options,
         topic: Uri::from(topic),
         payload,
-    })
+    }))
 }
 
 pub fn register(request: Id, procedure: &str, options: RegisterOptions) -> Message {
@@ -382,12 +382,12 @@ pub fn unregister(request: Id, registration: Id) -> Message {
 }
 
 pub fn call(request: Id, procedure: &str, options: CallOptions, payload: Payload) -> Message {
-    Message::Call(Call {
+    Message::Call(Box::new(Call {
         request,
         options,
         procedure: Uri::from(procedure),
         payload,
-    })
+    }))
 }
 
 pub fn cancel(request: Id, mode: Option<CancelMode>) -> Message {
