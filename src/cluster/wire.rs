@@ -471,7 +471,7 @@ fn call_ref(out: &mut Vec<u8>, c: &CallRef) {
 
 /// The body of a [`Msg::Peer`]: `[kind, …]`; a kind that never crosses nodes is `[0]`.
 fn peer_body(out: &mut Vec<u8>, msg: &PeerMsg) {
-    use crate::codec::{CallResult, Invocation, ResultDetails};
+    use crate::codec::{CallResult, ResultDetails};
     match msg {
         PeerMsg::Invoke(i) => {
             array(out, 7);
@@ -481,15 +481,10 @@ fn peer_body(out: &mut Vec<u8>, msg: &PeerMsg) {
             uint(out, i.callee);
             boolean(out, i.forward_progress);
             boolean(out, i.streaming);
-            frame(
-                out,
-                &Message::Invocation(Box::new(Invocation {
-                    request: i.request,
-                    registration: i.registration,
-                    details: i.details.clone(),
-                    payload: i.payload.clone(),
-                })),
-            );
+            // On the wire the INVOCATION carries the caller's request ID.
+            let mut invocation = i.invocation.clone();
+            invocation.request = i.request;
+            frame(out, &Message::Invocation(invocation));
         }
         PeerMsg::InvokeMore {
             call,
@@ -823,17 +818,16 @@ impl<'a> Reader<'a> {
                 let callee = self.uint()?;
                 let forward_progress = self.boolean()?;
                 let streaming = self.boolean()?;
-                let Message::Invocation(inv) = self.frame(bytes)? else {
+                let Message::Invocation(mut invocation) = self.frame(bytes)? else {
                     return Err(bad("invoke: not an INVOCATION"));
                 };
+                let request = std::mem::take(&mut invocation.request);
                 PeerMsg::Invoke(Box::new(Invoke {
                     caller,
                     caller_shard,
-                    request: inv.request,
+                    request,
                     callee,
-                    registration: inv.registration,
-                    details: inv.details,
-                    payload: inv.payload,
+                    invocation,
                     forward_progress,
                     streaming,
                 }))
@@ -1236,13 +1230,16 @@ mod tests {
                 caller_shard: 2,
                 request: 3,
                 callee: 4,
-                registration: 5,
-                details: codec::InvocationDetails {
-                    receive_progress: Some(true),
-                    timeout: Some(100),
-                    ..Default::default()
-                },
-                payload: payload.clone(),
+                invocation: Box::new(codec::Invocation {
+                    request: 0,
+                    registration: 5,
+                    details: codec::InvocationDetails {
+                        receive_progress: Some(true),
+                        timeout: Some(100),
+                        ..Default::default()
+                    },
+                    payload: payload.clone(),
+                }),
                 forward_progress: true,
                 streaming: false,
             })),

@@ -54,10 +54,9 @@
 
 use std::sync::Arc;
 
+use crate::codec;
 use crate::codec::uri::MatchPolicy;
-use crate::codec::{
-    Dict, Id, InvocationDetails, InvokePolicy, Payload, PublishOptions, ResultDetails, Uri, Value,
-};
+use crate::codec::{Dict, Id, InvokePolicy, Payload, PublishOptions, ResultDetails, Uri, Value};
 
 use super::filter::DetailFilter;
 use super::ids::{SessionId, ShardId};
@@ -360,17 +359,18 @@ pub struct CalleeRemoval {
 }
 
 /// A call routed to the callee's shard. The caller's shard has already built the INVOCATION
-/// details (caller disclosure, concrete procedure, forwarded timeout, receive_progress); the
-/// callee's shard only assigns the invocation request ID.
+/// (caller disclosure, concrete procedure, forwarded timeout, receive_progress, the payload);
+/// the callee's shard only assigns its request ID and sends it on, without copying it.
 #[derive(Debug, Clone)]
 pub struct Invoke {
     pub caller: SessionId,
     pub caller_shard: ShardId,
+    /// The caller's CALL request ID.
     pub request: Id,
     pub callee: SessionId,
-    pub registration: Id,
-    pub details: InvocationDetails,
-    pub payload: Payload,
+    /// The INVOCATION for the callee; its `request` is 0 until the callee's shard assigns the
+    /// invocation ID.
+    pub invocation: Box<codec::Invocation>,
     /// The caller asked for progressive results and the callee can produce them.
     pub forward_progress: bool,
     /// Progressive call invocation: more chunks ([`PeerMsg::InvokeMore`]) follow.

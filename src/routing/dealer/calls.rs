@@ -201,9 +201,12 @@ impl Dealer {
                 caller_shard: ctx.shard,
                 request: msg.request,
                 callee: callee.session,
-                registration,
-                details: routed.details,
-                payload: msg.payload,
+                invocation: Box::new(InvocationMsg {
+                    request: 0,
+                    registration,
+                    details: routed.details,
+                    payload: msg.payload,
+                }),
                 forward_progress: routed.forward_progress,
                 streaming: progress,
             })),
@@ -259,9 +262,12 @@ impl Dealer {
             caller_shard: ctx.shard,
             request: key.1,
             callee: callee.session,
-            registration,
-            details: routed.details,
-            payload: rr.call.payload.clone(),
+            invocation: Box::new(InvocationMsg {
+                request: 0,
+                registration,
+                details: routed.details,
+                payload: rr.call.payload.clone(),
+            }),
             forward_progress: routed.forward_progress,
             streaming: false,
         };
@@ -496,7 +502,7 @@ impl Dealer {
         let Some(state) = self.callees.get_mut(&invoke.callee) else {
             return fail_invoke(&invoke, errors::NO_SUCH_PROCEDURE, "callee left", ctx);
         };
-        let Some(reg) = state.regs.get_mut(&invoke.registration) else {
+        let Some(reg) = state.regs.get_mut(&invoke.invocation.registration) else {
             return fail_invoke(
                 &invoke,
                 errors::NO_SUCH_PROCEDURE,
@@ -516,12 +522,11 @@ impl Dealer {
             caller_shard,
             request,
             callee,
-            registration,
-            details,
-            payload,
+            mut invocation,
             forward_progress,
             streaming,
         } = invoke;
+        invocation.request = id;
         self.by_call.insert((caller, request), (callee, id));
         self.invocations.insert(
             (callee, id),
@@ -529,20 +534,12 @@ impl Dealer {
                 caller,
                 caller_shard,
                 request,
-                registration,
+                registration: invocation.registration,
                 forward_progress,
-                streaming: streaming.then(|| Box::new(details.clone())),
+                streaming: streaming.then(|| Box::new(invocation.details.clone())),
             },
         );
-        ctx.send(
-            callee,
-            Message::Invocation(Box::new(InvocationMsg {
-                request: id,
-                registration,
-                details,
-                payload,
-            })),
-        );
+        ctx.send(callee, Message::Invocation(invocation));
     }
 
     /// A progressive-invocation chunk: INVOCATION with the same ID and the initial details.

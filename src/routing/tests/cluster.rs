@@ -558,9 +558,12 @@ fn a_remote_callers_invocation_answers_go_back_to_its_node() {
             caller_shard: remote_shard(4, 2),
             request,
             callee: 2,
-            registration: id,
-            details: Default::default(),
-            payload: args(&[1]),
+            invocation: Box::new(crate::codec::Invocation {
+                request: 0,
+                registration: id,
+                details: Default::default(),
+                payload: args(&[1]),
+            }),
             forward_progress: true,
             streaming: false,
         })))
