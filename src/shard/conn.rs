@@ -757,6 +757,56 @@ pub(super) fn routes_directly(shard: &Shard, handle: &SessionHandle, m: &codec::
     handle.core.borrow().routes_directly(m) && shard.needs_authorizer_for(handle, m).is_none()
 }
 
+/// Write buffers of writers whose queue ran dry, kept per shard thread for the next writer with
+/// something to write. A session with nothing to write keeps no buffer (idle memory), yet a
+/// busy shard does not allocate and free a buffer and a frame list per write: under RPC load
+/// nearly every write empties its queue, and the write buffers (kilobytes) were glibc's large
+/// requests that made it consolidate its caches of small blocks (bench/FINDINGS.md, "Boxed
+/// variants, and write buffers kept").
+struct WriteSpares {
+    bufs: Vec<BytesMut>,
+    batches: Vec<Vec<OutFrame>>,
+}
+
+/// At most this many spare write buffers and frame lists per shard thread…
+const WRITE_SPARES_MAX: usize = 8;
+/// …each kept only up to this size (a larger buffer's allocation is amortized by its write).
+const WRITE_SPARE_BYTES_MAX: usize = 16 * 1024;
+const WRITE_SPARE_FRAMES_MAX: usize = 256;
+
+thread_local! {
+    static WRITE_SPARES: RefCell<WriteSpares> = const {
+        RefCell::new(WriteSpares { bufs: Vec::new(), batches: Vec::new() })
+    };
+}
+
+/// A spare frame list with room, if this thread has one.
+fn spare_batch() -> Vec<OutFrame> {
+    WRITE_SPARES.with(|s| s.borrow_mut().batches.pop().unwrap_or_default())
+}
+
+/// A spare write buffer with room, if this thread has one.
+fn spare_write_buf() -> BytesMut {
+    WRITE_SPARES.with(|s| s.borrow_mut().bufs.pop().unwrap_or_default())
+}
+
+/// Keeps an emptied write buffer and frame list for the next writer, within the bounds above.
+fn keep_spares(mut buf: BytesMut, mut batch: Vec<OutFrame>) {
+    WRITE_SPARES.with(|s| {
+        let mut s = s.borrow_mut();
+        buf.clear();
+        let cap = buf.capacity();
+        if cap > 0 && cap <= WRITE_SPARE_BYTES_MAX && s.bufs.len() < WRITE_SPARES_MAX {
+            s.bufs.push(buf);
+        }
+        batch.clear();
+        let cap = batch.capacity();
+        if cap > 0 && cap <= WRITE_SPARE_FRAMES_MAX && s.batches.len() < WRITE_SPARES_MAX {
+            s.batches.push(batch);
+        }
+    });
+}
+
 /// Drains the outbound queue into the transport until the session closes.
 async fn writer_task<W: AsyncWrite + Unpin>(
     mut w: W,
@@ -766,8 +816,16 @@ async fn writer_task<W: AsyncWrite + Unpin>(
     let mut batch = Vec::new();
     let mut out = BytesMut::new();
     loop {
-        let close =
-            poll_fn(|cx| handle.outbound.poll_take(cx, &mut batch, WRITE_BATCH_BYTES)).await;
+        let close = poll_fn(|cx| {
+            if batch.capacity() == 0 && handle.outbound.queued_bytes() > 0 {
+                batch = spare_batch();
+            }
+            handle.outbound.poll_take(cx, &mut batch, WRITE_BATCH_BYTES)
+        })
+        .await;
+        if out.capacity() == 0 && !batch.is_empty() {
+            out = spare_write_buf();
+        }
         if let Framer::WsBatched(enc, sep) = &mut framer {
             // One WebSocket message per write for all the WAMP messages taken together.
             let binary = handle.serializer.is_binary();
@@ -810,9 +868,8 @@ async fn writer_task<W: AsyncWrite + Unpin>(
             out.clear();
             if out.capacity() > 64 * 1024 || handle.outbound.queued_bytes() == 0 {
                 // Nothing more to write: an idle session keeps no write buffer (nor the
-                // emptied list of taken frames).
-                out = BytesMut::new();
-                batch = Vec::new();
+                // emptied list of taken frames); the shard thread keeps them for the next.
+                keep_spares(std::mem::take(&mut out), std::mem::take(&mut batch));
             }
         }
         if close.is_some() {
