@@ -190,8 +190,35 @@ fn read_map_body(c: &mut Cursor<'_>, n: usize, depth: usize) -> Result<Dict, Dec
     Ok(d)
 }
 
+/// Skips one value whose marker alone gives its length — nil, booleans, numbers, 8-bit-length
+/// binaries: most elements of a payload — when it is all there. `false` leaves the cursor for
+/// [`skip_value`] (which also reports a value cut short).
+#[inline]
+fn skip_fixed(c: &mut Cursor<'_>) -> bool {
+    let width = match c.buf.get(c.pos) {
+        Some(0x00..=0x7f | 0xc0 | 0xc2 | 0xc3 | 0xe0..=0xff) => 1,
+        Some(0xcc | 0xd0) => 2,
+        Some(0xcd | 0xd1) => 3,
+        Some(0xca | 0xce | 0xd2) => 5,
+        Some(0xcb | 0xcf | 0xd3) => 9,
+        Some(0xc4) => match c.buf.get(c.pos + 1) {
+            Some(n) => 2 + usize::from(*n),
+            None => return false,
+        },
+        _ => return false,
+    };
+    if c.buf.len() - c.pos < width {
+        return false;
+    }
+    c.pos += width;
+    true
+}
+
 /// Skips one value, validating it (UTF-8 of strings, string keys, depth), without building it.
 fn skip_value(c: &mut Cursor<'_>, depth: usize) -> Result<(), DecodeError> {
+    if skip_fixed(c) {
+        return Ok(());
+    }
     match head(c)? {
         Head::Nil | Head::Bool(_) | Head::UInt(_) | Head::Int(_) | Head::Float(_) => Ok(()),
         Head::Str(n) => c.str(n).map(|_| ()),
@@ -202,7 +229,9 @@ fn skip_value(c: &mut Cursor<'_>, depth: usize) -> Result<(), DecodeError> {
                 return Err(DecodeError::TooDeep(MAX_DEPTH));
             }
             for _ in 0..n {
-                skip_value(c, depth + 1)?;
+                if !skip_fixed(c) {
+                    skip_value(c, depth + 1)?;
+                }
             }
             Ok(())
         }
@@ -418,5 +447,81 @@ impl binary::Primitives for MsgPack {
     }
     fn map_len(out: &mut Vec<u8>, n: usize) {
         let _ = rmp::encode::write_map_len(out, n as u32);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn skips(bytes: &[u8]) -> Result<usize, DecodeError> {
+        let mut c = Cursor {
+            buf: bytes,
+            pos: 0,
+            owner: None,
+        };
+        skip_value(&mut c, 0).map(|()| c.pos)
+    }
+
+    fn builds(bytes: &[u8]) -> Result<usize, DecodeError> {
+        let mut c = Cursor {
+            buf: bytes,
+            pos: 0,
+            owner: None,
+        };
+        read_value(&mut c, 0).map(|_| c.pos)
+    }
+
+    /// Skipping a value (the payload's fast path included) accepts exactly what building it
+    /// accepts and ends where it ends, for every marker width, and for every cut of the value.
+    #[test]
+    fn skipping_agrees_with_building() {
+        let mut values: Vec<Vec<u8>> = vec![
+            vec![0x00],
+            vec![0x7f],
+            vec![0xc0],
+            vec![0xc2],
+            vec![0xc3],
+            vec![0xe0],
+            vec![0xcc, 0xff],
+            vec![0xd0, 0x80],
+            vec![0xcd, 0x01, 0x02],
+            vec![0xd1, 0x80, 0x00],
+            vec![0xca, 0, 0, 0, 0],
+            vec![0xce, 1, 2, 3, 4],
+            vec![0xd2, 1, 2, 3, 4],
+            vec![0xcb, 0, 0, 0, 0, 0, 0, 0, 0],
+            vec![0xcf, 1, 2, 3, 4, 5, 6, 7, 8],
+            vec![0xd3, 1, 2, 3, 4, 5, 6, 7, 8],
+            vec![0xc4, 0],
+            vec![0xc5, 0, 3, 7, 7, 7],
+            vec![0xa3, b'a', b'b', b'c'],
+            vec![0xa2, 0xff, 0xfe], // not UTF-8
+            vec![0xc1],             // reserved
+            vec![0xd4, 0, 0],       // extension
+        ];
+        let mut bin8 = vec![0xc4, 255];
+        bin8.extend([0x5a; 255]);
+        values.push(bin8);
+        // A list of all of them, and a map of one of them.
+        let mut list = vec![0xdc, 0, values.len() as u8];
+        for v in &values {
+            list.extend(v);
+        }
+        values.push(list);
+        values.push(vec![0x81, 0xa1, b'k', 0xcf, 1, 2, 3, 4, 5, 6, 7, 8]);
+        values.push(vec![
+            0x93, 0xcf, 1, 2, 3, 4, 5, 6, 7, 8, 0x01, 0xc4, 2, 9, 9,
+        ]);
+        for v in &values {
+            for cut in 0..=v.len() {
+                let part = &v[..cut];
+                let (s, b) = (skips(part), builds(part));
+                assert_eq!(s.is_ok(), b.is_ok(), "{part:02x?}: skip {s:?}, build {b:?}");
+                if let (Ok(s), Ok(b)) = (s, b) {
+                    assert_eq!(s, b, "{part:02x?}");
+                }
+            }
+        }
     }
 }
