@@ -822,7 +822,7 @@ impl<'a> Reader<'a> {
                     return Err(bad("invoke: not an INVOCATION"));
                 };
                 let request = std::mem::take(&mut invocation.request);
-                PeerMsg::Invoke(Box::new(Invoke {
+                PeerMsg::Invoke(Invoke {
                     caller,
                     caller_shard,
                     request,
@@ -830,7 +830,7 @@ impl<'a> Reader<'a> {
                     invocation,
                     forward_progress,
                     streaming,
-                }))
+                })
             }
             P_MORE => {
                 want(7)?;
@@ -1225,7 +1225,7 @@ mod tests {
         };
         let payload = Payload::args(vec![Value::from("x")]);
         vec![
-            PeerMsg::Invoke(Box::new(Invoke {
+            PeerMsg::Invoke(Invoke {
                 caller: 1,
                 caller_shard: 2,
                 request: 3,
@@ -1242,7 +1242,7 @@ mod tests {
                 }),
                 forward_progress: true,
                 streaming: false,
-            })),
+            }),
             PeerMsg::InvokeMore {
                 call,
                 progress: true,

@@ -148,7 +148,7 @@ pub enum PeerMsg {
 
     // ---- dealer: calls ------------------------------------------------------------------
     /// Caller's shard to callee's shard: invoke.
-    Invoke(Box<Invoke>),
+    Invoke(Invoke),
     /// A continuation of a progressive call invocation (same caller request).
     InvokeMore {
         call: CallRef,

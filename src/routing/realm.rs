@@ -634,7 +634,7 @@ fn route_peer(
             reason,
         } => dealer.on_revoke_callee(registration, callee, reason, ctx),
         // dealer: calls
-        PeerMsg::Invoke(invoke) => dealer.on_invoke(*invoke, ctx),
+        PeerMsg::Invoke(invoke) => dealer.on_invoke(invoke, ctx),
         PeerMsg::InvokeMore {
             call,
             progress,

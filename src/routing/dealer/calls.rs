@@ -196,7 +196,7 @@ impl Dealer {
             .insert(msg.request);
         ctx.peer(
             callee.shard,
-            PeerMsg::Invoke(Box::new(Invoke {
+            PeerMsg::Invoke(Invoke {
                 caller: caller.id,
                 caller_shard: ctx.shard,
                 request: msg.request,
@@ -209,7 +209,7 @@ impl Dealer {
                 }),
                 forward_progress: routed.forward_progress,
                 streaming: progress,
-            })),
+            }),
         );
     }
 
@@ -278,7 +278,7 @@ impl Dealer {
             out.callee_cancels = callee.features.callee_call_canceling;
             out.reroute = Some(rr);
         }
-        ctx.peer(callee.shard, PeerMsg::Invoke(Box::new(invoke)));
+        ctx.peer(callee.shard, PeerMsg::Invoke(invoke));
         true
     }
 

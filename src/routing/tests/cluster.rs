@@ -553,7 +553,7 @@ fn a_remote_callers_invocation_answers_go_back_to_its_node() {
     c.grant_claims();
     let id = registered_id(&c.one(2));
     let invoke = |request| {
-        ClusterIn::Peer(PeerMsg::Invoke(Box::new(Invoke {
+        ClusterIn::Peer(PeerMsg::Invoke(Invoke {
             caller: 900,
             caller_shard: remote_shard(4, 2),
             request,
@@ -566,7 +566,7 @@ fn a_remote_callers_invocation_answers_go_back_to_its_node() {
             }),
             forward_progress: true,
             streaming: false,
-        })))
+        }))
     };
     c.cluster_in(1, invoke(5));
     let m = c.one(2);
