@@ -762,7 +762,7 @@ pub(super) fn routes_directly(shard: &Shard, handle: &SessionHandle, m: &codec::
 /// busy shard does not allocate and free a buffer and a frame list per write: under RPC load
 /// nearly every write empties its queue, and the write buffers (kilobytes) were glibc's large
 /// requests that made it consolidate its caches of small blocks (bench/FINDINGS.md, "Boxed
-/// variants, and write buffers kept").
+/// variants, write buffers kept, payloads skipped faster").
 struct WriteSpares {
     bufs: Vec<BytesMut>,
     batches: Vec<Vec<OutFrame>>,
