@@ -117,7 +117,12 @@ impl<P: Primitives> ElementWriter for Writer<'_, P> {
     }
 
     fn options<O: Options>(&mut self, o: &O) {
-        P::map_len(self.out, o.len());
+        let len = o.len();
+        P::map_len(self.out, len);
+        if len == 0 {
+            // The common case (a router's INVOCATION or RESULT details): nothing to visit.
+            return;
+        }
         let out = &mut *self.out;
         o.for_each_known(&mut |k, v| {
             P::key(out, k);
