@@ -552,13 +552,18 @@ impl RealmShard {
         };
         f(broker, dealer, meta, &mut ctx);
         loop {
-            let removed = std::mem::take(ctx.removed);
-            for (table, id, last) in removed {
-                meta.on_removed(table, id, last, &mut ctx);
+            // Both are empty for nearly every message: look before taking them.
+            if !ctx.removed.is_empty() {
+                let removed = std::mem::take(ctx.removed);
+                for (table, id, last) in removed {
+                    meta.on_removed(table, id, last, &mut ctx);
+                }
             }
-            let events = std::mem::take(ctx.events);
-            for e in events {
-                broker.publish_from_router(e.topic, e.payload, e.options, &mut ctx);
+            if !ctx.events.is_empty() {
+                let events = std::mem::take(ctx.events);
+                for e in events {
+                    broker.publish_from_router(e.topic, e.payload, e.options, &mut ctx);
+                }
             }
             let Some(msg) = ctx.local.pop_front() else {
                 break;
