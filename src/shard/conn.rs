@@ -477,7 +477,7 @@ where
     handle.core.borrow_mut().transport = Some(shard.transport_details(websocket, serializer));
 
     let (mut reader, writer) = futures_lite::io::split(stream);
-    glommio::spawn_local(writer_task(writer, handle.clone(), framer)).detach();
+    glommio::spawn_local(writer_task(shard.clone(), writer, handle.clone(), framer)).detach();
     let mut deadlines = ReadDeadlines::new(&shard.cfg.limits, std::time::Instant::now());
 
     'read: loop {
@@ -757,58 +757,54 @@ pub(super) fn routes_directly(shard: &Shard, handle: &SessionHandle, m: &codec::
     handle.core.borrow().routes_directly(m) && shard.needs_authorizer_for(handle, m).is_none()
 }
 
-/// Write buffers of writers whose queue ran dry, kept per shard thread for the next writer with
-/// something to write. A session with nothing to write keeps no buffer (idle memory), yet a
-/// busy shard does not allocate and free a buffer and a frame list per write: under RPC load
-/// nearly every write empties its queue, and the write buffers (kilobytes) were glibc's large
-/// requests that made it consolidate its caches of small blocks (bench/FINDINGS.md, "Boxed
-/// variants, write buffers kept, payloads skipped faster").
-struct WriteSpares {
+/// Write buffers of writers whose queue ran dry, kept per shard (next to its spare output and
+/// action lists) for the next writer with something to write. A session with nothing to write
+/// keeps no buffer (idle memory), yet a busy shard does not allocate and free a buffer and a
+/// frame list per write: under RPC load nearly every write empties its queue, and the write
+/// buffers (kilobytes) were glibc's large requests that made it consolidate its caches of small
+/// blocks (bench/FINDINGS.md, "Boxed variants, write buffers kept, payloads skipped faster").
+#[derive(Default)]
+pub(crate) struct WriteSpares {
     bufs: Vec<BytesMut>,
     batches: Vec<Vec<OutFrame>>,
 }
 
-/// At most this many spare write buffers and frame lists per shard thread…
+/// At most this many spare write buffers and frame lists per shard…
 const WRITE_SPARES_MAX: usize = 8;
 /// …each kept only up to this size (a larger buffer's allocation is amortized by its write).
 const WRITE_SPARE_BYTES_MAX: usize = 16 * 1024;
 const WRITE_SPARE_FRAMES_MAX: usize = 256;
 
-thread_local! {
-    static WRITE_SPARES: RefCell<WriteSpares> = const {
-        RefCell::new(WriteSpares { bufs: Vec::new(), batches: Vec::new() })
-    };
-}
+impl WriteSpares {
+    /// A spare frame list with room, if there is one.
+    fn batch(&mut self) -> Vec<OutFrame> {
+        self.batches.pop().unwrap_or_default()
+    }
 
-/// A spare frame list with room, if this thread has one.
-fn spare_batch() -> Vec<OutFrame> {
-    WRITE_SPARES.with(|s| s.borrow_mut().batches.pop().unwrap_or_default())
-}
+    /// A spare write buffer with room, if there is one.
+    fn buf(&mut self) -> BytesMut {
+        self.bufs.pop().unwrap_or_default()
+    }
 
-/// A spare write buffer with room, if this thread has one.
-fn spare_write_buf() -> BytesMut {
-    WRITE_SPARES.with(|s| s.borrow_mut().bufs.pop().unwrap_or_default())
-}
-
-/// Keeps an emptied write buffer and frame list for the next writer, within the bounds above.
-fn keep_spares(mut buf: BytesMut, mut batch: Vec<OutFrame>) {
-    WRITE_SPARES.with(|s| {
-        let mut s = s.borrow_mut();
+    /// Keeps an emptied write buffer and frame list for the next writer, within the bounds
+    /// above.
+    fn keep(&mut self, mut buf: BytesMut, mut batch: Vec<OutFrame>) {
         buf.clear();
         let cap = buf.capacity();
-        if cap > 0 && cap <= WRITE_SPARE_BYTES_MAX && s.bufs.len() < WRITE_SPARES_MAX {
-            s.bufs.push(buf);
+        if cap > 0 && cap <= WRITE_SPARE_BYTES_MAX && self.bufs.len() < WRITE_SPARES_MAX {
+            self.bufs.push(buf);
         }
         batch.clear();
         let cap = batch.capacity();
-        if cap > 0 && cap <= WRITE_SPARE_FRAMES_MAX && s.batches.len() < WRITE_SPARES_MAX {
-            s.batches.push(batch);
+        if cap > 0 && cap <= WRITE_SPARE_FRAMES_MAX && self.batches.len() < WRITE_SPARES_MAX {
+            self.batches.push(batch);
         }
-    });
+    }
 }
 
 /// Drains the outbound queue into the transport until the session closes.
 async fn writer_task<W: AsyncWrite + Unpin>(
+    shard: Rc<Shard>,
     mut w: W,
     handle: Rc<SessionHandle>,
     mut framer: Framer,
@@ -818,13 +814,13 @@ async fn writer_task<W: AsyncWrite + Unpin>(
     loop {
         let close = poll_fn(|cx| {
             if batch.capacity() == 0 && handle.outbound.queued_bytes() > 0 {
-                batch = spare_batch();
+                batch = shard.spare_writes.borrow_mut().batch();
             }
             handle.outbound.poll_take(cx, &mut batch, WRITE_BATCH_BYTES)
         })
         .await;
         if out.capacity() == 0 && !batch.is_empty() {
-            out = spare_write_buf();
+            out = shard.spare_writes.borrow_mut().buf();
         }
         if let Framer::WsBatched(enc, sep) = &mut framer {
             // One WebSocket message per write for all the WAMP messages taken together.
@@ -868,8 +864,11 @@ async fn writer_task<W: AsyncWrite + Unpin>(
             out.clear();
             if out.capacity() > 64 * 1024 || handle.outbound.queued_bytes() == 0 {
                 // Nothing more to write: an idle session keeps no write buffer (nor the
-                // emptied list of taken frames); the shard thread keeps them for the next.
-                keep_spares(std::mem::take(&mut out), std::mem::take(&mut batch));
+                // emptied list of taken frames); the shard keeps them for the next.
+                shard
+                    .spare_writes
+                    .borrow_mut()
+                    .keep(std::mem::take(&mut out), std::mem::take(&mut batch));
             }
         }
         if close.is_some() {

@@ -170,6 +170,8 @@ pub struct Shard {
     pub spare_outputs: Cell<Vec<SessionOutput>>,
     /// The actions of one routed message, kept the same way.
     pub spare_actions: Cell<Vec<Action>>,
+    /// Write buffers and frame lists of writers whose queue ran dry (see `conn::WriteSpares`).
+    pub(crate) spare_writes: RefCell<conn::WriteSpares>,
 }
 
 /// Most room a spare output or action list keeps (entries); a larger one is dropped after use.

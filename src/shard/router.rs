@@ -394,6 +394,7 @@ async fn shard_main(
         transport_details: RefCell::new(HashMap::new()),
         spare_outputs: Default::default(),
         spare_actions: Default::default(),
+        spare_writes: Default::default(),
     });
     // The accept loops own this shard's listeners: they are kept (not detached) so that shutdown
     // can end them, which closes the listening sockets before the shard thread ends. A detached
