@@ -715,16 +715,18 @@ impl CallTimer {
         }
     }
 
-    /// A message is being queued for `session`: if it ends a call, record the latency.
+    /// A message is being queued for `session` at `now`: if it ends a call, record the latency.
     #[inline]
-    pub fn on_reply(&self, session: Id, msg: &Message, metrics: &ShardMetrics) {
+    pub fn on_reply(&self, session: Id, msg: &Message, metrics: &ShardMetrics, now: Instant) {
         let request = match msg {
             Message::Result(r) if r.details.progress != Some(true) => r.request,
             Message::Error(e) if e.request_type == code::CALL => e.request,
             _ => return,
         };
         if let Some(t) = self.started.borrow_mut().remove(&(session, request)) {
-            metrics.call_latency.observe(t.elapsed());
+            metrics
+                .call_latency
+                .observe(now.saturating_duration_since(t));
         }
     }
 
@@ -815,16 +817,16 @@ mod tests {
             },
             payload: Payload::default(),
         });
-        t.on_reply(7, &progress, &m);
+        t.on_reply(7, &progress, &m, Instant::now());
         assert_eq!(t.in_flight(), 1);
         let last = Message::Result(CallResult {
             request: 1,
             details: ResultDetails::default(),
             payload: Payload::default(),
         });
-        t.on_reply(8, &last, &m);
+        t.on_reply(8, &last, &m, Instant::now());
         assert_eq!(t.in_flight(), 1, "another session's request 1 is not ours");
-        t.on_reply(7, &last, &m);
+        t.on_reply(7, &last, &m, Instant::now());
         assert_eq!(t.in_flight(), 0);
         assert_eq!(m.call_latency.cumulative()[LATENCY_BOUNDS_US.len()], 1);
         t.on_call(

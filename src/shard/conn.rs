@@ -19,7 +19,7 @@ use crate::net::websocket::{self, Role, WsEvent};
 use crate::session::{Session, State};
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_lite::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::poll_fn;
 use std::os::fd::RawFd;
@@ -103,6 +103,9 @@ pub struct SessionHandle {
     pub peer_max: usize,
     /// An in-process session ([`super::local`]): it is sent `Message` values, never bytes.
     pub local: bool,
+    /// Set at join when the realm enforces nothing on anyone (no authorizer hook, an open
+    /// policy): then only a REGISTER needs a decision (`Shard::authorize`).
+    pub authz_open: Cell<bool>,
 }
 
 /// Displays a session's realm for the `realm` log field (see [`crate::logging`]): the realm it
@@ -478,7 +481,8 @@ where
 
     let (mut reader, writer) = futures_lite::io::split(stream);
     glommio::spawn_local(writer_task(shard.clone(), writer, handle.clone(), framer)).detach();
-    let mut deadlines = ReadDeadlines::new(&shard.cfg.limits, std::time::Instant::now());
+    let mut read_at = std::time::Instant::now();
+    let mut deadlines = ReadDeadlines::new(&shard.cfg.limits, read_at);
 
     'read: loop {
         // Handle what is already buffered, yielding every INPUT_PER_TURN messages.
@@ -494,7 +498,7 @@ where
                     match codec::decode(serializer, &frame) {
                         Ok(m) if routes_directly(&shard, &handle, &m) => {
                             shard.metrics.messages_in.inc(m.code());
-                            shard.route(&handle, m);
+                            shard.route_at(&handle, m, read_at);
                         }
                         decoded => on_input(&shard, &handle, decoded).await,
                     }
@@ -546,7 +550,8 @@ where
         if let Some((fd, window)) = busy {
             match busy_read(&shard, &handle, fd, window, &mut buf).await {
                 Some(Ok(n)) if n > 0 => {
-                    deadlines.on_bytes(std::time::Instant::now());
+                    read_at = std::time::Instant::now();
+                    deadlines.on_bytes(read_at);
                     continue;
                 }
                 Some(_) => break,
@@ -566,7 +571,10 @@ where
         )
         .await;
         match n {
-            Some(Some(n)) if n > 0 => deadlines.on_bytes(std::time::Instant::now()),
+            Some(Some(n)) if n > 0 => {
+                read_at = std::time::Instant::now();
+                deadlines.on_bytes(read_at);
+            }
             None if !handle.done.is_set() => {
                 match due.map(|(_, why)| why) {
                     Some(Expired::Ping) => {
@@ -626,6 +634,7 @@ impl SessionHandle {
             sref: RefCell::new(None),
             peer_max,
             local,
+            authz_open: Cell::new(false),
         });
         shard.sessions.borrow_mut().insert(id, handle.clone());
         shard.metrics.connections.inc();

@@ -160,6 +160,10 @@ pub struct Shard {
     pub metrics: Arc<ShardMetrics>,
     /// When each call in flight was sent, for the call latency histogram.
     pub call_timer: CallTimer,
+    /// When the input being routed arrived: set by every entry into the routing core (a
+    /// connection's read, a peer shard's message, a tick, a join or leave) and read when a
+    /// reply is queued, so a routed message costs no clock reads of its own (see `route_at`).
+    pub input_time: Cell<Instant>,
     /// Dynamic authorizer calls and their cache.
     pub authz: authorizer::AuthzState,
     /// `WELCOME.Details.transport` per (kind, serializer), built once and shared by every
@@ -404,10 +408,14 @@ impl Shard {
                             .with_trustlevel(trustlevel)
                     };
                     *h.sref.borrow_mut() = Some(sref.clone());
+                    h.authz_open.set(
+                        self.cfg.authorizer.is_none()
+                            && self.policy(&realm).is_some_and(|p| p.is_open()),
+                    );
                     let mut actions = Vec::new();
                     if let Some(r) = self.realms.borrow_mut().get_mut(&realm) {
                         let details = h.meta_details();
-                        r.on_session_join(sref, details, Instant::now(), &mut actions);
+                        r.on_session_join(sref, details, self.stamp(), &mut actions);
                     }
                     self.apply_actions(&realm, actions);
                     self.flush_mesh();
@@ -442,7 +450,14 @@ impl Shard {
     /// Routes a message of a local session (authorized here first). Called with the session's
     /// outputs, or directly for an input its state machine would only pass on
     /// (`conn::routes_directly`).
-    pub(crate) fn route(&self, h: &SessionHandle, mut m: Message) {
+    pub(crate) fn route(&self, h: &SessionHandle, m: Message) {
+        self.route_at(h, m, Instant::now());
+    }
+
+    /// [`Shard::route`] for a message that arrived at `now`: a connection's reader passes the
+    /// time of the read that brought it (one clock read per read, not per message; a batch's
+    /// later messages carry its time, at most one read's worth of work earlier than their own).
+    pub(crate) fn route_at(&self, h: &SessionHandle, mut m: Message, now: Instant) {
         let Some(realm) = h.realm.borrow().clone() else {
             return;
         };
@@ -453,7 +468,6 @@ impl Shard {
         if let Some(r) = self.metrics.realm(&realm) {
             r.messages_in.inc();
         }
-        let now = Instant::now();
         if let Message::Call(c) = &m {
             self.call_timer.on_call(h.id, c.request, now);
         }
@@ -462,6 +476,7 @@ impl Shard {
 
     /// Feeds one message of a local session to its realm's routing core.
     fn route_to_realm(&self, h: &SessionHandle, realm: &Uri, m: Message, now: Instant) {
+        self.input_time.set(now);
         // The shard's spare action list (empty, with room), unless a routing step below this
         // one has it: then a new one.
         let mut actions = self.spare_actions.take();
@@ -489,7 +504,7 @@ impl Shard {
             }
             let mut actions = Vec::new();
             if let Some(r) = self.realms.borrow_mut().get_mut(&realm) {
-                r.on_session_leave(h.id, Instant::now(), &mut actions);
+                r.on_session_leave(h.id, self.stamp(), &mut actions);
             }
             self.apply_actions(&realm, actions);
         }
@@ -586,7 +601,8 @@ impl Shard {
         let Some(h) = self.session(to) else {
             return false;
         };
-        self.call_timer.on_reply(to, &msg, &self.metrics);
+        self.call_timer
+            .on_reply(to, &msg, &self.metrics, self.input_time.get());
         self.metrics.count_limit_error(&msg);
         let code = msg.code();
         let frame = if h.local {
@@ -637,10 +653,17 @@ impl Shard {
         queued
     }
 
+    /// Reads the clock for an input that enters the routing core (see `input_time`).
+    fn stamp(&self) -> Instant {
+        let now = Instant::now();
+        self.input_time.set(now);
+        now
+    }
+
     fn on_peer(&self, realm: Uri, from: usize, msg: PeerMsg) {
         let mut actions = Vec::new();
         if let Some(r) = self.realms.borrow_mut().get_mut(&realm) {
-            r.on_peer(from, msg, Instant::now(), &mut actions);
+            r.on_peer(from, msg, self.stamp(), &mut actions);
         }
         self.apply_actions(&realm, actions);
     }
@@ -648,13 +671,13 @@ impl Shard {
     fn on_cluster(&self, realm: Uri, msg: crate::routing::cluster::ClusterIn) {
         let mut actions = Vec::new();
         if let Some(r) = self.realms.borrow_mut().get_mut(&realm) {
-            r.on_cluster(msg, Instant::now(), &mut actions);
+            r.on_cluster(msg, self.stamp(), &mut actions);
         }
         self.apply_actions(&realm, actions);
     }
 
     fn tick(&self) {
-        let now = Instant::now();
+        let now = self.stamp();
         for (name, r) in self.realms.borrow().iter() {
             if let Some(m) = self.metrics.realm(name) {
                 m.history_events.set(r.broker().history_total() as u64);

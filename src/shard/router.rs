@@ -386,6 +386,7 @@ async fn shard_main(
         shutting_down: Cell::new(false),
         metrics: metrics.clone(),
         call_timer: CallTimer::default(),
+        input_time: Cell::new(Instant::now()),
         authz: authorizer::AuthzState::new(
             rand::random::<u64>() % codec::MAX_ID + 1,
             cfg.authz.cache_ttl,
