@@ -485,15 +485,16 @@ impl Dealer {
             return None;
         }
         // Issued but not pending: canceled, timed out, caller gone. The spec: discard.
-        self.invocations.get(&(callee, request))
+        self.callees.get(&callee)?.invocations.get(&request)
     }
 
     fn end_invocation(&mut self, callee: SessionId, request: Id) -> Option<Invocation> {
-        let inv = self.invocations.remove(&(callee, request))?;
+        let inv = self
+            .callees
+            .get_mut(&callee)?
+            .invocations
+            .remove(&request)?;
         self.by_call.remove(&(inv.caller, inv.request));
-        if let Some(s) = self.callees.get_mut(&callee) {
-            s.pending.remove(&request);
-        }
         Some(inv)
     }
 
@@ -516,7 +517,6 @@ impl Dealer {
         }
         state.last_invocation += 1;
         let id = state.last_invocation;
-        state.pending.insert(id);
         let Invoke {
             caller,
             caller_shard,
@@ -528,8 +528,8 @@ impl Dealer {
         } = invoke;
         invocation.request = id;
         self.by_call.insert((caller, request), (callee, id));
-        self.invocations.insert(
-            (callee, id),
+        state.invocations.insert(
+            id,
             Invocation {
                 caller,
                 caller_shard,
@@ -566,7 +566,11 @@ impl Dealer {
             }
             return; // otherwise completed meanwhile: discard (spec)
         };
-        let Some(inv) = self.invocations.get_mut(&(callee, id)) else {
+        let Some(inv) = self
+            .callees
+            .get_mut(&callee)
+            .and_then(|s| s.invocations.get_mut(&id))
+        else {
             return;
         };
         // The last chunk takes the initial details; the others repeat a copy.

@@ -78,8 +78,8 @@ struct CalleeState {
     features: Features,
     /// The last invocation request ID handed out (IDs above it were never issued).
     last_invocation: Id,
-    /// Invocations in flight.
-    pending: HashSet<Id>,
+    /// Invocations in flight to this callee, by INVOCATION request ID.
+    invocations: HashMap<Id, Invocation>,
     regs: HashMap<Id, LocalRegistration>,
     /// Pending REGISTERs of this session, by token (for limits and cleanup).
     registering: HashSet<u64>,
@@ -167,7 +167,6 @@ pub struct Dealer {
     next_token: u64,
     // callee side
     callees: HashMap<SessionId, CalleeState>,
-    invocations: HashMap<(SessionId, Id), Invocation>,
     /// (caller, caller request) → (callee, invocation request), for cancel and continuations.
     by_call: HashMap<(SessionId, Id), (SessionId, Id)>,
     // caller side
@@ -210,7 +209,6 @@ impl Dealer {
             pending_regs: HashMap::default(),
             next_token: 0,
             callees: HashMap::default(),
-            invocations: HashMap::default(),
             by_call: HashMap::default(),
             calls: HashMap::default(),
             calls_of: HashMap::default(),
@@ -382,10 +380,7 @@ impl Dealer {
             }
             Self::request_removal(session, id, reg.policy, reg.procedure, ctx);
         }
-        for inv_id in state.pending {
-            let Some(inv) = self.invocations.remove(&(session, inv_id)) else {
-                continue;
-            };
+        for inv in state.invocations.into_values() {
             self.by_call.remove(&(inv.caller, inv.request));
             ctx.peer(
                 inv.caller_shard,
@@ -769,14 +764,19 @@ impl Dealer {
             }
         }
         let invocations: Vec<CallRef> = self
-            .invocations
+            .callees
             .iter()
-            .filter(|(_, inv)| on_node(inv.caller_shard))
-            .map(|((callee, _), inv)| CallRef {
-                caller: inv.caller,
-                request: inv.request,
-                callee: *callee,
-                registration: inv.registration,
+            .flat_map(|(callee, state)| {
+                state
+                    .invocations
+                    .values()
+                    .filter(|inv| on_node(inv.caller_shard))
+                    .map(|inv| CallRef {
+                        caller: inv.caller,
+                        request: inv.request,
+                        callee: *callee,
+                        registration: inv.registration,
+                    })
             })
             .collect();
         for call in invocations {
@@ -1005,7 +1005,7 @@ impl Dealer {
 
     /// Invocations in flight to local callees.
     pub fn pending_invocations(&self) -> usize {
-        self.invocations.len()
+        self.callees.values().map(|s| s.invocations.len()).sum()
     }
 }
 
