@@ -121,9 +121,6 @@ impl Dealer {
             }
             ctx.error_msg(caller.id, code::CALL, msg.request, error, text);
         };
-        if uri::validate_uri(&msg.procedure, ctx.config.uri_check).is_err() {
-            return fail(self, ctx, errors::INVALID_URI, None);
-        }
         let pending = self.calls_of.get(&caller.id).map_or(0, |s| s.len());
         if pending >= ctx.config.max_pending_calls_per_session {
             return fail(
@@ -133,7 +130,15 @@ impl Dealer {
                 Some("too many pending calls for this session"),
             );
         }
-        let Some((reg, callee)) = self.pick(&msg.procedure, ctx) else {
+        let picked = self.pick(&msg.procedure, ctx);
+        // A procedure equal to an exact registration's URI passed this very check when it was
+        // registered (same rules, realm-wide): only a call matched by a pattern, or by
+        // nothing, is checked here.
+        let checked = matches!(&picked, Some((reg, _)) if reg.policy == MatchPolicy::Exact);
+        if !checked && uri::validate_uri(&msg.procedure, ctx.config.uri_check).is_err() {
+            return fail(self, ctx, errors::INVALID_URI, None);
+        }
+        let Some((reg, callee)) = picked else {
             return fail(self, ctx, errors::NO_SUCH_PROCEDURE, None);
         };
         if progress && !callee.features.callee_progressive_call_invocations {

@@ -261,9 +261,19 @@ fn pattern_precedence_exact_prefix_wildcard() {
         let want = (*callee != 11).then(|| Uri::from(*uri));
         assert_eq!(inv.details.procedure, want, "{uri}");
     }
+    c.run(1, call(98, "a1.b2.c3.d4.e55", plain(), args(&[])));
+    assert!(matches!(c.one(11), Message::Invocation(_)));
     c.run(1, call(99, "a2.b2.c2.d2.e2", plain(), args(&[])));
     assert_eq!(error(&c.one(1)).2, "wamp.error.no_such_procedure");
     assert!(c.shards[2].dealer().matching("a1.b2.c3.x").is_some());
+    // A URI a pattern matches is still checked (an exact registration's was, at REGISTER).
+    for (n, bad) in ["a1.b2.c3..x", "a1.b2.c3.d 4", "a1.b2.c55.d4.e5."]
+        .iter()
+        .enumerate()
+    {
+        c.run(1, call(200 + n as u64, bad, plain(), args(&[])));
+        assert_eq!(error(&c.one(1)).2, "wamp.error.invalid_uri", "{bad}");
+    }
 }
 
 #[test]
