@@ -476,6 +476,9 @@ where
         Framer::Ws(_) | Framer::WsBatched(..) => usize::MAX,
     };
     let handle = SessionHandle::open(&shard, id, serializer, peer_max, false, channel);
+    if let Framer::Raw { .. } = framer {
+        handle.outbound.set_rawsocket();
+    }
     let websocket = !matches!(deframer, Deframer::Raw(_));
     handle.core.borrow_mut().transport = Some(shard.transport_details(websocket, serializer));
 
@@ -776,6 +779,7 @@ pub(super) fn routes_directly(shard: &Shard, handle: &SessionHandle, m: &codec::
 pub(crate) struct WriteSpares {
     bufs: Vec<BytesMut>,
     batches: Vec<Vec<OutFrame>>,
+    framed: Vec<Vec<u8>>,
 }
 
 /// At most this many spare write buffers and frame lists per shard…
@@ -783,6 +787,9 @@ const WRITE_SPARES_MAX: usize = 8;
 /// …each kept only up to this size (a larger buffer's allocation is amortized by its write).
 const WRITE_SPARE_BYTES_MAX: usize = 16 * 1024;
 const WRITE_SPARE_FRAMES_MAX: usize = 256;
+/// Buffers of messages framed when queued are kept larger: a busy callee's buffer collects a
+/// whole batch of invocations between two writes (regrown from 16 KiB it was copied twice).
+const WRITE_SPARE_FRAMED_MAX: usize = 64 * 1024;
 
 impl WriteSpares {
     /// A spare frame list with room, if there is one.
@@ -793,6 +800,20 @@ impl WriteSpares {
     /// A spare write buffer with room, if there is one.
     fn buf(&mut self) -> BytesMut {
         self.bufs.pop().unwrap_or_default()
+    }
+
+    /// A spare buffer for messages framed when queued (`Outbound::push_framed`), if any.
+    pub(crate) fn framed(&mut self) -> Vec<u8> {
+        self.framed.pop().unwrap_or_default()
+    }
+
+    /// Keeps a written buffer of framed messages, within the bounds above.
+    fn keep_framed(&mut self, mut buf: Vec<u8>) {
+        buf.clear();
+        let cap = buf.capacity();
+        if cap > 0 && cap <= WRITE_SPARE_FRAMED_MAX && self.framed.len() < WRITE_SPARES_MAX {
+            self.framed.push(buf);
+        }
     }
 
     /// Keeps an emptied write buffer and frame list for the next writer, within the bounds
@@ -820,14 +841,36 @@ async fn writer_task<W: AsyncWrite + Unpin>(
 ) {
     let mut batch = Vec::new();
     let mut out = BytesMut::new();
+    let mut framed = Vec::new();
     loop {
         let close = poll_fn(|cx| {
-            if batch.capacity() == 0 && handle.outbound.queued_bytes() > 0 {
+            if batch.capacity() == 0 && handle.outbound.has_frames() {
                 batch = shard.spare_writes.borrow_mut().batch();
             }
-            handle.outbound.poll_take(cx, &mut batch, WRITE_BATCH_BYTES)
+            handle
+                .outbound
+                .poll_take(cx, &mut framed, &mut batch, WRITE_BATCH_BYTES)
         })
         .await;
+        if !framed.is_empty() {
+            // Messages framed when they were queued (RawSocket): written as they are, before
+            // the frames taken with them (which are younger).
+            let ok =
+                futures_lite::future::or(async { w.write_all(&framed).await.is_ok() }, async {
+                    handle.kill.wait().await;
+                    false
+                })
+                .await;
+            if !ok {
+                break;
+            }
+            with_local(|m| m.bytes_out.add(framed.len() as u64));
+            // Back to the shard's spares for the next message queued (here or elsewhere).
+            shard
+                .spare_writes
+                .borrow_mut()
+                .keep_framed(std::mem::take(&mut framed));
+        }
         if out.capacity() == 0 && !batch.is_empty() {
             out = shard.spare_writes.borrow_mut().buf();
         }

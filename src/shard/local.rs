@@ -232,8 +232,15 @@ async fn writer<W: Wire>(
         let close = futures_lite::future::or(
             async {
                 Some(
-                    poll_fn(|cx| handle.outbound.poll_take(cx, &mut batch, WRITE_BATCH_BYTES))
-                        .await,
+                    poll_fn(|cx| {
+                        handle.outbound.poll_take(
+                            cx,
+                            &mut Vec::new(),
+                            &mut batch,
+                            WRITE_BATCH_BYTES,
+                        )
+                    })
+                    .await,
                 )
             },
             async {

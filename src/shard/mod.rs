@@ -33,7 +33,7 @@ use crate::session::{self, RealmDirectory, SessionOutput};
 use conn::SessionHandle;
 pub use local::{LocalConnectError, LocalConnector};
 use mesh::MeshOutbox;
-use outbound::{OutFrame, PushError};
+use outbound::{FramedError, OutFrame, PushError};
 pub use router::{Router, ShutdownHandle, StartError};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -356,10 +356,18 @@ impl Shard {
         match h.outbound.push(frame) {
             Ok(()) => {
                 self.metrics.messages_out.inc(message_code);
-                return true;
+                true
             }
-            Err(PushError::Closed) => {}
-            Err(PushError::Full) => {
+            Err(e) => self.refused(h, e, is_event),
+        }
+    }
+
+    /// A message the session's queue refused: the slow-consumer policy. Always false (not
+    /// queued).
+    fn refused(&self, h: &SessionHandle, e: PushError, is_event: bool) -> bool {
+        match e {
+            PushError::Closed => {}
+            PushError::Full => {
                 if is_event && self.cfg.limits.slow_consumer == SlowConsumerPolicy::Drop {
                     h.outbound.dropped.set(h.outbound.dropped.get() + 1);
                     self.metrics.events_dropped.inc();
@@ -610,6 +618,28 @@ impl Shard {
             let size = crate::net::inproc::approx_size(&msg);
             OutFrame::Local(Arc::new(msg), size)
         } else {
+            let is_event = code == codec::code::EVENT;
+            if is_event && self.shed_event(&h) {
+                return false;
+            }
+            // Encoded straight into the buffer the writer sends (RawSocket).
+            let framed = h.outbound.push_framed(
+                h.peer_max,
+                || self.spare_writes.borrow_mut().framed(),
+                |buf| codec::encode_into(h.serializer, &msg, buf),
+            );
+            match framed {
+                Ok(()) => {
+                    self.metrics.messages_out.inc(code);
+                    return true;
+                }
+                Err(FramedError::TooBig) => {
+                    let _ = self.too_big_for_peer(&h, &msg);
+                    return false;
+                }
+                Err(FramedError::Push(e)) => return self.refused(&h, e, is_event),
+                Err(FramedError::Listed) => {}
+            }
             let b = codec::encode(h.serializer, &msg);
             if b.len() > h.peer_max {
                 let _ = self.too_big_for_peer(&h, &msg);

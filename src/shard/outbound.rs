@@ -5,8 +5,15 @@
 //! queue is bounded in bytes; one writer task per session drains it, many frames per write
 //! call. Frames are `Bytes`, so one encoded EVENT is shared by every subscriber using the same
 //! serializer.
+//!
+//! A RawSocket session's messages for one recipient (RESULT, INVOCATION, …) skip the frame
+//! list: [`Outbound::push_framed`] encodes them, RawSocket header included, straight into a
+//! buffer the writer sends as it is (no encoded copy of its own, no copy into the write
+//! buffer). Order is kept: a message goes there only while the frame list is empty, and the
+//! writer takes that buffer before the list.
 
 use crate::metrics::with_local;
+use crate::net::rawsocket;
 use bytes::Bytes;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -63,11 +70,27 @@ pub struct CloseRequest {
     pub reason: String,
 }
 
+/// Why [`Outbound::push_framed`] did not queue a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FramedError {
+    /// As for [`Outbound::push`].
+    Push(PushError),
+    /// Frames wait in the list (or the session is not framed at push time): queue the message
+    /// as a frame instead, behind them.
+    Listed,
+    /// Its encoding is larger than `max` (nothing was queued).
+    TooBig,
+}
+
 #[derive(Default)]
 struct Inner {
     queue: VecDeque<OutFrame>,
     bytes: usize,
     close: Option<CloseRequest>,
+    /// RawSocket frames encoded at push time, older than everything in `queue`.
+    framed: Vec<u8>,
+    /// Message octets in `framed` (headers not counted, as in `bytes`).
+    framed_bytes: usize,
 }
 
 /// A session's bounded outbound queue. Lives on one shard (`Rc`), never crosses threads.
@@ -83,6 +106,8 @@ pub struct Outbound {
     /// limit. While set, the shard drops events for this session before doing any work for
     /// them (policy `drop`): a stuck consumer then costs the others almost nothing.
     shedding: Cell<bool>,
+    /// The writer frames for RawSocket, so messages may be framed at push time.
+    raw: Cell<bool>,
 }
 
 impl Outbound {
@@ -93,7 +118,63 @@ impl Outbound {
             limit,
             dropped: Cell::new(0),
             shedding: Cell::new(false),
+            raw: Cell::new(false),
         }
+    }
+
+    /// Messages for this session may be framed for RawSocket when queued
+    /// ([`Outbound::push_framed`]); set by a RawSocket connection's driver.
+    pub fn set_rawsocket(&self) {
+        self.raw.set(true);
+    }
+
+    /// Queues one message framed for RawSocket: `encode` appends its encoding to the buffer
+    /// the writer will send. Same byte limit as [`Outbound::push`]; a message whose encoding is
+    /// longer than `max` octets is not queued. `spare` gives the buffer room when it has none
+    /// (the shard's spare write buffers: an idle session keeps none).
+    pub fn push_framed(
+        &self,
+        max: usize,
+        spare: impl FnOnce() -> Vec<u8>,
+        encode: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<(), FramedError> {
+        if !self.raw.get() {
+            return Err(FramedError::Listed);
+        }
+        let mut inner = self.inner.borrow_mut();
+        if inner.close.is_some() {
+            return Err(FramedError::Push(PushError::Closed));
+        }
+        if !inner.queue.is_empty() {
+            return Err(FramedError::Listed);
+        }
+        if inner.framed.capacity() == 0 {
+            inner.framed = spare();
+        }
+        let start = inner.framed.len();
+        inner.framed.extend_from_slice(&[0; 4]);
+        encode(&mut inner.framed);
+        let len = inner.framed.len() - start - 4;
+        let header = u32::try_from(len)
+            .ok()
+            .filter(|_| len <= max)
+            .and_then(|n| rawsocket::encode_header(rawsocket::FrameKind::Message, n).ok());
+        let Some(header) = header else {
+            inner.framed.truncate(start);
+            return Err(FramedError::TooBig);
+        };
+        if inner.bytes > 0 && inner.bytes + len > self.limit {
+            inner.framed.truncate(start);
+            self.shedding.set(true);
+            return Err(FramedError::Push(PushError::Full));
+        }
+        inner.framed[start..start + 4].copy_from_slice(&header);
+        inner.bytes += len;
+        inner.framed_bytes += len;
+        drop(inner);
+        with_local(|m| m.outbound_queue_bytes.add(len as u64));
+        self.wake();
+        Ok(())
     }
 
     /// Whether the queue filled up and has not yet drained to half its limit.
@@ -154,6 +235,11 @@ impl Outbound {
         self.wake();
     }
 
+    /// Whether frames wait in the list (messages framed at push time not counted).
+    pub fn has_frames(&self) -> bool {
+        !self.inner.borrow().queue.is_empty()
+    }
+
     pub fn is_closing(&self) -> bool {
         self.inner.borrow().close.is_some()
     }
@@ -163,18 +249,26 @@ impl Outbound {
         self.inner.borrow().bytes
     }
 
-    /// Takes queued frames (up to about `max_bytes`) into `batch`. Ready(None) when frames were
-    /// taken; Ready(Some(close)) when the queue is empty and a close was requested; Pending
-    /// when there is nothing to do.
+    /// Takes what is queued: the messages framed at push time into `framed` (swapped with it,
+    /// so `framed` must be empty), then frames (up to about `max_bytes`) into `batch`.
+    /// Ready(None) when anything was taken; Ready(Some(close)) when the queue is empty and a
+    /// close was requested; Pending when there is nothing to do.
     pub fn poll_take(
         &self,
         cx: &mut Context<'_>,
+        framed: &mut Vec<u8>,
         batch: &mut Vec<OutFrame>,
         max_bytes: usize,
     ) -> Poll<Option<CloseRequest>> {
         let mut inner = self.inner.borrow_mut();
-        if !inner.queue.is_empty() {
-            let mut taken = 0;
+        let mut taken = 0;
+        let took_framed = !inner.framed.is_empty();
+        if took_framed {
+            debug_assert!(framed.is_empty());
+            std::mem::swap(&mut inner.framed, framed);
+            taken = std::mem::take(&mut inner.framed_bytes);
+        }
+        if !inner.queue.is_empty() || took_framed {
             while let Some(f) = inner.queue.pop_front() {
                 taken += f.len();
                 batch.push(f);
@@ -231,7 +325,7 @@ mod tests {
         assert_eq!(q.queued_bytes(), 120);
         let mut batch = Vec::new();
         assert_eq!(
-            q.poll_take(&mut cx(), &mut batch, 1 << 20),
+            q.poll_take(&mut cx(), &mut Vec::new(), &mut batch, 1 << 20),
             Poll::Ready(None)
         );
         assert_eq!(batch.len(), 2);
@@ -249,12 +343,68 @@ mod tests {
         assert_eq!(q.push(f(30)), Err(PushError::Full));
         assert!(q.is_shedding());
         let mut batch = Vec::new();
-        assert_eq!(q.poll_take(&mut cx(), &mut batch, 1), Poll::Ready(None));
+        assert_eq!(
+            q.poll_take(&mut cx(), &mut Vec::new(), &mut batch, 1),
+            Poll::Ready(None)
+        );
         assert_eq!(q.queued_bytes(), 60);
         assert!(q.is_shedding(), "still above half the limit");
-        assert_eq!(q.poll_take(&mut cx(), &mut batch, 1), Poll::Ready(None));
+        assert_eq!(
+            q.poll_take(&mut cx(), &mut Vec::new(), &mut batch, 1),
+            Poll::Ready(None)
+        );
         assert_eq!(q.queued_bytes(), 30);
         assert!(!q.is_shedding(), "drained to half");
+    }
+
+    #[test]
+    fn framed_at_push_keeps_order_limit_and_size() {
+        let q = Outbound::new(100);
+        let put = |q: &Outbound, bytes: &[u8], max| {
+            q.push_framed(max, Vec::new, |b| b.extend_from_slice(bytes))
+        };
+        assert_eq!(
+            put(&q, b"a", 1000),
+            Err(FramedError::Listed),
+            "not RawSocket"
+        );
+        q.set_rawsocket();
+        assert_eq!(put(&q, b"first", 1000), Ok(()));
+        assert_eq!(put(&q, &[7; 11], 10), Err(FramedError::TooBig));
+        assert_eq!(
+            q.queued_bytes(),
+            5,
+            "nothing of the refused message is left"
+        );
+        // A control frame queued next: later messages go behind it, in the list.
+        q.push_unbounded(OutFrame::Pong(Bytes::from_static(b"p")))
+            .unwrap();
+        assert_eq!(put(&q, b"later", 1000), Err(FramedError::Listed));
+        let mut framed = Vec::new();
+        let mut batch = Vec::new();
+        assert_eq!(
+            q.poll_take(&mut cx(), &mut framed, &mut batch, 1 << 20),
+            Poll::Ready(None)
+        );
+        assert_eq!(
+            &framed[..],
+            b"\x00\x00\x00\x05first",
+            "RawSocket header, then the message"
+        );
+        assert_eq!(batch.len(), 1);
+        assert_eq!(q.queued_bytes(), 0);
+        // Byte limit as for push: a first message always fits, the next must fit the rest.
+        assert_eq!(put(&q, &[1; 90], 1000), Ok(()));
+        assert_eq!(
+            put(&q, &[2; 20], 1000),
+            Err(FramedError::Push(PushError::Full))
+        );
+        assert!(q.is_shedding());
+        q.close(1000, "");
+        assert_eq!(
+            put(&q, b"x", 1000),
+            Err(FramedError::Push(PushError::Closed))
+        );
     }
 
     #[test]
@@ -274,10 +424,10 @@ mod tests {
         );
         let mut batch = Vec::new();
         assert_eq!(
-            q.poll_take(&mut cx(), &mut batch, 1 << 20),
+            q.poll_take(&mut cx(), &mut Vec::new(), &mut batch, 1 << 20),
             Poll::Ready(None)
         );
-        match q.poll_take(&mut cx(), &mut batch, 1 << 20) {
+        match q.poll_take(&mut cx(), &mut Vec::new(), &mut batch, 1 << 20) {
             Poll::Ready(Some(c)) => assert_eq!(c.code, 1000),
             other => panic!("{other:?}"),
         }
