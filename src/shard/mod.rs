@@ -670,11 +670,31 @@ impl Shard {
                 let size = *local_size.get_or_insert_with(|| crate::net::inproc::approx_size(msg));
                 OutFrame::Local(msg.clone(), size)
             } else {
-                OutFrame::Message(
-                    frames[h.serializer.index()]
-                        .get_or_insert_with(|| codec::encode(h.serializer, msg))
-                        .clone(),
-                )
+                let b = frames[h.serializer.index()]
+                    .get_or_insert_with(|| codec::encode(h.serializer, msg));
+                // Copied into the writer's framed buffer now rather than by the writer later
+                // (RawSocket): the frame list and the shared frame's reference count are skipped.
+                let framed = h.outbound.push_framed(
+                    h.peer_max,
+                    || self.spare_writes.borrow_mut().framed(),
+                    |buf| buf.extend_from_slice(b),
+                );
+                match framed {
+                    Ok(()) => {
+                        self.metrics.messages_out.inc(message_code);
+                        queued += 1;
+                        continue;
+                    }
+                    Err(FramedError::TooBig) => {
+                        let _ = self.fits_peer(&h, b); // counted, not sent (nobody to answer)
+                        continue;
+                    }
+                    Err(FramedError::Push(e)) => {
+                        self.refused(&h, e, message_code == codec::code::EVENT);
+                        continue;
+                    }
+                    Err(FramedError::Listed) => OutFrame::Message(b.clone()),
+                }
             };
             if self.deliver(&h, frame, message_code) {
                 queued += 1;

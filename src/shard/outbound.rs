@@ -6,10 +6,10 @@
 //! call. Frames are `Bytes`, so one encoded EVENT is shared by every subscriber using the same
 //! serializer.
 //!
-//! A RawSocket session's messages for one recipient (RESULT, INVOCATION, …) skip the frame
-//! list: [`Outbound::push_framed`] encodes them, RawSocket header included, straight into a
-//! buffer the writer sends as it is (no encoded copy of its own, no copy into the write
-//! buffer). Order is kept: a message goes there only while the frame list is empty, and the
+//! A RawSocket session's messages skip the frame list: [`Outbound::push_framed`] encodes them
+//! (one recipient: RESULT, INVOCATION, …) or copies an EVENT's shared encoding, RawSocket
+//! header included, straight into a buffer the writer sends as it is (no encoded copy of its
+//! own, no copy into the write buffer, no reference count per subscriber). Order is kept: a message goes there only while the frame list is empty, and the
 //! writer takes that buffer before the list.
 
 use crate::metrics::with_local;
