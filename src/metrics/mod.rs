@@ -20,8 +20,8 @@ pub mod process;
 pub mod prometheus;
 
 use crate::auth::{AuthMethod, FailReason};
-use crate::codec::{code, Id, Message};
-use std::cell::{OnceCell, RefCell};
+use crate::codec::{code, Message};
+use std::cell::OnceCell;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -692,62 +692,9 @@ pub fn local_shard() -> Option<usize> {
     LOCAL.try_with(|l| l.get().map(|m| m.shard)).ok().flatten()
 }
 
-/// Calls in flight on one shard: when each session sent each CALL, so the final RESULT or
-/// ERROR delivered to it can be timed. Shard-local (no atomics); nothing per idle session.
-///
-/// Bounded: beyond [`CallTimer::MAX_TRACKED`] calls in flight the extra ones are not timed,
-/// and entries older than [`CallTimer::MAX_AGE`] (callers that left with calls pending) are
-/// swept by the shard's timer.
-#[derive(Default)]
-pub struct CallTimer {
-    started: RefCell<crate::util::fast::FastMap<(Id, Id), Instant>>,
-}
-
-impl CallTimer {
-    pub const MAX_TRACKED: usize = 65_536;
-    pub const MAX_AGE: Duration = Duration::from_secs(600);
-
-    /// A session sent CALL `request` (a progressive CALL's later chunks keep the first time).
-    pub fn on_call(&self, session: Id, request: Id, now: Instant) {
-        let mut m = self.started.borrow_mut();
-        if m.len() < Self::MAX_TRACKED {
-            m.entry((session, request)).or_insert(now);
-        }
-    }
-
-    /// A message is being queued for `session` at `now`: if it ends a call, record the latency.
-    #[inline]
-    pub fn on_reply(&self, session: Id, msg: &Message, metrics: &ShardMetrics, now: Instant) {
-        let request = match msg {
-            Message::Result(r) if r.details.progress != Some(true) => r.request,
-            Message::Error(e) if e.request_type == code::CALL => e.request,
-            _ => return,
-        };
-        if let Some(t) = self.started.borrow_mut().remove(&(session, request)) {
-            metrics
-                .call_latency
-                .observe(now.saturating_duration_since(t));
-        }
-    }
-
-    /// Forgets calls older than [`CallTimer::MAX_AGE`].
-    pub fn sweep(&self, now: Instant) {
-        let mut m = self.started.borrow_mut();
-        if !m.is_empty() {
-            m.retain(|_, t| now.saturating_duration_since(*t) < Self::MAX_AGE);
-        }
-    }
-
-    /// Calls being timed.
-    pub fn in_flight(&self) -> usize {
-        self.started.borrow().len()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{CallResult, Payload, ResultDetails};
 
     #[test]
     fn every_type_has_its_own_slot() {
@@ -802,40 +749,6 @@ mod tests {
         g.add(2);
         g.sub(5);
         assert_eq!(g.get(), 0);
-    }
-
-    #[test]
-    fn call_timer_times_final_result_only() {
-        let m = ShardMetrics::new(0, &["realm1"], Instant::now());
-        let t = CallTimer::default();
-        t.on_call(7, 1, Instant::now());
-        let progress = Message::Result(CallResult {
-            request: 1,
-            details: ResultDetails {
-                progress: Some(true),
-                ..Default::default()
-            },
-            payload: Payload::default(),
-        });
-        t.on_reply(7, &progress, &m, Instant::now());
-        assert_eq!(t.in_flight(), 1);
-        let last = Message::Result(CallResult {
-            request: 1,
-            details: ResultDetails::default(),
-            payload: Payload::default(),
-        });
-        t.on_reply(8, &last, &m, Instant::now());
-        assert_eq!(t.in_flight(), 1, "another session's request 1 is not ours");
-        t.on_reply(7, &last, &m, Instant::now());
-        assert_eq!(t.in_flight(), 0);
-        assert_eq!(m.call_latency.cumulative()[LATENCY_BOUNDS_US.len()], 1);
-        t.on_call(
-            7,
-            2,
-            Instant::now() - CallTimer::MAX_AGE - Duration::from_secs(1),
-        );
-        t.sweep(Instant::now());
-        assert_eq!(t.in_flight(), 0);
     }
 
     #[test]

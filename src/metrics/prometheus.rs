@@ -312,7 +312,7 @@ pub fn render(m: &RouterMetrics) -> String {
         &mut out,
         name,
         "histogram",
-        "Time from a session's CALL to the final RESULT or ERROR queued for it.",
+        "Time from a session's CALL routed to a callee to the final RESULT or ERROR for it.",
     );
     for s in &m.shards {
         let cum = s.call_latency.cumulative();

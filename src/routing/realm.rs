@@ -505,6 +505,12 @@ impl RealmShard {
         id
     }
 
+    /// Hands over how long each call answered since the last time took (CALL routed → final
+    /// RESULT or ERROR for its caller), for the shard's latency histogram.
+    pub fn drain_call_times(&mut self, f: impl FnMut(std::time::Duration)) {
+        self.dealer.drain_call_times(f);
+    }
+
     /// When [`RealmShard::on_tick`] next has something to do.
     pub fn next_deadline(&self) -> Option<Instant> {
         match (self.dealer.next_deadline(), self.meta.next_deadline()) {

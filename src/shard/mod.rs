@@ -26,7 +26,7 @@ pub mod signal;
 
 use crate::codec::{self, Abort, Dict, Id, Message, Uri, Value};
 use crate::config::SlowConsumerPolicy;
-use crate::metrics::{CallTimer, ShardMetrics};
+use crate::metrics::ShardMetrics;
 use crate::router_config::RouterConfig;
 use crate::routing::{Action, PeerMsg, RealmShard, SessionRef};
 use crate::session::{self, RealmDirectory, SessionOutput};
@@ -158,12 +158,6 @@ pub struct Shard {
     pub shutting_down: Cell<bool>,
     /// This shard's counters; only this thread writes them, the metrics thread reads them.
     pub metrics: Arc<ShardMetrics>,
-    /// When each call in flight was sent, for the call latency histogram.
-    pub call_timer: CallTimer,
-    /// When the input being routed arrived: set by every entry into the routing core (a
-    /// connection's read, a peer shard's message, a tick, a join or leave) and read when a
-    /// reply is queued, so a routed message costs no clock reads of its own (see `route_at`).
-    pub input_time: Cell<Instant>,
     /// Dynamic authorizer calls and their cache.
     pub authz: authorizer::AuthzState,
     /// `WELCOME.Details.transport` per (kind, serializer), built once and shared by every
@@ -423,7 +417,7 @@ impl Shard {
                     let mut actions = Vec::new();
                     if let Some(r) = self.realms.borrow_mut().get_mut(&realm) {
                         let details = h.meta_details();
-                        r.on_session_join(sref, details, self.stamp(), &mut actions);
+                        r.on_session_join(sref, details, Instant::now(), &mut actions);
                     }
                     self.apply_actions(&realm, actions);
                     self.flush_mesh();
@@ -476,15 +470,11 @@ impl Shard {
         if let Some(r) = self.metrics.realm(&realm) {
             r.messages_in.inc();
         }
-        if let Message::Call(c) = &m {
-            self.call_timer.on_call(h.id, c.request, now);
-        }
         self.route_to_realm(h, &realm, m, now);
     }
 
     /// Feeds one message of a local session to its realm's routing core.
     fn route_to_realm(&self, h: &SessionHandle, realm: &Uri, m: Message, now: Instant) {
-        self.input_time.set(now);
         // The shard's spare action list (empty, with room), unless a routing step below this
         // one has it: then a new one.
         let mut actions = self.spare_actions.take();
@@ -493,6 +483,7 @@ impl Shard {
             h.sref.borrow().as_ref(),
         ) {
             r.on_message(sref, m, now, &mut actions);
+            self.observe_call_times(r);
         }
         self.apply_actions_from(realm, &mut actions);
         if actions.capacity() <= SPARE_ACTIONS_MAX {
@@ -512,7 +503,8 @@ impl Shard {
             }
             let mut actions = Vec::new();
             if let Some(r) = self.realms.borrow_mut().get_mut(&realm) {
-                r.on_session_leave(h.id, self.stamp(), &mut actions);
+                r.on_session_leave(h.id, Instant::now(), &mut actions);
+                self.observe_call_times(r);
             }
             self.apply_actions(&realm, actions);
         }
@@ -609,8 +601,6 @@ impl Shard {
         let Some(h) = self.session(to) else {
             return false;
         };
-        self.call_timer
-            .on_reply(to, &msg, &self.metrics, self.input_time.get());
         self.metrics.count_limit_error(&msg);
         let code = msg.code();
         let frame = if h.local {
@@ -703,17 +693,16 @@ impl Shard {
         queued
     }
 
-    /// Reads the clock for an input that enters the routing core (see `input_time`).
-    fn stamp(&self) -> Instant {
-        let now = Instant::now();
-        self.input_time.set(now);
-        now
+    /// Calls the routing core answered: into the call latency histogram.
+    fn observe_call_times(&self, r: &mut RealmShard) {
+        r.drain_call_times(|d| self.metrics.call_latency.observe(d));
     }
 
     fn on_peer(&self, realm: Uri, from: usize, msg: PeerMsg) {
         let mut actions = Vec::new();
         if let Some(r) = self.realms.borrow_mut().get_mut(&realm) {
-            r.on_peer(from, msg, self.stamp(), &mut actions);
+            r.on_peer(from, msg, Instant::now(), &mut actions);
+            self.observe_call_times(r);
         }
         self.apply_actions(&realm, actions);
     }
@@ -721,13 +710,14 @@ impl Shard {
     fn on_cluster(&self, realm: Uri, msg: crate::routing::cluster::ClusterIn) {
         let mut actions = Vec::new();
         if let Some(r) = self.realms.borrow_mut().get_mut(&realm) {
-            r.on_cluster(msg, self.stamp(), &mut actions);
+            r.on_cluster(msg, Instant::now(), &mut actions);
+            self.observe_call_times(r);
         }
         self.apply_actions(&realm, actions);
     }
 
     fn tick(&self) {
-        let now = self.stamp();
+        let now = Instant::now();
         for (name, r) in self.realms.borrow().iter() {
             if let Some(m) = self.metrics.realm(name) {
                 m.history_events.set(r.broker().history_total() as u64);
@@ -745,6 +735,7 @@ impl Shard {
             let mut actions = Vec::new();
             if let Some(r) = self.realms.borrow_mut().get_mut(&realm) {
                 r.on_tick(now, &mut actions);
+                self.observe_call_times(r);
             }
             self.apply_actions(&realm, actions);
         }

@@ -9,7 +9,7 @@ use super::{authorizer, conn, local, Shard, ShardMsg, SharedCounters};
 use super::{broker_features, DEALER_FEATURES};
 use crate::codec::{self, Uri};
 use crate::config::ListenAddr;
-use crate::metrics::{CallTimer, RouterMetrics, ShardMetrics, ShardState};
+use crate::metrics::{RouterMetrics, ShardMetrics, ShardState};
 use crate::router_config::RouterConfig;
 use crate::routing::RealmShard;
 use crate::session;
@@ -385,8 +385,6 @@ async fn shard_main(
         busy_reactor_due: Cell::new(Instant::now()),
         shutting_down: Cell::new(false),
         metrics: metrics.clone(),
-        call_timer: CallTimer::default(),
-        input_time: Cell::new(Instant::now()),
         authz: authorizer::AuthzState::new(
             rand::random::<u64>() % codec::MAX_ID + 1,
             cfg.authz.cache_ttl,
@@ -416,16 +414,11 @@ async fn shard_main(
         let shard = shard.clone();
         let nudge = inbox.nudger();
         glommio::spawn_local(async move {
-            let mut ticks = 0u64;
             loop {
                 glommio::timer::sleep(Duration::from_millis(10)).await;
                 nudge.nudge();
                 shard.tick();
                 shard.metrics.heartbeat();
-                ticks = ticks.wrapping_add(1);
-                if ticks.is_multiple_of(100) {
-                    shard.call_timer.sweep(Instant::now());
-                }
             }
         })
     };

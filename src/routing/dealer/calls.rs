@@ -186,6 +186,7 @@ impl Dealer {
                 registration,
                 callee_cancels: callee.features.callee_call_canceling,
                 receive_progress: msg.options.receive_progress == Some(true),
+                started: ctx.now,
                 timeout,
                 deadline,
                 streaming: progress,
@@ -353,7 +354,9 @@ impl Dealer {
     /// callee's shard to forget the invocation (INTERRUPTing it when `interrupt` and the callee
     /// supports it).
     fn abandon(&mut self, key: (SessionId, Id), interrupt: Option<GoneReason>, ctx: &mut Ctx<'_>) {
-        let Some(out) = self.finish(key, ctx) else {
+        // A caller that left is answered nothing: its call is not timed.
+        let answered = interrupt != Some(GoneReason::CallerLeft);
+        let Some(out) = self.end_call(key, answered, ctx) else {
             return;
         };
         ctx.peer(
@@ -365,9 +368,23 @@ impl Dealer {
         );
     }
 
-    /// Removes a call from the caller-side tables.
+    /// Removes a call from the caller-side tables; the caller is being answered (the call's
+    /// time goes to the latency histogram).
     pub(super) fn finish(&mut self, key: (SessionId, Id), ctx: &mut Ctx<'_>) -> Option<OutCall> {
+        self.end_call(key, true, ctx)
+    }
+
+    fn end_call(
+        &mut self,
+        key: (SessionId, Id),
+        answered: bool,
+        ctx: &mut Ctx<'_>,
+    ) -> Option<OutCall> {
         let out = self.calls.remove(&key)?;
+        if answered {
+            self.call_times
+                .push(ctx.now.saturating_duration_since(out.started));
+        }
         if let Some(d) = out.deadline {
             self.timers.remove(&(d, key.0, key.1));
         }

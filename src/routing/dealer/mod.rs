@@ -130,6 +130,8 @@ struct OutCall {
     /// The callee can be interrupted (else every cancel is `skip`).
     callee_cancels: bool,
     receive_progress: bool,
+    /// When the CALL was routed (the call latency histogram).
+    started: Instant,
     /// Dealer-enforced timeout (restarted by each progressive result).
     timeout: Option<std::time::Duration>,
     deadline: Option<Instant>,
@@ -179,6 +181,9 @@ pub struct Dealer {
     claims: HashMap<u64, Claiming>,
     claiming: HashMap<(MatchPolicy, Uri), u64>,
     next_claim: u64,
+    /// How long each call answered since the shard last asked (`RealmShard::drain_call_times`):
+    /// CALL routed → final RESULT or ERROR for the caller.
+    call_times: Vec<std::time::Duration>,
 }
 
 /// A claim of `(policy, procedure)` in the cluster's registry, on the home shard: the
@@ -217,6 +222,7 @@ impl Dealer {
             claims: HashMap::default(),
             claiming: HashMap::default(),
             next_claim: 1,
+            call_times: Vec::new(),
         }
     }
 
@@ -996,6 +1002,13 @@ impl Dealer {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// Hands over (and forgets) how long each call answered since the last time took.
+    pub fn drain_call_times(&mut self, f: impl FnMut(std::time::Duration)) {
+        if !self.call_times.is_empty() {
+            self.call_times.drain(..).for_each(f);
+        }
     }
 
     /// Calls in flight made by local callers.

@@ -827,3 +827,50 @@ fn ppt_options_and_binary_payload_pass_through() {
     assert_eq!(r.details.ppt_serializer, None);
     assert_eq!(first_arg(&r.payload), Some(blob));
 }
+
+#[test]
+fn answered_calls_are_timed_on_the_callers_shard() {
+    let mut c = Cluster::new(2);
+    c.join(1, 0);
+    c.join(2, 1);
+    reg(&mut c, 2, 1, "com.p", single(Exact));
+    let times = |c: &mut Cluster, shard: usize| {
+        let mut v = Vec::new();
+        c.shards[shard].drain_call_times(|d| v.push(d));
+        v
+    };
+    let inv = invoke(&mut c, 1, 4, "com.p", plain(), 2);
+    c.advance(Duration::from_millis(30));
+    c.run(2, yield_(inv, false, args(&[])));
+    let _ = c.one(1);
+    assert_eq!(
+        times(&mut c, 1),
+        Vec::<Duration>::new(),
+        "the callee's shard times nothing"
+    );
+    let t = times(&mut c, 0);
+    assert_eq!(t.len(), 1);
+    assert!(t[0] >= Duration::from_millis(30), "{t:?}");
+    assert_eq!(times(&mut c, 0), Vec::<Duration>::new(), "handed over once");
+
+    // A progressive result is not the end; the router's own answers and a caller that left
+    // are not timed.
+    let opts = CallOptions {
+        receive_progress: Some(true),
+        ..plain()
+    };
+    let inv = invoke(&mut c, 1, 5, "com.p", opts, 2);
+    c.run(2, yield_(inv, true, args(&[])));
+    let _ = c.one(1);
+    assert_eq!(times(&mut c, 0), Vec::<Duration>::new());
+    c.run(2, yield_(inv, false, args(&[])));
+    let _ = c.one(1);
+    assert_eq!(times(&mut c, 0).len(), 1);
+    c.run(1, call(6, "com.none", plain(), args(&[])));
+    let _ = c.one(1);
+    assert_eq!(times(&mut c, 0), Vec::<Duration>::new());
+    invoke(&mut c, 1, 7, "com.p", plain(), 2);
+    c.leave(1);
+    let _ = c.take(2);
+    assert_eq!(times(&mut c, 0), Vec::<Duration>::new());
+}
