@@ -855,16 +855,9 @@ async fn writer_task<W: AsyncWrite + Unpin>(
         if !framed.is_empty() {
             // Messages framed when they were queued (RawSocket): written as they are, before
             // the frames taken with them (which are younger).
-            let ok =
-                futures_lite::future::or(async { w.write_all(&framed).await.is_ok() }, async {
-                    handle.kill.wait().await;
-                    false
-                })
-                .await;
-            if !ok {
+            if !write_or_killed(&mut w, &handle, &framed).await {
                 break;
             }
-            with_local(|m| m.bytes_out.add(framed.len() as u64));
             // Back to the shard's spares for the next message queued (here or elsewhere).
             shard
                 .spare_writes
@@ -904,15 +897,9 @@ async fn writer_task<W: AsyncWrite + Unpin>(
             }
         }
         if !out.is_empty() {
-            let ok = futures_lite::future::or(async { w.write_all(&out).await.is_ok() }, async {
-                handle.kill.wait().await;
-                false
-            })
-            .await;
-            if !ok {
+            if !write_or_killed(&mut w, &handle, &out).await {
                 break;
             }
-            with_local(|m| m.bytes_out.add(out.len() as u64));
             out.clear();
             if out.capacity() > 64 * 1024 || handle.outbound.queued_bytes() == 0 {
                 // Nothing more to write: an idle session keeps no write buffer (nor the
@@ -936,6 +923,24 @@ async fn writer_task<W: AsyncWrite + Unpin>(
         }
     }
     handle.done.set();
+}
+
+/// Writes `bytes` whole (counted in the shard's bytes out); false when the write failed or the
+/// session was killed meanwhile (a blocked write is abandoned).
+async fn write_or_killed<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    handle: &SessionHandle,
+    bytes: &[u8],
+) -> bool {
+    let ok = futures_lite::future::or(async { w.write_all(bytes).await.is_ok() }, async {
+        handle.kill.wait().await;
+        false
+    })
+    .await;
+    if ok {
+        with_local(|m| m.bytes_out.add(bytes.len() as u64));
+    }
+    ok
 }
 
 fn frame_into(framer: &mut Framer, handle: &SessionHandle, f: OutFrame, out: &mut BytesMut) {
