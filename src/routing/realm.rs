@@ -505,7 +505,7 @@ impl RealmShard {
         id
     }
 
-    /// Hands over how long each call answered since the last time took (CALL routed → final
+    /// Hands over how long each call answered since they were last taken (CALL routed → final
     /// RESULT or ERROR for its caller), for the shard's latency histogram.
     pub fn drain_call_times(&mut self, f: impl FnMut(std::time::Duration)) {
         self.dealer.drain_call_times(f);

@@ -313,6 +313,7 @@ impl Shard {
         let mut actions = Vec::new();
         if let Some(r) = self.realms.borrow_mut().get_mut(realm) {
             r.on_message(&caller, call, Instant::now(), &mut actions);
+            self.observe_call_times(r);
         }
         self.apply_actions(realm, actions);
         self.flush_mesh();

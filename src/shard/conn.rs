@@ -788,7 +788,7 @@ const WRITE_SPARES_MAX: usize = 8;
 const WRITE_SPARE_BYTES_MAX: usize = 16 * 1024;
 const WRITE_SPARE_FRAMES_MAX: usize = 256;
 /// Buffers of messages framed when queued are kept larger: a busy callee's buffer collects a
-/// whole batch of invocations between two writes (regrown from 16 KiB it was copied twice).
+/// whole batch of invocations between two writes (regrown from 16 KiB, it was copied twice).
 const WRITE_SPARE_FRAMED_MAX: usize = 64 * 1024;
 
 impl WriteSpares {

@@ -356,6 +356,32 @@ impl Shard {
         }
     }
 
+    /// Queues a message framed at push (`Outbound::push_framed`: RawSocket) under the
+    /// slow-consumer policy: `Some(queued)`, or `None` when it must take the frame list
+    /// instead. `encode` appends its encoding; a message too big for the peer goes to
+    /// `too_big`.
+    fn push_framed(
+        &self,
+        h: &SessionHandle,
+        code: u64,
+        encode: impl FnOnce(&mut Vec<u8>),
+        too_big: impl FnOnce(),
+    ) -> Option<bool> {
+        let spare = || self.spare_writes.borrow_mut().framed();
+        match h.outbound.push_framed(h.peer_max, spare, encode) {
+            Ok(()) => {
+                self.metrics.messages_out.inc(code);
+                Some(true)
+            }
+            Err(FramedError::TooBig) => {
+                too_big();
+                Some(false)
+            }
+            Err(FramedError::Push(e)) => Some(self.refused(h, e, code == codec::code::EVENT)),
+            Err(FramedError::Listed) => None,
+        }
+    }
+
     /// A message the session's queue refused: the slow-consumer policy. Always false (not
     /// queued).
     fn refused(&self, h: &SessionHandle, e: PushError, is_event: bool) -> bool {
@@ -608,27 +634,20 @@ impl Shard {
             let size = crate::net::inproc::approx_size(&msg);
             OutFrame::Local(Arc::new(msg), size)
         } else {
-            let is_event = code == codec::code::EVENT;
-            if is_event && self.shed_event(&h) {
+            if code == codec::code::EVENT && self.shed_event(&h) {
                 return false;
             }
             // Encoded straight into the buffer the writer sends (RawSocket).
-            let framed = h.outbound.push_framed(
-                h.peer_max,
-                || self.spare_writes.borrow_mut().framed(),
+            let framed = self.push_framed(
+                &h,
+                code,
                 |buf| codec::encode_into(h.serializer, &msg, buf),
-            );
-            match framed {
-                Ok(()) => {
-                    self.metrics.messages_out.inc(code);
-                    return true;
-                }
-                Err(FramedError::TooBig) => {
+                || {
                     let _ = self.too_big_for_peer(&h, &msg);
-                    return false;
-                }
-                Err(FramedError::Push(e)) => return self.refused(&h, e, is_event),
-                Err(FramedError::Listed) => {}
+                },
+            );
+            if let Some(queued) = framed {
+                return queued;
             }
             let b = codec::encode(h.serializer, &msg);
             if b.len() > h.peer_max {
@@ -664,26 +683,20 @@ impl Shard {
                     .get_or_insert_with(|| codec::encode(h.serializer, msg));
                 // Copied into the writer's framed buffer now rather than by the writer later
                 // (RawSocket): the frame list and the shared frame's reference count are skipped.
-                let framed = h.outbound.push_framed(
-                    h.peer_max,
-                    || self.spare_writes.borrow_mut().framed(),
+                let framed = self.push_framed(
+                    &h,
+                    message_code,
                     |buf| buf.extend_from_slice(b),
+                    || {
+                        let _ = self.fits_peer(&h, b); // counted, not sent (nobody to answer)
+                    },
                 );
                 match framed {
-                    Ok(()) => {
-                        self.metrics.messages_out.inc(message_code);
-                        queued += 1;
+                    Some(q) => {
+                        queued += usize::from(q);
                         continue;
                     }
-                    Err(FramedError::TooBig) => {
-                        let _ = self.fits_peer(&h, b); // counted, not sent (nobody to answer)
-                        continue;
-                    }
-                    Err(FramedError::Push(e)) => {
-                        self.refused(&h, e, message_code == codec::code::EVENT);
-                        continue;
-                    }
-                    Err(FramedError::Listed) => OutFrame::Message(b.clone()),
+                    None => OutFrame::Message(b.clone()),
                 }
             };
             if self.deliver(&h, frame, message_code) {
@@ -694,7 +707,7 @@ impl Shard {
     }
 
     /// Calls the routing core answered: into the call latency histogram.
-    fn observe_call_times(&self, r: &mut RealmShard) {
+    pub(super) fn observe_call_times(&self, r: &mut RealmShard) {
         r.drain_call_times(|d| self.metrics.call_latency.observe(d));
     }
 

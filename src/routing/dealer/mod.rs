@@ -181,10 +181,14 @@ pub struct Dealer {
     claims: HashMap<u64, Claiming>,
     claiming: HashMap<(MatchPolicy, Uri), u64>,
     next_claim: u64,
-    /// How long each call answered since the shard last asked (`RealmShard::drain_call_times`):
-    /// CALL routed → final RESULT or ERROR for the caller.
+    /// How long each call answered since the shard last took them
+    /// (`RealmShard::drain_call_times`): CALL routed → final RESULT or ERROR for the caller. At
+    /// most [`CALL_TIMES_MAX`].
     call_times: Vec<std::time::Duration>,
 }
+
+/// Call times kept until taken, at most (the rest are not sampled).
+const CALL_TIMES_MAX: usize = 4096;
 
 /// A claim of `(policy, procedure)` in the cluster's registry, on the home shard: the
 /// REGISTERs that wait for its answer, in arrival order.
@@ -1004,7 +1008,7 @@ impl Dealer {
             .unwrap_or_default()
     }
 
-    /// Hands over (and forgets) how long each call answered since the last time took.
+    /// Hands over (and forgets) how long each call answered since they were last taken.
     pub fn drain_call_times(&mut self, f: impl FnMut(std::time::Duration)) {
         if !self.call_times.is_empty() {
             self.call_times.drain(..).for_each(f);
