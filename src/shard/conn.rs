@@ -811,9 +811,7 @@ impl WriteSpares {
     fn keep_framed(&mut self, mut buf: Vec<u8>) {
         buf.clear();
         let cap = buf.capacity();
-        if cap > 0 && cap <= WRITE_SPARE_FRAMED_MAX && self.framed.len() < WRITE_SPARES_MAX {
-            self.framed.push(buf);
-        }
+        keep_spare(&mut self.framed, buf, cap, WRITE_SPARE_FRAMED_MAX);
     }
 
     /// Keeps an emptied write buffer and frame list for the next writer, within the bounds
@@ -821,14 +819,18 @@ impl WriteSpares {
     fn keep(&mut self, mut buf: BytesMut, mut batch: Vec<OutFrame>) {
         buf.clear();
         let cap = buf.capacity();
-        if cap > 0 && cap <= WRITE_SPARE_BYTES_MAX && self.bufs.len() < WRITE_SPARES_MAX {
-            self.bufs.push(buf);
-        }
+        keep_spare(&mut self.bufs, buf, cap, WRITE_SPARE_BYTES_MAX);
         batch.clear();
         let cap = batch.capacity();
-        if cap > 0 && cap <= WRITE_SPARE_FRAMES_MAX && self.batches.len() < WRITE_SPARES_MAX {
-            self.batches.push(batch);
-        }
+        keep_spare(&mut self.batches, batch, cap, WRITE_SPARE_FRAMES_MAX);
+    }
+}
+
+/// Keeps an emptied `spare` of capacity `cap` in `list` if it has room (`0 < cap <= max`) and
+/// the list is not full.
+fn keep_spare<T>(list: &mut Vec<T>, spare: T, cap: usize, max: usize) {
+    if cap > 0 && cap <= max && list.len() < WRITE_SPARES_MAX {
+        list.push(spare);
     }
 }
 

@@ -26,7 +26,7 @@ pub mod signal;
 
 use crate::codec::{self, Abort, Dict, Id, Message, Uri, Value};
 use crate::config::SlowConsumerPolicy;
-use crate::metrics::ShardMetrics;
+use crate::metrics::{Limit, ShardMetrics};
 use crate::router_config::RouterConfig;
 use crate::routing::{Action, PeerMsg, RealmShard, SessionRef};
 use crate::session::{self, RealmDirectory, SessionOutput};
@@ -687,9 +687,8 @@ impl Shard {
                     &h,
                     message_code,
                     |buf| buf.extend_from_slice(b),
-                    || {
-                        let _ = self.fits_peer(&h, b); // counted, not sent (nobody to answer)
-                    },
+                    // Counted, not sent (nobody to answer).
+                    || self.metrics.limit_exceeded.inc(Limit::PeerMessageSize),
                 );
                 match framed {
                     Some(q) => {

@@ -9,8 +9,9 @@
 //! A RawSocket session's messages skip the frame list: [`Outbound::push_framed`] encodes them
 //! (one recipient: RESULT, INVOCATION, …) or copies an EVENT's shared encoding, RawSocket
 //! header included, straight into a buffer the writer sends as it is (no encoded copy of its
-//! own, no copy into the write buffer, no reference count per subscriber). Order is kept: a message goes there only while the frame list is empty, and the
-//! writer takes that buffer before the list.
+//! own, no copy into the write buffer, no reference count per subscriber). Order is kept: a
+//! message goes there only while the frame list is empty, and the writer takes that buffer
+//! before the list.
 
 use crate::metrics::with_local;
 use crate::net::rawsocket;
