@@ -123,11 +123,11 @@ fn rpc(addr: &str, realm: &str, cpu: usize, count: usize) -> std::io::Result<Vec
         loop {
             match callee.recv() {
                 Ok(Message::Invocation(inv)) => {
-                    callee.send(&Message::Yield(codec::Yield {
+                    callee.send(&Message::Yield(Box::new(codec::Yield {
                         request: inv.request,
                         options: Default::default(),
                         payload: inv.payload,
-                    }))?;
+                    })))?;
                 }
                 Ok(_) => {}
                 Err(_) => return Ok(()),

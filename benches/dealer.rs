@@ -84,11 +84,11 @@ fn run(callers: usize, each: usize, n: usize) -> f64 {
     // The callee's invocation IDs run 1, 2, 3, … in the order the calls arrive.
     let yields: Vec<bytes::Bytes> = (1..=n as u64)
         .map(|request| {
-            frame(Message::Yield(codec::Yield {
+            frame(Message::Yield(Box::new(codec::Yield {
                 request,
                 options: Default::default(),
                 payload: payload(),
-            }))
+            })))
         })
         .collect();
     let mut out = Vec::new();

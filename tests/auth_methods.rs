@@ -225,7 +225,7 @@ impl<S: Read + Write> Rs<S> {
 fn hello(realm: &str, methods: &[&str], authid: Option<&str>, authextra: Option<Dict>) -> Message {
     let mut roles = Dict::new();
     roles.insert("subscriber".into(), Value::Dict(Dict::new()));
-    Message::Hello(Hello {
+    Message::Hello(Box::new(Hello {
         realm: realm.into(),
         details: HelloDetails {
             roles: Some(DictField(Value::Dict(roles))),
@@ -234,7 +234,7 @@ fn hello(realm: &str, methods: &[&str], authid: Option<&str>, authextra: Option<
             authextra: authextra.map(|x| DictField(Value::Dict(x))),
             ..Default::default()
         },
-    })
+    }))
 }
 
 fn authenticate(signature: String, extra: Dict) -> Message {

@@ -159,10 +159,10 @@ fn authenticate(router: &RouterProcess, realm: &str, authid: &str, ticket: &str)
     };
     h.details.authid = Some(authid.into());
     h.details.authmethods = Some(vec!["ticket".into()]);
-    c.send(&Message::Hello(Hello {
+    c.send(&Message::Hello(Box::new(Hello {
         realm: realm.into(),
         details: HelloDetails { ..h.details },
-    }))
+    })))
     .expect("send HELLO");
     match c.recv(REPLY_TIMEOUT) {
         Ok(Message::Challenge(ch)) => assert_eq!(ch.method, "ticket"),
@@ -265,11 +265,11 @@ fn serve_one(svc: &mut RawClient, result: Option<Value>) -> switchyard::codec::I
         other => panic!("expected INVOCATION, got {other:?}"),
     };
     if let Some(v) = result {
-        svc.send(&Message::Yield(Yield {
+        svc.send(&Message::Yield(Box::new(Yield {
             request: inv.request,
             options: YieldOptions::default(),
             payload: Payload::args(vec![v]),
-        }))
+        })))
         .expect("send YIELD");
     }
     *inv
@@ -467,13 +467,13 @@ fn dynamic_authorizer_is_cached_expires_and_fails_closed() {
     for request in [40, 41] {
         subscribe(&mut dan, request, "err.topic");
         let inv = serve_one(&mut svc, None);
-        svc.send(&Message::Error(switchyard::codec::Error {
+        svc.send(&Message::Error(Box::new(switchyard::codec::Error {
             request_type: switchyard::codec::code::INVOCATION,
             request: inv.request,
             details: Dict::new(),
             error: "com.example.failed".into(),
             payload: Payload::Empty,
-        }))
+        })))
         .expect("send ERROR");
         assert_eq!(
             reply(&mut dan, "ERROR").err().as_deref(),
@@ -718,13 +718,13 @@ fn dynamic_authenticator_welcomes_and_refuses() {
     // Refused: the procedure answers with an ERROR.
     let mut mallory = authenticate(&router, "dyn", "mallory", "bad-ticket");
     let inv = serve_one(&mut svc, None);
-    svc.send(&Message::Error(switchyard::codec::Error {
+    svc.send(&Message::Error(Box::new(switchyard::codec::Error {
         request_type: switchyard::codec::code::INVOCATION,
         request: inv.request,
         details: Dict::new(),
         error: "com.example.invalid_ticket".into(),
         payload: Payload::Empty,
-    }))
+    })))
     .expect("send ERROR");
     mallory.must_abort("wamp.error.authentication_failed");
 

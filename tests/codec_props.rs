@@ -142,7 +142,7 @@ fn message() -> impl Strategy<Value = Message> {
                 ("authextra", dictv()),
             ])
         )
-            .prop_map(|(realm, details)| M::Hello(Hello { realm, details })),
+            .prop_map(|(realm, details)| M::Hello(Box::new(Hello { realm, details }))),
         (
             id(),
             options(vec![
@@ -160,13 +160,13 @@ fn message() -> impl Strategy<Value = Message> {
             .prop_map(|(signature, extra)| M::Authenticate(Authenticate { signature, extra })),
         (dict(), uri()).prop_map(|(details, reason)| M::Goodbye(Goodbye { details, reason })),
         (any::<u64>(), id(), dict(), uri(), payload()).prop_map(
-            |(request_type, request, details, error, payload)| M::Error(Error {
+            |(request_type, request, details, error, payload)| M::Error(Box::new(Error {
                 request_type,
                 request,
                 details,
                 error,
                 payload
-            })
+            }))
         ),
         (
             id(),
@@ -284,11 +284,11 @@ fn message() -> impl Strategy<Value = Message> {
         (id(), options(vec![("mode", mode())]))
             .prop_map(|(request, options)| M::Cancel(Cancel { request, options })),
         (id(), options(vec![("progress", boolean())]), payload()).prop_map(
-            |(request, details, payload)| M::Result(CallResult {
+            |(request, details, payload)| M::Result(Box::new(CallResult {
                 request,
                 details,
                 payload
-            })
+            }))
         ),
         (
             id(),
@@ -341,11 +341,11 @@ fn message() -> impl Strategy<Value = Message> {
         (id(), options(vec![("mode", mode()), ("reason", string())]))
             .prop_map(|(request, options)| M::Interrupt(Interrupt { request, options })),
         (id(), options(vec![("progress", boolean())]), payload()).prop_map(
-            |(request, options, payload)| M::Yield(Yield {
+            |(request, options, payload)| M::Yield(Box::new(Yield {
                 request,
                 options,
                 payload
-            })
+            }))
         ),
     ]
 }

@@ -703,13 +703,13 @@ fn hello_canceling_callee() -> Message {
     let mut roles = Dict::new();
     roles.insert("callee".into(), Value::Dict(callee));
     roles.insert("caller".into(), Value::Dict(Dict::new()));
-    Message::Hello(Hello {
+    Message::Hello(Box::new(Hello {
         realm: "realm1".into(),
         details: HelloDetails {
             roles: Some(DictField(Value::Dict(roles))),
             ..Default::default()
         },
-    })
+    }))
 }
 
 fn register(c: &mut impl WampConn, procedure: &str) {
@@ -810,11 +810,11 @@ fn caller_killed_mid_call_callee_gets_interrupt() {
         // A late YIELD for the dead call is dropped quietly; the callee stays in the realm.
         use switchyard::codec::{Yield, YieldOptions};
         callee
-            .send(&Message::Yield(Yield {
+            .send(&Message::Yield(Box::new(Yield {
                 request: id,
                 options: YieldOptions::default(),
                 payload: Payload::default(),
-            }))
+            })))
             .expect("late YIELD");
         callee.must_leave();
     });

@@ -157,11 +157,11 @@ fn serve_double(c: &mut impl WampConn) {
                 .iter()
                 .map(|v| Value::int(v.as_u64().unwrap_or(0) as i64 * 2))
                 .collect();
-            c.send(&Message::Yield(Yield {
+            c.send(&Message::Yield(Box::new(Yield {
                 request: i.request,
                 options: Default::default(),
                 payload: Payload::args(args),
-            }))
+            })))
             .expect("send YIELD");
         }
         other => panic!("expected INVOCATION, got {other:?}"),

@@ -461,11 +461,11 @@ fn messages_larger_than_the_peer_accepts_are_answered_with_payload_size_exceeded
         other => panic!("expected INVOCATION, got {other:?}"),
     };
     callee
-        .send(&Message::Yield(Yield {
+        .send(&Message::Yield(Box::new(Yield {
             request: inv,
             options: YieldOptions::default(),
             payload: Payload::args(vec![big.clone()]),
-        }))
+        })))
         .expect("send YIELD");
     expect_payload_size_exceeded(&mut small, 1);
     wait_limit(&router, "peer_message_size", 1.0);

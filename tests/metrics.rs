@@ -139,10 +139,10 @@ impl Peer {
 
     fn join(addr: SocketAddr) -> Peer {
         let mut p = Peer::connect(addr, None);
-        p.send(&Message::Hello(Hello {
+        p.send(&Message::Hello(Box::new(Hello {
             realm: Uri::from("realm1"),
             details: HelloDetails::default(),
-        }));
+        })));
         match p.recv() {
             Message::Welcome(w) => p.session = w.session,
             other => panic!("expected WELCOME, got {other:?}"),
@@ -244,11 +244,11 @@ fn counters_move_with_traffic() {
         Message::Invocation(i) => i,
         other => panic!("expected INVOCATION, got {other:?}"),
     };
-    callee.send(&Message::Yield(Yield {
+    callee.send(&Message::Yield(Box::new(Yield {
         request: inv.request,
         options: YieldOptions::default(),
         payload: Payload::args(vec![Value::int(3)]),
-    }));
+    })));
     assert!(matches!(caller.recv(), Message::Result(res) if res.request == 7));
 
     let during = eventually(&r, "4 sessions, the RESULT counted, the mesh idle", |s| {
@@ -319,10 +319,10 @@ fn slow_subscriber_events_are_dropped_and_counted() {
     ]);
     // A subscriber that never reads, with a small socket receive buffer.
     let mut sub = Peer::connect(r.rs, Some(4096));
-    sub.send(&Message::Hello(Hello {
+    sub.send(&Message::Hello(Box::new(Hello {
         realm: Uri::from("realm1"),
         details: HelloDetails::default(),
-    }));
+    })));
     assert!(matches!(sub.recv(), Message::Welcome(_)));
     sub.send(&Message::Subscribe(Subscribe {
         request: 1,

@@ -319,10 +319,10 @@ impl World {
                     2 => Some(vec!["ticket".into()]),
                     _ => Some(Vec::new()),
                 };
-                Message::Hello(Hello {
+                Message::Hello(Box::new(Hello {
                     realm: Uri::from(pick(&[REALM, "closed", "nope", "a..b"], realm)),
                     details,
-                })
+                }))
             }
             Msg::Subscribe {
                 req,
@@ -434,19 +434,19 @@ impl World {
                 inv,
                 progress,
                 payload: p,
-            } => Message::Yield(Yield {
+            } => Message::Yield(Box::new(Yield {
                 request: self.known(slot, inv, |c| &c.invocations),
                 options: YieldOptions {
                     progress: progress.then_some(true),
                     ..Default::default()
                 },
                 payload: payload(p),
-            }),
+            })),
             Msg::Error {
                 request_type,
                 inv,
                 payload: p,
-            } => Message::Error(Error {
+            } => Message::Error(Box::new(Error {
                 request_type: pick(
                     &[
                         code::INVOCATION,
@@ -461,7 +461,7 @@ impl World {
                 details: Dict::new(),
                 error: Uri::from(pick(&["com.err", "wamp.error.canceled", "a..b"], p >> 2)),
                 payload: payload(p),
-            }),
+            })),
             Msg::EventReceived { publication } => Message::EventReceived(EventReceived {
                 publication: self.known(slot, publication, |c| &c.publications),
                 details: None,

@@ -27,14 +27,14 @@ fn roles() -> Value {
 }
 
 pub fn hello(realm: &str) -> Message {
-    Message::Hello(Hello {
+    Message::Hello(Box::new(Hello {
         realm: Uri::from(realm),
         details: HelloDetails {
             roles: Some(DictField(roles())),
             agent: Some("switchyard-loadgen".into()),
             ..Default::default()
         },
-    })
+    }))
 }
 
 pub fn goodbye() -> Message {

@@ -164,14 +164,14 @@ impl InvState {
         }
         self.inner.send_checked(
             self.generation,
-            Message::Yield(codec::Yield {
+            Message::Yield(Box::new(codec::Yield {
                 request: self.request,
                 options: codec::YieldOptions {
                     progress: Some(true),
                     ..y.options
                 },
                 payload: payload(y.args, y.kwargs),
-            }),
+            })),
         )
     }
 }
@@ -205,13 +205,13 @@ fn wamp_error(e: codec::Error) -> Error {
 }
 
 fn error_message(request_type: u64, request: Id, error: &str, args: Vec<Value>) -> Message {
-    Message::Error(codec::Error {
+    Message::Error(Box::new(codec::Error {
         request_type,
         request,
         details: Dict::new(),
         error: Uri::from(error),
         payload: payload(args, Dict::new()),
-    })
+    }))
 }
 
 impl Inner {
@@ -288,14 +288,14 @@ impl Inner {
         mut writer: LinkWriter,
     ) -> Result<Joined, Error> {
         writer
-            .send(Message::Hello(Hello {
+            .send(Message::Hello(Box::new(Hello {
                 realm: Uri::from(self.cfg.realm.as_str()),
                 details: auth::hello_details(
                     &self.cfg.auth,
                     &self.cfg.agent,
                     &self.cfg.hello_details,
                 ),
-            }))
+            })))
             .await?;
         let mut challenges = 0;
         loop {

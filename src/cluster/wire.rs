@@ -497,11 +497,11 @@ fn peer_body(out: &mut Vec<u8>, msg: &PeerMsg) {
             boolean(out, *progress);
             frame(
                 out,
-                &Message::Result(CallResult {
+                &Message::Result(Box::new(CallResult {
                     request: call.request,
                     details: ResultDetails::default(),
                     payload: payload.clone(),
-                }),
+                })),
             );
         }
         PeerMsg::Interrupt { call } => {
@@ -534,11 +534,11 @@ fn peer_body(out: &mut Vec<u8>, msg: &PeerMsg) {
             uint(out, *caller);
             frame(
                 out,
-                &Message::Result(CallResult {
+                &Message::Result(Box::new(CallResult {
                     request: *request,
                     details: details.clone(),
                     payload: payload.clone(),
-                }),
+                })),
             );
         }
         PeerMsg::CallError {
@@ -553,13 +553,13 @@ fn peer_body(out: &mut Vec<u8>, msg: &PeerMsg) {
             uint(out, *caller);
             frame(
                 out,
-                &Message::Error(codec::Error {
+                &Message::Error(Box::new(codec::Error {
                     request_type: codec::code::CALL,
                     request: *request,
                     details: details.clone(),
                     error: error.clone(),
                     payload: payload.clone(),
-                }),
+                })),
             );
         }
         PeerMsg::RevokeCallee {
@@ -674,11 +674,11 @@ fn peer_body(out: &mut Vec<u8>, msg: &PeerMsg) {
                     let args = d.iter().map(|d| codec::Value::Dict(d.clone())).collect();
                     frame(
                         out,
-                        &Message::Result(codec::CallResult {
+                        &Message::Result(Box::new(codec::CallResult {
                             request: 1,
                             details: codec::ResultDetails::default(),
                             payload: codec::Payload::args(args),
-                        }),
+                        })),
                     );
                 }
                 MetaAnswer::Events(_) => {} // never (crosses_nodes)

@@ -240,20 +240,21 @@ pub struct Yield {
 
 /// Any WAMP message.
 ///
-/// The five variants whose structs are largest (WELCOME, PUBLISH, EVENT, CALL, INVOCATION:
-/// 250–480 bytes, mostly rarely used options) are boxed, so a `Message` is 216 bytes instead
-/// of 480: the router moves each message through several layers, and a move of up to 256
-/// bytes costs a third of one above (see `bench/FINDINGS.md`, "Boxed variants"). Build one
-/// with `Message::from(call)` or `call.into()`.
+/// The variants whose structs are larger than 120 bytes (HELLO, WELCOME, ERROR, PUBLISH,
+/// EVENT, CALL, RESULT, INVOCATION, YIELD: 128–480 bytes, mostly rarely used options) are
+/// boxed, so a `Message` is at most 128 bytes: the router moves each message through several
+/// layers, and the compiler copies up to 128 bytes inline but calls `memcpy` above that (see
+/// `bench/FINDINGS.md`, "Boxed variants" and "A message fits in 128 bytes"). Build one with
+/// `Message::from(call)` or `call.into()`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
-    Hello(Hello),
+    Hello(Box<Hello>),
     Welcome(Box<Welcome>),
     Abort(Abort),
     Challenge(Challenge),
     Authenticate(Authenticate),
     Goodbye(Goodbye),
-    Error(Error),
+    Error(Box<Error>),
     Publish(Box<Publish>),
     Published(Published),
     Subscribe(Subscribe),
@@ -264,14 +265,14 @@ pub enum Message {
     EventReceived(EventReceived),
     Call(Box<Call>),
     Cancel(Cancel),
-    Result(CallResult),
+    Result(Box<CallResult>),
     Register(Register),
     Registered(Registered),
     Unregister(Unregister),
     Unregistered(Unregistered),
     Invocation(Box<Invocation>),
     Interrupt(Interrupt),
-    Yield(Yield),
+    Yield(Box<Yield>),
 }
 
 macro_rules! message_from {
@@ -290,13 +291,13 @@ macro_rules! message_from {
 }
 
 message_from!(
-    Hello(Hello), Abort(Abort), Challenge(Challenge), Authenticate(Authenticate),
-    Goodbye(Goodbye), Error(Error), Published(Published), Subscribe(Subscribe),
+    Abort(Abort), Challenge(Challenge), Authenticate(Authenticate),
+    Goodbye(Goodbye), Published(Published), Subscribe(Subscribe),
     Subscribed(Subscribed), Unsubscribe(Unsubscribe), Unsubscribed(Unsubscribed),
-    EventReceived(EventReceived), Cancel(Cancel), Result(CallResult), Register(Register),
+    EventReceived(EventReceived), Cancel(Cancel), Register(Register),
     Registered(Registered), Unregister(Unregister), Unregistered(Unregistered),
-    Interrupt(Interrupt), Yield(Yield);
-    Welcome(Welcome), Publish(Publish), Event(Event), Call(Call), Invocation(Invocation)
+    Interrupt(Interrupt);
+    Hello(Hello), Error(Error), Result(CallResult), Yield(Yield), Welcome(Welcome), Publish(Publish), Event(Event), Call(Call), Invocation(Invocation)
 );
 
 impl Message {
@@ -366,5 +367,15 @@ pub fn name_of(code: u64) -> &'static str {
         code::INTERRUPT => "INTERRUPT",
         code::YIELD => "YIELD",
         _ => "UNKNOWN",
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    /// The router moves messages by value through its layers; above 128 bytes each move is a
+    /// `memcpy` call (see the doc of [`super::Message`]). A new large variant must be boxed.
+    #[test]
+    fn a_message_fits_in_128_bytes() {
+        assert!(std::mem::size_of::<super::Message>() <= 128);
     }
 }

@@ -181,10 +181,10 @@ pub(crate) fn decode_message<R: ElementReader>(r: &mut R) -> Result<Message, Dec
     let m = match ty {
         code::HELLO => {
             arity("HELLO", n, 3, 3)?;
-            Message::Hello(Hello {
+            Message::Hello(Box::new(Hello {
                 realm: uri(r, "HELLO", "Realm")?,
                 details: opts(r, "HELLO", "Details")?,
-            })
+            }))
         }
         code::WELCOME => {
             arity("WELCOME", n, 3, 3)?;
@@ -223,13 +223,13 @@ pub(crate) fn decode_message<R: ElementReader>(r: &mut R) -> Result<Message, Dec
         }
         code::ERROR => {
             arity("ERROR", n, 5, 7)?;
-            Message::Error(Error {
+            Message::Error(Box::new(Error {
                 request_type: r.read_int("ERROR", "REQUEST.Type")?,
                 request: id(r, "ERROR", "REQUEST.Request")?,
                 details: r.read_dict("ERROR", "Details")?,
                 error: reason_uri(r, "ERROR", "Error")?,
                 payload: payload(r, "ERROR", 5)?,
-            })
+            }))
         }
         code::PUBLISH => {
             arity("PUBLISH", n, 4, 6)?;
@@ -325,11 +325,11 @@ pub(crate) fn decode_message<R: ElementReader>(r: &mut R) -> Result<Message, Dec
         }
         code::RESULT => {
             arity("RESULT", n, 3, 5)?;
-            Message::Result(CallResult {
+            Message::Result(Box::new(CallResult {
                 request: id(r, "RESULT", "Request")?,
                 details: opts(r, "RESULT", "Details")?,
                 payload: payload(r, "RESULT", 3)?,
-            })
+            }))
         }
         code::REGISTER => {
             arity("REGISTER", n, 4, 4)?;
@@ -381,11 +381,11 @@ pub(crate) fn decode_message<R: ElementReader>(r: &mut R) -> Result<Message, Dec
         }
         code::YIELD => {
             arity("YIELD", n, 3, 5)?;
-            Message::Yield(Yield {
+            Message::Yield(Box::new(Yield {
                 request: id(r, "YIELD", "Request")?,
                 options: opts(r, "YIELD", "Options")?,
                 payload: payload(r, "YIELD", 3)?,
-            })
+            }))
         }
         other => return Err(DecodeError::UnknownMessageType(other)),
     };

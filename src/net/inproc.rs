@@ -283,7 +283,7 @@ mod tests {
             options: Default::default(),
         });
         assert!(validate(&big).is_err());
-        let garbage = Message::Yield(codec::Yield {
+        let garbage = Message::Yield(Box::new(codec::Yield {
             request: 1,
             options: Default::default(),
             payload: Payload::Encoded(codec::EncodedPayload {
@@ -291,9 +291,9 @@ mod tests {
                 args: Some(bytes::Bytes::from_static(b"[1,")),
                 kwargs: None,
             }),
-        });
+        }));
         assert!(validate(&garbage).is_err());
-        let fine = Message::Yield(codec::Yield {
+        let fine = Message::Yield(Box::new(codec::Yield {
             request: 1,
             options: Default::default(),
             payload: Payload::Encoded(codec::EncodedPayload {
@@ -301,7 +301,7 @@ mod tests {
                 args: Some(bytes::Bytes::from_static(b"[1,2]")),
                 kwargs: Some(bytes::Bytes::from_static(b"{\"a\":1}")),
             }),
-        });
+        }));
         assert_eq!(validate(&fine), Ok(()));
     }
 }

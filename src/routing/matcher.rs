@@ -53,8 +53,9 @@
 //! best. Two distinct wildcard patterns matching the same URI always differ somewhere in that
 //! literal/wildcard shape, so there are no ties to break.
 
-use std::collections::HashMap;
 use std::ops::ControlFlow;
+
+use crate::util::fast::FastMap;
 
 use crate::codec::uri::MatchPolicy;
 
@@ -75,7 +76,9 @@ const ROOT: NodeId = 0;
 /// Patterns of all three match policies, each mapped to a `T`.
 #[derive(Debug, Clone)]
 pub struct UriIndex<T> {
-    exact: HashMap<Box<str>, T>,
+    /// foldhash, not SipHash: the exact lookup of every CALL and PUBLISH hashed its URI for
+    /// ~180 instructions (`util::fast` says why a peer cannot aim collisions at it).
+    exact: FastMap<Box<str>, T>,
     prefix: PrefixTrie<T>,
     wildcard: WildcardTrie<T>,
 }
@@ -90,7 +93,7 @@ impl<T> UriIndex<T> {
     /// An empty index.
     pub fn new() -> Self {
         Self {
-            exact: HashMap::new(),
+            exact: FastMap::default(),
             prefix: PrefixTrie::new(),
             wildcard: WildcardTrie::new(),
         }

@@ -282,13 +282,13 @@ impl Ctx<'_> {
         };
         self.send(
             to,
-            Message::Error(codec::Error {
+            Message::Error(Box::new(codec::Error {
                 request_type,
                 request,
                 details: Dict::new(),
                 error: Uri::from(error),
                 payload,
-            }),
+            })),
         );
     }
 
@@ -411,9 +411,9 @@ impl RealmShard {
             Message::Cancel(m) => dealer.cancel(session, m, ctx),
             Message::Register(m) => dealer.register(session, m, ctx),
             Message::Unregister(m) => dealer.unregister(session, m, ctx),
-            Message::Yield(m) => dealer.yield_(session, m, ctx),
+            Message::Yield(m) => dealer.yield_(session, *m, ctx),
             Message::Error(m) if m.request_type == codec::code::INVOCATION => {
-                dealer.callee_error(session, m, ctx)
+                dealer.callee_error(session, *m, ctx)
             }
             Message::Error(m) => ctx.protocol_violation(
                 session.id,

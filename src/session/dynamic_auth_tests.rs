@@ -24,14 +24,14 @@ fn session_state_machine() {
             (m == AuthMethod::Ticket).then_some("auth.login")
         }
     }
-    let hello = Message::Hello(Hello {
+    let hello = Message::Hello(Box::new(Hello {
         realm: Uri::from("r"),
         details: HelloDetails {
             authmethods: Some(vec!["ticket".into()]),
             authid: Some("joe".into()),
             ..Default::default()
         },
-    });
+    }));
     let authenticate = Message::Authenticate(crate::codec::Authenticate {
         signature: "tkt".into(),
         extra: Dict::new(),

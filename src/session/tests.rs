@@ -15,10 +15,10 @@ impl RealmDirectory for Realms {
 }
 
 fn hello(realm: &str) -> Message {
-    Message::Hello(Hello {
+    Message::Hello(Box::new(Hello {
         realm: Uri::from(realm),
         details: HelloDetails::default(),
-    })
+    }))
 }
 
 fn reason(out: &[SessionOutput]) -> Option<String> {
@@ -268,10 +268,10 @@ fn auth_hello(methods: &[&str], authid: Option<&str>, pubkey: Option<String>) ->
         x.insert("pubkey".into(), Value::Str(pk));
         details.authextra = Some(DictField(Value::Dict(x)));
     }
-    Message::Hello(Hello {
+    Message::Hello(Box::new(Hello {
         realm: Uri::from("secure"),
         details,
-    })
+    }))
 }
 
 fn authenticate(signature: &str) -> Message {
@@ -453,10 +453,10 @@ fn method_selection() {
     let mut s = session();
     let mut out = Vec::new();
     s.on_message(
-        Message::Hello(Hello {
+        Message::Hello(Box::new(Hello {
             realm: Uri::from("secure"),
             details: HelloDetails::default(),
-        }),
+        })),
         &realms,
         &mut out,
     );
@@ -471,10 +471,10 @@ fn no_matching_auth_method() {
         auth_hello(&["scram", "cookie"], Some("joe"), None),
         // Ticket needs an authid; cryptosign needs a pubkey.
         auth_hello(&["ticket", "cryptosign"], None, None),
-        Message::Hello(Hello {
+        Message::Hello(Box::new(Hello {
             realm: Uri::from("secure"),
             details: HelloDetails::default(),
-        }),
+        })),
     ] {
         let mut s = session();
         let mut out = Vec::new();

@@ -203,7 +203,7 @@ impl Shard {
                 _ => return false,
             };
             if answer {
-                let err = Message::Error(codec::Error {
+                let err = Message::Error(Box::new(codec::Error {
                     request_type,
                     request,
                     details: Dict::new(),
@@ -212,7 +212,7 @@ impl Shard {
                         "session is not authorized to {} {uri:?}",
                         action.as_str()
                     ))]),
-                });
+                }));
                 let _ = self.push_reply(h, &err);
             }
             return false;

@@ -72,13 +72,13 @@ impl Shard {
             h.peer_max
         );
         let answer = |request_type, request| {
-            let e = Message::Error(codec::Error {
+            let e = Message::Error(Box::new(codec::Error {
                 request_type,
                 request,
                 details: Dict::new(),
                 error: Uri::from(PAYLOAD_SIZE_EXCEEDED),
                 payload: Payload::default(),
-            });
+            }));
             self.deliver(h, h.frame(&e), code::ERROR);
             AfterTooBig::Continues
         };
@@ -101,13 +101,13 @@ impl Shard {
             Message::Invocation(i) => {
                 self.route(
                     h,
-                    Message::Error(codec::Error {
+                    Message::Error(Box::new(codec::Error {
                         request_type: code::INVOCATION,
                         request: i.request,
                         details: Dict::new(),
                         error: Uri::from(PAYLOAD_SIZE_EXCEEDED),
                         payload: Payload::default(),
-                    }),
+                    })),
                 );
                 AfterTooBig::Continues
             }

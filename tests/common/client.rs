@@ -30,14 +30,14 @@ pub fn hello(realm: &str) -> Message {
     for role in ["publisher", "subscriber", "caller", "callee"] {
         roles.insert(role.to_owned(), Value::Dict(Dict::new()));
     }
-    Message::Hello(Hello {
+    Message::Hello(Box::new(Hello {
         realm: realm.into(),
         details: HelloDetails {
             roles: Some(DictField(Value::Dict(roles))),
             agent: Some("switchyard-tests".to_owned()),
             ..Default::default()
         },
-    })
+    }))
 }
 
 /// GOODBYE with `reason`.

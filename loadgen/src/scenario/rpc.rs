@@ -122,11 +122,11 @@ async fn callee(ctx: ShardCtx, mut sess: Session, busy: Duration) {
             _ => break,
         };
         let handle = |frame: Bytes, w: &mut Writer| match codec::decode(ser, &frame) {
-            Ok(Message::Invocation(inv)) => w.push(&Message::Yield(Yield {
+            Ok(Message::Invocation(inv)) => w.push(&Message::Yield(Box::new(Yield {
                 request: inv.request,
                 options: Default::default(),
                 payload: inv.payload,
-            })),
+            }))),
             Ok(_) => {}
             Err(_) => bump(&ctx.counters.errors, 1),
         };

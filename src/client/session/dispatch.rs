@@ -51,7 +51,7 @@ impl Inner {
                         }
                         Kind::Plain | Kind::Call { .. } => {}
                     }
-                    p.tx.push(Err(wamp_error(e)));
+                    p.tx.push(Err(wamp_error(*e)));
                 }
             }
             Message::Registered(r) => {
@@ -324,21 +324,21 @@ impl Inner {
                 }
             }
             let m = match result {
-                Ok(y) => Message::Yield(codec::Yield {
+                Ok(y) => Message::Yield(Box::new(codec::Yield {
                     request,
                     options: codec::YieldOptions {
                         progress: None,
                         ..y.options
                     },
                     payload: payload(y.args, y.kwargs),
-                }),
-                Err(e) => Message::Error(codec::Error {
+                })),
+                Err(e) => Message::Error(Box::new(codec::Error {
                     request_type: code::INVOCATION,
                     request,
                     details: Dict::new(),
                     error: e.error,
                     payload: payload(e.args, e.kwargs),
-                }),
+                })),
             };
             inner.send_in(generation, m);
         });

@@ -739,11 +739,11 @@ impl Dealer {
         }
         ctx.send(
             caller,
-            Message::Result(CallResult {
+            Message::Result(Box::new(CallResult {
                 request,
                 details,
                 payload,
-            }),
+            })),
         );
     }
 
@@ -767,13 +767,13 @@ impl Dealer {
         }
         ctx.send(
             caller,
-            Message::Error(crate::codec::Error {
+            Message::Error(Box::new(crate::codec::Error {
                 request_type: code::CALL,
                 request,
                 details,
                 error,
                 payload,
-            }),
+            })),
         );
     }
 }

@@ -60,11 +60,11 @@ pub(super) fn reply(ctx: &mut Ctx<'_>, caller: SessionId, request: Id, args: Vec
     };
     ctx.send(
         caller,
-        Message::Result(codec::CallResult {
+        Message::Result(Box::new(codec::CallResult {
             request,
             details: Default::default(),
             payload,
-        }),
+        })),
     );
 }
 
@@ -73,11 +73,11 @@ pub(super) fn reply(ctx: &mut Ctx<'_>, caller: SessionId, request: Id, args: Vec
 pub(super) fn reply_list(ctx: &mut Ctx<'_>, caller: SessionId, request: Id, items: Vec<Value>) {
     ctx.send(
         caller,
-        Message::Result(codec::CallResult {
+        Message::Result(Box::new(codec::CallResult {
             request,
             details: Default::default(),
             payload: Payload::args(vec![Value::List(items)]),
-        }),
+        })),
     );
 }
 

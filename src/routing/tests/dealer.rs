@@ -711,21 +711,21 @@ fn client_error_for_a_non_invocation_is_a_protocol_violation() {
     c.join(1, 0);
     c.run(
         1,
-        Message::Error(Error {
+        Message::Error(Box::new(Error {
             request_type: code::EVENT,
             request: 1,
             details: Dict::new(),
             error: Uri::from("com.x"),
             payload: Payload::Empty,
-        }),
+        })),
     );
     c.run(
         1,
-        Message::Result(CallResult {
+        Message::Result(Box::new(CallResult {
             request: 1,
             details: Default::default(),
             payload: Payload::Empty,
-        }),
+        })),
     );
     assert_eq!(c.aborts.len(), 2);
 }
@@ -809,7 +809,7 @@ fn ppt_options_and_binary_payload_pass_through() {
     assert_eq!(inv.details.ppt_cipher.as_deref(), Some("xsalsa20poly1305"));
     assert_eq!(inv.details.ppt_keyid.as_deref(), Some("key-1"));
     assert_eq!(first_arg(&inv.payload), Some(blob.clone()));
-    let y = Message::Yield(Yield {
+    let y = Message::Yield(Box::new(Yield {
         request: inv.request,
         options: YieldOptions {
             ppt_scheme: Some("x_custom".into()),
@@ -817,7 +817,7 @@ fn ppt_options_and_binary_payload_pass_through() {
             ..Default::default()
         },
         payload: Payload::args(vec![blob.clone()]),
-    });
+    }));
     c.run(2, y);
     let m = c.one(1);
     let r = result(&m);

@@ -110,13 +110,13 @@ fn random_message(rng: &mut StdRng) -> Message {
         ),
         16 | 17 => yield_(rng.gen_range(1..4), rng.gen_bool(0.3), args(&[3])),
         18 => callee_error(rng.gen_range(1..4), "com.err"),
-        _ => Message::Error(Error {
+        _ => Message::Error(Box::new(Error {
             request_type: pick(rng, &[code::CALL, code::EVENT, 9999]),
             request: id,
             details: Dict::new(),
             error: Uri::from("com.err"),
             payload: Payload::Empty,
-        }),
+        })),
     }
 }
 
@@ -160,9 +160,12 @@ fn run(seed: u64, shards: usize) -> usize {
                     let mut m = random_message(&mut rng);
                     // Mostly answer invocations the callee really got.
                     let known = invs.get(&s).filter(|v| !v.is_empty() && rng.gen_bool(0.8));
-                    if let (Message::Yield(Yield { request, .. }), Some(v))
-                    | (Message::Error(Error { request, .. }), Some(v)) = (&mut m, known)
-                    {
+                    let request = match &mut m {
+                        Message::Yield(y) => Some(&mut y.request),
+                        Message::Error(e) => Some(&mut e.request),
+                        _ => None,
+                    };
+                    if let (Some(request), Some(v)) = (request, known) {
                         *request = v[rng.gen_range(0..v.len())];
                     }
                     c.send(s, m);

@@ -401,24 +401,24 @@ pub fn cancel(request: Id, mode: Option<CancelMode>) -> Message {
 }
 
 pub fn yield_(request: Id, progress: bool, payload: Payload) -> Message {
-    Message::Yield(Yield {
+    Message::Yield(Box::new(Yield {
         request,
         options: YieldOptions {
             progress: progress.then_some(true),
             ..Default::default()
         },
         payload,
-    })
+    }))
 }
 
 pub fn callee_error(request: Id, error: &str) -> Message {
-    Message::Error(Error {
+    Message::Error(Box::new(Error {
         request_type: code::INVOCATION,
         request,
         details: Dict::new(),
         error: Uri::from(error),
         payload: Payload::Empty,
-    })
+    }))
 }
 
 // ---- message inspectors -------------------------------------------------------------------

@@ -102,14 +102,14 @@ fn unannounced_publisher_and_callee_are_refused() {
     let inv = invocation(&c.one(2)).request;
     c.run(
         2,
-        Message::Yield(Yield {
+        Message::Yield(Box::new(Yield {
             request: inv,
             options: YieldOptions {
                 ppt_scheme: Some("x".into()),
                 ..Default::default()
             },
             payload: blob(),
-        }),
+        })),
     );
     assert_eq!(c.aborts.len(), 2);
     assert_eq!(c.aborts[1].0, 2);
@@ -132,7 +132,7 @@ fn passthru_result_to_a_caller_without_the_feature_fails_its_call() {
             let inv = invocation(&c.one(2)).request;
             c.run(
                 2,
-                Message::Yield(Yield {
+                Message::Yield(Box::new(Yield {
                     request: inv,
                     options: YieldOptions {
                         progress: progress.then_some(true),
@@ -140,7 +140,7 @@ fn passthru_result_to_a_caller_without_the_feature_fails_its_call() {
                         ..Default::default()
                     },
                     payload: blob(),
-                }),
+                })),
             );
             assert_eq!(
                 error(&c.one(1)),

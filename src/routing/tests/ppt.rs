@@ -60,13 +60,13 @@ fn ppt_details_and_binary_payload_on_callee_error() {
     details.insert("ppt_keyid".into(), Value::from("key-3"));
     c.run(
         2,
-        Message::Error(Error {
+        Message::Error(Box::new(Error {
             request_type: code::INVOCATION,
             request: inv,
             details: details.clone(),
             error: Uri::from("com.myapp.error"),
             payload: Payload::args(vec![blob.clone()]),
-        }),
+        })),
     );
     match c.one(1) {
         Message::Error(e) => {
