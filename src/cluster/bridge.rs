@@ -56,15 +56,15 @@ fn unreachable(msg: &PeerMsg) -> Option<(usize, ClusterIn)> {
     };
     Some((
         i.caller_shard,
-        ClusterIn::Peer(PeerMsg::CallError {
-            caller: i.caller,
-            request: i.request,
-            details: Default::default(),
-            error: Uri::from(crate::routing::realm::errors::CANCELED),
-            payload: Payload::args(vec![Value::from(
+        ClusterIn::Peer(PeerMsg::call_error(
+            i.caller,
+            i.request,
+            Default::default(),
+            Uri::from(crate::routing::realm::errors::CANCELED),
+            Payload::args(vec![Value::from(
                 "the callee's cluster node cannot be reached",
             )]),
-        }),
+        )),
     ))
 }
 

@@ -523,44 +523,17 @@ fn peer_body(out: &mut Vec<u8>, msg: &PeerMsg) {
                 },
             );
         }
-        PeerMsg::CallResult {
-            caller,
-            request,
-            details,
-            payload,
-        } => {
+        PeerMsg::CallResult { caller, result } => {
             array(out, 3);
             uint(out, P_RESULT);
             uint(out, *caller);
-            frame(
-                out,
-                &Message::Result(Box::new(CallResult {
-                    request: *request,
-                    details: details.clone(),
-                    payload: payload.clone(),
-                })),
-            );
+            frame(out, &Message::Result(result.clone()));
         }
-        PeerMsg::CallError {
-            caller,
-            request,
-            details,
-            error,
-            payload,
-        } => {
+        PeerMsg::CallError { caller, error } => {
             array(out, 3);
             uint(out, P_ERROR);
             uint(out, *caller);
-            frame(
-                out,
-                &Message::Error(Box::new(codec::Error {
-                    request_type: codec::code::CALL,
-                    request: *request,
-                    details: details.clone(),
-                    error: error.clone(),
-                    payload: payload.clone(),
-                })),
-            );
+            frame(out, &Message::Error(error.clone()));
         }
         PeerMsg::RevokeCallee {
             registration,
@@ -869,26 +842,16 @@ impl<'a> Reader<'a> {
                 let Message::Result(r) = self.frame(bytes)? else {
                     return Err(bad("call result: not a RESULT"));
                 };
-                PeerMsg::CallResult {
-                    caller,
-                    request: r.request,
-                    details: r.details,
-                    payload: r.payload,
-                }
+                PeerMsg::CallResult { caller, result: r }
             }
             P_ERROR => {
                 want(3)?;
                 let caller = self.uint()?;
-                let Message::Error(e) = self.frame(bytes)? else {
+                let Message::Error(mut e) = self.frame(bytes)? else {
                     return Err(bad("call error: not an ERROR"));
                 };
-                PeerMsg::CallError {
-                    caller,
-                    request: e.request,
-                    details: e.details,
-                    error: e.error,
-                    payload: e.payload,
-                }
+                e.request_type = codec::code::CALL;
+                PeerMsg::CallError { caller, error: e }
             }
             P_REVOKE => {
                 want(4)?;
@@ -1259,20 +1222,22 @@ mod tests {
             },
             PeerMsg::CallResult {
                 caller: 7,
-                request: 8,
-                details: codec::ResultDetails {
-                    progress: Some(true),
-                    ..Default::default()
-                },
-                payload: payload.clone(),
+                result: Box::new(codec::CallResult {
+                    request: 8,
+                    details: codec::ResultDetails {
+                        progress: Some(true),
+                        ..Default::default()
+                    },
+                    payload: payload.clone(),
+                }),
             },
-            PeerMsg::CallError {
-                caller: 7,
-                request: 8,
-                details: codec::Dict::new(),
-                error: Uri::from("wamp.error.canceled"),
+            PeerMsg::call_error(
+                7,
+                8,
+                codec::Dict::new(),
+                Uri::from("wamp.error.canceled"),
                 payload,
-            },
+            ),
             PeerMsg::RevokeCallee {
                 registration: 9,
                 callee: 10,

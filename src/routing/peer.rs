@@ -56,7 +56,7 @@ use std::sync::Arc;
 
 use crate::codec;
 use crate::codec::uri::MatchPolicy;
-use crate::codec::{Dict, Id, InvokePolicy, Payload, PublishOptions, ResultDetails, Uri, Value};
+use crate::codec::{Dict, Id, InvokePolicy, Payload, PublishOptions, Uri, Value};
 
 use super::filter::DetailFilter;
 use super::ids::{SessionId, ShardId};
@@ -163,20 +163,20 @@ pub enum PeerMsg {
         call: CallRef,
         interrupt: Option<GoneReason>,
     },
-    /// Callee's shard to caller's shard: a (progressive or final) result.
+    /// Callee's shard to caller's shard: a (progressive or final) result, the RESULT the
+    /// caller gets (`result.request` is its CALL's request ID). Boxed, built once on the
+    /// callee's side: a `PeerMsg` stays small enough to be copied inline (see
+    /// `codec::Message`).
     CallResult {
         caller: SessionId,
-        request: Id,
-        details: ResultDetails,
-        payload: Payload,
+        result: Box<codec::CallResult>,
     },
-    /// Callee's shard to caller's shard: the call failed (callee ERROR, callee gone, …).
+    /// Callee's shard to caller's shard: the call failed (callee ERROR, callee gone, …);
+    /// `error` is the ERROR the caller gets (request type CALL, its CALL's request ID). Build
+    /// one with [`PeerMsg::call_error`].
     CallError {
         caller: SessionId,
-        request: Id,
-        details: Dict,
-        error: Uri,
-        payload: Payload,
+        error: Box<codec::Error>,
     },
 
     // ---- meta API -----------------------------------------------------------------------
@@ -377,8 +377,38 @@ pub struct Invoke {
     pub streaming: bool,
 }
 
+impl PeerMsg {
+    /// [`PeerMsg::CallError`]: call `request` of `caller` failed with `error`.
+    pub fn call_error(
+        caller: SessionId,
+        request: Id,
+        details: Dict,
+        error: Uri,
+        payload: Payload,
+    ) -> Self {
+        PeerMsg::CallError {
+            caller,
+            error: Box::new(codec::Error {
+                request_type: codec::code::CALL,
+                request,
+                details,
+                error,
+                payload,
+            }),
+        }
+    }
+}
+
 /// Compile-time check: everything that crosses shards is `Send`.
 const _: fn() = || {
     fn assert_send<T: Send>() {}
     assert_send::<PeerMsg>();
 };
+#[cfg(test)]
+#[test]
+fn messages_between_shards_fit_in_128_bytes() {
+    // Moved by value through the routing core like `codec::Message` (whose doc says why 128):
+    // a large new variant must be boxed.
+    assert!(std::mem::size_of::<PeerMsg>() <= 128);
+    assert!(std::mem::size_of::<super::realm::Action>() <= 128);
+}

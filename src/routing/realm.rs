@@ -413,7 +413,7 @@ impl RealmShard {
             Message::Unregister(m) => dealer.unregister(session, m, ctx),
             Message::Yield(m) => dealer.yield_(session, *m, ctx),
             Message::Error(m) if m.request_type == codec::code::INVOCATION => {
-                dealer.callee_error(session, *m, ctx)
+                dealer.callee_error(session, m, ctx)
             }
             Message::Error(m) => ctx.protocol_violation(
                 session.id,
@@ -653,19 +653,8 @@ fn route_peer(
         } => dealer.on_more(call, progress, payload, ctx),
         PeerMsg::Interrupt { call } => dealer.on_interrupt(call, ctx),
         PeerMsg::CallGone { call, interrupt } => dealer.on_call_gone(call, interrupt, ctx),
-        PeerMsg::CallResult {
-            caller,
-            request,
-            details,
-            payload,
-        } => dealer.on_call_result(caller, request, details, payload, ctx),
-        PeerMsg::CallError {
-            caller,
-            request,
-            details,
-            error,
-            payload,
-        } => dealer.on_call_error(caller, request, (details, error), payload, ctx),
+        PeerMsg::CallResult { caller, result } => dealer.on_call_result(caller, result, ctx),
+        PeerMsg::CallError { caller, error } => dealer.on_call_error(caller, error, ctx),
         // meta API
         PeerMsg::Lifecycle(l) => meta.on_lifecycle(&l, broker, dealer, ctx),
         PeerMsg::MetaQuery { token, from, query } => {

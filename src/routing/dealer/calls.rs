@@ -438,27 +438,27 @@ impl Dealer {
         if progress {
             if inv.forward_progress {
                 let (caller, request, shard) = (inv.caller, inv.request, inv.caller_shard);
-                ctx.peer(
-                    shard,
-                    PeerMsg::CallResult {
-                        caller,
-                        request,
-                        details,
-                        payload: msg.payload,
-                    },
-                );
+                let result = Box::new(CallResult {
+                    request,
+                    details,
+                    payload: msg.payload,
+                });
+                ctx.peer(shard, PeerMsg::CallResult { caller, result });
             }
             return;
         }
         let inv = self.end_invocation(callee.id, msg.request);
         if let Some(inv) = inv {
+            let result = Box::new(CallResult {
+                request: inv.request,
+                details,
+                payload: msg.payload,
+            });
             ctx.peer(
                 inv.caller_shard,
                 PeerMsg::CallResult {
                     caller: inv.caller,
-                    request: inv.request,
-                    details,
-                    payload: msg.payload,
+                    result,
                 },
             );
         }
@@ -468,7 +468,7 @@ impl Dealer {
     pub(crate) fn callee_error(
         &mut self,
         callee: &SessionRef,
-        msg: crate::codec::Error,
+        mut msg: Box<crate::codec::Error>,
         ctx: &mut Ctx<'_>,
     ) {
         if self
@@ -478,14 +478,14 @@ impl Dealer {
             return;
         }
         if let Some(inv) = self.end_invocation(callee.id, msg.request) {
+            // The callee's ERROR becomes the caller's, in the same allocation.
+            msg.request_type = code::CALL;
+            msg.request = inv.request;
             ctx.peer(
                 inv.caller_shard,
                 PeerMsg::CallError {
                     caller: inv.caller,
-                    request: inv.request,
-                    details: msg.details,
-                    error: msg.error,
-                    payload: msg.payload,
+                    error: msg,
                 },
             );
         }
@@ -696,14 +696,15 @@ impl Dealer {
     pub(crate) fn on_call_result(
         &mut self,
         caller: SessionId,
-        request: Id,
-        details: ResultDetails,
-        payload: Payload,
+        result: Box<CallResult>,
         ctx: &mut Ctx<'_>,
     ) {
+        let request = result.request;
         let key = (caller, request);
-        let progress = details.progress == Some(true);
-        if details.ppt_scheme.is_some() && self.calls.get(&key).is_some_and(|o| !o.caller_ppt) {
+        let progress = result.details.progress == Some(true);
+        if result.details.ppt_scheme.is_some()
+            && self.calls.get(&key).is_some_and(|o| !o.caller_ppt)
+        {
             // A passthru payload the caller did not announce it can read: the call fails
             // (the spec's `feature_not_supported`; told to the caller, whose call it ends,
             // since an ERROR for a YIELD is not a message a callee can be sent). Later
@@ -737,44 +738,26 @@ impl Dealer {
         } else if self.finish(key, ctx).is_none() {
             return; // canceled / timed out / caller gone: discard
         }
-        ctx.send(
-            caller,
-            Message::Result(Box::new(CallResult {
-                request,
-                details,
-                payload,
-            })),
-        );
+        ctx.send(caller, Message::Result(result));
     }
 
     /// Caller side: the call failed.
     pub(crate) fn on_call_error(
         &mut self,
         caller: SessionId,
-        request: Id,
-        (details, error): (crate::codec::Dict, crate::codec::Uri),
-        payload: Payload,
+        error: Box<crate::codec::Error>,
         ctx: &mut Ctx<'_>,
     ) {
-        let key = (caller, request);
-        let reroute = error.as_str() == errors::UNAVAILABLE
-            || (error.as_str() == errors::NO_SUCH_PROCEDURE && self.is_rerouted(key));
+        let key = (caller, error.request);
+        let reroute = error.error.as_str() == errors::UNAVAILABLE
+            || (error.error.as_str() == errors::NO_SUCH_PROCEDURE && self.is_rerouted(key));
         if reroute && self.reroute(key, ctx) {
             return;
         }
-        if self.finish((caller, request), ctx).is_none() {
+        if self.finish(key, ctx).is_none() {
             return;
         }
-        ctx.send(
-            caller,
-            Message::Error(Box::new(crate::codec::Error {
-                request_type: code::CALL,
-                request,
-                details,
-                error,
-                payload,
-            })),
-        );
+        ctx.send(caller, Message::Error(error));
     }
 }
 

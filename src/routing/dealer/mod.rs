@@ -394,13 +394,13 @@ impl Dealer {
             self.by_call.remove(&(inv.caller, inv.request));
             ctx.peer(
                 inv.caller_shard,
-                PeerMsg::CallError {
-                    caller: inv.caller,
-                    request: inv.request,
-                    details: Default::default(),
-                    error: Uri::from(errors::CANCELED),
-                    payload: Payload::args(vec![Value::from("callee left")]),
-                },
+                PeerMsg::call_error(
+                    inv.caller,
+                    inv.request,
+                    Default::default(),
+                    Uri::from(errors::CANCELED),
+                    Payload::args(vec![Value::from("callee left")]),
+                ),
             );
         }
     }
@@ -1059,12 +1059,12 @@ fn remote_callee(r: &Registration, c: &CalleeRef) -> RemoteCallee {
 fn fail_invoke(invoke: &Invoke, error: &str, text: &str, ctx: &mut Ctx<'_>) {
     ctx.peer(
         invoke.caller_shard,
-        PeerMsg::CallError {
-            caller: invoke.caller,
-            request: invoke.request,
-            details: Default::default(),
-            error: Uri::from(error),
-            payload: Payload::args(vec![Value::from(text)]),
-        },
+        PeerMsg::call_error(
+            invoke.caller,
+            invoke.request,
+            Default::default(),
+            Uri::from(error),
+            Payload::args(vec![Value::from(text)]),
+        ),
     );
 }

@@ -505,9 +505,11 @@ fn calls_reach_a_remote_callee_and_its_answer_comes_back() {
         0,
         ClusterIn::Peer(PeerMsg::CallResult {
             caller: 1,
-            request: inv.request,
-            details: Default::default(),
-            payload: args(&[42]),
+            result: Box::new(crate::codec::CallResult {
+                request: inv.request,
+                details: Default::default(),
+                payload: args(&[42]),
+            }),
         }),
     );
     let m = c.one(1);
