@@ -55,9 +55,8 @@
 
 use std::ops::ControlFlow;
 
-use crate::util::fast::FastMap;
-
 use crate::codec::uri::MatchPolicy;
+use crate::util::fast::FastMap;
 
 mod prefix;
 #[cfg(test)]
