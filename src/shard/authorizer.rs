@@ -310,12 +310,9 @@ impl Shard {
             "switchyard.internal",
             Features::default(),
         );
-        let mut actions = Vec::new();
-        if let Some(r) = self.realms.borrow_mut().get_mut(realm) {
-            r.on_message(&caller, call, Instant::now(), &mut actions);
-            self.observe_call_times(r);
-        }
-        self.apply_actions(realm, actions);
+        self.in_realm(realm, |r, actions| {
+            r.on_message(&caller, call, Instant::now(), actions)
+        });
         self.flush_mesh();
         if reply.result.borrow().is_none() {
             futures_lite::future::or(reply.done.wait(), glommio::timer::sleep(timeout)).await;

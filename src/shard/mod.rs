@@ -440,12 +440,9 @@ impl Shard {
                         self.cfg.authorizer.is_none()
                             && self.policy(&realm).is_some_and(|p| p.is_open()),
                     );
-                    let mut actions = Vec::new();
-                    if let Some(r) = self.realms.borrow_mut().get_mut(&realm) {
-                        let details = h.meta_details();
-                        r.on_session_join(sref, details, Instant::now(), &mut actions);
-                    }
-                    self.apply_actions(&realm, actions);
+                    self.in_realm(&realm, |r, actions| {
+                        r.on_session_join(sref, h.meta_details(), Instant::now(), actions)
+                    });
                     self.flush_mesh();
                 }
                 SessionOutput::Route(m) => self.route(h, m),
@@ -527,12 +524,9 @@ impl Shard {
             if let Some(r) = self.metrics.realm(&realm) {
                 r.sessions.dec();
             }
-            let mut actions = Vec::new();
-            if let Some(r) = self.realms.borrow_mut().get_mut(&realm) {
-                r.on_session_leave(h.id, Instant::now(), &mut actions);
-                self.observe_call_times(r);
-            }
-            self.apply_actions(&realm, actions);
+            self.in_realm(&realm, |r, actions| {
+                r.on_session_leave(h.id, Instant::now(), actions)
+            });
         }
         self.flush_mesh();
     }
@@ -706,26 +700,32 @@ impl Shard {
     }
 
     /// Calls the routing core answered: into the call latency histogram.
-    pub(super) fn observe_call_times(&self, r: &mut RealmShard) {
+    fn observe_call_times(&self, r: &mut RealmShard) {
         r.drain_call_times(|d| self.metrics.call_latency.observe(d));
     }
 
-    fn on_peer(&self, realm: Uri, from: usize, msg: PeerMsg) {
+    /// Runs one handler of `realm`'s routing core, if the realm has one on this shard (`f`
+    /// fills the action list), takes the call times it produced and applies its actions. (The
+    /// per-message path, `route_to_realm`, does the same with the shard's spare action list.)
+    pub(super) fn in_realm(&self, realm: &Uri, f: impl FnOnce(&mut RealmShard, &mut Vec<Action>)) {
         let mut actions = Vec::new();
-        if let Some(r) = self.realms.borrow_mut().get_mut(&realm) {
-            r.on_peer(from, msg, Instant::now(), &mut actions);
+        if let Some(r) = self.realms.borrow_mut().get_mut(realm) {
+            f(r, &mut actions);
             self.observe_call_times(r);
         }
-        self.apply_actions(&realm, actions);
+        self.apply_actions(realm, actions);
+    }
+
+    fn on_peer(&self, realm: Uri, from: usize, msg: PeerMsg) {
+        self.in_realm(&realm, |r, actions| {
+            r.on_peer(from, msg, Instant::now(), actions)
+        });
     }
 
     fn on_cluster(&self, realm: Uri, msg: crate::routing::cluster::ClusterIn) {
-        let mut actions = Vec::new();
-        if let Some(r) = self.realms.borrow_mut().get_mut(&realm) {
-            r.on_cluster(msg, Instant::now(), &mut actions);
-            self.observe_call_times(r);
-        }
-        self.apply_actions(&realm, actions);
+        self.in_realm(&realm, |r, actions| {
+            r.on_cluster(msg, Instant::now(), actions)
+        });
     }
 
     fn tick(&self) {
@@ -744,12 +744,7 @@ impl Shard {
             .map(|(k, _)| k.clone())
             .collect();
         for realm in due {
-            let mut actions = Vec::new();
-            if let Some(r) = self.realms.borrow_mut().get_mut(&realm) {
-                r.on_tick(now, &mut actions);
-                self.observe_call_times(r);
-            }
-            self.apply_actions(&realm, actions);
+            self.in_realm(&realm, |r, actions| r.on_tick(now, actions));
         }
         self.flush_mesh();
     }
