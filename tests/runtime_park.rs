@@ -39,3 +39,67 @@ fn executor_does_not_sleep_with_runnable_tasks() {
         "the executor went to sleep with a runnable task"
     );
 }
+
+/// CPU time the calling thread has used.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid clock id and a pointer to a timespec we own.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Runs an executor pinned to a CPU this process may use (glommio spins only when pinned)
+/// with a 50 ms spin before parking, which sleeps `naps` times for `nap`; returns the CPU time
+/// its thread used meanwhile.
+fn cpu_while_napping(adaptive: bool, nap: Duration, naps: u32) -> Duration {
+    // SAFETY: no arguments; the CPU this thread runs on, one it may use.
+    let cpu = usize::try_from(unsafe { libc::sched_getcpu() }).unwrap_or(0);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let ex = glommio::LocalExecutorBuilder::new(glommio::Placement::Fixed(cpu))
+            .spin_before_park(Duration::from_millis(50))
+            .adaptive_spin(adaptive)
+            .make()
+            .expect("executor");
+        let used = ex.run(async move {
+            let start = thread_cpu();
+            for _ in 0..naps {
+                glommio::timer::sleep(nap).await;
+            }
+            thread_cpu() - start
+        });
+        let _ = tx.send(used);
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("executor ran")
+}
+
+/// Adaptive spinning (vendored glommio, patch 7): an executor whose wake-ups come further
+/// apart than its spin time parks at once instead of spinning after each one, and one whose
+/// wake-ups come sooner keeps spinning. Spinning or not shows as CPU time; the margins are
+/// wide (a spinning thread that loses its CPU to others still uses far more than a parked one).
+#[test]
+fn adaptive_spin_parks_between_slow_wakeups_and_spins_between_fast_ones() {
+    // Three 100 ms naps: a fixed 50 ms spin burns ~150 ms; adaptive parks at once each time.
+    let fixed = cpu_while_napping(false, Duration::from_millis(100), 3);
+    let adaptive = cpu_while_napping(true, Duration::from_millis(100), 3);
+    assert!(
+        fixed >= Duration::from_millis(60),
+        "a fixed spin should burn CPU between naps: {fixed:?}"
+    );
+    assert!(
+        adaptive <= Duration::from_millis(40),
+        "an adaptive spin burned {adaptive:?} between slow wake-ups"
+    );
+    // A hundred 1 ms naps: each park ends well within the 50 ms spin time, so the executor
+    // spins through the naps (~100 ms of CPU) instead of parking for each.
+    let fast = cpu_while_napping(true, Duration::from_millis(1), 100);
+    assert!(
+        fast >= Duration::from_millis(30),
+        "an adaptive spin parked between fast wake-ups: {fast:?}"
+    );
+}

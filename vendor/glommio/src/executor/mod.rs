@@ -353,11 +353,16 @@ struct ExecutorQueues {
     preempt_timer_duration: Duration,
     default_preempt_timer_duration: Duration,
     spin_before_park: Option<Duration>,
+    adaptive_spin: bool,
     stats: ExecutorStats,
 }
 
 impl ExecutorQueues {
-    fn new(preempt_timer_duration: Duration, spin_before_park: Option<Duration>) -> Self {
+    fn new(
+        preempt_timer_duration: Duration,
+        spin_before_park: Option<Duration>,
+        adaptive_spin: bool,
+    ) -> Self {
         ExecutorQueues {
             active_executors: BinaryHeap::new(),
             available_executors: AHashMap::new(),
@@ -367,6 +372,7 @@ impl ExecutorQueues {
             preempt_timer_duration,
             default_preempt_timer_duration: preempt_timer_duration,
             spin_before_park,
+            adaptive_spin,
             stats: ExecutorStats::new(),
         }
     }
@@ -456,6 +462,8 @@ pub struct LocalExecutorBuilder {
     placement: Placement,
     /// Spin for duration before parking a reactor
     spin_before_park: Option<Duration>,
+    /// (Switchyard patch) Spin only after a park that was woken within the spin time
+    adaptive_spin: bool,
     /// A name for the thread-to-be (if any), for identification in panic
     /// messages
     name: String,
@@ -492,6 +500,7 @@ impl LocalExecutorBuilder {
         LocalExecutorBuilder {
             placement: placement.clone(),
             spin_before_park: None,
+            adaptive_spin: false,
             name: String::from(DEFAULT_EXECUTOR_NAME),
             io_memory: DEFAULT_IO_MEMORY,
             ring_depth: DEFAULT_RING_SUBMISSION_DEPTH,
@@ -506,6 +515,18 @@ impl LocalExecutorBuilder {
     #[must_use = "The builder must be built to be useful"]
     pub fn spin_before_park(mut self, spin: Duration) -> LocalExecutorBuilder {
         self.spin_before_park = Some(spin);
+        self
+    }
+
+    /// (Switchyard patch) Makes [`spin_before_park`](Self::spin_before_park)
+    /// adaptive: the executor spins before parking only while its wake-ups come
+    /// quickly, i.e. after a park that ended within the spin time (or a spin
+    /// that found work); after a longer park it parks at once. A steady trickle
+    /// of work slower than the spin time then costs no spinning, a fast
+    /// exchange avoids the wake-up of a park for every message.
+    #[must_use = "The builder must be built to be useful"]
+    pub fn adaptive_spin(mut self, adaptive: bool) -> LocalExecutorBuilder {
+        self.adaptive_spin = adaptive;
         self
     }
 
@@ -622,6 +643,7 @@ impl LocalExecutorBuilder {
                 preempt_timer: self.preempt_timer_duration,
                 record_io_latencies: self.record_io_latencies,
                 spin_before_park: self.spin_before_park,
+                adaptive_spin: self.adaptive_spin,
                 thread_pool_placement: self.blocking_thread_pool_placement,
                 detect_stalls: self.detect_stalls,
             },
@@ -687,6 +709,7 @@ impl LocalExecutorBuilder {
         let ring_depth = self.ring_depth;
         let preempt_timer_duration = self.preempt_timer_duration;
         let spin_before_park = self.spin_before_park;
+        let adaptive_spin = self.adaptive_spin;
         let detect_stalls = self.detect_stalls;
         let record_io_latencies = self.record_io_latencies;
         let blocking_thread_pool_placement = self.blocking_thread_pool_placement;
@@ -703,6 +726,7 @@ impl LocalExecutorBuilder {
                         preempt_timer: preempt_timer_duration,
                         record_io_latencies,
                         spin_before_park,
+                        adaptive_spin,
                         thread_pool_placement: blocking_thread_pool_placement,
                         detect_stalls,
                     },
@@ -986,6 +1010,7 @@ impl LocalExecutorPoolBuilder {
                             preempt_timer: preempt_timer_duration,
                             record_io_latencies,
                             spin_before_park,
+                            adaptive_spin: false,
                             thread_pool_placement: blocking_thread_pool_placement,
                             detect_stalls,
                         },
@@ -1081,6 +1106,8 @@ pub struct LocalExecutorConfig {
     pub preempt_timer: Duration,
     pub record_io_latencies: bool,
     pub spin_before_park: Option<Duration>,
+    /// (Switchyard patch) see `LocalExecutorBuilder::adaptive_spin`
+    pub adaptive_spin: bool,
     pub thread_pool_placement: PoolPlacement,
     pub detect_stalls: Option<Box<dyn stall::StallDetectionHandler + 'static>>,
 }
@@ -1157,7 +1184,11 @@ impl LocalExecutor {
             None => config.spin_before_park = None,
         }
         let p = parking::Parker::new();
-        let queues = ExecutorQueues::new(config.preempt_timer, config.spin_before_park);
+        let queues = ExecutorQueues::new(
+            config.preempt_timer,
+            config.spin_before_park,
+            config.adaptive_spin,
+        );
         let id = notifier.id();
         trace!(id = id, "Creating executor");
         Ok(LocalExecutor {
@@ -1315,6 +1346,10 @@ impl LocalExecutor {
         self.queues.borrow().spin_before_park
     }
 
+    fn adaptive_spin(&self) -> bool {
+        self.queues.borrow().adaptive_spin
+    }
+
     #[inline(always)]
     pub(crate) fn need_preempt(&self) -> bool {
         self.reactor.need_preempt()
@@ -1458,6 +1493,15 @@ impl LocalExecutor {
             let cx = &mut Context::from_waker(&waker);
 
             let spin_before_park = self.spin_before_park().unwrap_or_default();
+            // (Switchyard patch) How long to spin before the next park: always
+            // `spin_before_park`, or with `adaptive_spin` only while the last
+            // park ended (or the last spin found work) within that time.
+            let adaptive = self.adaptive_spin();
+            let mut spin_budget = if adaptive {
+                Duration::ZERO
+            } else {
+                spin_before_park
+            };
 
             let future = this
                 .spawn_into(future, TaskQueueHandle::default())
@@ -1507,10 +1551,18 @@ impl LocalExecutor {
                         // already readable), nothing left to wake the thread. Go round again.
                     } else {
                         while !this.reactor.spin_poll_io().unwrap() {
-                            if pre_time.elapsed() > spin_before_park {
+                            if pre_time.elapsed() >= spin_budget {
+                                let parked_at = Instant::now();
                                 this.parker
                                     .park()
                                     .expect("Failed to park! This is actually pretty bad!");
+                                if adaptive {
+                                    spin_budget = if parked_at.elapsed() < spin_before_park {
+                                        spin_before_park
+                                    } else {
+                                        Duration::ZERO
+                                    };
+                                }
                                 break;
                             }
                         }
