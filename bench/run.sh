@@ -177,7 +177,7 @@ wait "$FIREHOSE_PID" 2>/dev/null || true
 matrix switchyard "" realm1 "" fresh
 # The same latencies seen by plain blocking clients (no async runtime): router or loadgen?
 start_router
-echo "== probe (blocking clients), router parks" >&2
+echo "== probe (blocking clients), default settings (adaptive spinning)" >&2
 "$BIN/probe" --url "$ROUTER_URL" --cpu "$LOADGEN_CPU" --json "$OUT/probe.json" 2>&1 | sed 's/^/   /' >&2 || true
 # Latency mode: sessions read their sockets directly for 1 ms after each input (busy reads).
 ROUTER_EXTRA="--busy-read-us 1000"
@@ -298,7 +298,7 @@ if floor:
         if v is not None and base:
             print(f"  {label}: {v:.1f} / {trips * base:.1f} µs = {v / (trips * base):.2f}×")
     # The same with blocking clients (bench/probe.rs): what the router adds without loadgen.
-    for fname, mode, base, paced in [("probe.json", "router parks", b, bp), ("probe-lat.json", "latency mode", s, sp)]:
+    for fname, mode, base, paced in [("probe.json", "default", b, bp), ("probe-lat.json", "latency mode", s, sp)]:
         try:
             with open(os.path.join(out, fname)) as f:
                 p = json.load(f)

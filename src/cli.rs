@@ -113,6 +113,14 @@ impl Settings {
         }
         let busy = c.busy_read.map_or(0, |d| d.as_micros());
         let _ = writeln!(o, "busy_read_us = {busy}");
+        match c.adaptive_spin {
+            Some(d) => {
+                let _ = writeln!(o, "adaptive_spin_us = {}", d.as_micros());
+            }
+            None => {
+                let _ = writeln!(o, "adaptive_spin_us = 0  # park and wait at once");
+            }
+        }
         let _ = writeln!(o, "ws_compression = {}", c.ws_compression);
         let a = &c.authz;
         let _ = writeln!(o, "authorizer_cache_ttl_ms = {}", a.cache_ttl.as_millis());

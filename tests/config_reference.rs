@@ -140,6 +140,7 @@ fn config_check_names_the_bad_key_and_fails() {
         ("[router]\ncpus = \"3-1\"\n", "cpus:"),
         ("[router]\nlog_format = \"xml\"\n", "log_format"),
         ("[router]\nbusy_read_us = 20000\n", "busy_read_us"),
+        ("[router]\nadaptive_spin_us = 20000\n", "adaptive_spin_us"),
         ("[[realm]]\nname = \"a..b\"\n", "realm[0].name"),
         // Issue 21, item 5: every URI-valued key, with the router's own URI rules.
         (

@@ -51,6 +51,7 @@ pub struct RouterSection {
     pub strict_progressive_results: Option<bool>,
     pub spin_before_park_us: Option<u64>,
     pub busy_read_us: Option<u64>,
+    pub adaptive_spin_us: Option<u64>,
     pub ws_compression: Option<bool>,
     pub ubjson_dialect: Option<super::UbjsonDialect>,
     pub ws_serializers: Option<Vec<String>>,

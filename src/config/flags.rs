@@ -116,6 +116,12 @@ pub struct Args {
     /// before it waits for readiness: fewer wake-ups under load, more CPU (0: wait at once).
     #[arg(long, value_name = "US")]
     pub busy_read_us: Option<u64>,
+    /// Adaptive spinning, used unless --spin-before-park-us or --busy-read-us is given: a shard
+    /// spins this long before it parks, and a session asks its socket this long before it
+    /// waits, each only while its last wait ended within this time (idle or slow traffic
+    /// costs no spinning) [default: 100; 0: park and wait at once].
+    #[arg(long, value_name = "US")]
+    pub adaptive_spin_us: Option<u64>,
     /// What `wamp.2.ubjson` / RawSocket serializer 4 speak: `ubjson` (default, the spec's
     /// UBJSON) or `bjdata` (what autobahn-python 26.6+ sends under that name).
     #[arg(long, value_name = "DIALECT")]

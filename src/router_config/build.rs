@@ -55,6 +55,7 @@ pub(super) fn build_router_config(
         .or(r.spin_before_park_us)
         .map(Duration::from_micros);
     cfg.busy_read = busy_read(args.busy_read_us.or(r.busy_read_us))?;
+    cfg.adaptive_spin = adaptive_spin(args.adaptive_spin_us.or(r.adaptive_spin_us))?;
     cfg.ws_compression = !args.no_ws_compression && r.ws_compression.unwrap_or(true);
     cfg.ubjson_dialect = args.ubjson_dialect.or(r.ubjson_dialect).unwrap_or_default();
     cfg.transports = transports(args, r)?;
@@ -208,6 +209,16 @@ fn busy_read(us: Option<u64>) -> Result<Option<Duration>, ConfigError> {
         None | Some(0) => Ok(None),
         Some(us) if us <= 10_000 => Ok(Some(Duration::from_micros(us))),
         Some(_) => Err(invalid("busy_read_us", "at most 10000 (10 ms)")),
+    }
+}
+
+/// `adaptive_spin_us`: unset is [`super::ADAPTIVE_SPIN`], 0 is off; at most 10 ms.
+fn adaptive_spin(us: Option<u64>) -> Result<Option<Duration>, ConfigError> {
+    match us {
+        None => Ok(Some(super::ADAPTIVE_SPIN)),
+        Some(0) => Ok(None),
+        Some(us) if us <= 10_000 => Ok(Some(Duration::from_micros(us))),
+        Some(_) => Err(invalid("adaptive_spin_us", "at most 10000 (10 ms)")),
     }
 }
 

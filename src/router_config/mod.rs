@@ -85,6 +85,13 @@ pub struct RouterConfig {
     /// How long a session that just read keeps asking its socket before it waits for
     /// readiness (plain TCP and Unix sockets; `--busy-read-us`). None: wait at once.
     pub busy_read: Option<Duration>,
+    /// Adaptive spinning (`--adaptive-spin-us`, on by default with [`ADAPTIVE_SPIN`]), used
+    /// when neither `spin_before_park` nor `busy_read` is set: a shard spins this long before
+    /// it parks, and a session asks its socket this long before it waits for readiness, each
+    /// only while its last wait ended within this time. Traffic slower than that (and an idle
+    /// router) costs no spinning; a fast exchange is not woken for every message. None: park
+    /// and wait at once.
+    pub adaptive_spin: Option<Duration>,
     /// Offer permessage-deflate on WebSocket.
     pub ws_compression: bool,
     /// Serializers and transports per listener type (all on by default).
@@ -115,6 +122,7 @@ impl Default for RouterConfig {
             limits: Limits::default(),
             spin_before_park: None,
             busy_read: None,
+            adaptive_spin: Some(ADAPTIVE_SPIN),
             ws_compression: true,
             ubjson_dialect: Default::default(),
             transports: Default::default(),
@@ -127,7 +135,47 @@ impl Default for RouterConfig {
     }
 }
 
+/// The default of [`RouterConfig::adaptive_spin`]: 100 µs, above a loopback round trip through
+/// a waiting client on the test VM (bench/FINDINGS.md, "Adaptive spinning").
+pub const ADAPTIVE_SPIN: Duration = Duration::from_micros(100);
+
+/// How a shard's sessions read their sockets when they have drained them (see
+/// `shard::conn::busy_read`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BusyRead {
+    /// How long a session keeps asking its socket before it waits for readiness.
+    pub window: Duration,
+    /// Ask only when the session's last wait ended within `window` (adaptive spinning).
+    pub adaptive: bool,
+}
+
 impl RouterConfig {
+    /// How sessions read once drained: `busy_read` (always), else adaptive spinning unless a
+    /// fixed `spin_before_park` was asked for; None: wait on readiness at once.
+    pub fn busy_reads(&self) -> Option<BusyRead> {
+        match (self.busy_read, self.spin_before_park, self.adaptive_spin) {
+            (Some(window), ..) => Some(BusyRead {
+                window,
+                adaptive: false,
+            }),
+            (None, None, Some(window)) => Some(BusyRead {
+                window,
+                adaptive: true,
+            }),
+            _ => None,
+        }
+    }
+
+    /// How long an idle shard spins before it parks, and whether only after a short wait
+    /// (adaptive): the longer of `spin_before_park` and `busy_read` (busy readers' timers are
+    /// cheap only while the shard spins), else `adaptive_spin`.
+    pub fn shard_spin(&self) -> Option<(Duration, bool)> {
+        match self.spin_before_park.max(self.busy_read) {
+            Some(spin) => Some((spin, false)),
+            None => self.adaptive_spin.map(|spin| (spin, true)),
+        }
+    }
+
     /// What the routing core of `realm` runs with: the limits (with the realm's own retention
     /// bounds, if it has any) and the publish filter.
     pub fn routing(&self, realm: &RealmConfig) -> crate::routing::RoutingConfig {

@@ -200,7 +200,9 @@ const BUSY_REACTOR_EVERY: Duration = Duration::from_micros(15);
 
 /// Busy read: asks the socket directly, yielding between tries so every other task runs, for
 /// up to `window` or until the session ends. `None`: nothing came; the caller waits on the
-/// reactor.
+/// reactor. With adaptive spinning (the default, `RouterConfig::busy_reads`) a session does
+/// this only while its last wait ended within `window` (`run_session`): a session whose
+/// input comes further apart waits on the reactor at once, as an idle one does.
 ///
 /// A reader that only yielded would starve the reactor (glommio polls its rings only when no
 /// task is runnable, or at its preempt timer), holding back every session that waits on it.
@@ -469,7 +471,9 @@ where
         channel,
         fd,
     } = *start;
-    let busy = fd.and_then(|fd| shard.cfg.busy_read.map(|d| (fd, d)));
+    let busy = fd.and_then(|fd| shard.cfg.busy_reads().map(|b| (fd, b)));
+    // Adaptive busy reads: whether the last wait for input ended within the window.
+    let mut came_soon = false;
     let id = shard.new_session_id();
     let peer_max = match &framer {
         Framer::Raw { peer_max } => *peer_max,
@@ -550,11 +554,13 @@ where
             buf = BytesMut::new();
         }
         pause_while_mesh_backlogged(&shard, &handle).await;
-        if let Some((fd, window)) = busy {
-            match busy_read(&shard, &handle, fd, window, &mut buf).await {
+        let waits_from = busy.map(|_| std::time::Instant::now());
+        if let Some((fd, b)) = busy.filter(|(_, b)| !b.adaptive || came_soon) {
+            match busy_read(&shard, &handle, fd, b.window, &mut buf).await {
                 Some(Ok(n)) if n > 0 => {
                     read_at = std::time::Instant::now();
                     deadlines.on_bytes(read_at);
+                    came_soon = true;
                     continue;
                 }
                 Some(_) => break,
@@ -577,6 +583,9 @@ where
             Some(Some(n)) if n > 0 => {
                 read_at = std::time::Instant::now();
                 deadlines.on_bytes(read_at);
+                if let (Some((_, b)), Some(from)) = (busy, waits_from) {
+                    came_soon = read_at.duration_since(from) < b.window;
+                }
             }
             None if !handle.done.is_set() => {
                 match due.map(|(_, why)| why) {

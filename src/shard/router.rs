@@ -220,9 +220,11 @@ impl Router {
                 .preempt_timer(conn::PREEMPT_TIMER);
             // Busy readers sleep on short timers between turns of the reactor; glommio fires
             // them without entering the kernel only while it spins (conn::busy_read), so the
-            // shard spins at least as long as a busy reader asks its socket.
-            if let Some(spin) = cfg.spin_before_park.max(cfg.busy_read) {
-                builder = builder.spin_before_park(spin);
+            // shard spins at least as long as a busy reader asks its socket
+            // (RouterConfig::shard_spin; adaptive: only after a park that ended that soon,
+            // a patch of vendor/glommio).
+            if let Some((spin, adaptive)) = cfg.shard_spin() {
+                builder = builder.spin_before_park(spin).adaptive_spin(adaptive);
             }
             let cfg2 = cfg.clone();
             let senders2 = senders.clone();
