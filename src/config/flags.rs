@@ -119,7 +119,7 @@ pub struct Args {
     /// Adaptive spinning, used unless --spin-before-park-us or --busy-read-us is given: a shard
     /// spins this long before it parks, and a session asks its socket this long before it
     /// waits, each only while its last wait ended within this time (idle or slow traffic
-    /// costs no spinning) [default: 100; 0: park and wait at once].
+    /// costs no spinning) [default: 150; 0: park and wait at once].
     #[arg(long, value_name = "US")]
     pub adaptive_spin_us: Option<u64>,
     /// What `wamp.2.ubjson` / RawSocket serializer 4 speak: `ubjson` (default, the spec's

@@ -135,9 +135,10 @@ impl Default for RouterConfig {
     }
 }
 
-/// The default of [`RouterConfig::adaptive_spin`]: 100 µs, above a loopback round trip through
-/// a waiting client on the test VM (bench/FINDINGS.md, "Adaptive spinning").
-pub const ADAPTIVE_SPIN: Duration = Duration::from_micros(100);
+/// The default of [`RouterConfig::adaptive_spin`]: 150 µs, above a call's round trip through a
+/// waiting client on the test VM; 100 left RPC 4×1 at ~1.5× nexus, 200 gained nothing over
+/// 150 (bench/FINDINGS.md, "Adaptive spinning").
+pub const ADAPTIVE_SPIN: Duration = Duration::from_micros(150);
 
 /// How a shard's sessions read their sockets when they have drained them (see
 /// `shard::conn::busy_read`).

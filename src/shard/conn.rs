@@ -193,6 +193,13 @@ fn keep_read(shard: &Shard, read: &[u8], buf: &mut BytesMut) {
     shard.metrics.bytes_in.add(read.len() as u64);
 }
 
+/// How many of a shard's sessions may busy-read at once under adaptive spinning. A shard with
+/// many sessions whose input comes quickly is saturated, and there each session asking its
+/// empty socket is a wasted system call taken from one with input waiting (RPC 64×1 lost up
+/// to a fifth of its calls with every session busy-reading; bench/FINDINGS.md, "Adaptive
+/// spinning"). A few keep a fast exchange between few sessions free of wake-ups.
+const ADAPTIVE_BUSY_READERS: u32 = 4;
+
 /// How often a shard's busy readers let the reactor run (see [`busy_read`]).
 /// 15 µs: with 50 µs a waiting loadgen's RPC 1×1 made a fifth fewer calls, 5 µs did no better
 /// than 15 (bench/FINDINGS.md).
@@ -221,6 +228,7 @@ async fn busy_read(
     buf: &mut BytesMut,
 ) -> Option<std::io::Result<usize>> {
     let start = std::time::Instant::now();
+    let _busy = BusyReader::enter(shard);
     loop {
         if let Some(r) = recv_now(shard, fd, buf) {
             return Some(r);
@@ -241,6 +249,23 @@ async fn busy_read(
             continue;
         }
         futures_lite::future::yield_now().await;
+    }
+}
+
+/// Counts a session in `Shard::busy_readers` while it busy-reads.
+struct BusyReader<'a>(&'a Shard);
+
+impl<'a> BusyReader<'a> {
+    fn enter(shard: &'a Shard) -> Self {
+        shard.busy_readers.set(shard.busy_readers.get() + 1);
+        BusyReader(shard)
+    }
+}
+
+impl Drop for BusyReader<'_> {
+    fn drop(&mut self) {
+        let n = &self.0.busy_readers;
+        n.set(n.get().saturating_sub(1));
     }
 }
 
@@ -555,7 +580,10 @@ where
         }
         pause_while_mesh_backlogged(&shard, &handle).await;
         let waits_from = busy.map(|_| std::time::Instant::now());
-        if let Some((fd, b)) = busy.filter(|(_, b)| !b.adaptive || came_soon) {
+        let asks = |b: &crate::router_config::BusyRead| {
+            !b.adaptive || (came_soon && shard.busy_readers.get() < ADAPTIVE_BUSY_READERS)
+        };
+        if let Some((fd, b)) = busy.filter(|(_, b)| asks(b)) {
             match busy_read(&shard, &handle, fd, b.window, &mut buf).await {
                 Some(Ok(n)) if n > 0 => {
                     read_at = std::time::Instant::now();

@@ -155,6 +155,8 @@ pub struct Shard {
     /// When the shard's busy readers next let the reactor run, all in the same turn
     /// (`conn::busy_read`).
     pub busy_reactor_due: Cell<std::time::Instant>,
+    /// Sessions of this shard asking their sockets right now (`conn::busy_read`).
+    pub busy_readers: Cell<u32>,
     pub shutting_down: Cell<bool>,
     /// This shard's counters; only this thread writes them, the metrics thread reads them.
     pub metrics: Arc<ShardMetrics>,

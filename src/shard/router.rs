@@ -385,6 +385,7 @@ async fn shard_main(
         )),
         read_scratch: RefCell::new(vec![0; 256 * 1024]),
         busy_reactor_due: Cell::new(Instant::now()),
+        busy_readers: Cell::new(0),
         shutting_down: Cell::new(false),
         metrics: metrics.clone(),
         authz: authorizer::AuthzState::new(
