@@ -579,11 +579,15 @@ where
             buf = BytesMut::new();
         }
         pause_while_mesh_backlogged(&shard, &handle).await;
-        let waits_from = busy.map(|_| std::time::Instant::now());
-        let asks = |b: &crate::router_config::BusyRead| {
+        // Adaptive: ask only after a short wait, and only a few of the shard's sessions at
+        // once; the wait is timed from here, busy read or not.
+        let waits_from = busy
+            .filter(|(_, b)| b.adaptive)
+            .map(|_| std::time::Instant::now());
+        let asks = busy.filter(|(_, b)| {
             !b.adaptive || (came_soon && shard.busy_readers.get() < ADAPTIVE_BUSY_READERS)
-        };
-        if let Some((fd, b)) = busy.filter(|(_, b)| asks(b)) {
+        });
+        if let Some((fd, b)) = asks {
             match busy_read(&shard, &handle, fd, b.window, &mut buf).await {
                 Some(Ok(n)) if n > 0 => {
                     read_at = std::time::Instant::now();
