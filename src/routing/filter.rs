@@ -98,6 +98,49 @@ impl DetailFilter {
     }
 }
 
+/// Who may receive publication `p`, decided once per publication so that the per-subscriber
+/// test of the common publication (no lists, no embedder filter) is one comparison: the
+/// fan-out path asks it for every subscriber of every event, and a subscriber whose events
+/// are shed (a stuck one) should cost next to nothing.
+pub(crate) enum Recipients<'a> {
+    /// Everyone but `except` (the publisher, unless it asked `exclude_me: false`).
+    AllBut { except: Option<super::SessionId> },
+    /// The full test, [`receives`].
+    Rules {
+        p: &'a Publication,
+        embedder: Option<&'a SharedPublishFilter>,
+    },
+}
+
+impl<'a> Recipients<'a> {
+    pub(crate) fn of(p: &'a Publication, embedder: Option<&'a SharedPublishFilter>) -> Self {
+        let o = &p.options;
+        let lists = o.eligible.is_some()
+            || o.eligible_authid.is_some()
+            || o.eligible_authrole.is_some()
+            || o.exclude.is_some()
+            || o.exclude_authid.is_some()
+            || o.exclude_authrole.is_some()
+            || !p.filter.is_empty();
+        if lists || embedder.is_some() {
+            Recipients::Rules { p, embedder }
+        } else {
+            Recipients::AllBut {
+                except: o.exclude_me.unwrap_or(true).then_some(p.publisher),
+            }
+        }
+    }
+
+    /// Whether `s` receives the publication (the same answer as [`receives`]).
+    #[inline]
+    pub(crate) fn admit(&self, s: &Subscriber) -> bool {
+        match self {
+            Recipients::AllBut { except } => *except != Some(s.session),
+            Recipients::Rules { p, embedder } => receives(p, s, *embedder),
+        }
+    }
+}
+
 /// Whether subscriber `s` receives publication `p`: publisher exclusion (exclude_me, default
 /// true), the spec's six black/whitelists, the detail lists, then the embedder's filter.
 pub(crate) fn receives(

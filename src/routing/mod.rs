@@ -21,7 +21,9 @@
 //! - call [`RealmShard::on_session_join`] when a session joins the realm;
 //! - after `Action::Abort` or `Action::Kill` (or any other end of a session), call
 //!   [`RealmShard::on_session_leave`];
-//! - call [`RealmShard::on_tick`] at [`RealmShard::next_deadline`].
+//! - call [`RealmShard::on_tick`] at [`RealmShard::next_deadline`];
+//! - optionally, share a [`Shedding`] set with [`RealmShard::shed_with`], mark the sessions
+//!   whose events are to be dropped, and take the count of events dropped for them.
 //!
 //! Files:
 //!
@@ -37,6 +39,7 @@
 //! - [`ids`]: router-scope ID allocation, home shards, global IDs.
 //! - [`session`]: what routing knows about a session ([`SessionRef`], [`Features`]).
 //! - [`matcher`]: the URI matching index both tables are built on.
+//! - [`shedding`]: sessions whose events the runtime is shedding (left out of fan-out).
 
 pub mod broker;
 pub mod cluster;
@@ -50,6 +53,7 @@ pub mod peer;
 pub mod realm;
 pub mod retained;
 pub mod session;
+pub mod shedding;
 
 #[cfg(test)]
 mod tests;
@@ -60,3 +64,4 @@ pub use meta::SessionDetails;
 pub use peer::PeerMsg;
 pub use realm::{Action, RealmShard, RoutingConfig};
 pub use session::{Attributes, Features, SessionRef};
+pub use shedding::Shedding;

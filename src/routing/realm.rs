@@ -164,6 +164,8 @@ pub(crate) struct Ctx<'a> {
     events: &'a mut Vec<RouterEvent>,
     /// Subscriptions and registrations the home shard removed during the current handler.
     removed: &'a mut Vec<(Table, Id, Option<SessionId>)>,
+    /// Sessions whose events the runtime is shedding (see [`super::shedding`]).
+    pub shedding: Option<&'a super::Shedding>,
 }
 
 impl Ctx<'_> {
@@ -321,6 +323,7 @@ pub struct RealmShard {
     broker: Broker,
     dealer: Dealer,
     meta: Meta,
+    shedding: Option<std::rc::Rc<super::Shedding>>,
 }
 
 impl RealmShard {
@@ -349,7 +352,14 @@ impl RealmShard {
             broker: Broker::new(shard, shard_count, id_base),
             dealer: Dealer::new(shard, shard_count, id_base),
             meta: Meta::default(),
+            shedding: None,
         }
+    }
+
+    /// Leaves the sessions marked in `shedding` out of every publication's recipients, counting
+    /// the events they miss there (see [`super::shedding`]).
+    pub fn shed_with(&mut self, shedding: std::rc::Rc<super::Shedding>) {
+        self.shedding = Some(shedding);
     }
 
     pub fn realm(&self) -> &Uri {
@@ -542,6 +552,7 @@ impl RealmShard {
             broker,
             dealer,
             meta,
+            shedding,
         } = self;
         let mut ctx = Ctx {
             shard: *shard,
@@ -555,6 +566,7 @@ impl RealmShard {
             local,
             events,
             removed,
+            shedding: shedding.as_deref(),
         };
         f(broker, dealer, meta, &mut ctx);
         loop {

@@ -680,6 +680,9 @@ impl SessionHandle {
             local,
             authz_open: Cell::new(false),
         });
+        if shard.cfg.limits.slow_consumer == crate::config::SlowConsumerPolicy::Drop {
+            handle.outbound.report_shedding(id, shard.shedding.clone());
+        }
         shard.sessions.borrow_mut().insert(id, handle.clone());
         shard.metrics.connections.inc();
         tracing::debug!(

@@ -157,6 +157,9 @@ pub struct Shard {
     pub busy_reactor_due: Cell<std::time::Instant>,
     /// Sessions of this shard asking their sockets right now (`conn::busy_read`).
     pub busy_readers: Cell<u32>,
+    /// Sessions whose events are shed (policy `drop`, queue full): their queues mark them, the
+    /// realms leave them out of fan-out (`routing::shedding`).
+    pub shedding: Rc<crate::routing::Shedding>,
     pub shutting_down: Cell<bool>,
     /// This shard's counters; only this thread writes them, the metrics thread reads them.
     pub metrics: Arc<ShardMetrics>,
@@ -510,6 +513,7 @@ impl Shard {
             r.on_message(sref, m, now, &mut actions);
             self.observe_call_times(r);
         }
+        self.count_shed();
         self.apply_actions_from(realm, &mut actions);
         if actions.capacity() <= SPARE_ACTIONS_MAX {
             self.spare_actions.set(actions);
@@ -521,6 +525,7 @@ impl Shard {
         if self.sessions.borrow_mut().remove(&h.id).is_none() {
             return;
         }
+        h.outbound.stop_reporting();
         let realm = h.realm.borrow_mut().take();
         if let Some(realm) = realm {
             if let Some(r) = self.metrics.realm(&realm) {
@@ -701,6 +706,14 @@ impl Shard {
         queued
     }
 
+    /// Events the routing core dropped for shedding sessions: into the shard's count.
+    fn count_shed(&self) {
+        let n = self.shedding.take_dropped();
+        if n > 0 {
+            self.metrics.events_dropped.add(n);
+        }
+    }
+
     /// Calls the routing core answered: into the call latency histogram.
     fn observe_call_times(&self, r: &mut RealmShard) {
         r.drain_call_times(|d| self.metrics.call_latency.observe(d));
@@ -715,6 +728,7 @@ impl Shard {
             f(r, &mut actions);
             self.observe_call_times(r);
         }
+        self.count_shed();
         self.apply_actions(realm, actions);
     }
 

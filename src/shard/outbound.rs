@@ -13,11 +13,14 @@
 //! message goes there only while the frame list is empty, and the writer takes that buffer
 //! before the list.
 
+use crate::codec::Id;
 use crate::metrics::with_local;
 use crate::net::rawsocket;
+use crate::routing::Shedding;
 use bytes::Bytes;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
 /// One unit of outbound traffic, before transport framing.
@@ -109,6 +112,9 @@ pub struct Outbound {
     shedding: Cell<bool>,
     /// The writer frames for RawSocket, so messages may be framed at push time.
     raw: Cell<bool>,
+    /// Where this session is marked while it sheds, so that fan-out leaves it out before
+    /// building its events (policy `drop`; [`Outbound::report_shedding`]).
+    report: RefCell<Option<(Id, Rc<Shedding>)>>,
 }
 
 impl Outbound {
@@ -120,6 +126,42 @@ impl Outbound {
             dropped: Cell::new(0),
             shedding: Cell::new(false),
             raw: Cell::new(false),
+            report: RefCell::new(None),
+        }
+    }
+
+    /// Marks session `id` in `set` while this queue sheds (full until drained to half).
+    pub fn report_shedding(&self, id: Id, set: Rc<Shedding>) {
+        self.stop_reporting();
+        *self.report.borrow_mut() = Some((id, set));
+        if self.shedding.get() {
+            self.mark(true);
+        }
+    }
+
+    /// No longer marks the session (it left: its ID may be given to a new session while this
+    /// queue still drains).
+    pub fn stop_reporting(&self) {
+        if self.shedding.get() {
+            self.mark(false);
+        }
+        self.report.borrow_mut().take();
+    }
+
+    /// The queue starts (true) or stops shedding.
+    fn set_shedding(&self, on: bool) {
+        if self.shedding.replace(on) != on {
+            self.mark(on);
+        }
+    }
+
+    fn mark(&self, on: bool) {
+        if let Some((id, set)) = &*self.report.borrow() {
+            if on {
+                set.start(*id);
+            } else {
+                set.stop(*id);
+            }
         }
     }
 
@@ -166,7 +208,7 @@ impl Outbound {
         };
         if inner.bytes > 0 && inner.bytes + len > self.limit {
             inner.framed.truncate(start);
-            self.shedding.set(true);
+            self.set_shedding(true);
             return Err(FramedError::Push(PushError::Full));
         }
         inner.framed[start..start + 4].copy_from_slice(&header);
@@ -197,7 +239,7 @@ impl Outbound {
         }
         let len = frame.len();
         if inner.bytes > 0 && inner.bytes + len > self.limit {
-            self.shedding.set(true);
+            self.set_shedding(true);
             return Err(PushError::Full);
         }
         inner.bytes += len;
@@ -280,7 +322,7 @@ impl Outbound {
             let taken = taken.min(inner.bytes);
             inner.bytes -= taken;
             if inner.bytes <= self.limit / 2 {
-                self.shedding.set(false);
+                self.set_shedding(false);
             }
             with_local(|m| m.outbound_queue_bytes.sub(taken as u64));
             return Poll::Ready(None);
@@ -296,6 +338,7 @@ impl Outbound {
 impl Drop for Outbound {
     /// Frames never written (the transport died) leave the shard's queue gauge.
     fn drop(&mut self) {
+        self.set_shedding(false);
         let left = self.inner.get_mut().bytes;
         if left > 0 {
             with_local(|m| m.outbound_queue_bytes.sub(left as u64));
@@ -331,6 +374,42 @@ mod tests {
         );
         assert_eq!(batch.len(), 2);
         assert_eq!(q.queued_bytes(), 0);
+    }
+
+    #[test]
+    fn marks_the_session_in_the_shedding_set_while_it_sheds() {
+        let set = Rc::new(Shedding::default());
+        let f = |n| OutFrame::Message(Bytes::from(vec![0; n]));
+        let take = |q: &Outbound| {
+            let mut batch = Vec::new();
+            let _ = q.poll_take(&mut cx(), &mut Vec::new(), &mut batch, 1 << 20);
+        };
+        let q = Outbound::new(100);
+        q.report_shedding(7, set.clone());
+        q.push(f(90)).unwrap();
+        assert!(!set.contains(7));
+        assert_eq!(q.push(f(30)), Err(PushError::Full));
+        assert!(set.contains(7), "full: marked");
+        take(&q);
+        assert!(!set.contains(7), "drained: unmarked");
+        // Leaving stops the marking for good (the ID may be reused while the queue drains).
+        q.push(f(90)).unwrap();
+        assert_eq!(q.push(f(30)), Err(PushError::Full));
+        assert!(set.contains(7));
+        q.stop_reporting();
+        assert!(set.is_empty());
+        take(&q);
+        q.push(f(90)).unwrap();
+        assert_eq!(q.push(f(30)), Err(PushError::Full));
+        assert!(set.is_empty(), "no longer reported");
+        // A queue dropped while shedding unmarks its session.
+        let q = Outbound::new(100);
+        q.report_shedding(8, set.clone());
+        q.push(f(90)).unwrap();
+        assert_eq!(q.push(f(30)), Err(PushError::Full));
+        assert!(set.contains(8));
+        drop(q);
+        assert!(set.is_empty());
     }
 
     #[test]

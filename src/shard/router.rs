@@ -364,12 +364,14 @@ async fn shard_main(
     crate::metrics::install_local(metrics.clone());
     let _stopped = crate::metrics::StoppedOnDrop(metrics.clone());
     let mut realms = crate::util::fast::FastMap::default();
+    let shedding = Rc::new(crate::routing::Shedding::default());
     for r in &cfg.realms {
         let uri = Uri::from(r.name.as_str());
-        realms.insert(
-            uri.clone(),
-            RealmShard::new(uri, id, count, cfg.routing(r), rand::random()),
-        );
+        let mut realm = RealmShard::new(uri.clone(), id, count, cfg.routing(r), rand::random());
+        if cfg.limits.slow_consumer == crate::config::SlowConsumerPolicy::Drop {
+            realm.shed_with(shedding.clone());
+        }
+        realms.insert(uri, realm);
     }
     let shard = Rc::new(Shard {
         id,
@@ -386,6 +388,7 @@ async fn shard_main(
         read_scratch: RefCell::new(vec![0; 256 * 1024]),
         busy_reactor_due: Cell::new(Instant::now()),
         busy_readers: Cell::new(0),
+        shedding,
         shutting_down: Cell::new(false),
         metrics: metrics.clone(),
         authz: authorizer::AuthzState::new(

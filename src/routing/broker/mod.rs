@@ -37,7 +37,7 @@ use crate::codec::{
 use crate::routing::matcher::UriIndex;
 
 use super::cluster::{ClusterIn, ClusterOut, NodeId};
-use super::filter::{receives, DetailFilter};
+use super::filter::{DetailFilter, Recipients};
 use super::history::HistoryStore;
 use super::ids::{random_global_id, IdAllocator, SessionId, ShardId};
 use super::peer::{Lifecycle, PeerMsg, Publication, Table};
@@ -900,16 +900,32 @@ impl Broker {
 
     /// One EVENT per matching active local subscription, to its eligible subscribers.
     fn deliver_local(&self, p: &Publication, ctx: &mut Ctx<'_>) {
+        let recipients = Recipients::of(p, ctx.config.publish_filter.as_ref());
+        // Sessions whose events are shed (stuck subscribers): left out here, before anything is
+        // built for them; the set is looked at only when it has anyone in it.
+        let shedding = ctx.shedding.filter(|s| !s.is_empty());
+        let shed = shedding.map(|s| s.sessions());
+        let mut dropped = 0;
         self.local.for_each_match(&p.topic, |policy, local| {
             let (SubState::Active, Some(id)) = (&local.state, local.id) else {
                 return;
             };
-            let to: Vec<SessionId> = local
-                .subscribers
-                .iter()
-                .filter(|s| receives(p, s, ctx.config.publish_filter.as_ref()))
-                .map(|s| s.session)
-                .collect();
+            let mut to: Vec<SessionId> = Vec::new();
+            for s in &local.subscribers {
+                if !recipients.admit(s) {
+                    continue;
+                }
+                if shed.as_ref().is_some_and(|shed| shed.contains(s.session)) {
+                    dropped += 1;
+                    continue;
+                }
+                if to.capacity() == 0 {
+                    // Room for every subscriber at once (a list grown one push at a time was
+                    // reallocated several times per event), and none when nobody receives it.
+                    to.reserve_exact(local.subscribers.len());
+                }
+                to.push(s.session);
+            }
             if to.is_empty() {
                 return;
             }
@@ -922,6 +938,10 @@ impl Broker {
             }));
             ctx.send_many(to, event);
         });
+        drop(shed);
+        if let Some(s) = shedding {
+            s.count(dropped);
+        }
     }
 }
 

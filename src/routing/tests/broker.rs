@@ -438,3 +438,101 @@ fn router_publishes_meta_events_to_every_shard() {
         Some(Uri::from("wamp.session.on_join"))
     );
 }
+
+#[test]
+fn shedding_sessions_get_no_event_and_are_counted() {
+    // Two shards: subscribers 1 (exact) and 3 (prefix) on shard 0, 2 (exact) on shard 1; the
+    // publisher 4 on shard 1. Sessions 1 and 3 shed on shard 0.
+    let mut c = Cluster::new(2);
+    for (s, shard) in [(1, 0), (2, 1), (3, 0), (4, 1)] {
+        c.join(s, shard);
+    }
+    let shed = std::rc::Rc::new(crate::routing::Shedding::default());
+    c.shards[0].shed_with(shed.clone());
+    let exact = sub(&mut c, 1, 1, "com.shed.t", Exact);
+    assert_eq!(sub(&mut c, 2, 1, "com.shed.t", Exact), exact);
+    let prefix = sub(&mut c, 3, 1, "com.shed", Prefix);
+    let send = |c: &mut Cluster, n: i64| {
+        c.run(
+            4,
+            publish(
+                n as u64,
+                "com.shed.t",
+                PublishOptions::default(),
+                args(&[n]),
+            ),
+        )
+    };
+
+    // Nobody marked: everyone gets it.
+    send(&mut c, 1);
+    assert_eq!(event(&c.one(1)).subscription, exact);
+    assert_eq!(event(&c.one(2)).subscription, exact);
+    assert_eq!(event(&c.one(3)).subscription, prefix);
+    assert_eq!(shed.take_dropped(), 0);
+
+    // 1 and 3 shed: 2 still gets it; the prefix subscription (3 alone) gets no EVENT built.
+    shed.start(1);
+    shed.start(3);
+    assert!(shed.contains(1) && shed.contains(3) && !shed.contains(2));
+    send(&mut c, 2);
+    assert!(c.take(1).is_empty());
+    assert!(c.take(3).is_empty());
+    assert_eq!(
+        first_arg(&event(&c.one(2)).payload),
+        Some(Value::from(2i64))
+    );
+    assert_eq!(
+        shed.take_dropped(),
+        2,
+        "one event dropped for each marked subscriber"
+    );
+    assert_eq!(shed.take_dropped(), 0, "taken");
+
+    // 1 drained: it gets events again; 3 still sheds.
+    shed.stop(1);
+    send(&mut c, 3);
+    assert_eq!(
+        first_arg(&event(&c.one(1)).payload),
+        Some(Value::from(3i64))
+    );
+    assert_eq!(
+        first_arg(&event(&c.one(2)).payload),
+        Some(Value::from(3i64))
+    );
+    assert!(c.take(3).is_empty());
+    assert_eq!(shed.take_dropped(), 1);
+
+    // A shard without a set (shard 1) never drops: 2 would be marked only in shard 0's set.
+    shed.start(2);
+    send(&mut c, 4);
+    assert_eq!(
+        first_arg(&event(&c.one(2)).payload),
+        Some(Value::from(4i64))
+    );
+    assert_eq!(
+        first_arg(&event(&c.one(1)).payload),
+        Some(Value::from(4i64))
+    );
+    shed.stop(3);
+    shed.stop(2);
+    assert!(shed.is_empty());
+}
+
+#[test]
+fn shedding_mask_tells_apart_sessions_sharing_a_bit() {
+    // IDs 5 and 69 share bit 5 of the mask: the set decides.
+    let shed = crate::routing::Shedding::default();
+    shed.start(5);
+    assert!(shed.contains(5));
+    assert!(!shed.contains(69));
+    shed.start(69);
+    shed.stop(5);
+    assert!(!shed.contains(5));
+    assert!(
+        shed.contains(69),
+        "the mask keeps a bit another marked session needs"
+    );
+    shed.stop(69);
+    assert!(shed.is_empty() && !shed.contains(69));
+}
