@@ -146,11 +146,17 @@ matrix() {
     maybe_fresh
     run "rpc-${c}x1" "$target" "$url" "$realm" "$pid" -- rpc --callers "$c" --callees 1 --outstanding 1 --size 64
   done
-  # What subscribers that never read cost 16 healthy ones (the slow-consumer policy at work).
-  maybe_fresh
-  run fanout16 "$target" "$url" "$realm" "$pid" -- fanout --subscribers 16 --size 64 --outstanding 256
-  maybe_fresh
-  run fanout16-stuck "$target" "$url" "$realm" "$pid" -- fanout --subscribers 16 --stuck 4 --size 64 --outstanding 256
+  # What subscribers that never read cost 16 healthy ones (the slow-consumer policy at work):
+  # three alternating pairs, since one pair of runs on a noisy host swings more than the
+  # difference asked about (the summary takes the median of the three ratios).
+  local k sfx
+  for k in 1 2 3; do
+    sfx=""; [ "$k" -gt 1 ] && sfx="-$k"
+    maybe_fresh
+    run "fanout16$sfx" "$target" "$url" "$realm" "$pid" -- fanout --subscribers 16 --size 64 --outstanding 256
+    maybe_fresh
+    run "fanout16-stuck$sfx" "$target" "$url" "$realm" "$pid" -- fanout --subscribers 16 --stuck 4 --size 64 --outstanding 256
+  done
   maybe_fresh
   run connect "$target" "$url" "$realm" "$pid" -- connect --concurrency 16
   maybe_fresh
@@ -319,9 +325,15 @@ if ceiling:
     if fan:
         msg += f" = {ceiling / fan:.2f}× what one switchyard shard delivered"
     print(msg)
-healthy, stuck = val("fanout16", "delivered_per_sec"), val("fanout16-stuck", "delivered_per_sec")
-if healthy and stuck:
-    print(f"4 stuck subscribers cost the 16 healthy ones {100 * (1 - stuck / healthy):.1f} % of their events/s")
+costs = []
+for sfx in ("", "-2", "-3"):
+    healthy, stuck = val(f"fanout16{sfx}", "delivered_per_sec"), val(f"fanout16-stuck{sfx}", "delivered_per_sec")
+    if healthy and stuck:
+        costs.append(100 * (1 - stuck / healthy))
+if costs:
+    each = " / ".join(f"{c:.1f}" for c in costs)
+    print(f"4 stuck subscribers cost the 16 healthy ones {sorted(costs)[len(costs) // 2]:.1f} % of their events/s"
+          f" (median of {len(costs)} alternating pairs: {each} %)")
 # Few synchronous callers: default settings and latency mode, against the other router.
 for c in (4, 16, 64):
     d, l = val(f"rpc-{c}x1", "delivered_per_sec"), val(f"rpc-{c}x1-lat", "delivered_per_sec")
