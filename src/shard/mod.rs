@@ -335,7 +335,6 @@ impl Shard {
         if self.cfg.limits.slow_consumer != SlowConsumerPolicy::Drop || !h.outbound.is_shedding() {
             return false;
         }
-        h.outbound.dropped.set(h.outbound.dropped.get() + 1);
         self.metrics.events_dropped.inc();
         true
     }
@@ -394,7 +393,6 @@ impl Shard {
             PushError::Closed => {}
             PushError::Full => {
                 if is_event && self.cfg.limits.slow_consumer == SlowConsumerPolicy::Drop {
-                    h.outbound.dropped.set(h.outbound.dropped.get() + 1);
                     self.metrics.events_dropped.inc();
                 } else {
                     // RPC traffic is never dropped silently: the stuck session is closed.

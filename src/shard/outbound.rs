@@ -104,8 +104,6 @@ pub struct Outbound {
     waker: Cell<Option<Waker>>,
     /// Byte limit for queued frames (control frames and the closing message may exceed it).
     limit: usize,
-    /// Events dropped because the queue was full (slow-consumer policy `drop`).
-    pub dropped: Cell<u64>,
     /// Set when a push found the queue full, cleared once the writer drained it to half the
     /// limit. While set, the shard drops events for this session before doing any work for
     /// them (policy `drop`): a stuck consumer then costs the others almost nothing.
@@ -123,7 +121,6 @@ impl Outbound {
             inner: RefCell::new(Inner::default()),
             waker: Cell::new(None),
             limit,
-            dropped: Cell::new(0),
             shedding: Cell::new(false),
             raw: Cell::new(false),
             report: RefCell::new(None),
