@@ -17,18 +17,19 @@ use crate::util::fast::FastSet;
 use super::ids::SessionId;
 
 /// The marked sessions of one shard, shared by its sessions' queues and its realms.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Shedding {
     sessions: RefCell<FastSet<SessionId>>,
-    /// Bit `id % 64` set for every marked session: most unmarked sessions are told apart by
-    /// one test, without hashing (session IDs are random).
+    /// Bit `b` set while some marked session has `id % 64 == b` (`per_bit` counts them): most
+    /// unmarked sessions are told apart by one test, without hashing (session IDs are random).
     mask: Cell<u64>,
+    per_bit: RefCell<[u32; 64]>,
     dropped: Cell<u64>,
 }
 
-/// A borrowed view of the marked sessions (see [`Shedding::sessions`]).
+/// The marked sessions as one fan-out sees them (see [`Shedding::sessions`]).
 pub(crate) struct Marked<'a> {
-    sessions: std::cell::Ref<'a, FastSet<SessionId>>,
+    shedding: &'a Shedding,
     mask: u64,
 }
 
@@ -36,32 +37,50 @@ impl Marked<'_> {
     /// Whether `session` is marked.
     #[inline]
     pub(crate) fn contains(&self, session: SessionId) -> bool {
-        self.mask & bit(session) != 0 && self.sessions.contains(&session)
+        self.mask & (1 << bit(session)) != 0 && self.shedding.sessions.borrow().contains(&session)
     }
 }
 
-fn bit(session: SessionId) -> u64 {
-    1 << (session % 64)
+impl Default for Shedding {
+    fn default() -> Self {
+        Shedding {
+            sessions: RefCell::default(),
+            mask: Cell::new(0),
+            per_bit: RefCell::new([0; 64]),
+            dropped: Cell::new(0),
+        }
+    }
+}
+
+fn bit(session: SessionId) -> usize {
+    (session % 64) as usize
 }
 
 impl Shedding {
     /// `session`'s queue is full: its events are dropped until [`Shedding::stop`].
     pub fn start(&self, session: SessionId) {
-        self.sessions.borrow_mut().insert(session);
-        self.mask.set(self.mask.get() | bit(session));
+        if self.sessions.borrow_mut().insert(session) {
+            let b = bit(session);
+            self.per_bit.borrow_mut()[b] += 1;
+            self.mask.set(self.mask.get() | 1 << b);
+        }
     }
 
     /// `session`'s queue drained (or the session ended).
     pub fn stop(&self, session: SessionId) {
-        let mut sessions = self.sessions.borrow_mut();
-        if sessions.remove(&session) {
-            self.mask.set(sessions.iter().fold(0, |m, &s| m | bit(s)));
+        if self.sessions.borrow_mut().remove(&session) {
+            let b = bit(session);
+            let mut per_bit = self.per_bit.borrow_mut();
+            per_bit[b] = per_bit[b].saturating_sub(1);
+            if per_bit[b] == 0 {
+                self.mask.set(self.mask.get() & !(1 << b));
+            }
         }
     }
 
     /// Whether no session is marked.
     pub fn is_empty(&self) -> bool {
-        self.sessions.borrow().is_empty()
+        self.mask.get() == 0
     }
 
     /// Whether `session` is marked.
@@ -69,11 +88,10 @@ impl Shedding {
         self.sessions().contains(session)
     }
 
-    /// The marked sessions, borrowed (one borrow for a whole fan-out; nothing marks or
-    /// unmarks a session while the routing core runs).
+    /// The marked sessions, for one fan-out (the mask read once).
     pub(crate) fn sessions(&self) -> Marked<'_> {
         Marked {
-            sessions: self.sessions.borrow(),
+            shedding: self,
             mask: self.mask.get(),
         }
     }

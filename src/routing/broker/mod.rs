@@ -938,7 +938,6 @@ impl Broker {
             }));
             ctx.send_many(to, event);
         });
-        drop(shed);
         if let Some(s) = shedding {
             s.count(dropped);
         }
