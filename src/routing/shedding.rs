@@ -17,28 +17,19 @@ use crate::util::fast::FastSet;
 use super::ids::SessionId;
 
 /// The marked sessions of one shard, shared by its sessions' queues and its realms.
+///
+/// A fan-out asks about every subscriber, marked or not, so the test avoids hashing: bit `b`
+/// of `mask` is set while some marked session has `id % 64 == b` (session IDs are random),
+/// and while exactly one does (`single`), that one is `only[b]`. Only two marked sessions
+/// sharing a bit send the test to the set.
 #[derive(Debug)]
 pub struct Shedding {
     sessions: RefCell<FastSet<SessionId>>,
-    /// Bit `b` set while some marked session has `id % 64 == b` (`per_bit` counts them): most
-    /// unmarked sessions are told apart by one test, without hashing (session IDs are random).
     mask: Cell<u64>,
-    per_bit: RefCell<[u32; 64]>,
+    single: Cell<u64>,
+    only: [Cell<SessionId>; 64],
+    per_bit: [Cell<u32>; 64],
     dropped: Cell<u64>,
-}
-
-/// The marked sessions as one fan-out sees them (see [`Shedding::sessions`]).
-pub(crate) struct Marked<'a> {
-    shedding: &'a Shedding,
-    mask: u64,
-}
-
-impl Marked<'_> {
-    /// Whether `session` is marked.
-    #[inline]
-    pub(crate) fn contains(&self, session: SessionId) -> bool {
-        self.mask & (1 << bit(session)) != 0 && self.shedding.sessions.borrow().contains(&session)
-    }
 }
 
 impl Default for Shedding {
@@ -46,8 +37,32 @@ impl Default for Shedding {
         Shedding {
             sessions: RefCell::default(),
             mask: Cell::new(0),
-            per_bit: RefCell::new([0; 64]),
+            single: Cell::new(0),
+            only: std::array::from_fn(|_| Cell::new(0)),
+            per_bit: std::array::from_fn(|_| Cell::new(0)),
             dropped: Cell::new(0),
+        }
+    }
+}
+
+/// The marked sessions as one fan-out sees them (see [`Shedding::sessions`]).
+pub(crate) struct Marked<'a> {
+    shedding: &'a Shedding,
+    mask: u64,
+    single: u64,
+}
+
+impl Marked<'_> {
+    /// Whether `session` is marked.
+    #[inline]
+    pub(crate) fn contains(&self, session: SessionId) -> bool {
+        let b = bit(session);
+        if self.mask & (1 << b) == 0 {
+            false
+        } else if self.single & (1 << b) != 0 {
+            self.shedding.only[b].get() == session
+        } else {
+            self.shedding.sessions.borrow().contains(&session)
         }
     }
 }
@@ -59,21 +74,38 @@ fn bit(session: SessionId) -> usize {
 impl Shedding {
     /// `session`'s queue is full: its events are dropped until [`Shedding::stop`].
     pub fn start(&self, session: SessionId) {
-        if self.sessions.borrow_mut().insert(session) {
-            let b = bit(session);
-            self.per_bit.borrow_mut()[b] += 1;
-            self.mask.set(self.mask.get() | 1 << b);
+        if !self.sessions.borrow_mut().insert(session) {
+            return;
+        }
+        let b = bit(session);
+        let n = self.per_bit[b].get() + 1;
+        self.per_bit[b].set(n);
+        self.mask.set(self.mask.get() | 1 << b);
+        if n == 1 {
+            self.only[b].set(session);
+            self.single.set(self.single.get() | 1 << b);
+        } else {
+            self.single.set(self.single.get() & !(1 << b));
         }
     }
 
     /// `session`'s queue drained (or the session ended).
     pub fn stop(&self, session: SessionId) {
-        if self.sessions.borrow_mut().remove(&session) {
-            let b = bit(session);
-            let mut per_bit = self.per_bit.borrow_mut();
-            per_bit[b] = per_bit[b].saturating_sub(1);
-            if per_bit[b] == 0 {
-                self.mask.set(self.mask.get() & !(1 << b));
+        let sessions = &mut *self.sessions.borrow_mut();
+        if !sessions.remove(&session) {
+            return;
+        }
+        let b = bit(session);
+        let n = self.per_bit[b].get().saturating_sub(1);
+        self.per_bit[b].set(n);
+        if n == 0 {
+            self.mask.set(self.mask.get() & !(1 << b));
+            self.single.set(self.single.get() & !(1 << b));
+        } else if n == 1 {
+            // The one left on this bit (a walk of the set, only when two shared a bit).
+            if let Some(&left) = sessions.iter().find(|&&s| bit(s) == b) {
+                self.only[b].set(left);
+                self.single.set(self.single.get() | 1 << b);
             }
         }
     }
@@ -88,11 +120,12 @@ impl Shedding {
         self.sessions().contains(session)
     }
 
-    /// The marked sessions, for one fan-out (the mask read once).
+    /// The marked sessions, for one fan-out (the masks read once).
     pub(crate) fn sessions(&self) -> Marked<'_> {
         Marked {
             shedding: self,
             mask: self.mask.get(),
+            single: self.single.get(),
         }
     }
 

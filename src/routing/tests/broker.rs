@@ -521,18 +521,24 @@ fn shedding_sessions_get_no_event_and_are_counted() {
 
 #[test]
 fn shedding_mask_tells_apart_sessions_sharing_a_bit() {
-    // IDs 5 and 69 share bit 5 of the mask: the set decides.
+    // IDs 5, 69 and 133 share bit 5: one alone is told by the bit's only slot, two or more by
+    // the set, and the slot is refilled when one of two leaves.
     let shed = crate::routing::Shedding::default();
     shed.start(5);
     assert!(shed.contains(5));
-    assert!(!shed.contains(69));
+    assert!(!shed.contains(69) && !shed.contains(6));
     shed.start(69);
+    assert!(shed.contains(5) && shed.contains(69) && !shed.contains(133));
+    shed.start(133);
     shed.stop(5);
     assert!(!shed.contains(5));
-    assert!(
-        shed.contains(69),
-        "the mask keeps a bit another marked session needs"
-    );
+    assert!(shed.contains(69) && shed.contains(133));
+    shed.stop(133);
+    assert!(!shed.contains(5) && !shed.contains(133));
+    assert!(shed.contains(69), "the one left on the bit");
+    shed.start(69); // already marked: nothing changes
     shed.stop(69);
     assert!(shed.is_empty() && !shed.contains(69));
+    shed.stop(69); // not marked: nothing changes
+    assert!(shed.is_empty());
 }
