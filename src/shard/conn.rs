@@ -680,8 +680,8 @@ impl SessionHandle {
             local,
             authz_open: Cell::new(false),
         });
-        if shard.cfg.limits.slow_consumer == crate::config::SlowConsumerPolicy::Drop {
-            handle.outbound.report_shedding(id, shard.shedding.clone());
+        if let Some(s) = &shard.shedding {
+            handle.outbound.report_shedding(id, s.clone());
         }
         shard.sessions.borrow_mut().insert(id, handle.clone());
         shard.metrics.connections.inc();

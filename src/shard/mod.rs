@@ -157,9 +157,9 @@ pub struct Shard {
     pub busy_reactor_due: Cell<std::time::Instant>,
     /// Sessions of this shard asking their sockets right now (`conn::busy_read`).
     pub busy_readers: Cell<u32>,
-    /// Sessions whose events are shed (policy `drop`, queue full): their queues mark them, the
-    /// realms leave them out of fan-out (`routing::shedding`).
-    pub shedding: Rc<crate::routing::Shedding>,
+    /// Sessions whose events are shed (queue full): their queues mark them, the realms leave
+    /// them out of fan-out (`routing::shedding`). Only with slow-consumer policy `drop`.
+    pub shedding: Option<Rc<crate::routing::Shedding>>,
     pub shutting_down: Cell<bool>,
     /// This shard's counters; only this thread writes them, the metrics thread reads them.
     pub metrics: Arc<ShardMetrics>,
@@ -706,9 +706,10 @@ impl Shard {
 
     /// Events the routing core dropped for shedding sessions: into the shard's count.
     fn count_shed(&self) {
-        let n = self.shedding.take_dropped();
-        if n > 0 {
-            self.metrics.events_dropped.add(n);
+        if let Some(n) = self.shedding.as_ref().map(|s| s.take_dropped()) {
+            if n > 0 {
+                self.metrics.events_dropped.add(n);
+            }
         }
     }
 

@@ -364,12 +364,13 @@ async fn shard_main(
     crate::metrics::install_local(metrics.clone());
     let _stopped = crate::metrics::StoppedOnDrop(metrics.clone());
     let mut realms = crate::util::fast::FastMap::default();
-    let shedding = Rc::new(crate::routing::Shedding::default());
+    let shedding = (cfg.limits.slow_consumer == crate::config::SlowConsumerPolicy::Drop)
+        .then(|| Rc::new(crate::routing::Shedding::default()));
     for r in &cfg.realms {
         let uri = Uri::from(r.name.as_str());
         let mut realm = RealmShard::new(uri.clone(), id, count, cfg.routing(r), rand::random());
-        if cfg.limits.slow_consumer == crate::config::SlowConsumerPolicy::Drop {
-            realm.shed_with(shedding.clone());
+        if let Some(s) = &shedding {
+            realm.shed_with(s.clone());
         }
         realms.insert(uri, realm);
     }
