@@ -10,6 +10,7 @@
 //! no longer read, and as a shard that never finished shutting down.
 //!
 //! Here a 1 µs preemption timer raises the flag between almost every I/O poll and task pass.
+//! The last test covers patch 8 (timers kept across executor passes).
 
 use std::sync::mpsc;
 use std::time::Duration;
@@ -102,4 +103,62 @@ fn adaptive_spin_parks_between_slow_wakeups_and_spins_between_fast_ones() {
         fast >= Duration::from_millis(30),
         "an adaptive spin parked between fast wake-ups: {fast:?}"
     );
+}
+
+/// Timers kept across executor passes (vendored glommio, patch 8): after an I/O wake-up the
+/// executor keeps its pending preemption timer to end its next sleep instead of cancelling it
+/// and arming the user timer. A kept timer that fired while the executor flushed its rings
+/// must not leave the sleep without any timer: here every round is an I/O wake-up followed by
+/// a 1 ms sleep that nothing but the timer can end (the peer waits for the answer), with a
+/// 1 µs preemption timer so that a kept timer has nearly always fired by then.
+#[test]
+fn a_timer_ends_the_sleep_that_follows_an_io_wakeup() {
+    use std::io::{Read, Write};
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    const ROUNDS: usize = 300;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let peer = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut b = [0u8; 1];
+        for _ in 0..ROUNDS {
+            s.write_all(b"x").expect("write");
+            if s.read_exact(&mut b).is_err() {
+                return false;
+            }
+        }
+        true
+    });
+    let (done_tx, done_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let ex = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .preempt_timer(Duration::from_micros(1))
+            .make()
+            .expect("executor");
+        ex.run(async move {
+            let std_stream = std::net::TcpStream::connect(addr).expect("connect");
+            std_stream.set_nonblocking(true).expect("nonblocking");
+            // SAFETY: a connected TCP socket this code owns, handed over once.
+            let mut stream =
+                unsafe { glommio::net::TcpStream::from_raw_fd(std_stream.into_raw_fd()) };
+            let mut b = [0u8; 1];
+            for _ in 0..ROUNDS {
+                futures_lite::AsyncReadExt::read_exact(&mut stream, &mut b)
+                    .await
+                    .expect("read");
+                glommio::timer::sleep(Duration::from_millis(1)).await;
+                futures_lite::AsyncWriteExt::write_all(&mut stream, b"y")
+                    .await
+                    .expect("write");
+            }
+        });
+        let _ = done_tx.send(());
+    });
+    assert!(
+        done_rx.recv_timeout(Duration::from_secs(30)).is_ok(),
+        "the executor slept through a timer after an I/O wake-up"
+    );
+    assert!(peer.join().expect("peer thread"), "the peer saw no answer");
 }

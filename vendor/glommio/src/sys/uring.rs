@@ -721,6 +721,11 @@ pub(crate) trait UringCommon {
     /// But before the cancellation is run fd 3 gets closed and another file
     /// is opened with the same fd.
     fn flush_cancellations(&mut self, woke: &mut usize) {
+        // (Switchyard patch) Nothing to flush, nothing to do: every caller consumes the
+        // completion queue right after flushing the submissions.
+        if self.submission_queue().borrow().cancellations.is_empty() {
+            return;
+        }
         let mut cnt = 0;
         loop {
             if self.consume_cancellation_queue().is_ok() {
@@ -842,6 +847,11 @@ impl UringCommon for PollRing {
     }
 
     fn consume_one_event(&mut self) -> Option<bool> {
+        // (Switchyard patch) Nothing submitted, nothing to reap (the router does no polled
+        // I/O, so this ring is always empty).
+        if self.in_kernel == 0 {
+            return None;
+        }
         let source_map = self.source_map.clone();
         process_one_event(
             self.ring.peek_for_cqe(),
@@ -859,6 +869,10 @@ impl UringCommon for PollRing {
     }
 
     fn submit_one_event(&mut self, queue: &mut VecDeque<UringDescriptor>) -> Option<bool> {
+        // (Switchyard patch) No clock read or borrow for an empty queue (the usual case).
+        if queue.is_empty() {
+            return Some(false);
+        }
         let source_map = &mut *self.source_map.borrow_mut();
         let now = Instant::now();
 
@@ -1072,6 +1086,23 @@ impl SleepableRing {
         }
     }
 
+    /// (Switchyard patch) Sleeps until a completion arrives, with the poll that links the
+    /// rings already armed (see `Reactor::link_rings_and_sleep`).
+    fn sleep_linked(&mut self) -> io::Result<usize> {
+        assert_eq!(
+            self.waiting_kernel_submission(),
+            0,
+            "sleeping with pending SQEs"
+        );
+        self.ring
+            .cq()
+            .wait(1)
+            .map(|_| 1)
+            .or_else(Reactor::busy_ok)
+            .or_else(Reactor::again_ok)
+            .or_else(Reactor::intr_ok)
+    }
+
     fn sleep(&mut self, link: &Source) -> io::Result<usize> {
         assert_eq!(
             self.waiting_kernel_submission(),
@@ -1241,6 +1272,10 @@ impl UringCommon for SleepableRing {
     }
 
     fn submit_one_event(&mut self, queue: &mut VecDeque<UringDescriptor>) -> Option<bool> {
+        // (Switchyard patch) No clock read or borrow for an empty queue (the usual case).
+        if queue.is_empty() {
+            return Some(false);
+        }
         let source_map = &mut *self.source_map.borrow_mut();
         let now = Instant::now();
 
@@ -1278,6 +1313,15 @@ pub(crate) struct Reactor {
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
+    /// (Switchyard patch) When the latency ring's timer (`latency_preemption_timeout_src`)
+    /// fires at the latest: the time it was armed plus its duration.
+    latency_timer_deadline: Cell<Option<Instant>>,
+    /// (Switchyard patch) The last sleep ended with the latency ring's timer fired (nothing
+    /// else woke the executor first): the executor is idle, not between two quick wake-ups.
+    slept_until_timer: Cell<bool>,
+    /// (Switchyard patch) The poll that wakes a sleep on the main ring when the latency ring
+    /// has a completion; kept from one sleep to the next until it fires.
+    link_rings_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
 
@@ -1409,6 +1453,9 @@ impl Reactor {
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
+            latency_timer_deadline: Cell::new(None),
+            slept_until_timer: Cell::new(false),
+            link_rings_src: Cell::new(None),
             blocking_thread,
             link_fd,
             notifier,
@@ -1781,6 +1828,16 @@ impl Reactor {
     /// We may not be able to register an `SQE` at this point, so we return an
     /// Error and will just not sleep.
     fn link_rings_and_sleep(&self, ring: &mut SleepableRing) -> io::Result<()> {
+        // (Switchyard patch) The poll on the latency ring stays armed after a sleep that
+        // something else ended, and serves the next sleep: upstream armed a new one for every
+        // sleep and cancelled it after (two ring operations per wake-up).
+        if let Some(link_rings) = self.link_rings_src.take() {
+            if link_rings.is_pending() {
+                let slept = ring.sleep_linked().or_else(Self::busy_ok).map(|_| {});
+                self.link_rings_src.set(Some(link_rings));
+                return slept;
+            }
+        }
         let link_rings = Source::new(
             IoRequirements::default(),
             self.link_fd,
@@ -1788,7 +1845,24 @@ impl Reactor {
             None,
             None,
         );
-        ring.sleep(&link_rings).or_else(Self::busy_ok).map(|_| {})
+        let slept = ring.sleep(&link_rings).or_else(Self::busy_ok).map(|_| {});
+        self.link_rings_src.set(Some(link_rings));
+        slept
+    }
+
+    /// (Switchyard patch) Whether the latency ring's timer is still pending.
+    fn latency_timer_pending(&self) -> bool {
+        let armed = self.latency_preemption_timeout_src.take();
+        let pending = armed.as_ref().is_some_and(Source::is_pending);
+        self.latency_preemption_timeout_src.set(armed);
+        pending
+    }
+
+    /// (Switchyard patch) Arms the latency ring's timer for `d` from now.
+    fn arm_latency_timer(&self, lat_ring: &mut SleepableRing, d: Duration) {
+        self.latency_timer_deadline.set(Some(Instant::now() + d));
+        self.latency_preemption_timeout_src
+            .set(Some(lat_ring.prepare_latency_preemption_timer(d)));
     }
 
     pub(crate) fn poll_io(&self, woke: &mut usize) -> io::Result<()> {
@@ -1869,22 +1943,51 @@ impl Reactor {
         // consume all events from the rings
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
-        // Cancel the old timer regardless of whether we can sleep:
-        // if we won't sleep, we will register the new timer with its new
-        // value.
-        //
-        // But if we will sleep, there might be a timer registered that needs
-        // to be removed otherwise we'll wake up when it expires.
-        drop(self.latency_preemption_timeout_src.take());
+        // (Switchyard patch) Upstream cancelled the latency ring's timer here and armed a
+        // new one on every call, and did the same with the throughput timer: four or five
+        // ring operations for every executor pass, two passes per wake-up. A timer that is
+        // still pending stays when it fires soon enough for what this call needs:
+        // - running tasks next (`preempt_timer` is set): within the preempt time;
+        // - about to sleep: by the next user timer, and only while the executor is woken
+        //   by other events before its timer (a timer that ends a sleep would otherwise
+        //   end every idle sleep after one preempt period; then the user timer is armed
+        //   as upstream does).
+        // An early timer is harmless: a preemption or a wake-up a little before needed.
+        let preempt = preempt_timer();
+        let keep_latency_timer = self.latency_timer_pending()
+            && match (self.latency_timer_deadline.get(), preempt, user_timer) {
+                (Some(deadline), Some(p), _) => deadline <= Instant::now() + p,
+                (Some(deadline), None, Some(u)) => {
+                    !self.slept_until_timer.get() && deadline <= Instant::now() + u
+                }
+                _ => false,
+            };
+        if !keep_latency_timer {
+            // Cancel the old timer regardless of whether we can sleep:
+            // if we won't sleep, we will register the new timer with its new
+            // value.
+            //
+            // But if we will sleep, there might be a timer registered that needs
+            // to be removed otherwise we'll wake up when it expires.
+            drop(self.latency_preemption_timeout_src.take());
+            self.latency_timer_deadline.set(None);
+        }
 
         // Schedule the throughput-based timeout immediately: it won't matter if we end
-        // up sleeping.
-        self.throughput_preemption_timeout_src.replace(Some(
-            main_ring.prepare_throughput_preemption_timer(
-                self.ring_depth() as u32,
-                self.eventfd_src.raw(),
-            ),
-        ));
+        // up sleeping. (Switchyard patch) Only when the last one fired: it counts
+        // completions from when it was armed, not from this call.
+        let throughput_timer = self.throughput_preemption_timeout_src.take();
+        if throughput_timer.as_ref().is_some_and(Source::is_pending) {
+            self.throughput_preemption_timeout_src.set(throughput_timer);
+        } else {
+            drop(throughput_timer);
+            self.throughput_preemption_timeout_src.set(Some(
+                main_ring.prepare_throughput_preemption_timer(
+                    self.ring_depth() as u32,
+                    self.eventfd_src.raw(),
+                ),
+            ));
+        }
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
@@ -1896,7 +1999,7 @@ impl Reactor {
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
         // If we generated any event so far, we can't sleep. Need to handle them.
-        let should_sleep = preempt_timer().is_none()
+        let should_sleep = preempt.is_none()
             && (woke == 0)
             && poll_ring.can_sleep()
             && main_ring.can_sleep()
@@ -1906,9 +2009,13 @@ impl Reactor {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
             if let Some(dur) = user_timer {
-                self.latency_preemption_timeout_src
-                    .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
-                assert!(flush_rings!(lat_ring)? > 0);
+                // Not `keep_latency_timer`: a kept timer may have fired since (its completion
+                // posted and consumed by the flush above), and sleeping without one would
+                // miss the user timer.
+                if !self.latency_timer_pending() {
+                    self.arm_latency_timer(&mut lat_ring, dur);
+                    assert!(flush_rings!(lat_ring)? > 0);
+                }
             }
             // From this moment on the remote executors are aware that we are sleeping
             // We have to sweep the remote channels function once more because since
@@ -1924,6 +2031,13 @@ impl Reactor {
                 if self.eventfd_src.is_installed().unwrap() {
                     self.link_rings_and_sleep(&mut main_ring)
                         .expect("some error");
+                    // (Switchyard patch) See `slept_until_timer`; read before the
+                    // completions are consumed below.
+                    consume_rings!(into &mut 0; lat_ring);
+                    self.slept_until_timer.set(
+                        self.latency_timer_deadline.get().is_some()
+                            && !self.latency_timer_pending(),
+                    );
                     // May have new cancellations related to the link ring fd.
                     flush_cancellations!(into &mut 0; lat_ring, poll_ring, main_ring);
                     flush_rings!(lat_ring, poll_ring, main_ring)?;
@@ -1934,10 +2048,11 @@ impl Reactor {
             }
         }
 
-        if let Some(preempt) = preempt_timer() {
-            self.latency_preemption_timeout_src
-                .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
-            flush_rings!(lat_ring, main_ring)?;
+        if let Some(preempt) = preempt {
+            if !self.latency_timer_pending() {
+                self.arm_latency_timer(&mut lat_ring, preempt);
+                flush_rings!(lat_ring, main_ring)?;
+            }
         }
 
         // A Note about `need_preempt`:
