@@ -15,14 +15,20 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
+/// An unpinned executor whose preemption timer is 1 µs: a completion on its latency ring
+/// between nearly every I/O poll and task pass.
+fn executor_preempting_every_microsecond() -> glommio::LocalExecutor {
+    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .preempt_timer(Duration::from_micros(1))
+        .make()
+        .expect("executor")
+}
+
 #[test]
 fn executor_does_not_sleep_with_runnable_tasks() {
     let (done_tx, done_rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let ex = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-            .preempt_timer(Duration::from_micros(1))
-            .make()
-            .expect("executor");
+        let ex = executor_preempting_every_microsecond();
         ex.run(async {
             let worker = glommio::spawn_local(async {
                 for _ in 0..20_000 {
@@ -133,10 +139,7 @@ fn a_timer_ends_the_sleep_that_follows_an_io_wakeup() {
     });
     let (done_tx, done_rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let ex = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-            .preempt_timer(Duration::from_micros(1))
-            .make()
-            .expect("executor");
+        let ex = executor_preempting_every_microsecond();
         ex.run(async move {
             let std_stream = std::net::TcpStream::connect(addr).expect("connect");
             std_stream.set_nonblocking(true).expect("nonblocking");
@@ -156,9 +159,12 @@ fn a_timer_ends_the_sleep_that_follows_an_io_wakeup() {
         });
         let _ = done_tx.send(());
     });
-    assert!(
-        done_rx.recv_timeout(Duration::from_secs(30)).is_ok(),
-        "the executor slept through a timer after an I/O wake-up"
-    );
+    match done_rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(()) => {}
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("the executor slept through a timer after an I/O wake-up")
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("the executor thread panicked"),
+    }
     assert!(peer.join().expect("peer thread"), "the peer saw no answer");
 }

@@ -293,6 +293,15 @@ impl Source {
         self.inner.borrow().enqueued.is_some()
     }
 
+    /// (Switchyard patch) Whether the request has left the submission queue for the ring (and
+    /// has not completed yet).
+    pub(super) fn is_dispatched(&self) -> bool {
+        matches!(
+            self.inner.borrow().enqueued.as_ref().map(|e| &e.status),
+            Some(EnqueuedStatus::Dispatched)
+        )
+    }
+
     pub(super) fn is_installed(&self) -> Option<bool> {
         match &self.inner.borrow().source_type {
             SourceType::ForeignNotifier(_, installed) => Some(*installed),

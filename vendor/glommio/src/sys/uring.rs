@@ -1845,9 +1845,14 @@ impl Reactor {
             None,
             None,
         );
-        let slept = ring.sleep(&link_rings).or_else(Self::busy_ok).map(|_| {});
-        self.link_rings_src.set(Some(link_rings));
-        slept
+        let slept = ring.sleep(&link_rings);
+        // Kept only when the poll went to the kernel: when it could not be submitted, `sleep`
+        // turned its entry into a no-op whose completion never reaches this source, which
+        // would then look pending for good while nothing links the rings.
+        if slept.is_ok() {
+            self.link_rings_src.set(Some(link_rings));
+        }
+        slept.or_else(Self::busy_ok).map(|_| {})
     }
 
     /// (Switchyard patch) Whether the latency ring's timer is still pending.
@@ -1856,6 +1861,15 @@ impl Reactor {
         let pending = armed.as_ref().is_some_and(Source::is_pending);
         self.latency_preemption_timeout_src.set(armed);
         pending
+    }
+
+    /// (Switchyard patch) Whether the latency ring's timer is pending and out of the
+    /// submission queue: only such a timer runs from about its recorded deadline.
+    fn latency_timer_dispatched(&self) -> bool {
+        let armed = self.latency_preemption_timeout_src.take();
+        let dispatched = armed.as_ref().is_some_and(Source::is_dispatched);
+        self.latency_preemption_timeout_src.set(armed);
+        dispatched
     }
 
     /// (Switchyard patch) Arms the latency ring's timer for `d` from now.
@@ -1954,7 +1968,7 @@ impl Reactor {
         //   as upstream does).
         // An early timer is harmless: a preemption or a wake-up a little before needed.
         let preempt = preempt_timer();
-        let keep_latency_timer = self.latency_timer_pending()
+        let keep_latency_timer = self.latency_timer_dispatched()
             && match (self.latency_timer_deadline.get(), preempt, user_timer) {
                 (Some(deadline), Some(p), _) => deadline <= Instant::now() + p,
                 (Some(deadline), None, Some(u)) => {
