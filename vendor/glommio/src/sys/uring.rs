@@ -2045,8 +2045,9 @@ impl Reactor {
                 if self.eventfd_src.is_installed().unwrap() {
                     self.link_rings_and_sleep(&mut main_ring)
                         .expect("some error");
-                    // (Switchyard patch) See `slept_until_timer`; read before the
-                    // completions are consumed below.
+                    // (Switchyard patch) See `slept_until_timer`: once the latency ring's
+                    // completions are consumed, a timer that ended the sleep is no longer
+                    // pending.
                     consume_rings!(into &mut 0; lat_ring);
                     self.slept_until_timer.set(
                         self.latency_timer_deadline.get().is_some()
