@@ -1146,13 +1146,7 @@ impl SleepableRing {
                 Err(io::Error::from_raw_os_error(libc::EBUSY))
             } else {
                 // The rings are linked. Goodnight!
-                self.ring
-                    .cq()
-                    .wait(1)
-                    .map(|_| 1)
-                    .or_else(Reactor::busy_ok)
-                    .or_else(Reactor::again_ok)
-                    .or_else(Reactor::intr_ok)
+                self.sleep_linked()
             }
         } else {
             // Can't link rings because we ran out of `CQE`s. Just can't sleep.
@@ -1855,21 +1849,17 @@ impl Reactor {
         slept.or_else(Self::busy_ok).map(|_| {})
     }
 
-    /// (Switchyard patch) Whether the latency ring's timer is still pending.
-    fn latency_timer_pending(&self) -> bool {
+    /// (Switchyard patch) Asks `test` about the latency ring's timer (false without one).
+    fn latency_timer_is(&self, test: fn(&Source) -> bool) -> bool {
         let armed = self.latency_preemption_timeout_src.take();
-        let pending = armed.as_ref().is_some_and(Source::is_pending);
+        let yes = armed.as_ref().is_some_and(test);
         self.latency_preemption_timeout_src.set(armed);
-        pending
+        yes
     }
 
-    /// (Switchyard patch) Whether the latency ring's timer is pending and out of the
-    /// submission queue: only such a timer runs from about its recorded deadline.
-    fn latency_timer_dispatched(&self) -> bool {
-        let armed = self.latency_preemption_timeout_src.take();
-        let dispatched = armed.as_ref().is_some_and(Source::is_dispatched);
-        self.latency_preemption_timeout_src.set(armed);
-        dispatched
+    /// (Switchyard patch) Whether the latency ring's timer is still pending.
+    fn latency_timer_pending(&self) -> bool {
+        self.latency_timer_is(Source::is_pending)
     }
 
     /// (Switchyard patch) Arms the latency ring's timer for `d` from now.
@@ -1968,7 +1958,8 @@ impl Reactor {
         //   as upstream does).
         // An early timer is harmless: a preemption or a wake-up a little before needed.
         let preempt = preempt_timer();
-        let keep_latency_timer = self.latency_timer_dispatched()
+        // Only a timer out of the submission queue runs from about its recorded deadline.
+        let keep_latency_timer = self.latency_timer_is(Source::is_dispatched)
             && match (self.latency_timer_deadline.get(), preempt, user_timer) {
                 (Some(deadline), Some(p), _) => deadline <= Instant::now() + p,
                 (Some(deadline), None, Some(u)) => {
