@@ -138,6 +138,12 @@ impl InnerSource {
     pub(crate) fn update_source_type(&mut self, source_type: SourceType) -> SourceType {
         std::mem::replace(&mut self.source_type, source_type)
     }
+
+    /// (Switchyard patch) Whether this source's I/O latencies are collected, so the reactor
+    /// needs its queued/submitted/fulfilled timestamps.
+    pub(crate) fn wants_latency(&self) -> bool {
+        matches!(self.stats_collection, Some(StatsCollection { latency: Some(_), .. }))
+    }
 }
 
 impl fmt::Debug for InnerSource {
