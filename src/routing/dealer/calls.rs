@@ -61,6 +61,9 @@ use super::super::session::{self, SessionRef};
 use super::{fail_invoke, Dealer, Invocation, OutCall, Queued, Registration, Reroute};
 use crate::routing::ids::SessionId;
 
+/// The largest per-caller set of pending requests kept once empty (see `end_call`).
+const KEPT_CALL_SET_CAPACITY: usize = 64;
+
 impl Dealer {
     // ---- caller side -----------------------------------------------------------------------
 
@@ -392,7 +395,10 @@ impl Dealer {
         }
         if let Some(set) = self.calls_of.get_mut(&key.0) {
             set.remove(&key.1);
-            if set.is_empty() {
+            // An emptied set stays for the caller's next call (dropping it cost a fresh
+            // allocation and up to four rehashes per refill with 16 calls in flight) unless it
+            // grew large; it goes with its session (`caller_left`).
+            if set.is_empty() && set.capacity() > KEPT_CALL_SET_CAPACITY {
                 self.calls_of.remove(&key.0);
             }
         }
