@@ -11,6 +11,84 @@ use super::value::{Dict, Value};
 use super::Uri;
 use super::MAX_ID;
 
+/// The keys of an options dictionary the router does not know, kept verbatim.
+///
+/// Reads and writes like the [`Dict`] it derefs to. Most options dictionaries on the wire have
+/// no unknown keys, and an empty `Extra` holds no map at all, so making and dropping one costs
+/// nothing (dropping even an empty `BTreeMap` walks its iterator: ~80 instructions, four times
+/// per routed call). A map is allocated on the first write.
+#[derive(Clone, Default)]
+pub struct Extra(Option<Box<Dict>>);
+
+static EMPTY_DICT: Dict = Dict::new();
+
+impl Extra {
+    /// An empty set of extra keys.
+    pub const fn new() -> Self {
+        Extra(None)
+    }
+
+    /// Takes the keys out, leaving this empty.
+    pub fn take(&mut self) -> Dict {
+        self.0.take().map(|d| *d).unwrap_or_default()
+    }
+}
+
+impl std::ops::Deref for Extra {
+    type Target = Dict;
+    fn deref(&self) -> &Dict {
+        self.0.as_deref().unwrap_or(&EMPTY_DICT)
+    }
+}
+
+impl std::ops::DerefMut for Extra {
+    fn deref_mut(&mut self) -> &mut Dict {
+        self.0.get_or_insert_with(Default::default)
+    }
+}
+
+impl From<Dict> for Extra {
+    fn from(d: Dict) -> Self {
+        if d.is_empty() {
+            Extra(None)
+        } else {
+            Extra(Some(Box::new(d)))
+        }
+    }
+}
+
+impl From<Extra> for Dict {
+    fn from(mut e: Extra) -> Self {
+        e.take()
+    }
+}
+
+impl PartialEq for Extra {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl std::fmt::Debug for Extra {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
+impl<'a> IntoIterator for &'a Extra {
+    type Item = (&'a String, &'a Value);
+    type IntoIter = std::collections::btree_map::Iter<'a, String, Value>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl FromIterator<(String, Value)> for Extra {
+    fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Self {
+        Extra::from(iter.into_iter().collect::<Dict>())
+    }
+}
+
 /// A borrowed view of one known option, handed to the serializers when encoding.
 #[derive(Debug, Clone, Copy)]
 pub enum FieldRef<'a> {
@@ -304,7 +382,7 @@ macro_rules! options {
         pub struct $name {
             $($(#[$fm])* pub $field: Option<$ty>,)*
             /// Keys not known to the router, kept verbatim.
-            pub extra: Dict,
+            pub extra: Extra,
         }
         impl Options for $name {
             #[inline]
@@ -326,7 +404,7 @@ macro_rules! options {
                         }
                     }
                 )*
-                o.extra = dict;
+                o.extra = Extra::from(dict);
                 Ok(o)
             }
             fn known_len(&self) -> usize {
