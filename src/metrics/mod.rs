@@ -471,6 +471,11 @@ impl ShardMetrics {
         self.realms.iter().find(|r| r.name == name)
     }
 
+    /// Where [`Metrics::realm`] finds `name` in `realms`, to keep instead of the name.
+    pub fn realm_index(&self, name: &str) -> Option<usize> {
+        self.realms.iter().position(|r| r.name == name)
+    }
+
     /// Counts a limit-exceeded ERROR the routing core answered with (anything else: nothing).
     #[inline]
     pub fn count_limit_error(&self, msg: &Message) {

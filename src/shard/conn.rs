@@ -106,6 +106,9 @@ pub struct SessionHandle {
     /// Set at join when the realm enforces nothing on anyone (no authorizer hook, an open
     /// policy): then only a REGISTER needs a decision (`Shard::authorize`).
     pub authz_open: Cell<bool>,
+    /// Where the joined realm's counters are in the shard's metrics (`Metrics::realms`), found
+    /// once at join instead of by name for every message.
+    pub realm_metrics: Cell<Option<usize>>,
 }
 
 /// Displays a session's realm for the `realm` log field (see [`crate::logging`]): the realm it
@@ -679,6 +682,7 @@ impl SessionHandle {
             peer_max,
             local,
             authz_open: Cell::new(false),
+            realm_metrics: Cell::new(None),
         });
         if let Some(s) = &shard.shedding {
             handle.outbound.report_shedding(id, s.clone());

@@ -26,7 +26,7 @@ pub mod signal;
 
 use crate::codec::{self, Abort, Dict, Id, Message, Uri, Value};
 use crate::config::SlowConsumerPolicy;
-use crate::metrics::{Limit, ShardMetrics};
+use crate::metrics::{Limit, RealmMetrics, ShardMetrics};
 use crate::router_config::RouterConfig;
 use crate::routing::{Action, PeerMsg, RealmShard, SessionRef};
 use crate::session::{self, RealmDirectory, SessionOutput};
@@ -423,9 +423,11 @@ impl Shard {
                 }
                 SessionOutput::Joined { realm } => {
                     tracing::debug!(shard = self.id, session = h.id, realm = %realm, "joined");
-                    if let Some(r) = self.metrics.realm(&realm) {
+                    let realm_metrics = self.metrics.realm_index(&realm);
+                    if let Some(r) = realm_metrics.map(|i| &self.metrics.realms[i]) {
                         r.sessions.inc();
                     }
+                    h.realm_metrics.set(realm_metrics);
                     *h.realm.borrow_mut() = Some(realm.clone());
                     let sref = {
                         let mut core = h.core.borrow_mut();
@@ -493,14 +495,25 @@ impl Shard {
         if !self.authorize(h, &realm, &mut m) {
             return;
         }
-        if let Some(r) = self.metrics.realm(&realm) {
+        let realm_metrics = h
+            .realm_metrics
+            .get()
+            .and_then(|i| self.metrics.realms.get(i));
+        if let Some(r) = realm_metrics {
             r.messages_in.inc();
         }
-        self.route_to_realm(h, &realm, m, now);
+        self.route_to_realm(h, &realm, realm_metrics, m, now);
     }
 
     /// Feeds one message of a local session to its realm's routing core.
-    fn route_to_realm(&self, h: &SessionHandle, realm: &Uri, m: Message, now: Instant) {
+    fn route_to_realm(
+        &self,
+        h: &SessionHandle,
+        realm: &Uri,
+        realm_metrics: Option<&RealmMetrics>,
+        m: Message,
+        now: Instant,
+    ) {
         // The shard's spare action list (empty, with room), unless a routing step below this
         // one has it: then a new one.
         let mut actions = self.spare_actions.take();
@@ -512,7 +525,7 @@ impl Shard {
             self.observe_call_times(r);
         }
         self.count_shed();
-        self.apply_actions_from(realm, &mut actions);
+        self.apply_actions_with(realm, realm_metrics, &mut actions);
         if actions.capacity() <= SPARE_ACTIONS_MAX {
             self.spare_actions.set(actions);
         }
@@ -525,6 +538,7 @@ impl Shard {
         }
         h.outbound.stop_reporting();
         let realm = h.realm.borrow_mut().take();
+        h.realm_metrics.set(None);
         if let Some(realm) = realm {
             if let Some(r) = self.metrics.realm(&realm) {
                 r.sessions.dec();
@@ -547,7 +561,16 @@ impl Shard {
 
     /// [`Shard::apply_actions`], leaving `actions` empty with its room (for reuse).
     fn apply_actions_from(&self, realm: &Uri, actions: &mut Vec<Action>) {
-        let realm_metrics = self.metrics.realm(realm);
+        self.apply_actions_with(realm, self.metrics.realm(realm), actions);
+    }
+
+    /// [`Shard::apply_actions_from`] with the realm's counters already found.
+    fn apply_actions_with(
+        &self,
+        realm: &Uri,
+        realm_metrics: Option<&RealmMetrics>,
+        actions: &mut Vec<Action>,
+    ) {
         let count_out = || {
             if let Some(r) = realm_metrics {
                 r.messages_out.inc();
