@@ -616,3 +616,37 @@ options! {
 pub fn valid_id(id: u64) -> bool {
     id <= MAX_ID
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extra_holds_no_map_unless_a_key_is_unknown() {
+        let mut only_known = Dict::new();
+        only_known.insert("timeout".into(), Value::UInt(5));
+        let o = CallOptions::from_dict(only_known).expect("valid");
+        assert_eq!(o.timeout, Some(5));
+        assert!(o.extra.0.is_none(), "no map kept for no unknown keys");
+        assert_eq!(o.extra, Extra::default());
+
+        let mut with_unknown = Dict::new();
+        with_unknown.insert("timeout".into(), Value::UInt(5));
+        with_unknown.insert("x_custom".into(), Value::Bool(true));
+        let mut o = CallOptions::from_dict(with_unknown).expect("valid");
+        assert_eq!(o.extra.len(), 1);
+        assert_eq!(o.extra.get("x_custom"), Some(&Value::Bool(true)));
+        assert_eq!(o.to_dict().len(), 2);
+
+        // Written through like a Dict; emptied by take.
+        o.extra.insert("y".into(), Value::UInt(1));
+        assert_eq!((&o.extra).into_iter().count(), 2);
+        let taken = o.extra.take();
+        assert_eq!(taken.len(), 2);
+        assert!(o.extra.is_empty() && o.extra.0.is_none());
+        assert_eq!(
+            Extra::from(taken.clone()),
+            taken.into_iter().collect::<Extra>()
+        );
+    }
+}
