@@ -924,6 +924,23 @@ struct SleepableRing {
 }
 
 impl SleepableRing {
+    /// (Switchyard patch) Whether the completion queue holds nothing and the kernel holds
+    /// no overflowed completions: what makes liburing's `io_uring_peek_cqe` return none
+    /// without entering the kernel (its `cq_ring_needs_flush` checks only the overflow flag).
+    fn completion_queue_is_empty(&self) -> bool {
+        let raw = self.ring.raw();
+        // SAFETY: `ktail`, `khead` and `kflags` point into the rings' mappings, which live as
+        // long as the ring; the kernel writes the tail (read with acquire, as liburing's
+        // `io_uring_cq_ready`) and the flags, this thread alone the head.
+        unsafe {
+            let tail = (*(raw.cq.ktail as *const std::sync::atomic::AtomicU32))
+                .load(std::sync::atomic::Ordering::Acquire);
+            let head = std::ptr::read_volatile(raw.cq.khead);
+            tail == head
+                && std::ptr::read_volatile(raw.sq.kflags) & uring_sys::IORING_SQ_CQ_OVERFLOW == 0
+        }
+    }
+
     fn new(
         size: usize,
         name: &'static str,
@@ -1250,6 +1267,12 @@ impl UringCommon for SleepableRing {
     }
 
     fn consume_one_event(&mut self) -> Option<bool> {
+        // (Switchyard patch) An empty completion queue with no overflow to flush: answer here
+        // what liburing's peek would (no completion), without the call into it (several per
+        // executor pass, most of them empty).
+        if self.completion_queue_is_empty() {
+            return None;
+        }
         let source_map = self.source_map.clone();
         process_one_event(
             self.ring.peek_for_cqe(),
