@@ -471,7 +471,7 @@ impl ShardMetrics {
         self.realms.iter().find(|r| r.name == name)
     }
 
-    /// Where [`Metrics::realm`] finds `name` in `realms`, to keep instead of the name.
+    /// Where [`ShardMetrics::realm`] finds `name` in `realms`, to keep instead of the name.
     pub fn realm_index(&self, name: &str) -> Option<usize> {
         self.realms.iter().position(|r| r.name == name)
     }

@@ -106,7 +106,7 @@ pub struct SessionHandle {
     /// Set at join when the realm enforces nothing on anyone (no authorizer hook, an open
     /// policy): then only a REGISTER needs a decision (`Shard::authorize`).
     pub authz_open: Cell<bool>,
-    /// Where the joined realm's counters are in the shard's metrics (`Metrics::realms`), found
+    /// Where the joined realm's counters are in the shard's metrics (`ShardMetrics::realms`), found
     /// once at join instead of by name for every message.
     pub realm_metrics: Cell<Option<usize>>,
 }
