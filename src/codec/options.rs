@@ -16,7 +16,8 @@ use super::MAX_ID;
 /// Reads and writes like the [`Dict`] it derefs to. Most options dictionaries on the wire have
 /// no unknown keys, and an empty `Extra` holds no map at all, so making and dropping one costs
 /// nothing (dropping even an empty `BTreeMap` walks its iterator: ~80 instructions, four times
-/// per routed call). A map is allocated on the first write.
+/// per routed call). A map is allocated on the first mutable access (even a `remove` or
+/// `get_mut` on an empty one): read through `&`.
 #[derive(Clone, Default)]
 pub struct Extra(Option<Box<Dict>>);
 

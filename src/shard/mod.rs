@@ -538,9 +538,9 @@ impl Shard {
         }
         h.outbound.stop_reporting();
         let realm = h.realm.borrow_mut().take();
-        h.realm_metrics.set(None);
+        let realm_metrics = h.realm_metrics.take();
         if let Some(realm) = realm {
-            if let Some(r) = self.metrics.realm(&realm) {
+            if let Some(r) = realm_metrics.and_then(|i| self.metrics.realms.get(i)) {
                 r.sessions.dec();
             }
             self.in_realm(&realm, |r, actions| {

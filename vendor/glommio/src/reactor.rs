@@ -124,7 +124,8 @@ impl Timers {
     fn process_timers(&mut self) -> (Option<Duration>, usize) {
         // (Switchyard patch) No clock read without timers, and no split of the map (which
         // walks and rebuilds it) when the first timer is not due: the usual case, since
-        // this runs on every executor pass.
+        // this runs on every executor pass. Timer ids start at 1, so a key (first, id) sorts
+        // below the split point (now, 0) exactly when first < now.
         let now = match self.timers.keys().next() {
             None => return (None, 0),
             Some((first, _)) => {
