@@ -476,6 +476,11 @@ impl ShardMetrics {
         self.realms.iter().position(|r| r.name == name)
     }
 
+    /// The counters at an index [`ShardMetrics::realm_index`] gave.
+    pub fn realm_at(&self, index: Option<usize>) -> Option<&RealmMetrics> {
+        index.and_then(|i| self.realms.get(i))
+    }
+
     /// Counts a limit-exceeded ERROR the routing core answered with (anything else: nothing).
     #[inline]
     pub fn count_limit_error(&self, msg: &Message) {

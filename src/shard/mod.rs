@@ -424,7 +424,7 @@ impl Shard {
                 SessionOutput::Joined { realm } => {
                     tracing::debug!(shard = self.id, session = h.id, realm = %realm, "joined");
                     let realm_metrics = self.metrics.realm_index(&realm);
-                    if let Some(r) = realm_metrics.map(|i| &self.metrics.realms[i]) {
+                    if let Some(r) = self.metrics.realm_at(realm_metrics) {
                         r.sessions.inc();
                     }
                     h.realm_metrics.set(realm_metrics);
@@ -495,10 +495,7 @@ impl Shard {
         if !self.authorize(h, &realm, &mut m) {
             return;
         }
-        let realm_metrics = h
-            .realm_metrics
-            .get()
-            .and_then(|i| self.metrics.realms.get(i));
+        let realm_metrics = self.metrics.realm_at(h.realm_metrics.get());
         if let Some(r) = realm_metrics {
             r.messages_in.inc();
         }
@@ -540,7 +537,7 @@ impl Shard {
         let realm = h.realm.borrow_mut().take();
         let realm_metrics = h.realm_metrics.take();
         if let Some(realm) = realm {
-            if let Some(r) = realm_metrics.and_then(|i| self.metrics.realms.get(i)) {
+            if let Some(r) = self.metrics.realm_at(realm_metrics) {
                 r.sessions.dec();
             }
             self.in_realm(&realm, |r, actions| {
