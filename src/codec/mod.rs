@@ -126,6 +126,55 @@ impl Uri {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// A URI read from a message: the same allocation as the last equal URI decoded on this
+    /// thread when it is still in a small direct-mapped cache ([`DECODED_URIS`] slots of at
+    /// most [`DECODED_URI_MAX`] bytes), so a client that calls or publishes to the same few
+    /// URIs costs a compare and a reference count per message instead of an allocation and a
+    /// free.
+    pub(crate) fn decoded(s: &str) -> Uri {
+        if s.len() > DECODED_URI_MAX {
+            return Uri::from(s);
+        }
+        let slot = decoded_uri_slot(s.as_bytes());
+        RECENT_URIS.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            let entry = &mut cache[slot];
+            match entry {
+                Some(u) if u.as_str() == s => u.clone(),
+                _ => {
+                    let u = Uri::from(s);
+                    *entry = Some(u.clone());
+                    u
+                }
+            }
+        })
+    }
+}
+
+/// Slots of the per-thread cache behind [`Uri::decoded`] (a power of two).
+const DECODED_URIS: usize = 64;
+/// Longer URIs are not cached: the cache holds at most 64 × 96 bytes.
+const DECODED_URI_MAX: usize = 96;
+
+thread_local! {
+    static RECENT_URIS: std::cell::RefCell<[Option<Uri>; DECODED_URIS]> =
+        const { std::cell::RefCell::new([const { None }; DECODED_URIS]) };
+}
+
+/// The cache slot of a URI: its length and first and last eight bytes, mixed (URIs that share
+/// a prefix differ at the end, and the other way round).
+fn decoded_uri_slot(b: &[u8]) -> usize {
+    let word = |part: &[u8]| {
+        let mut w = [0u8; 8];
+        w[..part.len()].copy_from_slice(part);
+        u64::from_le_bytes(w)
+    };
+    let n = b.len();
+    let head = word(&b[..n.min(8)]);
+    let tail = word(&b[n.saturating_sub(8)..]);
+    let h = (head ^ tail.rotate_left(29) ^ n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (h >> (64 - DECODED_URIS.trailing_zeros())) as usize
 }
 
 impl std::ops::Deref for Uri {
@@ -240,6 +289,28 @@ fn payload_hint(m: &Message) -> usize {
 #[cfg(test)]
 mod smoke {
     use super::*;
+
+    #[test]
+    fn decoded_uris_share_an_allocation_and_stay_exact() {
+        let a = Uri::decoded("com.example.add");
+        let b = Uri::decoded("com.example.add");
+        assert!(
+            Arc::ptr_eq(&a.0, &b.0),
+            "the second decode reuses the first"
+        );
+        // Many URIs, so slots collide and are replaced: every decode is still the text given.
+        let names: Vec<String> = (0..1000).map(|i| format!("com.example.p{i}")).collect();
+        for _ in 0..2 {
+            for n in &names {
+                assert_eq!(Uri::decoded(n).as_str(), n);
+            }
+        }
+        let long = "x".repeat(DECODED_URI_MAX + 1);
+        let (l1, l2) = (Uri::decoded(&long), Uri::decoded(&long));
+        assert_eq!(l1, l2);
+        assert!(!Arc::ptr_eq(&l1.0, &l2.0), "long URIs are not cached");
+        assert_eq!(Uri::decoded("").as_str(), "");
+    }
 
     #[test]
     fn publish_roundtrip_both() {

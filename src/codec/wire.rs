@@ -90,8 +90,9 @@ fn uri<R: ElementReader>(
     msg: &'static str,
     field: &'static str,
 ) -> Result<Uri, DecodeError> {
-    // One allocation: the `Arc<str>` (the text is borrowed from the frame until then).
-    Ok(Uri::from(&*r.read_str(msg, field)?))
+    // The text is borrowed from the frame; the `Arc<str>` is shared with the last equal URI
+    // this thread decoded, if any (`Uri::decoded`).
+    Ok(Uri::decoded(&r.read_str(msg, field)?))
 }
 
 /// A URI that must be valid whatever the context (reasons and error URIs: there is no request
@@ -109,7 +110,7 @@ fn reason_uri<R: ElementReader>(
             uri: s.into_owned(),
         });
     }
-    Ok(Uri::from(&*s))
+    Ok(Uri::decoded(&s))
 }
 
 #[inline(always)]
