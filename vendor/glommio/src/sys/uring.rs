@@ -924,21 +924,29 @@ struct SleepableRing {
 }
 
 impl SleepableRing {
+    /// (Switchyard patch) The flags the kernel sets in the submission ring
+    /// (`IORING_SQ_TASKRUN`, `IORING_SQ_CQ_OVERFLOW`, …).
+    fn sq_flags(&self) -> u32 {
+        // SAFETY: `kflags` points into the SQ ring mapping, which lives as long as the ring.
+        unsafe { std::ptr::read_volatile(self.ring.raw().sq.kflags) }
+    }
+
     /// (Switchyard patch) Whether the completion queue holds nothing and the kernel holds
     /// no overflowed completions: what makes liburing's `io_uring_peek_cqe` return none
     /// without entering the kernel (its `cq_ring_needs_flush` checks only the overflow flag).
     fn completion_queue_is_empty(&self) -> bool {
         let raw = self.ring.raw();
-        // SAFETY: `ktail`, `khead` and `kflags` point into the rings' mappings, which live as
-        // long as the ring; the kernel writes the tail (read with acquire, as liburing's
-        // `io_uring_cq_ready`) and the flags, this thread alone the head.
-        unsafe {
-            let tail = (*(raw.cq.ktail as *const std::sync::atomic::AtomicU32))
-                .load(std::sync::atomic::Ordering::Acquire);
-            let head = std::ptr::read_volatile(raw.cq.khead);
-            tail == head
-                && std::ptr::read_volatile(raw.sq.kflags) & uring_sys::IORING_SQ_CQ_OVERFLOW == 0
-        }
+        // SAFETY: `ktail` and `khead` point into the CQ ring mapping, which lives as long as
+        // the ring; the kernel writes the tail (read with acquire, as liburing's
+        // `io_uring_cq_ready`), this thread alone the head.
+        let (tail, head) = unsafe {
+            (
+                (*(raw.cq.ktail as *const std::sync::atomic::AtomicU32))
+                    .load(std::sync::atomic::Ordering::Acquire),
+                std::ptr::read_volatile(raw.cq.khead),
+            )
+        };
+        tail == head && self.sq_flags() & uring_sys::IORING_SQ_CQ_OVERFLOW == 0
     }
 
     fn new(
@@ -1197,10 +1205,8 @@ impl UringCommon for SleepableRing {
         if !self.coop {
             return;
         }
-        let raw = self.ring.raw();
-        // SAFETY: `kflags` points into the SQ ring mapping, which lives as long as the ring.
-        let flags = unsafe { std::ptr::read_volatile(raw.sq.kflags) };
-        if flags & uring_sys::IORING_SQ_TASKRUN != 0 {
+        if self.sq_flags() & uring_sys::IORING_SQ_TASKRUN != 0 {
+            let raw = self.ring.raw();
             // SAFETY: a plain io_uring_enter(GETEVENTS) with nothing to submit or wait for.
             unsafe {
                 libc::syscall(
