@@ -1,0 +1,355 @@
+//! `relay`: what forwarding one call costs a server on this host with no routing at all — the
+//! floor under the router's CPU per call. One thread pinned to the server CPU runs an epoll
+//! loop that forwards each caller's requests to one callee connection and each reply back to
+//! its caller: the bytes of a routed call (request in, request out, reply in, reply out) and
+//! nothing else. Callers (blocking, each keeping `--outstanding` requests in flight) and the
+//! callee (echoes what it reads, in one write) run on the client CPU, as loadgen's `rpc` does.
+//!
+//! The server thread's CPU time (user and system, `getrusage(RUSAGE_THREAD)`) divided by the
+//! calls it forwarded is the least a server spends per call in that shape. With one call in
+//! flight per caller nothing batches: every call costs two receives and two sends of one small
+//! message and the wake-ups of both peers; with many in flight one system call carries many
+//! calls. Their ratio bounds what any router can reach on this host for "CPU per unbatched
+//! call within k× of the batched case" (`bench/FINDINGS.md`).
+//!
+//! ```sh
+//! relay --callers 4 --outstanding 1 --calls 100000 [--server-cpu 0 --client-cpu 1] [--json FILE]
+//! ```
+
+#[path = "common.rs"]
+mod common;
+use common::{pin, quantiles};
+use std::collections::VecDeque;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::{mpsc, Arc, Barrier};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy)]
+struct Args {
+    server_cpu: usize,
+    client_cpu: usize,
+    callers: usize,
+    outstanding: usize,
+    calls: usize,
+    size: usize,
+}
+
+fn parse() -> Result<(Args, Option<String>), String> {
+    let mut a = Args {
+        server_cpu: 0,
+        client_cpu: 1,
+        callers: 4,
+        outstanding: 1,
+        calls: 100_000,
+        size: 64,
+    };
+    let mut json = None;
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        let mut v = || it.next().ok_or(format!("{k} needs a value"));
+        let num = |s: String| s.parse::<usize>().map_err(|e| format!("{k}: {e}"));
+        match k.as_str() {
+            "--server-cpu" => a.server_cpu = num(v()?)?,
+            "--client-cpu" => a.client_cpu = num(v()?)?,
+            "--callers" => a.callers = num(v()?)?.clamp(1, 1024),
+            "--outstanding" => a.outstanding = num(v()?)?.clamp(1, 1024),
+            "--calls" => a.calls = num(v()?)?.clamp(1_000, 100_000_000),
+            "--size" => a.size = num(v()?)?.clamp(8, 64 * 1024),
+            "--json" => json = Some(v()?),
+            "-h" | "--help" => {
+                return Err(
+                    "usage: relay [--callers N] [--outstanding N] [--calls TOTAL] \
+                            [--size BYTES] [--server-cpu N] [--client-cpu N] [--json FILE]"
+                        .into(),
+                )
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok((a, json))
+}
+
+/// User and system CPU time of the calling thread.
+fn thread_cpu() -> (Duration, Duration) {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+    let d = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    (d(ru.ru_utime), d(ru.ru_stime))
+}
+
+/// Writes all of `buf` to a non-blocking socket (a full socket buffer is waited out by
+/// spinning: the messages here are small and the peers always read).
+fn write_all_nb(s: &mut TcpStream, mut buf: &[u8]) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        match s.write(buf) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {
+                std::hint::spin_loop()
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+struct Served {
+    calls: u64,
+    user: Duration,
+    system: Duration,
+}
+
+/// The relay: connection 0 is the callee, 1..=callers the callers. A request's first four
+/// bytes are overwritten with its caller's index; the callee echoes them, which routes the reply.
+fn serve(listener: TcpListener, a: Args) -> std::io::Result<Served> {
+    pin(a.server_cpu);
+    let mut conns = Vec::with_capacity(a.callers + 1);
+    for _ in 0..=a.callers {
+        let (s, _) = listener.accept()?;
+        s.set_nodelay(true)?;
+        s.set_nonblocking(true)?;
+        conns.push((s, Vec::<u8>::new()));
+    }
+    // SAFETY: plain epoll calls on descriptors this thread owns for the whole loop.
+    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if ep < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    for (i, (s, _)) in conns.iter().enumerate() {
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: i as u64,
+        };
+        if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, s.as_raw_fd(), &mut ev) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    let (u0, s0) = thread_cpu();
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; conns.len()];
+    let mut scratch = vec![0u8; 64 * 1024];
+    let mut replies: Vec<Vec<u8>> = vec![Vec::new(); conns.len()];
+    let (mut open, mut calls) = (a.callers, 0u64);
+    while open > 0 {
+        let n = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), events.len() as i32, 10_000) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(std::io::Error::other("no traffic for 10 s"));
+        }
+        for ev in &events[..n as usize] {
+            let i = ev.u64 as usize;
+            let got = match conns[i].0.read(&mut scratch) {
+                Ok(0) => {
+                    if i == 0 {
+                        return Err(std::io::Error::other("the callee closed"));
+                    }
+                    unsafe {
+                        libc::epoll_ctl(
+                            ep,
+                            libc::EPOLL_CTL_DEL,
+                            conns[i].0.as_raw_fd(),
+                            std::ptr::null_mut(),
+                        )
+                    };
+                    open -= 1;
+                    continue;
+                }
+                Ok(n) => n,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {
+                    continue
+                }
+                Err(e) => return Err(e),
+            };
+            let inbuf = &mut conns[i].1;
+            inbuf.extend_from_slice(&scratch[..got]);
+            let whole = inbuf.len() / a.size * a.size;
+            if whole == 0 {
+                continue;
+            }
+            let mut chunk: Vec<u8> = inbuf.drain(..whole).collect();
+            if i > 0 {
+                // Requests: stamp the caller, forward them in one write.
+                for m in chunk.chunks_mut(a.size) {
+                    m[..4].copy_from_slice(&(i as u32).to_le_bytes());
+                }
+                write_all_nb(&mut conns[0].0, &chunk)?;
+            } else {
+                // Replies: one write per caller for what this read brought.
+                for m in chunk.chunks(a.size) {
+                    let to = u32::from_le_bytes([m[0], m[1], m[2], m[3]]) as usize;
+                    if to == 0 || to >= conns.len() {
+                        return Err(std::io::Error::other("reply for no caller"));
+                    }
+                    replies[to].extend_from_slice(m);
+                    calls += 1;
+                }
+                for (to, r) in replies.iter_mut().enumerate() {
+                    if !r.is_empty() {
+                        write_all_nb(&mut conns[to].0, r)?;
+                        r.clear();
+                    }
+                }
+                chunk.clear();
+            }
+        }
+    }
+    let (u1, s1) = thread_cpu();
+    unsafe { libc::close(ep) };
+    Ok(Served {
+        calls,
+        user: u1 - u0,
+        system: s1 - s0,
+    })
+}
+
+/// The callee: echoes every whole message it reads, in one write per read.
+fn callee(mut s: TcpStream, size: usize) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut have = 0;
+    loop {
+        let n = s.read(&mut buf[have..])?;
+        if n == 0 {
+            return Ok(());
+        }
+        have += n;
+        let whole = have / size * size;
+        s.write_all(&buf[..whole])?;
+        buf.copy_within(whole..have, 0);
+        have -= whole;
+    }
+}
+
+/// One caller: `calls` requests with `outstanding` in flight; round-trip times after a tenth
+/// as warm-up, and when its measured part started and ended.
+fn caller(
+    addr: &str,
+    a: Args,
+    calls: usize,
+    start: &Barrier,
+) -> std::io::Result<(Vec<u64>, Instant, Instant)> {
+    pin(a.client_cpu);
+    let mut s = TcpStream::connect(addr)?;
+    s.set_nodelay(true)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    start.wait();
+    let msg = vec![0x5au8; a.size];
+    let mut back = vec![0u8; a.size];
+    let warmup = calls / 10;
+    let mut sent_at = VecDeque::with_capacity(a.outstanding);
+    let mut rtts = Vec::with_capacity(calls);
+    let (mut sent, mut done) = (0, 0);
+    let mut began = Instant::now();
+    while done < calls {
+        while sent < calls && sent_at.len() < a.outstanding {
+            sent_at.push_back(Instant::now());
+            s.write_all(&msg)?;
+            sent += 1;
+        }
+        s.read_exact(&mut back)?;
+        let at = sent_at.pop_front().unwrap_or_else(Instant::now);
+        done += 1;
+        if done == warmup {
+            began = Instant::now();
+        }
+        if done > warmup {
+            rtts.push(at.elapsed().as_nanos() as u64);
+        }
+    }
+    Ok((rtts, began, Instant::now()))
+}
+
+fn run(a: Args) -> std::io::Result<String> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?.to_string();
+    let server = std::thread::spawn(move || serve(listener, a));
+    // The callee connects first, so the relay accepts it first.
+    pin(a.client_cpu);
+    let callee_conn = TcpStream::connect(&addr)?;
+    callee_conn.set_nodelay(true)?;
+    let size = a.size;
+    let callee_thread = std::thread::spawn(move || callee(callee_conn, size));
+    let per = a.calls.div_ceil(a.callers);
+    let start = Arc::new(Barrier::new(a.callers));
+    let (tx, rx) = mpsc::channel();
+    for _ in 0..a.callers {
+        let (addr, start, tx) = (addr.clone(), start.clone(), tx.clone());
+        std::thread::spawn(move || {
+            let _ = tx.send(caller(&addr, a, per, &start));
+        });
+    }
+    drop(tx);
+    let mut rtts = Vec::new();
+    let (mut first, mut last): (Option<Instant>, Option<Instant>) = (None, None);
+    for r in rx {
+        let (mut t, b, e) = r?;
+        rtts.append(&mut t);
+        first = Some(first.map_or(b, |f| f.min(b)));
+        last = Some(last.map_or(e, |l| l.max(e)));
+    }
+    let served = server
+        .join()
+        .map_err(|_| std::io::Error::other("relay thread panicked"))??;
+    let _ = callee_thread.join();
+    let (Some(first), Some(last)) = (first, last) else {
+        return Err(std::io::Error::other("no callers"));
+    };
+    let measured = rtts.len() as f64;
+    let rate = measured / last.duration_since(first).as_secs_f64();
+    let cpu = served.user + served.system;
+    let per_call = |d: Duration| d.as_secs_f64() * 1e6 / served.calls.max(1) as f64;
+    let (p50, p90, p99) = quantiles(rtts);
+    println!(
+        "relay {}×{}: {rate:.0} calls/s; server CPU per call {:.2} µs (user {:.2}, system {:.2}) \
+         over {} calls; round trip p50 {p50:.1} µs  p90 {p90:.1} µs  p99 {p99:.1} µs",
+        a.callers,
+        a.outstanding,
+        per_call(cpu),
+        per_call(served.user),
+        per_call(served.system),
+        served.calls
+    );
+    Ok(format!(
+        "{{\"callers\": {}, \"outstanding\": {}, \"calls_per_sec\": {rate:.1}, \
+         \"server_cpu_us_per_call\": {:.3}, \"user_us_per_call\": {:.3}, \
+         \"system_us_per_call\": {:.3}, \"calls\": {}, \
+         \"latency_us\": {{\"p50\": {p50:.2}, \"p90\": {p90:.2}, \"p99\": {p99:.2}}}}}\n",
+        a.callers,
+        a.outstanding,
+        per_call(cpu),
+        per_call(served.user),
+        per_call(served.system),
+        served.calls
+    ))
+}
+
+fn main() {
+    let (a, json) = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("relay: {e}");
+            std::process::exit(2);
+        }
+    };
+    match run(a) {
+        Ok(out) => {
+            if let Some(path) = json {
+                if let Err(e) = std::fs::write(&path, out) {
+                    eprintln!("relay: {path}: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("relay: {e}");
+            std::process::exit(1);
+        }
+    }
+}
