@@ -10,7 +10,8 @@
 //! no longer read, and as a shard that never finished shutting down.
 //!
 //! Here a 1 µs preemption timer raises the flag between almost every I/O poll and task pass.
-//! The last test covers patch 8 (timers kept across executor passes).
+//! The third test covers patch 8 (timers kept across executor passes), the last patch 10
+//! (`poll_io_now`).
 
 use std::sync::mpsc;
 use std::time::Duration;
@@ -167,4 +168,43 @@ fn a_timer_ends_the_sleep_that_follows_an_io_wakeup() {
         Err(mpsc::RecvTimeoutError::Disconnected) => panic!("the executor thread panicked"),
     }
     assert!(peer.join().expect("peer thread"), "the peer saw no answer");
+}
+
+/// Patch 10: a task that keeps the task queue busy (yielding in a loop, as a session reading
+/// its socket directly does) sees timers and I/O only through `poll_io_now`. Here the
+/// preemption timer is 10 s, so without the poll the executor would not look at its timers
+/// before then; the spinning task must see a 1 ms timer of another task fire, each of 20 times.
+#[test]
+fn poll_io_now_fires_timers_for_a_task_that_never_lets_the_queue_empty() {
+    let (done_tx, done_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let ex = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .preempt_timer(Duration::from_secs(10))
+            .make()
+            .expect("executor");
+        let seen = ex.run(async {
+            let mut seen = 0;
+            for _ in 0..20 {
+                let fired = std::rc::Rc::new(std::cell::Cell::new(false));
+                let f = fired.clone();
+                glommio::spawn_local(async move {
+                    glommio::timer::sleep(Duration::from_millis(1)).await;
+                    f.set(true);
+                })
+                .detach();
+                let start = std::time::Instant::now();
+                while !fired.get() && start.elapsed() < Duration::from_secs(2) {
+                    glommio::executor().poll_io_now();
+                    futures_lite::future::yield_now().await;
+                }
+                seen += usize::from(fired.get());
+            }
+            seen
+        });
+        let _ = done_tx.send(seen);
+    });
+    match done_rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(seen) => assert_eq!(seen, 20, "timers seen by the spinning task"),
+        Err(e) => panic!("the executor thread did not finish: {e}"),
+    }
 }

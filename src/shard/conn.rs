@@ -203,9 +203,9 @@ fn keep_read(shard: &Shard, read: &[u8], buf: &mut BytesMut) {
 /// spinning"). A few keep a fast exchange between few sessions free of wake-ups.
 const ADAPTIVE_BUSY_READERS: u32 = 4;
 
-/// How often a shard's busy readers let the reactor run (see [`busy_read`]).
+/// How often a shard's busy readers have the reactor poll (see [`busy_read`]).
 /// 15 µs: with 50 µs a waiting loadgen's RPC 1×1 made a fifth fewer calls, 5 µs did no better
-/// than 15 (bench/FINDINGS.md).
+/// than 15 (bench/FINDINGS.md; measured when a turn was a timer sleep).
 const BUSY_REACTOR_EVERY: Duration = Duration::from_micros(15);
 
 /// Busy read: asks the socket directly, yielding between tries so every other task runs, for
@@ -216,13 +216,12 @@ const BUSY_REACTOR_EVERY: Duration = Duration::from_micros(15);
 ///
 /// A reader that only yielded would starve the reactor (glommio polls its rings only when no
 /// task is runnable, or at its preempt timer), holding back every session that waits on it.
-/// So every [`BUSY_REACTOR_EVERY`] (`Shard::busy_reactor_due`) each busy reader of the shard
-/// sleeps on a 1 µs timer: once all of them sleep, the executor polls its rings and fires the
-/// timers, and the first to wake sets the next turn. A timer costs ~4–18 µs here (less while
-/// the executor spins, which is why busy reads make the shard spin as long, `Router::start`)
-/// against ~0.4 µs for a try, and a message that arrives meanwhile waits for it: so the turns
-/// go by the clock and are shared, not per reader and per try (bench/FINDINGS.md, "Busy
-/// reads").
+/// So every [`BUSY_REACTOR_EVERY`] (`Shard::busy_reactor_due`, shared by the shard's busy
+/// readers) the reader whose turn it is has the reactor poll its rings, fire due timers and
+/// read the cross-shard channels (glommio's `poll_io_now`, vendored patch 10); the tasks that
+/// wakes run when the reader yields. It used to sleep on a 1 µs timer instead, so that the
+/// executor would poll once every busy reader slept: ~4–18 µs a turn, during which a message
+/// that arrived waited (bench/FINDINGS.md, "Busy reads"; "The floor under CPU per call").
 async fn busy_read(
     shard: &Shard,
     handle: &SessionHandle,
@@ -244,12 +243,8 @@ async fn busy_read(
             return None;
         }
         if now >= shard.busy_reactor_due.get() {
-            glommio::timer::sleep(Duration::from_micros(1)).await;
-            let now = std::time::Instant::now();
-            if now >= shard.busy_reactor_due.get() {
-                shard.busy_reactor_due.set(now + BUSY_REACTOR_EVERY);
-            }
-            continue;
+            shard.busy_reactor_due.set(now + BUSY_REACTOR_EVERY);
+            glommio::executor().poll_io_now();
         }
         futures_lite::future::yield_now().await;
     }

@@ -218,11 +218,10 @@ impl Router {
                 // empty or this timer fires (default 100 ms): with the reader's per-turn yield
                 // (conn::INPUT_PER_TURN) this bounds how long a busy session holds the others.
                 .preempt_timer(conn::PREEMPT_TIMER);
-            // Busy readers sleep on short timers between turns of the reactor; glommio fires
-            // them without entering the kernel only while it spins (conn::busy_read), so the
-            // shard spins at least as long as a busy reader asks its socket
-            // (RouterConfig::shard_spin; adaptive: only after a park that ended that soon,
-            // a patch of vendor/glommio).
+            // The shard spins at least as long as a busy reader asks its socket
+            // (conn::busy_read; RouterConfig::shard_spin; adaptive: only after a park that
+            // ended that soon, a patch of vendor/glommio), so the input that comes next after
+            // a busy read gave up is picked up without a wake-up too.
             if let Some((spin, adaptive)) = cfg.shard_spin() {
                 builder = builder.spin_before_park(spin).adaptive_spin(adaptive);
             }

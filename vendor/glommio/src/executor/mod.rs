@@ -2268,6 +2268,25 @@ impl ExecutorProxy {
         }
     }
 
+    /// (Switchyard patch) Polls the rings, fires due timers and reads the shared channels
+    /// now, from inside a task, without sleeping or yielding: what the executor does between
+    /// task passes. The tasks this wakes are queued and run once the caller yields. For a task
+    /// that keeps the task queue busy on purpose (one that polls a socket itself): without it
+    /// the executor sees I/O completions and timers only when its queue runs empty or its
+    /// preempt timer fires. Returns whether anything was woken. Polls nothing when called
+    /// outside an executor.
+    pub fn poll_io_now(&self) -> bool {
+        #[cfg(not(feature = "native-tls"))]
+        let reactor = if LOCAL_EX.is_set() {
+            Some(self.reactor())
+        } else {
+            None
+        };
+        #[cfg(feature = "native-tls")]
+        let reactor = unsafe { LOCAL_EX.as_ref().map(|ex| ex.get_reactor()) };
+        reactor.is_some_and(|r| r.spin_poll_io().unwrap_or(false))
+    }
+
     #[inline(always)]
     pub(crate) fn reactor(&self) -> Rc<reactor::Reactor> {
         #[cfg(not(feature = "native-tls"))]
