@@ -168,6 +168,15 @@ echo "== floor: pingpong --server-cpu $ROUTER_CPU --client-cpu $LOADGEN_CPU" >&2
 "$BIN/pingpong" --server-cpu "$ROUTER_CPU" --client-cpu "$LOADGEN_CPU" --json "$OUT/floor.json" \
   | tee "$OUT/floor.txt" | sed 's/^/   /' >&2 || echo "   pingpong failed" >&2
 
+# The least a server spends per forwarded call here: `relay`, an epoll loop with no routing
+# (bench/relay.rs), one call in flight per caller and sixteen, on the router's CPU.
+for shape in "4 1" "64 16"; do
+  read -r rc ro <<<"$shape"
+  echo "== floor: relay --callers $rc --outstanding $ro" >&2
+  "$BIN/relay" --server-cpu "$ROUTER_CPU" --client-cpu "$LOADGEN_CPU" --callers "$rc" --outstanding "$ro" \
+    --calls 100000 --json "$OUT/relay-${rc}x${ro}.json" | sed 's/^/   /' >&2 || echo "   relay failed" >&2
+done
+
 # loadgen's own ceiling: fan-out 1→512 from `firehose`, a stand-in router that costs almost
 # nothing per event (bench/firehose.rs), on the router's CPU. It must be well above what one
 # switchyard shard delivers, or the fan-out rows measure loadgen.
@@ -334,6 +343,31 @@ if costs:
     each = " / ".join(f"{c:.1f}" for c in costs)
     print(f"4 stuck subscribers cost the 16 healthy ones {sorted(costs)[len(costs) // 2]:.1f} % of their events/s"
           f" (median of {len(costs)} alternating pairs: {each} %)")
+# Router CPU per call, unbatched against batched, next to the floor no router goes under.
+def cpu_per_call(name):
+    d = load("switchyard", name)
+    c, r = get(d, "router_cpu", "busy_cores"), get(d, "delivered_per_sec")
+    return c / r * 1e6 if c and r else None
+def relay(shape):
+    try:
+        with open(os.path.join(out, f"relay-{shape}.json")) as f:
+            return json.load(f)["server_cpu_us_per_call"]
+    except (OSError, ValueError, KeyError):
+        return None
+batched, r1, r16 = cpu_per_call("rpc"), relay("4x1"), relay("64x16")
+if batched:
+    parts = []
+    for c in (4, 16, 64):
+        v = cpu_per_call(f"rpc-{c}x1")
+        if v:
+            parts.append(f"{c}×1 {v:.2f} µs = {v / batched:.1f}×")
+    msg = f"router CPU per call: 64×16 {batched:.2f} µs; " + ", ".join(parts)
+    if r1:
+        msg += (f"; floor (relay, an epoll forwarder with no routing): 4×1 {r1:.2f} µs = "
+                f"{r1 / batched:.1f}× the router's batched call")
+        if r16:
+            msg += f", 64×16 {r16:.2f} µs"
+    print(msg)
 # Few synchronous callers: default settings and latency mode, against the other router.
 for c in (4, 16, 64):
     d, l = val(f"rpc-{c}x1", "delivered_per_sec"), val(f"rpc-{c}x1-lat", "delivered_per_sec")
