@@ -129,7 +129,8 @@ struct Common {
     /// Longest wait for owed deliveries after sending stops, seconds.
     #[arg(long, default_value_t = 5.0)]
     drain: f64,
-    /// Open loop: total messages (events published, calls) per second.
+    /// Open loop: total messages (events published, calls) per second, spread evenly over
+    /// the senders (each sender's schedule is shifted, so they do not send at the same instants).
     #[arg(long)]
     rate: Option<f64>,
     /// Closed loop: messages in flight per sender (rpc default 16).

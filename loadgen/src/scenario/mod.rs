@@ -208,6 +208,23 @@ pub struct Pace {
 }
 
 impl Pace {
+    /// Sender `index` of `senders` sharing `total_rate` messages per second: each sends at
+    /// `total_rate / senders`, its schedule shifted by `index / total_rate` so that together
+    /// they send evenly, one message every `1 / total_rate`, not all at the same instants (a
+    /// burst of one message per sender every `senders / total_rate`, which measured the burst:
+    /// bench/FINDINGS.md, "Open loop at half the peak").
+    pub fn staggered(start: u64, total_rate: f64, senders: usize, index: usize) -> Pace {
+        let offset = if total_rate > 0.0 {
+            (index as f64 * 1e9 / total_rate) as u64
+        } else {
+            0
+        };
+        Pace {
+            start: start + offset,
+            rate: total_rate / senders.max(1) as f64,
+        }
+    }
+
     /// When message `k` is due (ns).
     pub fn due(&self, k: u64) -> u64 {
         self.start + (k as f64 * 1e9 / self.rate) as u64
@@ -232,6 +249,20 @@ pub async fn sleep_until(at: u64) {
 #[cfg(test)]
 mod tests {
     use super::Pace;
+
+    #[test]
+    fn staggered_senders_together_send_evenly() {
+        // 4 senders sharing 1,000 messages/s: one message every millisecond between them.
+        let mut due: Vec<u64> = (0..4)
+            .flat_map(|i| {
+                let p = Pace::staggered(0, 1000.0, 4, i);
+                (0..3).map(move |k| p.due(k))
+            })
+            .collect();
+        due.sort_unstable();
+        let expected: Vec<u64> = (0..12).map(|k| k * 1_000_000).collect();
+        assert_eq!(due, expected);
+    }
 
     #[test]
     fn pace_is_exact() {

@@ -231,10 +231,9 @@ struct Publisher {
 impl Publisher {
     async fn run(self, mut w: switchyard::client::transport::Writer) {
         let cfg = &*self.cfg;
-        let pace = cfg.rate.map(|r| Pace {
-            start: self.start,
-            rate: r / cfg.publishers as f64,
-        });
+        let pace = cfg
+            .rate
+            .map(|r| Pace::staggered(self.start, r, cfg.publishers, self.index));
         let limit = cfg.count.unwrap_or(u64::MAX);
         let pad = wamp::pad_for(cfg.size);
         let avg_fanout = self.fanout.iter().sum::<u64>() as f64 / cfg.topics as f64;

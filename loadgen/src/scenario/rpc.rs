@@ -7,7 +7,7 @@
 //!
 //! Closed loop (default, `--outstanding K`, 16 unless given): each caller keeps K calls in
 //! flight and sends a new CALL for every RESULT. Open loop (`--rate R`): R calls per second over
-//! all callers, stamped with their due time; `--outstanding` then caps the calls in flight per
+//! all callers, evenly spaced (`Pace::staggered`), stamped with their due time; `--outstanding` then caps the calls in flight per
 //! caller (the sender waits, and the wait shows in the latency).
 
 use anyhow::Result;
@@ -84,7 +84,7 @@ pub async fn shard(ctx: ShardCtx, env: Arc<Env>, cfg: Arc<Rpc>) -> Result<()> {
     }
     let procedure: Uri = PROCEDURE.into();
     let pad = wamp::pad_for(cfg.size);
-    for (_, sess) in callers {
+    for (i, sess) in callers {
         let c = Caller {
             ctx: ctx.clone(),
             cfg: cfg.clone(),
@@ -98,10 +98,7 @@ pub async fn shard(ctx: ShardCtx, env: Arc<Env>, cfg: Arc<Rpc>) -> Result<()> {
         match cfg.rate {
             None => tasks.push(glommio::spawn_local(c.closed_loop(sess))),
             Some(rate) => {
-                let pace = Pace {
-                    start,
-                    rate: rate / cfg.callers as f64,
-                };
+                let pace = Pace::staggered(start, rate, cfg.callers, i - e);
                 let Session { r, w, .. } = sess;
                 tasks.push(glommio::spawn_local(c.clone_parts().results(r)));
                 tasks.push(glommio::spawn_local(c.open_loop(w, pace)));
