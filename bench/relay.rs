@@ -1,16 +1,17 @@
-//! `relay`: what forwarding one call costs a server on this host with no routing at all — the
-//! floor under the router's CPU per call. One thread pinned to the server CPU runs an epoll
+//! `relay`: what forwarding one call costs a plain server on this host with no routing at all,
+//! a reference for the router's CPU per call. One thread pinned to the server CPU runs an epoll
 //! loop that forwards each caller's requests to one callee connection and each reply back to
 //! its caller: the bytes of a routed call (request in, request out, reply in, reply out) and
 //! nothing else. Callers (blocking, each keeping `--outstanding` requests in flight) and the
 //! callee (echoes what it reads, in one write) run on the client CPU, as loadgen's `rpc` does.
 //!
 //! The server thread's CPU time (user and system, `getrusage(RUSAGE_THREAD)`) divided by the
-//! calls it forwarded is the least a server spends per call in that shape. With one call in
+//! calls it forwarded is what such a server spends per call in that shape. With one call in
 //! flight per caller nothing batches: every call costs two receives and two sends of one small
 //! message and the wake-ups of both peers; with many in flight one system call carries many
-//! calls. Their ratio bounds what any router can reach on this host for "CPU per unbatched
-//! call within k× of the batched case" (`bench/FINDINGS.md`).
+//! calls. It shows how much of a router's CPU per unbatched call is the kernel's
+//! (`bench/FINDINGS.md`, "What an unbatched call costs"). Its blocking client threads, not the
+//! relay, limit its batched rate.
 //!
 //! ```sh
 //! relay --callers 4 --outstanding 1 --calls 100000 [--server-cpu 0 --client-cpu 1] [--json FILE]
@@ -22,7 +23,7 @@ use common::{pin, quantiles};
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::{mpsc, Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -68,12 +69,18 @@ fn parse() -> Result<(Args, Option<String>), String> {
             other => return Err(format!("unknown argument {other}")),
         }
     }
+    // Everything in flight fits the sockets' buffers, so a write never waits for long
+    // (`write_all_nb` spins when one is full).
+    if a.callers * a.outstanding * a.size > 1 << 20 {
+        return Err("callers × outstanding × size must be at most 1 MiB".into());
+    }
     Ok((a, json))
 }
 
 /// User and system CPU time of the calling thread.
 fn thread_cpu() -> (Duration, Duration) {
-    // SAFETY: getrusage only writes the struct it is given.
+    // SAFETY: rusage is plain data (all zeroes is a valid value), and getrusage only writes
+    // the struct it is given; RUSAGE_THREAD cannot fail for the calling thread.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
     let d = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
@@ -113,17 +120,21 @@ fn serve(listener: TcpListener, a: Args) -> std::io::Result<Served> {
         s.set_nonblocking(true)?;
         conns.push((s, Vec::<u8>::new()));
     }
-    // SAFETY: plain epoll calls on descriptors this thread owns for the whole loop.
-    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-    if ep < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    // SAFETY: epoll_create1 takes no pointers; a non-negative result is a new descriptor
+    // that nothing else owns, closed when `ep` drops (on every return below).
+    let ep = match unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) } {
+        fd if fd < 0 => return Err(std::io::Error::last_os_error()),
+        fd => unsafe { OwnedFd::from_raw_fd(fd) },
+    };
     for (i, (s, _)) in conns.iter().enumerate() {
         let mut ev = libc::epoll_event {
             events: libc::EPOLLIN as u32,
             u64: i as u64,
         };
-        if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, s.as_raw_fd(), &mut ev) } < 0 {
+        // SAFETY: both descriptors are open for the whole loop; `ev` is read during the call.
+        let rc =
+            unsafe { libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, s.as_raw_fd(), &mut ev) };
+        if rc < 0 {
             return Err(std::io::Error::last_os_error());
         }
     }
@@ -133,7 +144,15 @@ fn serve(listener: TcpListener, a: Args) -> std::io::Result<Served> {
     let mut replies: Vec<Vec<u8>> = vec![Vec::new(); conns.len()];
     let (mut open, mut calls) = (a.callers, 0u64);
     while open > 0 {
-        let n = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), events.len() as i32, 10_000) };
+        // SAFETY: `events` has room for `events.len()` entries, which epoll_wait fills.
+        let n = unsafe {
+            libc::epoll_wait(
+                ep.as_raw_fd(),
+                events.as_mut_ptr(),
+                events.len() as i32,
+                10_000,
+            )
+        };
         if n < 0 {
             let e = std::io::Error::last_os_error();
             if e.kind() == ErrorKind::Interrupted {
@@ -151,14 +170,18 @@ fn serve(listener: TcpListener, a: Args) -> std::io::Result<Served> {
                     if i == 0 {
                         return Err(std::io::Error::other("the callee closed"));
                     }
-                    unsafe {
+                    // SAFETY: both descriptors are open; DEL reads no event.
+                    let rc = unsafe {
                         libc::epoll_ctl(
-                            ep,
+                            ep.as_raw_fd(),
                             libc::EPOLL_CTL_DEL,
                             conns[i].0.as_raw_fd(),
                             std::ptr::null_mut(),
                         )
                     };
+                    if rc < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
                     open -= 1;
                     continue;
                 }
@@ -168,22 +191,21 @@ fn serve(listener: TcpListener, a: Args) -> std::io::Result<Served> {
                 }
                 Err(e) => return Err(e),
             };
-            let inbuf = &mut conns[i].1;
+            // Taken out while the other connections are written to; put back after.
+            let mut inbuf = std::mem::take(&mut conns[i].1);
             inbuf.extend_from_slice(&scratch[..got]);
             let whole = inbuf.len() / a.size * a.size;
-            if whole == 0 {
-                continue;
-            }
-            let mut chunk: Vec<u8> = inbuf.drain(..whole).collect();
             if i > 0 {
                 // Requests: stamp the caller, forward them in one write.
-                for m in chunk.chunks_mut(a.size) {
+                for m in inbuf[..whole].chunks_mut(a.size) {
                     m[..4].copy_from_slice(&(i as u32).to_le_bytes());
                 }
-                write_all_nb(&mut conns[0].0, &chunk)?;
+                if whole > 0 {
+                    write_all_nb(&mut conns[0].0, &inbuf[..whole])?;
+                }
             } else {
                 // Replies: one write per caller for what this read brought.
-                for m in chunk.chunks(a.size) {
+                for m in inbuf[..whole].chunks(a.size) {
                     let to = u32::from_le_bytes([m[0], m[1], m[2], m[3]]) as usize;
                     if to == 0 || to >= conns.len() {
                         return Err(std::io::Error::other("reply for no caller"));
@@ -197,12 +219,12 @@ fn serve(listener: TcpListener, a: Args) -> std::io::Result<Served> {
                         r.clear();
                     }
                 }
-                chunk.clear();
             }
+            inbuf.drain(..whole);
+            conns[i].1 = inbuf;
         }
     }
     let (u1, s1) = thread_cpu();
-    unsafe { libc::close(ep) };
     Ok(Served {
         calls,
         user: u1 - u0,

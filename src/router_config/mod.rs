@@ -168,8 +168,9 @@ impl RouterConfig {
     }
 
     /// How long an idle shard spins before it parks, and whether only after a short wait
-    /// (adaptive): the longer of `spin_before_park` and `busy_read` (busy readers' timers are
-    /// cheap only while the shard spins), else `adaptive_spin`.
+    /// (adaptive): the longer of `spin_before_park` and `busy_read` (so that input which comes
+    /// just after a busy read gave up is still picked up without a wake-up), else
+    /// `adaptive_spin`.
     pub fn shard_spin(&self) -> Option<(Duration, bool)> {
         match self.spin_before_park.max(self.busy_read) {
             Some(spin) => Some((spin, false)),

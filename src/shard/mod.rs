@@ -152,8 +152,8 @@ pub struct Shard {
     pub welcome_roles: Rc<Value>,
     /// Shared read buffer: an idle session holds none of its own (see `conn::read_some`).
     pub read_scratch: RefCell<Vec<u8>>,
-    /// When the shard's busy readers next let the reactor run, all in the same turn
-    /// (`conn::busy_read`).
+    /// When one of the shard's busy readers next has the reactor poll; shared, so the turns
+    /// go by the clock and not per reader (`conn::busy_read`).
     pub busy_reactor_due: Cell<std::time::Instant>,
     /// Sessions of this shard asking their sockets right now (`conn::busy_read`).
     pub busy_readers: Cell<u32>,

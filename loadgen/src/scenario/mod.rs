@@ -212,7 +212,8 @@ impl Pace {
     /// `total_rate / senders`, its schedule shifted by `index / total_rate` so that together
     /// they send evenly, one message every `1 / total_rate`, not all at the same instants (a
     /// burst of one message per sender every `senders / total_rate`, which measured the burst:
-    /// bench/FINDINGS.md, "Open loop at half the peak").
+    /// bench/FINDINGS.md, "Open loop at half the peak"). With more senders than messages in
+    /// the run, the last senders send nothing: the total rate is still right.
     pub fn staggered(start: u64, total_rate: f64, senders: usize, index: usize) -> Pace {
         let offset = if total_rate > 0.0 {
             (index as f64 * 1e9 / total_rate) as u64
@@ -220,7 +221,7 @@ impl Pace {
             0
         };
         Pace {
-            start: start + offset,
+            start: start.saturating_add(offset),
             rate: total_rate / senders.max(1) as f64,
         }
     }

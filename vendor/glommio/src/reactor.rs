@@ -871,6 +871,17 @@ impl Reactor {
         Ok(woke > 0)
     }
 
+    /// (Switchyard patch) [`Self::spin_poll_io`] for a task: the main and polled-I/O rings,
+    /// timers and shared channels, but not the latency ring, so the preemption flag stays up
+    /// for the run loop to see (`ExecutorProxy::poll_io_now`).
+    pub(crate) fn poll_io_from_task(&self) -> io::Result<bool> {
+        let mut woke = 0;
+        self.sys.poll_io_leaving_latency(&mut woke)?;
+        woke += self.process_timers().1;
+        woke += self.process_shared_channels();
+        Ok(woke > 0)
+    }
+
     fn process_external_events(&self) -> (Option<Duration>, usize) {
         let (next_timer, mut woke) = self.process_timers();
         woke += self.process_shared_channels();

@@ -2268,14 +2268,22 @@ impl ExecutorProxy {
         }
     }
 
-    /// (Switchyard patch) Polls the rings, fires due timers and reads the shared channels
-    /// now, from inside a task, without sleeping or yielding: what the executor does between
-    /// task passes. The tasks this wakes are queued and run once the caller yields. For a task
-    /// that keeps the task queue busy on purpose (one that polls a socket itself): without it
-    /// the executor sees I/O completions and timers only when its queue runs empty or its
-    /// preempt timer fires. Returns whether anything was woken. Polls nothing when called
-    /// outside an executor.
-    pub fn poll_io_now(&self) -> bool {
+    /// (Switchyard patch) Polls the main and polled-I/O rings, fires due timers and reads the
+    /// shared channels now, from inside a task, without sleeping or yielding: most of what the
+    /// executor does between task passes. The tasks this wakes are queued and run once the
+    /// caller yields. For a task that keeps the task queue busy on purpose (one that polls a
+    /// socket itself): without it the executor sees I/O completions and timers only when its
+    /// queue runs empty or its preempt timer fires.
+    ///
+    /// The latency ring is left alone: its completions (the preempt timer's) are what
+    /// [`Self::need_preempt`] reports, and the run loop still takes the CPU back from the task
+    /// queue when they come. Call it from task code only — not from a waker, a `Drop` run
+    /// while the reactor handles completions, or a shared channel's callback, which run inside
+    /// the reactor's own processing.
+    ///
+    /// Returns whether anything was woken (`Ok(false)` outside an executor); an error is the
+    /// ring's, which the run loop's next poll meets too.
+    pub fn poll_io_now(&self) -> std::io::Result<bool> {
         #[cfg(not(feature = "native-tls"))]
         let reactor = if LOCAL_EX.is_set() {
             Some(self.reactor())
@@ -2284,7 +2292,10 @@ impl ExecutorProxy {
         };
         #[cfg(feature = "native-tls")]
         let reactor = unsafe { LOCAL_EX.as_ref().map(|ex| ex.get_reactor()) };
-        reactor.is_some_and(|r| r.spin_poll_io().unwrap_or(false))
+        match reactor {
+            Some(r) => r.poll_io_from_task(),
+            None => Ok(false),
+        }
     }
 
     #[inline(always)]

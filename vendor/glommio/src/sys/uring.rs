@@ -1905,6 +1905,16 @@ impl Reactor {
             .set(Some(lat_ring.prepare_latency_preemption_timer(d)));
     }
 
+    /// (Switchyard patch) [`Self::poll_io`] without consuming the latency ring, whose
+    /// completions (the preempt timer's among them) are the executor's preemption signal:
+    /// for polls from inside a task (`ExecutorProxy::poll_io_now`).
+    pub(crate) fn poll_io_leaving_latency(&self, woke: &mut usize) -> io::Result<()> {
+        self.poll_ring.borrow_mut().poll(woke)?;
+        self.main_ring.borrow_mut().poll(woke)?;
+        *woke += self.flush_syscall_thread();
+        Ok(())
+    }
+
     pub(crate) fn poll_io(&self, woke: &mut usize) -> io::Result<()> {
         self.poll_ring.borrow_mut().poll(woke)?;
         self.main_ring.borrow_mut().poll(woke)?;
