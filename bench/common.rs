@@ -16,3 +16,15 @@ pub fn quantiles(mut samples: Vec<u64>) -> (f64, f64, f64) {
     let q = |p: f64| samples[((samples.len() - 1) as f64 * p) as usize] as f64 / 1000.0;
     (q(0.5), q(0.9), q(0.99))
 }
+
+/// The value after flag `k` in `--key value` arguments.
+pub fn flag_value(args: &mut impl Iterator<Item = String>, k: &str) -> Result<String, String> {
+    args.next().ok_or(format!("{k} needs a value"))
+}
+
+/// The value after flag `k`, as a number.
+pub fn flag_num(args: &mut impl Iterator<Item = String>, k: &str) -> Result<usize, String> {
+    flag_value(args, k)?
+        .parse::<usize>()
+        .map_err(|e| format!("{k}: {e}"))
+}

@@ -27,7 +27,7 @@
 
 #[path = "common.rs"]
 mod common;
-use common::{pin, quantiles};
+use common::{flag_num, flag_value, pin, quantiles};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
@@ -56,16 +56,14 @@ fn parse() -> Result<Args, String> {
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
-        let mut v = || it.next().ok_or(format!("{k} needs a value"));
-        let num = |s: String| s.parse::<usize>().map_err(|e| format!("{k}: {e}"));
         match k.as_str() {
-            "--server-cpu" => a.server_cpu = num(v()?)?,
-            "--client-cpu" => a.client_cpu = num(v()?)?,
-            "--count" => a.count = num(v()?)?.clamp(100, 10_000_000),
-            "--size" => a.size = num(v()?)?.clamp(1, 1 << 20),
-            "--pace-us" => a.pace_us = num(v()?)?.min(1_000_000) as u64,
-            "--connect" => a.connect = Some(v()?),
-            "--json" => a.json = Some(v()?),
+            "--server-cpu" => a.server_cpu = flag_num(&mut it, &k)?,
+            "--client-cpu" => a.client_cpu = flag_num(&mut it, &k)?,
+            "--count" => a.count = flag_num(&mut it, &k)?.clamp(100, 10_000_000),
+            "--size" => a.size = flag_num(&mut it, &k)?.clamp(1, 1 << 20),
+            "--pace-us" => a.pace_us = flag_num(&mut it, &k)?.min(1_000_000) as u64,
+            "--connect" => a.connect = Some(flag_value(&mut it, &k)?),
+            "--json" => a.json = Some(flag_value(&mut it, &k)?),
             "-h" | "--help" => {
                 return Err(
                     "usage: pingpong [--server-cpu N] [--client-cpu N] [--count N] \

@@ -17,6 +17,7 @@
 //! "pubsub-self": {...}}`.
 
 #[path = "common.rs"]
+#[allow(dead_code)]
 mod common;
 use bytes::Bytes;
 use common::{pin, quantiles};

@@ -19,7 +19,7 @@
 
 #[path = "common.rs"]
 mod common;
-use common::{pin, quantiles};
+use common::{flag_num, flag_value, pin, quantiles};
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -49,16 +49,14 @@ fn parse() -> Result<(Args, Option<String>), String> {
     let mut json = None;
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
-        let mut v = || it.next().ok_or(format!("{k} needs a value"));
-        let num = |s: String| s.parse::<usize>().map_err(|e| format!("{k}: {e}"));
         match k.as_str() {
-            "--server-cpu" => a.server_cpu = num(v()?)?,
-            "--client-cpu" => a.client_cpu = num(v()?)?,
-            "--callers" => a.callers = num(v()?)?.clamp(1, 1024),
-            "--outstanding" => a.outstanding = num(v()?)?.clamp(1, 1024),
-            "--calls" => a.calls = num(v()?)?.clamp(1_000, 100_000_000),
-            "--size" => a.size = num(v()?)?.clamp(8, 64 * 1024),
-            "--json" => json = Some(v()?),
+            "--server-cpu" => a.server_cpu = flag_num(&mut it, &k)?,
+            "--client-cpu" => a.client_cpu = flag_num(&mut it, &k)?,
+            "--callers" => a.callers = flag_num(&mut it, &k)?.clamp(1, 1024),
+            "--outstanding" => a.outstanding = flag_num(&mut it, &k)?.clamp(1, 1024),
+            "--calls" => a.calls = flag_num(&mut it, &k)?.clamp(1_000, 100_000_000),
+            "--size" => a.size = flag_num(&mut it, &k)?.clamp(8, 64 * 1024),
+            "--json" => json = Some(flag_value(&mut it, &k)?),
             "-h" | "--help" => {
                 return Err(
                     "usage: relay [--callers N] [--outstanding N] [--calls TOTAL] \
@@ -327,28 +325,22 @@ fn run(a: Args) -> std::io::Result<String> {
     let rate = measured / last.duration_since(first).as_secs_f64();
     let cpu = served.user + served.system;
     let per_call = |d: Duration| d.as_secs_f64() * 1e6 / served.calls.max(1) as f64;
+    let (c, o, n) = (a.callers, a.outstanding, served.calls);
+    let (cpu, user, sys) = (
+        per_call(cpu),
+        per_call(served.user),
+        per_call(served.system),
+    );
     let (p50, p90, p99) = quantiles(rtts);
     println!(
-        "relay {}×{}: {rate:.0} calls/s; server CPU per call {:.2} µs (user {:.2}, system {:.2}) \
-         over {} calls; round trip p50 {p50:.1} µs  p90 {p90:.1} µs  p99 {p99:.1} µs",
-        a.callers,
-        a.outstanding,
-        per_call(cpu),
-        per_call(served.user),
-        per_call(served.system),
-        served.calls
+        "relay {c}×{o}: {rate:.0} calls/s; server CPU per call {cpu:.2} µs (user {user:.2}, \
+         system {sys:.2}) over {n} calls; round trip p50 {p50:.1} µs  p90 {p90:.1} µs  p99 {p99:.1} µs"
     );
     Ok(format!(
-        "{{\"callers\": {}, \"outstanding\": {}, \"calls_per_sec\": {rate:.1}, \
-         \"server_cpu_us_per_call\": {:.3}, \"user_us_per_call\": {:.3}, \
-         \"system_us_per_call\": {:.3}, \"calls\": {}, \
-         \"latency_us\": {{\"p50\": {p50:.2}, \"p90\": {p90:.2}, \"p99\": {p99:.2}}}}}\n",
-        a.callers,
-        a.outstanding,
-        per_call(cpu),
-        per_call(served.user),
-        per_call(served.system),
-        served.calls
+        "{{\"callers\": {c}, \"outstanding\": {o}, \"calls_per_sec\": {rate:.1}, \
+         \"server_cpu_us_per_call\": {cpu:.3}, \"user_us_per_call\": {user:.3}, \
+         \"system_us_per_call\": {sys:.3}, \"calls\": {n}, \
+         \"latency_us\": {{\"p50\": {p50:.2}, \"p90\": {p90:.2}, \"p99\": {p99:.2}}}}}\n"
     ))
 }
 
