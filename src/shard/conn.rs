@@ -204,9 +204,11 @@ fn keep_read(shard: &Shard, read: &[u8], buf: &mut BytesMut) {
 const ADAPTIVE_BUSY_READERS: u32 = 4;
 
 /// How often a shard's busy readers have the reactor poll (see [`busy_read`]).
-/// 15 µs: with 50 µs a waiting loadgen's RPC 1×1 made a fifth fewer calls, 5 µs did no better
-/// than 15 (bench/FINDINGS.md; measured when a turn was a timer sleep).
-const BUSY_REACTOR_EVERY: Duration = Duration::from_micros(15);
+/// 5 µs: a poll with nothing to do costs far less than a try; against 15 µs, RPC 4×1 made
+/// 7–17 % more calls and nothing else measured moved beyond noise (bench/FINDINGS.md, "What an
+/// unbatched call costs"; when a turn was a timer sleep, 50 µs cost RPC 1×1 a fifth of its
+/// calls and 5 µs did no better than 15).
+const BUSY_REACTOR_EVERY: Duration = Duration::from_micros(5);
 
 /// Busy read: asks the socket directly, yielding between tries so every other task runs, for
 /// up to `window` or until the session ends. `None`: nothing came; the caller waits on the
