@@ -17,6 +17,23 @@ pub fn quantiles(mut samples: Vec<u64>) -> (f64, f64, f64) {
     (q(0.5), q(0.9), q(0.99))
 }
 
+/// Writes all of `buf` to a socket, blocking or not: a full socket buffer is waited out by
+/// spinning (the peers here always read, and the messages are small).
+pub fn write_all_spinning(s: &mut std::net::TcpStream, mut buf: &[u8]) -> std::io::Result<()> {
+    use std::io::{ErrorKind, Write};
+    while !buf.is_empty() {
+        match s.write(buf) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {
+                std::hint::spin_loop()
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// The value after flag `k` in `--key value` arguments.
 pub fn flag_value(args: &mut impl Iterator<Item = String>, k: &str) -> Result<String, String> {
     args.next().ok_or(format!("{k} needs a value"))

@@ -27,7 +27,7 @@
 
 #[path = "common.rs"]
 mod common;
-use common::{flag_num, flag_value, pin, quantiles};
+use common::{flag_num, flag_value, pin, quantiles, write_all_spinning};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
@@ -95,15 +95,7 @@ fn serve(listener: TcpListener, cpu: usize, size: usize, busy: bool) -> std::io:
                 Err(e) => return Err(e),
             }
         }
-        let mut sent = 0;
-        while sent < size {
-            match s.write(&buf[sent..]) {
-                Ok(n) => sent += n,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => std::hint::spin_loop(),
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        write_all_spinning(&mut s, &buf)?;
     }
 }
 

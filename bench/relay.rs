@@ -19,7 +19,7 @@
 
 #[path = "common.rs"]
 mod common;
-use common::{flag_num, flag_value, pin, quantiles};
+use common::{flag_num, flag_value, pin, quantiles, write_all_spinning};
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -68,7 +68,7 @@ fn parse() -> Result<(Args, Option<String>), String> {
         }
     }
     // Everything in flight fits the sockets' buffers, so a write never waits for long
-    // (`write_all_nb` spins when one is full).
+    // (`write_all_spinning` spins when one is full).
     if a.callers * a.outstanding * a.size > 1 << 20 {
         return Err("callers × outstanding × size must be at most 1 MiB".into());
     }
@@ -83,22 +83,6 @@ fn thread_cpu() -> (Duration, Duration) {
     unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
     let d = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     (d(ru.ru_utime), d(ru.ru_stime))
-}
-
-/// Writes all of `buf` to a non-blocking socket (a full socket buffer is waited out by
-/// spinning: the messages here are small and the peers always read).
-fn write_all_nb(s: &mut TcpStream, mut buf: &[u8]) -> std::io::Result<()> {
-    while !buf.is_empty() {
-        match s.write(buf) {
-            Ok(0) => return Err(ErrorKind::WriteZero.into()),
-            Ok(n) => buf = &buf[n..],
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {
-                std::hint::spin_loop()
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 struct Served {
@@ -199,7 +183,7 @@ fn serve(listener: TcpListener, a: Args) -> std::io::Result<Served> {
                     m[..4].copy_from_slice(&(i as u32).to_le_bytes());
                 }
                 if whole > 0 {
-                    write_all_nb(&mut conns[0].0, &inbuf[..whole])?;
+                    write_all_spinning(&mut conns[0].0, &inbuf[..whole])?;
                 }
             } else {
                 // Replies: one write per caller for what this read brought.
@@ -213,7 +197,7 @@ fn serve(listener: TcpListener, a: Args) -> std::io::Result<Served> {
                 }
                 for (to, r) in replies.iter_mut().enumerate() {
                     if !r.is_empty() {
-                        write_all_nb(&mut conns[to].0, r)?;
+                        write_all_spinning(&mut conns[to].0, r)?;
                         r.clear();
                     }
                 }

@@ -349,11 +349,7 @@ def cpu_per_call(name):
     c, r = get(d, "router_cpu", "busy_cores"), get(d, "delivered_per_sec")
     return c / r * 1e6 if c and r else None
 def relay(shape):
-    try:
-        with open(os.path.join(out, f"relay-{shape}.json")) as f:
-            return json.load(f)["server_cpu_us_per_call"]
-    except (OSError, ValueError, KeyError):
-        return None
+    return get(load("relay", shape), "server_cpu_us_per_call")
 batched, r1, r16 = cpu_per_call("rpc"), relay("4x1"), relay("64x16")
 if batched:
     parts = []

@@ -7,8 +7,9 @@
 //!
 //! Closed loop (default, `--outstanding K`, 16 unless given): each caller keeps K calls in
 //! flight and sends a new CALL for every RESULT. Open loop (`--rate R`): R calls per second over
-//! all callers, evenly spaced (`Pace::staggered`), stamped with their due time; `--outstanding` then caps the calls in flight per
-//! caller (the sender waits, and the wait shows in the latency).
+//! all callers, evenly spaced (`Pace::staggered`), stamped with their due time; `--outstanding`
+//! then caps the calls in flight per caller (the sender waits, and the wait shows in the
+//! latency).
 
 use anyhow::Result;
 use bytes::Bytes;

@@ -877,9 +877,7 @@ impl Reactor {
     pub(crate) fn poll_io_from_task(&self) -> io::Result<bool> {
         let mut woke = 0;
         self.sys.poll_io_leaving_latency(&mut woke)?;
-        woke += self.process_timers().1;
-        woke += self.process_shared_channels();
-        Ok(woke > 0)
+        Ok(woke + self.process_external_events().1 > 0)
     }
 
     fn process_external_events(&self) -> (Option<Duration>, usize) {

@@ -1916,11 +1916,9 @@ impl Reactor {
     }
 
     pub(crate) fn poll_io(&self, woke: &mut usize) -> io::Result<()> {
-        self.poll_ring.borrow_mut().poll(woke)?;
-        self.main_ring.borrow_mut().poll(woke)?;
-        self.latency_ring.borrow_mut().poll(woke)?;
-        *woke += self.flush_syscall_thread();
-        Ok(())
+        // (Switchyard patch) The other rings and the syscall thread, then the latency ring.
+        self.poll_io_leaving_latency(woke)?;
+        self.latency_ring.borrow_mut().poll(woke)
     }
 
     pub(crate) fn rush_dispatch(&self, src: &Source, woke: &mut usize) -> io::Result<()> {
