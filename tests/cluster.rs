@@ -1209,16 +1209,22 @@ fn nats_server_loss_failover_degraded_and_resync() {
         remote.lock().unwrap().clear();
         until_live(&p, "com.fail", &[&remote]).await;
         assert_eq!(a.http("/ready").0, 200);
-        // Registrations work again once the registry is reachable (JetStream elects its
-        // leaders after the restart, which takes a few seconds more under load).
-        let deadline = Instant::now() + 2 * CONVERGE;
+        // Registrations work again once the registry is reachable: JetStream elects its
+        // meta leader, then the registry stream's, after the restart. That takes 3–8 s here
+        // and once took over 20 s in CI (the servers' logs did not show why; another round
+        // of elections would), so the bound is a minute.
+        let t0 = Instant::now();
         while let Err(e) = p
             .register("com.degraded", RegisterOptions::default(), |_| async {
                 Ok(Yield::args(vec![Value::from("a")]))
             })
             .await
         {
-            assert!(Instant::now() < deadline, "registration refused: {e:?}");
+            assert!(
+                t0.elapsed() < 6 * CONVERGE,
+                "registration refused for {:?}: {e:?}",
+                t0.elapsed()
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         assert_eq!(wait_for_call(&sb, "com.degraded").await, "a");

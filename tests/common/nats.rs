@@ -42,13 +42,29 @@ pub struct NatsServer {
 impl NatsServer {
     /// A server alone.
     pub fn start() -> NatsServer {
-        Self::spawn(-1, 0, &[], "solo", store_dir())
+        Self::spawn(-1, 0, &[], "solo", store_dir()).unwrap_or_else(|log| not_ready(&log))
     }
 
     /// `n` servers routed into one NATS cluster with a JetStream cluster over them. JetStream
     /// clustering needs every server to know its routes when it starts, so the route ports
-    /// are reserved first (bound on 127.0.0.1:0, released, then given to the servers).
+    /// are reserved first (bound on 127.0.0.1:0, released, then given to the servers). Another
+    /// test may bind a released port before its server does: then the servers started so far
+    /// are stopped and the cluster starts again on new ports (at most five times).
     pub fn start_cluster(n: usize) -> Vec<NatsServer> {
+        let mut attempt = 1;
+        loop {
+            match Self::try_start_cluster(n) {
+                Ok(servers) => return servers,
+                Err(log) if attempt < 5 && log.contains("address already in use") => {
+                    eprintln!("nats-server: a reserved port was taken (attempt {attempt}); again");
+                    attempt += 1;
+                }
+                Err(log) => not_ready(&log),
+            }
+        }
+    }
+
+    fn try_start_cluster(n: usize) -> Result<Vec<NatsServer>, String> {
         let reserved: Vec<std::net::TcpListener> = (0..n)
             .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("reserve a route port"))
             .collect();
@@ -58,7 +74,8 @@ impl NatsServer {
             .collect();
         drop(reserved);
         // One after the other, from this thread: PR_SET_PDEATHSIG ties each server to the
-        // thread that started it (a server is ready before its routes are up).
+        // thread that started it (a server is ready before its routes are up). On an error
+        // the servers already started are dropped (killed, their directories removed).
         ports
             .iter()
             .enumerate()
@@ -99,12 +116,20 @@ impl NatsServer {
             &self.routes,
             &self.name,
             std::mem::take(&mut self.store),
-        );
+        )
+        .unwrap_or_else(|log| not_ready(&log));
         *self = again;
     }
 
-    /// `route_port` 0: no route listener (a server alone).
-    fn spawn(port: i32, route_port: i32, routes: &[u16], name: &str, store: PathBuf) -> NatsServer {
+    /// `route_port` 0: no route listener (a server alone). `Err` carries the server's log when
+    /// it exited or did not become ready within 10 s.
+    fn spawn(
+        port: i32,
+        route_port: i32,
+        routes: &[u16],
+        name: &str,
+        store: PathBuf,
+    ) -> Result<NatsServer, String> {
         let bin = nats_server_binary();
         let mut cmd = Command::new(&bin);
         cmd.args(["-a", "127.0.0.1", "-p", &port.to_string()])
@@ -181,12 +206,12 @@ impl NatsServer {
                         break;
                     }
                 }
+                // Timed out, or the server exited (its stderr closed): a port in use, say.
                 Err(_) => {
                     let _ = child.kill();
-                    panic!(
-                        "nats-server did not become ready:\n{}",
-                        log.lock().map(|l| l.join("\n")).unwrap_or_default()
-                    );
+                    let _ = child.wait();
+                    let _ = std::fs::remove_dir_all(&store);
+                    return Err(log.lock().map(|l| l.join("\n")).unwrap_or_default());
                 }
             }
         }
@@ -194,7 +219,7 @@ impl NatsServer {
             let _ = child.kill();
             panic!("nats-server did not print its ports");
         };
-        NatsServer {
+        Ok(NatsServer {
             child: Some(child),
             port,
             route_port,
@@ -202,8 +227,12 @@ impl NatsServer {
             name: name.to_owned(),
             store,
             log,
-        }
+        })
     }
+}
+
+fn not_ready(log: &str) -> ! {
+    panic!("nats-server did not become ready:\n{log}")
 }
 
 /// A fresh JetStream directory under the system's temporary directory.
