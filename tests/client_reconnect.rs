@@ -100,9 +100,11 @@ macro_rules! client_reconnect_tests {
         }
 
         fn restored_after_restart(scheme: &'static str, ser: Serializer) {
-            let router = start_on(scheme, "127.0.0.1:0");
+            // It comes back on this port after seconds down: one no bind(:0) hands out.
+            let port = crate::common::restartable_port();
+            let router = start_on(scheme, &format!("127.0.0.1:{port}"));
             let url = router.endpoint(scheme).url.clone();
-            let port = router.endpoint(scheme).addr().port();
+            assert_eq!(router.endpoint(scheme).addr().port(), port);
             let cfg = ClientConfig::new(url.clone(), "realm1")
                 .serializer(ser)
                 .connect_timeout(STEP)

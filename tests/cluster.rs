@@ -261,6 +261,33 @@ async fn register_named(c: &Client, procedure: &str, opts: RegisterOptions, name
     .expect("register");
 }
 
+/// How long JetStream may take to elect its leaders (the meta leader, then the registry
+/// stream's) after NATS servers start, die or restart: 3–8 s here, once over 20 s in CI.
+const ELECTION: Duration = Duration::from_secs(60);
+
+/// Registers `procedure` on `c` (its callee answers `name`), tried again while the registry
+/// is unavailable (JetStream electing), for at most [`ELECTION`]. Any other refusal fails the
+/// test. A claim that timed out but was written is this node's already: the retry gets it.
+async fn register_once_the_registry_answers(c: &Client, procedure: &str, name: &'static str) {
+    let t0 = Instant::now();
+    loop {
+        let r = c
+            .register(procedure, RegisterOptions::default(), move |_| async move {
+                Ok(Yield::args(vec![Value::from(name)]))
+            })
+            .await;
+        let Err(e) = r else { return };
+        let unavailable = matches!(&e, switchyard::client::Error::Wamp(w)
+            if w.error.as_str() == "switchyard.error.cluster_unavailable");
+        assert!(
+            unavailable && t0.elapsed() < ELECTION,
+            "registration of {procedure} refused after {:?}: {e:?}",
+            t0.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 async fn call_text(c: &Client, procedure: &str) -> Result<String, switchyard::client::Error> {
     let r = c
         .call(procedure, vec![], Dict::new(), CallOptions::default())
@@ -306,7 +333,8 @@ fn rpc_across_nodes() {
         let (ca, cb, cc) = (connect(&a).await, connect(&b).await, connect(&c).await);
 
         // Unique cluster-wide.
-        register_named(&cb, "com.single", RegisterOptions::default(), "b").await;
+        // The first registration waits for JetStream's first elections.
+        register_once_the_registry_answers(&cb, "com.single", "b").await;
         for other in [&ca, &cc] {
             let again = other
                 .register("com.single", RegisterOptions::default(), |_| async {
@@ -506,16 +534,7 @@ fn rpc_across_nodes() {
                 && a.metric("switchyard_cluster_nodes", &[]) == 2.0
         })
         .await;
-        let deadline = Instant::now() + CONVERGE;
-        while let Err(e) = ca
-            .register("com.after", RegisterOptions::default(), |_| async {
-                Ok(Yield::args(vec![Value::from("a")]))
-            })
-            .await
-        {
-            assert!(Instant::now() < deadline, "registration refused: {e:?}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        register_once_the_registry_answers(&ca, "com.after", "a").await;
         assert_eq!(wait_for_call(&cc, "com.after").await, "a");
         let refused = cb
             .register("com.after", RegisterOptions::default(), |_| async {
@@ -542,7 +561,7 @@ fn rpc_across_nodes() {
             .expect("the call in flight ends");
         assert_eq!(wamp_error(r), "wamp.error.canceled");
         assert!(
-            killed.elapsed() <= Duration::from_millis(NODE_TIMEOUT_MS * 3),
+            killed.elapsed() <= Duration::from_millis(NODE_TIMEOUT_MS * 5),
             "after {:?}",
             killed.elapsed()
         );
@@ -874,6 +893,13 @@ fn publications_cross_once_per_interested_node_in_order() {
         let elsewhere = subscribe(&other, "com.elsewhere", MatchPolicy::Exact).await;
         let refs: Vec<&Inbox> = inboxes.iter().collect();
         until_live(&publisher, "com.cl.t1", &refs).await;
+        // The last probe may still be crossing: the counts below start once every
+        // publication A sent has been received.
+        until("the probes arrived", || {
+            a.publications_sent()
+                == b.publications_received() + c.publications_received() + d.publications_received()
+        })
+        .await;
 
         let (sent0, b0, c0, d0) = (
             a.publications_sent(),
@@ -1074,7 +1100,7 @@ fn a_killed_node_is_forgotten_and_a_restarted_one_rejoins() {
         a.wait_nodes(1);
         let took = killed.elapsed();
         assert!(
-            took <= Duration::from_millis(NODE_TIMEOUT_MS * 3),
+            took <= Duration::from_millis(NODE_TIMEOUT_MS * 5),
             "the dead node was noticed after {took:?}"
         );
         assert_eq!(
@@ -1209,24 +1235,9 @@ fn nats_server_loss_failover_degraded_and_resync() {
         remote.lock().unwrap().clear();
         until_live(&p, "com.fail", &[&remote]).await;
         assert_eq!(a.http("/ready").0, 200);
-        // Registrations work again once the registry is reachable: JetStream elects its
-        // meta leader, then the registry stream's, after the restart. That takes 3–8 s here
-        // and once took over 20 s in CI (the servers' logs did not show why; another round
-        // of elections would), so the bound is a minute.
-        let t0 = Instant::now();
-        while let Err(e) = p
-            .register("com.degraded", RegisterOptions::default(), |_| async {
-                Ok(Yield::args(vec![Value::from("a")]))
-            })
-            .await
-        {
-            assert!(
-                t0.elapsed() < 6 * CONVERGE,
-                "registration refused for {:?}: {e:?}",
-                t0.elapsed()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        // Registrations work again once the registry is reachable (JetStream elects its
+        // leaders again after the restart).
+        register_once_the_registry_answers(&p, "com.degraded", "a").await;
         assert_eq!(wait_for_call(&sb, "com.degraded").await, "a");
 
         let will = subscribe(&sb, "com.fail.will", MatchPolicy::Exact).await;
@@ -1370,16 +1381,7 @@ fn the_deploy_script_starts_a_working_cluster() {
         let inbox = subscribe(&s, "com.deploy", MatchPolicy::Exact).await;
         until_live(&p, "com.deploy", &[&inbox]).await;
         // RPC across nodes: the registry (JetStream, three copies) answers.
-        let deadline = Instant::now() + CONVERGE;
-        while let Err(e) = s
-            .register("com.deploy.rpc", RegisterOptions::default(), |_| async {
-                Ok(Yield::args(vec![Value::from("node3")]))
-            })
-            .await
-        {
-            assert!(Instant::now() < deadline, "registration refused: {e:?}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        register_once_the_registry_answers(&s, "com.deploy.rpc", "node3").await;
         assert_eq!(wait_for_call(&p, "com.deploy.rpc").await, "node3");
     });
     stop();
@@ -1415,7 +1417,7 @@ fn autobahn_python_clients_on_different_nodes() {
     common::assert_script_ok(
         "cluster.py",
         &mut cmd,
-        Duration::from_secs(90),
+        Duration::from_secs(120),
         "OK: cluster",
     );
 }
@@ -1466,10 +1468,10 @@ fn a_partitioned_node_is_dropped_and_rejoins_without_disturbing_the_majority() {
             (0..sent).collect::<Vec<_>>(),
             "no loss, no duplicate"
         );
-        assert!(
-            a.metric("switchyard_cluster_node_leaves_total", &[]) > leaves0,
-            "A dropped the silent node"
-        );
+        until("A dropped the silent node", || {
+            a.metric("switchyard_cluster_node_leaves_total", &[]) > leaves0
+        })
+        .await;
 
         s2.signal(libc::SIGCONT);
         a.wait_nodes(2);

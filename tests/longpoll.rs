@@ -570,9 +570,10 @@ fn abandoned_transports_close_and_slow_receivers_meet_the_policy() {
     // Abandoned: joins, then never asks again. Its session leaves after the timeout.
     let metrics = metrics_addr(&r);
     let open_transports = || Scrape::get(metrics).sum("switchyard_longpoll_transports", &[]);
+    // From before the join: its last poll starts the timeout, later than this.
+    let started = Instant::now();
     let mut lp = LpClient::open(addr, &base, "wamp.2.json", false);
     let w = lp.must_join("realm1");
-    let started = Instant::now();
     assert_eq!(open_transports(), 1.0, "the open transport is counted");
     let ev = expect(&mut watcher, "on_leave", |m| matches!(m, Message::Event(_)));
     let Message::Event(ev) = ev else {

@@ -89,14 +89,15 @@ fn cpu_while_napping(adaptive: bool, nap: Duration, naps: u32) -> Duration {
 /// Adaptive spinning (vendored glommio, patch 7): an executor whose wake-ups come further
 /// apart than its spin time parks at once instead of spinning after each one, and one whose
 /// wake-ups come sooner keeps spinning. Spinning or not shows as CPU time; the margins are
-/// wide (a spinning thread that loses its CPU to others still uses far more than a parked one).
+/// wide (a spinning thread that loses its CPU to others still uses far more than a parked one:
+/// the floors hold with three other busy threads on its CPU).
 #[test]
 fn adaptive_spin_parks_between_slow_wakeups_and_spins_between_fast_ones() {
     // Three 100 ms naps: a fixed 50 ms spin burns ~150 ms; adaptive parks at once each time.
     let fixed = cpu_while_napping(false, Duration::from_millis(100), 3);
     let adaptive = cpu_while_napping(true, Duration::from_millis(100), 3);
     assert!(
-        fixed >= Duration::from_millis(60),
+        fixed >= Duration::from_millis(35),
         "a fixed spin should burn CPU between naps: {fixed:?}"
     );
     assert!(
@@ -107,7 +108,7 @@ fn adaptive_spin_parks_between_slow_wakeups_and_spins_between_fast_ones() {
     // spins through the naps (~100 ms of CPU) instead of parking for each.
     let fast = cpu_while_napping(true, Duration::from_millis(1), 100);
     assert!(
-        fast >= Duration::from_millis(30),
+        fast >= Duration::from_millis(20),
         "an adaptive spin parked between fast wake-ups: {fast:?}"
     );
 }

@@ -67,11 +67,13 @@ fi
 : >"$DIR/endpoints"
 trap 'say "failed; stopping what was started"; bash "$ROOT/deploy/cluster/stop.sh" --dir "$DIR" >&2' ERR
 
-# Waits (at most 20 s) for a line matching $2 in log $1; prints the first match.
+# Waits (at most 20 s) for a line matching $2 in log $1; prints the first match. A fatal
+# nats-server error (a port in use, say) ends the wait at once.
 wait_line() {
   local i
   for i in $(seq 1 200); do
     if grep -m1 -E "$2" "$1" 2>/dev/null; then return 0; fi
+    if grep -q -F '[FTL]' "$1" 2>/dev/null; then break; fi
     sleep 0.1
   done
   say "no line matching '$2' in $1:"; tail -n 20 "$1" >&2
@@ -81,7 +83,8 @@ wait_line() {
 # NATS with JetStream (the cluster's registry of procedures is a JetStream key-value bucket):
 # server k (1..NATS) on client port 4221+k (or picked). Three servers form a NATS cluster; a
 # JetStream cluster needs every server to know its routes when it starts, so the route ports
-# are 6222.. (fixed) or reserved up front (auto).
+# are 6222.. (fixed) or picked up front (auto): free ports below the kernel's ephemeral range,
+# which no other program's bind(:0) or outgoing connection is handed in the meantime.
 nats_urls=()
 rports=()
 if [ "$NATS" -gt 1 ]; then
@@ -89,11 +92,29 @@ if [ "$NATS" -gt 1 ]; then
     for k in $(seq 1 "$NATS"); do rports+=($((6221 + k))); done
   else
     read -r -a rports < <(python3 -c '
-import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-for s in socks: s.close()' "$NATS")
+import random, socket, sys
+try:
+    low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except (OSError, ValueError, IndexError):
+    low = 32768
+picked = []
+for _ in range(int(sys.argv[1])):
+    for _ in range(200 if low > 11000 else 0):
+        port = random.randrange(10000, low)
+        if port in picked:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        break
+    else:  # no room below the range: one the kernel picks
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+    picked.append(port)
+print(" ".join(map(str, picked)))' "$NATS")
   fi
 fi
 for k in $(seq 1 "$NATS"); do
@@ -112,6 +133,8 @@ for k in $(seq 1 "$NATS"); do
   echo "nats $!" >>"$DIR/pids"
   line=$(wait_line "$log" "Listening for client connections on")
   nats_urls+=("nats://127.0.0.1:${line##*:}")
+  # The route listener comes up after the client one (a taken port fails here, not later).
+  if [ "$NATS" -gt 1 ]; then wait_line "$log" "Listening for route connections on" >/dev/null; fi
 done
 NATS_LIST=$(IFS=,; echo "${nats_urls[*]}")
 say "NATS: $NATS_LIST"

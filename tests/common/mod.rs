@@ -410,6 +410,42 @@ impl TlsFiles {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Ports a server comes back on
+// ---------------------------------------------------------------------------------------------
+
+/// A free port on 127.0.0.1 for a server that must come back on the same port after being
+/// down for a while (NATS servers restarted, a router killed under a reconnecting client).
+/// `bind(127.0.0.1:0)`, which every other listener in the tests uses and which clients' own
+/// ports come from, draws from the kernel's ephemeral range (`net.ipv4.ip_local_port_range`);
+/// a port released there can be handed to a parallel test before our server is back. This one
+/// is drawn at random below that range, from 10000 up, and checked free by binding it, so
+/// only another explicit pick like this could take it. Where the range starts too low to
+/// leave room, it falls back to a port from `bind(:0)`.
+pub fn restartable_port() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    const FROM: u16 = 10_000;
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let free = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+    if low >= FROM + 1_000 {
+        // Seeded at random per process (std's hasher keys).
+        let seed = std::collections::hash_map::RandomState::new();
+        for attempt in 0u32..200 {
+            let mut h = seed.build_hasher();
+            h.write_u32(attempt);
+            let port = FROM + (h.finish() % u64::from(low - FROM)) as u16;
+            if free(port) {
+                return port;
+            }
+        }
+    }
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local address").port()
+}
+
+// ---------------------------------------------------------------------------------------------
 // Waiting for something outside our control
 // ---------------------------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 //! A real `nats-server` as a child process (the cluster tests), with JetStream (the cluster's
 //! registry is a JetStream key-value bucket): alone on 127.0.0.1 with a client port the server
-//! picks itself (`-1`), or three routed into a NATS cluster. Killed on drop (its JetStream
+//! picks itself (`-1`), or three routed into a NATS cluster (on ports that survive a restart). Killed on drop (its JetStream
 //! directory removed); its last log lines are printed when the test failed.
 
 use std::io::{BufRead, BufReader};
@@ -46,17 +46,18 @@ impl NatsServer {
     }
 
     /// `n` servers routed into one NATS cluster with a JetStream cluster over them. JetStream
-    /// clustering needs every server to know its routes when it starts, so the route ports
-    /// are reserved first (bound on 127.0.0.1:0, released, then given to the servers). Another
-    /// test may bind a released port before its server does: then the servers started so far
-    /// are stopped and the cluster starts again on new ports (at most five times).
+    /// clustering needs every server to know its routes when it starts, so the ports are
+    /// picked first; the tests restart these servers on the same ports, so they are
+    /// [`restartable_port`](super::restartable_port)s, which no `bind(:0)` hands out. Should
+    /// one be taken all the same before its server binds it, the servers started so far are
+    /// stopped and the cluster starts again on new ports (at most five times).
     pub fn start_cluster(n: usize) -> Vec<NatsServer> {
         let mut attempt = 1;
         loop {
             match Self::try_start_cluster(n) {
                 Ok(servers) => return servers,
                 Err(log) if attempt < 5 && log.contains("address already in use") => {
-                    eprintln!("nats-server: a reserved port was taken (attempt {attempt}); again");
+                    eprintln!("nats-server: a picked port was taken (attempt {attempt}); again");
                     attempt += 1;
                 }
                 Err(log) => not_ready(&log),
@@ -65,23 +66,24 @@ impl NatsServer {
     }
 
     fn try_start_cluster(n: usize) -> Result<Vec<NatsServer>, String> {
-        let reserved: Vec<std::net::TcpListener> = (0..n)
-            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("reserve a route port"))
+        let ports: Vec<(u16, u16)> = (0..n)
+            .map(|_| (super::restartable_port(), super::restartable_port()))
             .collect();
-        let ports: Vec<u16> = reserved
-            .iter()
-            .map(|l| l.local_addr().expect("route port").port())
-            .collect();
-        drop(reserved);
+        let route_ports: Vec<u16> = ports.iter().map(|&(_, r)| r).collect();
         // One after the other, from this thread: PR_SET_PDEATHSIG ties each server to the
         // thread that started it (a server is ready before its routes are up). On an error
         // the servers already started are dropped (killed, their directories removed).
         ports
             .iter()
             .enumerate()
-            .map(|(i, &p)| {
-                let routes: Vec<u16> = ports.iter().copied().filter(|q| *q != p).collect();
-                Self::spawn(-1, i32::from(p), &routes, &format!("s{i}"), store_dir())
+            .map(|(i, &(client, route))| {
+                let routes: Vec<u16> = route_ports
+                    .iter()
+                    .copied()
+                    .filter(|q| *q != route)
+                    .collect();
+                let (client, route) = (i32::from(client), i32::from(route));
+                Self::spawn(client, route, &routes, &format!("s{i}"), store_dir())
             })
             .collect()
     }

@@ -126,7 +126,17 @@ async def until_callable(session, procedure):
 async def rpc(nodes, caller, others):
     """`caller` is on the first node; `others` are sessions on the other nodes."""
     callee = others[0]  # second node
-    await callee.register(lambda: "single-on-2", "com.py.cl.single")
+    # The first registration waits for JetStream's first elections (the registry answers
+    # switchyard.error.cluster_unavailable until then), for at most a minute.
+    deadline = asyncio.get_running_loop().time() + 60
+    while True:
+        try:
+            await callee.register(lambda: "single-on-2", "com.py.cl.single")
+            break
+        except ApplicationError as e:
+            check(e.error == "switchyard.error.cluster_unavailable", f"single: {e.error}")
+            check(asyncio.get_running_loop().time() < deadline, "registry unavailable for a minute")
+            await asyncio.sleep(0.2)
     for s in [caller] + others[2:]:
         try:
             await s.register(lambda: None, "com.py.cl.single")
