@@ -1256,6 +1256,48 @@ fn nats_server_loss_failover_degraded_and_resync() {
     });
 }
 
+/// The registry's copies when a NATS server is down as the bucket is first created: the
+/// node waits a moment for it, then creates the bucket with the two copies the servers up
+/// can hold (gauge 2). When the server returns the node raises it to three (gauge 3), so the
+/// registry then survives losing one of the first two servers.
+#[test]
+fn registry_copies_are_raised_when_servers_return() {
+    let [mut s0, s1, mut s2] = three_nats();
+    s2.kill();
+    let a = Node::start_with(
+        1,
+        &format!("{},{}", s0.url(), s1.url()),
+        &["--cluster-replicas", "3"],
+    );
+    let copies = || a.metric("switchyard_cluster_registry_copies", &[]);
+    runtime().block_on(async {
+        let c = connect(&a).await;
+        register_once_the_registry_answers(&c, "com.copies.one", "one").await;
+        assert_eq!(copies(), 2.0, "two servers up, two copies");
+
+        s2.restart();
+        let t0 = Instant::now();
+        while copies() != 3.0 {
+            assert!(
+                t0.elapsed() < ELECTION,
+                "the registry still has {} copies after {:?}",
+                copies(),
+                t0.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // One of the first two servers goes: two of three copies are left, a quorum.
+        s0.kill();
+        until("A reconnected", || {
+            a.metric("switchyard_cluster_connected", &[]) == 1.0
+        })
+        .await;
+        register_once_the_registry_answers(&c, "com.copies.two", "two").await;
+        assert_eq!(wait_for_call(&c, "com.copies.one").await, "one");
+        assert_eq!(wait_for_call(&c, "com.copies.two").await, "two");
+    });
+}
+
 /// Without `--cluster` nothing cluster-related runs: no bridge, no cluster metrics; bad
 /// cluster settings are refused naming the key.
 #[test]

@@ -168,6 +168,13 @@ const ATTEMPTS: usize = 32;
 /// electing a new leader for the bucket when a node dies with its NATS server).
 const PURGE_ATTEMPTS: u32 = 10;
 const PURGE_RETRY: Duration = Duration::from_secs(1);
+/// How long the bucket's creation waits for enough JetStream servers to place every copy
+/// before it settles for fewer: the servers of a NATS cluster that starts together join the
+/// JetStream meta group a moment apart, and a bucket created with fewer copies then would
+/// lose its quorum with one server later.
+const PLACEMENT_GRACE: Duration = Duration::from_secs(3);
+/// A bucket with fewer copies than asked is raised to the full count, tried this often.
+const RAISE_EVERY: Duration = Duration::from_secs(5);
 
 /// What this node holds: key → what it claimed (to claim again after a reconnection).
 struct Held {
@@ -192,6 +199,11 @@ pub(super) struct Registry {
     gave_up: bool,
     /// See [`Op::Alive`].
     alive: Option<Vec<(NodeId, u64)>>,
+    /// Since when creating the bucket with every copy has failed for want of servers.
+    short_since: Option<Instant>,
+    /// The bucket has fewer copies than asked; when raising them was last tried.
+    under_replicated: bool,
+    raise_tried: Option<Instant>,
 }
 
 type Failure = String;
@@ -218,11 +230,29 @@ impl Registry {
             held: HashMap::new(),
             gave_up: false,
             alive: None,
+            short_since: None,
+            under_replicated: false,
+            raise_tried: None,
         }
     }
 
     pub async fn run(mut self, mut rx: tokio::sync::mpsc::UnboundedReceiver<Op>) {
-        while let Some(op) = rx.recv().await {
+        loop {
+            // While the bucket has fewer copies than asked, raising them is tried between
+            // operations and every RAISE_EVERY when there are none.
+            let next = if self.under_replicated {
+                tokio::time::timeout(RAISE_EVERY, rx.recv()).await.ok()
+            } else {
+                Some(rx.recv().await)
+            };
+            if self.under_replicated {
+                let _ = tokio::time::timeout(OP_TIMEOUT, self.raise_copies()).await;
+            }
+            let op = match next {
+                Some(Some(op)) => op,
+                Some(None) => break,
+                None => continue,
+            };
             let retry = match op {
                 Op::Purge {
                     node,
@@ -412,6 +442,26 @@ impl Registry {
         );
     }
 
+    fn jetstream(&self) -> async_nats::jetstream::Context {
+        let mut js = async_nats::jetstream::new(self.client.clone());
+        js.set_timeout(REQUEST_TIMEOUT);
+        js
+    }
+
+    /// Records how many copies the bucket has (a metric; fewer than asked are raised later).
+    fn copies(&mut self, copies: usize) {
+        self.metrics.registry_copies.store(copies as u64, Relaxed);
+        let short = copies < self.replicas;
+        if short && !self.under_replicated {
+            tracing::warn!(
+                node = self.me.0,
+                "cluster: the registry bucket has {copies} of {} copies (not enough NATS servers were up); raised when they are",
+                self.replicas
+            );
+        }
+        self.under_replicated = short;
+    }
+
     /// The bucket, created on first use.
     async fn store(&mut self) -> Result<async_nats::jetstream::kv::Store, Failure> {
         if let Some(s) = &self.store {
@@ -420,17 +470,20 @@ impl Registry {
         if !self.up() {
             return Err("not connected to NATS".into());
         }
-        let mut js = async_nats::jetstream::new(self.client.clone());
-        js.set_timeout(REQUEST_TIMEOUT);
+        let js = self.jetstream();
         let bucket = self.subjects.registry_bucket();
         if let Ok(s) = js.get_key_value(bucket.clone()).await {
+            self.copies(s.stream.cached_info().config.num_replicas);
             self.store = Some(s.clone());
             return Ok(s);
         }
-        // Created with the copies asked for, or as many as the NATS servers up can place
-        // (a server of the NATS cluster may be down when the bucket is first needed).
+        // Created with the copies asked for. When the servers up cannot place them all, it
+        // waits PLACEMENT_GRACE for more to join, then settles for as many as they can (a
+        // server of the NATS cluster may be down when the bucket is first needed); the
+        // missing copies are added once the servers are there (`raise_copies`).
+        let full = self.replicas.max(1);
         let mut last = String::new();
-        for replicas in (1..=self.replicas.max(1)).rev() {
+        for replicas in (1..=full).rev() {
             let config = async_nats::jetstream::kv::Config {
                 bucket: bucket.clone(),
                 description: "Switchyard: which nodes serve which procedure".into(),
@@ -444,13 +497,10 @@ impl Registry {
             };
             match js.create_key_value(config).await {
                 Ok(s) => {
-                    if replicas < self.replicas {
-                        tracing::warn!(
-                            node = self.me.0,
-                            "cluster: registry bucket {bucket} created with {replicas} of {} copies (not enough NATS servers up)",
-                            self.replicas
-                        );
+                    if replicas == full {
+                        self.short_since = None;
                     }
+                    self.copies(s.stream.cached_info().config.num_replicas);
                     self.store = Some(s.clone());
                     return Ok(s);
                 }
@@ -459,12 +509,60 @@ impl Registry {
                     if !last.contains("no suitable peers") {
                         break;
                     }
+                    if replicas == full {
+                        let since = *self.short_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() < PLACEMENT_GRACE {
+                            return Err(format!(
+                                "waiting for {full} JetStream servers to place the registry bucket {bucket}: {last}"
+                            ));
+                        }
+                    }
                 }
             }
         }
         Err(format!(
             "cannot create the key-value bucket {bucket} (is JetStream enabled on the NATS servers? nats-server -js): {last}"
         ))
+    }
+
+    /// Raises the bucket to the copies asked for, if the servers up can place them now
+    /// (JetStream adds the copies and fills them from the others). At most every
+    /// [`RAISE_EVERY`].
+    async fn raise_copies(&mut self) {
+        if !self.up() || self.raise_tried.is_some_and(|t| t.elapsed() < RAISE_EVERY) {
+            return;
+        }
+        self.raise_tried = Some(Instant::now());
+        let js = self.jetstream();
+        let name = format!("KV_{}", self.subjects.registry_bucket());
+        let mut config = match js.get_stream(&name).await {
+            Ok(s) => s.cached_info().config.clone(),
+            Err(e) => {
+                tracing::debug!(node = self.me.0, "cluster: registry bucket info: {e}");
+                return;
+            }
+        };
+        if config.num_replicas >= self.replicas {
+            self.copies(config.num_replicas);
+            return;
+        }
+        config.num_replicas = self.replicas;
+        match js.update_stream(&config).await {
+            Ok(info) => {
+                tracing::info!(
+                    node = self.me.0,
+                    "cluster: the registry bucket now has {} copies",
+                    info.config.num_replicas
+                );
+                self.copies(info.config.num_replicas);
+            }
+            Err(e) => {
+                tracing::debug!(
+                    node = self.me.0,
+                    "cluster: registry copies not raised yet: {e}"
+                );
+            }
+        }
     }
 
     /// The key's value and revision; None when free (absent, deleted, purged).

@@ -580,6 +580,8 @@ pub struct ClusterMetrics {
     pub registry_refused: AtomicU64,
     pub registry_released: AtomicU64,
     pub registry_errors: AtomicU64,
+    /// Copies of the registry bucket as this node last saw them (0 until it has).
+    pub registry_copies: AtomicU64,
     /// Calls failed because their callee's node could not be reached (bridge queue full,
     /// NATS unreachable, node gone).
     pub calls_failed: AtomicU64,

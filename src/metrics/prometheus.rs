@@ -350,7 +350,7 @@ fn render_cluster(out: &mut String, c: &super::ClusterMetrics) {
     use super::ClusterKind;
     use std::sync::atomic::Ordering::Relaxed;
     let node = c.node;
-    let series: [(&str, &str, &str, u64); 15] = [
+    let series: [(&str, &str, &str, u64); 16] = [
         (
             "switchyard_cluster_registry_granted_total",
             "counter",
@@ -374,6 +374,12 @@ fn render_cluster(out: &mut String, c: &super::ClusterMetrics) {
             "counter",
             "Registry operations that failed (JetStream unreachable, timeout, unreadable entry).",
             c.registry_errors.load(Relaxed),
+        ),
+        (
+            "switchyard_cluster_registry_copies",
+            "gauge",
+            "Copies of the registry bucket (JetStream) as this node last saw them; below --cluster-replicas while too few NATS servers are up.",
+            c.registry_copies.load(Relaxed),
         ),
         (
             "switchyard_cluster_calls_failed_total",
