@@ -1258,8 +1258,8 @@ fn nats_server_loss_failover_degraded_and_resync() {
 
 /// The registry's copies when a NATS server is down as the bucket is first created: the
 /// node waits a moment for it, then creates the bucket with the two copies the servers up
-/// can hold (gauge 2). When the server returns the node raises it to three (gauge 3), so the
-/// registry then survives losing one of the first two servers.
+/// can hold (gauge 2). When the server returns the node raises it to three, in sync (gauge
+/// 3), so the registry then survives losing one of the first two servers.
 #[test]
 fn registry_copies_are_raised_when_servers_return() {
     let [mut s0, s1, mut s2] = three_nats();
@@ -1273,7 +1273,16 @@ fn registry_copies_are_raised_when_servers_return() {
     runtime().block_on(async {
         let c = connect(&a).await;
         register_once_the_registry_answers(&c, "com.copies.one", "one").await;
-        assert_eq!(copies(), 2.0, "two servers up, two copies");
+        let t0 = Instant::now();
+        while copies() != 2.0 {
+            assert!(
+                t0.elapsed() < ELECTION,
+                "two servers up: {} copies in sync after {:?}",
+                copies(),
+                t0.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
 
         s2.restart();
         let t0 = Instant::now();

@@ -173,7 +173,8 @@ const PURGE_RETRY: Duration = Duration::from_secs(1);
 /// JetStream meta group a moment apart, and a bucket created with fewer copies then would
 /// lose its quorum with one server later.
 const PLACEMENT_GRACE: Duration = Duration::from_secs(3);
-/// A bucket with fewer copies than asked is raised to the full count, tried this often.
+/// A bucket with fewer copies in sync than asked is checked this often, and raised to the
+/// full count when it has fewer.
 const RAISE_EVERY: Duration = Duration::from_secs(5);
 
 /// What this node holds: key → what it claimed (to claim again after a reconnection).
@@ -201,7 +202,7 @@ pub(super) struct Registry {
     alive: Option<Vec<(NodeId, u64)>>,
     /// Since when creating the bucket with every copy has failed for want of servers.
     short_since: Option<Instant>,
-    /// The bucket has fewer copies than asked; when raising them was last tried.
+    /// The bucket has fewer copies in sync than asked; when they were last checked.
     under_replicated: bool,
     raise_tried: Option<Instant>,
 }
@@ -238,15 +239,15 @@ impl Registry {
 
     pub async fn run(mut self, mut rx: tokio::sync::mpsc::UnboundedReceiver<Op>) {
         loop {
-            // While the bucket has fewer copies than asked, raising them is tried between
-            // operations and every RAISE_EVERY when there are none.
+            // While the bucket has fewer copies in sync than asked, they are checked (and
+            // added if missing) between operations and every RAISE_EVERY when there are none.
             let next = if self.under_replicated {
                 tokio::time::timeout(RAISE_EVERY, rx.recv()).await.ok()
             } else {
                 Some(rx.recv().await)
             };
             if self.under_replicated {
-                let _ = tokio::time::timeout(OP_TIMEOUT, self.raise_copies()).await;
+                let _ = tokio::time::timeout(OP_TIMEOUT, self.check_copies()).await;
             }
             let op = match next {
                 Some(Some(op)) => op,
@@ -448,18 +449,30 @@ impl Registry {
         js
     }
 
-    /// Records how many copies the bucket has (a metric; fewer than asked are raised later).
-    fn copies(&mut self, copies: usize) {
-        self.metrics.registry_copies.store(copies as u64, Relaxed);
-        let short = copies < self.replicas;
-        if short && !self.under_replicated {
+    /// Records the bucket's copies from its stream's info: the gauge counts those in sync
+    /// (the leader and the replicas that are current); fewer than asked are checked, and
+    /// added if missing, every [`RAISE_EVERY`].
+    fn copies(&mut self, info: &async_nats::jetstream::stream::Info) {
+        let placed = info.config.num_replicas;
+        let in_sync = match &info.cluster {
+            Some(c) if c.leader.is_some() || !c.replicas.is_empty() => {
+                usize::from(c.leader.is_some())
+                    + c.replicas
+                        .iter()
+                        .filter(|p| p.current && !p.offline)
+                        .count()
+            }
+            _ => placed, // JetStream not clustered: the one copy is the server's
+        };
+        self.metrics.registry_copies.store(in_sync as u64, Relaxed);
+        if placed < self.replicas && !self.under_replicated {
             tracing::warn!(
                 node = self.me.0,
-                "cluster: the registry bucket has {copies} of {} copies (not enough NATS servers were up); raised when they are",
+                "cluster: the registry bucket has {placed} of {} copies (not enough NATS servers were up); the others are added when they are",
                 self.replicas
             );
         }
-        self.under_replicated = short;
+        self.under_replicated = in_sync < self.replicas;
     }
 
     /// The bucket, created on first use.
@@ -473,14 +486,14 @@ impl Registry {
         let js = self.jetstream();
         let bucket = self.subjects.registry_bucket();
         if let Ok(s) = js.get_key_value(bucket.clone()).await {
-            self.copies(s.stream.cached_info().config.num_replicas);
+            self.copies(s.stream.cached_info());
             self.store = Some(s.clone());
             return Ok(s);
         }
         // Created with the copies asked for. When the servers up cannot place them all, it
         // waits PLACEMENT_GRACE for more to join, then settles for as many as they can (a
         // server of the NATS cluster may be down when the bucket is first needed); the
-        // missing copies are added once the servers are there (`raise_copies`).
+        // missing copies are added once the servers are there (`check_copies`).
         let full = self.replicas.max(1);
         let mut last = String::new();
         for replicas in (1..=full).rev() {
@@ -500,7 +513,7 @@ impl Registry {
                     if replicas == full {
                         self.short_since = None;
                     }
-                    self.copies(s.stream.cached_info().config.num_replicas);
+                    self.copies(s.stream.cached_info());
                     self.store = Some(s.clone());
                     return Ok(s);
                 }
@@ -525,42 +538,44 @@ impl Registry {
         ))
     }
 
-    /// Raises the bucket to the copies asked for, if the servers up can place them now
-    /// (JetStream adds the copies and fills them from the others). At most every
-    /// [`RAISE_EVERY`].
-    async fn raise_copies(&mut self) {
+    /// Checks the bucket's copies and raises it to the count asked for when it has fewer and
+    /// the servers up can place them now (JetStream adds the copies and fills them from the
+    /// others). At most every [`RAISE_EVERY`].
+    async fn check_copies(&mut self) {
         if !self.up() || self.raise_tried.is_some_and(|t| t.elapsed() < RAISE_EVERY) {
             return;
         }
         self.raise_tried = Some(Instant::now());
         let js = self.jetstream();
         let name = format!("KV_{}", self.subjects.registry_bucket());
-        let mut config = match js.get_stream(&name).await {
-            Ok(s) => s.cached_info().config.clone(),
+        let info = match js.get_stream(&name).await {
+            Ok(s) => s.cached_info().clone(),
             Err(e) => {
                 tracing::debug!(node = self.me.0, "cluster: registry bucket info: {e}");
                 return;
             }
         };
-        if config.num_replicas >= self.replicas {
-            self.copies(config.num_replicas);
+        if info.config.num_replicas >= self.replicas {
+            self.copies(&info);
             return;
         }
+        let mut config = info.config.clone();
         config.num_replicas = self.replicas;
         match js.update_stream(&config).await {
-            Ok(info) => {
+            Ok(raised) => {
                 tracing::info!(
                     node = self.me.0,
                     "cluster: the registry bucket now has {} copies",
-                    info.config.num_replicas
+                    raised.config.num_replicas
                 );
-                self.copies(info.config.num_replicas);
+                self.copies(&raised);
             }
             Err(e) => {
                 tracing::debug!(
                     node = self.me.0,
-                    "cluster: registry copies not raised yet: {e}"
+                    "cluster: registry copies not added yet: {e}"
                 );
+                self.copies(&info);
             }
         }
     }

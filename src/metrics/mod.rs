@@ -580,7 +580,7 @@ pub struct ClusterMetrics {
     pub registry_refused: AtomicU64,
     pub registry_released: AtomicU64,
     pub registry_errors: AtomicU64,
-    /// Copies of the registry bucket as this node last saw them (0 until it has).
+    /// Copies of the registry bucket in sync as this node last saw them (0 until it has).
     pub registry_copies: AtomicU64,
     /// Calls failed because their callee's node could not be reached (bridge queue full,
     /// NATS unreachable, node gone).

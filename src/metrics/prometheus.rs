@@ -378,7 +378,7 @@ fn render_cluster(out: &mut String, c: &super::ClusterMetrics) {
         (
             "switchyard_cluster_registry_copies",
             "gauge",
-            "Copies of the registry bucket (JetStream) as this node last saw them; below --cluster-replicas while too few NATS servers are up.",
+            "Copies of the registry bucket (JetStream) in sync as this node last saw them; below --cluster-replicas while too few NATS servers are up.",
             c.registry_copies.load(Relaxed),
         ),
         (
