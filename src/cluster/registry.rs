@@ -152,6 +152,9 @@ pub(super) enum Op {
     /// for a node timeout (it has heard every live node's heartbeat) and on every change after
     /// that; `None` when it is cut off again. A claim drops the entries of nodes not in it.
     Alive(Option<Vec<(NodeId, u64)>>),
+    /// What a check of the bucket's copies found (its stream's info; `None` when the check
+    /// failed), posted by the task [`Registry::run`] spawns for it.
+    Copies(Option<Box<async_nats::jetstream::stream::Info>>),
 }
 
 /// How long a claim waits for the NATS connection before it is refused (at startup the
@@ -168,14 +171,19 @@ const ATTEMPTS: usize = 32;
 /// electing a new leader for the bucket when a node dies with its NATS server).
 const PURGE_ATTEMPTS: u32 = 10;
 const PURGE_RETRY: Duration = Duration::from_secs(1);
+/// What JetStream answers when a stream asks for copies on a server that is not clustered.
+const NOT_CLUSTERED: &str = "not supported in non-clustered mode";
 /// How long the bucket's creation waits for enough JetStream servers to place every copy
 /// before it settles for fewer: the servers of a NATS cluster that starts together join the
 /// JetStream meta group a moment apart, and a bucket created with fewer copies then would
 /// lose its quorum with one server later.
 const PLACEMENT_GRACE: Duration = Duration::from_secs(3);
-/// A bucket with fewer copies in sync than asked is checked this often, and raised to the
-/// full count when it has fewer.
+/// The bucket's copies are checked this often while fewer than asked are in sync (and the
+/// bucket raised to the full count when it has fewer), and [`CHECK_EVERY`] otherwise.
 const RAISE_EVERY: Duration = Duration::from_secs(5);
+const CHECK_EVERY: Duration = Duration::from_secs(30);
+/// Failures to place every copy further apart than this start a new grace period.
+const PLACEMENT_RUN_GAP: Duration = OP_TIMEOUT;
 
 /// What this node holds: key → what it claimed (to claim again after a reconnection).
 struct Held {
@@ -200,11 +208,17 @@ pub(super) struct Registry {
     gave_up: bool,
     /// See [`Op::Alive`].
     alive: Option<Vec<(NodeId, u64)>>,
-    /// Since when creating the bucket with every copy has failed for want of servers.
-    short_since: Option<Instant>,
-    /// The bucket has fewer copies in sync than asked; when they were last checked.
+    /// Creating the bucket with every copy failed for want of servers: first and latest
+    /// failure of the current run of them.
+    short_since: Option<(Instant, Instant)>,
+    /// The bucket has fewer copies in sync than asked.
     under_replicated: bool,
-    raise_tried: Option<Instant>,
+    /// The NATS server is not clustered: one copy is all it can keep.
+    single_server: bool,
+    /// When the copies are checked next (once the bucket is known), and whether a check is
+    /// under way.
+    next_check: Option<tokio::time::Instant>,
+    checking: bool,
 }
 
 type Failure = String;
@@ -233,27 +247,27 @@ impl Registry {
             alive: None,
             short_since: None,
             under_replicated: false,
-            raise_tried: None,
+            single_server: false,
+            next_check: None,
+            checking: false,
         }
     }
 
     pub async fn run(mut self, mut rx: tokio::sync::mpsc::UnboundedReceiver<Op>) {
         loop {
-            // While the bucket has fewer copies in sync than asked, they are checked (and
-            // added if missing) between operations and every RAISE_EVERY when there are none.
-            let next = if self.under_replicated {
-                tokio::time::timeout(RAISE_EVERY, rx.recv()).await.ok()
-            } else {
-                Some(rx.recv().await)
+            // The copies are checked when due, by a task of their own: a claim never waits
+            // behind a check.
+            let op = match self.next_check.filter(|_| !self.checking) {
+                Some(due) => tokio::select! {
+                    op = rx.recv() => op,
+                    () = tokio::time::sleep_until(due) => {
+                        self.spawn_check();
+                        continue;
+                    }
+                },
+                None => rx.recv().await,
             };
-            if self.under_replicated {
-                let _ = tokio::time::timeout(OP_TIMEOUT, self.check_copies()).await;
-            }
-            let op = match next {
-                Some(Some(op)) => op,
-                Some(None) => break,
-                None => continue,
-            };
+            let Some(op) = op else { break };
             let retry = match op {
                 Op::Purge {
                     node,
@@ -374,6 +388,14 @@ impl Registry {
                 self.alive = alive;
                 true
             }
+            Op::Copies(info) => {
+                self.checking = false;
+                if let Some(info) = info {
+                    self.copies(&info);
+                }
+                self.schedule_check();
+                true
+            }
             Op::Connected => {
                 let me = self.me;
                 // Everything of this node not held now (older incarnations, releases made
@@ -450,10 +472,9 @@ impl Registry {
     }
 
     /// Records the bucket's copies from its stream's info: the gauge counts those in sync
-    /// (the leader and the replicas that are current); fewer than asked are checked, and
-    /// added if missing, every [`RAISE_EVERY`].
+    /// (the leader and the replicas that are current).
     fn copies(&mut self, info: &async_nats::jetstream::stream::Info) {
-        let placed = info.config.num_replicas;
+        let placed = info.config.num_replicas.max(1); // 0 means 1 to JetStream
         let in_sync = match &info.cluster {
             Some(c) if c.leader.is_some() || !c.replicas.is_empty() => {
                 usize::from(c.leader.is_some())
@@ -465,14 +486,74 @@ impl Registry {
             _ => placed, // JetStream not clustered: the one copy is the server's
         };
         self.metrics.registry_copies.store(in_sync as u64, Relaxed);
-        if placed < self.replicas && !self.under_replicated {
+        let wanted = self.wanted();
+        if placed < wanted && !self.under_replicated {
             tracing::warn!(
                 node = self.me.0,
-                "cluster: the registry bucket has {placed} of {} copies (not enough NATS servers were up); the others are added when they are",
-                self.replicas
+                "cluster: the registry bucket has {placed} of {wanted} copies (not enough NATS servers were up); the others are added when they are"
             );
         }
-        self.under_replicated = in_sync < self.replicas;
+        self.under_replicated = in_sync < wanted;
+    }
+
+    /// The copies asked for, as far as the NATS servers can keep them.
+    fn wanted(&self) -> usize {
+        if self.single_server {
+            1
+        } else {
+            self.replicas.max(1)
+        }
+    }
+
+    /// The next check of the copies: soon while fewer than asked are in sync.
+    fn schedule_check(&mut self) {
+        let every = if self.under_replicated {
+            RAISE_EVERY
+        } else {
+            CHECK_EVERY
+        };
+        self.next_check = Some(tokio::time::Instant::now() + every);
+    }
+
+    /// Checks the bucket's copies in a task of its own, which raises the bucket to the count
+    /// asked for when it has fewer and the servers up can place them now (JetStream adds the
+    /// copies and fills them from the others). The result comes back as [`Op::Copies`].
+    fn spawn_check(&mut self) {
+        if !self.up() {
+            self.schedule_check();
+            return;
+        }
+        self.checking = true;
+        let js = self.jetstream();
+        let name = format!("KV_{}", self.subjects.registry_bucket());
+        let wanted = self.wanted();
+        let (again, node) = (self.again.clone(), self.me.0);
+        tokio::spawn(async move {
+            let check = async {
+                let info = js.get_stream(&name).await.ok()?.cached_info().clone();
+                if info.config.num_replicas.max(1) >= wanted {
+                    return Some(info);
+                }
+                let mut config = info.config.clone();
+                config.num_replicas = wanted;
+                match js.update_stream(&config).await {
+                    Ok(raised) => {
+                        tracing::info!(
+                            node,
+                            "cluster: the registry bucket now has {} copies",
+                            raised.config.num_replicas
+                        );
+                        Some(raised)
+                    }
+                    Err(e) => {
+                        tracing::debug!(node, "cluster: registry copies not added yet: {e}");
+                        Some(info)
+                    }
+                }
+            };
+            let info = tokio::time::timeout(OP_TIMEOUT, check).await.ok().flatten();
+            let _ = again.send(Op::Copies(info.map(Box::new)));
+        });
     }
 
     /// The bucket, created on first use.
@@ -486,15 +567,14 @@ impl Registry {
         let js = self.jetstream();
         let bucket = self.subjects.registry_bucket();
         if let Ok(s) = js.get_key_value(bucket.clone()).await {
-            self.copies(s.stream.cached_info());
-            self.store = Some(s.clone());
-            return Ok(s);
+            return Ok(self.found(s));
         }
         // Created with the copies asked for. When the servers up cannot place them all, it
         // waits PLACEMENT_GRACE for more to join, then settles for as many as they can (a
         // server of the NATS cluster may be down when the bucket is first needed); the
-        // missing copies are added once the servers are there (`check_copies`).
-        let full = self.replicas.max(1);
+        // missing copies are added once the servers are there (`spawn_check`). A NATS server
+        // that is not clustered keeps one copy.
+        let full = self.wanted();
         let mut last = String::new();
         for replicas in (1..=full).rev() {
             let config = async_nats::jetstream::kv::Config {
@@ -509,22 +589,33 @@ impl Registry {
                 ..Default::default()
             };
             match js.create_key_value(config).await {
-                Ok(s) => {
-                    if replicas == full {
-                        self.short_since = None;
-                    }
-                    self.copies(s.stream.cached_info());
-                    self.store = Some(s.clone());
-                    return Ok(s);
-                }
+                Ok(s) => return Ok(self.found(s)),
                 Err(e) => {
                     last = e.to_string();
+                    if last.contains(NOT_CLUSTERED) {
+                        tracing::warn!(
+                            node = self.me.0,
+                            "cluster: the NATS server is not clustered; the registry keeps one copy, not {}",
+                            self.replicas
+                        );
+                        self.single_server = true;
+                        continue;
+                    }
                     if !last.contains("no suitable peers") {
                         break;
                     }
                     if replicas == full {
-                        let since = *self.short_since.get_or_insert_with(Instant::now);
-                        if since.elapsed() < PLACEMENT_GRACE {
+                        let now = Instant::now();
+                        let first = match self.short_since {
+                            Some((first, latest))
+                                if now.duration_since(latest) < PLACEMENT_RUN_GAP =>
+                            {
+                                first
+                            }
+                            _ => now,
+                        };
+                        self.short_since = Some((first, now));
+                        if now.duration_since(first) < PLACEMENT_GRACE {
                             return Err(format!(
                                 "waiting for {full} JetStream servers to place the registry bucket {bucket}: {last}"
                             ));
@@ -538,46 +629,15 @@ impl Registry {
         ))
     }
 
-    /// Checks the bucket's copies and raises it to the count asked for when it has fewer and
-    /// the servers up can place them now (JetStream adds the copies and fills them from the
-    /// others). At most every [`RAISE_EVERY`].
-    async fn check_copies(&mut self) {
-        if !self.up() || self.raise_tried.is_some_and(|t| t.elapsed() < RAISE_EVERY) {
-            return;
+    /// The bucket found or created: kept, its copies recorded, their checks scheduled.
+    fn found(&mut self, s: async_nats::jetstream::kv::Store) -> async_nats::jetstream::kv::Store {
+        self.short_since = None;
+        self.copies(s.stream.cached_info());
+        if !self.checking {
+            self.schedule_check();
         }
-        self.raise_tried = Some(Instant::now());
-        let js = self.jetstream();
-        let name = format!("KV_{}", self.subjects.registry_bucket());
-        let info = match js.get_stream(&name).await {
-            Ok(s) => s.cached_info().clone(),
-            Err(e) => {
-                tracing::debug!(node = self.me.0, "cluster: registry bucket info: {e}");
-                return;
-            }
-        };
-        if info.config.num_replicas >= self.replicas {
-            self.copies(&info);
-            return;
-        }
-        let mut config = info.config.clone();
-        config.num_replicas = self.replicas;
-        match js.update_stream(&config).await {
-            Ok(raised) => {
-                tracing::info!(
-                    node = self.me.0,
-                    "cluster: the registry bucket now has {} copies",
-                    raised.config.num_replicas
-                );
-                self.copies(&raised);
-            }
-            Err(e) => {
-                tracing::debug!(
-                    node = self.me.0,
-                    "cluster: registry copies not added yet: {e}"
-                );
-                self.copies(&info);
-            }
-        }
+        self.store = Some(s.clone());
+        s
     }
 
     /// The key's value and revision; None when free (absent, deleted, purged).
