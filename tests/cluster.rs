@@ -1282,28 +1282,23 @@ fn registry_copies_are_raised_when_servers_return() {
             "created with fewer copies after {:?}",
             started.elapsed()
         );
-        let t0 = Instant::now();
-        while copies() != 2.0 {
-            assert!(
-                t0.elapsed() < ELECTION,
-                "two servers up: {} copies in sync after {:?}",
-                copies(),
-                t0.elapsed()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        // The copies in sync reach `n` (JetStream fills a new copy, then the node checks).
+        let until_copies = |n: f64| async move {
+            let t0 = Instant::now();
+            while copies() != n {
+                assert!(
+                    t0.elapsed() < ELECTION,
+                    "{} copies in sync after {:?}, not {n}",
+                    copies(),
+                    t0.elapsed()
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        };
+        until_copies(2.0).await;
 
         s2.restart();
-        let t0 = Instant::now();
-        while copies() != 3.0 {
-            assert!(
-                t0.elapsed() < ELECTION,
-                "the registry still has {} copies after {:?}",
-                copies(),
-                t0.elapsed()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        until_copies(3.0).await;
         // One of the first two servers goes: two of three copies are left, a quorum.
         s0.kill();
         register_once_the_registry_answers(&c, "com.copies.two", "two").await;
