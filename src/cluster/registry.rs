@@ -13,7 +13,9 @@
 //!
 //! The worker here runs on the bridge's runtime and handles operations one at a time, in the
 //! order the shards asked (a release and a new claim of the same procedure cannot overtake
-//! each other).
+//! each other). The bucket's copies are checked beside it, by a task that posts what it
+//! found back as an operation: the gauge `switchyard_cluster_registry_copies`, and a bucket
+//! created with fewer copies than asked (too few servers up) raised once they are there.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -153,8 +155,12 @@ pub(super) enum Op {
     /// that; `None` when it is cut off again. A claim drops the entries of nodes not in it.
     Alive(Option<Vec<(NodeId, u64)>>),
     /// What a check of the bucket's copies found (its stream's info; `None` when the check
-    /// failed), posted by the task [`Registry::run`] spawns for it.
-    Copies(Option<Box<async_nats::jetstream::stream::Info>>),
+    /// failed, and whether the NATS server said it is not clustered), posted by the task
+    /// [`Registry::run`] spawns for it.
+    Copies {
+        info: Option<Box<async_nats::jetstream::stream::Info>>,
+        not_clustered: bool,
+    },
 }
 
 /// How long a claim waits for the NATS connection before it is refused (at startup the
@@ -388,8 +394,14 @@ impl Registry {
                 self.alive = alive;
                 true
             }
-            Op::Copies(info) => {
+            Op::Copies {
+                info,
+                not_clustered,
+            } => {
                 self.checking = false;
+                if not_clustered {
+                    self.not_clustered();
+                }
                 if let Some(info) = info {
                     self.copies(&info);
                 }
@@ -505,6 +517,18 @@ impl Registry {
         }
     }
 
+    /// The NATS server is not clustered: one copy is all it keeps.
+    fn not_clustered(&mut self) {
+        if !self.single_server {
+            tracing::warn!(
+                node = self.me.0,
+                "cluster: the NATS server is not clustered; the registry keeps one copy, not {}",
+                self.replicas
+            );
+            self.single_server = true;
+        }
+    }
+
     /// The next check of the copies: soon while fewer than asked are in sync.
     fn schedule_check(&mut self) {
         let every = if self.under_replicated {
@@ -529,6 +553,7 @@ impl Registry {
         let wanted = self.wanted();
         let (again, node) = (self.again.clone(), self.me.0);
         tokio::spawn(async move {
+            let mut not_clustered = false;
             let check = async {
                 let info = js.get_stream(&name).await.ok()?.cached_info().clone();
                 if info.config.num_replicas.max(1) >= wanted {
@@ -546,13 +571,18 @@ impl Registry {
                         Some(raised)
                     }
                     Err(e) => {
+                        let e = e.to_string();
+                        not_clustered = e.contains(NOT_CLUSTERED);
                         tracing::debug!(node, "cluster: registry copies not added yet: {e}");
                         Some(info)
                     }
                 }
             };
             let info = tokio::time::timeout(OP_TIMEOUT, check).await.ok().flatten();
-            let _ = again.send(Op::Copies(info.map(Box::new)));
+            let _ = again.send(Op::Copies {
+                info: info.map(Box::new),
+                not_clustered,
+            });
         });
     }
 
@@ -593,12 +623,7 @@ impl Registry {
                 Err(e) => {
                     last = e.to_string();
                     if last.contains(NOT_CLUSTERED) {
-                        tracing::warn!(
-                            node = self.me.0,
-                            "cluster: the NATS server is not clustered; the registry keeps one copy, not {}",
-                            self.replicas
-                        );
-                        self.single_server = true;
+                        self.not_clustered();
                         continue;
                     }
                     if !last.contains("no suitable peers") {
