@@ -100,8 +100,10 @@ fn adaptive_spin_parks_between_slow_wakeups_and_spins_between_fast_ones() {
         fixed >= Duration::from_millis(35),
         "a fixed spin should burn CPU between naps: {fixed:?}"
     );
+    // One park may end early (a wake-up other than the timer), and then the executor spins
+    // once, up to 50 ms (CI once measured 42 ms); spinning after every nap burns ~150 ms.
     assert!(
-        adaptive <= Duration::from_millis(40),
+        adaptive <= Duration::from_millis(75),
         "an adaptive spin burned {adaptive:?} between slow wake-ups"
     );
     // A hundred 1 ms naps: each park ends well within the 50 ms spin time, so the executor
