@@ -949,7 +949,7 @@ fn local_deadline_connection_loss_and_connect_timeout() {
         assert!(matches!(e, Error::Timeout), "{e:?}");
         let took = t0.elapsed();
         assert!(
-            took >= Duration::from_millis(1100) && took < Duration::from_secs(3),
+            took >= Duration::from_millis(1100) && took < Duration::from_secs(5),
             "{took:?}"
         );
         let mut h = c

@@ -440,11 +440,9 @@ fn connect_failures() {
         ClientConfig::new(fx.url("wss"), "realm1").connect_timeout(STEP),
         ClientConfig::new(fx.url("rss"), "realm1").connect_timeout(STEP),
     ];
-    // Nothing listens on the port a just-closed listener had.
-    let closed_port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr").port()
-    };
+    // Nothing listens on this port: free, and below the range bind(:0) hands out, so no
+    // parallel test takes it meanwhile.
+    let closed_port = crate::common::restartable_port();
     let nobody =
         ClientConfig::new(format!("rs://127.0.0.1:{closed_port}"), "realm1").connect_timeout(STEP);
     let bad_scheme = ClientConfig::new("http://127.0.0.1:1/", "realm1").connect_timeout(STEP);
