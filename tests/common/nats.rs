@@ -1,7 +1,8 @@
 //! A real `nats-server` as a child process (the cluster tests), with JetStream (the cluster's
 //! registry is a JetStream key-value bucket): alone on 127.0.0.1 with a client port the server
-//! picks itself (`-1`), or three routed into a NATS cluster (on ports that survive a restart). Killed on drop (its JetStream
-//! directory removed); its last log lines are printed when the test failed.
+//! picks itself (`-1`), or three routed into a NATS cluster (on ports that survive a
+//! restart). Killed on drop (its JetStream directory removed); its last log lines are printed
+//! when the test failed.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
