@@ -229,10 +229,15 @@ async fn until_live(publisher: &Client, topic: &str, inboxes: &[&Inbox]) {
 }
 
 /// Waits until `f` holds (bounded by [`CONVERGE`]).
-async fn until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + CONVERGE;
+async fn until(what: &str, f: impl FnMut() -> bool) {
+    until_within(CONVERGE, what, f).await;
+}
+
+/// Waits until `f` holds, for at most `bound`.
+async fn until_within(bound: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + bound;
     while !f() {
-        assert!(Instant::now() < deadline, "{what}: not within {CONVERGE:?}");
+        assert!(Instant::now() < deadline, "{what}: not within {bound:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -1282,23 +1287,11 @@ fn registry_copies_are_raised_when_servers_return() {
             "created with fewer copies after {:?}",
             started.elapsed()
         );
-        // The copies in sync reach `n` (JetStream fills a new copy, then the node checks).
-        let until_copies = |n: f64| async move {
-            let t0 = Instant::now();
-            while copies() != n {
-                assert!(
-                    t0.elapsed() < ELECTION,
-                    "{} copies in sync after {:?}, not {n}",
-                    copies(),
-                    t0.elapsed()
-                );
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        };
-        until_copies(2.0).await;
-
+        // The copies in sync reach two, then three once s2 is back (JetStream fills the new
+        // copy, then the node's check sees it).
+        until_within(ELECTION, "two copies in sync", || copies() == 2.0).await;
         s2.restart();
-        until_copies(3.0).await;
+        until_within(ELECTION, "three copies in sync", || copies() == 3.0).await;
         // One of the first two servers goes: two of three copies are left, a quorum.
         s0.kill();
         register_once_the_registry_answers(&c, "com.copies.two", "two").await;
